@@ -1,0 +1,49 @@
+//! Argument parsing and dispatch. Each subcommand lives in its own module under `cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes shared by every command.
+pub(crate) mod exit {
+    /// Success.
+    pub(crate) const OK: u8 = 0;
+    /// The operation failed (or, for `verify`, the signature is invalid).
+    pub(crate) const FAILED: u8 = 1;
+    /// Bad usage or invalid input.
+    pub(crate) const USAGE: u8 = 2;
+}
+
+/// Client for DCI (Digital Convergence Initiative) registry APIs.
+#[derive(Debug, Parser)]
+#[command(name = "dci", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Print machine-readable JSON instead of human-readable text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Inspect, canonicalize, sign and verify DCI envelopes (read from stdin).
+    #[command(subcommand)]
+    Envelope(crate::cmd::envelope::EnvelopeCommand),
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Envelope(cmd) => crate::cmd::envelope::run(cmd, cli.json),
+    };
+    ExitCode::from(code)
+}

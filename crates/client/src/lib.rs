@@ -1,0 +1,16 @@
+//! # dci-client
+//!
+//! Talks to DCI registries on behalf of a data source: the data-source record and its validation,
+//! authentication (none, bearer, basic, OAuth2 client credentials with a single-flight token cache),
+//! the pooled HTTP transport with timeouts and retries, DCI operations, and the staged connection
+//! test. Storage sits behind a trait that `dci-store` implements.
+//!
+//! Owns: what a client does. Does not own: wire types (`dci-protocol`), databases (`dci-store`),
+//! HTTP serving (`dci-server`).
+
+pub mod source;
+
+pub use source::{
+    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
+    SourceState, TlsSettings,
+};

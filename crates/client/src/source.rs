@@ -1,0 +1,276 @@
+//! The data-source record: one registry connection as a sysadmin configures it.
+//!
+//! These are the types every layer shares (store, client, server, CLI). Validation of user input
+//! into these types lives beside them (see `validate`); secrets are `secrecy` types so that
+//! `Debug` and logs never show them.
+
+use std::path::PathBuf;
+
+use dci_protocol::RegistryType;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How the client authenticates to a registry.
+#[derive(Debug, Clone)]
+pub enum AuthConfig {
+    /// No credentials (public or network-protected registries).
+    None,
+    /// A static bearer token.
+    Bearer {
+        /// The token, sent as `Authorization: Bearer …`.
+        token: SecretString,
+    },
+    /// HTTP Basic authentication.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: SecretString,
+    },
+    /// OAuth2 client credentials (RFC 6749 §4.4).
+    OAuth2(OAuth2Config),
+}
+
+impl AuthConfig {
+    /// The short name used in configuration and output: `none`, `bearer`, `basic`, `oauth2`.
+    pub fn kind(&self) -> AuthKind {
+        match self {
+            AuthConfig::None => AuthKind::None,
+            AuthConfig::Bearer { .. } => AuthKind::Bearer,
+            AuthConfig::Basic { .. } => AuthKind::Basic,
+            AuthConfig::OAuth2(_) => AuthKind::OAuth2,
+        }
+    }
+}
+
+/// The kind of authentication, without its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    /// No credentials.
+    None,
+    /// Static bearer token.
+    Bearer,
+    /// HTTP Basic.
+    Basic,
+    /// OAuth2 client credentials.
+    #[serde(rename = "oauth2")]
+    OAuth2,
+}
+
+impl AuthKind {
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::None => "none",
+            AuthKind::Bearer => "bearer",
+            AuthKind::Basic => "basic",
+            AuthKind::OAuth2 => "oauth2",
+        }
+    }
+}
+
+/// OAuth2 client-credentials settings.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    /// The token endpoint, e.g. `https://registry.example.org/oauth2/client/token`.
+    pub token_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: SecretString,
+    /// Optional space-separated scope.
+    pub scope: Option<String>,
+    /// Where the credentials go in the token request.
+    pub credential_location: CredentialLocation,
+}
+
+/// Where OAuth2 client credentials are placed in the token request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialLocation {
+    /// `application/x-www-form-urlencoded` body (the DCI spec's default).
+    #[default]
+    Body,
+    /// HTTP Basic header (RFC 6749 §2.3.1).
+    Basic,
+    /// Query string (OpenCRVS).
+    Query,
+    /// JSON body.
+    Json,
+}
+
+impl CredentialLocation {
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialLocation::Body => "body",
+            CredentialLocation::Basic => "basic",
+            CredentialLocation::Query => "query",
+            CredentialLocation::Json => "json",
+        }
+    }
+}
+
+/// Endpoint paths, relative to the base URL. Defaults are the spec's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Synchronous search.
+    pub sync_search: String,
+    /// Asynchronous search.
+    pub search: String,
+    /// Subscribe.
+    pub subscribe: String,
+    /// Unsubscribe.
+    pub unsubscribe: String,
+    /// Asynchronous transaction status.
+    pub txn_status: String,
+    /// Synchronous transaction status.
+    pub sync_txn_status: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            sync_search: "/registry/sync/search".into(),
+            search: "/registry/search".into(),
+            subscribe: "/registry/subscribe".into(),
+            unsubscribe: "/registry/unsubscribe".into(),
+            txn_status: "/registry/txn/status".into(),
+            sync_txn_status: "/registry/sync/txn/status".into(),
+        }
+    }
+}
+
+/// TLS settings for the connection to the registry (and its token endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSettings {
+    /// Verify the server certificate (default on).
+    pub verify: bool,
+    /// Extra CA bundle (PEM file) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub client_cert_file: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings { verify: true, ca_file: None, client_cert_file: None, client_key_file: None }
+    }
+}
+
+/// How strictly signatures on the registry's replies and callbacks are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignaturePolicy {
+    /// Do not check.
+    #[default]
+    Off,
+    /// Check a signature when one is present; accept unsigned messages.
+    IfPresent,
+    /// Reject unsigned or invalid messages.
+    Require,
+}
+
+impl SignaturePolicy {
+    /// The configuration name: `off`, `if-present`, `require`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignaturePolicy::Off => "off",
+            SignaturePolicy::IfPresent => "if-present",
+            SignaturePolicy::Require => "require",
+        }
+    }
+}
+
+/// Lifecycle state of a data source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    /// Configured, not (successfully) tested since the last credential change.
+    #[default]
+    Draft,
+    /// A connection test is running.
+    Testing,
+    /// The last connection test passed.
+    Active,
+    /// The last connection test failed.
+    Error,
+}
+
+impl SourceState {
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Draft => "draft",
+            SourceState::Testing => "testing",
+            SourceState::Active => "active",
+            SourceState::Error => "error",
+        }
+    }
+}
+
+/// One registry connection.
+#[derive(Debug, Clone)]
+pub struct DataSource {
+    /// Stable identifier (bound into the encryption of this record's secrets).
+    pub id: Uuid,
+    /// Unique, lowercase `[a-z0-9_]` code used in URLs and on the command line.
+    pub code: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Which registry API it speaks.
+    pub registry_type: RegistryType,
+    /// Base URL, http or https, no trailing slash (endpoint paths are appended).
+    pub base_url: String,
+    /// Authentication and its credentials.
+    pub auth: AuthConfig,
+    /// Our `sender_id` (required for any authenticated source).
+    pub sender_id: Option<String>,
+    /// The registry's `receiver_id` (default: the base URL).
+    pub receiver_id: Option<String>,
+    /// Base URL of our callback routes for async operations.
+    pub callback_uri: Option<String>,
+    /// Endpoint paths.
+    pub endpoints: Endpoints,
+    /// TLS settings.
+    pub tls: TlsSettings,
+    /// Request timeout in seconds (> 0).
+    pub timeout_secs: u32,
+    /// Id of the signing key used for outgoing envelopes, if any.
+    pub signing_key_id: Option<String>,
+    /// How the registry's replies and callbacks are verified.
+    pub reply_signature_policy: SignaturePolicy,
+    /// The registry's public keys (PEM, SPKI), if configured directly.
+    pub registry_public_keys: Vec<String>,
+    /// The registry's JWKS URL, if keys are discovered.
+    pub registry_jwks_url: Option<String>,
+    /// Whether the source may be used.
+    pub active: bool,
+    /// Free-form notes.
+    pub notes: String,
+    /// Lifecycle state.
+    pub state: SourceState,
+    /// When the connection was last tested.
+    pub last_test_at: Option<OffsetDateTime>,
+    /// The last test's or call's error, if any.
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last update time.
+    pub updated_at: OffsetDateTime,
+}
+
+impl DataSource {
+    /// The effective `receiver_id`: the configured one, else the base URL.
+    pub fn effective_receiver_id(&self) -> &str {
+        self.receiver_id.as_deref().unwrap_or(&self.base_url)
+    }
+
+    /// Default request timeout in seconds.
+    pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
+}
