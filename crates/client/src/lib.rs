@@ -9,8 +9,14 @@
 //! HTTP serving (`dci-server`).
 
 pub mod source;
+pub mod store;
 
 pub use source::{
     AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, TlsSettings,
+};
+pub use source::{DataSourceInput, FieldError, MASKED, ValidationErrors};
+pub use store::{
+    AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceFilter,
+    Store, StoreError,
 };
