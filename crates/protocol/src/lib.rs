@@ -8,13 +8,31 @@
 //! Does not own: network I/O, files, storage, configuration — see `dci-client` and above.
 //!
 //! Map:
+//! - [`build`]: [`build::RequestBuilder`] (SP → registry: search, subscribe, unsubscribe,
+//!   txn-status, DR and IBR sync endpoints) and [`build::CallbackBuilder`] (registry → SP);
+//!   [`build::Endpoint`] gives each endpoint's path, action and availability per registry.
+//! - [`envelope`]: [`envelope::Envelope`], [`envelope::Header`], the ACK reply
+//!   [`envelope::AckResponse`] and [`envelope::HttpErrorBody`].
+//! - [`message`]: message payloads; tagged unions (`query`, `txn_status`) decoded by their tag.
+//! - [`codes`]: typed vocabularies with an `Other(String)` fallback.
+//! - [`lenient`]: inbound leniency (numbers as strings, `""` as absent, object for array),
+//!   reported as [`lenient::Tolerated`].
 //! - [`canonical`]: `python_json` (byte-compatible with Python `json.dumps(sort_keys=True,
 //!   separators=(",", ":"))`) and `jcs` (RFC 8785).
 //! - [`signature`]: the DCI `signature` string — [`signature::Signer`], [`signature::verify`],
 //!   keys as PKCS#8/SPKI PEM or JWK, Ed25519 and RS256 on aws-lc-rs.
+//! - `conformance` (feature `conformance`): validate an envelope against the official
+//!   OpenAPI request schema of a registry, with the documented errata applied.
 
+pub mod build;
 pub mod canonical;
+pub mod codes;
+pub mod envelope;
+mod error;
+pub mod lenient;
+pub mod message;
 mod registry;
 pub mod signature;
 
+pub use error::{BuildError, ParseError};
 pub use registry::{RegistryType, UnknownRegistryType};

@@ -1,0 +1,256 @@
+//! Inbound leniency: real registries and the spec's own samples send `"total_count": "1"`,
+//! `"consent": ""`, a single object where an array belongs, and so on. Before typed
+//! deserialisation, [`normalize`] repairs those shapes at the protocol's own keys and reports
+//! each repair as a [`Tolerated`], so callers can log what a peer got wrong.
+//!
+//! Registry data (`reg_records`, `query`, `filter`, `consent`, `meta`, …) is never touched.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Number, Value};
+
+use crate::error::ParseError;
+
+/// One repair made while parsing inbound JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tolerated {
+    /// Where, e.g. `message.search_request`.
+    pub path: String,
+    /// What was wrong and what was done.
+    pub what: String,
+}
+
+impl std::fmt::Display for Tolerated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.what)
+    }
+}
+
+/// A parsed value and the repairs that were needed to parse it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lenient<T> {
+    /// The parsed value.
+    pub value: T,
+    /// What was tolerated (empty when the input was well-formed).
+    pub tolerated: Vec<Tolerated>,
+}
+
+/// Numbers that peers send as strings.
+const NUMERIC_KEYS: &[&str] = &[
+    "total_count",
+    "completed_count",
+    "page_size",
+    "page_number",
+    "seq_num",
+];
+
+/// Booleans that peers send as strings.
+const BOOL_KEYS: &[&str] = &["is_msg_encrypted"];
+
+/// Optional fields where `""` means "absent" (objects, codes and enums).
+const EMPTY_AS_ABSENT_KEYS: &[&str] = &[
+    "consent",
+    "authorize",
+    "meta",
+    "pagination",
+    "frequency",
+    "error",
+    "data",
+    "status_reason_code",
+    "status_reason_message",
+    "reg_type",
+    "reg_record_type",
+    "reg_event_type",
+    "response_entity",
+    "locale",
+    "sender_uri",
+    "receiver_id",
+    "signature",
+    "version",
+    "filter_type",
+    "sort",
+];
+
+/// Arrays that peers send as a single object.
+const ARRAY_KEYS: &[&str] = &[
+    "search_request",
+    "search_response",
+    "subscribe_request",
+    "subscribe_response",
+    "notify_event",
+    "subscriptions",
+    "subscription_codes",
+    "subscription_status",
+    "sort",
+    "disabled_response",
+    "enrolled_response",
+    "errors",
+];
+
+/// Registry data: opaque, never rewritten.
+const OPAQUE_KEYS: &[&str] = &[
+    "reg_records",
+    "query",
+    "filter",
+    "consent",
+    "authorize",
+    "meta",
+    "attribute_value",
+    "beneficiaries",
+    "txn_status",
+    "value",
+];
+
+/// Repairs known shape deviations in place and reports them.
+pub fn normalize(v: &mut Value) -> Vec<Tolerated> {
+    let mut out = Vec::new();
+    walk(v, "", &mut out);
+    out
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn walk(v: &mut Value, path: &str, out: &mut Vec<Tolerated>) {
+    match v {
+        Value::Object(map) => walk_object(map, path, out),
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                walk(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn walk_object(map: &mut Map<String, Value>, path: &str, out: &mut Vec<Tolerated>) {
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for key in keys {
+        let p = join(path, &key);
+        let k = key.as_str();
+        if EMPTY_AS_ABSENT_KEYS.contains(&k) && map[k].as_str() == Some("") {
+            map.remove(k);
+            out.push(Tolerated {
+                path: p,
+                what: "empty string treated as absent".into(),
+            });
+            continue;
+        }
+        let Some(value) = map.get_mut(k) else {
+            continue;
+        };
+        if NUMERIC_KEYS.contains(&k)
+            && let Value::String(s) = value
+            && let Some(n) = number_from_str(s)
+        {
+            out.push(Tolerated {
+                path: p.clone(),
+                what: format!("number sent as string {s:?}"),
+            });
+            *value = Value::Number(n);
+        }
+        if BOOL_KEYS.contains(&k)
+            && let Value::String(s) = value
+        {
+            let b = match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => None,
+            };
+            if let Some(b) = b {
+                out.push(Tolerated {
+                    path: p.clone(),
+                    what: format!("boolean sent as string {s:?}"),
+                });
+                *value = Value::Bool(b);
+            }
+        }
+        if ARRAY_KEYS.contains(&k) && (value.is_object() || value.is_string()) {
+            out.push(Tolerated {
+                path: p.clone(),
+                what: "a single value where an array is expected; wrapped in an array".into(),
+            });
+            let single = value.take();
+            *value = Value::Array(vec![single]);
+        }
+        if !OPAQUE_KEYS.contains(&k) {
+            walk(value, &p, out);
+        }
+    }
+}
+
+fn number_from_str(s: &str) -> Option<Number> {
+    let t = s.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        return Some(i.into());
+    }
+    if let Ok(u) = t.parse::<u64>() {
+        return Some(u.into());
+    }
+    t.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .and_then(|f| {
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                Some(Number::from(f as i64))
+            } else {
+                Number::from_f64(f)
+            }
+        })
+}
+
+/// Normalises `v` and deserialises it as `T`, with the JSON path of any remaining error.
+pub fn from_value<T: DeserializeOwned>(mut v: Value) -> Result<Lenient<T>, ParseError> {
+    let tolerated = normalize(&mut v);
+    let value = serde_path_to_error::deserialize(v).map_err(ParseError::from_path_error)?;
+    Ok(Lenient { value, tolerated })
+}
+
+/// Parses JSON text leniently as `T`.
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<Lenient<T>, ParseError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(ParseError::from_json)?;
+    from_value(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn repairs_are_reported() {
+        let mut v = json!({
+            "header": {"total_count": "1", "meta": "", "is_msg_encrypted": "false"},
+            "message": {
+                "search_request": {"reference_id": "r", "search_criteria": {"consent": "",
+                    "pagination": {"page_size": "10"}, "query": {"total_count": "7"}}},
+                "reg_records": {"page_size": "x"}
+            }
+        });
+        let t = normalize(&mut v);
+        assert_eq!(v["header"]["total_count"], 1);
+        assert_eq!(v["header"]["is_msg_encrypted"], false);
+        assert!(v["header"].get("meta").is_none());
+        assert!(v["message"]["search_request"].is_array());
+        assert_eq!(
+            v["message"]["search_request"][0]["search_criteria"]["pagination"]["page_size"],
+            10
+        );
+        // Registry data is left alone.
+        assert_eq!(
+            v["message"]["search_request"][0]["search_criteria"]["query"]["total_count"],
+            "7"
+        );
+        assert_eq!(v["message"]["reg_records"]["page_size"], "x");
+        let paths: Vec<&str> = t.iter().map(|t| t.path.as_str()).collect();
+        assert!(paths.contains(&"header.total_count"));
+        assert!(paths.contains(&"message.search_request"));
+        assert!(paths.contains(&"message.search_request[0].search_criteria.consent"));
+        assert_eq!(t.len(), 6, "{t:?}");
+    }
+}
