@@ -2,6 +2,327 @@
 //!
 //! A local DCI registry serving all five registries on one port, with an OAuth2 token endpoint,
 //! seeded deterministic data, async callbacks, a JWKS and fault injection. Used by `dci sandbox`,
-//! the main job's demo, and the integration tests.
+//! the main job's demo, and the integration tests of every crate.
 //!
-//! Owns: behaving like a registry. Uses `dci-protocol` only, so it can disagree with the client.
+//! Owns: behaving like a registry. Uses `dci-protocol` only (never `dci-client`), so that it can
+//! disagree with the client and catch its mistakes.
+//! Does not own: the client, storage, anything reachable beyond loopback unless told so.
+//!
+//! Map:
+//! - [`SandboxConfig`] (listen address, [`ClientConfig`]s with [`ClientQuirks`], token lifetime,
+//!   [`SignaturePolicy`], seed) → [`spawn`] → [`Sandbox`], which stops on `Drop`.
+//! - HTTP surface: `POST /oauth2/client/token`; `/{crvs,dr,ibr,social,fr}/registry/…` (sync
+//!   and async search, subscribe, unsubscribe, txn status, DR and IBR extras, `GET …/ping`);
+//!   `GET /.well-known/jwks.json`; the admin API under `/admin` (examples, faults, requests,
+//!   callbacks, stats).
+//! - The admin operations are also plain Rust on [`Sandbox`]: [`Sandbox::set_faults`],
+//!   [`Sandbox::requests`], [`Sandbox::token_requests`], [`Sandbox::revoke_tokens`], …
+//!
+//! ```no_run
+//! # async fn demo() -> dci_sandbox::Result<()> {
+//! use dci_protocol::RegistryType;
+//! let sandbox = dci_sandbox::spawn(dci_sandbox::SandboxConfig::default()).await?;
+//! let crvs = sandbox.registry_url(RegistryType::Crvs); // http://127.0.0.1:PORT/crvs
+//! let token_url = sandbox.token_url();                  // …/oauth2/client/token
+//! # let _ = (crvs, token_url);
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod callback;
+mod config;
+mod data;
+mod envelope;
+mod error;
+mod faults;
+mod registry;
+mod reply;
+mod search;
+mod signing;
+mod state;
+mod token;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use dci_protocol::RegistryType;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    ClientConfig, ClientQuirks, DEFAULT_CLI_LISTEN, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
+    SandboxConfig, SignaturePolicy, read_scope,
+};
+pub use data::{ExampleId, RegistryExamples};
+pub use error::{Error, Result};
+pub use faults::{CallbackFaults, FaultTarget, Faults};
+pub use state::{DeliveredCallback, RecordedRequest};
+
+use state::{AppState, Shared};
+
+/// The token endpoint's path.
+pub const TOKEN_PATH: &str = "/oauth2/client/token";
+/// Largest request body accepted (2 MiB).
+pub(crate) const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// The HTTP application, for callers that serve it themselves.
+fn router(state: AppState) -> Router {
+    let reg = |p: &str| format!("/{{registry}}/registry{p}");
+    Router::new()
+        .route(TOKEN_PATH, post(token::token))
+        .route("/.well-known/jwks.json", get(signing::jwks))
+        .route("/registry/ping", get(registry::ping_root))
+        .route(&reg("/ping"), get(registry::ping))
+        .route(&reg("/sync/search"), post(registry::sync_search))
+        .route(&reg("/search"), post(registry::search))
+        .route(&reg("/subscribe"), post(registry::subscribe))
+        .route(&reg("/unsubscribe"), post(registry::unsubscribe))
+        .route(&reg("/txn/status"), post(registry::txn_status))
+        .route(&reg("/sync/txn/status"), post(registry::sync_txn_status))
+        .route(&reg("/sync/disabled"), post(registry::dr_disabled))
+        .route(
+            &reg("/sync/get-disability-support"),
+            post(registry::dr_support),
+        )
+        .route(
+            &reg("/sync/get-disability-details"),
+            post(registry::dr_details),
+        )
+        .route(&reg("/sync/enrolled"), post(registry::ibr_enrolled))
+        .route(
+            &reg("/sync/enrollment/updates"),
+            post(registry::ibr_updates),
+        )
+        .route("/admin/examples", get(admin::examples))
+        .route(
+            "/admin/faults",
+            get(admin::get_faults)
+                .post(admin::set_faults)
+                .delete(admin::clear_faults),
+        )
+        .route(
+            "/admin/requests",
+            get(admin::requests).delete(admin::clear_requests),
+        )
+        .route(
+            "/admin/callbacks",
+            get(admin::callbacks).delete(admin::clear_callbacks),
+        )
+        .route("/admin/stats", get(admin::stats))
+        .route("/admin/healthcheck", get(admin::healthcheck))
+        .route("/healthcheck", get(admin::healthcheck))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::inject,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            state::record,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    reply::http_error(
+        axum::http::StatusCode::NOT_FOUND,
+        "err.request.not_found",
+        &format!(
+            "no endpoint {}: registries are under /crvs, /dr, /ibr, /social and /fr (e.g. \
+             /crvs/registry/sync/search); the token endpoint is {TOKEN_PATH}",
+            uri.path()
+        ),
+    )
+}
+
+/// A running sandbox. Stops when dropped (or on [`Sandbox::shutdown`]).
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("addr", &self.addr).finish()
+    }
+}
+
+/// Starts a sandbox in the current Tokio runtime and returns once it is listening.
+pub async fn spawn(config: SandboxConfig) -> Result<Sandbox> {
+    if !config.listen.ip().is_loopback() && !config.allow_non_loopback {
+        return Err(Error::NonLoopback(config.listen));
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| Error::Setup(format!("callback HTTP client: {e}")))?;
+    let signer = signing::SandboxSigner::new(&config).map_err(Error::Setup)?;
+    let data = data::generate(config.seed);
+    let state = AppState(Arc::new(Shared {
+        cfg: config,
+        data: RwLock::new(data),
+        tokens: Mutex::new(HashMap::new()),
+        token_requests: AtomicU64::new(0),
+        tokens_issued: AtomicU64::new(0),
+        faults: Mutex::new(faults::FaultTable::default()),
+        requests: Mutex::new(Vec::new()),
+        txns: Mutex::new(Vec::new()),
+        subscriptions: Mutex::new(HashMap::new()),
+        callbacks: Mutex::new(Vec::new()),
+        counter: AtomicU64::new(0),
+        http,
+        signer,
+    }));
+    let app = router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "sandbox server stopped");
+        }
+    });
+    tracing::info!(%addr, "DCI sandbox listening");
+    Ok(Sandbox {
+        addr,
+        state,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+impl Sandbox {
+    /// The bound address (with the real port when the config said `:0`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A registry's base URL, e.g. `http://127.0.0.1:PORT/crvs`; its endpoints are under
+    /// `…/registry/…`.
+    pub fn registry_url(&self, registry: RegistryType) -> String {
+        format!("{}/{}", self.base_url(), registry.as_str())
+    }
+
+    /// `http://127.0.0.1:PORT/oauth2/client/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.base_url())
+    }
+
+    /// `http://127.0.0.1:PORT/.well-known/jwks.json`.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.base_url())
+    }
+
+    /// Sets the faults of `faults.target` (replacing that target's previous faults);
+    /// `revoke_tokens` takes effect immediately.
+    pub fn set_faults(&self, faults: Faults) -> Result<()> {
+        admin::apply_faults(&self.state, faults).map_err(Error::InvalidFaults)
+    }
+
+    /// Clears every fault.
+    pub fn clear_faults(&self) {
+        self.state.faults().clear();
+    }
+
+    /// The faults in force, one entry per target.
+    pub fn faults(&self) -> Vec<Faults> {
+        self.state.faults().list()
+    }
+
+    /// Invalidates every issued token: the next call with one gets 401.
+    pub fn revoke_tokens(&self) {
+        self.state.revoke_tokens();
+    }
+
+    /// How many requests reached the token endpoint (including refused and faulted ones).
+    pub fn token_requests(&self) -> u64 {
+        self.state.0.token_requests.load(Ordering::Relaxed)
+    }
+
+    /// How many tokens were issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.state.0.tokens_issued.load(Ordering::Relaxed)
+    }
+
+    /// The recorded requests (admin endpoints excluded), oldest first, with bodies.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests().clone()
+    }
+
+    /// Forgets recorded requests.
+    pub fn clear_requests(&self) {
+        self.state.requests().clear();
+    }
+
+    /// The callbacks sent (or dropped by a fault), oldest first.
+    pub fn callbacks(&self) -> Vec<DeliveredCallback> {
+        self.state.callbacks().clone()
+    }
+
+    /// Forgets the callback log.
+    pub fn clear_callbacks(&self) {
+        self.state.callbacks().clear();
+    }
+
+    /// Identifiers that exist per registry, and one that does not (as `GET /admin/examples`).
+    pub fn examples(&self) -> BTreeMap<RegistryType, RegistryExamples> {
+        data::examples(&self.state.data())
+    }
+
+    /// Stops serving and waits (up to 5 s) for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Keep-alive connections would hold graceful shutdown open; a dropped sandbox must
+        // stop listening now.
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
