@@ -8,9 +8,15 @@
 //! Owns: what a client does. Does not own: wire types (`dci-protocol`), databases (`dci-store`),
 //! HTTP serving (`dci-server`).
 
+pub mod auth;
+pub mod error;
 pub mod source;
 pub mod store;
+pub mod test_connection;
+pub mod transport;
 
+pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
+pub use error::{Error, RegistryError, Result};
 pub use source::{
     AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, TlsSettings,
@@ -19,4 +25,10 @@ pub use source::{DataSourceInput, FieldError, MASKED, ValidationErrors};
 pub use store::{
     AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceFilter,
     Store, StoreError,
+};
+pub use test_connection::{
+    Stage, StageReport, StageStatus, TestOptions, TestReport, test_connection,
+};
+pub use transport::{
+    DciClient, DciClientBuilder, DciRequest, DciResponse, Endpoint, RetryPolicy, TokenStatus,
 };
