@@ -123,3 +123,30 @@ pub(crate) async fn stats(State(state): State<AppState>) -> Json<Value> {
 pub(crate) async fn healthcheck() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotifyRequest {
+    registry: String,
+    #[serde(default)]
+    subscription_code: Option<String>,
+}
+
+/// `POST /admin/notify {"registry": "crvs", "subscription_code"?: "…"}`: sends `notify`
+/// callbacks to active subscriptions now.
+pub(crate) async fn notify(State(state): State<AppState>, body: Bytes) -> Response {
+    let req: NotifyRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad_input(format!(
+                "invalid notify request: {e}; send {{\"registry\": \"crvs\", \"subscription_code\": \"…\" (optional)}}"
+            ));
+        }
+    };
+    let registry = match req.registry.parse::<dci_protocol::RegistryType>() {
+        Ok(r) => r,
+        Err(e) => return bad_input(format!("registry: {e}")),
+    };
+    let sent = crate::callback::notify(&state, registry, req.subscription_code.as_deref()).await;
+    Json(json!({"sent": sent})).into_response()
+}

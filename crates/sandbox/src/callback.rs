@@ -85,3 +85,82 @@ pub(crate) async fn deliver(
         state.callbacks().push(entry);
     }
 }
+
+/// Sends a `notify` to every active subscription of `registry` (or only `code`), with the
+/// records its filter matches (up to 10 per subscription). Returns how many were sent.
+pub(crate) async fn notify(state: &AppState, registry: RegistryType, code: Option<&str>) -> usize {
+    let targets: Vec<(String, crate::state::Subscription)> = state
+        .subscriptions()
+        .iter()
+        .filter(|(c, s)| s.active && s.registry == registry && code.is_none_or(|x| x == c.as_str()))
+        .map(|(c, s)| (c.clone(), s.clone()))
+        .collect();
+    let mut sent = 0;
+    for (code, sub) in targets {
+        let info = &sub.info;
+        let expr = crate::search::parse_query(
+            info["filter_type"].as_str().unwrap_or("predicate"),
+            &info["filter"],
+        );
+        let event_type = info["reg_event_type"]
+            .as_str()
+            .unwrap_or("REGISTER")
+            .to_owned();
+        let event =
+            (registry == RegistryType::Crvs).then(|| crate::search::event_kind(&event_type));
+        let records: Vec<Value> = match &expr {
+            Ok(expr) => state
+                .data()
+                .records(registry)
+                .iter()
+                .filter(|r| {
+                    crate::search::matches(expr, r, event.as_deref().filter(|e| *e != "register"))
+                })
+                .take(10)
+                .map(|r| r.json.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let events: Vec<Value> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, rec)| {
+                serde_json::json!({
+                    "reference_id": format!("{code}-{}", i + 1),
+                    "timestamp": reply::now(),
+                    "data": {
+                        "version": "1.0.0",
+                        "reg_type": registry.reg_type(),
+                        "reg_event_type": event_type,
+                        "reg_record_type": info["notify_record_type"],
+                        "reg_records": rec,
+                    },
+                    "subscription_code": code,
+                })
+            })
+            .collect();
+        if events.is_empty() {
+            continue;
+        }
+        let header = serde_json::json!({
+            "version": "1.0.0",
+            "message_id": reply::new_id(),
+            "message_ts": reply::now(),
+            "action": "notify",
+            "status": "succ",
+            "total_count": events.len(),
+            "completed_count": events.len(),
+            "sender_id": state.cfg().registry_id,
+            "receiver_id": sub.receiver_id,
+            "is_msg_encrypted": false,
+        });
+        let message = serde_json::json!({
+            "transaction_id": reply::new_id(),
+            "correlation_id": reply::new_id(),
+            "notify_event": events,
+        });
+        deliver(state, registry, &sub.sender_uri, header, message).await;
+        sent += 1;
+    }
+    sent
+}

@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use dci_protocol::RegistryType;
+use dci_protocol::signature::{SigningKey, VerifyingKey};
 use secrecy::SecretString;
 
 /// The demo client id used when no client is configured. Demo only: never use in production.
@@ -49,6 +50,7 @@ pub struct ClientConfig {
     pub(crate) secret: SecretString,
     pub(crate) scopes: Vec<String>,
     pub(crate) quirks: ClientQuirks,
+    pub(crate) public_key: Option<VerifyingKey>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -58,6 +60,7 @@ impl fmt::Debug for ClientConfig {
             .field("secret", &"[redacted]")
             .field("scopes", &self.scopes)
             .field("quirks", &self.quirks)
+            .field("public_key", &self.public_key.is_some())
             .finish()
     }
 }
@@ -70,6 +73,7 @@ impl ClientConfig {
             secret: SecretString::from(secret.into()),
             scopes: RegistryType::ALL.iter().map(|r| read_scope(*r)).collect(),
             quirks: ClientQuirks::default(),
+            public_key: None,
         }
     }
 
@@ -88,6 +92,13 @@ impl ClientConfig {
     #[must_use]
     pub fn quirks(mut self, quirks: ClientQuirks) -> Self {
         self.quirks = quirks;
+        self
+    }
+
+    /// The client's public key, used to verify its request signatures (see [`SignaturePolicy`]).
+    #[must_use]
+    pub fn public_key(mut self, key: VerifyingKey) -> Self {
+        self.public_key = Some(key);
         self
     }
 
@@ -135,6 +146,7 @@ pub struct SandboxConfig {
     pub(crate) seed: u64,
     pub(crate) registry_id: String,
     pub(crate) callback_delay: Duration,
+    pub(crate) signing_key: Option<SigningKey>,
 }
 
 impl Default for SandboxConfig {
@@ -148,6 +160,7 @@ impl Default for SandboxConfig {
             seed: 7,
             registry_id: "dci-sandbox".to_owned(),
             callback_delay: Duration::from_millis(20),
+            signing_key: None,
         }
     }
 }
@@ -223,6 +236,14 @@ impl SandboxConfig {
     #[must_use]
     pub fn callback_delay(mut self, delay: Duration) -> Self {
         self.callback_delay = delay;
+        self
+    }
+
+    /// The sandbox's own signing key for callbacks and sync replies; a fresh Ed25519 key is
+    /// generated at start when none is given.
+    #[must_use]
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.signing_key = Some(key);
         self
     }
 

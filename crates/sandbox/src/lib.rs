@@ -115,6 +115,7 @@ fn router(state: AppState) -> Router {
             get(admin::callbacks).delete(admin::clear_callbacks),
         )
         .route("/admin/stats", get(admin::stats))
+        .route("/admin/notify", post(admin::notify))
         .route("/admin/healthcheck", get(admin::healthcheck))
         .route("/healthcheck", get(admin::healthcheck))
         .fallback(not_found)
@@ -241,6 +242,31 @@ impl Sandbox {
         format!("{}/.well-known/jwks.json", self.base_url())
     }
 
+    /// The public key that verifies the sandbox's callbacks and sync replies.
+    pub fn verifying_key(&self) -> dci_protocol::signature::VerifyingKey {
+        self.signer().verifying_key().clone()
+    }
+
+    /// The sandbox key's id: its RFC 7638 thumbprint, the `kid` in the JWKS and the middle part
+    /// of `kidId="{registry_id}|{kid}|ed25519"` in its signatures.
+    pub fn key_id(&self) -> String {
+        self.signer().kid().to_owned()
+    }
+
+    /// The JWKS served at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.signer().jwks()
+    }
+
+    /// The `sender_id` of the sandbox's replies and callbacks (default `dci-sandbox`).
+    pub fn registry_id(&self) -> &str {
+        &self.state.cfg().registry_id
+    }
+
+    fn signer(&self) -> &signing::SandboxSigner {
+        &self.state.0.signer
+    }
+
     /// Sets the faults of `faults.target` (replacing that target's previous faults);
     /// `revoke_tokens` takes effect immediately.
     pub fn set_faults(&self, faults: Faults) -> Result<()> {
@@ -290,6 +316,13 @@ impl Sandbox {
     /// Forgets the callback log.
     pub fn clear_callbacks(&self) {
         self.state.callbacks().clear();
+    }
+
+    /// Sends `notify` callbacks now to the active subscriptions of `registry` (or only the one
+    /// with `subscription_code`), each with the records its filter matches. Returns how many
+    /// subscriptions were notified.
+    pub async fn notify(&self, registry: RegistryType, subscription_code: Option<&str>) -> usize {
+        callback::notify(&self.state, registry, subscription_code).await
     }
 
     /// Identifiers that exist per registry, and one that does not (as `GET /admin/examples`).

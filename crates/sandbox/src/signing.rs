@@ -1,44 +1,157 @@
 //! The sandbox's own signing key, its JWKS, and verification of client signatures.
+//!
+//! Callbacks and sync replies are signed with the DCI signature profile of `dci-protocol`
+//! (`kidId="{registry_id}|{kid}|ed25519"`), where `kid` is the RFC 7638 thumbprint of the public
+//! key as published at `/.well-known/jwks.json`, so a client can find the key by `kid`.
 
-use serde_json::Value;
+use axum::Json;
+use axum::extract::State;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dci_protocol::signature::{Algorithm, Signer, SigningKey, VerifyOptions, VerifyingKey, verify};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
+use crate::config::{SandboxConfig, SignaturePolicy};
+use crate::envelope::{Incoming, Reject};
 use crate::state::AppState;
+use crate::token::Caller;
 
-/// The sandbox's signing identity (filled in once the protocol crate's signer lands).
-pub(crate) struct SandboxSigner;
+/// The sandbox's signing identity.
+pub(crate) struct SandboxSigner {
+    signer: Signer,
+    verifying_key: VerifyingKey,
+    kid: String,
+}
+
+/// RFC 7638 thumbprint of a public JWK: SHA-256 over the required members in lexicographic
+/// order, base64url without padding.
+pub(crate) fn thumbprint(jwk: &Value) -> String {
+    let s = |k: &str| jwk.get(k).and_then(Value::as_str).unwrap_or_default();
+    let canonical = match s("kty") {
+        "OKP" => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, s("crv"), s("x")),
+        _ => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s("e"), s("n")),
+    };
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
 
 impl SandboxSigner {
-    pub(crate) fn new(config: &crate::config::SandboxConfig) -> Result<Option<Self>, String> {
-        let _ = config;
-        Ok(None)
+    pub(crate) fn new(config: &SandboxConfig) -> Result<Self, String> {
+        let key = match &config.signing_key {
+            Some(k) => k.clone(),
+            None => SigningKey::generate(Algorithm::Ed25519)
+                .map_err(|e| format!("generating the sandbox signing key: {e}"))?,
+        };
+        let verifying_key = key.verifying_key();
+        let kid = thumbprint(&verifying_key.to_jwk(""));
+        let signer = Signer::new(key, config.registry_id.clone(), kid.clone());
+        Ok(SandboxSigner {
+            signer,
+            verifying_key,
+            kid,
+        })
+    }
+
+    pub(crate) fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying_key
+    }
+
+    pub(crate) fn jwks(&self) -> Value {
+        json!({"keys": [self.verifying_key.to_jwk(&self.kid)]})
     }
 }
 
-/// Signs `{header, message}` with the sandbox key, if it has one.
+/// Signs `{header, message}` with the sandbox key (`None` only if signing itself fails).
 pub(crate) fn sign(state: &AppState, header: &Value, message: &Value) -> Option<String> {
-    let _ = (header, message);
-    state
+    match state
         .0
         .signer
-        .as_ref()
-        .map(|_| String::new())
-        .filter(|s| !s.is_empty())
+        .signer
+        .sign(header, message, OffsetDateTime::now_utc())
+    {
+        Ok(sig) => Some(sig),
+        Err(e) => {
+            tracing::error!(error = %e, "signing a sandbox reply failed; sending it unsigned");
+            None
+        }
+    }
 }
 
-/// Verifies the request signature according to the policy (no-op until signing lands).
+fn sig_reject(code: &'static str, reason: String, req: &Incoming) -> Reject {
+    Reject::Invalid {
+        code,
+        rjct: None,
+        reason,
+        transaction_id: Some(req.transaction_id.clone()),
+    }
+}
+
+/// Verifies the request signature according to the configured [`SignaturePolicy`], with the
+/// public key of the client the bearer token was issued to.
 pub(crate) fn check_request(
     state: &AppState,
-    caller: &crate::token::Caller,
-    req: &crate::envelope::Incoming,
-) -> Result<(), crate::envelope::Reject> {
-    let _ = (state, caller, req.signature.as_deref());
-    Ok(())
+    caller: &Caller,
+    req: &Incoming,
+) -> Result<(), Reject> {
+    let policy = state.cfg().signature_policy;
+    if policy == SignaturePolicy::Off {
+        return Ok(());
+    }
+    let key = state
+        .cfg()
+        .clients
+        .iter()
+        .find(|c| c.id == caller.client_id)
+        .and_then(|c| c.public_key.as_ref());
+    let Some(key) = key else {
+        return match policy {
+            SignaturePolicy::Require => Err(sig_reject(
+                "err.signature.invalid",
+                format!(
+                    "signatures are required but the sandbox has no public key for client {:?}: \
+                     configure it (ClientConfig::public_key or --client-public-key)",
+                    caller.client_id
+                ),
+                req,
+            )),
+            _ => Ok(()),
+        };
+    };
+    let Some(sig) = req.signature.as_deref() else {
+        return match policy {
+            SignaturePolicy::Require => Err(sig_reject(
+                "err.signature.missing",
+                "the envelope has no signature: sign {header, message} with your key".into(),
+                req,
+            )),
+            _ => Ok(()),
+        };
+    };
+    let message = &req.message;
+    verify(
+        sig,
+        &req.header,
+        message,
+        key,
+        &VerifyOptions::default(),
+        OffsetDateTime::now_utc(),
+    )
+    .map(|_| ())
+    .map_err(|e| {
+        sig_reject(
+            "err.signature.invalid",
+            format!("signature rejected: {e}"),
+            req,
+        )
+    })
 }
 
-/// `GET /.well-known/jwks.json`.
-pub(crate) async fn jwks(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::Json<Value> {
-    let _ = state;
-    axum::Json(serde_json::json!({"keys": []}))
+/// `GET /.well-known/jwks.json`: the sandbox's public signing key.
+pub(crate) async fn jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(state.0.signer.jwks())
 }

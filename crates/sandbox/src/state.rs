@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     pub(crate) callbacks: Mutex<Vec<DeliveredCallback>>,
     pub(crate) counter: AtomicU64,
     pub(crate) http: reqwest::Client,
-    pub(crate) signer: Option<crate::signing::SandboxSigner>,
+    pub(crate) signer: crate::signing::SandboxSigner,
 }
 
 /// Cheap to clone; every handler gets one.

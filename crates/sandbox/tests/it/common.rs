@@ -153,3 +153,18 @@ pub(crate) async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
     }
     panic!("condition not met within 5 s");
 }
+
+/// Like [`eventually`] for an async check.
+pub(crate) async fn eventually_async<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not met within 5 s");
+}
