@@ -27,6 +27,8 @@
 pub mod build;
 pub mod canonical;
 pub mod codes;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod envelope;
 mod error;
 pub mod lenient;
