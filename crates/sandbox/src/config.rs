@@ -196,6 +196,13 @@ impl SandboxConfig {
         self
     }
 
+    /// Replaces every client, the demo one included.
+    #[must_use]
+    pub fn clients(mut self, clients: impl IntoIterator<Item = ClientConfig>) -> Self {
+        self.clients = clients.into_iter().collect();
+        self
+    }
+
     /// Adds (or replaces, by id) a client.
     #[must_use]
     pub fn client(mut self, client: ClientConfig) -> Self {
