@@ -1,6 +1,34 @@
 //! # dci-store
 //!
-//! SQLite (default) and PostgreSQL implementations of the client's storage trait, with embedded
-//! migrations and secrets sealed at rest under a master key.
+//! SQLite (default) and PostgreSQL implementations of the client's [`dci_client::Store`] trait,
+//! with embedded migrations and secrets sealed at rest under a master key.
 //!
-//! Owns: databases and encryption at rest. Does not own: what is stored (the client's model).
+//! - [`open`] opens the store as every front end does, from [`OpenOptions::from_env`]
+//!   (`DCI_HOME`, `DCI_DATABASE_URL`, `DCI_MASTER_KEY`); [`connect`] picks a backend by URL.
+//! - [`SqliteStore`] and [`PgStore`] own their pools and migrations (`migrations/sqlite/`,
+//!   `migrations/postgres/`), applied on connect. Both run the same SQL and pass one contract
+//!   test suite (`tests/contract.rs`).
+//! - Secrets (client secrets, bearer tokens, basic passwords, cached access tokens) are sealed
+//!   with XChaCha20-Poly1305 ([`SealedSecret`]), the record id and field name bound as associated
+//!   data, and stored as key id + nonce + ciphertext. The database records which key seals them,
+//!   so a wrong key fails on open with a clear error instead of producing garbage.
+//!   [`dci_client::Store::rotate_master_key`] re-seals everything in one transaction.
+//!
+//! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
+//! validation live in `dci-client`).
+
+mod common;
+pub mod master_key;
+mod migrations;
+mod open;
+mod postgres;
+mod seal;
+mod sqlite;
+
+pub use master_key::{MASTER_KEY_FILE, MasterKeyError};
+pub use open::{
+    DATABASE_FILE, KeyOrigin, OpenError, OpenOptions, Opened, connect, open, redact_url,
+};
+pub use postgres::PgStore;
+pub use seal::{SealedSecret, key_id, open_with, seal_with};
+pub use sqlite::SqliteStore;

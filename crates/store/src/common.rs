@@ -1,0 +1,857 @@
+//! What both backends share: the row shapes, conversions at the edge, error mapping, and the one
+//! `Store` implementation written once over a sqlx database type (see [`impl_store!`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use dci_client::{
+    AuthConfig, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
+    SourceState, StoreError, TlsSettings,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, UtcOffset};
+
+/// Field names of sealed secrets (part of the associated data: never rename).
+pub(crate) const BEARER_TOKEN: &str = "bearer_token";
+pub(crate) const BASIC_PASSWORD: &str = "basic_password";
+pub(crate) const CLIENT_SECRET: &str = "client_secret";
+pub(crate) const ACCESS_TOKEN: &str = "cached_access_token";
+
+/// The key under which `store_meta` records the id of the master key in use.
+pub(crate) const META_MASTER_KEY_ID: &str = "master_key_id";
+
+/// Non-secret settings kept as JSON in `data_source.config`. Every field defaults, so rows
+/// written by older versions still read.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct StoredConfig {
+    basic_username: Option<String>,
+    token_url: Option<String>,
+    client_id: Option<String>,
+    scope: Option<String>,
+    credential_location: CredentialLocation,
+    sender_id: Option<String>,
+    receiver_id: Option<String>,
+    callback_uri: Option<String>,
+    endpoints: Endpoints,
+    tls_verify: Option<bool>,
+    ca_file: Option<PathBuf>,
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
+    timeout_secs: Option<u32>,
+    signing_key_id: Option<String>,
+    reply_signature_policy: SignaturePolicy,
+    registry_public_keys: Vec<String>,
+    registry_jwks_url: Option<String>,
+    notes: String,
+}
+
+/// A `data_source` row.
+pub(crate) struct SourceRow {
+    pub(crate) id: String,
+    pub(crate) code: String,
+    pub(crate) name: String,
+    pub(crate) registry_type: String,
+    pub(crate) base_url: String,
+    pub(crate) auth_kind: String,
+    pub(crate) state: String,
+    pub(crate) active: bool,
+    pub(crate) config: String,
+    pub(crate) last_test_at: Option<OffsetDateTime>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+}
+
+/// Both backends keep microseconds in UTC, so a value reads back equal on either.
+pub(crate) fn ts(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(UtcOffset::UTC);
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
+impl SourceRow {
+    pub(crate) fn from_source(s: &DataSource) -> SourceRow {
+        let mut c = StoredConfig {
+            sender_id: s.sender_id.clone(),
+            receiver_id: s.receiver_id.clone(),
+            callback_uri: s.callback_uri.clone(),
+            endpoints: s.endpoints.clone(),
+            tls_verify: Some(s.tls.verify),
+            ca_file: s.tls.ca_file.clone(),
+            client_cert_file: s.tls.client_cert_file.clone(),
+            client_key_file: s.tls.client_key_file.clone(),
+            timeout_secs: Some(s.timeout_secs),
+            signing_key_id: s.signing_key_id.clone(),
+            reply_signature_policy: s.reply_signature_policy,
+            registry_public_keys: s.registry_public_keys.clone(),
+            registry_jwks_url: s.registry_jwks_url.clone(),
+            notes: s.notes.clone(),
+            ..StoredConfig::default()
+        };
+        match &s.auth {
+            AuthConfig::None | AuthConfig::Bearer { .. } => {}
+            AuthConfig::Basic { username, .. } => c.basic_username = Some(username.clone()),
+            AuthConfig::OAuth2(o) => {
+                c.token_url = Some(o.token_url.clone());
+                c.client_id = Some(o.client_id.clone());
+                c.scope = o.scope.clone();
+                c.credential_location = o.credential_location;
+            }
+        }
+        SourceRow {
+            id: s.id.to_string(),
+            code: s.code.clone(),
+            name: s.name.clone(),
+            registry_type: s.registry_type.as_str().to_owned(),
+            base_url: s.base_url.clone(),
+            auth_kind: s.auth.kind().as_str().to_owned(),
+            state: s.state.as_str().to_owned(),
+            active: s.active,
+            config: serde_json::to_string(&c).expect("config serializes"),
+            last_test_at: s.last_test_at.map(ts),
+            last_error: s.last_error.clone(),
+            created_at: ts(s.created_at),
+            updated_at: ts(s.updated_at),
+        }
+    }
+
+    /// Rebuilds the record; `secrets` are the opened secrets of this row by field name.
+    pub(crate) fn into_source(
+        self,
+        mut secrets: HashMap<String, SecretString>,
+    ) -> Result<DataSource, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("data source {}: {what}", self.code));
+        let c: StoredConfig =
+            serde_json::from_str(&self.config).map_err(|e| corrupt(&format!("config: {e}")))?;
+        let mut secret = |field: &str| {
+            secrets
+                .remove(field)
+                .ok_or_else(|| corrupt(&format!("{field} is missing")))
+        };
+        let auth = match self.auth_kind.as_str() {
+            "none" => AuthConfig::None,
+            "bearer" => AuthConfig::Bearer {
+                token: secret(BEARER_TOKEN)?,
+            },
+            "basic" => AuthConfig::Basic {
+                username: c.basic_username.clone().unwrap_or_default(),
+                password: secret(BASIC_PASSWORD)?,
+            },
+            "oauth2" => AuthConfig::OAuth2(OAuth2Config {
+                token_url: c.token_url.clone().unwrap_or_default(),
+                client_id: c.client_id.clone().unwrap_or_default(),
+                client_secret: secret(CLIENT_SECRET)?,
+                scope: c.scope.clone(),
+                credential_location: c.credential_location,
+            }),
+            other => return Err(corrupt(&format!("unknown auth kind {other:?}"))),
+        };
+        Ok(DataSource {
+            id: self.id.parse().map_err(|_| corrupt("bad id"))?,
+            registry_type: self
+                .registry_type
+                .parse()
+                .map_err(|_| corrupt(&format!("unknown registry type {:?}", self.registry_type)))?,
+            state: parse_state(&self.state).ok_or_else(|| corrupt("unknown state"))?,
+            code: self.code,
+            name: self.name,
+            base_url: self.base_url,
+            auth,
+            sender_id: c.sender_id,
+            receiver_id: c.receiver_id,
+            callback_uri: c.callback_uri,
+            endpoints: c.endpoints,
+            tls: TlsSettings {
+                verify: c.tls_verify.unwrap_or(true),
+                ca_file: c.ca_file,
+                client_cert_file: c.client_cert_file,
+                client_key_file: c.client_key_file,
+            },
+            timeout_secs: c.timeout_secs.unwrap_or(DataSource::DEFAULT_TIMEOUT_SECS),
+            signing_key_id: c.signing_key_id,
+            reply_signature_policy: c.reply_signature_policy,
+            registry_public_keys: c.registry_public_keys,
+            registry_jwks_url: c.registry_jwks_url,
+            active: self.active,
+            notes: c.notes,
+            last_test_at: self.last_test_at,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+pub(crate) fn parse_state(s: &str) -> Option<SourceState> {
+    Some(match s {
+        "draft" => SourceState::Draft,
+        "testing" => SourceState::Testing,
+        "active" => SourceState::Active,
+        "error" => SourceState::Error,
+        _ => return None,
+    })
+}
+
+/// The secrets of a data source, by field name.
+pub(crate) fn source_secrets(auth: &AuthConfig) -> Vec<(&'static str, &SecretString)> {
+    match auth {
+        AuthConfig::None => vec![],
+        AuthConfig::Bearer { token } => vec![(BEARER_TOKEN, token)],
+        AuthConfig::Basic { password, .. } => vec![(BASIC_PASSWORD, password)],
+        AuthConfig::OAuth2(o) => vec![(CLIENT_SECRET, &o.client_secret)],
+    }
+}
+
+/// Whether two auth configurations present the same credentials to the registry.
+pub(crate) fn same_credentials(a: &AuthConfig, b: &AuthConfig) -> bool {
+    let eq = |x: &SecretString, y: &SecretString| x.expose_secret() == y.expose_secret();
+    match (a, b) {
+        (AuthConfig::None, AuthConfig::None) => true,
+        (AuthConfig::Bearer { token: x }, AuthConfig::Bearer { token: y }) => eq(x, y),
+        (
+            AuthConfig::Basic {
+                username: u1,
+                password: p1,
+            },
+            AuthConfig::Basic {
+                username: u2,
+                password: p2,
+            },
+        ) => u1 == u2 && eq(p1, p2),
+        (AuthConfig::OAuth2(x), AuthConfig::OAuth2(y)) => {
+            x.token_url == y.token_url
+                && x.client_id == y.client_id
+                && x.scope == y.scope
+                && x.credential_location == y.credential_location
+                && eq(&x.client_secret, &y.client_secret)
+        }
+        _ => false,
+    }
+}
+
+/// Wraps a driver error without its details in the message (they stay in `source()`).
+pub(crate) fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::Backend {
+        message: what.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// A unique violation on insert or update of a data source can only be the code (the id is
+/// fresh or unchanged), so it becomes [`StoreError::CodeTaken`].
+pub(crate) fn map_write_err(
+    code: &str,
+    what: &'static str,
+) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::CodeTaken(code.to_owned())
+        }
+        _ => db(what)(e),
+    }
+}
+
+/// Implements `dci_client::Store` for a backend struct with `pool: sqlx::Pool<$db>` and a
+/// `fn sealer(&self) -> Arc<Sealer>`. The SQL is shared: both drivers take `$N` placeholders.
+/// `$key_check` reads the master key id inside a writing transaction; PostgreSQL locks the row
+/// (`FOR SHARE`) so a concurrent rotation cannot interleave, SQLite has a single writer anyway.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $key_check:expr) => {
+        mod store_impl {
+            use std::collections::HashMap;
+            use std::sync::Arc;
+
+            use dci_client::{
+                AuditEntry, AuditFilter, AuditOutcome, CachedToken, DataSource, MasterKey,
+                RotationReport, SourceFilter, SourceState, StoreError,
+            };
+            use secrecy::SecretString;
+            use sqlx::Row;
+            use time::OffsetDateTime;
+            use uuid::Uuid;
+
+            use $crate::common::{self, db, ts, SourceRow};
+            use $crate::seal::{wrong_key, SealedSecret, Sealer};
+
+            type Conn = <$db as sqlx::Database>::Connection;
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn source_row(r: &DbRow) -> Result<SourceRow, sqlx::Error> {
+                Ok(SourceRow {
+                    id: r.try_get("id")?,
+                    code: r.try_get("code")?,
+                    name: r.try_get("name")?,
+                    registry_type: r.try_get("registry_type")?,
+                    base_url: r.try_get("base_url")?,
+                    auth_kind: r.try_get("auth_kind")?,
+                    state: r.try_get("state")?,
+                    active: r.try_get("active")?,
+                    config: r.try_get("config")?,
+                    last_test_at: r.try_get("last_test_at")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            }
+
+            /// Fails unless the database's secrets are sealed under `sealer`'s key.
+            async fn check_key(conn: &mut Conn, sealer: &Sealer) -> Result<(), StoreError> {
+                let stored: Option<String> = sqlx::query_scalar($key_check)
+                    .bind(common::META_MASTER_KEY_ID)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db("reading the master key id"))?;
+                match stored {
+                    Some(id) if id != sealer.key_id() => Err(wrong_key(&id, sealer.key_id())),
+                    _ => Ok(()),
+                }
+            }
+
+            /// Records the key on first use; afterwards, fails on any other key.
+            pub(super) async fn claim_key(
+                pool: &sqlx::Pool<$db>,
+                sealer: &Sealer,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO store_meta (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(common::META_MASTER_KEY_ID)
+                .bind(sealer.key_id())
+                .execute(pool)
+                .await
+                .map_err(db("recording the master key id"))?;
+                let mut conn = pool.acquire().await.map_err(db("connecting"))?;
+                check_key(&mut conn, sealer).await
+            }
+
+            async fn put_secret(
+                conn: &mut Conn,
+                owner: &str,
+                field: &str,
+                sealed: &SealedSecret,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sealed_secret (owner_id, field, key_id, nonce, ciphertext) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner_id, field) DO UPDATE SET \
+                     key_id = excluded.key_id, nonce = excluded.nonce, \
+                     ciphertext = excluded.ciphertext",
+                )
+                .bind(owner)
+                .bind(field)
+                .bind(&sealed.key_id)
+                .bind(&sealed.nonce)
+                .bind(&sealed.ciphertext)
+                .execute(&mut *conn)
+                .await
+                .map_err(db("storing a sealed secret"))?;
+                Ok(())
+            }
+
+            async fn open_secrets(
+                conn: &mut Conn,
+                sealer: &Sealer,
+                owner: &str,
+            ) -> Result<HashMap<String, SecretString>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT field, key_id, nonce, ciphertext FROM sealed_secret \
+                     WHERE owner_id = $1",
+                )
+                .bind(owner)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db("reading sealed secrets"))?;
+                let mut out = HashMap::new();
+                for r in rows {
+                    let field: String = r.try_get("field").map_err(db("reading sealed secrets"))?;
+                    let sealed = SealedSecret {
+                        key_id: r.try_get("key_id").map_err(db("reading sealed secrets"))?,
+                        nonce: r.try_get("nonce").map_err(db("reading sealed secrets"))?,
+                        ciphertext: r.try_get("ciphertext").map_err(db("reading sealed secrets"))?,
+                    };
+                    let secret = sealer.open(owner, &field, &sealed)?;
+                    out.insert(field, secret);
+                }
+                Ok(out)
+            }
+
+            async fn load(
+                conn: &mut Conn,
+                sealer: &Sealer,
+                row: SourceRow,
+            ) -> Result<DataSource, StoreError> {
+                let secrets = open_secrets(conn, sealer, &row.id).await?;
+                row.into_source(secrets)
+            }
+
+            async fn fetch_one(
+                conn: &mut Conn,
+                sealer: &Sealer,
+                column: &'static str,
+                value: &str,
+            ) -> Result<Option<DataSource>, StoreError> {
+                let sql = match column {
+                    "id" => "SELECT id, code, name, registry_type, base_url, auth_kind, state, \
+                             active, config, last_test_at, last_error, created_at, updated_at \
+                             FROM data_source WHERE id = $1",
+                    _ => "SELECT id, code, name, registry_type, base_url, auth_kind, state, \
+                          active, config, last_test_at, last_error, created_at, updated_at \
+                          FROM data_source WHERE code = $1",
+                };
+                let row = sqlx::query(sql)
+                    .bind(value)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db("reading a data source"))?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => {
+                        let row = source_row(&r).map_err(db("reading a data source"))?;
+                        Ok(Some(load(conn, sealer, row).await?))
+                    }
+                }
+            }
+
+            async fn update_by_code(
+                pool: &sqlx::Pool<$db>,
+                code: &str,
+                query: sqlx::query::Query<'_, $db, <$db as sqlx::Database>::Arguments>,
+            ) -> Result<(), StoreError> {
+                let done = query.execute(pool).await.map_err(db("updating a data source"))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(code.to_owned()));
+                }
+                Ok(())
+            }
+
+            fn audit_from_row(r: &DbRow) -> Result<AuditEntry, sqlx::Error> {
+                let status: Option<i64> = r.try_get("http_status")?;
+                let outcome: String = r.try_get("outcome")?;
+                let duration: i64 = r.try_get("duration_ms")?;
+                let attempt: i64 = r.try_get("attempt")?;
+                Ok(AuditEntry {
+                    at: r.try_get("at")?,
+                    source_code: r.try_get("source_code")?,
+                    endpoint: r.try_get("endpoint")?,
+                    action: r.try_get("action")?,
+                    message_id: r.try_get("message_id")?,
+                    transaction_id: r.try_get("transaction_id")?,
+                    http_status: status.and_then(|s| u16::try_from(s).ok()),
+                    outcome: AuditOutcome::from_stored(&outcome),
+                    duration_ms: u64::try_from(duration).unwrap_or(0),
+                    attempt: u32::try_from(attempt).unwrap_or(0),
+                    error: r.try_get("error")?,
+                })
+            }
+
+            #[async_trait::async_trait]
+            impl dci_client::Store for $store {
+                async fn create_data_source(&self, source: &DataSource) -> Result<(), StoreError> {
+                    let sealer = self.sealer();
+                    let row = SourceRow::from_source(source);
+                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+                    sqlx::query(
+                        "INSERT INTO data_source (id, code, name, registry_type, base_url, \
+                         auth_kind, state, active, config, last_test_at, last_error, created_at, \
+                         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    )
+                    .bind(&row.id)
+                    .bind(&row.code)
+                    .bind(&row.name)
+                    .bind(&row.registry_type)
+                    .bind(&row.base_url)
+                    .bind(&row.auth_kind)
+                    .bind(&row.state)
+                    .bind(row.active)
+                    .bind(&row.config)
+                    .bind(row.last_test_at)
+                    .bind(&row.last_error)
+                    .bind(row.created_at)
+                    .bind(row.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(common::map_write_err(&source.code, "creating a data source"))?;
+                    check_key(&mut tx, &sealer).await?;
+                    for (field, secret) in common::source_secrets(&source.auth) {
+                        put_secret(&mut tx, &row.id, field, &sealer.seal(&row.id, field, secret))
+                            .await?;
+                    }
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(())
+                }
+
+                async fn get_data_source(
+                    &self,
+                    code: &str,
+                ) -> Result<Option<DataSource>, StoreError> {
+                    let sealer = self.sealer();
+                    let mut conn = self.pool.acquire().await.map_err(db("connecting"))?;
+                    fetch_one(&mut conn, &sealer, "code", code).await
+                }
+
+                async fn get_data_source_by_id(
+                    &self,
+                    id: Uuid,
+                ) -> Result<Option<DataSource>, StoreError> {
+                    let sealer = self.sealer();
+                    let mut conn = self.pool.acquire().await.map_err(db("connecting"))?;
+                    fetch_one(&mut conn, &sealer, "id", &id.to_string()).await
+                }
+
+                async fn list_data_sources(
+                    &self,
+                    filter: &SourceFilter,
+                ) -> Result<Vec<DataSource>, StoreError> {
+                    let sealer = self.sealer();
+                    let mut conn = self.pool.acquire().await.map_err(db("connecting"))?;
+                    let rows = sqlx::query(
+                        "SELECT id, code, name, registry_type, base_url, auth_kind, state, active, \
+                         config, last_test_at, last_error, created_at, updated_at FROM data_source \
+                         WHERE ($1 IS NULL OR registry_type = $1) AND ($2 IS NULL OR state = $2) \
+                         AND ($3 IS NULL OR active = $3) ORDER BY code",
+                    )
+                    .bind(filter.registry_type.map(|r| r.as_str()))
+                    .bind(filter.state.map(|s| s.as_str()))
+                    .bind(filter.active)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db("listing data sources"))?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in rows {
+                        let row = source_row(&r).map_err(db("listing data sources"))?;
+                        out.push(load(&mut conn, &sealer, row).await?);
+                    }
+                    Ok(out)
+                }
+
+                async fn update_data_source(
+                    &self,
+                    source: &DataSource,
+                ) -> Result<DataSource, StoreError> {
+                    let sealer = self.sealer();
+                    let id = source.id.to_string();
+                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+                    // Write first: takes SQLite's write lock and PostgreSQL's row lock before
+                    // reading what the update is compared against.
+                    let locked = sqlx::query(
+                        "UPDATE data_source SET updated_at = updated_at WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("updating a data source"))?;
+                    if locked.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(source.code.clone()));
+                    }
+                    check_key(&mut tx, &sealer).await?;
+                    let existing = fetch_one(&mut tx, &sealer, "id", &id)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(source.code.clone()))?;
+
+                    let mut stored = source.clone();
+                    let credentials_changed =
+                        !common::same_credentials(&existing.auth, &source.auth);
+                    if credentials_changed {
+                        stored.state = SourceState::Draft;
+                    }
+                    stored.updated_at = OffsetDateTime::now_utc();
+                    let row = SourceRow::from_source(&stored);
+                    sqlx::query(
+                        "UPDATE data_source SET code = $2, name = $3, registry_type = $4, \
+                         base_url = $5, auth_kind = $6, state = $7, active = $8, config = $9, \
+                         last_test_at = $10, last_error = $11, updated_at = $12 WHERE id = $1",
+                    )
+                    .bind(&row.id)
+                    .bind(&row.code)
+                    .bind(&row.name)
+                    .bind(&row.registry_type)
+                    .bind(&row.base_url)
+                    .bind(&row.auth_kind)
+                    .bind(&row.state)
+                    .bind(row.active)
+                    .bind(&row.config)
+                    .bind(row.last_test_at)
+                    .bind(&row.last_error)
+                    .bind(row.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(common::map_write_err(&source.code, "updating a data source"))?;
+
+                    sqlx::query("DELETE FROM sealed_secret WHERE owner_id = $1 AND field <> $2")
+                        .bind(&id)
+                        .bind(common::ACCESS_TOKEN)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("replacing sealed secrets"))?;
+                    for (field, secret) in common::source_secrets(&stored.auth) {
+                        put_secret(&mut tx, &id, field, &sealer.seal(&id, field, secret)).await?;
+                    }
+                    if credentials_changed {
+                        delete_token_in(&mut tx, &id).await?;
+                    }
+                    tx.commit().await.map_err(db("committing"))?;
+                    stored.created_at = existing.created_at;
+                    Ok(DataSource {
+                        created_at: row.created_at,
+                        updated_at: row.updated_at,
+                        last_test_at: row.last_test_at,
+                        ..stored
+                    })
+                }
+
+                async fn delete_data_source(&self, code: &str) -> Result<(), StoreError> {
+                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+                    sqlx::query(
+                        "DELETE FROM sealed_secret WHERE owner_id IN \
+                         (SELECT id FROM data_source WHERE code = $1)",
+                    )
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("deleting sealed secrets"))?;
+                    sqlx::query(
+                        "DELETE FROM cached_token WHERE source_id IN \
+                         (SELECT id FROM data_source WHERE code = $1)",
+                    )
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("deleting a cached token"))?;
+                    let done = sqlx::query("DELETE FROM data_source WHERE code = $1")
+                        .bind(code)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("deleting a data source"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(code.to_owned()));
+                    }
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(())
+                }
+
+                async fn set_active(&self, code: &str, active: bool) -> Result<(), StoreError> {
+                    let q = sqlx::query(
+                        "UPDATE data_source SET active = $2, updated_at = $3 WHERE code = $1",
+                    )
+                    .bind(code)
+                    .bind(active)
+                    .bind(ts(OffsetDateTime::now_utc()));
+                    update_by_code(&self.pool, code, q).await
+                }
+
+                async fn set_state(&self, code: &str, state: SourceState) -> Result<(), StoreError> {
+                    let q = sqlx::query("UPDATE data_source SET state = $2 WHERE code = $1")
+                        .bind(code)
+                        .bind(state.as_str());
+                    update_by_code(&self.pool, code, q).await
+                }
+
+                async fn record_test_result(
+                    &self,
+                    code: &str,
+                    state: SourceState,
+                    at: OffsetDateTime,
+                    last_error: Option<&str>,
+                ) -> Result<(), StoreError> {
+                    let q = sqlx::query(
+                        "UPDATE data_source SET state = $2, last_test_at = $3, last_error = $4 \
+                         WHERE code = $1",
+                    )
+                    .bind(code)
+                    .bind(state.as_str())
+                    .bind(ts(at))
+                    .bind(last_error);
+                    update_by_code(&self.pool, code, q).await
+                }
+
+                async fn put_token(
+                    &self,
+                    source_id: Uuid,
+                    token: &CachedToken,
+                ) -> Result<(), StoreError> {
+                    let sealer = self.sealer();
+                    let id = source_id.to_string();
+                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+                    let done = sqlx::query(
+                        "INSERT INTO cached_token (source_id, token_type, expires_at, scope, \
+                         updated_at) SELECT id, $2, $3, $4, $5 FROM data_source WHERE id = $1 \
+                         ON CONFLICT (source_id) DO UPDATE SET token_type = excluded.token_type, \
+                         expires_at = excluded.expires_at, scope = excluded.scope, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(&id)
+                    .bind(&token.token_type)
+                    .bind(ts(token.expires_at))
+                    .bind(&token.scope)
+                    .bind(ts(OffsetDateTime::now_utc()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("storing a cached token"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(id));
+                    }
+                    check_key(&mut tx, &sealer).await?;
+                    let sealed = sealer.seal(&id, common::ACCESS_TOKEN, &token.access_token);
+                    put_secret(&mut tx, &id, common::ACCESS_TOKEN, &sealed).await?;
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(())
+                }
+
+                async fn get_token(&self, source_id: Uuid) -> Result<Option<CachedToken>, StoreError> {
+                    let sealer = self.sealer();
+                    let id = source_id.to_string();
+                    let mut conn = self.pool.acquire().await.map_err(db("connecting"))?;
+                    let row = sqlx::query(
+                        "SELECT t.token_type, t.expires_at, t.scope, s.key_id, s.nonce, \
+                         s.ciphertext FROM cached_token t JOIN sealed_secret s \
+                         ON s.owner_id = t.source_id AND s.field = $2 WHERE t.source_id = $1",
+                    )
+                    .bind(&id)
+                    .bind(common::ACCESS_TOKEN)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db("reading a cached token"))?;
+                    let Some(r) = row else { return Ok(None) };
+                    let read = |e| db("reading a cached token")(e);
+                    let sealed = SealedSecret {
+                        key_id: r.try_get("key_id").map_err(read)?,
+                        nonce: r.try_get("nonce").map_err(read)?,
+                        ciphertext: r.try_get("ciphertext").map_err(read)?,
+                    };
+                    Ok(Some(CachedToken {
+                        access_token: sealer.open(&id, common::ACCESS_TOKEN, &sealed)?,
+                        token_type: r.try_get("token_type").map_err(read)?,
+                        expires_at: r.try_get("expires_at").map_err(read)?,
+                        scope: r.try_get("scope").map_err(read)?,
+                    }))
+                }
+
+                async fn delete_token(&self, source_id: Uuid) -> Result<(), StoreError> {
+                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+                    delete_token_in(&mut tx, &source_id.to_string()).await?;
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(())
+                }
+
+                async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO audit_log (at, source_code, endpoint, action, message_id, \
+                         transaction_id, http_status, outcome, duration_ms, attempt, error) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(ts(e.at))
+                    .bind(&e.source_code)
+                    .bind(&e.endpoint)
+                    .bind(&e.action)
+                    .bind(&e.message_id)
+                    .bind(&e.transaction_id)
+                    .bind(e.http_status.map(i64::from))
+                    .bind(e.outcome.as_str())
+                    .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+                    .bind(i64::from(e.attempt))
+                    .bind(&e.error)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("appending to the audit log"))?;
+                    Ok(())
+                }
+
+                async fn list_audit(
+                    &self,
+                    filter: &AuditFilter,
+                ) -> Result<Vec<AuditEntry>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT at, source_code, endpoint, action, message_id, transaction_id, \
+                         http_status, outcome, duration_ms, attempt, error FROM audit_log \
+                         WHERE ($1 IS NULL OR source_code = $1) ORDER BY id DESC LIMIT $2",
+                    )
+                    .bind(filter.source_code.as_deref())
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("reading the audit log"))?;
+                    rows.iter()
+                        .map(audit_from_row)
+                        .collect::<Result<_, _>>()
+                        .map_err(db("reading the audit log"))
+                }
+
+                async fn rotate_master_key(
+                    &self,
+                    new_key: MasterKey,
+                ) -> Result<RotationReport, StoreError> {
+                    let old = self.sealer();
+                    let new = Arc::new(Sealer::new(&new_key));
+                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+                    // Write first, so that no other writer interleaves (see `impl_store!`).
+                    sqlx::query("UPDATE store_meta SET value = value WHERE key = $1")
+                        .bind(common::META_MASTER_KEY_ID)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("locking the master key id"))?;
+                    check_key(&mut tx, &old).await?;
+                    let rows = sqlx::query(
+                        "SELECT owner_id, field, key_id, nonce, ciphertext FROM sealed_secret",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db("reading sealed secrets"))?;
+                    let read = |e| db("reading sealed secrets")(e);
+                    let mut resealed = 0u64;
+                    for r in rows {
+                        let owner: String = r.try_get("owner_id").map_err(read)?;
+                        let field: String = r.try_get("field").map_err(read)?;
+                        let sealed = SealedSecret {
+                            key_id: r.try_get("key_id").map_err(read)?,
+                            nonce: r.try_get("nonce").map_err(read)?,
+                            ciphertext: r.try_get("ciphertext").map_err(read)?,
+                        };
+                        // Any secret that does not open aborts the whole rotation (rollback on
+                        // drop), so nothing is left half re-sealed.
+                        let plain = old.open(&owner, &field, &sealed)?;
+                        put_secret(&mut tx, &owner, &field, &new.seal(&owner, &field, &plain))
+                            .await?;
+                        resealed += 1;
+                    }
+                    sqlx::query(
+                        "INSERT INTO store_meta (key, value) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(common::META_MASTER_KEY_ID)
+                    .bind(new.key_id())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("recording the master key id"))?;
+                    tx.commit().await.map_err(db("committing"))?;
+                    let report = RotationReport {
+                        old_key_id: old.key_id().to_owned(),
+                        new_key_id: new.key_id().to_owned(),
+                        resealed,
+                    };
+                    self.set_sealer(new);
+                    Ok(report)
+                }
+            }
+
+            async fn delete_token_in(conn: &mut Conn, id: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM cached_token WHERE source_id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db("deleting a cached token"))?;
+                sqlx::query("DELETE FROM sealed_secret WHERE owner_id = $1 AND field = $2")
+                    .bind(id)
+                    .bind(common::ACCESS_TOKEN)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db("deleting a cached token"))?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

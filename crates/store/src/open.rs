@@ -1,0 +1,285 @@
+//! Opening the store the way every front end does: from `DCI_HOME`, `DCI_DATABASE_URL` and
+//! `DCI_MASTER_KEY`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dci_client::{MasterKey, Store, StoreError};
+
+use crate::master_key::{self, MASTER_KEY_FILE, MasterKeyError};
+
+/// Name of the SQLite database file inside `DCI_HOME`.
+pub const DATABASE_FILE: &str = "dci.sqlite3";
+
+/// Where the store and its key come from. [`OpenOptions::from_env`] reads the environment.
+#[derive(Clone, Default)]
+pub struct OpenOptions {
+    /// `DCI_HOME`: holds the SQLite file and the key file (default: the platform data dir + `dci`).
+    pub home: Option<PathBuf>,
+    /// `DCI_DATABASE_URL`: `sqlite://…` or `postgres://…` (default: SQLite in `home`).
+    pub database_url: Option<String>,
+    /// `DCI_MASTER_KEY`: base64 of 32 bytes (default: the key file in `home`).
+    pub master_key: Option<String>,
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("home", &self.home)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+impl OpenOptions {
+    /// Reads `DCI_HOME`, `DCI_DATABASE_URL` and `DCI_MASTER_KEY` (empty values count as unset).
+    pub fn from_env() -> OpenOptions {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        OpenOptions {
+            home: var("DCI_HOME").map(PathBuf::from),
+            database_url: var("DCI_DATABASE_URL"),
+            master_key: var("DCI_MASTER_KEY"),
+        }
+    }
+
+    /// `home`, else the platform data directory (`~/.local/share/dci` on Linux).
+    pub fn resolved_home(&self) -> Result<PathBuf, OpenError> {
+        match &self.home {
+            Some(h) => Ok(h.clone()),
+            None => dirs::data_dir()
+                .map(|d| d.join("dci"))
+                .ok_or(OpenError::NoHome),
+        }
+    }
+}
+
+/// Where the master key in use came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// `DCI_MASTER_KEY`.
+    Env,
+    /// A key file (created now if `created`).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Whether this open created it.
+        created: bool,
+    },
+}
+
+/// An open store and how it was found.
+pub struct Opened {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// `DCI_HOME` as resolved.
+    pub home: PathBuf,
+    /// The database URL with any password removed (for messages).
+    pub database: String,
+    /// Where the master key came from.
+    pub key_origin: KeyOrigin,
+}
+
+/// Why the store could not be opened. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// No `DCI_HOME` and no platform data directory.
+    #[error("cannot find a data directory: set DCI_HOME to a writable directory")]
+    NoHome,
+    /// `DCI_HOME` could not be created.
+    #[error("cannot create DCI_HOME {path}: {source}")]
+    Home {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The master key is malformed or its file unreadable.
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    /// The database holds secrets but no master key was supplied.
+    #[error(
+        "missing master key: {database} holds secrets sealed under master key {key_id}, but DCI_MASTER_KEY is not set and {file} does not exist: set DCI_MASTER_KEY or restore the key file; nothing was changed"
+    )]
+    MissingMasterKey {
+        /// The database (redacted).
+        database: String,
+        /// Id of the key the secrets are sealed under.
+        key_id: String,
+        /// The key file that was looked for.
+        file: PathBuf,
+    },
+    /// The database failed, or the key is wrong.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpenError {
+    /// Whether the master key is wrong or missing.
+    pub fn is_key_problem(&self) -> bool {
+        match self {
+            OpenError::MasterKey(_) | OpenError::MissingMasterKey { .. } => true,
+            OpenError::Store(e) => e.is_wrong_master_key(),
+            _ => false,
+        }
+    }
+}
+
+/// Opens the store described by `options`, creating `DCI_HOME`, the key file and the SQLite
+/// database on first use.
+///
+/// A key file is only created when no key is given and none exists; if the database turns out to
+/// hold secrets sealed under another key, the new file is removed again and
+/// [`OpenError::MissingMasterKey`] is returned.
+pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
+    let home = options.resolved_home()?;
+    let needs_home = options.master_key.is_none() || options.database_url.is_none();
+    if needs_home {
+        create_private_dir(&home)?;
+    }
+    let key_file = home.join(MASTER_KEY_FILE);
+    let (key, key_origin) = match &options.master_key {
+        Some(text) => (master_key::parse(text, "DCI_MASTER_KEY")?, KeyOrigin::Env),
+        None if key_file.exists() => (
+            master_key::read_file(&key_file)?,
+            KeyOrigin::File {
+                path: key_file.clone(),
+                created: false,
+            },
+        ),
+        None => {
+            let key = master_key::generate();
+            master_key::write_new_file(&key_file, &key)?;
+            (
+                key,
+                KeyOrigin::File {
+                    path: key_file.clone(),
+                    created: true,
+                },
+            )
+        }
+    };
+    let url = match &options.database_url {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", home.join(DATABASE_FILE).display()),
+    };
+    let database = redact_url(&url);
+    match connect(&url, &key).await {
+        Ok(store) => Ok(Opened {
+            store,
+            home,
+            database,
+            key_origin,
+        }),
+        Err(e)
+            if e.is_wrong_master_key()
+                && matches!(key_origin, KeyOrigin::File { created: true, .. }) =>
+        {
+            let _ = std::fs::remove_file(&key_file);
+            Err(OpenError::MissingMasterKey {
+                database,
+                key_id: stored_key_id(&e),
+                file: key_file,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Connects to `url`, picking the backend by scheme: `sqlite:` or `postgres:`/`postgresql:`.
+pub async fn connect(url: &str, master_key: &MasterKey) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            crate::SqliteStore::connect(url, master_key).await?,
+        ))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(crate::PgStore::connect(url, master_key).await?))
+    } else {
+        Err(StoreError::Backend {
+            message: format!(
+                "unsupported database URL {}: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url(url)
+            ),
+            source: "unsupported database URL scheme".into(),
+        })
+    }
+}
+
+/// The URL with any password replaced by `********`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let pw = if userinfo.contains(':') {
+                ":********"
+            } else {
+                ""
+            };
+            // A password could also hide in the query (`?password=`); drop the query entirely.
+            let tail = tail.split_once('?').map_or(tail, |(p, _)| p);
+            format!("{scheme}://{user}{pw}@{host}{tail}")
+        }
+        None => {
+            let tail = tail.split_once('?').map_or(tail, |(p, _)| p);
+            format!("{scheme}://{authority}{tail}")
+        }
+    }
+}
+
+fn stored_key_id(e: &StoreError) -> String {
+    // The message names the stored key first ("sealed under master key X").
+    let msg = e.to_string();
+    msg.split("master key ")
+        .nth(1)
+        .and_then(|s| s.split([',', ' ']).next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+fn create_private_dir(path: &Path) -> Result<(), OpenError> {
+    let err = |source| OpenError::Home {
+        path: path.to_owned(),
+        source,
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:********@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=x"),
+            "postgres://u@h/db"
+        );
+        assert_eq!(redact_url("postgres://h/db?password=x"), "postgres://h/db");
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

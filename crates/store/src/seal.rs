@@ -1,0 +1,203 @@
+//! Sealing secrets at rest: XChaCha20-Poly1305 under the master key.
+//!
+//! Each secret is sealed with a fresh random 192-bit nonce (large enough that random nonces never
+//! collide) and the owner's id and the field name as associated data, so a ciphertext copied onto
+//! another record or field fails to open instead of silently becoming that record's secret.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use dci_client::{MasterKey, StoreError};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// A secret as stored: which key sealed it, the nonce, and the ciphertext (with its tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// Id of the master key (see [`key_id`]).
+    pub key_id: String,
+    /// 24-byte XChaCha20 nonce.
+    pub nonce: Vec<u8>,
+    /// Ciphertext followed by the Poly1305 tag.
+    pub ciphertext: Vec<u8>,
+}
+
+/// The public id of a master key: 16 hex digits of a domain-separated SHA-256 of the key.
+///
+/// It names the key in errors and in the database without revealing it.
+pub fn key_id(key: &MasterKey) -> String {
+    let mut h = Sha256::new();
+    h.update(b"dci-store master key id v1\0");
+    h.update(key.expose_bytes());
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Seals and opens secrets under one master key.
+pub(crate) struct Sealer {
+    cipher: XChaCha20Poly1305,
+    key_id: String,
+}
+
+impl Sealer {
+    pub(crate) fn new(key: &MasterKey) -> Sealer {
+        Sealer {
+            cipher: XChaCha20Poly1305::new(key.expose_bytes().into()),
+            key_id: key_id(key),
+        }
+    }
+
+    pub(crate) fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub(crate) fn seal(&self, owner: &str, field: &str, secret: &SecretString) -> SealedSecret {
+        let mut nonce = [0u8; 24];
+        rand::rng().fill_bytes(&mut nonce);
+        let aad = aad(owner, field);
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: secret.expose_secret().as_bytes(),
+                    aad: &aad,
+                },
+            )
+            // Encryption fails only for messages beyond 256 GiB.
+            .expect("XChaCha20-Poly1305 encryption of a small secret");
+        SealedSecret {
+            key_id: self.key_id.clone(),
+            nonce: nonce.to_vec(),
+            ciphertext,
+        }
+    }
+
+    pub(crate) fn open(
+        &self,
+        owner: &str,
+        field: &str,
+        sealed: &SealedSecret,
+    ) -> Result<SecretString, StoreError> {
+        if sealed.key_id != self.key_id {
+            return Err(wrong_key(&sealed.key_id, &self.key_id));
+        }
+        if sealed.nonce.len() != 24 {
+            return Err(StoreError::Corrupt(format!(
+                "{field} of {owner}: bad nonce length"
+            )));
+        }
+        let plain = Zeroizing::new(
+            self.cipher
+                .decrypt(
+                    XNonce::from_slice(&sealed.nonce),
+                    Payload { msg: &sealed.ciphertext, aad: &aad(owner, field) },
+                )
+                .map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "{field} of {owner} does not open under master key {}: it was altered or moved",
+                        self.key_id
+                    ))
+                })?,
+        );
+        let text = std::str::from_utf8(&plain)
+            .map_err(|_| StoreError::Corrupt(format!("{field} of {owner} is not UTF-8")))?;
+        Ok(SecretString::from(text.to_owned()))
+    }
+}
+
+pub(crate) fn wrong_key(stored: &str, given: &str) -> StoreError {
+    StoreError::WrongMasterKey(format!(
+        "wrong master key: the stored secrets are sealed under master key {stored}, but the key given \
+         (DCI_MASTER_KEY or DCI_HOME/master.key) is {given}: supply the key that was used, or restore \
+         the key file; nothing was changed"
+    ))
+}
+
+fn aad(owner: &str, field: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(16 + owner.len() + field.len());
+    aad.extend_from_slice(b"dci-store v1\0");
+    aad.extend_from_slice(owner.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(field.as_bytes());
+    aad
+}
+
+/// Seals one secret under `key`, bound to `owner` and `field` (used for encrypted exports).
+pub fn seal_with(key: &MasterKey, owner: &str, field: &str, secret: &SecretString) -> SealedSecret {
+    Sealer::new(key).seal(owner, field, secret)
+}
+
+/// Opens a secret sealed with [`seal_with`].
+pub fn open_with(
+    key: &MasterKey,
+    owner: &str,
+    field: &str,
+    sealed: &SealedSecret,
+) -> Result<SecretString, StoreError> {
+    Sealer::new(key).open(owner, field, sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> MasterKey {
+        MasterKey::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn round_trip_and_fresh_nonces() {
+        let s = Sealer::new(&key(1));
+        let secret = SecretString::from("client-secret-xyz");
+        let a = s.seal("id1", "client_secret", &secret);
+        let b = s.seal("id1", "client_secret", &secret);
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(a.ciphertext, b.ciphertext);
+        assert!(!a.ciphertext.windows(6).any(|w| w == b"client"));
+        assert_eq!(
+            s.open("id1", "client_secret", &a).unwrap().expose_secret(),
+            "client-secret-xyz"
+        );
+    }
+
+    #[test]
+    fn associated_data_binds_owner_and_field() {
+        let s = Sealer::new(&key(1));
+        let sealed = s.seal("id1", "client_secret", &SecretString::from("x"));
+        assert!(matches!(
+            s.open("id2", "client_secret", &sealed),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            s.open("id1", "bearer_token", &sealed),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn another_key_is_reported_as_wrong_key() {
+        let sealed = Sealer::new(&key(1)).seal("id1", "f", &SecretString::from("x"));
+        let err = Sealer::new(&key(2)).open("id1", "f", &sealed).unwrap_err();
+        assert!(err.is_wrong_master_key(), "{err}");
+        assert!(err.to_string().contains(&key_id(&key(1))));
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let s = Sealer::new(&key(1));
+        let mut sealed = s.seal("id1", "f", &SecretString::from("x"));
+        sealed.ciphertext[0] ^= 1;
+        assert!(s.open("id1", "f", &sealed).is_err());
+    }
+
+    #[test]
+    fn key_ids_are_stable_and_distinct() {
+        assert_eq!(key_id(&key(1)), key_id(&key(1)));
+        assert_ne!(key_id(&key(1)), key_id(&key(2)));
+        assert_eq!(key_id(&key(1)).len(), 16);
+    }
+}

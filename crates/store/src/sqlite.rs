@@ -1,0 +1,98 @@
+//! The SQLite store: one file, WAL journal and a busy timeout so several processes (CLI
+//! invocations, `dci serve`) can write concurrently.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dci_client::{MasterKey, StoreError};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::common::{db, impl_store};
+use crate::migrations;
+use crate::seal::Sealer;
+
+/// SQLite storage. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    sealer: Arc<RwLock<Arc<Sealer>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("key_id", &self.sealer().key_id())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`),
+    /// applies migrations, and checks that `master_key` is the key its secrets are sealed under.
+    pub async fn connect(url: &str, master_key: &MasterKey) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(db("parsing the SQLite URL"))?;
+        Self::connect_with(options, master_key).await
+    }
+
+    /// Opens (creating if needed) the database file at `path`.
+    pub async fn open_file(path: &Path, master_key: &MasterKey) -> Result<SqliteStore, StoreError> {
+        Self::connect_with(SqliteConnectOptions::new().filename(path), master_key).await
+    }
+
+    async fn connect_with(
+        options: SqliteConnectOptions,
+        master_key: &MasterKey,
+    ) -> Result<SqliteStore, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(db("opening the SQLite database"))?;
+        migrations::sqlite()
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend {
+                message: "applying SQLite migrations".into(),
+                source: Box::new(e),
+            })?;
+        let sealer = Sealer::new(master_key);
+        store_impl::claim_key(&pool, &sealer).await?;
+        Ok(SqliteStore {
+            pool,
+            sealer: Arc::new(RwLock::new(Arc::new(sealer))),
+        })
+    }
+
+    /// The id of the master key in use.
+    pub fn master_key_id(&self) -> String {
+        self.sealer().key_id().to_owned()
+    }
+
+    /// Closes the pool (waits for connections to return).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn sealer(&self) -> Arc<Sealer> {
+        Arc::clone(&self.sealer.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn set_sealer(&self, sealer: Arc<Sealer>) {
+        *self.sealer.write().unwrap_or_else(|p| p.into_inner()) = sealer;
+    }
+}
+
+impl_store!(
+    super::SqliteStore,
+    sqlx::Sqlite,
+    "SELECT value FROM store_meta WHERE key = $1"
+);
