@@ -54,6 +54,8 @@ enum Kind {
     Timeout,
     Dns,
     Connect,
+    /// Connected, but the connection closed before a complete reply.
+    Closed,
     Tls(TlsProblem),
     Status,
     Rejected,
@@ -356,7 +358,7 @@ impl Error {
     /// No connection could be made (refused, unreachable, reset before a reply). DNS and TLS
     /// failures answer their own questions, not this one.
     pub fn is_connect(&self) -> bool {
-        self.inner.kind == Kind::Connect
+        matches!(self.inner.kind, Kind::Connect | Kind::Closed)
     }
 
     /// The host name could not be resolved.
@@ -438,7 +440,7 @@ impl Error {
             Kind::Config => "config",
             Kind::Timeout => "timeout",
             Kind::Dns => "dns",
-            Kind::Connect => "connect",
+            Kind::Connect | Kind::Closed => "connect",
             Kind::Tls(_) => "tls",
             Kind::Status if self.is_auth() => "auth",
             Kind::Status => "http_status",
@@ -456,7 +458,7 @@ impl Error {
     /// Retrying might help: transient network trouble or an overloaded registry.
     pub(crate) fn is_transient(&self) -> bool {
         match self.inner.kind {
-            Kind::Connect | Kind::Timeout => true,
+            Kind::Connect | Kind::Closed | Kind::Timeout => true,
             Kind::Status => matches!(
                 self.inner.status.map(|s| s.as_u16()),
                 Some(429 | 502 | 503 | 504)
@@ -514,6 +516,11 @@ fn classify_chain(err: &(dyn StdError + 'static)) -> Option<Kind> {
     while let Some(e) = cur {
         if let Some(t) = e.downcast_ref::<rustls::Error>() {
             return Some(Kind::Tls(tls_problem(t)));
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_closed() || h.is_canceled())
+        {
+            return Some(Kind::Closed);
         }
         // `io::Error::source()` skips the error it wraps (it returns *that* error's source),
         // and tokio-rustls nests io::Error(io::Error(rustls::Error)): descend by hand.
@@ -597,6 +604,7 @@ fn problem(e: &Error) -> String {
         },
         Kind::Dns => format!("could not resolve the host name of {host}"),
         Kind::Connect => format!("could not connect to {host} (refused, unreachable or reset)"),
+        Kind::Closed => format!("the connection to {host} closed before a complete reply"),
         Kind::Tls(p) => match p {
             TlsProblem::Expired => format!("the TLS certificate of {host} has expired"),
             TlsProblem::NotYetValid => format!("the TLS certificate of {host} is not valid yet"),
@@ -650,6 +658,10 @@ fn hint(e: &Error) -> String {
             "Check the host and port in the {field}, that the server is running, and that no \
              firewall or proxy blocks the connection."
         ),
+        Kind::Closed => "The registry, or a proxy or load balancer in front of it, dropped the \
+            connection. Try again; if it persists, check proxies and ask the registry operator to \
+            check the registry's logs."
+            .to_owned(),
         Kind::Tls(p) => match p {
             TlsProblem::Expired | TlsProblem::NotYetValid => "Ask the registry operator to renew \
                 the certificate, and check this machine's clock. Do not turn verification off \

@@ -13,7 +13,6 @@ use reqwest::header::HeaderMap;
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::error::{Error, Phase};
 use crate::source::{AuthConfig, SourceState};
@@ -440,8 +439,15 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
         );
     } else {
         let t0 = Instant::now();
-        let req = DciRequest::new(Endpoint::SyncSearch, probe_envelope(client)).retry(false);
-        match client.make_request(req).await {
+        let probe = match probe_envelope(client) {
+            Ok(env) => {
+                client
+                    .make_request(DciRequest::new(Endpoint::SyncSearch, env).retry(false))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match probe {
             Ok(resp) => {
                 verified = true;
                 r.push(Stage::ProbeSearch, t0, StageStatus::Pass, format!(
@@ -531,40 +537,22 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
 }
 
 /// A minimal valid sync search that cannot match a person: an id-type/value query for an
-/// identifier that does not exist.
-fn probe_envelope(client: &DciClient) -> serde_json::Value {
+/// identifier that does not exist, built by `dci-protocol` so it is valid by construction.
+fn probe_envelope(client: &DciClient) -> Result<serde_json::Value, Error> {
+    use dci_protocol::build::{RequestBuilder, SearchItem};
+    use dci_protocol::codes::IdentifierType;
+    use dci_protocol::message::Query;
+
     let s = client.source();
-    let now = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default();
-    let msg_id = uuid::Uuid::new_v4().to_string();
-    let txn_id = uuid::Uuid::new_v4().simple().to_string();
-    json!({
-        "signature": "",
-        "header": {
-            "version": "1.0.0",
-            "message_id": msg_id,
-            "message_ts": now,
-            "action": "search",
-            "sender_id": s.sender_id.clone().unwrap_or_default(),
-            "receiver_id": s.effective_receiver_id(),
-            "total_count": 1,
-            "is_msg_encrypted": false
-        },
-        "message": {
-            "transaction_id": txn_id,
-            "search_request": [{
-                "reference_id": format!("probe-{}", uuid::Uuid::new_v4().simple()),
-                "timestamp": now,
-                "search_criteria": {
-                    "version": "1.0.0",
-                    "reg_type": s.registry_type.reg_type(),
-                    "query_type": "idtype-value",
-                    "query": { "type": "UIN", "value": "DCI-CONNECTION-PROBE-0000000000" },
-                    "pagination": { "page_size": 1, "page_number": 1 }
-                },
-                "locale": "eng"
-            }]
-        }
+    let item = SearchItem::new(Query::IdTypeValue {
+        id_type: IdentifierType::Uin,
+        value: json!("DCI-CONNECTION-PROBE-0000000000"),
     })
+    .page(1, 1);
+    let env = RequestBuilder::new(s.registry_type, s.sender_id.clone().unwrap_or_default())
+        .receiver_id(s.effective_receiver_id())
+        .sync_search([item])
+        .map_err(|e| Error::config(format!("the probe search could not be built: {e}")))?;
+    serde_json::to_value(env)
+        .map_err(|e| Error::config_with("the probe search could not be serialised", e))
 }

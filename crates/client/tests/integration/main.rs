@@ -4,5 +4,6 @@
 mod auth;
 mod errors;
 mod retries;
+mod sandbox;
 mod support;
 mod test_connection;

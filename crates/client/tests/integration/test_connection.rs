@@ -67,6 +67,21 @@ async fn a_good_oauth2_source_passes_every_stage_and_becomes_active() {
         states.last().map(|s| (s.1, s.2.clone())),
         Some((SourceState::Active, None))
     );
+    // The probe is a valid sync search by the official CRVS schema.
+    let probe = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/registry/sync/search")
+        .unwrap();
+    let probe: serde_json::Value = serde_json::from_slice(&probe.body).unwrap();
+    dci_protocol::conformance::validate_request(
+        dci_protocol::RegistryType::Crvs,
+        "/registry/sync/search",
+        &probe,
+    )
+    .unwrap_or_else(|errs| panic!("{errs:#?}\n{probe:#}"));
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["stages"][3]["status"], "pass");
     assert!(!json.to_string().contains("tok-good"));
