@@ -31,6 +31,12 @@ pub(crate) enum Command {
     /// Inspect, canonicalize, sign and verify DCI envelopes (read from stdin).
     #[command(subcommand)]
     Envelope(crate::cmd::envelope::EnvelopeCommand),
+    /// Manage data sources (registry connections).
+    #[command(subcommand)]
+    Source(crate::cmd::source::SourceCommand),
+    /// Manage the master key that seals stored secrets.
+    #[command(subcommand)]
+    MasterKey(crate::cmd::master_key::MasterKeyCommand),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -44,6 +50,8 @@ pub(crate) fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Envelope(cmd) => crate::cmd::envelope::run(cmd, cli.json),
+        Command::Source(cmd) => crate::cmd::source::run(cmd, cli.json),
+        Command::MasterKey(cmd) => crate::cmd::master_key::run(cmd, cli.json),
     };
     ExitCode::from(code)
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod context;
 
 use std::process::ExitCode;
 

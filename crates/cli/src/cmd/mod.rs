@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
 pub(crate) mod envelope;
+pub(crate) mod master_key;
+pub(crate) mod source;

@@ -1,0 +1,144 @@
+//! What every command that touches stored state shares: opening the store from the environment
+//! (`DCI_HOME`, `DCI_DATABASE_URL`, `DCI_MASTER_KEY`), the async runtime, and reporting errors
+//! as text or JSON with the documented exit codes.
+
+use std::future::Future;
+use std::io::Write;
+
+use dci_store::{OpenError, OpenOptions, Opened};
+use serde_json::json;
+
+use crate::cli::exit;
+
+/// Runs a command's async body on a small runtime (commands are short-lived).
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime")
+        .block_on(f)
+}
+
+/// Opens the store the way every command does. See `dci_store::open` for the rules (key file
+/// created with mode 0600 on first use, wrong or missing key refused).
+pub(crate) async fn open_store() -> Result<Opened, CmdError> {
+    dci_store::open(&OpenOptions::from_env())
+        .await
+        .map_err(CmdError::from)
+}
+
+/// A failed command: what to print and which exit code to use.
+#[derive(Debug)]
+pub(crate) struct CmdError {
+    /// `exit::FAILED` or `exit::USAGE`.
+    pub(crate) code: u8,
+    /// Machine-readable kind: `invalid_input`, `not_found`, `conflict`, `master_key`, `failed`.
+    pub(crate) kind: &'static str,
+    /// The message (free of secrets).
+    pub(crate) message: String,
+    /// Per-field validation errors, if any.
+    pub(crate) fields: Option<dci_client::ValidationErrors>,
+}
+
+impl CmdError {
+    pub(crate) fn failed(message: impl Into<String>) -> CmdError {
+        CmdError {
+            code: exit::FAILED,
+            kind: "failed",
+            message: message.into(),
+            fields: None,
+        }
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> CmdError {
+        CmdError {
+            code: exit::USAGE,
+            kind: "invalid_input",
+            message: message.into(),
+            fields: None,
+        }
+    }
+
+    pub(crate) fn invalid(errors: dci_client::ValidationErrors) -> CmdError {
+        CmdError {
+            code: exit::USAGE,
+            kind: "invalid_input",
+            message: "invalid data source".into(),
+            fields: Some(errors),
+        }
+    }
+
+    /// Prints the error (JSON on stdout with `--json`, text on stderr otherwise) and returns the
+    /// exit code.
+    pub(crate) fn report(&self, json: bool) -> u8 {
+        if json {
+            let mut err = json!({ "kind": self.kind, "message": self.message });
+            if let Some(f) = &self.fields {
+                err["fields"] = serde_json::to_value(f).unwrap_or_default();
+            }
+            let _ = writeln!(std::io::stdout(), "{}", json!({ "error": err }));
+        } else {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {}", self.message);
+            if let Some(f) = &self.fields {
+                for e in f.errors() {
+                    let _ = writeln!(stderr, "  {e}");
+                }
+            }
+        }
+        self.code
+    }
+}
+
+impl From<OpenError> for CmdError {
+    fn from(e: OpenError) -> CmdError {
+        let code = match &e {
+            OpenError::MasterKey(dci_store::MasterKeyError::Malformed { .. }) => exit::USAGE,
+            _ => exit::FAILED,
+        };
+        let kind = if e.is_key_problem() {
+            "master_key"
+        } else {
+            "failed"
+        };
+        CmdError {
+            code,
+            kind,
+            message: error_chain(&e),
+            fields: None,
+        }
+    }
+}
+
+impl From<dci_client::StoreError> for CmdError {
+    fn from(e: dci_client::StoreError) -> CmdError {
+        use dci_client::StoreError as E;
+        let kind = match &e {
+            E::CodeTaken(_) => "conflict",
+            E::NotFound(_) => "not_found",
+            E::WrongMasterKey(_) => "master_key",
+            _ => "failed",
+        };
+        CmdError {
+            code: exit::FAILED,
+            kind,
+            message: error_chain(&e),
+            fields: None,
+        }
+    }
+}
+
+/// The error and its causes, `: `-separated (ripgrep's `{:#}`), without duplicates.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
