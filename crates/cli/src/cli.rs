@@ -37,6 +37,8 @@ pub(crate) enum Command {
     /// Manage the master key that seals stored secrets.
     #[command(subcommand)]
     MasterKey(crate::cmd::master_key::MasterKeyCommand),
+    /// Run a local DCI registry (all five registries, OAuth2, callbacks, fault injection).
+    Sandbox(crate::cmd::sandbox::SandboxArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -52,6 +54,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Envelope(cmd) => crate::cmd::envelope::run(cmd, cli.json),
         Command::Source(cmd) => crate::cmd::source::run(cmd, cli.json),
         Command::MasterKey(cmd) => crate::cmd::master_key::run(cmd, cli.json),
+        Command::Sandbox(args) => crate::cmd::sandbox::run(args, cli.json),
     };
     ExitCode::from(code)
 }

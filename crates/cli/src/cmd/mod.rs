@@ -3,3 +3,4 @@
 pub(crate) mod envelope;
 pub(crate) mod master_key;
 pub(crate) mod source;
+pub(crate) mod sandbox;
