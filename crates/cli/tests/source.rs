@@ -627,3 +627,69 @@ fn master_key_rotation_and_wrong_or_missing_key() {
 
     h.assert_no_plaintext(&[SECRET, old_key.trim(), new_key.trim(), third]);
 }
+
+#[test]
+fn concurrent_commands_on_a_fresh_home() {
+    // Several processes start at once on an empty DCI_HOME: one key file, one schema, no errors.
+    let h = Home::new();
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            let code = format!("src_{i}");
+            let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
+                .args([
+                    "source",
+                    "add",
+                    "--code",
+                    &code,
+                    "--name",
+                    &code,
+                    "--registry-type",
+                    "dr",
+                    "--base-url",
+                    "http://127.0.0.1:9",
+                    "--auth",
+                    "bearer",
+                    "--sender-id",
+                    "me",
+                    "--secret-stdin",
+                ])
+                .env("DCI_HOME", h.path())
+                .env_remove("DCI_MASTER_KEY")
+                .env_remove("DCI_DATABASE_URL")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(BEARER.as_bytes())
+                .unwrap();
+            child
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut h = h;
+    let list = h.json(&["source", "list"], None);
+    assert_eq!(list.as_array().unwrap().len(), 6);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(h.path().join("dci.sqlite3"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the database file is readable by others");
+    }
+    h.assert_no_plaintext(&[BEARER]);
+}

@@ -75,12 +75,23 @@ pub fn read_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
     parse(&text, &path.display().to_string())
 }
 
-/// Writes `key` to a new file readable only by its owner. Fails if the file exists.
+/// Writes `key` to a new file readable only by its owner. Fails with `AlreadyExists` if the
+/// file exists. The file appears complete or not at all (written beside it, then hard-linked),
+/// so a concurrent reader never sees a partial key.
 pub fn write_new_file(path: &Path, key: &MasterKey) -> Result<(), MasterKeyError> {
     let io_err = |source| MasterKeyError::Io {
         path: path.to_owned(),
         source,
     };
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    write_private(&tmp, key).map_err(io_err)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    linked.map_err(io_err)
+}
+
+fn write_private(path: &Path, key: &MasterKey) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -88,11 +99,10 @@ pub fn write_new_file(path: &Path, key: &MasterKey) -> Result<(), MasterKeyError
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(io_err)?;
-    file.write_all(encode(key).as_bytes()).map_err(io_err)?;
-    file.write_all(b"\n").map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
-    Ok(())
+    let mut file = options.open(path)?;
+    file.write_all(encode(key).as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
 }
 
 /// Replaces the key file atomically (write a 0600 sibling, then rename over).

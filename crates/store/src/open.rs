@@ -156,19 +156,37 @@ pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
         ),
         None => {
             let key = master_key::generate();
-            master_key::write_new_file(&key_file, &key)?;
-            (
-                key,
-                KeyOrigin::File {
-                    path: key_file.clone(),
-                    created: true,
-                },
-            )
+            match master_key::write_new_file(&key_file, &key) {
+                Ok(()) => (
+                    key,
+                    KeyOrigin::File {
+                        path: key_file.clone(),
+                        created: true,
+                    },
+                ),
+                // Another process created it first (two commands on a fresh home): use theirs.
+                Err(MasterKeyError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    (
+                        master_key::read_file(&key_file)?,
+                        KeyOrigin::File {
+                            path: key_file.clone(),
+                            created: false,
+                        },
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     };
     let url = match &options.database_url {
         Some(u) => u.clone(),
-        None => format!("sqlite://{}", home.join(DATABASE_FILE).display()),
+        None => {
+            let path = home.join(DATABASE_FILE);
+            create_private_file(&path)?;
+            format!("sqlite://{}", path.display())
+        }
     };
     let database = redact_url(&url);
     match connect(&url, &key).await {
@@ -248,6 +266,26 @@ fn stored_key_id(e: &StoreError) -> String {
         .and_then(|s| s.split([',', ' ']).next())
         .unwrap_or("?")
         .to_owned()
+}
+
+/// Creates an empty file readable only by its owner, unless it exists. SQLite gives its `-wal`
+/// and `-shm` files the same mode.
+fn create_private_file(path: &Path) -> Result<(), OpenError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(OpenError::Home {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 fn create_private_dir(path: &Path) -> Result<(), OpenError> {

@@ -57,13 +57,15 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db("opening the SQLite database"))?;
-        migrations::sqlite()
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend {
+        // SQLite has no migration lock: when two processes open a fresh file at once, the loser
+        // fails on a table the winner just created. Its second run sees the winner's work.
+        let migrator = migrations::sqlite();
+        if migrator.run(&pool).await.is_err() {
+            migrator.run(&pool).await.map_err(|e| StoreError::Backend {
                 message: "applying SQLite migrations".into(),
                 source: Box::new(e),
             })?;
+        }
         let sealer = Sealer::new(master_key);
         store_impl::claim_key(&pool, &sealer).await?;
         Ok(SqliteStore {
