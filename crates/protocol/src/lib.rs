@@ -38,3 +38,5 @@ pub mod signature;
 
 pub use error::{BuildError, ParseError};
 pub use registry::{RegistryType, UnknownRegistryType};
+/// The timestamp type of the public API (re-exported so callers need not depend on `time`).
+pub use time::OffsetDateTime;

@@ -534,8 +534,12 @@ pub fn canonical_payload(header: &Value, message: &Value, c: Canonicalization) -
 
 /// `base64(SHA-256(canonical payload))`.
 pub fn digest(header: &Value, message: &Value, c: Canonicalization) -> String {
-    let payload = canonical_payload(header, message, c);
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, payload.as_bytes());
+    digest_bytes(canonical_payload(header, message, c).as_bytes())
+}
+
+/// `base64(SHA-256(bytes))`, the digest encoding of the profile.
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     STANDARD.encode(d.as_ref())
 }
 
