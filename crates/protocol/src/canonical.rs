@@ -15,7 +15,8 @@
 //! `serde_json::Value` (without `arbitrary_precision`, which this workspace does not enable)
 //! holds integers only within `i64`/`u64`; a larger integer in the input is already an `f64`
 //! when it reaches this module, so it is written as a float, where Python would keep the
-//! integer. DCI payloads carry no such integers; the golden vectors cover the full `u64` range.
+//! integer. Likewise the integer literal `-0` arrives as the float `-0.0` (Python: `0`). DCI
+//! payloads carry neither; the golden vectors cover the full `u64` range and pin both cases.
 
 use std::fmt::Write as _;
 
