@@ -78,7 +78,8 @@ pub struct TokenInfo {
     pub token_type: String,
     /// The granted scope, if the server said, else the requested one.
     pub scope: Option<String>,
-    /// When it was obtained from the token endpoint.
+    /// When this process obtained it: fetched from the token endpoint, or loaded from the
+    /// store (which does not keep the original issue time).
     #[serde(with = "time::serde::rfc3339")]
     pub obtained_at: OffsetDateTime,
     /// When it expires.

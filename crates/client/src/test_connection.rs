@@ -277,11 +277,12 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
                     body: None,
                     authenticate: false,
                     retry: false,
+                    any_status: true,
                     ids: (None, None),
                 };
                 match client.execute(call, |_, _| Ok(())).await {
-                    Err(e) if e.status().is_none() => r.fail(Stage::Connect, t0, &e),
-                    _ => {
+                    Err(e) => r.fail(Stage::Connect, t0, &e),
+                    Ok(_) => {
                         reachable = true;
                         let via = connected.map(|a| format!(" to {a}")).unwrap_or_default();
                         if base.scheme() == "http" {
@@ -386,6 +387,7 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
                     body: None,
                     authenticate: true,
                     retry: false,
+                    any_status: false,
                     ids: (None, None),
                 };
                 match client.execute(call, |_, _| Ok(())).await {
@@ -485,16 +487,21 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
                         body: None,
                         authenticate: false,
                         retry: false,
+                        any_status: true,
                         ids: (None, None),
                     };
                     match client.execute(call, |_, _| Ok(())).await {
-                        Err(e) if e.status().is_none() => r.fail(Stage::Callback, t0, &e),
-                        Ok((raw, _)) => r.push(Stage::Callback, t0, StageStatus::Pass, format!(
-                            "answers from here (HTTP {}); the registry must be able to reach it \
-                             too", raw.status.as_u16())),
-                        Err(e) => r.push(Stage::Callback, t0, StageStatus::Pass, format!(
-                            "answers from here (HTTP {}); the registry must be able to reach it \
-                             too", e.status().map(|s| s.as_u16()).unwrap_or_default())),
+                        Err(e) => r.fail(Stage::Callback, t0, &e),
+                        Ok((raw, _)) => r.push(
+                            Stage::Callback,
+                            t0,
+                            StageStatus::Pass,
+                            format!(
+                                "answers from here (HTTP {}); the registry must be able to reach \
+                                 it too",
+                                raw.status.as_u16()
+                            ),
+                        ),
                     }
                 }
             }

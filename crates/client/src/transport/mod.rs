@@ -417,6 +417,8 @@ pub(crate) struct Call<'a> {
     pub(crate) body: Option<Vec<u8>>,
     pub(crate) authenticate: bool,
     pub(crate) retry: bool,
+    /// Any HTTP status is an answer (reachability checks): only transport failures are errors.
+    pub(crate) any_status: bool,
     pub(crate) ids: (Option<String>, Option<String>),
 }
 
@@ -508,6 +510,7 @@ impl DciClient {
             body: Some(body),
             authenticate: true,
             retry: req.retry.unwrap_or(req.endpoint.is_idempotent()),
+            any_status: false,
             ids,
         };
         let (raw, attempts, body) = self.execute_dci(call).await?;
@@ -610,7 +613,7 @@ impl DciClient {
                         .await;
                         continue;
                     }
-                    if raw.status.is_success() {
+                    if raw.status.is_success() || call.any_status {
                         (check(&call.url, &raw).map(|()| raw), ra)
                     } else {
                         (
@@ -763,6 +766,7 @@ impl DciClient {
             body: req.body().and_then(|b| b.as_bytes()).map(<[u8]>::to_vec),
             authenticate: false,
             retry: true,
+            any_status: false,
             ids: (None, None),
         };
         let mut token = None;

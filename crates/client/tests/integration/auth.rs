@@ -149,8 +149,8 @@ async fn each_credential_placement_reaches_the_token_endpoint() {
 #[tokio::test]
 async fn token_is_reused_then_refreshed_ahead_of_expiry() {
     let server = MockServer::start().await;
-    // A 2 s token with the default 60 s skew: refreshed after 1.6 s, not never.
-    mount_token(&server, "tok-short", json!("2")).await;
+    // A 5 s token with the default 60 s skew: refreshed after 4 s, not never.
+    mount_token(&server, "tok-short", json!("5")).await;
     registry_accepting(&server, "Bearer tok-short").await;
     let token_url = format!("{}/token", server.uri());
     let c = DciClient::builder(source(
@@ -170,7 +170,7 @@ async fn token_is_reused_then_refreshed_ahead_of_expiry() {
     let t2 = c.token().await.unwrap();
     assert_eq!(t2.info.origin, TokenOrigin::Cached);
     assert_eq!(count(&server, "/token").await, 1, "reused while fresh");
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(4200)).await;
     c.make_request(search()).await.unwrap();
     assert_eq!(count(&server, "/token").await, 2, "refreshed before expiry");
 }
