@@ -10,6 +10,8 @@
 
 pub mod auth;
 pub mod error;
+pub mod keys;
+pub mod ops;
 pub mod source;
 pub mod store;
 pub mod test_connection;
@@ -17,6 +19,7 @@ pub mod transport;
 
 pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
 pub use error::{Error, RegistryError, Result};
+pub use ops::{Operation, Operations, OpsError, OpsStore};
 pub use source::{
     AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, TlsSettings,

@@ -1,0 +1,391 @@
+//! Callback and notify ingestion: the one function a receiver (`dci serve`, a test server, an
+//! embedding application) calls with the raw body of a POST from a registry.
+//!
+//! Order matters and is the contract: size and shape, the data source, the action, the sender,
+//! the signature (per the source's policy), the transaction it answers — and only then is
+//! anything stored. A message id already stored for the source is a replay and is refused. The
+//! callback is persisted (durably) *before* the ACK is returned, so an ACKed callback survives a
+//! crash. Bad input gets the spec's error code and changes nothing.
+
+use std::sync::Arc;
+
+use dci_protocol::codes::{Action, ErrorCode, StatusReasonCode};
+use dci_protocol::envelope::AckResponse;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::keys::RegistryKeys;
+use crate::store::Store;
+
+use super::store::{
+    CallbackRecord, OpKind, OpsStore, SubscriptionRecord, SubscriptionState, TransactionState,
+};
+use super::view::build_view;
+
+/// Default limit of a callback body (search results can be large).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// What [`ingest`] needs: the stores and the registry-key cache. Cheap to clone; build one per
+/// process and share it.
+#[derive(Clone)]
+pub struct IngestContext {
+    /// Data sources (for the policy, keys and sender id).
+    pub store: Arc<dyn Store>,
+    /// Where requests and callbacks are kept.
+    pub ops: Arc<dyn OpsStore>,
+    /// Registry public keys and the JWKS cache.
+    pub keys: RegistryKeys,
+    /// Larger bodies are refused.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for IngestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestContext")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngestContext {
+    /// A context with a fresh key cache and the default body limit.
+    pub fn new(store: Arc<dyn Store>, ops: Arc<dyn OpsStore>) -> IngestContext {
+        IngestContext {
+            store,
+            ops,
+            keys: RegistryKeys::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// Uses this (shared) key cache.
+    #[must_use]
+    pub fn with_keys(mut self, keys: RegistryKeys) -> IngestContext {
+        self.keys = keys;
+        self
+    }
+}
+
+/// A refused callback: the HTTP status to answer with and the DCI error (code and message).
+/// Nothing was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct CallbackRejection {
+    /// Suggested HTTP status: 400 malformed, 401 signature, 403 sender, 404 unknown source or
+    /// transaction, 409 replayed message id, 413 too large, 503 storage unavailable.
+    pub http_status: u16,
+    /// `err.request.bad`, `err.signature.invalid`, `rjct.message_id.duplicate`, …
+    pub code: String,
+    /// What is wrong (no secrets, no payload).
+    pub message: String,
+}
+
+impl CallbackRejection {
+    fn new(http_status: u16, code: &str, message: impl Into<String>) -> CallbackRejection {
+        CallbackRejection {
+            http_status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> CallbackRejection {
+        CallbackRejection::new(400, ErrorCode::RequestBad.as_str(), message)
+    }
+
+    /// The DCI body to answer with: an ACK with `ack_status: ERR` and this error.
+    pub fn to_ack(&self, now: OffsetDateTime) -> AckResponse {
+        AckResponse::err(
+            &dci_protocol::build::new_id(),
+            ErrorCode::parse_lenient(&self.code),
+            &self.message,
+            now,
+        )
+    }
+
+    /// Whether the message id was already received (a replay or a re-delivery).
+    pub fn is_duplicate(&self) -> bool {
+        self.code == StatusReasonCode::MessageIdDuplicate.as_str()
+    }
+}
+
+fn callback_action(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::OnSearch
+            | Action::OnSubscribe
+            | Action::OnUnsubscribe
+            | Action::TxnOnStatus
+            | Action::Notify
+    )
+}
+
+fn non_empty<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn count(v: &Value, ptr: &str) -> Option<u64> {
+    match v.pointer(ptr)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Ingests one callback or notification POSTed for data source `source_code`.
+///
+/// `path_action` is the action the URL implies (`/registry/on-search` → `on-search`), or `None`
+/// for a bare route, which is then routed on `header.action`. Returns the ACK to answer with
+/// (HTTP 200), or the rejection (nothing stored).
+pub async fn ingest(
+    ctx: &IngestContext,
+    source_code: &str,
+    raw_body: &[u8],
+    path_action: Option<Action>,
+) -> Result<AckResponse, CallbackRejection> {
+    let now = OffsetDateTime::now_utc();
+    if raw_body.len() > ctx.max_body_bytes {
+        return Err(CallbackRejection::new(
+            413,
+            ErrorCode::RequestBad.as_str(),
+            format!(
+                "the body is {} bytes; the limit is {}",
+                raw_body.len(),
+                ctx.max_body_bytes
+            ),
+        ));
+    }
+    let body: Value = serde_json::from_slice(raw_body)
+        .map_err(|e| CallbackRejection::bad(format!("the body is not JSON: {e}")))?;
+    if !body.is_object() || !body.get("header").is_some_and(Value::is_object) {
+        return Err(CallbackRejection::bad(
+            "the body is not a DCI envelope: it needs a `header` object",
+        ));
+    }
+    let message_id = non_empty(&body, "/header/message_id")
+        .ok_or_else(|| CallbackRejection::bad("header.message_id is missing"))?
+        .to_owned();
+    let action_str = non_empty(&body, "/header/action")
+        .ok_or_else(|| CallbackRejection::bad("header.action is missing"))?;
+    let action = Action::parse_lenient(action_str);
+    if !callback_action(&action) {
+        return Err(CallbackRejection::new(
+            400,
+            ErrorCode::RequestBad.as_str(),
+            format!(
+                "header.action {action_str:?} is not a callback: expected on-search, on-subscribe, on-unsubscribe, txn-on-status or notify"
+            ),
+        ));
+    }
+    if let Some(p) = &path_action
+        && *p != action
+    {
+        return Err(CallbackRejection::bad(format!(
+            "this route receives {p} but header.action is {action}"
+        )));
+    }
+    if body
+        .get("message")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(CallbackRejection::bad("message must be an object"));
+    }
+
+    let source = ctx
+        .store
+        .get_data_source(source_code)
+        .await
+        .map_err(|e| unavailable(&e))?
+        .filter(|s| s.active)
+        .ok_or_else(|| {
+            CallbackRejection::new(
+                404,
+                ErrorCode::RequestNotFound.as_str(),
+                format!("no active data source {source_code:?} receives callbacks here"),
+            )
+        })?;
+    if let Some(expected) = &source.receiver_id {
+        let sender = non_empty(&body, "/header/sender_id");
+        if sender != Some(expected.as_str()) {
+            return Err(CallbackRejection::new(
+                403,
+                ErrorCode::SenderIdInvalid.as_str(),
+                format!(
+                    "header.sender_id {:?} is not this data source's registry ({expected:?})",
+                    sender.unwrap_or("")
+                ),
+            ));
+        }
+    }
+    let sig = ctx
+        .keys
+        .check(&source, &body, now)
+        .await
+        .map_err(|f| CallbackRejection::new(401, f.error_code().as_str(), f.to_string()))?;
+
+    let transaction_id = non_empty(&body, "/message/transaction_id").map(str::to_owned);
+    let transaction = match (&action, &transaction_id) {
+        (Action::Notify, _) => None,
+        (_, None) => {
+            return Err(CallbackRejection::bad("message.transaction_id is missing"));
+        }
+        (_, Some(id)) => {
+            let t = ctx
+                .ops
+                .get_transaction(id)
+                .await
+                .map_err(|e| unavailable(&e))?
+                .filter(|t| t.source_code == source.code)
+                .ok_or_else(|| {
+                    CallbackRejection::new(
+                        404,
+                        ErrorCode::RequestNotFound.as_str(),
+                        format!("transaction {id:?} was not sent by data source {source_code:?}"),
+                    )
+                })?;
+            Some(t)
+        }
+    };
+
+    let record = CallbackRecord {
+        source_code: source.code.clone(),
+        message_id: message_id.clone(),
+        action: action.as_str().to_owned(),
+        transaction_id: transaction_id.clone(),
+        correlation_id: non_empty(&body, "/message/correlation_id").map(str::to_owned),
+        status: non_empty(&body, "/header/status").map(str::to_ascii_lowercase),
+        total_count: count(&body, "/header/total_count"),
+        completed_count: count(&body, "/header/completed_count"),
+        signature: sig.state,
+        signature_key_id: sig.key_id,
+        body,
+        received_at: now,
+    };
+    if !ctx
+        .ops
+        .insert_callback(&record)
+        .await
+        .map_err(|e| unavailable(&e))?
+    {
+        return Err(CallbackRejection::new(
+            409,
+            StatusReasonCode::MessageIdDuplicate.as_str(),
+            format!("message {message_id:?} was already received"),
+        ));
+    }
+
+    // Stored: from here on, failures are logged, not answered, since the view is recomputed
+    // from the stored callbacks on every read.
+    if let Some(t) = transaction
+        && let Err(e) = after_store(ctx, &t, &record, now).await
+    {
+        tracing::warn!(source = %source.code, transaction_id = %t.transaction_id, error = %e,
+            "callback stored, but updating the transaction failed");
+    }
+    Ok(AckResponse::ack(&dci_protocol::build::new_id(), now))
+}
+
+async fn after_store(
+    ctx: &IngestContext,
+    t: &super::store::TransactionRecord,
+    record: &CallbackRecord,
+    now: OffsetDateTime,
+) -> Result<(), crate::store::StoreError> {
+    let callbacks = ctx.ops.callbacks_for(&t.transaction_id).await?;
+    let view = build_view(t, &callbacks);
+    if view.state != t.state && view.state != TransactionState::Pending {
+        ctx.ops
+            .advance_transaction(&t.transaction_id, view.state, now)
+            .await?;
+    }
+    let message = record.body.get("message").unwrap_or(&Value::Null);
+    match t.kind {
+        OpKind::Subscribe => {
+            let event_type = t
+                .request
+                .pointer("/message/subscribe_request/0/subscribe_criteria/reg_event_type")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            for item in message
+                .get("subscribe_response")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let rejected = item
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("rjct"));
+                for s in item
+                    .get("subscriptions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let Some(code) = s.get("code").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let live = s.get("status").and_then(Value::as_str) != Some("unsubscribe");
+                    let state = match (rejected, live) {
+                        (true, _) => SubscriptionState::Rejected,
+                        (false, true) => SubscriptionState::Subscribed,
+                        (false, false) => SubscriptionState::Unsubscribed,
+                    };
+                    ctx.ops
+                        .upsert_subscription(&SubscriptionRecord {
+                            source_code: t.source_code.clone(),
+                            code: code.to_owned(),
+                            state,
+                            event_type: event_type.clone(),
+                            transaction_id: Some(t.transaction_id.clone()),
+                            created_at: now,
+                            updated_at: now,
+                        })
+                        .await?;
+                }
+            }
+        }
+        OpKind::Unsubscribe => {
+            for s in message
+                .get("subscription_status")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(code) = s.get("code").and_then(Value::as_str) else {
+                    continue;
+                };
+                let state = if s.get("status").and_then(Value::as_str) == Some("subscribe") {
+                    SubscriptionState::Subscribed
+                } else {
+                    SubscriptionState::Unsubscribed
+                };
+                ctx.ops
+                    .upsert_subscription(&SubscriptionRecord {
+                        source_code: t.source_code.clone(),
+                        code: code.to_owned(),
+                        state,
+                        event_type: None,
+                        transaction_id: Some(t.transaction_id.clone()),
+                        created_at: now,
+                        updated_at: now,
+                    })
+                    .await?;
+            }
+        }
+        OpKind::Search | OpKind::TxnStatus => {}
+    }
+    Ok(())
+}
+
+fn unavailable(e: &crate::store::StoreError) -> CallbackRejection {
+    tracing::error!(error = %e, "callback storage failed");
+    CallbackRejection::new(
+        503,
+        ErrorCode::ServiceUnavailable.as_str(),
+        "the receiver cannot store the callback right now; send it again later",
+    )
+}

@@ -1,0 +1,108 @@
+//! The error of the operations: bad input (naming the field), the transport's [`crate::Error`]
+//! (which carries the registry's own code and message), storage, keys, signatures and waiting.
+
+use dci_protocol::BuildError;
+use dci_protocol::signature::SignatureError;
+
+use crate::error::RegistryError;
+use crate::store::StoreError;
+
+use super::store::TransactionState;
+
+/// Anything an operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpsError {
+    /// The input is invalid: `field` names it, `message` says how to fix it.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field, e.g. `query` or `message.search_request[0].search_criteria.pagination`.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The call to the registry failed, or the registry refused it (ACK `ERR`, `rjct`): ask
+    /// [`OpsError::registry_error`] for its code and message.
+    #[error(transparent)]
+    Client(#[from] crate::Error),
+    /// The registry's callback or reply reported a rejection.
+    #[error("the registry rejected the request: {0}")]
+    Rejected(RegistryError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Our signing key cannot sign (unknown, inactive, revoked or expired).
+    #[error("signing key: {0}")]
+    SigningKey(String),
+    /// Signing failed.
+    #[error("signing the envelope failed: {0}")]
+    Signing(#[source] SignatureError),
+    /// The registry's reply failed signature verification under the source's policy.
+    #[error("the registry's reply failed signature verification: {0}")]
+    Verification(String),
+    /// The transaction did not complete in time (its current state is kept).
+    #[error(
+        "transaction {transaction_id} is still {state} after waiting; its result may still arrive: check later with `dci txn-status` or the transaction lookup"
+    )]
+    Timeout {
+        /// The transaction.
+        transaction_id: String,
+        /// Its state when waiting ended.
+        state: TransactionState,
+    },
+    /// No such transaction or key.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl OpsError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> OpsError {
+        OpsError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The registry's own reason (code and message), when the registry refused.
+    pub fn registry_error(&self) -> Option<&RegistryError> {
+        match self {
+            OpsError::Client(e) => e.registry_error(),
+            OpsError::Rejected(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller's input was at fault (HTTP 422 / exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, OpsError::Invalid { .. })
+    }
+
+    /// Whether the registry refused the request (ERR / NACK / rjct).
+    pub fn is_rejected(&self) -> bool {
+        match self {
+            OpsError::Client(e) => e.is_rejected() || e.registry_error().is_some(),
+            OpsError::Rejected(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether waiting for a result ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            OpsError::Timeout { .. } => true,
+            OpsError::Client(e) => e.is_timeout(),
+            _ => false,
+        }
+    }
+
+    /// Whether a transaction or key does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, OpsError::NotFound(_))
+    }
+}
+
+impl From<BuildError> for OpsError {
+    fn from(e: BuildError) -> Self {
+        OpsError::invalid(e.field, e.reason)
+    }
+}

@@ -1,0 +1,429 @@
+//! The storage seam of the operations: async requests, callbacks, subscriptions and signing keys.
+//!
+//! A separate trait from [`crate::Store`] so that the data-source store stays small; `dci-store`
+//! implements both for SQLite and PostgreSQL. Object safe, held as `Arc<dyn OpsStore>`.
+//!
+//! Durability contract: every method is atomic and durable when it returns, so that a request is
+//! on disk before it is sent and a callback is on disk before the receiver answers ACK.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use dci_protocol::signature::Algorithm;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::store::StoreError;
+
+/// Storage for the DCI operations. Implementations: `dci_store::SqliteStore`, `dci_store::PgStore`.
+#[async_trait]
+pub trait OpsStore: Send + Sync {
+    /// Stores a new outgoing async request *before* it is sent. The transaction id is unique:
+    /// inserting an existing one fails.
+    async fn insert_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError>;
+
+    /// Records the registry's synchronous answer (ACK / NACK / ERR) to a stored request and its
+    /// new state. Returns `false` if the transaction is unknown.
+    async fn record_ack(&self, transaction_id: &str, ack: &AckRecord) -> Result<bool, StoreError>;
+
+    /// Moves a transaction to `state` unless it is already in a state that outranks it (see
+    /// [`TransactionState::rank`]): concurrent callbacks can only move it forward. Returns
+    /// whether the row changed.
+    async fn advance_transaction(
+        &self,
+        transaction_id: &str,
+        state: TransactionState,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The stored request with this transaction id, if any.
+    async fn get_transaction(
+        &self,
+        transaction_id: &str,
+    ) -> Result<Option<TransactionRecord>, StoreError>;
+
+    /// Stored requests, newest first.
+    async fn list_transactions(
+        &self,
+        filter: &TransactionFilter,
+    ) -> Result<Vec<TransactionRecord>, StoreError>;
+
+    /// Marks every pending, acknowledged or partial request whose deadline is before `now` as
+    /// [`TransactionState::TimedOut`]. Returns how many changed.
+    async fn expire_overdue(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Stores a received callback (any action, notify included) unless one with the same
+    /// `(source_code, message_id)` exists. Returns `false` for such a duplicate (nothing changed).
+    async fn insert_callback(&self, c: &CallbackRecord) -> Result<bool, StoreError>;
+
+    /// Callbacks of a transaction, in order of arrival.
+    async fn callbacks_for(&self, transaction_id: &str) -> Result<Vec<CallbackRecord>, StoreError>;
+
+    /// Callbacks matching the filter, newest first (e.g. notifications: action `notify`).
+    async fn list_callbacks(
+        &self,
+        filter: &CallbackFilter,
+    ) -> Result<Vec<CallbackRecord>, StoreError>;
+
+    /// Inserts or updates a subscription (keyed by source code and subscription code).
+    async fn upsert_subscription(&self, s: &SubscriptionRecord) -> Result<(), StoreError>;
+
+    /// Subscriptions, optionally of one data source, ordered by source code and code.
+    async fn list_subscriptions(
+        &self,
+        source_code: Option<&str>,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError>;
+
+    /// Stores a new signing key; the private key (PKCS#8 PEM) is sealed at rest. Returns `false`
+    /// (nothing stored) if a key with this id exists.
+    async fn insert_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        private_pkcs8_pem: &SecretString,
+    ) -> Result<bool, StoreError>;
+
+    /// The public record of a signing key.
+    async fn get_signing_key(&self, key_id: &str) -> Result<Option<SigningKeyRecord>, StoreError>;
+
+    /// The private key (PKCS#8 PEM) of a signing key, opened.
+    async fn signing_key_private(&self, key_id: &str) -> Result<Option<SecretString>, StoreError>;
+
+    /// Every signing key, ordered by creation.
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Sets a key's status, stamping `activated_at` / `revoked_at`. Returns `false` if unknown.
+    async fn set_signing_key_status(
+        &self,
+        key_id: &str,
+        status: KeyStatus,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
+macro_rules! str_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $($(#[$vm])* #[serde(rename = $s)] $v),+ }
+
+        impl $name {
+            /// The stored and displayed name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self, StoreError> {
+                match s {
+                    $($s => Ok($name::$v),)+
+                    _ => Err(StoreError::Corrupt(format!(
+                        concat!("unknown ", stringify!($name), " {:?}"), s
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+str_enum! {
+    /// Which operation a stored request is.
+    OpKind {
+        /// Async search.
+        Search => "search",
+        /// Subscribe.
+        Subscribe => "subscribe",
+        /// Unsubscribe.
+        Unsubscribe => "unsubscribe",
+        /// Async transaction status.
+        TxnStatus => "txn_status",
+    }
+}
+
+str_enum! {
+    /// Where an async request stands.
+    TransactionState {
+        /// Stored, not (yet) acknowledged by the registry.
+        Pending => "pending",
+        /// The registry answered ACK; waiting for the callback.
+        Acknowledged => "acknowledged",
+        /// Some, not all, results have arrived.
+        Partial => "partial",
+        /// Every result has arrived.
+        Completed => "completed",
+        /// The registry refused it (ACK `ERR`/`NACK`, or a callback with header status `rjct`).
+        Failed => "failed",
+        /// The deadline passed without a complete result.
+        TimedOut => "timed_out",
+    }
+}
+
+impl TransactionState {
+    /// Order in which states may follow each other: a state only replaces one of lower rank.
+    /// A late callback may still complete a timed-out request (the data did arrive).
+    pub fn rank(self) -> u8 {
+        match self {
+            TransactionState::Pending => 0,
+            TransactionState::Acknowledged => 1,
+            TransactionState::TimedOut => 2,
+            TransactionState::Partial => 3,
+            TransactionState::Completed | TransactionState::Failed => 4,
+        }
+    }
+
+    /// Whether nothing more is expected.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TransactionState::Completed | TransactionState::Failed | TransactionState::TimedOut
+        )
+    }
+}
+
+str_enum! {
+    /// How a callback's signature was checked.
+    SignatureState {
+        /// The source's policy is `off`.
+        NotChecked => "not_checked",
+        /// No signature, accepted under policy `if-present`.
+        Unsigned => "unsigned",
+        /// Verified with the key in `signature_key_id`.
+        Verified => "verified",
+    }
+}
+
+str_enum! {
+    /// Lifecycle of one of our signing keys.
+    KeyStatus {
+        /// Generated, not used for signing.
+        Inactive => "inactive",
+        /// Signs (when a data source names it) and is published in the JWKS.
+        Active => "active",
+        /// Never signs again; not published.
+        Revoked => "revoked",
+    }
+}
+
+str_enum! {
+    /// Whether a subscription is live.
+    SubscriptionState {
+        /// Active.
+        Subscribed => "subscribed",
+        /// Cancelled.
+        Unsubscribed => "unsubscribed",
+        /// Requested, not confirmed by an `on-subscribe`.
+        Requested => "requested",
+        /// The registry refused it.
+        Rejected => "rejected",
+    }
+}
+
+/// An async request as stored before sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransactionRecord {
+    /// `message.transaction_id` (unique).
+    pub transaction_id: String,
+    /// The data source it was sent to.
+    pub source_code: String,
+    /// Which operation.
+    pub kind: OpKind,
+    /// `header.message_id` of the request.
+    pub message_id: String,
+    /// The request's item reference ids, in order.
+    pub reference_ids: Vec<String>,
+    /// The envelope exactly as sent (signature included).
+    pub request: Value,
+    /// Current state.
+    pub state: TransactionState,
+    /// The registry's synchronous answer, once known.
+    pub ack: Option<AckRecord>,
+    /// When it was stored.
+    pub created_at: OffsetDateTime,
+    /// After this, the request is timed out if incomplete.
+    pub deadline: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+}
+
+/// The synchronous ACK/NACK/ERR to an async request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AckRecord {
+    /// `ACK`, `NACK` or `ERR`.
+    pub ack_status: String,
+    /// The registry's correlation id.
+    pub correlation_id: Option<String>,
+    /// The registry's error code, for ERR.
+    pub error_code: Option<String>,
+    /// The registry's error message, for ERR.
+    pub error_message: Option<String>,
+    /// State after the ACK (`acknowledged` or `failed`).
+    pub state: TransactionState,
+    /// When it was received.
+    pub at: OffsetDateTime,
+}
+
+/// Which stored requests to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionFilter {
+    /// Only this data source's.
+    pub source_code: Option<String>,
+    /// Only in this state.
+    pub state: Option<TransactionState>,
+    /// At most this many (newest first).
+    pub limit: u32,
+}
+
+impl Default for TransactionFilter {
+    fn default() -> Self {
+        TransactionFilter {
+            source_code: None,
+            state: None,
+            limit: 100,
+        }
+    }
+}
+
+/// A received callback (or notification), stored verbatim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallbackRecord {
+    /// The data source it arrived for.
+    pub source_code: String,
+    /// `header.message_id` (unique per source: replays are refused).
+    pub message_id: String,
+    /// `header.action` (`on-search`, `notify`, …).
+    pub action: String,
+    /// `message.transaction_id`, if any.
+    pub transaction_id: Option<String>,
+    /// `message.correlation_id`, if any.
+    pub correlation_id: Option<String>,
+    /// `header.status`, if any.
+    pub status: Option<String>,
+    /// `header.total_count`.
+    pub total_count: Option<u64>,
+    /// `header.completed_count`.
+    pub completed_count: Option<u64>,
+    /// How the signature was checked.
+    pub signature: SignatureState,
+    /// The key id that verified it.
+    pub signature_key_id: Option<String>,
+    /// The envelope as received (parsed JSON of the raw body).
+    pub body: Value,
+    /// When it was stored.
+    pub received_at: OffsetDateTime,
+}
+
+/// Which callbacks to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackFilter {
+    /// Only this data source's.
+    pub source_code: Option<String>,
+    /// Only this action (`notify` lists notifications).
+    pub action: Option<String>,
+    /// At most this many (newest first).
+    pub limit: u32,
+}
+
+impl Default for CallbackFilter {
+    fn default() -> Self {
+        CallbackFilter {
+            source_code: None,
+            action: None,
+            limit: 100,
+        }
+    }
+}
+
+/// A subscription at a registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionRecord {
+    /// The data source.
+    pub source_code: String,
+    /// The registry's subscription code.
+    pub code: String,
+    /// Live or not.
+    pub state: SubscriptionState,
+    /// `reg_event_type` subscribed to, if known.
+    pub event_type: Option<String>,
+    /// The subscribe (or last unsubscribe) transaction.
+    pub transaction_id: Option<String>,
+    /// First seen.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One of our signing keys, without its private half.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SigningKeyRecord {
+    /// The key id (`kid` in our JWKS and in `kidId`).
+    pub key_id: String,
+    /// `ed25519` or `rs256`.
+    #[serde(serialize_with = "ser_alg")]
+    pub algorithm: Algorithm,
+    /// Status.
+    pub status: KeyStatus,
+    /// The public key, SPKI PEM.
+    pub public_key_pem: String,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was (last) activated.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub activated_at: Option<OffsetDateTime>,
+    /// When it was revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// After this it never signs.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+fn ser_alg<S: serde::Serializer>(a: &Algorithm, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(a.as_str())
+}
+
+impl SigningKeyRecord {
+    /// Whether the key may sign at `now`: active and not expired.
+    pub fn can_sign(&self, now: OffsetDateTime) -> bool {
+        self.status == KeyStatus::Active && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_store_is_object_safe() {
+        fn takes(_: Option<std::sync::Arc<dyn OpsStore>>) {}
+        takes(None);
+    }
+
+    #[test]
+    fn states_round_trip_and_rank() {
+        for s in [
+            TransactionState::Pending,
+            TransactionState::Acknowledged,
+            TransactionState::Partial,
+            TransactionState::Completed,
+            TransactionState::Failed,
+            TransactionState::TimedOut,
+        ] {
+            assert_eq!(s.as_str().parse::<TransactionState>().unwrap(), s);
+        }
+        assert!(TransactionState::Completed.rank() > TransactionState::TimedOut.rank());
+        assert!("exploded".parse::<TransactionState>().is_err());
+    }
+}
