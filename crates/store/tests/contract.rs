@@ -35,6 +35,35 @@ impl Backend {
         })
     }
 
+    /// Runs one statement directly on the database (outside the store), returning the error text.
+    async fn raw_exec(&self, sql: &'static str) -> Result<(), String> {
+        use sqlx::Connection;
+        match self {
+            Backend::Sqlite { path, .. } => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query(sql)
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+            Backend::Pg { url, schema } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let set = format!("SET search_path TO \"{schema}\"");
+                sqlx::query(sqlx::AssertSqlSafe(set))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                sqlx::query(sql)
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// Everything the database holds, as bytes: the SQLite file and its WAL, or every row of
     /// every table as text for PostgreSQL.
     async fn raw_dump(&self) -> Vec<u8> {
@@ -146,6 +175,7 @@ contract!(
     enable_disable_state_and_test_results,
     tokens_are_sealed_per_source,
     audit_log_is_append_only_newest_first,
+    audit_log_rejects_update_and_delete,
     no_plaintext_secret_in_the_database,
     wrong_key_is_refused_and_changes_nothing,
     rotation_reseals_everything,
@@ -732,6 +762,21 @@ async fn audit_log_is_append_only_newest_first(b: Arc<Backend>) {
     assert_eq!(stored.transaction_id, first.transaction_id);
     assert_eq!(stored.http_status, Some(200));
     assert_eq!(stored.duration_ms, 15);
+}
+
+async fn audit_log_rejects_update_and_delete(b: Arc<Backend>) {
+    let store = b.open(&key(1)).await.unwrap();
+    store.append_audit(&audit("ro", 1)).await.unwrap();
+    for sql in [
+        "UPDATE audit_log SET action = 'forged'",
+        "DELETE FROM audit_log",
+    ] {
+        let err = b.raw_exec(sql).await.expect_err(sql);
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    let all = store.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].action, "search");
 }
 
 async fn no_plaintext_secret_in_the_database(b: Arc<Backend>) {

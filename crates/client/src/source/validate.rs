@@ -1048,6 +1048,33 @@ mod tests {
     }
 
     #[test]
+    fn redacted_json_masks_every_secret() {
+        let oauth = oauth2_input().validate().unwrap();
+        let mut bearer = oauth2_input();
+        bearer.clear_auth_fields();
+        bearer.auth = Some("bearer".into());
+        bearer.bearer_token = Some(SecretString::from("bearer-plain-1"));
+        let mut basic = oauth2_input();
+        basic.clear_auth_fields();
+        basic.auth = Some("basic".into());
+        basic.basic_username = Some("user".into());
+        basic.basic_password = Some(SecretString::from("basic-plain-2"));
+        for (source, secret_key) in [
+            (oauth, "client_secret"),
+            (bearer.validate().unwrap(), "bearer_token"),
+            (basic.validate().unwrap(), "password"),
+        ] {
+            let json = source.to_redacted_json();
+            assert_eq!(json["auth"][secret_key], MASKED);
+            let text = json.to_string();
+            for plain in ["s3cr3t-value", "bearer-plain-1", "basic-plain-2"] {
+                assert!(!text.contains(plain), "{plain} in {text}");
+                assert!(!format!("{source:?}").contains(plain));
+            }
+        }
+    }
+
+    #[test]
     fn errors_display_one_per_line_and_serialize() {
         let errs = errors_of(DataSourceInput::default());
         assert_eq!(errs.to_string().lines().count(), errs.errors().len());
