@@ -193,6 +193,16 @@ impl<M: DeserializeOwned> Envelope<M> {
     }
 }
 
+/// Lenient, like [`Envelope::parse`] (what was tolerated is dropped; use `parse` to see it).
+impl<'de, M: DeserializeOwned> Deserialize<'de> for Envelope<M> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Self::parse(v)
+            .map(|l| l.value)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 // ---------------------------------------------------------------- ACK
 
 /// The synchronous reply to an async call (and what a callback receiver answers):
@@ -505,6 +515,10 @@ mod tests {
         let err = Envelope::<SearchResponse>::parse(bad).unwrap_err();
         assert_eq!(err.path(), Some("message.search_response[0]"));
         assert!(err.to_string().contains("status"), "{err}");
+        let via_serde: Envelope<SearchResponse> = serde_json::from_value(json!({
+            "header": {"message_id": "m", "message_ts": "t", "action": "on-search"}}))
+        .unwrap();
+        assert!(via_serde.message.is_none());
         let err = Envelope::<Value>::parse(json!({"message": {}})).unwrap_err();
         assert_eq!(err.path(), Some("header"));
     }

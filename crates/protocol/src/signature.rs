@@ -498,6 +498,47 @@ impl VerifyingKey {
         }
     }
 
+    /// RFC 7638 JWK thumbprint (base64url SHA-256 of the required members in lexicographic
+    /// order) — the usual JWKS `kid`.
+    pub fn thumbprint(&self) -> String {
+        let members = match &self.0 {
+            VerifyingInner::Ed25519(raw) => format!(
+                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                URL_SAFE_NO_PAD.encode(raw)
+            ),
+            VerifyingInner::Rsa { n, e } => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                URL_SAFE_NO_PAD.encode(e),
+                URL_SAFE_NO_PAD.encode(n)
+            ),
+        };
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, members.as_bytes());
+        URL_SAFE_NO_PAD.encode(d.as_ref())
+    }
+
+    /// Finds the signature key `kid` in a JWKS document `{"keys": [...]}` (keys with
+    /// `use: enc` are skipped).
+    pub fn from_jwks(jwks: &Value, kid: &str) -> Result<Self, SignatureError> {
+        let keys = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| SignatureError::InvalidKey("JWKS has no `keys` array".into()))?;
+        let jwk = keys
+            .iter()
+            .filter(|k| k.get("use").and_then(Value::as_str) != Some("enc"))
+            .find(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
+            .ok_or_else(|| {
+                let known: Vec<&str> = keys
+                    .iter()
+                    .filter_map(|k| k.get("kid").and_then(Value::as_str))
+                    .collect();
+                SignatureError::InvalidKey(format!(
+                    "no signature key with kid {kid:?} in the JWKS (it has {known:?})"
+                ))
+            })?;
+        Self::from_jwk(jwk)
+    }
+
     /// The key's algorithm.
     pub fn algorithm(&self) -> Algorithm {
         match &self.0 {
@@ -1003,6 +1044,24 @@ mod tests {
             assert!(!format!("{key:?}").contains(&pem[30..60]));
             assert!(format!("{key:?}").contains("redacted"));
         }
+    }
+
+    #[test]
+    fn thumbprint_matches_rfc_8037_example() {
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519",
+                         "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let vk = VerifyingKey::from_jwk(&jwk).unwrap();
+        assert_eq!(
+            vk.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        let jwks = json!({"keys": [
+            {"kty": "RSA", "kid": "x", "use": "enc", "n": "AQAB", "e": "AQAB"},
+            vk.to_jwk("k1"),
+        ]});
+        assert_eq!(VerifyingKey::from_jwks(&jwks, "k1").unwrap(), vk);
+        let err = VerifyingKey::from_jwks(&jwks, "x").unwrap_err();
+        assert!(err.to_string().contains("no signature key"), "{err}");
     }
 
     #[test]
