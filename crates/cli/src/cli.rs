@@ -39,6 +39,11 @@ pub(crate) enum Command {
     MasterKey(crate::cmd::master_key::MasterKeyCommand),
     /// Run a local DCI registry (all five registries, OAuth2, callbacks, fault injection).
     Sandbox(crate::cmd::sandbox::SandboxArgs),
+    /// Show a data source's OAuth2 token metadata (fetching one if needed); never the token
+    /// itself unless --reveal.
+    Token(crate::cmd::token::TokenArgs),
+    /// Show the audit log of outgoing calls (newest first).
+    Log(crate::cmd::log::LogArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -55,6 +60,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Source(cmd) => crate::cmd::source::run(cmd, cli.json),
         Command::MasterKey(cmd) => crate::cmd::master_key::run(cmd, cli.json),
         Command::Sandbox(args) => crate::cmd::sandbox::run(args, cli.json),
+        Command::Token(args) => crate::cmd::token::run(args, cli.json),
+        Command::Log(args) => crate::cmd::log::run(args, cli.json),
     };
     ExitCode::from(code)
 }

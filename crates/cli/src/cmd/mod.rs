@@ -4,3 +4,6 @@ pub(crate) mod envelope;
 pub(crate) mod master_key;
 pub(crate) mod source;
 pub(crate) mod sandbox;
+pub(crate) mod log;
+pub(crate) mod test_connection;
+pub(crate) mod token;

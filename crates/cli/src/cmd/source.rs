@@ -49,6 +49,8 @@ pub(crate) enum SourceCommand {
         /// The data source's code.
         code: String,
     },
+    /// Run the staged connection test and record the result (state active or error).
+    Test(crate::cmd::test_connection::TestArgs),
     /// Write data sources as JSON to stdout. Secrets are left out unless --with-secrets.
     Export(ExportArgs),
     /// Create data sources from an export file.
@@ -210,6 +212,11 @@ pub(crate) struct ImportArgs {
 }
 
 pub(crate) fn run(cmd: SourceCommand, json: bool) -> u8 {
+    // The connection test runs its own runtime and reports its own outcome.
+    let cmd = match cmd {
+        SourceCommand::Test(args) => return crate::cmd::test_connection::run(args, json),
+        other => other,
+    };
     match block_on(run_async(cmd, json)) {
         Ok(()) => exit::OK,
         Err(e) => e.report(json),
@@ -240,6 +247,7 @@ async fn run_async(cmd: SourceCommand, json: bool) -> Result<(), CmdError> {
         }
         SourceCommand::Enable { code } => set_active(&code, true, json).await,
         SourceCommand::Disable { code } => set_active(&code, false, json).await,
+        SourceCommand::Test(_) => unreachable!("dispatched in run"),
         SourceCommand::Export(args) => export(args).await,
         SourceCommand::Import(args) => import(args, json).await,
     }
