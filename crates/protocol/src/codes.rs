@@ -44,7 +44,8 @@ macro_rules! wire_enum {
             /// Parses a wire value; unknown values become `Other`. Never fails.
             pub fn parse_lenient(s: &str) -> Self {
                 $(
-                    if s == $wire $(|| s.eq_ignore_ascii_case($alias))* {
+                    // Case is not significant on input (`SUCC`, `Ack`); output is canonical.
+                    if s.eq_ignore_ascii_case($wire) $(|| s.eq_ignore_ascii_case($alias))* {
                         return $name::$variant;
                     }
                 )+

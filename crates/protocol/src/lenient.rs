@@ -1,5 +1,5 @@
 //! Inbound leniency: real registries and the spec's own samples send `"total_count": "1"`,
-//! `"consent": ""`, a single object where an array belongs, and so on. Before typed
+//! `"consent": ""`, a single object where an array belongs, numeric ids, and so on. Before typed
 //! deserialisation, [`normalize`] repairs those shapes at the protocol's own keys and reports
 //! each repair as a [`Tolerated`], so callers can log what a peer got wrong.
 //!
@@ -41,6 +41,17 @@ const NUMERIC_KEYS: &[&str] = &[
     "page_size",
     "page_number",
     "seq_num",
+];
+
+/// Identifiers that peers send as numbers.
+const STRING_KEYS: &[&str] = &[
+    "message_id",
+    "transaction_id",
+    "reference_id",
+    "correlation_id",
+    "sender_id",
+    "receiver_id",
+    "code",
 ];
 
 /// Booleans that peers send as strings.
@@ -152,6 +163,15 @@ fn walk_object(map: &mut Map<String, Value>, path: &str, out: &mut Vec<Tolerated
                 what: format!("number sent as string {s:?}"),
             });
             *value = Value::Number(n);
+        }
+        if STRING_KEYS.contains(&k)
+            && let Value::Number(n) = value
+        {
+            out.push(Tolerated {
+                path: p.clone(),
+                what: format!("identifier sent as number {n}"),
+            });
+            *value = Value::String(n.to_string());
         }
         if BOOL_KEYS.contains(&k)
             && let Value::String(s) = value
