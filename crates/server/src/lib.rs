@@ -1,5 +1,168 @@
 //! # dci-server
 //!
-//! `dci serve`: the admin console, the JSON gateway API and the callback receiver.
+//! `dci serve`: the callback receiver, the JSON gateway API and (added by the console module)
+//! the admin console, over one [`AppState`].
 //!
-//! Owns: HTTP serving. Does not own: client behaviour (`dci-client`) or storage (`dci-store`).
+//! Map:
+//! - [`router`] merges the sub-routers: `/healthz`, `/.well-known/jwks.json`, the callback
+//!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (admin
+//!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
+//!   layers add tracing, a request timeout and a body limit.
+//! - [`AppState`] holds the store, a per-source [`ClientCache`], [`ServerConfig`], the
+//!   [`AdminToken`] verifier and the [`Shutdown`] signal; each is a `FromRef` substate.
+//! - [`serve`] runs the router on a listener until a signal, then drains in-flight requests;
+//!   [`spawn`] does the same in the background and returns a [`RunningServer`] (tests, embedding);
+//!   [`shutdown_signal`] is SIGINT or SIGTERM.
+//! - [`AdminToken::load_or_generate`]: `DCI_ADMIN_TOKEN`, else a generated token stored hashed.
+//!
+//! Owns: HTTP serving, request/response shapes, the admin token.
+//! Does not own: what the operations do (`dci_client::ops`), storage (`dci-store`), the wire
+//! types (`dci-protocol`).
+
+pub mod admin_token;
+pub mod api;
+pub mod callback;
+mod error;
+mod health;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use admin_token::{
+    ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE, AdminToken, AdminTokenError, TokenOrigin,
+};
+pub use error::{ApiError, ApiFieldError, ApiJson, ApiResult};
+pub use state::{AppState, ClientCache, ClientCacheError, ServerConfig, Shutdown};
+
+/// The whole application: every sub-router merged over `state`, with the tower layers.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/.well-known/jwks.json", get(health::jwks))
+        .merge(callback::router())
+        .merge(api::router(&state))
+        // The console merges here: `.merge(console::router())`, a `Router<AppState>` that
+        // guards its pages with `state.admin`.
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `signal` resolves, then stops accepting, fires
+/// [`AppState::shutdown`] (so long waits end) and lets in-flight requests finish, for at most
+/// [`ServerConfig::shutdown_grace`].
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let grace = state.config.shutdown_grace;
+    let app = router(state);
+    let drained = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        drained.wait().await;
+    });
+    let trigger = async move {
+        signal.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        shutdown.trigger();
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r,
+        () = trigger => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// A server running in the background (see [`spawn`]).
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    shutdown: Shutdown,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops it the way a signal does (draining in-flight requests) and waits.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.shutdown.trigger();
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| std::io::Error::other(format!("server task failed: {e}")))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// Binds `addr` (use `127.0.0.1:0` for a free port) and serves `state` in the background until
+/// [`RunningServer::shutdown`] or drop.
+pub async fn spawn(addr: SocketAddr, state: AppState) -> std::io::Result<RunningServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = state.shutdown.clone();
+    let wait = shutdown.clone();
+    let task = tokio::spawn(serve(listener, state, async move { wait.wait().await }));
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task: Some(task),
+    })
+}

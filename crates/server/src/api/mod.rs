@@ -1,0 +1,121 @@
+//! The JSON gateway API under `/api/v1`, for systems in any language that use this client as a
+//! sidecar. Every route but the OpenAPI document needs the admin token
+//! (`Authorization: Bearer …`).
+//!
+//! The route table ([`routes`]) is the single list the router is built from; a test checks it
+//! against the OpenAPI document, so the document cannot drift from the routes.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post, put};
+use serde::de::DeserializeOwned;
+
+use crate::admin_token::AdminToken;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) mod openapi;
+pub(crate) mod ops;
+pub(crate) mod sources;
+
+/// Where the API is mounted.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Every protected route: method, path below [`API_PREFIX`], handler.
+pub(crate) fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::GET, "/sources", get(sources::list)),
+        (Method::POST, "/sources", post(sources::create)),
+        (Method::GET, "/sources/{code}", get(sources::get)),
+        (Method::PUT, "/sources/{code}", put(sources::update)),
+        (Method::DELETE, "/sources/{code}", delete(sources::delete)),
+        (Method::POST, "/sources/{code}/test", post(sources::test)),
+        (Method::POST, "/sources/{code}/search", post(ops::search)),
+        (
+            Method::POST,
+            "/sources/{code}/subscribe",
+            post(ops::subscribe),
+        ),
+        (
+            Method::POST,
+            "/sources/{code}/unsubscribe",
+            post(ops::unsubscribe),
+        ),
+        (
+            Method::POST,
+            "/sources/{code}/txn-status",
+            post(ops::txn_status),
+        ),
+        (
+            Method::GET,
+            "/transactions/{transaction_id}",
+            get(ops::transaction),
+        ),
+        (Method::GET, "/audit", get(sources::audit)),
+    ]
+}
+
+/// Public routes (no token): the OpenAPI document.
+#[cfg(test)]
+pub(crate) const PUBLIC_ROUTES: &[(Method, &str)] = &[(Method::GET, "/openapi.json")];
+
+/// The `/api/v1` sub-router (already nested under the prefix).
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
+    let mut protected = Router::new();
+    for (_, path, handler) in routes() {
+        protected = protected.route(path, handler);
+    }
+    let protected = protected
+        .fallback(not_found)
+        .route_layer(middleware::from_fn_with_state(
+            state.admin.clone(),
+            require_admin,
+        ));
+    let api = Router::new()
+        .route("/openapi.json", get(openapi::serve))
+        .merge(protected);
+    Router::new().nest(API_PREFIX, api)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such API route: GET /api/v1/openapi.json lists them".into())
+}
+
+/// Rejects requests without the admin token (`Authorization: Bearer …`).
+async fn require_admin(State(admin): State<AdminToken>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        });
+    match presented {
+        Some(token) if admin.verify(token) => next.run(req).await,
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Parses a JSON body read as bytes, with the API's error shape.
+pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    T::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))
+            } else {
+                let detail = e.to_string();
+                let field = detail
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split('`').next())
+                    .unwrap_or("body")
+                    .to_owned();
+                ApiError::field(&field, detail)
+            }
+        })
+}

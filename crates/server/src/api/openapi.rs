@@ -1,0 +1,348 @@
+//! The OpenAPI 3.1 document of the gateway API, written by hand beside the route table and
+//! checked against it by a test (`every_route_is_documented`).
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// `GET /api/v1/openapi.json`.
+pub(crate) async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+fn err_ref() -> Value {
+    json!({ "$ref": "#/components/responses/Error" })
+}
+
+fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
+    codes.iter().map(|c| ((*c).to_owned(), err_ref())).collect()
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn responses(ok_code: &str, ok_body: Value, err_codes: &[&str]) -> Value {
+    let mut m = errors(err_codes);
+    m.insert(ok_code.to_owned(), ok_body);
+    m.insert("401".into(), err_ref());
+    Value::Object(m)
+}
+
+fn body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn code_param() -> Value {
+    json!({ "name": "code", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[a-z0-9_]+$" }, "description": "Data source code" })
+}
+
+fn schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The document.
+pub(crate) fn document() -> Value {
+    let registry_errs = ["404", "422", "502", "503", "504"];
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dci gateway API",
+            "version": "1.0.0",
+            "description": "JSON gateway of `dci serve`: data sources, DCI operations (search, subscribe, unsubscribe, txn status), transactions and the audit log. Every operation needs `Authorization: Bearer <admin token>` (DCI_ADMIN_TOKEN, or the token printed on first start). A registry's ERR/rjct answer is an error with the registry's `code` and `message`, never a success. Errors: 4xx for the caller's mistakes (422 names the fields), 502 when the registry failed or refused our credentials, 504 when it timed out."
+        },
+        "servers": [{ "url": "/api/v1" }],
+        "security": [{ "adminToken": [] }],
+        "paths": {
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document (no token needed)",
+                    "security": [],
+                    "responses": { "200": ok("The OpenAPI document", json!({ "type": "object" })) }
+                }
+            },
+            "/sources": {
+                "get": {
+                    "operationId": "listSources",
+                    "summary": "List data sources (secrets masked)",
+                    "parameters": [
+                        { "name": "registry_type", "in": "query", "schema": { "type": "string", "enum": ["crvs", "dr", "ibr", "social", "fr"] } },
+                        { "name": "state", "in": "query", "schema": { "type": "string", "enum": ["draft", "testing", "active", "error"] } },
+                        { "name": "active", "in": "query", "schema": { "type": "boolean" } }
+                    ],
+                    "responses": responses("200", ok("Data sources", json!({ "type": "object", "properties": { "sources": { "type": "array", "items": schema("DataSource") } } })), &["422"])
+                },
+                "post": {
+                    "operationId": "createSource",
+                    "summary": "Create a data source (secrets are write-only)",
+                    "requestBody": body(schema("DataSourceInput")),
+                    "responses": responses("201", ok("Created", schema("DataSource")), &["400", "409", "422"])
+                }
+            },
+            "/sources/{code}": {
+                "parameters": [code_param()],
+                "get": {
+                    "operationId": "getSource",
+                    "summary": "One data source (secrets masked)",
+                    "responses": responses("200", ok("The data source", schema("DataSource")), &["404"])
+                },
+                "put": {
+                    "operationId": "updateSource",
+                    "summary": "Replace a data source; a secret left out or sent as ******** keeps the stored one",
+                    "requestBody": body(schema("DataSourceInput")),
+                    "responses": responses("200", ok("Updated", schema("DataSource")), &["400", "404", "409", "422"])
+                },
+                "delete": {
+                    "operationId": "deleteSource",
+                    "summary": "Delete a data source with its secrets and cached token",
+                    "responses": responses("204", json!({ "description": "Deleted" }), &["404"])
+                }
+            },
+            "/sources/{code}/test": {
+                "parameters": [code_param()],
+                "post": {
+                    "operationId": "testSource",
+                    "summary": "Staged connection test (DNS, connect, token, ping, optional probe search, callback)",
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "probe_search": { "type": "boolean", "default": false } }, "additionalProperties": false } } } },
+                    "responses": responses("200", ok("The report (`ok` says whether it passed)", schema("TestReport")), &["404", "422"])
+                }
+            },
+            "/sources/{code}/search": {
+                "parameters": [code_param()],
+                "post": {
+                    "operationId": "search",
+                    "summary": "Search, synchronously (typed result) or asynchronously (ACK and ids)",
+                    "requestBody": body(schema("SearchRequest")),
+                    "responses": responses("200", ok("sync: the typed result; async: the ACK", json!({ "oneOf": [schema("SearchResult"), schema("AsyncAccepted")] })), &registry_errs)
+                }
+            },
+            "/sources/{code}/subscribe": {
+                "parameters": [code_param()],
+                "post": {
+                    "operationId": "subscribe",
+                    "summary": "Subscribe to registry events (async; the on-subscribe callback carries the codes)",
+                    "requestBody": body(json!({ "type": "object", "required": ["event_type"], "properties": { "event_type": { "type": "string" }, "filter": {} }, "additionalProperties": false })),
+                    "responses": responses("200", ok("The ACK", schema("AsyncAccepted")), &registry_errs)
+                }
+            },
+            "/sources/{code}/unsubscribe": {
+                "parameters": [code_param()],
+                "post": {
+                    "operationId": "unsubscribe",
+                    "summary": "Cancel subscriptions (async)",
+                    "requestBody": body(json!({ "type": "object", "required": ["subscription_codes"], "properties": { "subscription_codes": { "type": "array", "minItems": 1, "items": { "type": "string" } } }, "additionalProperties": false })),
+                    "responses": responses("200", ok("The ACK", schema("AsyncAccepted")), &registry_errs)
+                }
+            },
+            "/sources/{code}/txn-status": {
+                "parameters": [code_param()],
+                "post": {
+                    "operationId": "txnStatus",
+                    "summary": "Ask the registry for the status of a transaction (sync)",
+                    "requestBody": body(json!({ "type": "object", "required": ["transaction_id"], "properties": { "transaction_id": { "type": "string", "maxLength": 99 } }, "additionalProperties": false })),
+                    "responses": responses("200", ok("The registry's txn status", json!({ "type": "object" })), &registry_errs)
+                }
+            },
+            "/transactions/{transaction_id}": {
+                "parameters": [{ "name": "transaction_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "get": {
+                    "operationId": "getTransaction",
+                    "summary": "A stored async transaction: state, ACK, callbacks, results",
+                    "responses": responses("200", ok("The transaction", schema("Transaction")), &["404"])
+                }
+            },
+            "/audit": {
+                "get": {
+                    "operationId": "audit",
+                    "summary": "The audit log of calls to registries, newest first (no payloads, no secrets)",
+                    "parameters": [
+                        { "name": "source", "in": "query", "schema": { "type": "string" } },
+                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } }
+                    ],
+                    "responses": responses("200", ok("Entries", json!({ "type": "object", "properties": { "entries": { "type": "array", "items": schema("AuditEntry") } } })), &["422"])
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": {
+                "adminToken": { "type": "http", "scheme": "bearer", "description": "DCI_ADMIN_TOKEN, or the token printed once on first start" }
+            },
+            "responses": {
+                "Error": {
+                    "description": "An error",
+                    "content": { "application/json": { "schema": schema("Error") } }
+                }
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["kind", "message"],
+                            "properties": {
+                                "kind": { "type": "string", "description": "unauthorized, not_found, bad_request, too_large, invalid_input, conflict, registry_rejected, registry_auth, registry_timeout, registry_unavailable, source_config, timeout, unavailable, internal" },
+                                "message": { "type": "string" },
+                                "code": { "type": "string", "description": "The registry's code (e.g. rjct.reference_id.invalid) when it gave one" },
+                                "registry": { "type": "object", "properties": { "code": { "type": ["string", "null"] }, "message": { "type": ["string", "null"] } } },
+                                "fields": { "type": "array", "items": { "type": "object", "properties": { "field": { "type": "string" }, "pointer": { "type": "string" }, "message": { "type": "string" } } } },
+                                "hint": { "type": "string" }
+                            }
+                        }
+                    }
+                },
+                "DataSourceInput": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["code", "name", "registry_type", "base_url"],
+                    "properties": {
+                        "code": { "type": "string", "pattern": "^[a-z0-9_]+$" },
+                        "name": { "type": "string" },
+                        "registry_type": { "type": "string", "enum": ["crvs", "dr", "ibr", "social", "fr"] },
+                        "base_url": { "type": "string", "format": "uri" },
+                        "auth": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "properties": {
+                                "type": { "type": "string", "enum": ["none", "bearer", "basic", "oauth2"] },
+                                "bearer_token": { "type": "string", "writeOnly": true },
+                                "username": { "type": "string" },
+                                "password": { "type": "string", "writeOnly": true },
+                                "token_url": { "type": "string", "format": "uri" },
+                                "client_id": { "type": "string" },
+                                "client_secret": { "type": "string", "writeOnly": true },
+                                "scope": { "type": ["string", "null"] },
+                                "credential_location": { "type": "string", "enum": ["body", "basic", "query", "json"] }
+                            }
+                        },
+                        "sender_id": { "type": ["string", "null"] },
+                        "receiver_id": { "type": ["string", "null"] },
+                        "callback_uri": { "type": ["string", "null"], "format": "uri", "description": "Base of our callback routes, e.g. http://127.0.0.1:8080/callback/crvs_main" },
+                        "endpoints": { "type": "object", "additionalProperties": false, "properties": {
+                            "sync_search": { "type": "string" }, "search": { "type": "string" }, "subscribe": { "type": "string" },
+                            "unsubscribe": { "type": "string" }, "txn_status": { "type": "string" }, "sync_txn_status": { "type": "string" } } },
+                        "tls": { "type": "object", "additionalProperties": false, "properties": {
+                            "verify": { "type": "boolean" }, "ca_file": { "type": ["string", "null"] },
+                            "client_cert_file": { "type": ["string", "null"] }, "client_key_file": { "type": ["string", "null"] } } },
+                        "timeout_secs": { "type": "integer", "minimum": 1, "maximum": 3600 },
+                        "signing_key_id": { "type": ["string", "null"] },
+                        "reply_signature_policy": { "type": "string", "enum": ["off", "if-present", "require"] },
+                        "registry_public_keys": { "type": "array", "items": { "type": "string" } },
+                        "registry_jwks_url": { "type": ["string", "null"], "format": "uri" },
+                        "active": { "type": "boolean" },
+                        "notes": { "type": ["string", "null"] }
+                    }
+                },
+                "DataSource": {
+                    "type": "object",
+                    "description": "A data source as stored; every secret is shown as ********",
+                    "properties": {
+                        "id": { "type": "string", "format": "uuid" },
+                        "code": { "type": "string" }, "name": { "type": "string" },
+                        "registry_type": { "type": "string" }, "base_url": { "type": "string" },
+                        "auth": { "type": "object" }, "state": { "type": "string", "enum": ["draft", "testing", "active", "error"] },
+                        "active": { "type": "boolean" }, "last_test_at": { "type": ["string", "null"] },
+                        "last_error": { "type": ["string", "null"] }, "created_at": { "type": "string" }, "updated_at": { "type": "string" }
+                    }
+                },
+                "TestReport": {
+                    "type": "object",
+                    "properties": {
+                        "source": { "type": "string" }, "ok": { "type": "boolean" }, "verified": { "type": "boolean" },
+                        "state": { "type": "string" }, "tested_at": { "type": "string" }, "duration_ms": { "type": "integer" },
+                        "summary": { "type": "string" },
+                        "stages": { "type": "array", "items": { "type": "object", "properties": {
+                            "stage": { "type": "string" }, "label": { "type": "string" }, "status": { "type": "string", "enum": ["pass", "warn", "fail", "skipped"] },
+                            "duration_ms": { "type": "integer" }, "message": { "type": "string" }, "error_class": { "type": ["string", "null"] } } } }
+                    }
+                },
+                "SearchRequest": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["query_type", "query"],
+                    "properties": {
+                        "query_type": { "type": "string", "enum": ["idtype-value", "expression", "predicate"] },
+                        "query": { "description": "idtype-value: {\"type\": \"UIN\", \"value\": \"…\"} or \"UIN:…\"; expression: a Mongo-style object; predicate: an array of conditions" },
+                        "record_type": { "type": "string" },
+                        "reg_event_type": { "type": "string" },
+                        "page": { "type": "integer", "minimum": 1 },
+                        "page_size": { "type": "integer", "minimum": 1 },
+                        "mode": { "type": "string", "enum": ["sync", "async"], "default": "sync" }
+                    }
+                },
+                "SearchResult": { "type": "object", "description": "The typed result: per-item status, reason, records (raw kept), pagination" },
+                "AsyncAccepted": {
+                    "type": "object",
+                    "required": ["ack_status", "transaction_id"],
+                    "properties": {
+                        "ack_status": { "type": "string", "enum": ["ACK", "NACK", "ERR"] },
+                        "correlation_id": { "type": ["string", "null"] },
+                        "transaction_id": { "type": "string" }
+                    }
+                },
+                "Transaction": {
+                    "type": "object",
+                    "properties": {
+                        "transaction_id": { "type": "string" }, "source": { "type": "string" }, "kind": { "type": "string" },
+                        "state": { "type": "string", "enum": ["pending", "acknowledged", "partial", "completed", "failed", "timed_out"] },
+                        "ack": { "type": ["object", "null"] }, "callbacks": { "type": "array", "items": { "type": "object" } },
+                        "results": {}
+                    }
+                },
+                "AuditEntry": {
+                    "type": "object",
+                    "properties": {
+                        "at": { "type": "string" }, "source": { "type": "string" }, "endpoint": { "type": "string" },
+                        "action": { "type": "string" }, "message_id": { "type": ["string", "null"] },
+                        "transaction_id": { "type": ["string", "null"] }, "http_status": { "type": ["integer", "null"] },
+                        "outcome": { "type": "string" }, "duration_ms": { "type": "integer" }, "attempt": { "type": "integer" },
+                        "error": { "type": ["string", "null"] }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let doc = document();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "delete", "patch"] {
+                if item.get(method).is_some() {
+                    documented.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let mut routed: BTreeSet<(String, String)> = crate::api::routes()
+            .into_iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_owned()))
+            .collect();
+        for (m, p) in crate::api::PUBLIC_ROUTES {
+            routed.insert((m.to_string(), (*p).to_owned()));
+        }
+        assert_eq!(routed, documented);
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        for piece in text.split("\"$ref\":\"#/components/").skip(1) {
+            let target = piece.split('"').next().unwrap();
+            let mut node = &doc["components"];
+            for part in target.split('/') {
+                node = &node[part];
+            }
+            assert!(!node.is_null(), "dangling $ref {target}");
+        }
+    }
+}

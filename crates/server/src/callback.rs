@@ -1,0 +1,137 @@
+//! The callback receiver: where registries POST `on-search`, `on-subscribe`, `on-unsubscribe`,
+//! `txn-on-status` and `notify`.
+//!
+//! A data source's `callback_uri` is the base of its routes: `dci serve` answers under
+//! `/callback/{code}` at the spec's paths (`/registry/on-search`, …), and a POST to the bare
+//! `/callback/{code}` is routed on `header.action`. This module only handles HTTP (body limit,
+//! shutdown) and hands the bytes to `dci_client::ops::ingest`, which checks the envelope, the
+//! source, the action against the path, the sender and the signature under the source's
+//! policy, refuses replays, and persists the callback before we answer ACK.
+//!
+//! Every answer has the DCI ACK shape; refusals are HTTP 4xx with ACK `ERR` and the spec's error
+//! code, and store nothing.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use dci_protocol::codes::{Action, ErrorCode};
+use dci_protocol::envelope::AckResponse;
+use time::OffsetDateTime;
+
+use crate::state::AppState;
+
+/// The callback paths below `/callback/{code}` and the action each one takes.
+pub const CALLBACK_PATHS: &[(&str, &str)] = &[
+    ("/registry/on-search", "on-search"),
+    ("/registry/on-subscribe", "on-subscribe"),
+    ("/registry/on-unsubscribe", "on-unsubscribe"),
+    ("/registry/txn/on-status", "txn-on-status"),
+    ("/registry/notify", "notify"),
+];
+
+/// The callback sub-router.
+pub(crate) fn router() -> Router<AppState> {
+    let mut r = Router::new().route("/callback/{code}", post(bare));
+    for (path, action) in CALLBACK_PATHS {
+        let action: &'static str = action;
+        r = r.route(
+            &format!("/callback/{{code}}{path}"),
+            post(
+                move |st: State<AppState>,
+                      code: Path<String>,
+                      body: Result<Bytes, BytesRejection>| {
+                    receive(st, code, Some(action), body)
+                },
+            ),
+        );
+    }
+    r
+}
+
+async fn bare(
+    st: State<AppState>,
+    code: Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    receive(st, code, None, body).await
+}
+
+/// A refusal: HTTP status plus ACK `ERR` with a DCI error code.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        tracing::info!(status = self.status.as_u16(), code = self.code.as_str(), reason = %self.message, "callback refused");
+        let body = AckResponse::err(
+            &dci_protocol::build::new_id(),
+            self.code,
+            &self.message,
+            OffsetDateTime::now_utc(),
+        );
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+async fn receive(
+    State(st): State<AppState>,
+    Path(code): Path<String>,
+    expected: Option<&'static str>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match receive_inner(&st, &code, expected, body).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn receive_inner(
+    st: &AppState,
+    code: &str,
+    expected: Option<&'static str>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Response> {
+    let body = body.map_err(|rej| {
+        let status = rej.status();
+        let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("the body is larger than {} bytes", st.config.body_limit)
+        } else {
+            rej.body_text()
+        };
+        Refusal::new(status, ErrorCode::RequestBad, msg).into_response()
+    })?;
+    if st.shutdown.is_triggered() {
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+            "the receiver is shutting down: retry shortly",
+        )
+        .into_response());
+    }
+    let path_action = expected.map(Action::parse_lenient);
+    match dci_client::ops::ingest(&st.ingest, code, &body, path_action).await {
+        Ok(ack) => Ok((StatusCode::OK, axum::Json(ack)).into_response()),
+        Err(rej) => {
+            tracing::info!(source = %code, status = rej.http_status, code = %rej.code, reason = %rej.message, "callback refused");
+            let status = StatusCode::from_u16(rej.http_status).unwrap_or(StatusCode::BAD_REQUEST);
+            Err((status, axum::Json(rej.to_ack(OffsetDateTime::now_utc()))).into_response())
+        }
+    }
+}
