@@ -782,6 +782,20 @@ pub struct StatusItem {
     pub extra: Extra,
 }
 
+/// DR `GetDisabilitySupportRequest` (same shape as [`DisabledRequest`]).
+pub type GetDisabilitySupportRequest = DisabledRequest;
+/// DR `DisabledResponse`.
+pub type DisabledResponse = StatusListResponse;
+/// DR `GetDisabilitySupportResponse`: search-response shaped (`reg_records` is an array of
+/// arrays of `DisabilitySupport`).
+pub type GetDisabilitySupportResponse = SearchResponse;
+/// DR `GetDisabilityInfoResponse`: search-response shaped.
+pub type GetDisabilityInfoResponse = SearchResponse;
+/// IBR `EnrolledResponse`.
+pub type EnrolledResponse = StatusListResponse;
+/// IBR `EnrollmentUpdatesResponse`.
+pub type EnrollmentUpdatesResponse = StatusListResponse;
+
 // ---------------------------------------------------------------- IBR
 
 /// IBR `EnrolledRequest` (`/registry/sync/enrolled`).

@@ -751,6 +751,23 @@ pub struct ParsedSignature {
     pub signature_b64: String,
 }
 
+impl ParsedSignature {
+    /// Same as [`parse`].
+    pub fn parse(s: &str) -> Result<Self, SignatureError> {
+        parse(s)
+    }
+
+    /// `created` as a timestamp.
+    pub fn created_at(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(self.created).ok()
+    }
+
+    /// `expires` as a timestamp.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(self.expires).ok()
+    }
+}
+
 /// Parses a signature string. Accepts an optional `Signature:` prefix, `kidId` or `keyId`,
 /// quoted or bare values, and any namespace.
 pub fn parse(s: &str) -> Result<ParsedSignature, SignatureError> {

@@ -16,10 +16,10 @@ use dci_protocol::conformance::{
 };
 use dci_protocol::envelope::{AckResponse, Envelope};
 use dci_protocol::message::{
-    NotifyEvent, NotifyEventRequest, PredicateClause, PredicateExpression, Query, RegRecords,
-    SearchData, SearchResponse, SearchResponseItem, StatusListResponse, SubscribeResponse,
-    SubscribeResponseItem, SubscriptionCodeStatus, SubscriptionInfo, TxnStatusResponse,
-    TxnStatusResponseBody, UnsubscribeResponse,
+    GetDisabilitySupportResponse, NotifyEvent, NotifyEventRequest, PredicateClause,
+    PredicateExpression, Query, RegRecords, SearchData, SearchResponse, SearchResponseItem,
+    StatusListResponse, SubscribeResponse, SubscribeResponseItem, SubscriptionCodeStatus,
+    SubscriptionInfo, TxnStatusResponse, TxnStatusResponseBody, UnsubscribeResponse,
 };
 use dci_protocol::signature::{Algorithm, Signer, SigningKey};
 use serde_json::{Map, Value, json};
@@ -480,6 +480,16 @@ fn spec_examples_parse() {
             .disabled_response
             .is_empty()
     );
+    for path in [
+        "/registry/sync/get-disability-support",
+        "/registry/sync/get-disability-details",
+    ] {
+        let ex = spec_example(RegistryType::Dr, path, true);
+        let env = Envelope::<GetDisabilitySupportResponse>::parse(ex.clone())
+            .unwrap_or_else(|e| panic!("dr {path}: {e}\n{ex:#}"));
+        let msg = env.value.plain_message().unwrap();
+        assert!(!msg.search_response.is_empty(), "{path}");
+    }
     // IBR's sync responses are bare message schemas (ERRATA E4).
     let ibr = spec_example(RegistryType::Ibr, "/registry/sync/enrolled", true);
     let m: StatusListResponse = dci_protocol::lenient::from_value(ibr.clone())
