@@ -82,7 +82,31 @@ ENVELOPES = {
 }
 
 
+def float_sweep():
+    """Floats around every repr switch-over (1e-5, 1e16) and power of ten, plus random bit
+    patterns, as JSON text: Python's repr and Rust's formatting must agree on all of them."""
+    import math
+    import random
+    import struct
+
+    rng = random.Random(20251129)
+    values = []
+    for e in range(-12, 24):
+        base = 10.0 ** e
+        values += [base, math.nextafter(base, 0), math.nextafter(base, math.inf), -base, base * 1.5]
+    for _ in range(400):
+        bits = rng.getrandbits(64)
+        f = struct.unpack("<d", struct.pack("<Q", bits))[0]
+        if math.isfinite(f):
+            values.append(f)
+    for _ in range(200):
+        values.append(round(rng.uniform(-1e6, 1e6), rng.randint(0, 6)))
+    # repr() round-trips, so this text parses back to exactly these doubles in both languages.
+    return "[" + ",".join(repr(v) for v in values) + "]"
+
+
 def main():
+    CANONICAL_INPUTS["float_sweep"] = float_sweep()
     keys = {
         "ed25519": ed25519.Ed25519PrivateKey.generate(),
         "rs256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
