@@ -131,7 +131,7 @@ pub(crate) async fn notify(state: &AppState, registry: RegistryType, code: Optio
                     "data": {
                         "version": "1.0.0",
                         "reg_type": registry.reg_type(),
-                        "reg_event_type": event_type,
+                        "reg_event_type": notify_event_type(registry, &event_type),
                         "reg_record_type": info["notify_record_type"],
                         "reg_records": rec,
                     },
@@ -163,4 +163,16 @@ pub(crate) async fn notify(state: &AppState, registry: RegistryType, code: Optio
         sent += 1;
     }
     sent
+}
+
+/// The notify `reg_event_type` each spec allows (an enum everywhere but CRVS), from the
+/// subscription's event type.
+fn notify_event_type(registry: RegistryType, subscribed: &str) -> &str {
+    match registry {
+        RegistryType::Crvs => subscribed,
+        RegistryType::Ibr if subscribed == "enrollement_status_change" => subscribed,
+        RegistryType::Ibr => "enrollement",
+        RegistryType::Social if subscribed == "NewHouseHoldMember" => subscribed,
+        _ => "REGISTER",
+    }
 }

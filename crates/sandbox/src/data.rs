@@ -237,7 +237,7 @@ fn crvs(people: &[Person]) -> Vec<Record> {
                 (Some(_), None) => "M",
                 _ => "S",
             };
-            let json = json!({
+            let mut json = json!({
                 "@type": "Person",
                 "identifier": id("UIN", &p.uin),
                 "identifiers": id_list,
@@ -255,6 +255,10 @@ fn crvs(people: &[Person]) -> Vec<Record> {
                 "vital_events": vital,
                 "is_deceased": !p.alive(),
             });
+            // Absent rather than null: the spec types these as plain strings/objects.
+            if let Some(m) = json.as_object_mut() {
+                m.retain(|_, v| !v.is_null());
+            }
             let mut attrs = Map::new();
             attrs.insert("uin".into(), json!(p.uin));
             attrs.insert("given_name".into(), json!(p.given));

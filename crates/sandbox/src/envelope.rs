@@ -37,8 +37,9 @@ pub(crate) enum Reject {
         /// The header status reason code, when the spec has one (`rjct.action.invalid`, …).
         rjct: Option<&'static str>,
         reason: String,
-        transaction_id: Option<String>,
     },
+    /// The thing asked about does not exist (txn status of an unknown transaction).
+    NotFound(String),
 }
 
 impl Reject {
@@ -47,7 +48,6 @@ impl Reject {
             code: "err.request.bad",
             rjct: None,
             reason: reason.into(),
-            transaction_id: None,
         }
     }
     fn header(code: &'static str, rjct: &'static str, reason: impl Into<String>) -> Self {
@@ -55,28 +55,16 @@ impl Reject {
             code,
             rjct: Some(rjct),
             reason: reason.into(),
-            transaction_id: None,
         }
     }
-    fn with_txn(self, txn: Option<String>) -> Self {
-        match self {
-            Reject::Invalid {
-                code, rjct, reason, ..
-            } => Reject::Invalid {
-                code,
-                rjct,
-                reason,
-                transaction_id: txn,
-            },
-            m => m,
-        }
-    }
-
     /// The reply to an async call: an ACK with `ack_status: ERR`.
     pub(crate) fn into_ack(self) -> Response {
         match self {
             Reject::Malformed(reason) => {
                 reply::ack_err(StatusCode::BAD_REQUEST, "err.request.bad", &reason)
+            }
+            Reject::NotFound(reason) => {
+                reply::ack_err(StatusCode::OK, "err.request.not_found", &reason)
             }
             Reject::Invalid {
                 code, rjct, reason, ..
@@ -90,7 +78,10 @@ impl Reject {
         }
     }
 
-    /// The reply to a sync call: a response envelope whose header has `status: rjct`.
+    /// The reply to a sync call. With a header reason code (`rjct.action.invalid`, …): a
+    /// response envelope whose header has `status: rjct` and no message (the specs do not
+    /// require one, and a message would have to be a full response). Otherwise (signature,
+    /// sender, encryption, missing message fields): HTTP 400 with an ACK `ERR` and the code.
     pub(crate) fn into_sync(self, state: &AppState, action: &str, req_header: &Value) -> Response {
         match self {
             Reject::Malformed(reason) => {
@@ -98,18 +89,24 @@ impl Reject {
             }
             Reject::Invalid {
                 code,
-                rjct,
+                rjct: None,
                 reason,
-                transaction_id,
+                ..
+            } => reply::ack_err(StatusCode::BAD_REQUEST, code, &reason),
+            Reject::Invalid {
+                rjct: Some(rjct),
+                reason,
+                ..
             } => {
                 let mut header = response_header(state, action, req_header, "rjct", 0);
-                header["status_reason_code"] = json!(rjct.unwrap_or(code));
+                header["status_reason_code"] = json!(rjct);
                 header["status_reason_message"] = json!(reply::truncate(&reason, 999));
-                let message = json!({
-                    "transaction_id": transaction_id.unwrap_or_default(),
-                    "correlation_id": reply::new_id(),
-                });
-                (StatusCode::OK, Json(sign_envelope(state, header, message))).into_response()
+                (StatusCode::OK, Json(sign_header_only(state, header))).into_response()
+            }
+            Reject::NotFound(reason) => {
+                let mut header = response_header(state, action, req_header, "rjct", 0);
+                header["status_reason_message"] = json!(reply::truncate(&reason, 999));
+                (StatusCode::OK, Json(sign_header_only(state, header))).into_response()
             }
         }
     }
@@ -156,17 +153,16 @@ pub(crate) fn parse(body: &[u8], action: &str, is_async: bool) -> Result<Incomin
         }
     };
     let txn = id_string(message.get("transaction_id"));
-    check_header(header, action, is_async, message).map_err(|r| r.with_txn(txn.clone()))?;
+    check_header(header, action, is_async, message)?;
     let Some(transaction_id) = txn else {
         return Err(Reject::bad(
             "message.transaction_id is required (a string of at most 99 characters)",
         ));
     };
     if transaction_id.len() > 99 {
-        return Err(
-            Reject::bad("message.transaction_id must be at most 99 characters")
-                .with_txn(Some(reply::truncate(&transaction_id, 99))),
-        );
+        return Err(Reject::bad(
+            "message.transaction_id must be at most 99 characters",
+        ));
     }
     let signature = obj
         .get("signature")
@@ -237,7 +233,6 @@ fn check_header(h: &Value, action: &str, is_async: bool, message: &Value) -> Res
             code: "err.sender_id.invalid",
             rjct: None,
             reason: "header.sender_id is required (the id you are registered with)".into(),
-            transaction_id: None,
         });
     }
     match h.get("total_count").map(as_count) {
@@ -269,7 +264,6 @@ fn check_header(h: &Value, action: &str, is_async: bool, message: &Value) -> Res
             code: "err.encryption.invalid",
             rjct: None,
             reason: "the sandbox does not decrypt messages: send is_msg_encrypted false".into(),
-            transaction_id: None,
         });
     }
     if is_async {
@@ -284,7 +278,6 @@ fn check_header(h: &Value, action: &str, is_async: bool, message: &Value) -> Res
                 reason: format!(
                     "header.sender_uri {uri:?} must be an absolute http(s) URL: the callback is posted there"
                 ),
-                transaction_id: None,
             });
         }
     }
@@ -323,5 +316,13 @@ pub(crate) fn sign_envelope(state: &AppState, header: Value, message: Value) -> 
     match crate::signing::sign(state, &header, &message) {
         Some(sig) => json!({"signature": sig, "header": header, "message": message}),
         None => json!({"header": header, "message": message}),
+    }
+}
+
+/// `{signature, header}` for replies without a message (signed over `"message": null`).
+pub(crate) fn sign_header_only(state: &AppState, header: Value) -> Value {
+    match crate::signing::sign(state, &header, &Value::Null) {
+        Some(sig) => json!({"signature": sig, "header": header}),
+        None => json!({"header": header}),
     }
 }

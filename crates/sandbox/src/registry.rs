@@ -427,7 +427,7 @@ fn search_item(
             "version": "1.0.0",
             "reg_type": registry.reg_type(),
             "reg_record_type": reg_record_type(registry, member),
-            "reg_records": page_records,
+            "reg_records": if registry == RegistryType::Dr { as_object_records(page_records) } else { Value::Array(page_records) },
         },
         "pagination": {"page_size": size, "page_number": page, "total_count": total},
         "locale": item.get("locale").and_then(Value::as_str).unwrap_or("eng"),
@@ -534,6 +534,7 @@ fn subscribe_all(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
                 .unwrap_or_else(|| json!(reg_record_type(ctx.registry, false))),
             "locale": "eng",
         });
+        let info = without_nulls(info);
         ctx.state.subscriptions().insert(
             code,
             Subscription {
@@ -694,18 +695,31 @@ fn txn_status_of(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
         )));
     }
     let (txn_type, txn_status, status) = match found {
-        Some((t, msg)) => (t, msg, "succ"),
-        None => (wanted_type, json!({}), "rjct"),
+        Some((t, mut msg)) => {
+            // E6: CRVS and FR type the search branch's reg_records as an object.
+            if t == "search" && matches!(ctx.registry, RegistryType::Crvs | RegistryType::Fr) {
+                for item in msg["search_response"].as_array_mut().into_iter().flatten() {
+                    if let Some(Value::Array(recs)) =
+                        item.pointer_mut("/data/reg_records").map(std::mem::take)
+                    {
+                        item["data"]["reg_records"] = as_object_records(recs);
+                    }
+                }
+            }
+            (t, msg, "succ")
+        }
+        None => {
+            return Err(Reject::NotFound(format!(
+                "no {wanted_type} transaction found in the {} registry for {attr_type} {values:?}",
+                ctx.registry
+            )));
+        }
     };
-    let mut message = json!({
+    let message = json!({
         "transaction_id": ctx.req.transaction_id,
         "correlation_id": ctx.correlation_id,
         "txnstatus_response": {"txn_type": txn_type, "txn_status": txn_status},
     });
-    if status == "rjct" {
-        message["status_reason_message"] =
-            json!(format!("no transaction found for {attr_type} {values:?}"));
-    }
     Ok(Computed {
         status,
         total: 1,
@@ -878,4 +892,29 @@ fn enrollment_updates(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
         }),
         reference_ids: refs,
     })
+}
+
+/// Drops `null` members: the specs type optional fields without `nullable`, so absent is right.
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+/// Where a spec types `reg_records` as an object (DR search, CRVS/FR txn status): the record
+/// itself when there is one, `{}` when there is none, and the array when there are several,
+/// which an object cannot express. Clients must accept both shapes.
+fn as_object_records(records: Vec<Value>) -> Value {
+    match records.len() {
+        0 => json!({}),
+        1 => records.into_iter().next().unwrap_or_default(),
+        _ => Value::Array(records),
+    }
 }

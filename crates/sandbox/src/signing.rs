@@ -82,12 +82,11 @@ pub(crate) fn sign(state: &AppState, header: &Value, message: &Value) -> Option<
     }
 }
 
-fn sig_reject(code: &'static str, reason: String, req: &Incoming) -> Reject {
+fn sig_reject(code: &'static str, reason: String) -> Reject {
     Reject::Invalid {
         code,
         rjct: None,
         reason,
-        transaction_id: Some(req.transaction_id.clone()),
     }
 }
 
@@ -117,7 +116,6 @@ pub(crate) fn check_request(
                      configure it (ClientConfig::public_key or --client-public-key)",
                     caller.client_id
                 ),
-                req,
             )),
             _ => Ok(()),
         };
@@ -127,7 +125,6 @@ pub(crate) fn check_request(
             SignaturePolicy::Require => Err(sig_reject(
                 "err.signature.missing",
                 "the envelope has no signature: sign {header, message} with your key".into(),
-                req,
             )),
             _ => Ok(()),
         };
@@ -142,13 +139,7 @@ pub(crate) fn check_request(
         OffsetDateTime::now_utc(),
     )
     .map(|_| ())
-    .map_err(|e| {
-        sig_reject(
-            "err.signature.invalid",
-            format!("signature rejected: {e}"),
-            req,
-        )
-    })
+    .map_err(|e| sig_reject("err.signature.invalid", format!("signature rejected: {e}")))
 }
 
 /// `GET /.well-known/jwks.json`: the sandbox's public signing key.

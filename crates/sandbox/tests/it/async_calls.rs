@@ -342,16 +342,14 @@ async fn client_signatures_are_verified_by_policy() {
     let t = token_for(&sb).await;
     let (_, ok) = post_json(&sb, "/crvs/registry/sync/search", &t, &signed(search())).await;
     assert_eq!(ok["header"]["status"], "succ");
-    let (_, missing) = post_json(&sb, "/crvs/registry/sync/search", &t, &unsigned).await;
-    assert_eq!(missing["header"]["status"], "rjct");
-    assert_eq!(
-        missing["header"]["status_reason_code"],
-        "err.signature.missing"
-    );
+    let (status, missing) = post_json(&sb, "/crvs/registry/sync/search", &t, &unsigned).await;
+    assert_eq!(status, 400);
+    assert_eq!(missing["message"]["ack_status"], "ERR");
+    assert_eq!(missing["message"]["error"]["code"], "err.signature.missing");
     let mut tampered = signed(search());
     tampered["message"]["transaction_id"] = json!("changed");
     let (_, bad) = post_json(&sb, "/crvs/registry/sync/search", &t, &tampered).await;
-    assert_eq!(bad["header"]["status_reason_code"], "err.signature.invalid");
+    assert_eq!(bad["message"]["error"]["code"], "err.signature.invalid");
     // Async: the same as an ACK ERR.
     let mut rx = Receiver::start().await;
     let (_, ack) = post_json(
@@ -389,7 +387,7 @@ async fn client_signatures_are_verified_by_policy() {
     let (_, ok) = post_json(&sb, "/crvs/registry/sync/search", &t, &unsigned).await;
     assert_eq!(ok["header"]["status"], "succ");
     let (_, bad) = post_json(&sb, "/crvs/registry/sync/search", &t, &search()).await;
-    assert_eq!(bad["header"]["status_reason_code"], "err.signature.invalid");
+    assert_eq!(bad["message"]["error"]["code"], "err.signature.invalid");
 
     // off: anything goes.
     let sb = crate::common::start_with(config(SignaturePolicy::Off)).await;

@@ -3,6 +3,7 @@
 mod admin;
 mod async_calls;
 mod common;
+mod conformance;
 mod faults;
 mod search;
 mod token;
