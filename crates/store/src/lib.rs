@@ -13,6 +13,8 @@
 //!   data, and stored as key id + nonce + ciphertext. The database records which key seals them,
 //!   so a wrong key fails on open with a clear error instead of producing garbage.
 //!   [`dci_client::Store::rotate_master_key`] re-seals everything in one transaction.
+//! - Both also implement [`dci_client::ops::OpsStore`] (`ops_*.rs`, migration 0002): async
+//!   requests, callbacks, subscriptions and signing keys, private keys sealed like other secrets.
 //!
 //! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
 //! validation live in `dci-client`).
@@ -21,6 +23,9 @@ mod common;
 pub mod master_key;
 mod migrations;
 mod open;
+mod ops_common;
+mod ops_postgres;
+mod ops_sqlite;
 mod postgres;
 mod seal;
 mod sqlite;

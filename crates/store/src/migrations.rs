@@ -26,17 +26,31 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
 }
 
 pub(crate) fn sqlite() -> Migrator {
-    migrator(&[(
-        1,
-        "init",
-        include_str!("../migrations/sqlite/0001_init.sql"),
-    )])
+    migrator(&[
+        (
+            1,
+            "init",
+            include_str!("../migrations/sqlite/0001_init.sql"),
+        ),
+        (
+            2,
+            "operations",
+            include_str!("../migrations/sqlite/0002_operations.sql"),
+        ),
+    ])
 }
 
 pub(crate) fn postgres() -> Migrator {
-    migrator(&[(
-        1,
-        "init",
-        include_str!("../migrations/postgres/0001_init.sql"),
-    )])
+    migrator(&[
+        (
+            1,
+            "init",
+            include_str!("../migrations/postgres/0001_init.sql"),
+        ),
+        (
+            2,
+            "operations",
+            include_str!("../migrations/postgres/0002_operations.sql"),
+        ),
+    ])
 }

@@ -111,7 +111,12 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    fn sealer(&self) -> Arc<Sealer> {
+    /// The pool, for the operations store (`ops_*`).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn sealer(&self) -> Arc<Sealer> {
         Arc::clone(&self.sealer.read().unwrap_or_else(|p| p.into_inner()))
     }
 

@@ -84,7 +84,12 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    fn sealer(&self) -> Arc<Sealer> {
+    /// The pool, for the operations store (`ops_*`).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) fn sealer(&self) -> Arc<Sealer> {
         Arc::clone(&self.sealer.read().unwrap_or_else(|p| p.into_inner()))
     }
 

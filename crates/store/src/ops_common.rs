@@ -1,0 +1,562 @@
+//! The [`dci_client::ops::OpsStore`] implementation, written once over a sqlx database type
+//! (see [`impl_ops_store!`]) like the data-source store: both drivers take `$N` placeholders,
+//! timestamps bind as `OffsetDateTime` (TEXT in SQLite, TIMESTAMPTZ in PostgreSQL), and
+//! deadlines are unix milliseconds so both compare them the same way.
+
+/// Owner id under which a signing key's private half is sealed in `sealed_secret`.
+pub(crate) fn signing_key_owner(key_id: &str) -> String {
+    format!("signing_key:{key_id}")
+}
+
+/// Field name of a signing key's private half (part of the associated data: never rename).
+pub(crate) const SIGNING_PRIVATE_KEY: &str = "signing_private_key";
+
+pub(crate) fn to_ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_ms(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Implements `OpsStore` for a backend struct with `fn pool(&self) -> &sqlx::Pool<$db>` and
+/// `fn sealer(&self) -> Arc<Sealer>`.
+macro_rules! impl_ops_store {
+    ($store:ty, $db:ty) => {
+        mod ops_store_impl {
+            use async_trait::async_trait;
+            use dci_client::StoreError;
+            use dci_client::ops::store::{
+                AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpsStore,
+                SigningKeyRecord, SubscriptionRecord, TransactionFilter, TransactionRecord,
+                TransactionState,
+            };
+            use secrecy::SecretString;
+            use serde_json::Value;
+            use sqlx::Row;
+            use time::OffsetDateTime;
+
+            use $crate::common::{db, ts};
+            use $crate::ops_common::{
+                SIGNING_PRIVATE_KEY, from_ms, signing_key_owner, to_ms,
+            };
+            use $crate::seal::SealedSecret;
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            const TXN_COLUMNS: &str = "transaction_id, source_code, kind, message_id, \
+                reference_ids, request, state, ack_status, correlation_id, error_code, \
+                error_message, ack_at, created_at, deadline_ms, updated_at";
+
+            const CB_COLUMNS: &str = "source_code, message_id, action, transaction_id, \
+                correlation_id, status, total_count, completed_count, signature, \
+                signature_key_id, body, received_at";
+
+            const KEY_COLUMNS: &str = "key_id, algorithm, status, public_key_pem, created_at, \
+                activated_at, revoked_at, expires_at";
+
+            fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+                StoreError::Corrupt(format!("{what}: {e}"))
+            }
+
+            fn json(text: &str, what: &str) -> Result<Value, StoreError> {
+                serde_json::from_str(text).map_err(|e| corrupt(what, e))
+            }
+
+            fn u64_opt(v: Option<i64>) -> Option<u64> {
+                v.and_then(|n| u64::try_from(n).ok())
+            }
+
+            fn i64_opt(v: Option<u64>) -> Option<i64> {
+                v.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+            }
+
+            fn txn_from_row(r: &DbRow) -> Result<TransactionRecord, StoreError> {
+                let read = |e| db("reading a transaction")(e);
+                let refs: String = r.try_get("reference_ids").map_err(read)?;
+                let request: String = r.try_get("request").map_err(read)?;
+                let kind: String = r.try_get("kind").map_err(read)?;
+                let state: String = r.try_get("state").map_err(read)?;
+                let ack_status: Option<String> = r.try_get("ack_status").map_err(read)?;
+                let ack_at: Option<OffsetDateTime> = r.try_get("ack_at").map_err(read)?;
+                let state: TransactionState = state.parse()?;
+                let ack = match ack_status {
+                    None => None,
+                    Some(ack_status) => Some(AckRecord {
+                        ack_status,
+                        correlation_id: r.try_get("correlation_id").map_err(read)?,
+                        error_code: r.try_get("error_code").map_err(read)?,
+                        error_message: r.try_get("error_message").map_err(read)?,
+                        state,
+                        at: ack_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    }),
+                };
+                Ok(TransactionRecord {
+                    transaction_id: r.try_get("transaction_id").map_err(read)?,
+                    source_code: r.try_get("source_code").map_err(read)?,
+                    kind: kind.parse()?,
+                    message_id: r.try_get("message_id").map_err(read)?,
+                    reference_ids: serde_json::from_str(&refs)
+                        .map_err(|e| corrupt("transaction reference ids", e))?,
+                    request: json(&request, "transaction request")?,
+                    state,
+                    ack,
+                    created_at: r.try_get("created_at").map_err(read)?,
+                    deadline: from_ms(r.try_get("deadline_ms").map_err(read)?),
+                    updated_at: r.try_get("updated_at").map_err(read)?,
+                })
+            }
+
+            fn cb_from_row(r: &DbRow) -> Result<CallbackRecord, StoreError> {
+                let read = |e| db("reading a callback")(e);
+                let body: String = r.try_get("body").map_err(read)?;
+                let signature: String = r.try_get("signature").map_err(read)?;
+                Ok(CallbackRecord {
+                    source_code: r.try_get("source_code").map_err(read)?,
+                    message_id: r.try_get("message_id").map_err(read)?,
+                    action: r.try_get("action").map_err(read)?,
+                    transaction_id: r.try_get("transaction_id").map_err(read)?,
+                    correlation_id: r.try_get("correlation_id").map_err(read)?,
+                    status: r.try_get("status").map_err(read)?,
+                    total_count: u64_opt(r.try_get("total_count").map_err(read)?),
+                    completed_count: u64_opt(r.try_get("completed_count").map_err(read)?),
+                    signature: signature.parse()?,
+                    signature_key_id: r.try_get("signature_key_id").map_err(read)?,
+                    body: json(&body, "callback body")?,
+                    received_at: r.try_get("received_at").map_err(read)?,
+                })
+            }
+
+            fn sub_from_row(r: &DbRow) -> Result<SubscriptionRecord, StoreError> {
+                let read = |e| db("reading a subscription")(e);
+                let state: String = r.try_get("state").map_err(read)?;
+                Ok(SubscriptionRecord {
+                    source_code: r.try_get("source_code").map_err(read)?,
+                    code: r.try_get("code").map_err(read)?,
+                    state: state.parse()?,
+                    event_type: r.try_get("event_type").map_err(read)?,
+                    transaction_id: r.try_get("transaction_id").map_err(read)?,
+                    created_at: r.try_get("created_at").map_err(read)?,
+                    updated_at: r.try_get("updated_at").map_err(read)?,
+                })
+            }
+
+            fn key_from_row(r: &DbRow) -> Result<SigningKeyRecord, StoreError> {
+                let read = |e| db("reading a signing key")(e);
+                let alg: String = r.try_get("algorithm").map_err(read)?;
+                let status: String = r.try_get("status").map_err(read)?;
+                Ok(SigningKeyRecord {
+                    key_id: r.try_get("key_id").map_err(read)?,
+                    algorithm: alg
+                        .parse()
+                        .map_err(|e| corrupt("signing key algorithm", e))?,
+                    status: status.parse()?,
+                    public_key_pem: r.try_get("public_key_pem").map_err(read)?,
+                    created_at: r.try_get("created_at").map_err(read)?,
+                    activated_at: r.try_get("activated_at").map_err(read)?,
+                    revoked_at: r.try_get("revoked_at").map_err(read)?,
+                    expires_at: r.try_get("expires_at").map_err(read)?,
+                })
+            }
+
+            /// States that a new state may replace (lower rank).
+            fn below(state: TransactionState) -> Vec<&'static str> {
+                [
+                    TransactionState::Pending,
+                    TransactionState::Acknowledged,
+                    TransactionState::TimedOut,
+                    TransactionState::Partial,
+                    TransactionState::Completed,
+                    TransactionState::Failed,
+                ]
+                .into_iter()
+                .filter(|s| s.rank() < state.rank())
+                .map(TransactionState::as_str)
+                .collect()
+            }
+
+            #[async_trait]
+            impl OpsStore for $store {
+                async fn insert_transaction(
+                    &self,
+                    t: &TransactionRecord,
+                ) -> Result<(), StoreError> {
+                    let refs = serde_json::to_string(&t.reference_ids)
+                        .map_err(|e| corrupt("reference ids", e))?;
+                    sqlx::query(
+                        "INSERT INTO op_transaction (transaction_id, source_code, kind, \
+                         message_id, reference_ids, request, state, ack_status, correlation_id, \
+                         error_code, error_message, ack_at, created_at, deadline_ms, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    )
+                    .bind(&t.transaction_id)
+                    .bind(&t.source_code)
+                    .bind(t.kind.as_str())
+                    .bind(&t.message_id)
+                    .bind(refs)
+                    .bind(t.request.to_string())
+                    .bind(t.state.as_str())
+                    .bind(t.ack.as_ref().map(|a| a.ack_status.clone()))
+                    .bind(t.ack.as_ref().and_then(|a| a.correlation_id.clone()))
+                    .bind(t.ack.as_ref().and_then(|a| a.error_code.clone()))
+                    .bind(t.ack.as_ref().and_then(|a| a.error_message.clone()))
+                    .bind(t.ack.as_ref().map(|a| ts(a.at)))
+                    .bind(ts(t.created_at))
+                    .bind(to_ms(t.deadline))
+                    .bind(ts(t.updated_at))
+                    .execute(self.pool())
+                    .await
+                    .map_err(db("storing a transaction"))?;
+                    Ok(())
+                }
+
+                async fn record_ack(
+                    &self,
+                    transaction_id: &str,
+                    ack: &AckRecord,
+                ) -> Result<bool, StoreError> {
+                    // The ACK is recorded whatever the state; the state moves only forward, so
+                    // a callback that beat the ACK keeps its `completed`.
+                    let below = below(ack.state);
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
+                    let done = sqlx::query(
+                        "UPDATE op_transaction SET ack_status = $2, correlation_id = $3, \
+                         error_code = $4, error_message = $5, ack_at = $6, updated_at = $6 \
+                         WHERE transaction_id = $1",
+                    )
+                    .bind(transaction_id)
+                    .bind(&ack.ack_status)
+                    .bind(&ack.correlation_id)
+                    .bind(&ack.error_code)
+                    .bind(&ack.error_message)
+                    .bind(ts(ack.at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("recording an ACK"))?;
+                    for from in below {
+                        sqlx::query(
+                            "UPDATE op_transaction SET state = $2 \
+                             WHERE transaction_id = $1 AND state = $3",
+                        )
+                        .bind(transaction_id)
+                        .bind(ack.state.as_str())
+                        .bind(from)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("recording an ACK"))?;
+                    }
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn advance_transaction(
+                    &self,
+                    transaction_id: &str,
+                    state: TransactionState,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let mut changed = false;
+                    for from in below(state) {
+                        let done = sqlx::query(
+                            "UPDATE op_transaction SET state = $2, updated_at = $3 \
+                             WHERE transaction_id = $1 AND state = $4",
+                        )
+                        .bind(transaction_id)
+                        .bind(state.as_str())
+                        .bind(ts(at))
+                        .bind(from)
+                        .execute(self.pool())
+                        .await
+                        .map_err(db("updating a transaction"))?;
+                        changed |= done.rows_affected() > 0;
+                    }
+                    Ok(changed)
+                }
+
+                async fn get_transaction(
+                    &self,
+                    transaction_id: &str,
+                ) -> Result<Option<TransactionRecord>, StoreError> {
+                    let sql = format!(
+                        "SELECT {TXN_COLUMNS} FROM op_transaction WHERE transaction_id = $1"
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(transaction_id)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(db("reading a transaction"))?;
+                    row.as_ref().map(txn_from_row).transpose()
+                }
+
+                async fn list_transactions(
+                    &self,
+                    filter: &TransactionFilter,
+                ) -> Result<Vec<TransactionRecord>, StoreError> {
+                    let sql = format!(
+                        "SELECT {TXN_COLUMNS} FROM op_transaction \
+                         WHERE ($1 IS NULL OR source_code = $1) AND ($2 IS NULL OR state = $2) \
+                         ORDER BY created_at DESC, transaction_id DESC LIMIT $3"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(filter.source_code.as_deref())
+                        .bind(filter.state.map(|s| s.as_str()))
+                        .bind(i64::from(filter.limit))
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(db("listing transactions"))?;
+                    rows.iter().map(txn_from_row).collect()
+                }
+
+                async fn expire_overdue(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE op_transaction SET state = $1, updated_at = $2 \
+                         WHERE state IN ($3, $4, $5) AND deadline_ms < $6",
+                    )
+                    .bind(TransactionState::TimedOut.as_str())
+                    .bind(ts(now))
+                    .bind(TransactionState::Pending.as_str())
+                    .bind(TransactionState::Acknowledged.as_str())
+                    .bind(TransactionState::Partial.as_str())
+                    .bind(to_ms(now))
+                    .execute(self.pool())
+                    .await
+                    .map_err(db("expiring overdue transactions"))?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn insert_callback(&self, c: &CallbackRecord) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "INSERT INTO op_callback (source_code, message_id, action, \
+                         transaction_id, correlation_id, status, total_count, completed_count, \
+                         signature, signature_key_id, body, received_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                         ON CONFLICT (source_code, message_id) DO NOTHING",
+                    )
+                    .bind(&c.source_code)
+                    .bind(&c.message_id)
+                    .bind(&c.action)
+                    .bind(&c.transaction_id)
+                    .bind(&c.correlation_id)
+                    .bind(&c.status)
+                    .bind(i64_opt(c.total_count))
+                    .bind(i64_opt(c.completed_count))
+                    .bind(c.signature.as_str())
+                    .bind(&c.signature_key_id)
+                    .bind(c.body.to_string())
+                    .bind(ts(c.received_at))
+                    .execute(self.pool())
+                    .await
+                    .map_err(db("storing a callback"))?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn callbacks_for(
+                    &self,
+                    transaction_id: &str,
+                ) -> Result<Vec<CallbackRecord>, StoreError> {
+                    let sql = format!(
+                        "SELECT {CB_COLUMNS} FROM op_callback WHERE transaction_id = $1 ORDER BY id"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(transaction_id)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(db("reading callbacks"))?;
+                    rows.iter().map(cb_from_row).collect()
+                }
+
+                async fn list_callbacks(
+                    &self,
+                    filter: &CallbackFilter,
+                ) -> Result<Vec<CallbackRecord>, StoreError> {
+                    let sql = format!(
+                        "SELECT {CB_COLUMNS} FROM op_callback \
+                         WHERE ($1 IS NULL OR source_code = $1) AND ($2 IS NULL OR action = $2) \
+                         ORDER BY id DESC LIMIT $3"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(filter.source_code.as_deref())
+                        .bind(filter.action.as_deref())
+                        .bind(i64::from(filter.limit))
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(db("listing callbacks"))?;
+                    rows.iter().map(cb_from_row).collect()
+                }
+
+                async fn upsert_subscription(
+                    &self,
+                    s: &SubscriptionRecord,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO op_subscription (source_code, code, state, event_type, \
+                         transaction_id, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (source_code, code) DO UPDATE SET state = excluded.state, \
+                         event_type = COALESCE(excluded.event_type, op_subscription.event_type), \
+                         transaction_id = excluded.transaction_id, updated_at = excluded.updated_at",
+                    )
+                    .bind(&s.source_code)
+                    .bind(&s.code)
+                    .bind(s.state.as_str())
+                    .bind(&s.event_type)
+                    .bind(&s.transaction_id)
+                    .bind(ts(s.created_at))
+                    .bind(ts(s.updated_at))
+                    .execute(self.pool())
+                    .await
+                    .map_err(db("storing a subscription"))?;
+                    Ok(())
+                }
+
+                async fn list_subscriptions(
+                    &self,
+                    source_code: Option<&str>,
+                ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT source_code, code, state, event_type, transaction_id, \
+                         created_at, updated_at FROM op_subscription \
+                         WHERE ($1 IS NULL OR source_code = $1) ORDER BY source_code, code",
+                    )
+                    .bind(source_code)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(db("listing subscriptions"))?;
+                    rows.iter().map(sub_from_row).collect()
+                }
+
+                async fn insert_signing_key(
+                    &self,
+                    key: &SigningKeyRecord,
+                    private_pkcs8_pem: &SecretString,
+                ) -> Result<bool, StoreError> {
+                    let owner = signing_key_owner(&key.key_id);
+                    let sealed: SealedSecret =
+                        self.sealer().seal(&owner, SIGNING_PRIVATE_KEY, private_pkcs8_pem);
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
+                    let done = sqlx::query(
+                        "INSERT INTO op_signing_key (key_id, algorithm, status, public_key_pem, \
+                         created_at, activated_at, revoked_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key_id) DO NOTHING",
+                    )
+                    .bind(&key.key_id)
+                    .bind(key.algorithm.as_str())
+                    .bind(key.status.as_str())
+                    .bind(&key.public_key_pem)
+                    .bind(ts(key.created_at))
+                    .bind(key.activated_at.map(ts))
+                    .bind(key.revoked_at.map(ts))
+                    .bind(key.expires_at.map(ts))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("storing a signing key"))?;
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "INSERT INTO sealed_secret (owner_id, field, key_id, nonce, ciphertext) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&owner)
+                    .bind(SIGNING_PRIVATE_KEY)
+                    .bind(&sealed.key_id)
+                    .bind(&sealed.nonce)
+                    .bind(&sealed.ciphertext)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("storing a sealed signing key"))?;
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(true)
+                }
+
+                async fn get_signing_key(
+                    &self,
+                    key_id: &str,
+                ) -> Result<Option<SigningKeyRecord>, StoreError> {
+                    let sql = format!("SELECT {KEY_COLUMNS} FROM op_signing_key WHERE key_id = $1");
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(key_id)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(db("reading a signing key"))?;
+                    row.as_ref().map(key_from_row).transpose()
+                }
+
+                async fn signing_key_private(
+                    &self,
+                    key_id: &str,
+                ) -> Result<Option<SecretString>, StoreError> {
+                    let owner = signing_key_owner(key_id);
+                    let row = sqlx::query(
+                        "SELECT key_id, nonce, ciphertext FROM sealed_secret \
+                         WHERE owner_id = $1 AND field = $2",
+                    )
+                    .bind(&owner)
+                    .bind(SIGNING_PRIVATE_KEY)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(db("reading a sealed signing key"))?;
+                    let Some(r) = row else {
+                        return Ok(None);
+                    };
+                    let read = |e| db("reading a sealed signing key")(e);
+                    let sealed = SealedSecret {
+                        key_id: r.try_get("key_id").map_err(read)?,
+                        nonce: r.try_get("nonce").map_err(read)?,
+                        ciphertext: r.try_get("ciphertext").map_err(read)?,
+                    };
+                    Ok(Some(self.sealer().open(&owner, SIGNING_PRIVATE_KEY, &sealed)?))
+                }
+
+                async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+                    let sql = format!(
+                        "SELECT {KEY_COLUMNS} FROM op_signing_key ORDER BY created_at, key_id"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(db("listing signing keys"))?;
+                    rows.iter().map(key_from_row).collect()
+                }
+
+                async fn set_signing_key_status(
+                    &self,
+                    key_id: &str,
+                    status: KeyStatus,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    // A revoked key stays revoked.
+                    let query = match status {
+                        KeyStatus::Active => sqlx::query(
+                            "UPDATE op_signing_key SET status = $2, activated_at = $3 \
+                             WHERE key_id = $1 AND status <> 'revoked'",
+                        )
+                        .bind(key_id)
+                        .bind(status.as_str())
+                        .bind(ts(at)),
+                        KeyStatus::Revoked => sqlx::query(
+                            "UPDATE op_signing_key SET status = $2, revoked_at = $3 WHERE key_id = $1",
+                        )
+                        .bind(key_id)
+                        .bind(status.as_str())
+                        .bind(ts(at)),
+                        KeyStatus::Inactive => sqlx::query(
+                            "UPDATE op_signing_key SET status = $2 \
+                             WHERE key_id = $1 AND status <> 'revoked'",
+                        )
+                        .bind(key_id)
+                        .bind(status.as_str()),
+                    };
+                    let done = query
+                        .execute(self.pool())
+                        .await
+                        .map_err(db("updating a signing key"))?;
+                    Ok(done.rows_affected() > 0)
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_ops_store;
