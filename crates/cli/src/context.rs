@@ -10,6 +10,15 @@ use serde_json::json;
 
 use crate::cli::exit;
 
+/// `println!` that ignores a closed stdout (`dci source list | head -1` is not an error).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// Runs a command's async body on a small runtime (commands are short-lived).
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()

@@ -8,7 +8,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::cli::exit;
-use crate::context::{CmdError, block_on, open_store};
+use crate::context::{CmdError, block_on, open_store, say};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MasterKeyCommand {
@@ -87,7 +87,7 @@ async fn run_async(cmd: MasterKeyCommand, json: bool) -> Result<(), CmdError> {
         None => None,
     };
     if json {
-        println!(
+        say!(
             "{}",
             json!({
                 "old_key_id": report.old_key_id,
@@ -97,13 +97,15 @@ async fn run_async(cmd: MasterKeyCommand, json: bool) -> Result<(), CmdError> {
             })
         );
     } else {
-        println!(
+        say!(
             "re-sealed {} secret(s) under master key {} (was {})",
-            report.resealed, report.new_key_id, report.old_key_id
+            report.resealed,
+            report.new_key_id,
+            report.old_key_id
         );
         match key_file {
-            Some(path) => println!("key file {path} now holds the new key"),
-            None => println!("set DCI_MASTER_KEY to the new key before running dci again"),
+            Some(path) => say!("key file {path} now holds the new key"),
+            None => say!("set DCI_MASTER_KEY to the new key before running dci again"),
         }
     }
     Ok(())

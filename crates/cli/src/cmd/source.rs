@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cli::exit;
-use crate::context::{CmdError, block_on, open_store};
+use crate::context::{CmdError, block_on, open_store, say};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SourceCommand {
@@ -278,9 +278,9 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
     store.create_data_source(&source).await?;
     let stored = get(&*store, &source.code).await?;
     if json {
-        println!("{}", stored.to_redacted_json());
+        say!("{}", stored.to_redacted_json());
     } else {
-        println!(
+        say!(
             "added data source {} ({}, state {})",
             stored.code,
             stored.registry_type,
@@ -329,11 +329,11 @@ async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
     if json {
         let mut v = stored.to_redacted_json();
         v["credentials_reset"] = reset.into();
-        println!("{v}");
+        say!("{v}");
     } else {
-        println!("updated data source {}", stored.code);
+        say!("updated data source {}", stored.code);
         if reset {
-            println!(
+            say!(
                 "credentials changed: state reset to draft and cached token dropped (test the connection again)"
             );
         }
@@ -360,11 +360,11 @@ async fn list(args: ListArgs, json: bool) -> Result<(), CmdError> {
     let sources = store.list_data_sources(&filter).await?;
     if json {
         let all: Vec<Value> = sources.iter().map(DataSource::to_redacted_json).collect();
-        println!("{}", Value::Array(all));
+        say!("{}", Value::Array(all));
         return Ok(());
     }
     if sources.is_empty() {
-        println!("no data sources; add one with `dci source add`");
+        say!("no data sources; add one with `dci source add`");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = sources
@@ -540,7 +540,7 @@ async fn export(args: ExportArgs) -> Result<(), CmdError> {
         file.data_sources.push(e);
     }
     let text = serde_json::to_string_pretty(&file).expect("export serializes");
-    println!("{text}");
+    say!("{text}");
     Ok(())
 }
 
@@ -825,16 +825,16 @@ fn parse_state(s: &str) -> Option<SourceState> {
 
 fn out(json: bool, value: Value, text: &str) {
     if json {
-        println!("{value}");
+        say!("{value}");
     } else {
-        println!("{text}");
+        say!("{text}");
     }
 }
 
 fn print_source(s: &DataSource, json: bool) {
     let v = s.to_redacted_json();
     if json {
-        println!("{v}");
+        say!("{v}");
         return;
     }
     let mut rows: Vec<(String, String)> = Vec::new();
