@@ -105,6 +105,30 @@ def float_sweep():
     return "[" + ",".join(repr(v) for v in values) + "]"
 
 
+# RFC 8785 reference output: ECMAScript JSON.stringify with keys sorted by UTF-16 code units
+# (JavaScript's default sort order), computed by Node.js when it is installed.
+JCS_JS = r"""
+const v = JSON.parse(require("fs").readFileSync(0, "utf8"));
+function canon(x) {
+  if (Array.isArray(x)) return "[" + x.map(canon).join(",") + "]";
+  if (x !== null && typeof x === "object")
+    return "{" + Object.keys(x).sort().map(k => JSON.stringify(k) + ":" + canon(x[k])).join(",") + "}";
+  return JSON.stringify(x);
+}
+process.stdout.write(canon(v));
+"""
+
+
+def jcs_by_node(text):
+    import shutil
+    import subprocess
+
+    if shutil.which("node") is None:
+        return None
+    out = subprocess.run(["node", "-e", JCS_JS], input=text, capture_output=True, text=True, check=True)
+    return out.stdout
+
+
 def main():
     CANONICAL_INPUTS["float_sweep"] = float_sweep()
     keys = {
@@ -115,7 +139,11 @@ def main():
     for name, text in CANONICAL_INPUTS.items():
         obj = json.loads(text)
         c = dci_sig.canonical(obj)
-        canonical.append({"name": name, "input": text, "canonical": c, "sha256_b64": dci_sig.digest_text(c)})
+        case = {"name": name, "input": text, "canonical": c, "sha256_b64": dci_sig.digest_text(c)}
+        jcs = jcs_by_node(text)
+        if jcs is not None:
+            case["jcs_node"] = jcs
+        canonical.append(case)
     known = [dict(k, python=dci_sig.canonical(json.loads(k["input"]))) for k in KNOWN_DIFFERENCES]
     signed = []
     for alg, key in keys.items():

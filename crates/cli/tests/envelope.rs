@@ -312,3 +312,29 @@ fn malformed_input_exits_2_with_a_message() {
         text(&sender.stderr)
     );
 }
+
+/// The binary (whose dependency graph differs from the protocol crate's tests) parses and
+/// canonicalizes exactly like Python on the golden vectors, floats included.
+#[test]
+fn canonicalize_matches_the_python_golden_vectors() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../protocol/tests/golden/vectors.json"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = v["canonical"].as_array().unwrap();
+    assert!(cases.iter().any(|c| c["name"] == "float_sweep"));
+    for case in cases {
+        let out = dci(
+            &["envelope", "canonicalize", "--whole"],
+            case["input"].as_str().unwrap(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            case["canonical"].as_str().unwrap(),
+            "case {}",
+            case["name"]
+        );
+    }
+}

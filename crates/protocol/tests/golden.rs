@@ -10,7 +10,7 @@ use std::process::Command;
 use dci_protocol::OffsetDateTime;
 use dci_protocol::RegistryType;
 use dci_protocol::build::{RequestBuilder, SearchItem};
-use dci_protocol::canonical::python_json;
+use dci_protocol::canonical::{jcs, python_json};
 use dci_protocol::message::Query;
 use dci_protocol::signature::{
     self, Algorithm, Signer, SigningKey, VerifyOptions, VerifyingKey, verify_envelope,
@@ -46,6 +46,24 @@ fn canonical_bytes_match_python() {
             "digest of {name}"
         );
     }
+}
+
+#[test]
+fn jcs_matches_ecmascript() {
+    let v = vectors();
+    let mut checked = 0;
+    for case in v["canonical"].as_array().unwrap() {
+        let Some(expected) = case.get("jcs_node").and_then(Value::as_str) else {
+            continue;
+        };
+        let input: Value = serde_json::from_str(case["input"].as_str().unwrap()).unwrap();
+        assert_eq!(jcs(&input), expected, "JCS of case {}", case["name"]);
+        checked += 1;
+    }
+    assert!(
+        checked >= 8,
+        "vectors.json lacks the Node.js JCS outputs; regenerate with node installed"
+    );
 }
 
 #[test]
