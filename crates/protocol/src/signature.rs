@@ -17,6 +17,25 @@
 //! validity window with a configurable clock skew, the signature itself).
 //!
 //! An envelope with no `message` (an error callback) is signed over `"message": null`.
+//! Verify inbound envelopes on the JSON as received, before any typed parsing.
+//!
+//! ```
+//! use dci_protocol::OffsetDateTime;
+//! use dci_protocol::signature::{Algorithm, Signer, SigningKey, VerifyOptions, verify_envelope};
+//!
+//! let key = SigningKey::generate(Algorithm::Ed25519)?;
+//! let public = key.verifying_key(); // publish with public.to_spki_pem() or public.to_jwk(kid)
+//! let signer = Signer::new(key, "spmis.example", "key-1");
+//! let now = OffsetDateTime::now_utc();
+//! let mut envelope = serde_json::json!({
+//!     "header": {"message_id": "1", "message_ts": "2025-01-01T00:00:00Z", "action": "search"},
+//!     "message": {"transaction_id": "t", "name": "Zoë"},
+//! });
+//! signer.sign_envelope(&mut envelope, now)?;
+//! let sig = verify_envelope(&envelope, &public, &VerifyOptions::default(), now)?;
+//! assert_eq!(sig.sender_id, "spmis.example");
+//! # Ok::<(), dci_protocol::signature::SignatureError>(())
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
