@@ -61,7 +61,7 @@ pub(crate) async fn deliver(
     };
     if faults.fail == Some(true) {
         tracing::info!(%action, %transaction_id, "callback dropped by the `fail` fault");
-        state.callbacks().push(log(
+        state.push_callback(log(
             None,
             Some("dropped by the callback `fail` fault".to_owned()),
         ));
@@ -82,7 +82,7 @@ pub(crate) async fn deliver(
                 log(None, Some(e.to_string()))
             }
         };
-        state.callbacks().push(entry);
+        state.push_callback(entry);
     }
 }
 

@@ -52,10 +52,13 @@ impl From<RegistryType> for FaultTarget {
 #[serde(deny_unknown_fields)]
 pub struct CallbackFaults {
     /// Extra delay before the callback is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
     /// Send every callback twice (clients must deduplicate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
     /// Do not send the callback at all (the result stays available through txn status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail: Option<bool>,
 }
 
@@ -67,22 +70,31 @@ pub struct Faults {
     #[serde(default)]
     pub target: FaultTarget,
     /// Delay before every response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
     /// Share of requests answered with HTTP 500 (0–1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_500_ratio: Option<f64>,
     /// Share of requests answered with HTTP 503 (0–1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_503_ratio: Option<f64>,
     /// Share of requests answered with HTTP 429 and `Retry-After` (0–1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_429_ratio: Option<f64>,
     /// `Retry-After` seconds on 429 and 503 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
     /// Share of requests whose connection is closed without any response (0–1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_ratio: Option<f64>,
     /// Answer every request with 503 until cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down: Option<bool>,
     /// Invalidate every issued token now: the next call with an old token gets 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_tokens: Option<bool>,
     /// Faults applied to async callbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<CallbackFaults>,
 }
 

@@ -134,7 +134,6 @@ struct Ctx<'a> {
     registry: RegistryType,
     req: &'a Incoming,
     correlation_id: String,
-    is_async: bool,
 }
 
 async fn handle(
@@ -171,13 +170,12 @@ async fn handle(
         registry,
         req: &req,
         correlation_id: reply::new_id(),
-        is_async,
     };
     let computed = match compute(&ctx, op) {
         Ok(c) => c,
         Err(rej) => return reject(&state, rej, op, is_async, &req.header),
     };
-    state.txns().push(Txn {
+    state.push_txn(Txn {
         registry,
         txn_type: op.txn_type().to_owned(),
         transaction_id: req.transaction_id.clone(),
@@ -881,7 +879,6 @@ fn enrollment_updates(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
         .iter()
         .filter_map(|i| id_string(i.get("reference_id")))
         .collect();
-    let _ = ctx.is_async;
     Ok(Computed {
         status: header_status(&out),
         total: out.len(),

@@ -107,6 +107,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub(crate) struct AppState(pub(crate) Arc<Shared>);
 
+/// Bound of each in-memory log (requests, transactions, callbacks): oldest entries go first.
 const MAX_RECORDED: usize = 10_000;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,6 +157,22 @@ impl AppState {
             log.remove(0);
         }
         log.push(r);
+    }
+
+    pub(crate) fn push_txn(&self, t: Txn) {
+        let mut txns = self.txns();
+        if txns.len() >= MAX_RECORDED {
+            txns.remove(0);
+        }
+        txns.push(t);
+    }
+
+    pub(crate) fn push_callback(&self, c: DeliveredCallback) {
+        let mut log = self.callbacks();
+        if log.len() >= MAX_RECORDED {
+            log.remove(0);
+        }
+        log.push(c);
     }
 
     pub(crate) fn record_reset(&self, method: &str, path: &str) {

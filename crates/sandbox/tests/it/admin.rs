@@ -166,3 +166,86 @@ async fn stops_on_drop_and_on_shutdown() {
     sb.shutdown().await;
     assert!(reqwest::Client::new().get(&url).send().await.is_err());
 }
+
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_never_contain_secrets_tokens_or_callback_queries() {
+    use dci_sandbox::{ClientConfig, ClientQuirks};
+    let buf = LogBuf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("dci_sandbox=trace"))
+        .with_writer(move || writer.clone())
+        .finish();
+    // Current-thread runtime: every sandbox task runs on this thread, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let sb = start_with(
+        SandboxConfig::default()
+            .client(ClientConfig::new("ocrvs", "query-secret-1").quirks(ClientQuirks::opencrvs())),
+    )
+    .await;
+    let t = token(&sb).await;
+    http()
+        .post(format!(
+            "{}?grant_type=client_credentials&client_id=ocrvs&client_secret=query-secret-1",
+            sb.token_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    http()
+        .post(sb.token_url())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sandbox"),
+            ("client_secret", "wrong-secret-2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    // A callback to a dead port whose URL carries a credential in its query.
+    let dead = "http://127.0.0.1:9/cb?api_key=callback-secret-3";
+    post_json(
+        &sb,
+        "/crvs/registry/search",
+        &t,
+        &envelope(
+            "search",
+            search_message(id_criteria("UIN", "1")),
+            Some(dead),
+        ),
+    )
+    .await;
+    let failed =
+        crate::common::eventually(|| sb.callbacks().into_iter().find(|c| c.error.is_some())).await;
+    assert!(!failed.error.unwrap().contains("callback-secret-3"));
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("callback delivery failed"),
+        "the test must see the logs: {logs}"
+    );
+    for secret in [
+        "sandbox-secret",
+        "query-secret-1",
+        "wrong-secret-2",
+        "callback-secret-3",
+        t.as_str(),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{secret:?} leaked into the logs:\n{logs}"
+        );
+    }
+}
