@@ -3,9 +3,10 @@
 //! Entries hold no payloads, personal identifiers or credentials (see `dci_client::AuditEntry`).
 
 use std::io::Write;
+use std::sync::Arc;
 
 use clap::Args;
-use dci_client::{AuditEntry, AuditFilter};
+use dci_client::{AuditEntry, AuditFilter, Store};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
@@ -25,30 +26,35 @@ pub(crate) struct LogArgs {
 
 /// Prints the entries as a table, or a JSON array with `--json`.
 pub(crate) fn run(args: LogArgs, json: bool) -> u8 {
+    let mut out = std::io::stdout().lock();
     let result = block_on(async {
         let store = open_store().await?.store;
-        let filter = AuditFilter {
-            source_code: args.source.clone(),
-            limit: args.limit,
-        };
-        Ok::<_, CmdError>(store.list_audit(&filter).await?)
+        execute(store, &args, json, &mut out).await
     });
-    let entries = match result {
-        Ok(e) => e,
-        Err(e) => return e.report(json),
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => e.report(json),
+    }
+}
+
+pub(crate) async fn execute(
+    store: Arc<dyn Store>,
+    args: &LogArgs,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CmdError> {
+    let filter = AuditFilter {
+        source_code: args.source.clone(),
+        limit: args.limit,
     };
-    let mut out = std::io::stdout().lock();
+    let entries = store.list_audit(&filter).await?;
     let written = if json {
         let v: Vec<_> = entries.iter().map(entry_json).collect();
         writeln!(out, "{}", serde_json::Value::Array(v))
     } else {
-        print_table(&mut out, &entries)
+        print_table(out, &entries)
     };
-    if written.is_err() {
-        exit::FAILED
-    } else {
-        exit::OK
-    }
+    written.map_err(|e| CmdError::failed(format!("cannot write the output: {e}")))
 }
 
 fn entry_json(e: &AuditEntry) -> serde_json::Value {
@@ -76,12 +82,9 @@ fn print_table(out: &mut impl Write, entries: &[AuditEntry]) -> std::io::Result<
         "{:<20} {:<16} {:<16} {:>4} {:<16} {:>7} {:>3}  ENDPOINT / ERROR",
         "AT (UTC)", "SOURCE", "ACTION", "HTTP", "OUTCOME", "MS", "TRY"
     )?;
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     for e in entries {
-        let at =
-            e.at.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]"
-            ))
-            .unwrap_or_default();
+        let at = e.at.format(fmt).unwrap_or_default();
         let status = e
             .http_status
             .map(|s| s.to_string())
@@ -99,8 +102,70 @@ fn print_table(out: &mut impl Write, entries: &[AuditEntry]) -> std::io::Result<
         if let Some(err) = &e.error {
             let short: String = err.chars().take(160).collect();
             let more = if err.chars().count() > 160 { "…" } else { "" };
-            writeln!(out, "{:>71}{short}{more}", "")?;
+            writeln!(out, "{:>22}{short}{more}", "")?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::test_connection::testing::*;
+    use dci_client::{DciRequest, Endpoint};
+
+    #[tokio::test]
+    async fn lists_calls_newest_first_filtered_and_free_of_secrets() {
+        let sb = sandbox().await;
+        let (_dir, store) = store().await;
+        add_source(&*store, &sb, "crvs_a", GOOD).await;
+        add_source(&*store, &sb, "crvs_b", "wrong").await;
+        let a = crate::cmd::test_connection::client_for(store.clone(), "crvs_a")
+            .await
+            .unwrap();
+        let env = serde_json::json!({"header": {"message_id": "m-log-1", "action": "search",
+            "message_ts": "2026-11-29T10:00:00Z", "sender_id": "spmis.example.org",
+            "total_count": 1}, "message": {"transaction_id": "t-log-1", "search_request": []}});
+        let _ = a
+            .make_request(DciRequest::new(Endpoint::SyncSearch, env))
+            .await;
+        let b = crate::cmd::test_connection::client_for(store.clone(), "crvs_b")
+            .await
+            .unwrap();
+        let _ = b.token().await;
+
+        let mut out = Vec::new();
+        let args = LogArgs {
+            source: None,
+            limit: 10,
+        };
+        execute(store.clone(), &args, true, &mut out).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let rows = v.as_array().unwrap();
+        assert_eq!(rows.len(), 3, "{v:#}");
+        assert_eq!(rows[0]["source"], "crvs_b");
+        assert_eq!(rows[0]["outcome"], "auth");
+        assert_eq!(rows[0]["http_status"], 401);
+        assert_eq!(rows[2]["action"], "token");
+        assert_eq!(rows[1]["action"], "sync_search");
+        assert_eq!(rows[1]["message_id"], "m-log-1");
+        assert_eq!(rows[1]["transaction_id"], "t-log-1");
+
+        let mut out = Vec::new();
+        let args = LogArgs {
+            source: Some("crvs_a".into()),
+            limit: 1,
+        };
+        execute(store.clone(), &args, false, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows = text.lines().skip(1).filter(|l| !l.starts_with(' '));
+        assert_eq!(rows.count(), 1, "{text}");
+        assert!(
+            text.contains("sync_search") && !text.contains("crvs_b"),
+            "{text}"
+        );
+        assert!(!text.contains(GOOD) && !text.contains("wrong"));
+    }
 }

@@ -5,9 +5,10 @@
 //! persisted).
 
 use std::io::Write;
+use std::sync::Arc;
 
 use clap::Args;
-use dci_client::{DciClient, StageStatus, TestOptions, TestReport};
+use dci_client::{DciClient, StageStatus, Store, TestOptions, TestReport};
 
 use crate::cli::exit;
 use crate::context::{CmdError, block_on, open_store};
@@ -24,20 +25,15 @@ pub(crate) struct TestArgs {
 }
 
 /// Loads a data source by code and builds its client over the store.
-pub(crate) async fn client_for(code: &str) -> Result<DciClient, CmdError> {
-    let opened = open_store().await?;
-    let source = opened
-        .store
-        .get_data_source(code)
-        .await?
-        .ok_or_else(|| CmdError {
-            code: exit::FAILED,
-            kind: "not_found",
-            message: format!("no data source {code:?}: `dci source list` shows the codes"),
-            fields: None,
-        })?;
+pub(crate) async fn client_for(store: Arc<dyn Store>, code: &str) -> Result<DciClient, CmdError> {
+    let source = store.get_data_source(code).await?.ok_or_else(|| CmdError {
+        code: exit::FAILED,
+        kind: "not_found",
+        message: format!("no data source {code:?}: `dci source list` shows the codes"),
+        fields: None,
+    })?;
     DciClient::builder(source)
-        .store(opened.store)
+        .store(store)
         .build()
         .map_err(client_error)
 }
@@ -54,34 +50,44 @@ pub(crate) fn client_error(e: dci_client::Error) -> CmdError {
 
 /// Runs the test; exit 0 when it passed, 1 when it did not (the report says why).
 pub(crate) fn run(args: TestArgs, json: bool) -> u8 {
+    let mut out = std::io::stdout().lock();
     let result = block_on(async {
-        let client = client_for(&args.code).await?;
-        Ok::<_, CmdError>(
-            dci_client::test_connection(
-                &client,
-                TestOptions {
-                    probe_search: args.probe,
-                },
-            )
-            .await,
-        )
+        let store = open_store().await?.store;
+        execute(store, &args, json, &mut out).await
     });
     match result {
-        Ok(report) => {
-            let mut out = std::io::stdout().lock();
-            let _ = if json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                )
-            } else {
-                print_report(&mut out, &report)
-            };
-            if report.ok { exit::OK } else { exit::FAILED }
-        }
+        Ok(true) => exit::OK,
+        Ok(false) => exit::FAILED,
         Err(e) => e.report(json),
     }
+}
+
+/// Runs the test and writes the report; `Ok(passed)`.
+pub(crate) async fn execute(
+    store: Arc<dyn Store>,
+    args: &TestArgs,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<bool, CmdError> {
+    let client = client_for(store, &args.code).await?;
+    let report = dci_client::test_connection(
+        &client,
+        TestOptions {
+            probe_search: args.probe,
+        },
+    )
+    .await;
+    let written = if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        )
+    } else {
+        print_report(out, &report)
+    };
+    written.map_err(|e| CmdError::failed(format!("cannot write the report: {e}")))?;
+    Ok(report.ok)
 }
 
 fn print_report(out: &mut impl Write, r: &TestReport) -> std::io::Result<()> {
@@ -103,4 +109,126 @@ fn print_report(out: &mut impl Write, r: &TestReport) -> std::io::Result<()> {
         r.summary,
         r.state.as_str()
     )
+}
+
+/// Shared by the tests of `source test`, `token` and `log`: a real SQLite store in a temp dir
+/// and a sandbox registry.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use dci_client::{AuthConfig, CredentialLocation, DataSourceInput, OAuth2Config, Store};
+    use dci_protocol::RegistryType;
+    use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox};
+    use secrecy::SecretString;
+
+    pub(crate) async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = dci_store::OpenOptions {
+            home: Some(dir.path().to_owned()),
+            database_url: None,
+            master_key: None,
+        };
+        let opened = dci_store::open(&opts).await.unwrap();
+        (dir, opened.store)
+    }
+
+    /// Adds an OAuth2 CRVS source on the sandbox under `code` with this secret.
+    pub(crate) async fn add_source(store: &dyn Store, sb: &Sandbox, code: &str, secret: &str) {
+        let input = DataSourceInput {
+            code: code.into(),
+            name: code.into(),
+            registry_type: "crvs".into(),
+            base_url: sb.registry_url(RegistryType::Crvs),
+            auth: Some("oauth2".into()),
+            token_url: Some(sb.token_url()),
+            client_id: Some(DEMO_CLIENT_ID.into()),
+            client_secret: Some(SecretString::from(secret.to_owned())),
+            scope: Some("crvs.read".into()),
+            sender_id: Some("spmis.example.org".into()),
+            ..DataSourceInput::default()
+        };
+        let source = input.validate().unwrap();
+        assert!(matches!(
+            &source.auth,
+            AuthConfig::OAuth2(OAuth2Config {
+                credential_location: CredentialLocation::Body,
+                ..
+            })
+        ));
+        store.create_data_source(&source).await.unwrap();
+    }
+
+    pub(crate) async fn sandbox() -> Sandbox {
+        dci_sandbox::spawn(dci_sandbox::SandboxConfig::default())
+            .await
+            .unwrap()
+    }
+
+    pub(crate) const GOOD: &str = DEMO_CLIENT_SECRET;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use dci_client::SourceState;
+
+    #[tokio::test]
+    async fn a_good_source_passes_and_becomes_active() {
+        let sb = sandbox().await;
+        let (_dir, store) = store().await;
+        add_source(&*store, &sb, "crvs_ok", GOOD).await;
+        let args = TestArgs {
+            code: "crvs_ok".into(),
+            probe: true,
+        };
+        let mut out = Vec::new();
+        assert!(
+            execute(store.clone(), &args, false, &mut out)
+                .await
+                .unwrap()
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("[pass] authorised probe search"), "{text}");
+        assert!(text.contains("PASSED"), "{text}");
+        let s = store.get_data_source("crvs_ok").await.unwrap().unwrap();
+        assert_eq!(s.state, SourceState::Active);
+        assert!(s.last_test_at.is_some() && s.last_error.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_fails_with_json_report_and_records_the_error() {
+        let sb = sandbox().await;
+        let (_dir, store) = store().await;
+        add_source(&*store, &sb, "crvs_bad", "not-the-secret").await;
+        let args = TestArgs {
+            code: "crvs_bad".into(),
+            probe: false,
+        };
+        let mut out = Vec::new();
+        assert!(!execute(store.clone(), &args, true, &mut out).await.unwrap());
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["stages"][2]["stage"], "token");
+        assert_eq!(v["stages"][2]["status"], "fail");
+        assert!(!String::from_utf8_lossy(&out).contains("not-the-secret"));
+        let s = store.get_data_source("crvs_bad").await.unwrap().unwrap();
+        assert_eq!(s.state, SourceState::Error);
+        assert!(s.last_error.unwrap().contains("client id and secret"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_code_says_how_to_find_codes() {
+        let (_dir, store) = store().await;
+        let args = TestArgs {
+            code: "nope".into(),
+            probe: false,
+        };
+        let e = execute(store, &args, false, &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "not_found");
+        assert!(e.message.contains("dci source list"));
+    }
 }

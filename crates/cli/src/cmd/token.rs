@@ -4,15 +4,17 @@
 //! any other output.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use clap::Args;
+use dci_client::Store;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::exit;
 use crate::cmd::test_connection::{client_error, client_for};
-use crate::context::block_on;
+use crate::context::{CmdError, block_on, open_store};
 
 /// Arguments of `dci token`.
 #[derive(Debug, Args)]
@@ -30,23 +32,33 @@ pub(crate) struct TokenArgs {
 
 /// Gets (or fetches) the token and prints its metadata.
 pub(crate) fn run(args: TokenArgs, json: bool) -> u8 {
+    let mut out = std::io::stdout().lock();
     let result = block_on(async {
-        let client = client_for(&args.code).await?;
-        let status = if args.force {
-            client.force_refresh().await
-        } else {
-            client.token().await
-        };
-        status.map_err(client_error)
+        let store = open_store().await?.store;
+        execute(store, &args, json, &mut out).await
     });
-    let status = match result {
-        Ok(s) => s,
-        Err(e) => return e.report(json),
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => e.report(json),
+    }
+}
+
+pub(crate) async fn execute(
+    store: Arc<dyn Store>,
+    args: &TokenArgs,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CmdError> {
+    let client = client_for(store, &args.code).await?;
+    let status = if args.force {
+        client.force_refresh().await
+    } else {
+        client.token().await
     };
+    let status = status.map_err(client_error)?;
     let i = &status.info;
     let ts = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     let left = (i.expires_at - OffsetDateTime::now_utc()).whole_seconds();
-    let mut out = std::io::stdout().lock();
     let written = if json {
         let mut v = json!({
             "source": args.code,
@@ -88,9 +100,81 @@ pub(crate) fn run(args: TokenArgs, json: bool) -> u8 {
             ts(i.refresh_at),
         )
     };
-    if written.is_err() {
-        exit::FAILED
-    } else {
-        exit::OK
+    written.map_err(|e| CmdError::failed(format!("cannot write the output: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::test_connection::testing::*;
+
+    fn args(force: bool, reveal: bool) -> TokenArgs {
+        TokenArgs {
+            code: "crvs_t".into(),
+            force,
+            reveal,
+        }
+    }
+
+    #[tokio::test]
+    async fn shows_metadata_and_the_token_only_when_revealed() {
+        let sb = sandbox().await;
+        let (_dir, store) = store().await;
+        add_source(&*store, &sb, "crvs_t", GOOD).await;
+
+        let mut out = Vec::new();
+        execute(store.clone(), &args(false, false), false, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("origin:      fetched") && text.contains("scope:       crvs.read"));
+        assert!(text.contains("(hidden; --reveal prints it)"), "{text}");
+
+        // A second process finds the token in the store: no new token request.
+        let mut out = Vec::new();
+        execute(store.clone(), &args(false, false), true, &mut out)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["origin"], "stored");
+        assert!(v.get("access_token").is_none());
+        assert_eq!(sb.token_requests(), 1);
+
+        let mut out = Vec::new();
+        execute(store.clone(), &args(true, true), true, &mut out)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["origin"], "fetched");
+        let token = v["access_token"].as_str().unwrap().to_owned();
+        assert!(token.len() > 10);
+        assert_eq!(sb.token_requests(), 2);
+
+        // Without --reveal the token appears nowhere: not in text, JSON, or the audit log.
+        let mut out = Vec::new();
+        execute(store.clone(), &args(false, false), false, &mut out)
+            .await
+            .unwrap();
+        execute(store.clone(), &args(false, false), true, &mut out)
+            .await
+            .unwrap();
+        let audit = store
+            .list_audit(&dci_client::AuditFilter::default())
+            .await
+            .unwrap();
+        let all = format!("{}{audit:?}", String::from_utf8_lossy(&out));
+        assert!(!all.contains(&token) && !all.contains(GOOD), "{all}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_client_is_an_auth_error_naming_the_fix() {
+        let sb = sandbox().await;
+        let (_dir, store) = store().await;
+        add_source(&*store, &sb, "crvs_t", "wrong").await;
+        let e = execute(store, &args(false, false), false, &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "auth");
+        assert!(e.message.contains("client id and secret"), "{}", e.message);
     }
 }

@@ -554,8 +554,7 @@ impl DciClient {
         let mut reauthed = false;
         loop {
             attempt += 1;
-            let started_at = OffsetDateTime::now_utc();
-            let t0 = Instant::now();
+            // A token fetch has its own audit entry; this one times the call itself.
             let auth = if call.authenticate {
                 match self.authorization().await {
                     Ok(a) => a,
@@ -564,6 +563,8 @@ impl DciClient {
             } else {
                 Auth::None
             };
+            let started_at = OffsetDateTime::now_utc();
+            let t0 = Instant::now();
             let mut rb = self
                 .inner
                 .http
