@@ -155,6 +155,17 @@ pub(crate) fn banner(
         "  admin   {}/admin/examples  (faults, requests, callbacks, stats, notify)",
         sb.base_url()
     )?;
+    if let Some(e) = sb
+        .examples()
+        .get(&RegistryType::Crvs)
+        .and_then(|e| e.found.first())
+    {
+        writeln!(
+            out,
+            "  try     crvs {} {} (more at /admin/examples)",
+            e.id_type, e.id_value
+        )?;
+    }
     if demo_secret {
         writeln!(
             out,
@@ -252,6 +263,8 @@ mod tests {
         banner(&mut out, &sb, "spmis", demo, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains(&sb.registry_url(RegistryType::Crvs)));
+        let uin = &sb.examples()[&RegistryType::Crvs].found[0].id_value;
+        assert!(text.contains(uin.as_str()), "an example id to try: {text}");
         assert!(!text.contains("env-secret-123") && !text.contains(DEMO_CLIENT_SECRET));
         // The configured client works (OpenCRVS-style query credentials); the demo one is gone.
         let http = reqwest_like(&sb).await;

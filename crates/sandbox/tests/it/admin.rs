@@ -249,3 +249,17 @@ async fn logs_never_contain_secrets_tokens_or_callback_queries() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dropped_sandbox_also_closes_kept_alive_connections() {
+    let sb = start().await;
+    let url = format!("{}/healthcheck", sb.base_url());
+    let pooled = reqwest::Client::new();
+    assert_eq!(pooled.get(&url).send().await.unwrap().status(), 200);
+    drop(sb);
+    crate::common::eventually_async(|| {
+        let (pooled, url) = (pooled.clone(), url.clone());
+        async move { pooled.get(&url).send().await.is_err().then_some(()) }
+    })
+    .await;
+}

@@ -357,3 +357,23 @@ async fn five_hundred_concurrent_token_requests_are_all_served_and_counted() {
     assert_eq!(sb.token_requests(), 500);
     assert_eq!(sb.tokens_issued(), 500);
 }
+
+#[test]
+fn config_debug_never_shows_secrets_or_keys() {
+    let key =
+        dci_protocol::signature::SigningKey::generate(dci_protocol::signature::Algorithm::Ed25519)
+            .unwrap();
+    let pem = key.to_pkcs8_pem().unwrap();
+    let cfg = SandboxConfig::default()
+        .client(ClientConfig::new("other", "hunter2-secret"))
+        .signing_key(key);
+    let dbg = format!("{cfg:?}");
+    assert!(
+        !dbg.contains("sandbox-secret") && !dbg.contains("hunter2-secret"),
+        "{dbg}"
+    );
+    let pem = secrecy::ExposeSecret::expose_secret(&pem).to_owned();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!dbg.contains(&body), "{dbg}");
+    assert!(dbg.contains("other"), "ids are fine to show: {dbg}");
+}
