@@ -304,3 +304,61 @@ async fn configuration_mistakes_name_the_field() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn a_configured_proxy_carries_the_calls() {
+    // wiremock stands in for an HTTP proxy: it receives the absolute-form request for a host
+    // that does not even resolve, which proves nothing went direct.
+    let proxy = registry_replying(ResponseTemplate::new(200).set_body_json(sync_ok_body())).await;
+    let c = DciClient::builder(source("http://registry.invalid", AuthConfig::None))
+        .proxy(proxy.uri())
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let r = c.make_request(search()).await.unwrap();
+    assert_eq!(r.body["header"]["status"], "succ");
+    let seen = proxy.received_requests().await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].url.host_str(), Some("registry.invalid"));
+}
+
+#[tokio::test]
+async fn mutual_tls_presents_the_client_certificate_and_its_absence_is_named() {
+    let pki = pki();
+    let server = tls_server_with(&pki.server, Some(pki.ca_der.clone())).await;
+    let base = format!("https://localhost:{}", server.port);
+    let ca = pem_file(&pki.ca_pem);
+    let cert = pem_file(&pki.client_cert_pem);
+    let key = pem_file(&pki.client_key_pem);
+
+    let mut src = source(&base, AuthConfig::None);
+    src.tls.ca_file = Some(ca.path().to_owned());
+    src.tls.client_cert_file = Some(cert.path().to_owned());
+    src.tls.client_key_file = Some(key.path().to_owned());
+    let c = DciClient::builder(src.clone())
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    c.make_request(search()).await.unwrap();
+
+    src.tls.client_cert_file = None;
+    src.tls.client_key_file = None;
+    let c = DciClient::builder(src.clone())
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let e = c.make_request(search()).await.unwrap_err();
+    assert!(e.is_tls(), "{e:?}");
+    assert!(
+        e.to_string().contains("mutual-TLS client certificate"),
+        "{e}"
+    );
+
+    // Half a pair is a configuration error naming the missing field.
+    src.tls.client_cert_file = Some(cert.path().to_owned());
+    let e = DciClient::builder(src).build().unwrap_err();
+    assert!(
+        e.is_config() && e.to_string().contains("tls.client_key_file"),
+        "{e}"
+    );
+}

@@ -235,12 +235,77 @@ impl Drop for TlsServer {
 }
 
 pub(crate) async fn tls_server(cert: &TestCert) -> TlsServer {
+    tls_server_with(cert, None).await
+}
+
+/// A small PKI: a CA, a `localhost` server certificate and a client certificate it issued.
+pub(crate) struct Pki {
+    pub(crate) ca_pem: String,
+    pub(crate) ca_der: rustls_pki_types::CertificateDer<'static>,
+    pub(crate) server: TestCert,
+    pub(crate) client_cert_pem: String,
+    pub(crate) client_key_pem: String,
+}
+
+pub(crate) fn pki() -> Pki {
+    let now = OffsetDateTime::now_utc();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "test CA");
+    ca.not_before = now - time::Duration::days(1);
+    ca.not_after = now + time::Duration::days(30);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf = |names: Vec<String>| {
+        let mut p = rcgen::CertificateParams::new(names).unwrap();
+        p.not_before = now - time::Duration::days(1);
+        p.not_after = now + time::Duration::days(30);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        (cert, key)
+    };
+    let (server_cert, server_key) = leaf(vec!["localhost".into()]);
+    let (client_cert, client_key) = leaf(vec!["spmis.example.org".into()]);
+    Pki {
+        ca_pem: ca_cert.pem(),
+        ca_der: ca_cert.der().clone(),
+        server: TestCert {
+            cert_pem: server_cert.pem(),
+            cert_der: server_cert.der().clone(),
+            key_der: server_key.serialize_der(),
+        },
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: client_key.serialize_pem(),
+    }
+}
+
+/// As [`tls_server`]; with `client_ca`, clients must present a certificate issued by it.
+pub(crate) async fn tls_server_with(
+    cert: &TestCert,
+    client_ca: Option<rustls_pki_types::CertificateDer<'static>>,
+) -> TlsServer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(
             vec![cert.cert_der.clone()],
             rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
