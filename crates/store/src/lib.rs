@@ -32,7 +32,8 @@ mod sqlite;
 
 pub use master_key::{MASTER_KEY_FILE, MasterKeyError};
 pub use open::{
-    DATABASE_FILE, KeyOrigin, OpenError, OpenOptions, Opened, connect, open, redact_url,
+    DATABASE_FILE, KeyOrigin, OpenError, OpenOptions, Opened, connect, connect_all, open,
+    redact_url,
 };
 pub use postgres::PgStore;
 pub use seal::{SealedSecret, key_id, open_with, seal_with};

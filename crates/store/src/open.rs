@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dci_client::{MasterKey, Store, StoreError};
+use dci_client::{MasterKey, OpsStore, Store, StoreError};
 
 use crate::master_key::{self, MASTER_KEY_FILE, MasterKeyError};
 
@@ -78,6 +78,9 @@ pub enum KeyOrigin {
 pub struct Opened {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The operations store (async requests, callbacks, subscriptions, signing keys) in the same
+    /// database and pool.
+    pub ops: Arc<dyn OpsStore>,
     /// `DCI_HOME` as resolved.
     pub home: PathBuf,
     /// The database URL with any password removed (for messages).
@@ -189,9 +192,10 @@ pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
         }
     };
     let database = redact_url(&url);
-    match connect(&url, &key).await {
-        Ok(store) => Ok(Opened {
+    match connect_all(&url, &key).await {
+        Ok((store, ops)) => Ok(Opened {
             store,
+            ops,
             home,
             database,
             key_origin,
@@ -213,12 +217,20 @@ pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
 
 /// Connects to `url`, picking the backend by scheme: `sqlite:` or `postgres:`/`postgresql:`.
 pub async fn connect(url: &str, master_key: &MasterKey) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(connect_all(url, master_key).await?.0)
+}
+
+/// Like [`connect`], also returning the operations store, which shares the pool.
+pub async fn connect_all(
+    url: &str,
+    master_key: &MasterKey,
+) -> Result<(Arc<dyn Store>, Arc<dyn OpsStore>), StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            crate::SqliteStore::connect(url, master_key).await?,
-        ))
+        let s = Arc::new(crate::SqliteStore::connect(url, master_key).await?);
+        Ok((s.clone(), s))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(crate::PgStore::connect(url, master_key).await?))
+        let s = Arc::new(crate::PgStore::connect(url, master_key).await?);
+        Ok((s.clone(), s))
     } else {
         Err(StoreError::Backend {
             message: format!(

@@ -57,14 +57,20 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db("opening the SQLite database"))?;
-        // SQLite has no migration lock: when two processes open a fresh file at once, the loser
-        // fails on a table the winner just created. Its second run sees the winner's work.
+        // SQLite has no migration lock: when several processes open a fresh file at once, a
+        // loser fails on a table a winner just created. Each run applies what is still missing
+        // (waiting on the busy timeout for the winner's commit), so retrying converges.
         let migrator = migrations::sqlite();
-        if migrator.run(&pool).await.is_err() {
-            migrator.run(&pool).await.map_err(|e| StoreError::Backend {
-                message: "applying SQLite migrations".into(),
-                source: Box::new(e),
-            })?;
+        let mut attempt = 0u64;
+        while let Err(e) = migrator.run(&pool).await {
+            attempt += 1;
+            if attempt > 10 {
+                return Err(StoreError::Backend {
+                    message: "applying SQLite migrations".into(),
+                    source: Box::new(e),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
         }
         let sealer = Sealer::new(master_key);
         store_impl::claim_key(&pool, &sealer).await?;
