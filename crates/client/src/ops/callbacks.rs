@@ -180,8 +180,11 @@ pub async fn ingest(
             ),
         ));
     }
+    // Registries commonly POST notifications to the subscription's own callback URL.
+    let notify_at_subscribe = path_action == Some(Action::OnSubscribe) && action == Action::Notify;
     if let Some(p) = &path_action
         && *p != action
+        && !notify_at_subscribe
     {
         return Err(CallbackRejection::bad(format!(
             "this route receives {p} but header.action is {action}"
@@ -264,6 +267,13 @@ pub async fn ingest(
         body,
         received_at: now,
     };
+    // Subscriptions first: a waiter that sees the stored callback must also see its codes.
+    // Re-applying them for a replay that is refused below changes nothing.
+    if let Some(t) = &transaction {
+        apply_subscriptions(ctx, t, &record, now)
+            .await
+            .map_err(|e| unavailable(&e))?;
+    }
     if !ctx
         .ops
         .insert_callback(&record)
@@ -280,7 +290,7 @@ pub async fn ingest(
     // Stored: from here on, failures are logged, not answered, since the view is recomputed
     // from the stored callbacks on every read.
     if let Some(t) = transaction
-        && let Err(e) = after_store(ctx, &t, &record, now).await
+        && let Err(e) = after_store(ctx, &t, now).await
     {
         tracing::warn!(source = %source.code, transaction_id = %t.transaction_id, error = %e,
             "callback stored, but updating the transaction failed");
@@ -291,7 +301,6 @@ pub async fn ingest(
 async fn after_store(
     ctx: &IngestContext,
     t: &super::store::TransactionRecord,
-    record: &CallbackRecord,
     now: OffsetDateTime,
 ) -> Result<(), crate::store::StoreError> {
     let callbacks = ctx.ops.callbacks_for(&t.transaction_id).await?;
@@ -301,6 +310,15 @@ async fn after_store(
             .advance_transaction(&t.transaction_id, view.state, now)
             .await?;
     }
+    Ok(())
+}
+
+async fn apply_subscriptions(
+    ctx: &IngestContext,
+    t: &super::store::TransactionRecord,
+    record: &CallbackRecord,
+    now: OffsetDateTime,
+) -> Result<(), crate::store::StoreError> {
     let message = record.body.get("message").unwrap_or(&Value::Null);
     match t.kind {
         OpKind::Subscribe => {

@@ -1,0 +1,8 @@
+//! DCI operations against the real sandbox over HTTP, with callbacks delivered to a test
+//! receiver that calls `ingest`, and the real SQLite store. Every envelope sent is validated
+//! against the official request schema.
+
+mod asynchronous;
+mod signatures;
+mod support;
+mod synchronous;
