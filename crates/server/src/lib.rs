@@ -22,6 +22,7 @@
 pub mod admin_token;
 pub mod api;
 pub mod callback;
+pub mod console;
 mod error;
 mod health;
 mod state;
@@ -52,8 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
         .merge(api::router(&state))
-        // The console merges here: `.merge(console::router())`, a `Router<AppState>` that
-        // guards its pages with `state.admin`.
+        .merge(console::router())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -1,0 +1,928 @@
+//! DCI > Configuration > Data Sources: the list, the grouped form, save, Test Connection and
+//! clear token cache.
+//!
+//! The form posts the field names of [`DataSourceInput`], so validation (and its messages) is
+//! the same as the CLI's and the API's. Secrets are write-only: a stored secret shows as
+//! `********`, which [`DataSourceInput`] reads as "keep the stored one"; a secret typed into a
+//! form that fails validation is never sent back to the browser.
+
+use std::collections::HashMap;
+
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use dci_client::{
+    AuthConfig, DataSource, DataSourceInput, MASKED, SourceFilter, SourceState, StoreError,
+    TestOptions, TestReport, ValidationErrors, test_connection,
+};
+use dci_protocol::RegistryType;
+use maud::{Markup, html};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::session::{Ctx, Sessions, see_other};
+use super::view::{self, badge, crumbs, when};
+use crate::state::AppState;
+
+const REGISTRY_TYPES: &[(&str, &str)] = &[
+    ("crvs", "CRVS (civil registration)"),
+    ("dr", "DR (disability registry)"),
+    ("ibr", "IBR (integrated beneficiary registry)"),
+    ("social", "SR (social registry)"),
+    ("fr", "FR (farmer registry)"),
+];
+const STATES: &[&str] = &["draft", "testing", "active", "error"];
+const AUTH_TYPES: &[(&str, &str)] = &[
+    ("none", "None"),
+    ("oauth2", "OAuth2 client credentials"),
+    ("bearer", "Static bearer token"),
+    ("basic", "HTTP Basic"),
+];
+const CREDENTIAL_LOCATIONS: &[(&str, &str)] = &[
+    ("body", "Form body (spec default)"),
+    ("basic", "HTTP Basic header"),
+    ("query", "Query string (OpenCRVS)"),
+    ("json", "JSON body"),
+];
+const POLICIES: &[(&str, &str)] = &[
+    ("off", "Off: do not check"),
+    ("if-present", "If present: check signed replies"),
+    ("require", "Require: reject unsigned replies"),
+];
+const SECRET_FIELDS: &[&str] = &["client_secret", "bearer_token", "basic_password"];
+
+/// Query of `GET /sources`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    registry_type: String,
+    #[serde(default)]
+    state: String,
+}
+
+fn state_badge(s: SourceState) -> Markup {
+    badge(s.as_str(), s.as_str())
+}
+
+/// `GET /sources`.
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let ctx = match sessions.viewer(&headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    // Unknown filter values are ignored (the selects offer only valid ones).
+    let filter = SourceFilter {
+        registry_type: q.registry_type.parse::<RegistryType>().ok(),
+        state: STATES.iter().position(|s| *s == q.state).map(|i| {
+            [
+                SourceState::Draft,
+                SourceState::Testing,
+                SourceState::Active,
+                SourceState::Error,
+            ][i]
+        }),
+        ..SourceFilter::default()
+    };
+    let sources = match st.store.list_data_sources(&filter).await {
+        Ok(s) => s,
+        Err(e) => return store_failed(&ctx, &e),
+    };
+    let body = html! {
+        (crumbs(&["DCI", "Configuration", "Data Sources"]))
+        h1 { "Data Sources" }
+        form.filters method="get" action="/sources" {
+            div {
+                label for="f-registry" { "Registry type" }
+                select id="f-registry" name="registry_type" {
+                    option value="" { "All" }
+                    @for (v, l) in REGISTRY_TYPES {
+                        option value=(v) selected[q.registry_type == *v] { (l) }
+                    }
+                }
+            }
+            div {
+                label for="f-state" { "State" }
+                select id="f-state" name="state" {
+                    option value="" { "All" }
+                    @for s in STATES {
+                        option value=(s) selected[q.state == *s] { (s) }
+                    }
+                }
+            }
+            button.secondary type="submit" { "Filter" }
+            @if ctx.can_edit() {
+                a.button href="/sources/new" id="new-source" { "New data source" }
+            }
+        }
+        @if sources.is_empty() {
+            p.panel { "No data sources" @if !q.registry_type.is_empty() || !q.state.is_empty() { " match these filters" } "." }
+        } @else {
+            table {
+                caption.muted style="text-align:left" { (sources.len()) " data source(s)" }
+                thead { tr { th { "Code" } th { "Name" } th { "Registry" } th { "Base URL" } th { "Auth" } th { "State" } th { "Enabled" } th { "Last test" } } }
+                tbody {
+                    @for s in &sources {
+                        tr {
+                            td { a href={"/sources/" (s.code)} { (s.code) } }
+                            td { (s.name) }
+                            td { (s.registry_type.as_str()) }
+                            td { (s.base_url) }
+                            td { (s.auth.kind().as_str()) }
+                            td { (state_badge(s.state)) }
+                            td { @if s.active { "yes" } @else { "no" } }
+                            td { (when(s.last_test_at)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    view::page(StatusCode::OK, "Data Sources", Some(&ctx), "sources", body)
+}
+
+fn store_failed(ctx: &Ctx, e: &StoreError) -> Response {
+    tracing::error!(error = %e, "console: store failed");
+    view::message_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Storage error",
+        Some(ctx),
+        &format!("The database failed: {e}"),
+    )
+}
+
+/// The values a form shows (never secrets) and which secrets are stored.
+struct FormState {
+    values: HashMap<String, String>,
+    stored_secrets: Vec<&'static str>,
+}
+
+impl FormState {
+    fn new_source() -> FormState {
+        let d = dci_client::Endpoints::default();
+        let values = [
+            ("auth", "oauth2"),
+            ("credential_location", "body"),
+            ("timeout_secs", "30"),
+            ("tls_verify", "on"),
+            ("active", "on"),
+            ("reply_signature_policy", "off"),
+            ("registry_type", "crvs"),
+            ("sync_search_path", d.sync_search.as_str()),
+            ("search_path", d.search.as_str()),
+            ("subscribe_path", d.subscribe.as_str()),
+            ("unsubscribe_path", d.unsubscribe.as_str()),
+            ("txn_status_path", d.txn_status.as_str()),
+            ("sync_txn_status_path", d.sync_txn_status.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        FormState {
+            values,
+            stored_secrets: Vec::new(),
+        }
+    }
+
+    fn from_source(s: &DataSource) -> FormState {
+        let i = DataSourceInput::from_source(s);
+        let mut v: HashMap<String, String> = HashMap::new();
+        let mut put = |k: &str, val: Option<String>| {
+            if let Some(val) = val {
+                v.insert(k.to_owned(), val);
+            }
+        };
+        put("code", Some(i.code));
+        put("name", Some(i.name));
+        put("registry_type", Some(i.registry_type));
+        put("base_url", Some(i.base_url));
+        put("auth", i.auth);
+        put("basic_username", i.basic_username);
+        put("token_url", i.token_url);
+        put("client_id", i.client_id);
+        put("scope", i.scope);
+        put("credential_location", i.credential_location);
+        put("sender_id", i.sender_id);
+        put("receiver_id", i.receiver_id);
+        put("callback_uri", i.callback_uri);
+        put("sync_search_path", i.sync_search_path);
+        put("search_path", i.search_path);
+        put("subscribe_path", i.subscribe_path);
+        put("unsubscribe_path", i.unsubscribe_path);
+        put("txn_status_path", i.txn_status_path);
+        put("sync_txn_status_path", i.sync_txn_status_path);
+        put(
+            "tls_verify",
+            i.tls_verify.filter(|b| *b).map(|_| "on".into()),
+        );
+        put("ca_file", i.ca_file);
+        put("client_cert_file", i.client_cert_file);
+        put("client_key_file", i.client_key_file);
+        put("timeout_secs", i.timeout_secs);
+        put("signing_key_id", i.signing_key_id);
+        put("reply_signature_policy", i.reply_signature_policy);
+        put(
+            "registry_public_keys",
+            Some(i.registry_public_keys.join("\n")).filter(|k| !k.is_empty()),
+        );
+        put("registry_jwks_url", i.registry_jwks_url);
+        put("active", i.active.filter(|b| *b).map(|_| "on".into()));
+        put("notes", i.notes);
+        let stored_secrets = match &s.auth {
+            AuthConfig::None => vec![],
+            AuthConfig::Bearer { .. } => vec!["bearer_token"],
+            AuthConfig::Basic { .. } => vec!["basic_password"],
+            AuthConfig::OAuth2(_) => vec!["client_secret"],
+        };
+        FormState {
+            values: v,
+            stored_secrets,
+        }
+    }
+
+    /// A submission shown again (after a validation error): its values minus the secrets.
+    fn from_submission(form: &HashMap<String, String>, existing: Option<&DataSource>) -> FormState {
+        let mut values = form.clone();
+        for s in SECRET_FIELDS {
+            values.remove(*s);
+        }
+        values.remove(super::session::CSRF_FIELD);
+        FormState {
+            values,
+            stored_secrets: existing
+                .map(|e| FormState::from_source(e).stored_secrets)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn get(&self, k: &str) -> &str {
+        self.values.get(k).map(String::as_str).unwrap_or("")
+    }
+
+    fn checked(&self, k: &str) -> bool {
+        matches!(self.get(k), "on" | "true" | "1")
+    }
+}
+
+/// The submitted form as validation input. Only the chosen auth type's fields are read, so the
+/// hidden fieldsets of other types (all sent when JavaScript is off) do not interfere.
+fn input_of(form: &HashMap<String, String>, code: String) -> DataSourceInput {
+    let text = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let secret = |k: &str| {
+        form.get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| SecretString::from(v.clone()))
+    };
+    let auth = text("auth").unwrap_or_else(|| "none".to_owned());
+    let mut input = DataSourceInput {
+        code,
+        name: text("name").unwrap_or_default(),
+        registry_type: text("registry_type").unwrap_or_default(),
+        base_url: text("base_url").unwrap_or_default(),
+        auth: Some(auth.clone()),
+        sender_id: text("sender_id"),
+        receiver_id: text("receiver_id"),
+        callback_uri: text("callback_uri"),
+        sync_search_path: text("sync_search_path"),
+        search_path: text("search_path"),
+        subscribe_path: text("subscribe_path"),
+        unsubscribe_path: text("unsubscribe_path"),
+        txn_status_path: text("txn_status_path"),
+        sync_txn_status_path: text("sync_txn_status_path"),
+        // Checkboxes are absent when unticked; the form always renders them.
+        tls_verify: Some(form.contains_key("tls_verify")),
+        ca_file: text("ca_file"),
+        client_cert_file: text("client_cert_file"),
+        client_key_file: text("client_key_file"),
+        timeout_secs: text("timeout_secs"),
+        signing_key_id: text("signing_key_id"),
+        reply_signature_policy: text("reply_signature_policy"),
+        registry_public_keys: split_pems(form.get("registry_public_keys").map_or("", |s| s)),
+        registry_jwks_url: text("registry_jwks_url"),
+        active: Some(form.contains_key("active")),
+        notes: text("notes"),
+        ..DataSourceInput::default()
+    };
+    match auth.as_str() {
+        "bearer" => input.bearer_token = secret("bearer_token"),
+        "basic" => {
+            input.basic_username = text("basic_username");
+            input.basic_password = secret("basic_password");
+        }
+        "oauth2" => {
+            input.token_url = text("token_url");
+            input.client_id = text("client_id");
+            input.client_secret = secret("client_secret");
+            input.scope = text("scope");
+            input.credential_location = text("credential_location");
+        }
+        _ => {}
+    }
+    input
+}
+
+/// Public keys pasted one after another: split after each `-----END …-----` line.
+fn split_pems(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if line.starts_with("-----END") {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Field errors as (form field name, message).
+type FieldErrs = Vec<(&'static str, String)>;
+
+fn field_errs(errs: &ValidationErrors) -> FieldErrs {
+    errs.errors()
+        .iter()
+        .map(|e| {
+            let f = match e.field {
+                "timeout" => "timeout_secs",
+                other => other,
+            };
+            (f, e.message.clone())
+        })
+        .collect()
+}
+
+/// Field errors by form field name.
+fn errors_by_field(errs: &FieldErrs) -> HashMap<&'static str, Vec<String>> {
+    let mut m: HashMap<&'static str, Vec<String>> = HashMap::new();
+    for (f, msg) in errs {
+        m.entry(*f).or_default().push(msg.clone());
+    }
+    m
+}
+
+struct FieldSpec<'a> {
+    name: &'static str,
+    label: &'a str,
+    kind: Kind<'a>,
+    hint: Option<&'a str>,
+}
+
+enum Kind<'a> {
+    Text,
+    Url,
+    Secret,
+    Select(&'a [(&'a str, &'a str)]),
+    Check,
+    Area,
+}
+
+fn field(
+    spec: &FieldSpec<'_>,
+    fs: &FormState,
+    errs: &HashMap<&'static str, Vec<String>>,
+    readonly: bool,
+) -> Markup {
+    let id = format!("f-{}", spec.name);
+    let err_id = format!("{id}-err");
+    let hint_id = format!("{id}-hint");
+    let e = errs.get(spec.name);
+    let mut described = Vec::new();
+    if spec.hint.is_some() {
+        described.push(hint_id.clone());
+    }
+    if e.is_some() {
+        described.push(err_id.clone());
+    }
+    let described = (!described.is_empty()).then(|| described.join(" "));
+    let invalid = e.map(|_| "true");
+    let value = fs.get(spec.name);
+    html! {
+        div.field {
+            label for=(id) { (spec.label) }
+            @match spec.kind {
+                Kind::Text => input type="text" id=(id) name=(spec.name) value=(value) readonly[readonly]
+                    aria-invalid=[invalid] aria-describedby=[described.as_deref()];,
+                Kind::Url => input type="url" id=(id) name=(spec.name) value=(value) readonly[readonly]
+                    aria-invalid=[invalid] aria-describedby=[described.as_deref()];,
+                Kind::Secret => {
+                    // The mask stands for "keep the stored secret"; the real value never leaves.
+                    @let shown = if fs.stored_secrets.contains(&spec.name) { MASKED } else { "" };
+                    input type="password" id=(id) name=(spec.name) value=(shown) autocomplete="new-password"
+                        readonly[readonly] aria-invalid=[invalid] aria-describedby=[described.as_deref()];
+                }
+                Kind::Select(options) => select id=(id) name=(spec.name) disabled[readonly]
+                    aria-invalid=[invalid] aria-describedby=[described.as_deref()] {
+                    @for (v, l) in options {
+                        option value=(v) selected[value == *v] { (l) }
+                    }
+                },
+                Kind::Check => input type="checkbox" id=(id) name=(spec.name) checked[fs.checked(spec.name)]
+                    disabled[readonly] aria-describedby=[described.as_deref()];,
+                Kind::Area => textarea id=(id) name=(spec.name) rows="4" readonly[readonly]
+                    aria-invalid=[invalid] aria-describedby=[described.as_deref()] { (value) },
+            }
+            @if let Some(h) = spec.hint { span.hint id=(hint_id) { (h) } }
+            @if let Some(e) = e {
+                span.err id=(err_id) { @for m in e { (spec.label) " " (m) br; } }
+            }
+        }
+    }
+}
+
+fn fieldset(
+    legend: &str,
+    auth: Option<&str>,
+    specs: &[FieldSpec<'_>],
+    fs: &FormState,
+    errs: &HashMap<&'static str, Vec<String>>,
+    readonly: bool,
+) -> Markup {
+    html! {
+        fieldset data-auth=[auth] {
+            legend { (legend) }
+            @for s in specs { (field(s, fs, errs, readonly)) }
+        }
+    }
+}
+
+fn f<'a>(
+    name: &'static str,
+    label: &'a str,
+    kind: Kind<'a>,
+    hint: Option<&'a str>,
+) -> FieldSpec<'a> {
+    FieldSpec {
+        name,
+        label,
+        kind,
+        hint,
+    }
+}
+
+/// The grouped form, like the seed's: basic, connection, DCI protocol, authentication (one
+/// fieldset per type), message signing, endpoints, notes.
+fn source_form(
+    ctx: &Ctx,
+    action: &str,
+    fs: &FormState,
+    errs: &HashMap<&'static str, Vec<String>>,
+    editing: bool,
+) -> Markup {
+    let ro = !ctx.can_edit();
+    let secret_hint = "Write-only: ******** keeps the stored secret; type a new one to replace it.";
+    html! {
+        form method="post" action=(action) id="source-form" novalidate {
+            (view::csrf(ctx))
+            (fieldset("Basic", None, &[
+                f("code", "Code", Kind::Text, Some(if editing { "Fixed once created (used in URLs and on the command line)." } else { "Lowercase letters, digits and _, e.g. crvs_main." })),
+                f("name", "Name", Kind::Text, None),
+                f("registry_type", "Registry type", Kind::Select(REGISTRY_TYPES), None),
+                f("active", "Enabled", Kind::Check, Some("Disabled sources are never called.")),
+            ], fs, errs, ro))
+            (fieldset("Connection", None, &[
+                f("base_url", "Base URL", Kind::Url, Some("http(s)://host[:port][/path], no trailing slash; endpoint paths are appended.")),
+                f("timeout_secs", "Timeout (seconds)", Kind::Text, None),
+                f("tls_verify", "Verify TLS certificate", Kind::Check, None),
+                f("ca_file", "CA bundle (PEM file)", Kind::Text, None),
+                f("client_cert_file", "mTLS client certificate", Kind::Text, None),
+                f("client_key_file", "mTLS client key", Kind::Text, None),
+            ], fs, errs, ro))
+            (fieldset("DCI protocol", None, &[
+                f("sender_id", "Our sender id", Kind::Text, Some("As the registry knows us; required when authenticated.")),
+                f("receiver_id", "Registry receiver id", Kind::Text, Some("Default: the base URL.")),
+                f("callback_uri", "Callback URI", Kind::Url, Some("Base of our callback routes for async calls, e.g. https://spmis.example.org/callback/CODE.")),
+            ], fs, errs, ro))
+            fieldset {
+                legend { "Authentication" }
+                (field(&f("auth", "Auth type", Kind::Select(AUTH_TYPES), None), fs, errs, ro))
+                (fieldset("OAuth2 client credentials", Some("oauth2"), &[
+                    f("token_url", "Token URL", Kind::Url, None),
+                    f("client_id", "Client id", Kind::Text, None),
+                    f("client_secret", "Client secret", Kind::Secret, Some(secret_hint)),
+                    f("scope", "Scope", Kind::Text, Some("Space-separated, optional, e.g. crvs.read.")),
+                    f("credential_location", "Send credentials in", Kind::Select(CREDENTIAL_LOCATIONS), None),
+                ], fs, errs, ro))
+                (fieldset("Bearer token", Some("bearer"), &[
+                    f("bearer_token", "Bearer token", Kind::Secret, Some(secret_hint)),
+                ], fs, errs, ro))
+                (fieldset("HTTP Basic", Some("basic"), &[
+                    f("basic_username", "User name", Kind::Text, None),
+                    f("basic_password", "Password", Kind::Secret, Some(secret_hint)),
+                ], fs, errs, ro))
+            }
+            (fieldset("Message signing", None, &[
+                f("signing_key_id", "Our signing key id", Kind::Text, Some("A key from Signing keys; empty: requests are not signed.")),
+                f("reply_signature_policy", "Registry signatures", Kind::Select(POLICIES), None),
+                f("registry_jwks_url", "Registry JWKS URL", Kind::Url, None),
+                f("registry_public_keys", "Registry public keys (PEM)", Kind::Area, None),
+            ], fs, errs, ro))
+            (fieldset("Endpoints", None, &[
+                f("sync_search_path", "Sync search", Kind::Text, None),
+                f("search_path", "Async search", Kind::Text, None),
+                f("subscribe_path", "Subscribe", Kind::Text, None),
+                f("unsubscribe_path", "Unsubscribe", Kind::Text, None),
+                f("txn_status_path", "Txn status", Kind::Text, None),
+                f("sync_txn_status_path", "Sync txn status", Kind::Text, None),
+            ], fs, errs, ro))
+            (fieldset("Notes", None, &[f("notes", "Notes", Kind::Area, None)], fs, errs, ro))
+            @if !ro {
+                div.actions { button type="submit" id="save" { "Save" } }
+            }
+        }
+    }
+}
+
+fn error_summary(errs: &FieldErrs) -> Markup {
+    html! {
+        div.error-summary role="alert" id="error-summary" {
+            strong { "The data source was not saved: fix these fields." }
+            ul { @for (f, m) in errs { li { a href={"#f-" (f)} { (f) } " " (m) } } }
+        }
+    }
+}
+
+fn notice_text(n: &str) -> Option<&'static str> {
+    match n {
+        "created" => Some("Data source created. Run Test Connection to activate it."),
+        "saved" => Some("Saved."),
+        "token-cleared" => Some("Token cache cleared: the next call fetches a new token."),
+        _ => None,
+    }
+}
+
+/// Query of the form pages.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct FormQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+/// `GET /sources/new`.
+pub(crate) async fn new_form(
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match sessions.viewer(&headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    new_page(&ctx, StatusCode::OK, &FormState::new_source(), None)
+}
+
+fn new_page(ctx: &Ctx, status: StatusCode, fs: &FormState, errs: Option<&FieldErrs>) -> Response {
+    let by_field = errs.map(errors_by_field).unwrap_or_default();
+    let body = html! {
+        (crumbs(&["DCI", "Configuration", "Data Sources", "New"]))
+        h1 { "New data source" }
+        @if let Some(e) = errs { (error_summary(e)) }
+        (source_form(ctx, "/sources/new", fs, &by_field, false))
+    };
+    view::page(status, "New data source", Some(ctx), "sources", body)
+}
+
+/// `POST /sources/new`.
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form: HashMap<String, String> = form.into_iter().collect();
+    let ctx = match sessions.editor(&headers, form.get("csrf").map_or("", |s| s)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let code = form
+        .get("code")
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_default();
+    let source = match input_of(&form, code).validate() {
+        Ok(s) => s,
+        Err(errs) => {
+            return new_page(
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &FormState::from_submission(&form, None),
+                Some(&field_errs(&errs)),
+            );
+        }
+    };
+    match st.store.create_data_source(&source).await {
+        Ok(()) => see_other(&format!("/sources/{}?notice=created", source.code)),
+        Err(StoreError::CodeTaken(code)) => {
+            let errs = vec![(
+                "code",
+                format!("{code:?} is already taken by another data source: choose another code"),
+            )];
+            new_page(
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &FormState::from_submission(&form, None),
+                Some(&errs),
+            )
+        }
+        Err(e) => store_failed(&ctx, &e),
+    }
+}
+
+async fn load(st: &AppState, ctx: &Ctx, code: &str) -> Result<DataSource, Response> {
+    match st.store.get_data_source(code).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(view::message_page(
+            StatusCode::NOT_FOUND,
+            "No such data source",
+            Some(ctx),
+            &format!("There is no data source {code:?}. The list shows every code."),
+        )),
+        Err(e) => Err(store_failed(ctx, &e)),
+    }
+}
+
+/// `GET /sources/{code}`.
+pub(crate) async fn edit_form(
+    State(st): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(q): Query<FormQuery>,
+) -> Response {
+    let ctx = match sessions.viewer(&headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let source = match load(&st, &ctx, &code).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    edit_page(
+        &st,
+        &ctx,
+        StatusCode::OK,
+        &source,
+        &FormState::from_source(&source),
+        None,
+        None,
+        notice_text(&q.notice),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn edit_page(
+    st: &AppState,
+    ctx: &Ctx,
+    status: StatusCode,
+    source: &DataSource,
+    fs: &FormState,
+    errs: Option<&FieldErrs>,
+    report: Option<&TestReport>,
+    notice: Option<&str>,
+) -> Response {
+    let by_field = errs.map(errors_by_field).unwrap_or_default();
+    let token = st
+        .clients
+        .for_source(source.clone())
+        .ok()
+        .and_then(|c| c.cached_token_info());
+    let code = &source.code;
+    let body = html! {
+        (crumbs(&["DCI", "Configuration", "Data Sources", code]))
+        h1 { (source.name) " " small.muted { "(" (code) ")" } }
+        @if let Some(n) = notice { div.notice role="status" { (n) } }
+        @if let Some(e) = errs { (error_summary(e)) }
+        section.panel aria-labelledby="status-h" id="status" {
+            h2 id="status-h" style="font-size:1.1rem;margin:0 0 .5rem" { "Connection" }
+            p {
+                "State: " span id="state" { (state_badge(source.state)) }
+                " · last test: " span id="last-test" { (when(source.last_test_at)) }
+                @if let Some(t) = &token {
+                    " · token cached in this server, expires " (when(Some(t.expires_at)))
+                }
+            }
+            @if let Some(e) = &source.last_error {
+                p id="last-error" { "Last error: " (e) }
+            }
+            @if ctx.can_edit() {
+                div.actions {
+                    form method="post" action={"/sources/" (code) "/test"} {
+                        (view::csrf(ctx))
+                        label { input type="checkbox" name="probe" value="on"; " also run a probe search" }
+                        " "
+                        button type="submit" id="test-connection" { "Test Connection" }
+                    }
+                    form method="post" action={"/sources/" (code) "/clear-token"} {
+                        (view::csrf(ctx))
+                        button.secondary type="submit" id="clear-token" { "Clear token cache" }
+                    }
+                }
+            }
+            @if let Some(r) = report { (report_table(r)) }
+        }
+        (source_form(ctx, &format!("/sources/{code}"), fs, &by_field, true))
+    };
+    view::page(status, &source.name, Some(ctx), "sources", body)
+}
+
+fn report_table(r: &TestReport) -> Markup {
+    let overall = if r.ok { "pass" } else { "fail" };
+    html! {
+        div id="test-report" role="status" {
+            h3 style="font-size:1rem" {
+                "Test result: " (badge(overall, if r.ok { "passed" } else { "failed" }))
+                " " span.muted { "(" (r.duration_ms) " ms)" }
+            }
+            p id="test-summary" { (r.summary) }
+            table {
+                thead { tr { th { "Stage" } th { "Result" } th { "Time" } th { "Details and what to fix" } } }
+                tbody {
+                    @for s in &r.stages {
+                        tr data-stage=(s.stage.as_str()) data-status=(s.status.as_str()) {
+                            td { (s.label) }
+                            td { (badge(s.status.as_str(), s.status.as_str())) }
+                            td { (s.duration_ms) " ms" }
+                            td { (s.message) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /sources/{code}`.
+pub(crate) async fn update(
+    State(st): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form: HashMap<String, String> = form.into_iter().collect();
+    let ctx = match sessions.editor(&headers, form.get("csrf").map_or("", |s| s)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let existing = match load(&st, &ctx, &code).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // The code is fixed once created: URLs and scripts use it.
+    let source = match input_of(&form, code.clone()).validate_update(&existing) {
+        Ok(s) => s,
+        Err(errs) => {
+            return edit_page(
+                &st,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &existing,
+                &FormState::from_submission(&form, Some(&existing)),
+                Some(&field_errs(&errs)),
+                None,
+                None,
+            );
+        }
+    };
+    match st.store.update_data_source(&source).await {
+        Ok(_) => {
+            st.clients.invalidate(&code);
+            see_other(&format!("/sources/{code}?notice=saved"))
+        }
+        Err(e) => store_failed(&ctx, &e),
+    }
+}
+
+/// The Test Connection form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TestForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    probe: Option<String>,
+}
+
+/// `POST /sources/{code}/test`: runs the staged test (the same function as `dci source test`)
+/// and shows the page with each stage's result.
+pub(crate) async fn test(
+    State(st): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Form(form): Form<TestForm>,
+) -> Response {
+    let ctx = match sessions.editor(&headers, &form.csrf) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let source = match load(&st, &ctx, &code).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let client = match st.clients.for_source(source) {
+        Ok(c) => c,
+        Err(e) => {
+            return view::message_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Cannot test",
+                Some(&ctx),
+                &format!("The data source's settings cannot make a client: {e}"),
+            );
+        }
+    };
+    let report = test_connection(
+        &client,
+        TestOptions {
+            probe_search: form.probe.is_some(),
+        },
+    )
+    .await;
+    // Show the state the test recorded.
+    let source = match load(&st, &ctx, &code).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    edit_page(
+        &st,
+        &ctx,
+        StatusCode::OK,
+        &source,
+        &FormState::from_source(&source),
+        None,
+        Some(&report),
+        None,
+    )
+}
+
+/// `POST /sources/{code}/clear-token`.
+pub(crate) async fn clear_token(
+    State(st): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Form(form): Form<TestForm>,
+) -> Response {
+    let ctx = match sessions.editor(&headers, &form.csrf) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let source = match load(&st, &ctx, &code).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let result = match st.clients.for_source(source) {
+        Ok(c) => c.clear_token_cache().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(()) => see_other(&format!("/sources/{code}?notice=token-cleared")),
+        Err(e) => view::message_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Token cache not cleared",
+            Some(&ctx),
+            &e,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pems_split_after_each_end_line() {
+        let two = "-----BEGIN PUBLIC KEY-----\nAAA\n-----END PUBLIC KEY-----\n\n-----BEGIN PUBLIC KEY-----\nBBB\n-----END PUBLIC KEY-----";
+        let v = split_pems(two);
+        assert_eq!(v.len(), 2);
+        assert!(v[1].contains("BBB"));
+        assert!(split_pems("  \n").is_empty());
+    }
+
+    #[test]
+    fn only_the_chosen_auth_types_fields_are_read() {
+        let form: HashMap<String, String> = [
+            ("auth", "bearer"),
+            ("bearer_token", "tok"),
+            ("client_id", "should-be-ignored"),
+            ("client_secret", "ignored-too"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let i = input_of(&form, "x".into());
+        assert!(i.bearer_token.is_some());
+        assert!(i.client_id.is_none() && i.client_secret.is_none());
+    }
+}

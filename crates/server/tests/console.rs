@@ -1,0 +1,609 @@
+//! Router-level tests of the admin console: login and sessions, CSRF on every form, roles,
+//! validation errors shown beside their fields, write-only secrets, Test Connection and search
+//! against a real sandbox. Each request goes through the whole router (`oneshot`), with a
+//! cookie jar of one cookie.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use dci_client::{AuthConfig, MasterKey, OpsStore, SourceState, Store};
+use dci_protocol::RegistryType;
+use dci_server::console::{ConsoleConfig, router_with};
+use dci_server::{AdminToken, AppState};
+use dci_store::SqliteStore;
+use secrecy::{ExposeSecret, SecretString};
+use tower::ServiceExt;
+
+const ADMIN: &str = "console-admin-token-0123456789";
+const READONLY: &str = "console-readonly-token-98765";
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    state: AppState,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::from_bytes([7u8; 32]);
+    let s = Arc::new(
+        SqliteStore::open_file(&dir.path().join("dci.sqlite3"), &key)
+            .await
+            .unwrap(),
+    );
+    let store: Arc<dyn Store> = s.clone();
+    let ops: Arc<dyn OpsStore> = s;
+    let state = AppState::new(
+        store.clone(),
+        ops,
+        AdminToken::from_secret(&SecretString::from(ADMIN)),
+    );
+    Env {
+        _dir: dir,
+        store,
+        state,
+    }
+}
+
+/// The whole application, as `dci serve` runs it.
+fn app(e: &Env) -> Router {
+    dci_server::router(e.state.clone())
+}
+
+/// The console alone with a read-only token configured.
+fn app_with_readonly(e: &Env) -> Router {
+    router_with(ConsoleConfig {
+        readonly_token: Some(SecretString::from(READONLY)),
+        secure_cookies: false,
+    })
+    .with_state(e.state.clone())
+}
+
+struct Resp {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    body: String,
+}
+
+/// A browser of one cookie.
+struct Browser {
+    app: Router,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(app: Router) -> Browser {
+        Browser { app, cookie: None }
+    }
+
+    async fn send(&mut self, req: Request<Body>) -> Resp {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let set_cookie = resp
+            .headers()
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        if let Some(c) = &set_cookie {
+            let pair = c.split(';').next().unwrap().to_owned();
+            self.cookie = if pair.ends_with('=') {
+                None
+            } else {
+                Some(pair)
+            };
+        }
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Resp {
+            status,
+            location,
+            set_cookie,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Resp {
+        let mut b = Request::get(path);
+        if let Some(c) = &self.cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let mut b =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = &self.cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        self.send(b.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Logs in with `token`; returns the CSRF token of the new session.
+    async fn login(&mut self, token: &str) -> String {
+        let page = self.get("/login").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let csrf = csrf_of(&page.body);
+        let r = self
+            .post("/login", &[("csrf", &csrf), ("token", token)])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(r.location.as_deref(), Some("/sources"));
+        let page = self.get("/sources").await;
+        assert_eq!(page.status, StatusCode::OK);
+        csrf_of(&page.body)
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find(r#"name="csrf" value=""#)
+        .expect("the page has a CSRF field");
+    let rest = &html[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// A valid OAuth2 source form (base URL and token URL given).
+fn source_fields<'a>(
+    code: &'a str,
+    base_url: &'a str,
+    token_url: &'a str,
+    secret: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("code", code),
+        ("name", "Test CRVS"),
+        ("registry_type", "crvs"),
+        ("active", "on"),
+        ("base_url", base_url),
+        ("timeout_secs", "10"),
+        ("tls_verify", "on"),
+        ("sender_id", "spmis.test"),
+        ("auth", "oauth2"),
+        ("token_url", token_url),
+        ("client_id", dci_sandbox::DEMO_CLIENT_ID),
+        ("client_secret", secret),
+        ("scope", "crvs.read"),
+        ("credential_location", "body"),
+        ("reply_signature_policy", "off"),
+        ("sync_search_path", "/registry/sync/search"),
+        ("search_path", "/registry/search"),
+        ("subscribe_path", "/registry/subscribe"),
+        ("unsubscribe_path", "/registry/unsubscribe"),
+        ("txn_status_path", "/registry/txn/status"),
+        ("sync_txn_status_path", "/registry/sync/txn/status"),
+    ]
+}
+
+fn with_csrf<'a>(csrf: &'a str, mut fields: Vec<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
+    fields.insert(0, ("csrf", csrf));
+    fields
+}
+
+#[tokio::test]
+async fn pages_need_a_login_and_the_session_cookie_is_httponly_strict() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    for path in [
+        "/sources",
+        "/sources/new",
+        "/search",
+        "/transactions",
+        "/log",
+        "/keys",
+    ] {
+        let r = b.get(path).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.location.as_deref(), Some("/login"), "{path}");
+    }
+    let r = b.get("/login").await;
+    let cookie = r.set_cookie.expect("the login page starts a session");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback: {cookie}"
+    );
+    assert!(
+        r.body.contains(r#"<label for="token">"#),
+        "accessible label"
+    );
+
+    // Behind a TLS proxy the cookie is Secure.
+    let req = Request::get("/login")
+        .header("x-forwarded-proto", "https")
+        .body(Body::empty())
+        .unwrap();
+    let r = Browser::new(app(&e)).send(req).await;
+    assert!(r.set_cookie.unwrap().contains("; Secure"));
+}
+
+#[tokio::test]
+async fn wrong_token_is_refused_and_never_echoed() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = csrf_of(&b.get("/login").await.body);
+    let wrong = "not-the-admin-token-but-close";
+    let r = b.post("/login", &[("csrf", &csrf), ("token", wrong)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("That token is not valid"));
+    assert!(!r.body.contains(wrong));
+    assert_eq!(b.get("/sources").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_and_logout_need_the_csrf_token() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    b.get("/login").await;
+    let r = b.post("/login", &[("token", ADMIN)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "login without CSRF");
+    let r = b
+        .post("/login", &[("csrf", "forged"), ("token", ADMIN)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "login with a forged CSRF");
+
+    let csrf = b.login(ADMIN).await;
+    let r = b.post("/logout", &[("csrf", "forged")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.get("/sources").await.status, StatusCode::OK);
+    let old_cookie = b.cookie.clone();
+    let r = b.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/sources").await.status, StatusCode::SEE_OTHER);
+    // The old session id is dead, not just the cookie.
+    b.cookie = old_cookie;
+    assert_eq!(b.get("/sources").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_rotates_the_session_id() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    b.get("/login").await;
+    let before = b.cookie.clone().unwrap();
+    b.login(ADMIN).await;
+    assert_ne!(b.cookie.clone().unwrap(), before);
+}
+
+#[tokio::test]
+async fn every_form_post_checks_csrf() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let fields = source_fields(
+        "csrf_src",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/t",
+        "s",
+    );
+    let r = b.post("/sources/new", &fields).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(e.store.get_data_source("csrf_src").await.unwrap().is_none());
+    let r = b
+        .post("/sources/new", &with_csrf("wrong", fields.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b
+        .post("/sources/new", &with_csrf(&csrf, fields.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(e.store.get_data_source("csrf_src").await.unwrap().is_some());
+    for path in [
+        "/sources/csrf_src",
+        "/sources/csrf_src/test",
+        "/sources/csrf_src/clear-token",
+        "/search",
+        "/keys",
+        "/keys/k1/revoke",
+        "/keys/k1/activate",
+    ] {
+        let r = b.post(path, &[("csrf", "nope")]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // Another browser's CSRF token does not work with this session.
+    let mut other = Browser::new(app(&e));
+    let other_csrf = other.login(ADMIN).await;
+    assert_ne!(other_csrf, csrf);
+    let r = b
+        .post("/sources/csrf_src/clear-token", &[("csrf", &other_csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn validation_errors_show_beside_their_fields_and_typed_secrets_are_not_echoed() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let typed_secret = "typed-secret-must-not-come-back";
+    let mut fields = source_fields(
+        "Bad Code",
+        "https://crvs.example.org/api/",
+        "",
+        typed_secret,
+    );
+    fields.retain(|(k, _)| *k != "sender_id" && *k != "name");
+    let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(r#"id="error-summary""#));
+    for f in ["code", "name", "base_url", "token_url", "sender_id"] {
+        assert!(
+            r.body.contains(&format!(r#"id="f-{f}-err""#)),
+            "no inline error for {f}"
+        );
+    }
+    assert!(r.body.contains(r#"aria-invalid="true""#));
+    assert!(
+        r.body.contains("must not end with"),
+        "the validator's fix is shown"
+    );
+    assert!(!r.body.contains(typed_secret));
+    // What was typed (not secret) is kept.
+    assert!(r.body.contains("https://crvs.example.org/api/"));
+    assert!(
+        e.store
+            .list_data_sources(&Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn secrets_are_write_only_and_the_mask_keeps_them() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let secret = "very-secret-client-secret-42";
+    let fields = source_fields(
+        "wo",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/token",
+        secret,
+    );
+    let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location.as_deref(), Some("/sources/wo?notice=created"));
+
+    let page = b.get("/sources/wo?notice=created").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Data source created"));
+    assert!(
+        page.body
+            .contains(r#"name="client_secret" value="********""#)
+    );
+    for p in [
+        "/sources",
+        "/sources/wo",
+        "/search",
+        "/transactions",
+        "/log",
+        "/keys",
+    ] {
+        let body = b.get(p).await.body;
+        assert!(!body.contains(secret), "secret in {p}");
+        assert!(!body.contains(ADMIN), "admin token in {p}");
+    }
+
+    // Save with the mask (and a new name): the secret stays.
+    let mut fields = source_fields(
+        "wo",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/token",
+        "********",
+    );
+    fields.retain(|(k, _)| *k != "name");
+    fields.push(("name", "Renamed"));
+    let r = b.post("/sources/wo", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let stored = e.store.get_data_source("wo").await.unwrap().unwrap();
+    assert_eq!(stored.name, "Renamed");
+    match &stored.auth {
+        AuthConfig::OAuth2(o) => assert_eq!(o.client_secret.expose_secret(), secret),
+        other => panic!("auth changed: {other:?}"),
+    }
+
+    // A new secret replaces it.
+    let fields = source_fields(
+        "wo",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/token",
+        "brand-new-secret",
+    );
+    b.post("/sources/wo", &with_csrf(&csrf, fields)).await;
+    match &e.store.get_data_source("wo").await.unwrap().unwrap().auth {
+        AuthConfig::OAuth2(o) => assert_eq!(o.client_secret.expose_secret(), "brand-new-secret"),
+        other => panic!("auth changed: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn read_only_users_view_but_cannot_edit_test_or_search() {
+    let e = env().await;
+    let mut admin = Browser::new(app_with_readonly(&e));
+    let csrf = admin.login(ADMIN).await;
+    let fields = source_fields(
+        "ro_src",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/t",
+        "sek-ret-value",
+    );
+    admin
+        .post("/sources/new", &with_csrf(&csrf, fields.clone()))
+        .await;
+
+    let mut ro = Browser::new(app_with_readonly(&e));
+    let csrf = ro.login(READONLY).await;
+    let list = ro.get("/sources").await;
+    assert!(list.body.contains("ro_src"));
+    assert!(list.body.contains("signed in: read-only"));
+    assert!(!list.body.contains("New data source"));
+    let form = ro.get("/sources/ro_src").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(!form.body.contains(r#"id="save""#));
+    assert!(!form.body.contains(r#"id="test-connection""#));
+    for path in [
+        "/sources/ro_src",
+        "/sources/ro_src/test",
+        "/sources/ro_src/clear-token",
+        "/sources/new",
+        "/search",
+        "/keys",
+    ] {
+        let r = ro.post(path, &with_csrf(&csrf, fields.clone())).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(r.body.contains("read-only"), "{path}");
+    }
+    let stored = e.store.get_data_source("ro_src").await.unwrap().unwrap();
+    assert_eq!(
+        stored.state,
+        SourceState::Draft,
+        "the read-only user did not test it"
+    );
+}
+
+#[tokio::test]
+async fn test_connection_shows_each_stage_and_search_shows_records() {
+    let sb = dci_sandbox::spawn(dci_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let base = sb.registry_url(RegistryType::Crvs);
+    let token_url = sb.token_url();
+    let fields = source_fields("sb", &base, &token_url, dci_sandbox::DEMO_CLIENT_SECRET);
+    assert_eq!(
+        b.post("/sources/new", &with_csrf(&csrf, fields))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    let r = b.post("/sources/sb/test", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains(r#"data-stage="token" data-status="pass""#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"data-stage="ping" data-status="pass""#));
+    assert!(
+        r.body
+            .contains(r#"<span id="state"><span class="badge b-active">active</span>"#)
+    );
+    assert_eq!(
+        e.store.get_data_source("sb").await.unwrap().unwrap().state,
+        SourceState::Active
+    );
+    let list = b.get("/sources?state=active").await;
+    assert!(list.body.contains(r#"href="/sources/sb""#));
+    let list = b.get("/sources?state=error").await;
+    assert!(!list.body.contains(r#"href="/sources/sb""#));
+
+    // Clear the token cache: the next test fetches a new token.
+    let before = sb.token_requests();
+    let r = b.post("/sources/sb/clear-token", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/sources/sb?notice=token-cleared")
+    );
+    b.post("/sources/sb/test", &[("csrf", &csrf)]).await;
+    assert!(sb.token_requests() > before);
+
+    // Search by identifier.
+    let ex = sb.examples()[&RegistryType::Crvs].found[0].clone();
+    let r = b
+        .post(
+            "/search",
+            &[
+                ("csrf", &csrf),
+                ("source", "sb"),
+                ("kind", "id"),
+                ("id_type", &ex.id_type),
+                ("id_value", &ex.id_value),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains(r#"<span id="record-count">1</span>"#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(&ex.id_value));
+
+    // The audit log shows the calls.
+    let log = b.get("/log?source=sb").await;
+    assert!(log.body.contains("sync/search") || log.body.contains("search"));
+
+    // A wrong secret: the token stage fails with the registry's reason, state error.
+    let fields = source_fields("sb", &base, &token_url, "wrong-secret");
+    assert_eq!(
+        b.post("/sources/sb", &with_csrf(&csrf, fields))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let r = b.post("/sources/sb/test", &[("csrf", &csrf)]).await;
+    assert!(
+        r.body.contains(r#"data-stage="token" data-status="fail""#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"b-error">error</span>"#));
+    assert!(!r.body.contains("wrong-secret"));
+    assert_eq!(
+        e.store.get_data_source("sb").await.unwrap().unwrap().state,
+        SourceState::Error
+    );
+}
+
+#[tokio::test]
+async fn signing_keys_generate_and_revoke_show_only_the_public_part() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let r = b
+        .post(
+            "/keys",
+            &[
+                ("csrf", &csrf),
+                ("key_id", "spmis-1"),
+                ("algorithm", "ed25519"),
+                ("activate", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = b.get("/keys").await;
+    assert!(page.body.contains("spmis-1"));
+    assert!(page.body.contains("BEGIN PUBLIC KEY"));
+    assert!(!page.body.contains("PRIVATE KEY"));
+    let r = b
+        .post(
+            "/keys",
+            &[
+                ("csrf", &csrf),
+                ("key_id", "bad id!"),
+                ("algorithm", "ed25519"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("not a valid key id"));
+    let r = b.post("/keys/spmis-1/revoke", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/keys").await.body.contains(r#"b-revoked">revoked"#));
+}
