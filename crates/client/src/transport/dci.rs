@@ -17,9 +17,19 @@ pub(crate) fn rejection(body: &Value) -> Option<Option<RegistryError>> {
     if eq(body.pointer("/message/ack_status"), "ERR") {
         return Some(RegistryError::from_json(body));
     }
-    if eq(body.pointer("/header/status"), "rjct") {
-        return Some(RegistryError::from_json(body));
+    let header_rjct = eq(body.pointer("/header/status"), "rjct");
+    if header_rjct && let Some(reason) = RegistryError::from_json(body) {
+        return Some(Some(reason));
     }
+    // A header `rjct` without a reason: the rejected items carry it.
+    let items_reason = items_rejection(body);
+    if header_rjct {
+        return Some(items_reason.flatten());
+    }
+    items_reason
+}
+
+fn items_rejection(body: &Value) -> Option<Option<RegistryError>> {
     let message = body.get("message")?.as_object()?;
     for (key, items) in message {
         if !key.ends_with("_response") {
@@ -87,6 +97,13 @@ mod tests {
             {"status": "rjct"}, {"status": "succ"}
         ]}});
         assert!(rejection(&partial).is_none());
+        let hdr_items = json!({"header": {"status": "rjct"}, "message": {"search_response": [
+            {"status": "rjct", "status_reason_code": "rjct.search_criteria.invalid"}
+        ]}});
+        assert_eq!(
+            rejection(&hdr_items).unwrap().unwrap().code.as_deref(),
+            Some("rjct.search_criteria.invalid")
+        );
         let ok = json!({"message": {"ack_status": "ACK", "correlation_id": "c"}});
         assert!(rejection(&ok).is_none());
     }
