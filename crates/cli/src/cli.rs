@@ -44,6 +44,21 @@ pub(crate) enum Command {
     Token(crate::cmd::token::TokenArgs),
     /// Show the audit log of outgoing calls (newest first).
     Log(crate::cmd::log::LogArgs),
+    /// CRVS: person, birth, death, vital events, subscriptions (exit 0 found, 3 not found).
+    #[command(subcommand)]
+    Crvs(crate::cmd::crvs::CrvsCommand),
+    /// Disability registry: status, details, support (exit 0 found, 3 not found).
+    #[command(subcommand)]
+    Dr(crate::cmd::dr::DrCommand),
+    /// Integrated beneficiary registry: enrolments, dedupe (fails closed), push enrolments.
+    #[command(subcommand)]
+    Ibr(crate::cmd::ibr::IbrCommand),
+    /// Social registry: groups (households) and members (exit 0 found, 3 not found).
+    #[command(subcommand)]
+    Social(crate::cmd::social::SocialCommand),
+    /// Farmer registry: farmers (exit 0 found, 3 not found).
+    #[command(subcommand)]
+    Fr(crate::cmd::fr::FrCommand),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -62,6 +77,11 @@ pub(crate) fn main() -> ExitCode {
         Command::Sandbox(args) => crate::cmd::sandbox::run(args, cli.json),
         Command::Token(args) => crate::cmd::token::run(args, cli.json),
         Command::Log(args) => crate::cmd::log::run(args, cli.json),
+        Command::Crvs(cmd) => crate::cmd::crvs::run(cmd, cli.json),
+        Command::Dr(cmd) => crate::cmd::dr::run(cmd, cli.json),
+        Command::Ibr(cmd) => crate::cmd::ibr::run(cmd, cli.json),
+        Command::Social(cmd) => crate::cmd::social::run(cmd, cli.json),
+        Command::Fr(cmd) => crate::cmd::fr::run(cmd, cli.json),
     };
     ExitCode::from(code)
 }

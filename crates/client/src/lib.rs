@@ -12,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod keys;
 pub mod ops;
+pub mod registries;
 pub mod source;
 pub mod store;
 pub mod test_connection;
@@ -20,6 +21,10 @@ pub mod transport;
 pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
 pub use error::{Error, RegistryError, Result};
 pub use ops::{Operation, Operations, OpsError, OpsStore};
+pub use registries::{
+    CrvsClient, DrClient, FarmerClient, IbrClient, IdRef, OpenCrvsVersion, Outcome, Profile,
+    SocialClient,
+};
 pub use source::{
     AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, TlsSettings,

@@ -258,6 +258,8 @@ pub struct DataSource {
     pub registry_public_keys: Vec<String>,
     /// The registry's JWKS URL, if keys are discovered.
     pub registry_jwks_url: Option<String>,
+    /// The dialect the registry speaks: the SPDCI standard or a versioned OpenCRVS profile.
+    pub profile: crate::registries::Profile,
     /// Whether the source may be used.
     pub active: bool,
     /// Free-form notes.
@@ -323,6 +325,7 @@ impl DataSource {
             "reply_signature_policy": self.reply_signature_policy,
             "registry_public_keys": self.registry_public_keys,
             "registry_jwks_url": self.registry_jwks_url,
+            "profile": self.profile,
             "active": self.active,
             "notes": self.notes,
             "state": self.state,

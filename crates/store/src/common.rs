@@ -44,6 +44,8 @@ pub(crate) struct StoredConfig {
     reply_signature_policy: SignaturePolicy,
     registry_public_keys: Vec<String>,
     registry_jwks_url: Option<String>,
+    /// Absent in records written before profiles existed: `standard`.
+    profile: dci_client::registries::Profile,
     notes: String,
 }
 
@@ -87,6 +89,7 @@ impl SourceRow {
             reply_signature_policy: s.reply_signature_policy,
             registry_public_keys: s.registry_public_keys.clone(),
             registry_jwks_url: s.registry_jwks_url.clone(),
+            profile: s.profile,
             notes: s.notes.clone(),
             ..StoredConfig::default()
         };
@@ -175,6 +178,7 @@ impl SourceRow {
             reply_signature_policy: c.reply_signature_policy,
             registry_public_keys: c.registry_public_keys,
             registry_jwks_url: c.registry_jwks_url,
+            profile: c.profile,
             active: self.active,
             notes: c.notes,
             last_test_at: self.last_test_at,

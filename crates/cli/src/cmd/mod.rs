@@ -7,3 +7,8 @@ pub(crate) mod sandbox;
 pub(crate) mod log;
 pub(crate) mod test_connection;
 pub(crate) mod token;
+pub(crate) mod crvs;
+pub(crate) mod dr;
+pub(crate) mod ibr;
+pub(crate) mod social;
+pub(crate) mod fr;

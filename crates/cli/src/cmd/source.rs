@@ -142,6 +142,10 @@ pub(crate) struct SourceFields {
     /// The registry's JWKS URL.
     #[arg(long)]
     registry_jwks_url: Option<String>,
+    /// The registry's dialect: standard (default), opencrvs (= opencrvs-1.5), opencrvs-1.5,
+    /// opencrvs-1.3.
+    #[arg(long)]
+    profile: Option<String>,
     /// Free-form notes.
     #[arg(long)]
     notes: Option<String>,
@@ -440,6 +444,8 @@ struct ExportedSource {
     reply_signature_policy: String,
     registry_public_keys: Vec<String>,
     registry_jwks_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile: Option<String>,
     active: bool,
     notes: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -485,6 +491,7 @@ fn exported(s: &DataSource) -> ExportedSource {
         reply_signature_policy: s.reply_signature_policy.as_str().to_owned(),
         registry_public_keys: s.registry_public_keys.clone(),
         registry_jwks_url: s.registry_jwks_url.clone(),
+        profile: Some(s.profile.as_str().to_owned()),
         active: s.active,
         notes: s.notes.clone(),
         sealed_secret: None,
@@ -613,6 +620,7 @@ async fn import(args: ImportArgs, json: bool) -> Result<(), CmdError> {
             reply_signature_policy: Some(e.reply_signature_policy),
             registry_public_keys: e.registry_public_keys,
             registry_jwks_url: e.registry_jwks_url,
+            profile: e.profile,
             active: Some(e.active),
             notes: Some(e.notes),
             ..DataSourceInput::default()
@@ -754,6 +762,7 @@ fn apply_fields(input: &mut DataSourceInput, f: &SourceFields) -> Result<(), Cmd
     set(&mut input.signing_key_id, &f.signing_key);
     set(&mut input.reply_signature_policy, &f.reply_signatures);
     set(&mut input.registry_jwks_url, &f.registry_jwks_url);
+    set(&mut input.profile, &f.profile);
     set(&mut input.notes, &f.notes);
     if !f.registry_public_key.is_empty() {
         let mut keys = Vec::new();

@@ -87,6 +87,8 @@ pub struct DataSourceInput {
     pub registry_public_keys: Vec<String>,
     /// Registry JWKS URL.
     pub registry_jwks_url: Option<String>,
+    /// `standard` (default) or an OpenCRVS profile (`opencrvs`, `opencrvs-1.5`, `opencrvs-1.3`).
+    pub profile: Option<String>,
     /// Enabled (default `true`).
     pub active: Option<bool>,
     /// Free-form notes.
@@ -189,6 +191,7 @@ impl DataSourceInput {
             reply_signature_policy: Some(source.reply_signature_policy.as_str().to_owned()),
             registry_public_keys: source.registry_public_keys.clone(),
             registry_jwks_url: source.registry_jwks_url.clone(),
+            profile: Some(source.profile.as_str().to_owned()),
             active: Some(source.active),
             notes: Some(source.notes.clone()).filter(|n| !n.is_empty()),
             ..DataSourceInput::default()
@@ -443,6 +446,35 @@ impl DataSourceInput {
             );
         }
 
+        let profile = match opt(&self.profile) {
+            None => existing.map(|e| e.profile).unwrap_or_default(),
+            Some(p) => match p.parse::<crate::registries::Profile>() {
+                Ok(p) => p,
+                Err(e) => {
+                    errs.push("profile", e);
+                    crate::registries::Profile::Standard
+                }
+            },
+        };
+        if profile.is_opencrvs() {
+            if registry_type.is_some_and(|r| r != RegistryType::Crvs) {
+                errs.push(
+                    "profile",
+                    "OpenCRVS profiles are for CRVS data sources: use --profile standard or --registry-type crvs",
+                );
+            }
+            // OpenCRVS fetches the JWKS of a signed request from `{sender_id}/.well-known/jwks.json`.
+            if sender_id
+                .as_deref()
+                .is_some_and(|s| !(s.starts_with("https://") || s.starts_with("http://")))
+            {
+                errs.push(
+                    "sender_id",
+                    "must be the URL of the origin serving our JWKS for an OpenCRVS source, e.g. https://spmis.example.org",
+                );
+            }
+        }
+
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -469,6 +501,7 @@ impl DataSourceInput {
             reply_signature_policy,
             registry_public_keys,
             registry_jwks_url,
+            profile,
             active: self.active.unwrap_or(true),
             notes: self.notes.map(|n| n.trim().to_owned()).unwrap_or_default(),
             state: existing.map_or(SourceState::Draft, |e| e.state),

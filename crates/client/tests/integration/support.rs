@@ -35,6 +35,7 @@ pub(crate) fn source(base_url: &str, auth: AuthConfig) -> DataSource {
         reply_signature_policy: SignaturePolicy::Off,
         registry_public_keys: Vec::new(),
         registry_jwks_url: None,
+        profile: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Draft,

@@ -1,0 +1,362 @@
+//! `dci crvs person|verify-birth|check-death|events|subscribe|notifications CODE …`, and what
+//! every registry command (`crvs`, `dr`, `ibr`, `social`, `fr`) shares: opening both stores,
+//! building the operations of a data source, and the exit codes 0 (found), 3 (the registry
+//! answered "not found") and 1 (failure; 2 for bad input).
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use dci_client::registries::{CrvsClient, IdRef, VitalEventKind};
+use dci_client::{DciClient, Operations, OpsError, OpsStore, Store};
+use dci_store::{OpenOptions, PgStore, SqliteStore};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cli::exit;
+use crate::context::{CmdError, block_on, say};
+
+/// Exit code when the registry answered and had nothing.
+pub(crate) const NOT_FOUND: u8 = 3;
+
+/// `dci crvs …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CrvsCommand {
+    /// The person with this identifier (UIN, BRN, DRN or MRN).
+    Person(IdArgs),
+    /// The birth record for this identifier.
+    VerifyBirth(IdArgs),
+    /// Whether the person died, with the date.
+    CheckDeath(IdArgs),
+    /// Vital events of one type in a date range, every page.
+    Events(EventsArgs),
+    /// Subscribe to event types (async: needs the source's callback URI and `dci serve`).
+    Subscribe(SubscribeArgs),
+    /// Notifications received for this source (by `dci serve`), typed.
+    Notifications(NotificationsArgs),
+}
+
+/// A data source and an identifier.
+#[derive(Debug, Args)]
+pub(crate) struct IdArgs {
+    /// The data source's code.
+    pub(crate) code: String,
+    /// The identifier as TYPE:VALUE, e.g. UIN:1234567890.
+    #[arg(long)]
+    pub(crate) id: String,
+}
+
+/// `dci crvs events`.
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// The data source's code.
+    code: String,
+    /// birth, death, marriage or divorce.
+    #[arg(long = "type")]
+    kind: String,
+    /// First day (YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day (YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+/// `dci crvs subscribe`.
+#[derive(Debug, Args)]
+pub(crate) struct SubscribeArgs {
+    /// The data source's code.
+    code: String,
+    /// Event types (repeat or comma-separate): birth, death, marriage, divorce.
+    #[arg(long = "type", value_delimiter = ',', required = true)]
+    kinds: Vec<String>,
+}
+
+/// `dci crvs notifications`.
+#[derive(Debug, Args)]
+pub(crate) struct NotificationsArgs {
+    /// The data source's code.
+    code: String,
+    /// Most notifications to read.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// Opens the data-source store and the operations store (one database, both traits).
+pub(crate) async fn open_stores() -> Result<(Arc<dyn Store>, Arc<dyn OpsStore>), CmdError> {
+    let options = OpenOptions::from_env();
+    let opened = dci_store::open(&options).await?;
+    let home = opened.home.clone();
+    let key = match &options.master_key {
+        Some(text) => dci_store::master_key::parse(text, "DCI_MASTER_KEY"),
+        None => dci_store::master_key::read_file(&home.join(dci_store::MASTER_KEY_FILE)),
+    }
+    .map_err(|e| CmdError::failed(e.to_string()))?;
+    let url = options
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", home.join(dci_store::DATABASE_FILE).display()));
+    drop(opened);
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let s = Arc::new(PgStore::connect(&url, &key).await?);
+        Ok((s.clone(), s))
+    } else {
+        let s = Arc::new(SqliteStore::connect(&url, &key).await?);
+        Ok((s.clone(), s))
+    }
+}
+
+/// The operations of data source `code` (refused when disabled).
+pub(crate) async fn operations(code: &str) -> Result<Operations, CmdError> {
+    let (store, ops) = open_stores().await?;
+    let source = store.get_data_source(code).await?.ok_or_else(|| CmdError {
+        code: exit::FAILED,
+        kind: "not_found",
+        message: format!("no data source {code:?}: `dci source list` shows the codes"),
+        fields: None,
+    })?;
+    if !source.active {
+        return Err(CmdError::failed(format!(
+            "data source {code:?} is disabled: `dci source enable {code}`"
+        )));
+    }
+    let client = DciClient::builder(source)
+        .store(store)
+        .build()
+        .map_err(crate::cmd::test_connection::client_error)?;
+    Ok(Operations::new(client, ops))
+}
+
+/// An operations error as a command error: bad input exits 2, anything else 1 (a data
+/// source of the wrong registry type included: the command cannot be done with it).
+pub(crate) fn ops_error(e: OpsError) -> CmdError {
+    if let OpsError::Invalid { field, .. } = &e
+        && field == "registry_type"
+    {
+        return CmdError {
+            code: exit::FAILED,
+            kind: "wrong_registry_type",
+            message: e.to_string(),
+            fields: None,
+        };
+    }
+    let kind = if e.is_invalid_input() {
+        "invalid_input"
+    } else if e.is_rejected() {
+        "rejected"
+    } else if e.is_timeout() {
+        "timeout"
+    } else {
+        "failed"
+    };
+    CmdError {
+        code: if e.is_invalid_input() {
+            exit::USAGE
+        } else {
+            exit::FAILED
+        },
+        kind,
+        message: e.to_string(),
+        fields: None,
+    }
+}
+
+pub(crate) fn parse_id(s: &str) -> Result<IdRef, CmdError> {
+    IdRef::parse(s).map_err(ops_error)
+}
+
+/// Prints a lookup's answer and returns its exit code: 0 found, 3 not found, else the error's.
+pub(crate) fn finish<T: Serialize>(
+    json: bool,
+    code: &str,
+    what: &str,
+    result: Result<Option<T>, CmdError>,
+    text: impl Fn(&T) -> Vec<String>,
+) -> u8 {
+    match result {
+        Ok(Some(r)) => {
+            if json {
+                say!(
+                    "{}",
+                    json!({"source": code, "query": what, "outcome": "found", "result": r})
+                );
+            } else {
+                for line in text(&r) {
+                    say!("{line}");
+                }
+            }
+            exit::OK
+        }
+        Ok(None) => {
+            if json {
+                say!(
+                    "{}",
+                    json!({"source": code, "query": what, "outcome": "not_found", "result": Value::Null})
+                );
+            } else {
+                say!("not found: the registry of {code:?} has no {what}");
+            }
+            NOT_FOUND
+        }
+        Err(e) => e.report(json),
+    }
+}
+
+pub(crate) fn opt(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
+async fn client(code: &str) -> Result<CrvsClient, CmdError> {
+    CrvsClient::new(operations(code).await?).map_err(ops_error)
+}
+
+/// Runs a `dci crvs` subcommand.
+pub(crate) fn run(cmd: CrvsCommand, json: bool) -> u8 {
+    match cmd {
+        CrvsCommand::Person(a) => {
+            let r = block_on(async {
+                let id = parse_id(&a.id)?;
+                client(&a.code).await?.person(&id).await.map_err(ops_error)
+            });
+            finish(json, &a.code, &format!("person {}", a.id), r, |p| {
+                vec![
+                    format!("name:        {}", opt(&p.name)),
+                    format!(
+                        "identifiers: {}",
+                        p.identifiers
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    format!("sex:         {}", opt(&p.sex)),
+                    format!("born:        {}", opt(&p.birth_date)),
+                    format!("deceased:    {}", if p.deceased { "yes" } else { "no" }),
+                ]
+            })
+        }
+        CrvsCommand::VerifyBirth(a) => {
+            let r = block_on(async {
+                let id = parse_id(&a.id)?;
+                client(&a.code)
+                    .await?
+                    .verify_birth(&id)
+                    .await
+                    .map_err(ops_error)
+            });
+            finish(
+                json,
+                &a.code,
+                &format!("birth record for {}", a.id),
+                r,
+                |p| {
+                    vec![
+                        format!("birth verified: {}", opt(&p.name)),
+                        format!("born:  {}", opt(&p.birth_date)),
+                        format!("place: {}", opt(&p.birth_place)),
+                        format!("BRN:   {}", p.id("BRN").unwrap_or("-")),
+                    ]
+                },
+            )
+        }
+        CrvsCommand::CheckDeath(a) => {
+            let r = block_on(async {
+                let id = parse_id(&a.id)?;
+                client(&a.code)
+                    .await?
+                    .check_death(&id)
+                    .await
+                    .map_err(ops_error)
+            });
+            finish(json, &a.code, &format!("person {}", a.id), r, |d| {
+                if d.deceased {
+                    vec![format!(
+                        "deceased: yes (died {}, DRN {})",
+                        opt(&d.death_date),
+                        opt(&d.drn)
+                    )]
+                } else {
+                    vec!["deceased: no".to_owned()]
+                }
+            })
+        }
+        CrvsCommand::Events(a) => {
+            let r = block_on(async {
+                let kind: VitalEventKind = a.kind.parse().map_err(ops_error)?;
+                let events = client(&a.code)
+                    .await?
+                    .events(kind, a.from.as_deref(), a.to.as_deref())
+                    .await
+                    .map_err(ops_error)?;
+                Ok((!events.is_empty()).then_some(events))
+            });
+            finish(json, &a.code, &format!("{} events", a.kind), r, |evs| {
+                let mut lines = vec![format!("{} {} event(s)", evs.len(), a.kind)];
+                for e in evs {
+                    lines.push(format!(
+                        "{}  {:<14} {}",
+                        opt(&e.date),
+                        opt(&e.registration_number),
+                        opt(&e.person.name)
+                    ));
+                }
+                lines
+            })
+        }
+        CrvsCommand::Subscribe(a) => subscribe(a, json),
+        CrvsCommand::Notifications(a) => {
+            let r = block_on(async {
+                let evs = client(&a.code)
+                    .await?
+                    .notifications(a.limit)
+                    .await
+                    .map_err(ops_error)?;
+                Ok((!evs.is_empty()).then_some(evs))
+            });
+            finish(json, &a.code, "notifications", r, |evs| {
+                evs.iter()
+                    .map(|e| {
+                        format!(
+                            "{} {} person(s) ({})",
+                            e.kind.map_or("?", VitalEventKind::as_str),
+                            e.people.len(),
+                            e.subscription_code.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .collect()
+            })
+        }
+    }
+}
+
+fn subscribe(a: SubscribeArgs, json: bool) -> u8 {
+    let r = block_on(async {
+        let kinds = a
+            .kinds
+            .iter()
+            .map(|k| k.parse::<VitalEventKind>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ops_error)?;
+        Ok::<_, CmdError>(client(&a.code).await?.subscribe(&kinds).await)
+    });
+    let outcomes = match r {
+        Ok(o) => o,
+        Err(e) => return e.report(json),
+    };
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    if json {
+        say!("{}", json!({"source": a.code, "subscriptions": outcomes}));
+    } else {
+        for o in &outcomes {
+            match &o.result {
+                Ok(ack) => say!(
+                    "{}: {} (transaction {}); the subscription code arrives with on-subscribe",
+                    o.kind,
+                    ack.ack_status,
+                    ack.transaction_id
+                ),
+                Err(e) => say!("{}: failed: {e}", o.kind),
+            }
+        }
+    }
+    if failed == 0 { exit::OK } else { exit::FAILED }
+}

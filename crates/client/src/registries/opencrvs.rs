@@ -1,0 +1,464 @@
+//! The OpenCRVS compatibility profile, selected per data source ([`Profile`]) and versioned
+//! ([`OpenCrvsVersion`]), because OpenCRVS's DCI surface changed between releases.
+//!
+//! What the profile changes, and why:
+//! - searches use OpenCRVS's envelope variant: no `signature` (OpenCRVS would fetch a JWKS from
+//!   our `sender_id` to check one), a header without `is_msg_encrypted`/`meta`, its `reg_type`
+//!   form, a `consent` object and `locale` on every item, `createdAt` sort and explicit paging;
+//! - date ranges are an expression with `range` (OpenCRVS has no `ge`/`le` predicates on dates);
+//! - its replies carry a compact JWS (`alg.payload.sig`, `kid` = JWK thumbprint) over the reply
+//!   without `signature`; we verify it against the registry's JWKS, which OpenCRVS regenerates
+//!   at every restart, so the JWKS is fetched per check rather than trusted from a cache.
+//!
+//! Token credentials in the query string are the auth layer's `credential_location = query`;
+//! `sender_id` must be the URL of an origin serving our JWKS (checked by source validation).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dci_protocol::signature::VerifyingKey;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::keys::RegistryKeys;
+use crate::ops::SignatureState;
+use crate::source::{DataSource, SignaturePolicy};
+
+/// Which dialect a data source speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Profile {
+    /// The SPDCI specification.
+    #[default]
+    Standard,
+    /// OpenCRVS's DCI API, in the given version.
+    OpenCrvs(OpenCrvsVersion),
+}
+
+/// OpenCRVS DCI versions with a known envelope variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OpenCrvsVersion {
+    /// Older releases: `reg_type` is the lower-case event (`birth`), no `reg_event_type`, and a
+    /// range is `{attr: {type: range, gte, lte}}` without the `expression.query` nesting.
+    V1_3,
+    /// Current releases: `reg_type` `ns:org:RegistryType:Civil` plus a lower-case
+    /// `reg_event_type`, and the range nested under `expression.query`.
+    #[default]
+    V1_5,
+}
+
+impl Profile {
+    /// Every accepted name, for help texts.
+    pub const NAMES: &'static str =
+        "standard, opencrvs (= opencrvs-1.5), opencrvs-1.5, opencrvs-1.3";
+
+    /// The configuration name: `standard`, `opencrvs-1.3`, `opencrvs-1.5`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Standard => "standard",
+            Profile::OpenCrvs(OpenCrvsVersion::V1_3) => "opencrvs-1.3",
+            Profile::OpenCrvs(OpenCrvsVersion::V1_5) => "opencrvs-1.5",
+        }
+    }
+
+    /// Whether this is an OpenCRVS profile.
+    pub fn is_opencrvs(self) -> bool {
+        matches!(self, Profile::OpenCrvs(_))
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "standard" | "spdci" => Ok(Profile::Standard),
+            "opencrvs" | "opencrvs-1.5" | "opencrvs-v1.5" => {
+                Ok(Profile::OpenCrvs(OpenCrvsVersion::V1_5))
+            }
+            "opencrvs-1.3" | "opencrvs-v1.3" => Ok(Profile::OpenCrvs(OpenCrvsVersion::V1_3)),
+            other => Err(format!("unknown profile {other:?}: use {}", Profile::NAMES)),
+        }
+    }
+}
+
+impl Serialize for Profile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Profile, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What one OpenCRVS search asks.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenCrvsSearch {
+    /// `birth`, `death`, `marriage` or `divorce`.
+    pub(crate) event: String,
+    /// `query_type` and `query`.
+    pub(crate) query_type: &'static str,
+    pub(crate) query: Value,
+    pub(crate) page: u32,
+    pub(crate) page_size: u32,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    dci_protocol::build::rfc3339(t)
+}
+
+/// An id lookup in OpenCRVS form.
+pub(crate) fn id_search(event: &str, id_type: &str, value: &str) -> OpenCrvsSearch {
+    OpenCrvsSearch {
+        event: event.to_owned(),
+        query_type: "idtype-value",
+        query: json!({"type": id_type, "value": value}),
+        page: 1,
+        page_size: 1,
+    }
+}
+
+/// A date range on `attribute` in the version's expression form.
+pub(crate) fn range_search(
+    version: OpenCrvsVersion,
+    event: &str,
+    attribute: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    page: u32,
+    page_size: u32,
+) -> OpenCrvsSearch {
+    let mut range = json!({"type": "range"});
+    if let Some(f) = from {
+        range["gte"] = json!(f);
+    }
+    if let Some(t) = to {
+        range["lte"] = json!(t);
+    }
+    let value = match version {
+        OpenCrvsVersion::V1_3 => json!({ attribute: range }),
+        OpenCrvsVersion::V1_5 => json!({"expression": {"query": { attribute: range }}}),
+    };
+    OpenCrvsSearch {
+        event: event.to_owned(),
+        query_type: "expression",
+        query: json!({"type": "ns:org:QueryType:expression", "value": value}),
+        page,
+        page_size,
+    }
+}
+
+/// The OpenCRVS search envelope (never signed).
+pub(crate) fn search_envelope(
+    source: &DataSource,
+    version: OpenCrvsVersion,
+    search: &OpenCrvsSearch,
+    now: OffsetDateTime,
+) -> Result<Value, crate::ops::OpsError> {
+    let sender_id = source
+        .sender_id
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            crate::ops::OpsError::invalid(
+                "sender_id",
+                "the OpenCRVS profile needs sender_id: the https:// origin that serves your JWKS",
+            )
+        })?;
+    let ts = rfc3339(now);
+    let event = search.event.to_ascii_lowercase();
+    let mut criteria = json!({"version": "1.0.0"});
+    match version {
+        OpenCrvsVersion::V1_3 => {
+            criteria["reg_type"] = json!(event);
+        }
+        OpenCrvsVersion::V1_5 => {
+            criteria["reg_type"] = json!("ns:org:RegistryType:Civil");
+            criteria["reg_event_type"] = json!(event);
+        }
+    }
+    criteria["query_type"] = json!(search.query_type);
+    criteria["query"] = search.query.clone();
+    criteria["sort"] = json!([{"attribute_name": "createdAt", "sort_order": "asc"}]);
+    criteria["pagination"] = json!({"page_size": search.page_size, "page_number": search.page});
+    let callback = source.callback_uri.clone().unwrap_or_default();
+    let ref_uri = if callback.is_empty() {
+        sender_id.to_owned()
+    } else {
+        callback.clone()
+    };
+    Ok(json!({
+        "header": {
+            "version": "1.0.0",
+            "message_id": dci_protocol::build::new_id(),
+            "message_ts": ts,
+            "action": "search",
+            "sender_id": sender_id,
+            "sender_uri": callback,
+            "receiver_id": source.effective_receiver_id(),
+            "total_count": 1,
+        },
+        "message": {
+            "transaction_id": dci_protocol::build::new_id(),
+            "search_request": [{
+                "reference_id": dci_protocol::build::new_id(),
+                "timestamp": ts,
+                "search_criteria": criteria,
+                "consent": {"id": "consent-dci-client", "ts": ts, "purpose": {
+                    "text": "Social protection programme verification",
+                    "code": "SPP", "refUri": ref_uri}},
+                "locale": "eng",
+            }],
+        },
+    }))
+}
+
+/// The JWKS URL of the registry: the configured one, else `/.well-known/jwks.json` at the
+/// origin of the base URL (where OpenCRVS serves it).
+pub fn jwks_url(source: &DataSource) -> String {
+    if let Some(u) = &source.registry_jwks_url {
+        return u.clone();
+    }
+    match url::Url::parse(&source.base_url) {
+        Ok(u) => format!("{}/.well-known/jwks.json", u.origin().ascii_serialization()),
+        Err(_) => format!("{}/.well-known/jwks.json", source.base_url),
+    }
+}
+
+/// Checks an OpenCRVS reply's compact JWS under the source's signature policy.
+pub(crate) async fn check_reply(
+    source: &DataSource,
+    _keys: &RegistryKeys,
+    body: &Value,
+) -> Result<SignatureState, String> {
+    let policy = source.reply_signature_policy;
+    if policy == SignaturePolicy::Off {
+        return Ok(SignatureState::NotChecked);
+    }
+    let jws = match body.get("signature") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim(),
+        _ if policy == SignaturePolicy::Require => {
+            return Err("the reply is not signed, but the data source requires signatures".into());
+        }
+        _ => return Ok(SignatureState::Unsigned),
+    };
+    let mut keys: Vec<(Option<String>, VerifyingKey)> = source
+        .registry_public_keys
+        .iter()
+        .filter_map(|p| VerifyingKey::from_spki_pem(p).ok())
+        .map(|k| (None, k))
+        .collect();
+    let kid = jws_kid(jws)?;
+    if keys.is_empty() || kid.is_some() {
+        keys.extend(fetch_jwks(&jwks_url(source)).await?);
+    }
+    verify_jws(jws, body, &keys)?;
+    Ok(SignatureState::Verified)
+}
+
+fn jws_kid(jws: &str) -> Result<Option<String>, String> {
+    let header = jws.split('.').next().unwrap_or_default();
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| "invalid JWS: the protected header is not base64url".to_owned())?;
+    let h: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| "invalid JWS: the protected header is not JSON".to_owned())?;
+    Ok(h.get("kid").and_then(Value::as_str).map(str::to_owned))
+}
+
+async fn fetch_jwks(url: &str) -> Result<Vec<(Option<String>, VerifyingKey)>, String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("JWKS client: {e}"))?;
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("the registry's JWKS is unavailable: {}", e.without_url()))?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "the registry's JWKS is unavailable: HTTP {}",
+            resp.status().as_u16()
+        ));
+    }
+    let v: Value = resp
+        .json()
+        .await
+        .map_err(|_| "the registry's JWKS is not JSON".to_owned())?;
+    Ok(v.get("keys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|k| {
+            VerifyingKey::from_jwk(k)
+                .ok()
+                .map(|vk| (k.get("kid").and_then(Value::as_str).map(str::to_owned), vk))
+        })
+        .collect())
+}
+
+/// Verifies a compact JWS whose payload must equal `body` without its `signature` (compared
+/// as JSON values, so key order and whitespace do not matter, as OpenCRVS compares).
+pub fn verify_jws(
+    jws: &str,
+    body: &Value,
+    keys: &[(Option<String>, VerifyingKey)],
+) -> Result<(), String> {
+    let parts: Vec<&str> = jws.split('.').collect();
+    let [h, p, s] = parts.as_slice() else {
+        return Err("invalid JWS: expected header.payload.signature".into());
+    };
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("invalid JWS: unreadable protected header")?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kid = header.get("kid").and_then(Value::as_str);
+    let sig = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| "invalid JWS: the signature is not base64url".to_owned())?;
+    let input = format!("{h}.{p}");
+    let mut tried = false;
+    let mut ok = false;
+    for (k, key) in keys {
+        if key.algorithm().jose_alg() != alg {
+            continue;
+        }
+        if let (Some(want), Some(have)) = (kid, k.as_deref())
+            && want != have
+        {
+            continue;
+        }
+        tried = true;
+        if key.verify_bytes(input.as_bytes(), &sig).is_ok() {
+            ok = true;
+            break;
+        }
+    }
+    if !tried {
+        return Err(format!(
+            "unknown signing key {:?} ({alg}): not among the registry's configured keys or its JWKS",
+            kid.unwrap_or("")
+        ));
+    }
+    if !ok {
+        return Err("invalid signature: the JWS does not verify".into());
+    }
+    let payload: Value = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("invalid JWS: the payload is not JSON")?;
+    let mut unsigned = body.clone();
+    if let Some(m) = unsigned.as_object_mut() {
+        m.remove("signature");
+    }
+    if payload != unsigned {
+        return Err("invalid signature: the signed payload differs from the reply".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dci_protocol::signature::{Algorithm, SigningKey};
+
+    #[test]
+    fn profile_names_round_trip() {
+        for p in [
+            Profile::Standard,
+            Profile::OpenCrvs(OpenCrvsVersion::V1_3),
+            Profile::OpenCrvs(OpenCrvsVersion::V1_5),
+        ] {
+            assert_eq!(p.as_str().parse::<Profile>().unwrap(), p);
+        }
+        assert_eq!(
+            "opencrvs".parse::<Profile>().unwrap(),
+            Profile::OpenCrvs(OpenCrvsVersion::V1_5)
+        );
+        let e = "odd".parse::<Profile>().unwrap_err();
+        assert!(e.contains("opencrvs-1.3"), "{e}");
+    }
+
+    #[test]
+    fn range_forms_differ_by_version() {
+        let old = range_search(
+            OpenCrvsVersion::V1_3,
+            "birth",
+            "birthdate",
+            Some("a"),
+            Some("b"),
+            1,
+            5,
+        );
+        assert_eq!(old.query["value"]["birthdate"]["gte"], "a");
+        let new = range_search(
+            OpenCrvsVersion::V1_5,
+            "birth",
+            "birthdate",
+            Some("a"),
+            None,
+            1,
+            5,
+        );
+        assert_eq!(
+            new.query["value"]["expression"]["query"]["birthdate"]["type"],
+            "range"
+        );
+        assert!(
+            new.query["value"]["expression"]["query"]["birthdate"]
+                .get("lte")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn jws_verifies_and_detects_changes() {
+        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let vk = key.verifying_key();
+        let body = json!({"header": {"a": 1}, "message": {"b": [1, 2]}});
+        let h = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&json!({"alg": "EdDSA", "kid": vk.thumbprint()})).unwrap());
+        let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).unwrap());
+        let s = URL_SAFE_NO_PAD.encode(key.sign_bytes(format!("{h}.{p}").as_bytes()).unwrap());
+        let jws = format!("{h}.{p}.{s}");
+        let keys = vec![(Some(vk.thumbprint()), vk.clone())];
+        let mut signed = body.clone();
+        signed["signature"] = json!(jws);
+        verify_jws(&jws, &signed, &keys).unwrap();
+        let mut altered = signed.clone();
+        altered["message"]["b"] = json!([1, 3]);
+        assert!(
+            verify_jws(&jws, &altered, &keys)
+                .unwrap_err()
+                .contains("differs")
+        );
+        let other = SigningKey::generate(Algorithm::Ed25519)
+            .unwrap()
+            .verifying_key();
+        let e = verify_jws(&jws, &signed, &[(Some(vk.thumbprint()), other)]).unwrap_err();
+        assert!(e.contains("does not verify"), "{e}");
+        let e = verify_jws(&jws, &signed, &[]).unwrap_err();
+        assert!(e.contains("unknown signing key"), "{e}");
+    }
+}
