@@ -6,10 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dci_client::ops::{IngestContext, Operations, ingest};
-use dci_client::{
-    AuthConfig, CredentialLocation, DataSource, DciClient, Endpoints, OAuth2Config, RetryPolicy,
-    SignaturePolicy, SourceState, Store, TlsSettings,
-};
+use dci_client::{DataSource, DataSourceInput, DciClient, RetryPolicy, SourceState, Store};
 use dci_protocol::RegistryType;
 use dci_protocol::codes::Action;
 use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig};
@@ -18,7 +15,6 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use uuid::Uuid;
 
 pub(crate) fn master_key() -> dci_client::MasterKey {
     dci_client::MasterKey::from_bytes([42; 32])
@@ -233,39 +229,27 @@ pub(crate) fn source_for(
     code: &str,
     callback_base: &str,
 ) -> DataSource {
-    let now = OffsetDateTime::now_utc();
-    DataSource {
-        id: Uuid::new_v4(),
+    // Through validation, so the test follows the model as it grows.
+    let mut s = DataSourceInput {
         code: code.into(),
         name: format!("{registry} sandbox"),
-        registry_type: registry,
+        registry_type: registry.as_str().into(),
         base_url: sb.registry_url(registry),
-        auth: AuthConfig::OAuth2(OAuth2Config {
-            token_url: sb.token_url(),
-            client_id: DEMO_CLIENT_ID.into(),
-            client_secret: SecretString::from(DEMO_CLIENT_SECRET.to_owned()),
-            scope: Some(dci_sandbox::read_scope(registry)),
-            credential_location: CredentialLocation::Body,
-        }),
+        auth: Some("oauth2".into()),
+        token_url: Some(sb.token_url()),
+        client_id: Some(DEMO_CLIENT_ID.into()),
+        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
+        scope: Some(dci_sandbox::read_scope(registry)),
         sender_id: Some("spmis.example.org".into()),
         receiver_id: Some(sb.registry_id().to_owned()),
         callback_uri: Some(format!("{callback_base}/callback/{code}")),
-        endpoints: Endpoints::default(),
-        tls: TlsSettings::default(),
-        timeout_secs: 10,
-        signing_key_id: None,
-        reply_signature_policy: SignaturePolicy::Off,
-        registry_public_keys: Vec::new(),
-        registry_jwks_url: None,
-        profile: Default::default(),
-        active: true,
-        notes: String::new(),
-        state: SourceState::Active,
-        last_test_at: None,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
+        timeout_secs: Some("10".into()),
+        ..DataSourceInput::default()
     }
+    .validate()
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    s.state = SourceState::Active;
+    s
 }
 
 /// An identifier that exists in the sandbox's `registry`, as `TYPE:VALUE`.
