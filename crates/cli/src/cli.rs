@@ -44,6 +44,19 @@ pub(crate) enum Command {
     Token(crate::cmd::token::TokenArgs),
     /// Show the audit log of outgoing calls (newest first).
     Log(crate::cmd::log::LogArgs),
+    /// Search a registry: --id TYPE:VALUE, --expression or --predicate JSON; sync (one page or
+    /// --all-pages) or --async [--wait SECS]; --dry-run prints the signed envelope.
+    Search(crate::cmd::search::SearchArgs),
+    /// Subscribe to a registry event type (async; --wait SECS for the subscription codes).
+    Subscribe(crate::cmd::subscribe::SubscribeArgs),
+    /// Cancel subscriptions by code (async; --wait SECS for the answer).
+    Unsubscribe(crate::cmd::subscribe::UnsubscribeArgs),
+    /// Ask the registry about a transaction (sync, or --async), or show it from the store
+    /// (--local).
+    TxnStatus(crate::cmd::txn_status::TxnStatusArgs),
+    /// Manage our signing keys: generate, list, activate, revoke, export-jwks.
+    #[command(subcommand)]
+    Key(crate::cmd::key::KeyCommand),
     /// CRVS: person, birth, death, vital events, subscriptions (exit 0 found, 3 not found).
     #[command(subcommand)]
     Crvs(crate::cmd::crvs::CrvsCommand),
@@ -77,6 +90,11 @@ pub(crate) fn main() -> ExitCode {
         Command::Sandbox(args) => crate::cmd::sandbox::run(args, cli.json),
         Command::Token(args) => crate::cmd::token::run(args, cli.json),
         Command::Log(args) => crate::cmd::log::run(args, cli.json),
+        Command::Search(args) => crate::cmd::search::run(args, cli.json),
+        Command::Subscribe(args) => crate::cmd::subscribe::run(args, cli.json),
+        Command::Unsubscribe(args) => crate::cmd::subscribe::run_unsubscribe(args, cli.json),
+        Command::TxnStatus(args) => crate::cmd::txn_status::run(args, cli.json),
+        Command::Key(cmd) => crate::cmd::key::run(cmd, cli.json),
         Command::Crvs(cmd) => crate::cmd::crvs::run(cmd, cli.json),
         Command::Dr(cmd) => crate::cmd::dr::run(cmd, cli.json),
         Command::Ibr(cmd) => crate::cmd::ibr::run(cmd, cli.json),

@@ -1,0 +1,135 @@
+//! `dci key generate|list|activate|revoke|export-jwks`: our signing keys. Private keys are
+//! sealed in the store under the master key and never printed; a data source signs with the
+//! key its `signing_key_id` names while that key is active and unexpired.
+
+use clap::Subcommand;
+use dci_client::keys::{GenerateOptions, KeyManager, parse_algorithm};
+use dci_client::ops::SigningKeyRecord;
+use time::OffsetDateTime;
+
+use crate::cli::exit;
+use crate::cmd::search::ops_error;
+use crate::context::{CmdError, block_on, open_store, say};
+
+/// `dci key …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Generate a key pair (active unless --inactive); the private key is sealed in the store.
+    Generate {
+        /// ed25519 or rs256.
+        #[arg(long, default_value = "ed25519")]
+        alg: String,
+        /// The key id (kid), e.g. spmis-2026-11.
+        #[arg(long)]
+        id: String,
+        /// Stage the key without activating it (for a rotation).
+        #[arg(long)]
+        inactive: bool,
+        /// The key stops signing after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+    /// List keys (public data only).
+    List,
+    /// Activate a key (several may be active during a rotation).
+    Activate {
+        /// The key id.
+        id: String,
+    },
+    /// Revoke a key: it never signs again and leaves the JWKS.
+    Revoke {
+        /// The key id.
+        id: String,
+    },
+    /// Print the JWKS of the keys that can sign now (what `/.well-known/jwks.json` publishes).
+    ExportJwks,
+}
+
+/// Runs `dci key`.
+pub(crate) fn run(cmd: KeyCommand, json: bool) -> u8 {
+    match block_on(execute(cmd, json)) {
+        Ok(()) => exit::OK,
+        Err(e) => e.report(json),
+    }
+}
+
+fn show(k: &SigningKeyRecord, json: bool) {
+    if json {
+        say!("{}", serde_json::to_value(k).unwrap_or_default());
+    } else {
+        let expires = k
+            .expires_at
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| "never".into());
+        say!(
+            "{}\t{}\t{}\texpires {}",
+            k.key_id,
+            k.algorithm,
+            k.status,
+            expires
+        );
+    }
+}
+
+async fn execute(cmd: KeyCommand, json: bool) -> Result<(), CmdError> {
+    let opened = open_store().await?;
+    let km = KeyManager::new(opened.ops);
+    match cmd {
+        KeyCommand::Generate {
+            alg,
+            id,
+            inactive,
+            expires_in_days,
+        } => {
+            let alg = parse_algorithm(&alg).map_err(ops_error)?;
+            let expires_at = expires_in_days
+                .map(|d| OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
+            let k = km
+                .generate(
+                    &id,
+                    alg,
+                    GenerateOptions {
+                        activate: !inactive,
+                        expires_at,
+                    },
+                )
+                .await
+                .map_err(ops_error)?;
+            show(&k, json);
+            if !json {
+                say!(
+                    "sign a data source's envelopes with it: `dci source edit CODE --signing-key-id {}`",
+                    k.key_id
+                );
+            }
+        }
+        KeyCommand::List => {
+            let keys = km.list().await.map_err(ops_error)?;
+            if json {
+                say!("{}", serde_json::to_value(&keys).unwrap_or_default());
+            } else if keys.is_empty() {
+                say!("no signing keys: `dci key generate --id KEY_ID`");
+            } else {
+                for k in &keys {
+                    show(k, false);
+                }
+            }
+        }
+        KeyCommand::Activate { id } => show(&km.activate(&id).await.map_err(ops_error)?, json),
+        KeyCommand::Revoke { id } => show(&km.revoke(&id).await.map_err(ops_error)?, json),
+        KeyCommand::ExportJwks => {
+            let jwks = km
+                .jwks(OffsetDateTime::now_utc())
+                .await
+                .map_err(ops_error)?;
+            say!(
+                "{}",
+                serde_json::to_string_pretty(&jwks).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
