@@ -101,7 +101,7 @@ async fn execute(cmd: KeyCommand, json: bool) -> Result<(), CmdError> {
             show(&k, json);
             if !json {
                 say!(
-                    "sign a data source's envelopes with it: `dci source edit CODE --signing-key-id {}`",
+                    "sign a data source's envelopes with it: `dci source edit CODE --signing-key {}`",
                     k.key_id
                 );
             }

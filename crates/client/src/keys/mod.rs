@@ -181,7 +181,7 @@ impl KeyManager {
     ) -> Result<Signer, OpsError> {
         let rec = self.store.get_signing_key(key_id).await?.ok_or_else(|| {
             OpsError::SigningKey(format!(
-                "no signing key {key_id:?}: create it with `dci key generate --id {key_id}` or fix the data source's signing_key_id"
+                "no signing key {key_id:?}: create it with `dci key generate --id {key_id}` or fix the data source's signing key (`dci source edit CODE --signing-key …`)"
             ))
         })?;
         match rec.status {
