@@ -57,6 +57,11 @@ pub(crate) enum Command {
     /// Manage our signing keys: generate, list, activate, revoke, export-jwks.
     #[command(subcommand)]
     Key(crate::cmd::key::KeyCommand),
+    /// Run the callback receiver and the JSON gateway API (admin token) until Ctrl-C/SIGTERM.
+    Serve(crate::cmd::serve::ServeArgs),
+    /// The main job: start the sandbox registry and the console with a ready, tested sandbox
+    /// data source (temporary DCI_HOME), and print the console URL and how to sign in.
+    Demo(crate::cmd::demo::DemoArgs),
     /// CRVS: person, birth, death, vital events, subscriptions (exit 0 found, 3 not found).
     #[command(subcommand)]
     Crvs(crate::cmd::crvs::CrvsCommand),
@@ -95,6 +100,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Unsubscribe(args) => crate::cmd::subscribe::run_unsubscribe(args, cli.json),
         Command::TxnStatus(args) => crate::cmd::txn_status::run(args, cli.json),
         Command::Key(cmd) => crate::cmd::key::run(cmd, cli.json),
+        Command::Serve(args) => crate::cmd::serve::run(args, cli.json),
+        Command::Demo(args) => crate::cmd::demo::run(args, cli.json),
         Command::Crvs(cmd) => crate::cmd::crvs::run(cmd, cli.json),
         Command::Dr(cmd) => crate::cmd::dr::run(cmd, cli.json),
         Command::Ibr(cmd) => crate::cmd::ibr::run(cmd, cli.json),

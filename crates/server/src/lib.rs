@@ -73,6 +73,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
+    tokio::spawn(expire_overdue_until_shutdown(state.clone()));
     let app = router(state);
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -89,6 +90,28 @@ pub async fn serve(
         () = trigger => {
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway");
             Ok(())
+        }
+    }
+}
+
+/// How often overdue async requests are marked timed out.
+const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Marks overdue async requests as timed out (at start, so a restart catches up, then
+/// periodically) until shutdown.
+async fn expire_overdue_until_shutdown(state: AppState) {
+    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.shutdown.wait() => return,
+        }
+        match dci_client::ops::expire_overdue(state.ops.as_ref(), time::OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "marked overdue async requests as timed out"),
+            Err(e) => tracing::warn!(error = %e, "could not mark overdue requests"),
         }
     }
 }

@@ -11,6 +11,8 @@ pub(crate) mod search;
 pub(crate) mod subscribe;
 pub(crate) mod txn_status;
 pub(crate) mod key;
+pub(crate) mod serve;
+pub(crate) mod demo;
 pub(crate) mod crvs;
 pub(crate) mod dr;
 pub(crate) mod ibr;

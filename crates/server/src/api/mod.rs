@@ -70,7 +70,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     }
     let protected = protected
         .fallback(not_found)
-        .route_layer(middleware::from_fn_with_state(
+        .layer(middleware::from_fn_with_state(
             state.admin.clone(),
             require_admin,
         ));

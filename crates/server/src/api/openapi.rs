@@ -36,6 +36,10 @@ fn code_param() -> Value {
     json!({ "name": "code", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[a-z0-9_]+$" }, "description": "Data source code" })
 }
 
+fn wait_secs() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": 300, "description": "Async only: wait up to this many seconds for the callback and include the completed transaction (504 with the transaction id if it does not arrive in time)" })
+}
+
 fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
@@ -121,7 +125,7 @@ pub(crate) fn document() -> Value {
                 "post": {
                     "operationId": "subscribe",
                     "summary": "Subscribe to registry events (async; the on-subscribe callback carries the codes)",
-                    "requestBody": body(json!({ "type": "object", "required": ["event_type"], "properties": { "event_type": { "type": "string" }, "filter": {} }, "additionalProperties": false })),
+                    "requestBody": body(json!({ "type": "object", "required": ["event_type"], "properties": { "event_type": { "type": "string" }, "filter": {}, "wait_secs": wait_secs() }, "additionalProperties": false })),
                     "responses": responses("200", ok("The ACK", schema("AsyncAccepted")), &registry_errs)
                 }
             },
@@ -130,7 +134,7 @@ pub(crate) fn document() -> Value {
                 "post": {
                     "operationId": "unsubscribe",
                     "summary": "Cancel subscriptions (async)",
-                    "requestBody": body(json!({ "type": "object", "required": ["subscription_codes"], "properties": { "subscription_codes": { "type": "array", "minItems": 1, "items": { "type": "string" } } }, "additionalProperties": false })),
+                    "requestBody": body(json!({ "type": "object", "required": ["subscription_codes"], "properties": { "subscription_codes": { "type": "array", "minItems": 1, "items": { "type": "string" } }, "wait_secs": wait_secs() }, "additionalProperties": false })),
                     "responses": responses("200", ok("The ACK", schema("AsyncAccepted")), &registry_errs)
                 }
             },
@@ -138,8 +142,8 @@ pub(crate) fn document() -> Value {
                 "parameters": [code_param()],
                 "post": {
                     "operationId": "txnStatus",
-                    "summary": "Ask the registry for the status of a transaction (sync)",
-                    "requestBody": body(json!({ "type": "object", "required": ["transaction_id"], "properties": { "transaction_id": { "type": "string", "maxLength": 99 } }, "additionalProperties": false })),
+                    "summary": "Ask the registry for the status of a transaction (sync: its answer; async: the ACK)",
+                    "requestBody": body(json!({ "type": "object", "required": ["transaction_id"], "properties": { "transaction_id": { "type": "string", "maxLength": 99 }, "mode": { "type": "string", "enum": ["sync", "async"], "default": "sync" } }, "additionalProperties": false })),
                     "responses": responses("200", ok("The registry's txn status", json!({ "type": "object" })), &registry_errs)
                 }
             },
@@ -230,6 +234,7 @@ pub(crate) fn document() -> Value {
                         "reply_signature_policy": { "type": "string", "enum": ["off", "if-present", "require"] },
                         "registry_public_keys": { "type": "array", "items": { "type": "string" } },
                         "registry_jwks_url": { "type": ["string", "null"], "format": "uri" },
+                        "profile": { "type": "string", "description": "standard (default), or opencrvs, opencrvs-1.5, opencrvs-1.3 for CRVS sources" },
                         "active": { "type": "boolean" },
                         "notes": { "type": ["string", "null"] }
                     }
@@ -268,7 +273,8 @@ pub(crate) fn document() -> Value {
                         "reg_event_type": { "type": "string" },
                         "page": { "type": "integer", "minimum": 1 },
                         "page_size": { "type": "integer", "minimum": 1 },
-                        "mode": { "type": "string", "enum": ["sync", "async"], "default": "sync" }
+                        "mode": { "type": "string", "enum": ["sync", "async"], "default": "sync" },
+                        "wait_secs": wait_secs()
                     }
                 },
                 "SearchResult": { "type": "object", "description": "The typed result: per-item status, reason, records (raw kept), pagination" },
@@ -276,9 +282,12 @@ pub(crate) fn document() -> Value {
                     "type": "object",
                     "required": ["ack_status", "transaction_id"],
                     "properties": {
-                        "ack_status": { "type": "string", "enum": ["ACK", "NACK", "ERR"] },
+                        "ack_status": { "type": "string", "enum": ["ACK", "NACK"] },
                         "correlation_id": { "type": ["string", "null"] },
-                        "transaction_id": { "type": "string" }
+                        "transaction_id": { "type": "string" },
+                        "message_id": { "type": "string" },
+                        "state": { "type": "string" },
+                        "transaction": { "allOf": [schema("Transaction")], "description": "With wait_secs: the completed transaction" }
                     }
                 },
                 "Transaction": {

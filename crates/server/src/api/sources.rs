@@ -55,6 +55,8 @@ pub(crate) struct SourceBody {
     #[serde(default)]
     registry_jwks_url: Option<String>,
     #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
     active: Option<bool>,
     #[serde(default)]
     notes: Option<String>,
@@ -170,6 +172,7 @@ impl SourceBody {
             reply_signature_policy: self.reply_signature_policy,
             registry_public_keys: self.registry_public_keys,
             registry_jwks_url: self.registry_jwks_url,
+            profile: self.profile,
             active: self.active,
             notes: self.notes,
         }
@@ -209,6 +212,7 @@ pub(crate) fn pointer_of(field: &str) -> &'static str {
         "reply_signature_policy" => "/reply_signature_policy",
         "registry_public_keys" => "/registry_public_keys",
         "registry_jwks_url" => "/registry_jwks_url",
+        "profile" => "/profile",
         "active" => "/active",
         "notes" => "/notes",
         _ => "",

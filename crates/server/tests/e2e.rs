@@ -1,0 +1,556 @@
+//! End to end over real HTTP: the sandbox registry → a real `dci serve` router on 127.0.0.1:0 →
+//! callbacks back into it, driven through the gateway API with the admin token.
+//!
+//! Ordering is forced, never timed: a small proxy in front of the sandbox holds a reply until
+//! the test says so (the callback that beats the ACK, shutdown with a request in flight).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use dci_protocol::RegistryType;
+use dci_sandbox::{CallbackFaults, FaultTarget, Faults, Sandbox, SandboxConfig};
+use dci_server::RunningServer;
+use serde_json::{Value, json};
+use support::TOKEN;
+use tokio::sync::{Mutex, Notify};
+
+/// Polls `f` until it returns `Some`, for at most 20 s (a bound, not a timing assertion).
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+struct Rig {
+    env: support::Env,
+    sandbox: Sandbox,
+    server: Option<RunningServer>,
+    http: reqwest::Client,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let sandbox = dci_sandbox::spawn(SandboxConfig::default()).await.unwrap();
+        let env = support::Env::new().await;
+        let server = dci_server::spawn("127.0.0.1:0".parse().unwrap(), env.state.clone())
+            .await
+            .unwrap();
+        Rig {
+            env,
+            sandbox,
+            server: Some(server),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn base(&self) -> String {
+        self.server.as_ref().unwrap().base_url()
+    }
+
+    /// A CRVS source on the sandbox whose callbacks come back to this server, verifying the
+    /// sandbox's signatures through its JWKS. `base_url` overrides the registry (a proxy).
+    async fn add_source(&self, code: &str, base_url: Option<String>, policy: &str) {
+        let body = json!({
+            "code": code,
+            "name": format!("Sandbox CRVS {code}"),
+            "registry_type": "crvs",
+            "base_url": base_url.unwrap_or_else(|| self.sandbox.registry_url(RegistryType::Crvs)),
+            "auth": {
+                "type": "oauth2",
+                "token_url": self.sandbox.token_url(),
+                "client_id": dci_sandbox::DEMO_CLIENT_ID,
+                "client_secret": dci_sandbox::DEMO_CLIENT_SECRET,
+                "scope": dci_sandbox::read_scope(RegistryType::Crvs),
+            },
+            "sender_id": "spmis.example.org",
+            "callback_uri": format!("{}/callback/{code}", self.base()),
+            "reply_signature_policy": policy,
+            "registry_jwks_url": self.sandbox.jwks_url(),
+        });
+        let (status, created) = self.api("POST", "/sources", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let url = format!("{}/api/v1{path}", self.base());
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    fn uin(&self) -> String {
+        let ex = self.sandbox.examples();
+        let found = &ex[&RegistryType::Crvs].found[0];
+        format!("{}:{}", found.id_type, found.id_value)
+    }
+
+    /// Stops the server and starts a new one, on the same port, over a freshly opened store.
+    async fn restart(&mut self) {
+        let addr = self.server.as_ref().unwrap().addr();
+        self.server.take().unwrap().shutdown().await.unwrap();
+        let (store, ops) = support::open(&self.env.db_path(), &self.env.key).await;
+        let state = support::state(store, ops);
+        self.server = Some(dci_server::spawn(addr, state).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn gateway_api_end_to_end() {
+    let rig = Rig::new().await;
+    rig.add_source("crvs_main", None, "require").await;
+
+    // Connection test.
+    let (status, report) = rig.api("POST", "/sources/crvs_main/test", None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+
+    // Sync search: the typed result, verified.
+    let search = json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "sync"});
+    let (status, result) = rig
+        .api("POST", "/sources/crvs_main/search", Some(search))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(result["items"][0]["status"], "succ", "{result}");
+    assert!(!result["items"][0]["records"].as_array().unwrap().is_empty());
+    assert_eq!(result["signature"], "verified");
+
+    // A registry rejection is an error with the registry's code, never a success.
+    let bad = json!({"query_type": "expression", "query": {"poverty_score": {"$bogus": 1}}, "mode": "sync"});
+    let (status, err) = rig
+        .api("POST", "/sources/crvs_main/search", Some(bad))
+        .await;
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "{err}"
+    );
+    assert_eq!(err["error"]["kind"], "registry_rejected", "{err}");
+    assert!(
+        err["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("rjct."),
+        "{err}"
+    );
+
+    // Async search: the ACK, then the result through the callback receiver.
+    let search = json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "async"});
+    let (status, ack) = rig
+        .api("POST", "/sources/crvs_main/search", Some(search))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["ack_status"], "ACK");
+    assert!(ack["correlation_id"].is_string());
+    let txn = ack["transaction_id"].as_str().unwrap().to_owned();
+    let view = eventually("the on-search callback", || async {
+        let (_, v) = rig.api("GET", &format!("/transactions/{txn}"), None).await;
+        (v["state"] == "completed").then_some(v)
+    })
+    .await;
+    assert_eq!(view["callbacks"].as_array().unwrap().len(), 1);
+    assert_eq!(view["callbacks"][0]["signature"], "verified");
+    assert!(!view["items"][0]["records"].as_array().unwrap().is_empty());
+    assert_eq!(view["ack"]["correlation_id"], ack["correlation_id"]);
+
+    // Async with wait: the completed transaction in the same call.
+    let search =
+        json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "async", "wait_secs": 20});
+    let (status, done) = rig
+        .api("POST", "/sources/crvs_main/search", Some(search))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["transaction"]["state"], "completed", "{done}");
+
+    // Txn status (sync) of the async search.
+    let (status, st) = rig
+        .api(
+            "POST",
+            "/sources/crvs_main/txn-status",
+            Some(json!({"transaction_id": txn})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{st}");
+    assert!(st["transaction_id"].is_string(), "{st}");
+
+    // Subscribe, then unsubscribe the codes the registry gave.
+    let (status, sub) = rig
+        .api(
+            "POST",
+            "/sources/crvs_main/subscribe",
+            Some(json!({"event_type": "LiveBirth", "wait_secs": 20})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sub}");
+    let codes: Vec<String> = sub["transaction"]["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["code"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!codes.is_empty(), "{sub}");
+    let (status, unsub) = rig
+        .api(
+            "POST",
+            "/sources/crvs_main/unsubscribe",
+            Some(json!({"subscription_codes": codes, "wait_secs": 20})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{unsub}");
+    assert_eq!(unsub["transaction"]["state"], "completed", "{unsub}");
+
+    // Notifications reach the receiver through the bare or the notify route.
+    let (status, sub) = rig
+        .api(
+            "POST",
+            "/sources/crvs_main/subscribe",
+            Some(json!({"event_type": "LiveBirth", "wait_secs": 20})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sub}");
+    let sent = rig.sandbox.notify(RegistryType::Crvs, None).await;
+    assert!(sent >= 1);
+    let ops = rig.env.ops.clone();
+    eventually("a stored notification", || {
+        let ops = ops.clone();
+        async move {
+            let n = dci_client::ops::list_notifications(ops.as_ref(), Some("crvs_main"), 10)
+                .await
+                .unwrap();
+            (!n.is_empty()).then_some(())
+        }
+    })
+    .await;
+
+    // Audit log: the calls above, without secrets.
+    let (status, audit) = rig
+        .api("GET", "/audit?source=crvs_main&limit=50", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!audit["entries"].as_array().unwrap().is_empty());
+    assert!(!audit.to_string().contains(dci_sandbox::DEMO_CLIENT_SECRET));
+}
+
+#[tokio::test]
+async fn duplicate_callbacks_are_stored_once() {
+    let rig = Rig::new().await;
+    rig.add_source("crvs_main", None, "require").await;
+    rig.sandbox
+        .set_faults(Faults::new(FaultTarget::Crvs).callback(CallbackFaults {
+            duplicate: Some(true),
+            ..CallbackFaults::default()
+        }))
+        .unwrap();
+    let search = json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "async"});
+    let (status, ack) = rig
+        .api("POST", "/sources/crvs_main/search", Some(search))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let txn = ack["transaction_id"].as_str().unwrap().to_owned();
+    let statuses = eventually("both deliveries", || async {
+        let mut s: Vec<Option<u16>> = rig
+            .sandbox
+            .callbacks()
+            .into_iter()
+            .filter(|c| c.transaction_id == txn)
+            .map(|c| c.status)
+            .collect();
+        s.sort();
+        (s.len() == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(statuses, [Some(200), Some(409)], "the replay is refused");
+    let (_, view) = rig.api("GET", &format!("/transactions/{txn}"), None).await;
+    assert_eq!(view["state"], "completed");
+    assert_eq!(view["callbacks"].as_array().unwrap().len(), 1);
+}
+
+/// A proxy in front of the sandbox that, for async searches, holds the registry's reply until
+/// `release` says so.
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    http: reqwest::Client,
+    arrived: Arc<Notify>,
+    release: Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
+}
+
+async fn forward(State(p): State<Proxy>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let headers: HeaderMap = req.headers().clone();
+    let body: Bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let mut out = p
+        .http
+        .request(method, format!("{}{path}", p.upstream))
+        .body(body);
+    for name in ["authorization", "content-type"] {
+        if let Some(v) = headers.get(name) {
+            out = out.header(name, v.as_bytes());
+        }
+    }
+    let resp = out.send().await.unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.as_bytes().to_vec());
+    let bytes = resp.bytes().await.unwrap();
+    if path.ends_with("/registry/search") {
+        p.arrived.notify_one();
+        let rx = p.release.lock().await.take();
+        if let Some(rx) = rx {
+            let _ = rx.await;
+        }
+    }
+    let mut r = (status, bytes).into_response();
+    if let Some(c) = ctype {
+        r.headers_mut()
+            .insert("content-type", c.try_into().unwrap());
+    }
+    r
+}
+
+async fn proxy(upstream: String) -> (String, Proxy, tokio::sync::oneshot::Sender<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let p = Proxy {
+        upstream,
+        http: reqwest::Client::new(),
+        arrived: Arc::new(Notify::new()),
+        release: Arc::new(Mutex::new(Some(rx))),
+    };
+    let app = Router::new().fallback(forward).with_state(p.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), p, tx)
+}
+
+#[tokio::test]
+async fn a_callback_that_beats_the_ack_still_completes_the_transaction() {
+    let rig = Rig::new().await;
+    let (proxy_base, p, release) = proxy(rig.sandbox.base_url()).await;
+    rig.add_source("crvs_main", Some(format!("{proxy_base}/crvs")), "require")
+        .await;
+    let search = json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "async"});
+    let base = rig.base();
+    let http = rig.http.clone();
+    let submit = tokio::spawn(async move {
+        http.post(format!("{base}/api/v1/sources/crvs_main/search"))
+            .bearer_auth(TOKEN)
+            .json(&search)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    p.arrived.notified().await;
+    // The registry has answered ACK, but we hold it: wait for its callback to be stored first.
+    let ops = rig.env.ops.clone();
+    let txn = eventually("the callback, before the ACK", || {
+        let ops = ops.clone();
+        async move {
+            let cbs = dci_client::OpsStore::list_callbacks(
+                ops.as_ref(),
+                &dci_client::ops::CallbackFilter::default(),
+            )
+            .await
+            .unwrap();
+            cbs.first().and_then(|c| c.transaction_id.clone())
+        }
+    })
+    .await;
+    let before = rig
+        .api("GET", &format!("/transactions/{txn}"), None)
+        .await
+        .1;
+    assert!(
+        before["ack"].is_null(),
+        "the ACK was not recorded yet: {before}"
+    );
+    release.send(()).unwrap();
+    let ack = submit.await.unwrap();
+    assert_eq!(ack["ack_status"], "ACK", "{ack}");
+    assert_eq!(ack["transaction_id"], txn.as_str());
+    let (_, view) = rig.api("GET", &format!("/transactions/{txn}"), None).await;
+    assert_eq!(
+        view["state"], "completed",
+        "the late ACK must not move it back: {view}"
+    );
+    assert_eq!(view["ack"]["ack_status"], "ACK");
+}
+
+#[tokio::test]
+async fn shutdown_drains_a_request_in_flight() {
+    let mut rig = Rig::new().await;
+    let (proxy_base, p, release) = proxy(rig.sandbox.base_url()).await;
+    rig.add_source("crvs_main", Some(format!("{proxy_base}/crvs")), "require")
+        .await;
+    let search = json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "async"});
+    let base = rig.base();
+    let http = rig.http.clone();
+    let submit = tokio::spawn(async move {
+        let r = http
+            .post(format!("{base}/api/v1/sources/crvs_main/search"))
+            .bearer_auth(TOKEN)
+            .json(&search)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    p.arrived.notified().await;
+    let server = rig.server.take().unwrap();
+    let addr = server.addr();
+    let stopping = tokio::spawn(server.shutdown());
+    // New work is refused once the shutdown has begun…
+    eventually("the listener to close", || async {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    // …while the request in flight still completes.
+    release.send(()).unwrap();
+    let (status, ack) = submit.await.unwrap();
+    assert_eq!(status, 200, "{ack}");
+    assert_eq!(ack["ack_status"], "ACK");
+    stopping.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_between_submit_and_callback_loses_nothing() {
+    let mut rig = Rig::new().await;
+    rig.add_source("crvs_main", None, "require").await;
+    // The registry delays its callback; the restart (no request in flight) takes a fraction of
+    // that, and a callback that found the server down would show as undelivered below.
+    rig.sandbox
+        .set_faults(Faults::new(FaultTarget::Crvs).callback(CallbackFaults {
+            delay_ms: Some(3_000),
+            ..CallbackFaults::default()
+        }))
+        .unwrap();
+    let search = json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "async"});
+    let (status, ack) = rig
+        .api("POST", "/sources/crvs_main/search", Some(search))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let txn = ack["transaction_id"].as_str().unwrap().to_owned();
+    rig.restart().await;
+    let (_, pending) = rig.api("GET", &format!("/transactions/{txn}"), None).await;
+    assert_eq!(pending["state"], "acknowledged", "{pending}");
+    let view = eventually("the callback after the restart", || async {
+        let (_, v) = rig.api("GET", &format!("/transactions/{txn}"), None).await;
+        (v["state"] == "completed").then_some(v)
+    })
+    .await;
+    assert_eq!(view["callbacks"][0]["signature"], "verified");
+    let delivered: Vec<_> = rig
+        .sandbox
+        .callbacks()
+        .into_iter()
+        .filter(|c| c.transaction_id == txn)
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].status, Some(200));
+}
+
+#[tokio::test]
+async fn out_of_order_and_split_callbacks_aggregate() {
+    let rig = Rig::new().await;
+    // Policy off: the test itself plays the registry for the callbacks.
+    rig.add_source("crvs_main", None, "off").await;
+    rig.sandbox
+        .set_faults(Faults::new(FaultTarget::Crvs).callback(CallbackFaults {
+            fail: Some(true),
+            ..CallbackFaults::default()
+        }))
+        .unwrap();
+    // Two items in one message, through the library (the API sends one per call).
+    let ops = rig.env.state.operations("crvs_main").await.unwrap();
+    let uin = rig.uin();
+    let spec = |r: &str| {
+        dci_client::ops::SearchSpec::by_id(&uin)
+            .unwrap()
+            .reference_id(r)
+    };
+    let q = dci_client::ops::SearchQuery::many([spec("r1"), spec("r2")]);
+    let sub = ops.submit_search_async(&q).await.unwrap();
+    let txn = sub.transaction_id.clone();
+    let part = |n: u32, reference: &str| {
+        json!({
+            "header": {"version": "1.0.0", "message_id": format!("part-{n}"),
+                       "message_ts": "2026-11-29T10:00:00Z", "action": "on-search",
+                       "status": "succ", "total_count": 2, "completed_count": n},
+            "message": {"transaction_id": txn, "correlation_id": sub.correlation_id,
+                "search_response": [{"reference_id": reference, "timestamp": "2026-11-29T10:00:00Z",
+                    "status": "succ", "data": {"reg_records": [{"id": reference}]}}]}
+        })
+    };
+    let post = |v: Value, path: &'static str| {
+        let http = rig.http.clone();
+        let url = format!("{}/callback/crvs_main{path}", rig.base());
+        async move {
+            let r = http.post(url).json(&v).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // The second part first.
+    let (status, body) = post(part(2, "r2"), "/registry/on-search").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, view) = rig.api("GET", &format!("/transactions/{txn}"), None).await;
+    assert_eq!(view["state"], "partial", "{view}");
+    // A replay of it changes nothing.
+    let (status, body) = post(part(2, "r2"), "").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["message"]["ack_status"], "ERR");
+    // Then the first part, on the bare route.
+    let (status, _) = post(part(1, "r1"), "").await;
+    assert_eq!(status, 200);
+    let (_, view) = rig.api("GET", &format!("/transactions/{txn}"), None).await;
+    assert_eq!(view["state"], "completed", "{view}");
+    let refs: Vec<&str> = view["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs.len(), 2);
+    assert!(refs.contains(&"r1") && refs.contains(&"r2"));
+    assert_eq!(view["callbacks"].as_array().unwrap().len(), 2);
+}
