@@ -18,3 +18,4 @@ pub(crate) mod dr;
 pub(crate) mod ibr;
 pub(crate) mod social;
 pub(crate) mod fr;
+pub(crate) mod demo;
