@@ -475,3 +475,45 @@ async fn async_calls_without_a_callback_uri_name_the_field() {
         "nothing is stored for a request that cannot be sent"
     );
 }
+
+#[tokio::test]
+async fn oversized_and_malformed_bodies_are_refused_with_nothing_stored() {
+    use dci_client::ops::{CallbackFilter, IngestContext, ingest};
+    use dci_protocol::codes::Action;
+
+    let env = Env::default().await;
+    let source = env.source(RegistryType::Crvs).await;
+    let mut ctx = IngestContext::new(env.store.clone(), env.store.clone());
+    ctx.max_body_bytes = 64;
+    let big = vec![b' '; 65];
+    let e = ingest(&ctx, &source.code, &big, Some(Action::OnSearch))
+        .await
+        .unwrap_err();
+    assert_eq!((e.http_status, e.code.as_str()), (413, "err.request.bad"));
+    ctx.max_body_bytes = 1 << 20;
+    for (body, what) in [
+        (&b"{not json"[..], "not JSON"),
+        (&br#"{"message": {}}"#[..], "header"),
+        (&br#"{"header": {"action": "on-search"}}"#[..], "message_id"),
+        (
+            &br#"{"header": {"message_id": "m", "action": "search"}}"#[..],
+            "not a callback",
+        ),
+        (
+            &br#"{"header": {"message_id": "m", "action": "on-search", "sender_id": "dci-sandbox"}, "message": {}}"#[..],
+            "transaction_id",
+        ),
+    ] {
+        let e = ingest(&ctx, &source.code, body, None).await.unwrap_err();
+        assert_eq!(e.http_status, 400, "{what}: {e}");
+        assert!(e.message.contains(what), "{what}: {e}");
+        let ack = serde_json::to_value(e.to_ack(OffsetDateTime::now_utc())).unwrap();
+        assert_eq!(ack["message"]["ack_status"], "ERR");
+    }
+    let stored = env
+        .store
+        .list_callbacks(&CallbackFilter::default())
+        .await
+        .unwrap();
+    assert!(stored.is_empty());
+}
