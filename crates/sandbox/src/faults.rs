@@ -232,6 +232,10 @@ pub(crate) fn target_of(path: &str) -> Option<FaultTarget> {
         return Some(FaultTarget::Token);
     }
     let first = path.trim_start_matches('/').split('/').next()?;
+    // The OpenCRVS quirk mode is the civil registry too (faults, request bodies).
+    if first.starts_with("opencrvs") {
+        return Some(FaultTarget::Crvs);
+    }
     first.parse::<RegistryType>().ok().map(FaultTarget::from)
 }
 

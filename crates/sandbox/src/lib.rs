@@ -35,6 +35,7 @@ mod data;
 mod envelope;
 mod error;
 mod faults;
+mod opencrvs;
 mod registry;
 mod reply;
 mod search;
@@ -76,6 +77,8 @@ fn router(state: AppState) -> Router {
     let reg = |p: &str| format!("/{{registry}}/registry{p}");
     Router::new()
         .route(TOKEN_PATH, post(token::token))
+        .route("/opencrvs/registry/sync/search", post(opencrvs::sync_search))
+        .route("/opencrvs-1.3/registry/sync/search", post(opencrvs::sync_search_v1_3))
         .route("/.well-known/jwks.json", get(signing::jwks))
         .route("/registry/ping", get(registry::ping_root))
         .route(&reg("/ping"), get(registry::ping))

@@ -57,6 +57,11 @@ impl SandboxSigner {
         &self.kid
     }
 
+    /// The private key, for reply formats other than the DCI profile (OpenCRVS's JWS).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        self.signer.key()
+    }
+
     pub(crate) fn verifying_key(&self) -> &VerifyingKey {
         &self.verifying_key
     }
