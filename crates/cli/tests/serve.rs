@@ -1,0 +1,199 @@
+//! The `dci serve` story with real processes: `dci serve` runs on a temporary DCI_HOME, a
+//! separate `dci search … --async --wait` on the same store completes when the running server
+//! receives the sandbox's callback, the gateway API answers with the admin token, and SIGTERM
+//! stops the server cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use dci_client::DataSourceInput;
+use dci_protocol::RegistryType;
+use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig};
+use dci_store::OpenOptions;
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ADMIN_TOKEN: &str = "serve-test-admin-token-0123456789";
+
+/// `dci serve` as a child process; killed on drop if the test did not stop it.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_serve(home: &Path) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
+        .args(["--json", "serve", "--listen", "127.0.0.1:0"])
+        .env("DCI_HOME", home)
+        .env("DCI_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("DCI_DATABASE_URL")
+        .env_remove("DCI_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let banner: Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("dci serve did not print its JSON banner ({e}): {line:?}"));
+    assert!(
+        banner.get("admin_token").is_none(),
+        "a token from DCI_ADMIN_TOKEN is never printed"
+    );
+    Serve {
+        child,
+        base: banner["listening"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn dci(home: &Path, args: &[&str]) -> Output {
+    let home = home.to_owned();
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_dci"))
+            .args(&args)
+            .env("DCI_HOME", &home)
+            .env_remove("DCI_DATABASE_URL")
+            .env_remove("DCI_MASTER_KEY")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A GET with the admin token over a plain socket; returns status and JSON body.
+async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let host = base.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(host).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    sock.read_to_end(&mut resp).await.unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // One chunk is enough for these small bodies: drop the size lines.
+        body.lines()
+            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()))
+            .collect::<String>()
+    } else {
+        body.to_owned()
+    };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn async_search_from_the_cli_completes_through_a_running_dci_serve() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let serve = start_serve(&home);
+
+    // The data source, on the same store, with its callback URI at the running server.
+    let code = "crvs_main";
+    let source = DataSourceInput {
+        code: code.into(),
+        name: "Sandbox CRVS".into(),
+        registry_type: "crvs".into(),
+        base_url: sb.registry_url(RegistryType::Crvs),
+        auth: Some("oauth2".into()),
+        token_url: Some(sb.token_url()),
+        client_id: Some(DEMO_CLIENT_ID.into()),
+        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
+        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
+        sender_id: Some("spmis.example.org".into()),
+        callback_uri: Some(format!("{}/callback/{code}", serve.base)),
+        reply_signature_policy: Some("require".into()),
+        registry_jwks_url: Some(sb.jwks_url()),
+        ..DataSourceInput::default()
+    }
+    .validate()
+    .unwrap();
+    let opened = dci_store::open(&OpenOptions {
+        home: Some(home.clone()),
+        database_url: None,
+        master_key: None,
+    })
+    .await
+    .unwrap();
+    opened.store.create_data_source(&source).await.unwrap();
+
+    let ex = &sb.examples()[&RegistryType::Crvs].found[0];
+    let id = format!("{}:{}", ex.id_type, ex.id_value);
+    let out = dci(
+        &home,
+        &[
+            "--json", "search", code, "--id", &id, "--async", "--wait", "60",
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dci search failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The last JSON line is the completed transaction.
+    let view: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(|v| v.get("state").is_some())
+        })
+        .unwrap_or_else(|| panic!("no transaction in the output: {stdout}"));
+    assert_eq!(view["state"], "completed", "{view}");
+    let txn = view["transaction_id"].as_str().unwrap();
+
+    // The sandbox delivered its callback to `dci serve`, which answered 200.
+    let delivered: Vec<_> = sb
+        .callbacks()
+        .into_iter()
+        .filter(|c| c.transaction_id == txn)
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].status, Some(200));
+    assert!(delivered[0].url.starts_with(&serve.base));
+
+    // The gateway API sees the same transaction; without the token it refuses.
+    let path = format!("/api/v1/transactions/{txn}");
+    let (status, api_view) = get(&serve.base, &path, Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200, "{api_view}");
+    assert_eq!(api_view["state"], "completed");
+    assert_eq!(get(&serve.base, &path, None).await.0, 401);
+
+    // SIGTERM: a clean stop.
+    let pid = serve.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let mut serve = serve;
+        serve.child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.success(),
+        "dci serve exited with {status:?} on SIGTERM"
+    );
+}
