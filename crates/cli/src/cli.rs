@@ -44,9 +44,6 @@ pub(crate) enum Command {
     Token(crate::cmd::token::TokenArgs),
     /// Show the audit log of outgoing calls (newest first).
     Log(crate::cmd::log::LogArgs),
-    /// The main job: start the sandbox registry and the console with a ready, tested sandbox
-    /// data source (temporary DCI_HOME), and print the console URL and how to sign in.
-    Demo(crate::cmd::demo::DemoArgs),
     /// Search a registry: --id TYPE:VALUE, --expression or --predicate JSON; sync (one page or
     /// --all-pages) or --async [--wait SECS]; --dry-run prints the signed envelope.
     Search(crate::cmd::search::SearchArgs),
@@ -98,7 +95,6 @@ pub(crate) fn main() -> ExitCode {
         Command::Sandbox(args) => crate::cmd::sandbox::run(args, cli.json),
         Command::Token(args) => crate::cmd::token::run(args, cli.json),
         Command::Log(args) => crate::cmd::log::run(args, cli.json),
-        Command::Demo(args) => crate::cmd::demo::run(args, cli.json),
         Command::Search(args) => crate::cmd::search::run(args, cli.json),
         Command::Subscribe(args) => crate::cmd::subscribe::run(args, cli.json),
         Command::Unsubscribe(args) => crate::cmd::subscribe::run_unsubscribe(args, cli.json),

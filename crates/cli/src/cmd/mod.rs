@@ -18,4 +18,3 @@ pub(crate) mod dr;
 pub(crate) mod ibr;
 pub(crate) mod social;
 pub(crate) mod fr;
-pub(crate) mod demo;
