@@ -607,3 +607,107 @@ async fn signing_keys_generate_and_revoke_show_only_the_public_part() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(b.get("/keys").await.body.contains(r#"b-revoked">revoked"#));
 }
+
+#[tokio::test]
+async fn transactions_page_shows_async_requests_with_their_callbacks() {
+    let sb = dci_sandbox::spawn(dci_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let e = env().await;
+    // A real server receives the sandbox's callback.
+    let server = dci_server::spawn(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        e.state.clone(),
+    )
+    .await
+    .unwrap();
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let base = sb.registry_url(RegistryType::Crvs);
+    let token_url = sb.token_url();
+    let callback = format!("{}/callback/tx", server.base_url());
+    let mut fields = source_fields("tx", &base, &token_url, dci_sandbox::DEMO_CLIENT_SECRET);
+    fields.push(("callback_uri", &callback));
+    let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    let ex = sb.examples()[&RegistryType::Crvs].found[0].clone();
+    let ops = e.state.operations("tx").await.unwrap();
+    let spec =
+        dci_client::ops::SearchSpec::by_id(&format!("{}:{}", ex.id_type, ex.id_value)).unwrap();
+    let sub = ops
+        .submit_search_async(&dci_client::ops::SearchQuery::one(spec))
+        .await
+        .unwrap();
+    let view = ops
+        .await_transaction(&sub.transaction_id, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(view.state.as_str(), "completed");
+
+    let page = b.get("/transactions").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&sub.transaction_id), "{}", page.body);
+    assert!(page.body.contains("on-search"), "the callback is listed");
+    assert!(page.body.contains(r#"b-completed">completed"#));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn date_range_search_shows_typed_results() {
+    let sb = dci_sandbox::spawn(dci_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let base = sb.registry_url(RegistryType::Crvs);
+    let token_url = sb.token_url();
+    let fields = source_fields("dates", &base, &token_url, dci_sandbox::DEMO_CLIENT_SECRET);
+    b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    let r = b
+        .post(
+            "/search",
+            &[
+                ("csrf", &csrf),
+                ("source", "dates"),
+                ("kind", "date"),
+                ("attribute", "event_date"),
+                ("from", "1900-01-01"),
+                ("to", "2100-12-31"),
+                ("event_type", "LiveBirth"),
+                ("page_size", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains(r#"<span id="record-count">3</span>"#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("page 1 (3 per page) of"));
+
+    // Bad input is named, and nothing is sent.
+    let r = b
+        .post(
+            "/search",
+            &[("csrf", &csrf), ("source", "dates"), ("kind", "date")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(r#"id="search-error""#));
+    let r = b
+        .post(
+            "/search",
+            &[
+                ("csrf", &csrf),
+                ("source", "dates"),
+                ("kind", "id"),
+                ("id_type", "UIN"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Identifier"));
+}
