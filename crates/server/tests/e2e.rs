@@ -40,6 +40,23 @@ where
     }
 }
 
+/// Every envelope the sandbox received from us validates against the official CRVS schema.
+fn assert_sent_envelopes_conform(sandbox: &Sandbox) {
+    let mut n = 0;
+    for r in sandbox.requests() {
+        let (Some(body), Some(path)) = (r.body, r.endpoint.strip_prefix("/crvs")) else {
+            continue;
+        };
+        if r.method != "POST" {
+            continue;
+        }
+        dci_protocol::conformance::validate_request(RegistryType::Crvs, path, &body)
+            .unwrap_or_else(|e| panic!("{path}: the envelope we sent is invalid: {e:#?}"));
+        n += 1;
+    }
+    assert!(n > 0, "no envelope was checked");
+}
+
 struct Rig {
     env: support::Env,
     sandbox: Sandbox,
@@ -259,6 +276,7 @@ async fn gateway_api_end_to_end() {
     assert_eq!(status, StatusCode::OK);
     assert!(!audit["entries"].as_array().unwrap().is_empty());
     assert!(!audit.to_string().contains(dci_sandbox::DEMO_CLIENT_SECRET));
+    assert_sent_envelopes_conform(&rig.sandbox);
 }
 
 #[tokio::test]
@@ -293,6 +311,7 @@ async fn duplicate_callbacks_are_stored_once() {
     let (_, view) = rig.api("GET", &format!("/transactions/{txn}"), None).await;
     assert_eq!(view["state"], "completed");
     assert_eq!(view["callbacks"].as_array().unwrap().len(), 1);
+    assert_sent_envelopes_conform(&rig.sandbox);
 }
 
 /// A proxy in front of the sandbox that, for async searches, holds the registry's reply until

@@ -427,3 +427,46 @@ async fn openapi_is_public_and_every_documented_route_is_served() {
     }
     assert!(n >= 12, "only {n} operations documented");
 }
+
+#[tokio::test]
+async fn callbacks_without_a_valid_signature_are_refused_when_required() {
+    use dci_protocol::signature::{Algorithm, SigningKey};
+    let env = Env::new().await;
+    let registry_key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let mut src = oauth_source("crvs_signed");
+    src["auth"] = json!({"type": "none"});
+    src["reply_signature_policy"] = json!("require");
+    src["registry_public_keys"] = json!([registry_key.verifying_key().to_spki_pem()]);
+    let (status, body) = env.call(api("POST", "/sources", Some(src))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let notify = json!({
+        "header": {"version": "1.0.0", "message_id": "n-sig", "message_ts": "2026-11-29T10:00:00Z",
+                   "action": "notify", "status": "succ", "total_count": 1},
+        "message": {"transaction_id": "reg-t1", "notify_event": []}
+    });
+    let (status, body) = env
+        .call(post_raw(
+            "/callback/crvs_signed/registry/notify",
+            notify.to_string(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["message"]["error"]["code"], "err.signature.missing");
+
+    let mut forged = notify.clone();
+    forged["signature"] = json!(
+        "Signature: namespace=\"dci\", kidId=\"reg|k1|ed25519\", algorithm=\"ed25519\", created=\"1764410400\", expires=\"1764414000\", headers=\"(created) (expires) digest\", signature=\"AAAA\""
+    );
+    let (status, body) = env
+        .call(post_raw("/callback/crvs_signed", forged.to_string()))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["message"]["error"]["code"], "err.signature.invalid");
+
+    assert_eq!(
+        stored_callbacks(&env).await,
+        0,
+        "an unverified callback was stored"
+    );
+}
