@@ -246,6 +246,11 @@ async fn console_in_headless_chromium() {
         .for_element(Locator::Id("test-report"))
         .await
         .unwrap();
+    // htmx swapped the panel in place: the address is still the form's.
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/sources/sandbox_crvs"
+    );
     let state = c
         .find(Locator::Id("state"))
         .await

@@ -711,3 +711,21 @@ async fn date_range_search_shows_typed_results() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("Identifier"));
 }
+
+#[tokio::test]
+async fn htmx_is_served_locally_and_optional() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let js = b.get("/static/htmx.min.js").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.body.contains("htmx"));
+    let csrf = b.login(ADMIN).await;
+    let fields = source_fields("hx", "http://127.0.0.1:9/crvs", "http://127.0.0.1:9/t", "s");
+    b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    let page = b.get("/sources/hx").await;
+    assert!(page.body.contains(r#"src="/static/htmx.min.js""#));
+    assert!(!page.body.contains("unpkg") && !page.body.contains("cdn"));
+    // The plain form still posts to the stable route (works without JavaScript).
+    assert!(page.body.contains(r#"action="/sources/hx/test""#));
+    assert!(page.body.contains(r#"hx-post="/sources/hx/test""#));
+}

@@ -17,8 +17,10 @@
 //! `GET /transactions`, `GET /log`, `GET/POST /keys`, `POST /keys/{id}/activate|revoke`.
 //!
 //! Every page works without JavaScript; one small script only hides the authentication fields
-//! of the auth types not chosen. No secret or token is ever written into HTML: stored secrets
-//! show as `********`, and a secret typed into a form that fails validation is not echoed back.
+//! of the auth types not chosen, and vendored htmx (`/static/htmx.min.js`) lets Test Connection
+//! replace just its panel instead of reloading the page. No secret or token is ever written
+//! into HTML: stored secrets show as `********`, and a secret typed into a form that fails
+//! validation is not echoed back.
 //!
 //! Owns: HTML, sessions, CSRF. Does not own: what the pages do (`dci_client`), storage.
 
@@ -111,5 +113,6 @@ pub fn router_with(config: ConsoleConfig) -> Router<AppState> {
         .route("/keys/{id}/activate", post(pages::key_activate))
         .route("/keys/{id}/revoke", post(pages::key_revoke))
         .route("/console.js", get(view::script))
+        .route("/static/htmx.min.js", get(view::htmx))
         .layer(Extension(sessions))
 }

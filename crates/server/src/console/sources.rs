@@ -718,11 +718,15 @@ fn edit_page(
             }
             @if ctx.can_edit() {
                 div.actions {
-                    form method="post" action={"/sources/" (code) "/test"} {
+                    // With htmx the result replaces only this panel; without it, the page reloads.
+                    form method="post" action={"/sources/" (code) "/test"}
+                        hx-post={"/sources/" (code) "/test"} hx-target="#status"
+                        hx-select="#status" hx-swap="outerHTML" hx-disabled-elt="find button" {
                         (view::csrf(ctx))
                         label { input type="checkbox" name="probe" value="on"; " also run a probe search" }
                         " "
                         button type="submit" id="test-connection" { "Test Connection" }
+                        span.htmx-indicator.muted { " testing…" }
                     }
                     form method="post" action={"/sources/" (code) "/clear-token"} {
                         (view::csrf(ctx))

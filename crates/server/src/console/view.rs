@@ -71,6 +71,21 @@ const SCRIPT: &str = r#"(function(){
   sel.addEventListener('change',sync);sync();
 })();"#;
 
+/// htmx, vendored (see `static/README.md`): lets Test Connection update its panel in place.
+const HTMX: &str = include_str!("../../static/htmx-2.0.11.min.js");
+
+/// `GET /static/htmx.min.js`.
+pub(crate) async fn htmx() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        HTMX,
+    )
+        .into_response()
+}
+
 /// `GET /console.js`.
 pub(crate) async fn script() -> Response {
     (
@@ -125,6 +140,7 @@ pub(crate) fn page(
                     }
                 }
                 main { (body) }
+                script src="/static/htmx.min.js" defer {}
                 script src="/console.js" defer {}
             }
         }
