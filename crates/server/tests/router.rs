@@ -470,3 +470,23 @@ async fn callbacks_without_a_valid_signature_are_refused_when_required() {
         "an unverified callback was stored"
     );
 }
+
+#[tokio::test]
+async fn waits_longer_than_the_request_timeout_are_refused_up_front() {
+    let env = Env::new().await;
+    let mut src = oauth_source("crvs_main");
+    src["auth"] = json!({"type": "none"});
+    env.call(api("POST", "/sources", Some(src))).await;
+    let search =
+        json!({"query_type": "idtype-value", "query": "UIN:1", "mode": "async", "wait_secs": 600});
+    let (status, err) = env
+        .call(api("POST", "/sources/crvs_main/search", Some(search)))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["fields"][0]["field"], "wait_secs");
+    let sync_wait = json!({"query_type": "idtype-value", "query": "UIN:1", "wait_secs": 5});
+    let (status, err) = env
+        .call(api("POST", "/sources/crvs_main/search", Some(sync_wait)))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+}

@@ -37,7 +37,7 @@ fn code_param() -> Value {
 }
 
 fn wait_secs() -> Value {
-    json!({ "type": "integer", "minimum": 0, "maximum": 300, "description": "Async only: wait up to this many seconds for the callback and include the completed transaction (504 with the transaction id if it does not arrive in time)" })
+    json!({ "type": "integer", "minimum": 0, "maximum": 300, "description": "Async only: wait up to this many seconds (less than the server's request timeout, default 60 s) for the callback and include the completed transaction (504 with the transaction id if it does not arrive in time)" })
 }
 
 fn schema(name: &str) -> Value {

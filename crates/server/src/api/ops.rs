@@ -79,17 +79,20 @@ impl SearchBody {
     }
 }
 
-fn wait_of(mode: Mode, wait_secs: Option<u64>) -> ApiResult<Option<Duration>> {
+/// The wait an async call asked for, bounded so the answer comes before the server's request
+/// timeout cuts the connection (a 408 would lose the transaction id).
+fn wait_of(st: &AppState, mode: Mode, wait_secs: Option<u64>) -> ApiResult<Option<Duration>> {
+    let limit = MAX_WAIT_SECS.min(st.config.request_timeout.as_secs().saturating_sub(1));
     match (mode, wait_secs) {
         (_, None) => Ok(None),
         (Mode::Sync, Some(_)) => Err(ApiError::field(
             "wait_secs",
             "only applies to \"mode\": \"async\": remove it or switch the mode",
         )),
-        (Mode::Async, Some(s)) if s > MAX_WAIT_SECS => Err(ApiError::field(
+        (Mode::Async, Some(s)) if s > limit => Err(ApiError::field(
             "wait_secs",
             format!(
-                "must be at most {MAX_WAIT_SECS}: poll GET /api/v1/transactions/{{id}} for longer waits"
+                "must be at most {limit} (below the server's request timeout): poll GET /api/v1/transactions/{{id}} for longer waits"
             ),
         )),
         (Mode::Async, Some(s)) => Ok(Some(Duration::from_secs(s))),
@@ -149,7 +152,7 @@ pub(crate) async fn search(
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<impl IntoResponse> {
     let spec = body.spec()?;
-    let wait = wait_of(body.mode, body.wait_secs)?;
+    let wait = wait_of(&st, body.mode, body.wait_secs)?;
     let ops = st.operations(&code).await?;
     let query = SearchQuery::one(spec);
     match body.mode {
@@ -188,7 +191,7 @@ pub(crate) async fn subscribe(
             "is required: give the registry event to subscribe to, e.g. LiveBirth",
         ));
     }
-    let wait = wait_of(Mode::Async, body.wait_secs)?;
+    let wait = wait_of(&st, Mode::Async, body.wait_secs)?;
     let spec = SubscribeSpec::new(body.event_type.trim(), body.filter)?;
     let ops = st.operations(&code).await?;
     let sub = ops.subscribe(&spec).await?;
@@ -221,7 +224,7 @@ pub(crate) async fn unsubscribe(
             "needs at least one subscription code: GET the subscribe transaction to see them",
         ));
     }
-    let wait = wait_of(Mode::Async, body.wait_secs)?;
+    let wait = wait_of(&st, Mode::Async, body.wait_secs)?;
     let ops = st.operations(&code).await?;
     let sub = ops.unsubscribe(&codes).await?;
     Ok(ApiJson(with_wait(&st, &ops, sub, wait).await?))
