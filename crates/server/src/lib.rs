@@ -1,15 +1,19 @@
 //! # dci-server
 //!
-//! `dci serve`: the callback receiver, the JSON gateway API and (added by the console module)
-//! the admin console, over one [`AppState`].
+//! `dci serve`: the callback receiver, the JSON gateway API and the admin console, over one
+//! [`AppState`].
 //!
 //! Map:
 //! - [`router`] merges the sub-routers: `/healthz`, `/.well-known/jwks.json`, the callback
 //!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (admin
 //!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
-//!   layers add tracing, a request timeout and a body limit.
-//! - [`AppState`] holds the store, a per-source [`ClientCache`], [`ServerConfig`], the
-//!   [`AdminToken`] verifier and the [`Shutdown`] signal; each is a `FromRef` substate.
+//!   layers add tracing (tower-http), a request timeout (tower-http, 408) and a body limit
+//!   (axum's, so that callbacks over it still get a DCI `ERR` body).
+//! - [`AppState`] holds both stores (`store`, `ops`), the registry-key cache, the
+//!   [`dci_client::ops::IngestContext`] the callback routes hand bodies to, a per-source
+//!   [`ClientCache`], [`ServerConfig`], the [`AdminToken`] verifier and the [`Shutdown`]
+//!   signal; each is a `FromRef` substate. [`AppState::operations`] gives a source's
+//!   [`dci_client::Operations`].
 //! - [`serve`] runs the router on a listener until a signal, then drains in-flight requests;
 //!   [`spawn`] does the same in the background and returns a [`RunningServer`] (tests, embedding);
 //!   [`shutdown_signal`] is SIGINT or SIGTERM.

@@ -573,3 +573,59 @@ async fn out_of_order_and_split_callbacks_aggregate() {
     assert!(refs.contains(&"r1") && refs.contains(&"r2"));
     assert_eq!(view["callbacks"].as_array().unwrap().len(), 2);
 }
+
+/// The same flow on PostgreSQL (when `DCI_TEST_DATABASE_URL` is set, as CI does): its own
+/// schema, dropped afterwards.
+#[tokio::test]
+async fn async_search_through_the_callback_on_postgresql() {
+    let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: DCI_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let schema = format!("srv_{}", uuid::Uuid::new_v4().simple());
+    let key = dci_client::MasterKey::from_bytes([7u8; 32]);
+    let pg = Arc::new(
+        dci_store::PgStore::connect_in_schema(&url, &schema, &key)
+            .await
+            .unwrap(),
+    );
+    let outcome = tokio::spawn(async move {
+        let sandbox = dci_sandbox::spawn(SandboxConfig::default()).await.unwrap();
+        let state = support::state(pg.clone(), pg.clone());
+        let server = dci_server::spawn("127.0.0.1:0".parse().unwrap(), state.clone())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let rig = Rig {
+            env: support::Env {
+                dir,
+                key: dci_client::MasterKey::from_bytes([7u8; 32]),
+                store: pg.clone(),
+                ops: pg.clone(),
+                state,
+            },
+            sandbox,
+            server: Some(server),
+            http: reqwest::Client::new(),
+        };
+        rig.add_source("crvs_pg", None, "require").await;
+        let search = json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "async", "wait_secs": 20});
+        let (status, done) = rig
+            .api("POST", "/sources/crvs_pg/search", Some(search))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(done["transaction"]["state"], "completed", "{done}");
+        assert_eq!(done["transaction"]["callbacks"][0]["signature"], "verified");
+        assert_sent_envelopes_conform(&rig.sandbox);
+    })
+    .await;
+    dci_store::PgStore::drop_schema(&url, &schema)
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
