@@ -57,7 +57,7 @@ pub(crate) enum Command {
     /// Manage our signing keys: generate, list, activate, revoke, export-jwks.
     #[command(subcommand)]
     Key(crate::cmd::key::KeyCommand),
-    /// Run the callback receiver and the JSON gateway API (admin token) until Ctrl-C/SIGTERM.
+    /// Run the callback receiver, the JSON gateway API and the admin console until Ctrl-C/SIGTERM.
     Serve(crate::cmd::serve::ServeArgs),
     /// The main job: start the sandbox registry and the console with a ready, tested sandbox
     /// data source (temporary DCI_HOME), and print the console URL and how to sign in.

@@ -95,6 +95,7 @@ async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
                 "listening": base,
                 "api": format!("{base}/api/v1"),
                 "openapi": format!("{base}/api/v1/openapi.json"),
+                "console": format!("{base}/login"),
                 "callbacks": format!("{base}/callback/{{code}}"),
                 "database": database,
             });
@@ -104,6 +105,10 @@ async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
             let _ = writeln!(out, "{line}");
         } else {
             let _ = writeln!(out, "dci serve listening on {base}");
+            let _ = writeln!(
+                out,
+                "  console:      {base}/login  (sign in with the admin token)"
+            );
             let _ = writeln!(
                 out,
                 "  gateway API:  {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)"
