@@ -19,6 +19,7 @@ use crate::state::AppState;
 
 pub(crate) mod openapi;
 pub(crate) mod ops;
+pub(crate) mod registries;
 pub(crate) mod sources;
 
 /// Where the API is mounted.
@@ -68,6 +69,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     for (_, path, handler) in routes() {
         protected = protected.route(path, handler);
     }
+    protected = protected.merge(registries::router());
     let protected = protected
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
