@@ -629,3 +629,51 @@ async fn async_search_through_the_callback_on_postgresql() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+#[tokio::test]
+async fn shutdown_ends_a_long_wait_instead_of_holding_the_drain() {
+    let mut rig = Rig::new().await;
+    rig.add_source("crvs_main", None, "require").await;
+    rig.sandbox
+        .set_faults(Faults::new(FaultTarget::Crvs).callback(CallbackFaults {
+            fail: Some(true),
+            ..CallbackFaults::default()
+        }))
+        .unwrap();
+    let search =
+        json!({"query_type": "idtype-value", "query": rig.uin(), "mode": "async", "wait_secs": 50});
+    let base = rig.base();
+    let http = rig.http.clone();
+    let waiting = tokio::spawn(async move {
+        let r = http
+            .post(format!("{base}/api/v1/sources/crvs_main/search"))
+            .bearer_auth(TOKEN)
+            .json(&search)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    let ops = rig.env.ops.clone();
+    let txn = eventually("the acknowledged request", || {
+        let ops = ops.clone();
+        async move {
+            let all = ops
+                .list_transactions(&dci_client::ops::TransactionFilter::default())
+                .await
+                .unwrap();
+            all.into_iter()
+                .find(|t| t.state == dci_client::ops::TransactionState::Acknowledged)
+                .map(|t| t.transaction_id)
+        }
+    })
+    .await;
+    rig.server.take().unwrap().shutdown().await.unwrap();
+    let (status, body) = waiting.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["kind"], "unavailable");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(&txn),
+        "the caller learns the transaction id to look up later: {body}"
+    );
+}
