@@ -165,12 +165,20 @@ async fn async_search_from_the_cli_completes_through_a_running_dci_serve() {
     assert_eq!(view["state"], "completed", "{view}");
     let txn = view["transaction_id"].as_str().unwrap();
 
-    // The sandbox delivered its callback to `dci serve`, which answered 200.
-    let delivered: Vec<_> = sb
-        .callbacks()
-        .into_iter()
-        .filter(|c| c.transaction_id == txn)
-        .collect();
+    // The sandbox delivered its callback to `dci serve`, which answered 200. (It logs the
+    // delivery once it has the answer, a moment after `dci serve` stored the callback.)
+    let mut delivered = Vec::new();
+    for _ in 0..400 {
+        delivered = sb
+            .callbacks()
+            .into_iter()
+            .filter(|c| c.transaction_id == txn)
+            .collect();
+        if !delivered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].status, Some(200));
     assert!(delivered[0].url.starts_with(&serve.base));

@@ -499,12 +499,17 @@ async fn a_restart_between_submit_and_callback_loses_nothing() {
     })
     .await;
     assert_eq!(view["callbacks"][0]["signature"], "verified");
-    let delivered: Vec<_> = rig
-        .sandbox
-        .callbacks()
-        .into_iter()
-        .filter(|c| c.transaction_id == txn)
-        .collect();
+    // The sandbox logs a delivery once it has our answer, just after we stored the callback.
+    let delivered = eventually("the sandbox's delivery log", || async {
+        let d: Vec<_> = rig
+            .sandbox
+            .callbacks()
+            .into_iter()
+            .filter(|c| c.transaction_id == txn)
+            .collect();
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].status, Some(200));
 }
