@@ -2,8 +2,10 @@
 //! sidecar. Every route but the OpenAPI document needs the admin token
 //! (`Authorization: Bearer …`).
 //!
-//! The route table ([`routes`]) is the single list the router is built from; a test checks it
-//! against the OpenAPI document, so the document cannot drift from the routes.
+//! The route table (`routes()`) is the list the router is built from, plus the typed registry
+//! endpoints merged from `registries::router()` (listed for the document in
+//! `openapi::REGISTRY_ROUTES`); tests check both against the OpenAPI document and that every
+//! documented route is served, so the document cannot drift from the routes.
 
 use axum::Router;
 use axum::extract::{Request, State};

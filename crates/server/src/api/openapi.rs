@@ -44,8 +44,146 @@ fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
+/// The typed registry endpoints merged from `registries::router()`: method, path, summary,
+/// and the body schema for POSTs (GETs take `?id=TYPE:VALUE[&via_search=true]`, except
+/// `crvs/events`).
+pub(crate) const REGISTRY_ROUTES: &[(&str, &str, &str)] = &[
+    (
+        "get",
+        "/sources/{code}/crvs/person",
+        "CRVS: the person with this identifier",
+    ),
+    (
+        "get",
+        "/sources/{code}/crvs/verify-birth",
+        "CRVS: whether a birth is registered",
+    ),
+    (
+        "get",
+        "/sources/{code}/crvs/check-death",
+        "CRVS: whether a death is registered",
+    ),
+    (
+        "get",
+        "/sources/{code}/crvs/events",
+        "CRVS: vital events of a kind in a date range",
+    ),
+    (
+        "post",
+        "/sources/{code}/crvs/subscribe",
+        "CRVS: subscribe to event types",
+    ),
+    ("get", "/sources/{code}/dr/status", "DR: disability status"),
+    (
+        "get",
+        "/sources/{code}/dr/details",
+        "DR: disability details",
+    ),
+    (
+        "get",
+        "/sources/{code}/dr/support",
+        "DR: disability support",
+    ),
+    (
+        "get",
+        "/sources/{code}/ibr/enrolled",
+        "IBR: enrolments of a person",
+    ),
+    (
+        "post",
+        "/sources/{code}/ibr/dedupe",
+        "IBR: which identifiers are already enrolled (fails closed)",
+    ),
+    (
+        "post",
+        "/sources/{code}/ibr/enrolments",
+        "IBR: push enrolment updates",
+    ),
+    (
+        "get",
+        "/sources/{code}/social/group",
+        "Social registry: the group (household) of a person",
+    ),
+    (
+        "get",
+        "/sources/{code}/social/member",
+        "Social registry: a member",
+    ),
+    (
+        "get",
+        "/sources/{code}/fr/farmer",
+        "Farmer registry: a farmer",
+    ),
+];
+
+fn registry_operation(method: &str, path: &str, summary: &str) -> Value {
+    let op_id: String = path
+        .trim_start_matches("/sources/{code}/")
+        .split(['/', '-'])
+        .enumerate()
+        .map(|(i, w)| {
+            let mut c = w.chars();
+            match (i, c.next()) {
+                (0, Some(f)) => f.to_string() + c.as_str(),
+                (_, Some(f)) => f.to_uppercase().collect::<String>() + c.as_str(),
+                _ => String::new(),
+            }
+        })
+        .collect();
+    let found = ok(
+        "outcome found, with the typed answer",
+        json!({ "type": "object", "properties": { "outcome": { "const": "found" } } }),
+    );
+    let mut op = json!({
+        "operationId": op_id,
+        "summary": summary,
+        "responses": responses("200", found, &["404", "422", "502", "503", "504"]),
+    });
+    op["responses"]["404"] = json!({
+        "description": "The registry answered and had nothing (`\"outcome\": \"not_found\"`), or no such source (the API's error shape)",
+        "content": { "application/json": { "schema": { "type": "object" } } }
+    });
+    if method == "get" {
+        op["parameters"] = if path.ends_with("/crvs/events") {
+            json!([
+                { "name": "kind", "in": "query", "schema": { "type": "string" }, "description": "event type, e.g. LiveBirth" },
+                { "name": "from", "in": "query", "schema": { "type": "string", "format": "date" } },
+                { "name": "to", "in": "query", "schema": { "type": "string", "format": "date" } }
+            ])
+        } else {
+            json!([
+                { "name": "id", "in": "query", "required": true, "schema": { "type": "string" }, "description": "TYPE:VALUE, e.g. UIN:1234567890" },
+                { "name": "via_search", "in": "query", "schema": { "type": "boolean", "default": false } }
+            ])
+        };
+    } else {
+        let (field, items) = match path.rsplit('/').next() {
+            Some("subscribe") => ("types", json!({ "type": "string" })),
+            Some("dedupe") => ("ids", json!({ "type": "string" })),
+            _ => ("beneficiaries", json!({ "type": "object" })),
+        };
+        op["requestBody"] = body(json!({
+            "type": "object", "required": [field],
+            "properties": { field: { "type": "array", "items": items } }
+        }));
+    }
+    op
+}
+
 /// The document.
 pub(crate) fn document() -> Value {
+    let mut doc = core_document();
+    for (method, path, summary) in REGISTRY_ROUTES {
+        let item = &mut doc["paths"][*path];
+        if item.is_null() {
+            *item = json!({ "parameters": [code_param()] });
+        }
+        item[*method] = registry_operation(method, path, summary);
+    }
+    doc
+}
+
+fn core_document() -> Value {
     let registry_errs = ["404", "422", "502", "503", "504"];
     json!({
         "openapi": "3.1.0",
@@ -338,7 +476,21 @@ mod tests {
         for (m, p) in crate::api::PUBLIC_ROUTES {
             routed.insert((m.to_string(), (*p).to_owned()));
         }
+        for (m, p, _) in REGISTRY_ROUTES {
+            routed.insert((m.to_uppercase(), (*p).to_owned()));
+        }
         assert_eq!(routed, documented);
+    }
+
+    #[test]
+    fn registry_routes_carry_their_inputs() {
+        let doc = document();
+        let sub = &doc["paths"]["/sources/{code}/crvs/subscribe"]["post"];
+        let props = &sub["requestBody"]["content"]["application/json"]["schema"]["properties"];
+        assert!(props["types"].is_object(), "{sub}");
+        let person = &doc["paths"]["/sources/{code}/crvs/person"]["get"];
+        assert_eq!(person["parameters"][0]["name"], "id");
+        assert_eq!(person["operationId"], "crvsPerson");
     }
 
     #[test]
