@@ -295,3 +295,19 @@ async fn the_profile_is_validated_and_stored_per_data_source() {
     edit.notes = Some("edited".into());
     assert_eq!(edit.validate_update(&back).unwrap().profile, V1_3);
 }
+
+#[tokio::test]
+async fn opencrvs_down_is_an_error_not_not_found() {
+    let h = harness().await;
+    let c = crvs(&h, source(&h.sb, "opencrvs", V1_5));
+    let mut f = dci_sandbox::Faults::new(dci_sandbox::FaultTarget::Crvs);
+    f.down = Some(true);
+    h.sb.set_faults(f).unwrap();
+    assert!(c.person(&example(&h, 0)).await.is_err());
+    assert!(c.check_death(&example(&h, 4)).await.is_err());
+    assert!(
+        c.events(VitalEventKind::Birth, Some("2000-01-01"), None)
+            .await
+            .is_err()
+    );
+}

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use dci_client::registries::{CrvsClient, IdRef, VitalEventKind};
 use dci_client::{DciClient, Operations, OpsError, OpsStore, Store};
-use dci_store::{OpenOptions, PgStore, SqliteStore};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -81,28 +80,10 @@ pub(crate) struct NotificationsArgs {
     limit: u32,
 }
 
-/// Opens the data-source store and the operations store (one database, both traits).
+/// Opens the data-source store and the operations store (one database and pool).
 pub(crate) async fn open_stores() -> Result<(Arc<dyn Store>, Arc<dyn OpsStore>), CmdError> {
-    let options = OpenOptions::from_env();
-    let opened = dci_store::open(&options).await?;
-    let home = opened.home.clone();
-    let key = match &options.master_key {
-        Some(text) => dci_store::master_key::parse(text, "DCI_MASTER_KEY"),
-        None => dci_store::master_key::read_file(&home.join(dci_store::MASTER_KEY_FILE)),
-    }
-    .map_err(|e| CmdError::failed(e.to_string()))?;
-    let url = options
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", home.join(dci_store::DATABASE_FILE).display()));
-    drop(opened);
-    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let s = Arc::new(PgStore::connect(&url, &key).await?);
-        Ok((s.clone(), s))
-    } else {
-        let s = Arc::new(SqliteStore::connect(&url, &key).await?);
-        Ok((s.clone(), s))
-    }
+    let opened = crate::context::open_store().await?;
+    Ok((opened.store, opened.ops))
 }
 
 /// The operations of data source `code` (refused when disabled).
