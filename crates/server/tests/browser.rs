@@ -112,6 +112,25 @@ async fn click(c: &Client, id: &str) {
         .unwrap();
 }
 
+/// htmx is loaded with `defer`: a click before it has run submits the plain form (the
+/// no-JavaScript path, which navigates), so wait for it before testing the in-place swap.
+async fn wait_for_htmx(c: &Client) {
+    for _ in 0..100 {
+        let ready = c
+            .execute(
+                "return document.readyState === 'complete' && typeof window.htmx !== 'undefined';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if ready.as_bool() == Some(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("htmx did not load within 10 s");
+}
+
 async fn shot(c: &Client, name: &str) -> PathBuf {
     let png = c.screenshot().await.unwrap();
     let path = std::env::temp_dir().join(format!("dci-console-{name}.png"));
@@ -241,6 +260,7 @@ async fn console_in_headless_chromium() {
     );
 
     // Test Connection: every stage shown, state Active.
+    wait_for_htmx(&c).await;
     click(&c, "test-connection").await;
     c.wait()
         .for_element(Locator::Id("test-report"))
@@ -322,6 +342,7 @@ async fn console_in_headless_chromium() {
     fill(&c, "f-client_secret", "definitely-wrong-secret").await;
     click(&c, "save").await;
     c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    wait_for_htmx(&c).await;
     click(&c, "test-connection").await;
     c.wait()
         .for_element(Locator::Id("test-report"))
