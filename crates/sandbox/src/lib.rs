@@ -77,8 +77,14 @@ fn router(state: AppState) -> Router {
     let reg = |p: &str| format!("/{{registry}}/registry{p}");
     Router::new()
         .route(TOKEN_PATH, post(token::token))
-        .route("/opencrvs/registry/sync/search", post(opencrvs::sync_search))
-        .route("/opencrvs-1.3/registry/sync/search", post(opencrvs::sync_search_v1_3))
+        .route(
+            "/opencrvs/registry/sync/search",
+            post(opencrvs::sync_search),
+        )
+        .route(
+            "/opencrvs-1.3/registry/sync/search",
+            post(opencrvs::sync_search_v1_3),
+        )
         .route("/.well-known/jwks.json", get(signing::jwks))
         .route("/registry/ping", get(registry::ping_root))
         .route(&reg("/ping"), get(registry::ping))

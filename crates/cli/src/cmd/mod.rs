@@ -1,20 +1,20 @@
 //! One module per subcommand.
 
+pub(crate) mod crvs;
+pub(crate) mod demo;
+pub(crate) mod dr;
 pub(crate) mod envelope;
-pub(crate) mod master_key;
-pub(crate) mod source;
-pub(crate) mod sandbox;
+pub(crate) mod fr;
+pub(crate) mod ibr;
+pub(crate) mod key;
 pub(crate) mod log;
+pub(crate) mod master_key;
+pub(crate) mod sandbox;
+pub(crate) mod search;
+pub(crate) mod serve;
+pub(crate) mod social;
+pub(crate) mod source;
+pub(crate) mod subscribe;
 pub(crate) mod test_connection;
 pub(crate) mod token;
-pub(crate) mod search;
-pub(crate) mod subscribe;
 pub(crate) mod txn_status;
-pub(crate) mod key;
-pub(crate) mod serve;
-pub(crate) mod demo;
-pub(crate) mod crvs;
-pub(crate) mod dr;
-pub(crate) mod ibr;
-pub(crate) mod social;
-pub(crate) mod fr;
