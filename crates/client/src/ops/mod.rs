@@ -30,6 +30,7 @@ use time::OffsetDateTime;
 pub use callbacks::{CallbackRejection, IngestContext, ingest};
 pub use error::OpsError;
 pub use query::{EXPRESSION_TYPE, SearchQuery, SearchSpec, SubscribeSpec, TxnStatusQuery};
+pub(crate) use result::parse_item;
 pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnStatusResult};
 pub use store::{
     AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, SignatureState,

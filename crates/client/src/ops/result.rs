@@ -109,6 +109,9 @@ pub(crate) fn parse_item(item: &Value) -> SearchItemResult {
     let data = item.get("data");
     let records = match data.and_then(|d| d.get("reg_records")) {
         Some(Value::Array(a)) => a.clone(),
+        // Where a spec types reg_records as an object (DR search, CRVS/FR txn status), `{}`
+        // means none.
+        Some(Value::Object(o)) if o.is_empty() => Vec::new(),
         Some(Value::Null) | None => Vec::new(),
         Some(other) => vec![other.clone()],
     };

@@ -44,7 +44,8 @@ pub use social::{Group, Member, SocialClient};
 
 use crate::error::RegistryError;
 use crate::keys::{KeyManager, RegistryKeys};
-use crate::ops::{Operations, OpsStore, PageInfo};
+pub(crate) use crate::ops::parse_item;
+use crate::ops::{Operations, OpsStore};
 use crate::ops::{OpsError, SearchItemResult, SignatureState};
 use crate::source::DataSource;
 use crate::transport::{DciRequest, Endpoint};
@@ -301,57 +302,6 @@ pub(crate) fn wrong_type(s: &DataSource, expected: RegistryType) -> OpsError {
             expected.as_str()
         ),
     )
-}
-
-fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-fn u64_at(v: &Value, key: &str) -> Option<u64> {
-    match v.get(key)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// Reads one response item leniently (any `*_response` item shape).
-pub(crate) fn parse_item(item: &Value) -> SearchItemResult {
-    let status = str_at(item, "status")
-        .unwrap_or("succ")
-        .to_ascii_lowercase();
-    let code = str_at(item, "status_reason_code").map(str::to_owned);
-    let message = str_at(item, "status_reason_message").map(str::to_owned);
-    let reason = (code.is_some() || message.is_some()).then_some(RegistryError { code, message });
-    let data = item.get("data");
-    let records = match data.and_then(|d| d.get("reg_records")) {
-        Some(Value::Array(a)) => a.clone(),
-        // Where a spec types reg_records as an object, `{}` means none.
-        Some(Value::Object(o)) if o.is_empty() => Vec::new(),
-        Some(Value::Null) | None => Vec::new(),
-        Some(other) => vec![other.clone()],
-    };
-    let pagination = item.get("pagination").and_then(|p| {
-        Some(PageInfo {
-            page_number: u64_at(p, "page_number").unwrap_or(1),
-            page_size: u64_at(p, "page_size")?,
-            total_count: u64_at(p, "total_count")?,
-        })
-    });
-    SearchItemResult {
-        reference_id: str_at(item, "reference_id").unwrap_or_default().to_owned(),
-        status,
-        reason,
-        record_type: data
-            .and_then(|d| str_at(d, "reg_record_type"))
-            .map(str::to_owned),
-        event_type: data
-            .and_then(|d| str_at(d, "reg_event_type"))
-            .map(str::to_owned),
-        records,
-        pagination,
-        raw: item.clone(),
-    }
 }
 
 /// The first item of `message.<field>`; an absent or empty list is an unreadable reply (the
