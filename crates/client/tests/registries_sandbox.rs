@@ -545,3 +545,123 @@ async fn fr_farmer_found_not_found_rejected_down() {
     let fr = FarmerClient::new(ops(&h, RegistryType::Fr)).unwrap();
     assert!(fr.farmer(&id).await.unwrap_err().is_rejected());
 }
+
+/// The callback receiver of the operations tests (`ops/support.rs`), which calls `ingest`.
+#[allow(dead_code)]
+#[path = "ops/support.rs"]
+mod support;
+
+/// Polls `probe` every 20 ms for up to 10 s; `None` when it never answered.
+async fn poll<T, F, Fut>(mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..500 {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn crvs_subscription_notifications_arrive_as_typed_events() {
+    use dci_client::Store;
+    use dci_client::ops::{IngestContext, list_notifications, list_subscriptions};
+
+    let h = harness(SandboxConfig::default()).await;
+    let receiver = support::receiver(IngestContext::new(h.store.clone(), h.store.clone())).await;
+    let mut s = source(&h.sb, RegistryType::Crvs);
+    s.callback_uri = Some(format!("{}/callback/{}", receiver.base, s.code));
+    h.store.create_data_source(&s).await.unwrap();
+    let code = s.code.clone();
+    let crvs = CrvsClient::new(ops_for(&h, s)).unwrap();
+
+    let out = crvs.subscribe(&[VitalEventKind::Birth]).await;
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, VitalEventKind::Birth);
+    assert_eq!(out[0].result.as_ref().unwrap().ack_status, "ACK");
+    // The subscription code arrives with on-subscribe.
+    let sub_code = poll(|| async {
+        list_subscriptions(h.store.as_ref(), Some(&code))
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+            .map(|s| s.code)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no subscription code: {:?}", receiver.received()));
+
+    assert_eq!(h.sb.notify(RegistryType::Crvs, Some(&sub_code)).await, 1);
+    let events = poll(|| async {
+        let ev = crvs.notifications(10).await.unwrap();
+        (!ev.is_empty()).then_some(ev)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no notification ingested: receiver {:?}, sandbox {:?}",
+            receiver.received(),
+            h.sb.callbacks()
+        )
+    });
+    let delivered: Vec<_> =
+        h.sb.callbacks()
+            .into_iter()
+            .filter(|c| c.action == "notify")
+            .collect();
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(delivered[0].status, Some(200), "{delivered:?}");
+
+    // What the sandbox sent, as the receiver stored it.
+    let stored = list_notifications(h.store.as_ref(), Some(&code), 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].transaction_id.as_deref(),
+        Some(delivered[0].transaction_id.as_str())
+    );
+    let sent = stored[0].body["message"]["notify_event"]
+        .as_array()
+        .expect("notify_event")
+        .clone();
+    assert!(!sent.is_empty());
+    assert_eq!(events.len(), sent.len(), "one typed event per notify_event");
+
+    for (ev, item) in events.iter().zip(&sent) {
+        let data = &item["data"];
+        assert_eq!(ev.subscription_code.as_deref(), Some(sub_code.as_str()));
+        assert_eq!(ev.kind, Some(VitalEventKind::Birth), "{item:#}");
+        assert_eq!(ev.event_type.as_deref(), data["reg_event_type"].as_str());
+        assert_eq!(&ev.raw, item);
+        assert_eq!(ev.people.len(), 1, "{item:#}");
+        let p = &ev.people[0];
+        let rec = &data["reg_records"];
+        let id_type = rec["identifier"]["identifier_type"].as_str().unwrap();
+        let id_value = rec["identifier"]["identifier_value"].as_str().unwrap();
+        assert_eq!(p.id(id_type), Some(id_value), "{p:?}");
+        assert_eq!(p.birth_date.as_deref(), rec["birth_date"].as_str());
+        assert!(
+            p.birth_date.is_some(),
+            "a birth carries a birth date: {rec:#}"
+        );
+        assert_eq!(&p.raw, rec);
+
+        // The same person as the registry's seeded record answers a direct lookup.
+        let seeded = crvs
+            .person(&IdRef::new(id_type, id_value))
+            .await
+            .unwrap()
+            .expect("the notified person is in the registry");
+        assert_eq!(p.identifiers, seeded.identifiers);
+        assert_eq!(p.name, seeded.name);
+        assert!(p.name.is_some(), "{rec:#}");
+        assert_eq!(p.sex, seeded.sex);
+        assert_eq!(p.birth_date, seeded.birth_date);
+        assert_eq!(p.deceased, seeded.deceased);
+    }
+}
