@@ -232,7 +232,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
             for s in &report.stages {
                 let _ = writeln!(
                     out,
-                    "    {:<8} {:<7} {}",
+                    "    {:<12} {:<7} {}",
                     s.stage.as_str(),
                     s.status.as_str(),
                     s.message
