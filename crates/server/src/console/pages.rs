@@ -623,23 +623,15 @@ pub(crate) async fn key_activate(
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    let ctx = match sessions.editor(&headers, &form.csrf) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match KeyManager::new(st.ops.clone()).activate(&id).await {
-        Ok(_) => see_other("/keys?notice=activated"),
-        Err(e) => {
-            keys_view(
-                &st,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(&e.to_string()),
-            )
-            .await
-        }
-    }
+    change_key(
+        &st,
+        &sessions,
+        &headers,
+        &id,
+        &form.csrf,
+        KeyChange::Activate,
+    )
+    .await
 }
 
 /// `POST /keys/{id}/revoke`.
@@ -650,15 +642,40 @@ pub(crate) async fn key_revoke(
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    let ctx = match sessions.editor(&headers, &form.csrf) {
+    change_key(&st, &sessions, &headers, &id, &form.csrf, KeyChange::Revoke).await
+}
+
+/// A key's status change from the keys page.
+#[derive(Debug, Clone, Copy)]
+enum KeyChange {
+    Activate,
+    Revoke,
+}
+
+/// Checks the editor's CSRF token, applies the change, and redirects with a notice (or shows
+/// the keys page with the error).
+async fn change_key(
+    st: &AppState,
+    sessions: &Sessions,
+    headers: &HeaderMap,
+    id: &str,
+    csrf: &str,
+    change: KeyChange,
+) -> Response {
+    let ctx = match sessions.editor(headers, csrf) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    match KeyManager::new(st.ops.clone()).revoke(&id).await {
-        Ok(_) => see_other("/keys?notice=revoked"),
+    let keys = KeyManager::new(st.ops.clone());
+    let (outcome, notice) = match change {
+        KeyChange::Activate => (keys.activate(id).await, "activated"),
+        KeyChange::Revoke => (keys.revoke(id).await, "revoked"),
+    };
+    match outcome {
+        Ok(_) => see_other(&format!("/keys?notice={notice}")),
         Err(e) => {
             keys_view(
-                &st,
+                st,
                 &ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
