@@ -1,10 +1,12 @@
 //! What every command that touches stored state shares: opening the store from the environment
-//! (`DCI_HOME`, `DCI_DATABASE_URL`, `DCI_MASTER_KEY`), the async runtime, and reporting errors
-//! as text or JSON with the documented exit codes.
+//! (`DCI_HOME`, `DCI_DATABASE_URL`, `DCI_MASTER_KEY`) and the one [`Engine`] over it, the async
+//! runtime, and reporting errors as text or JSON with the documented exit codes.
 
 use std::future::Future;
 use std::io::Write;
+use std::sync::Mutex;
 
+use dci_client::{Engine, EngineError, Operations};
 use dci_store::{OpenError, OpenOptions, Opened};
 use serde_json::json;
 
@@ -19,13 +21,43 @@ macro_rules! say {
 }
 pub(crate) use say;
 
-/// Runs a command's async body on a small runtime (commands are short-lived).
+/// The process's engine, once a command opened it (see [`engine`]).
+static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+
+/// Runs a command's async body on a small runtime (commands are short-lived); then writes the
+/// audit entries the engine still has queued, so none is lost when the process exits.
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("building the tokio runtime")
-        .block_on(f)
+        .expect("building the tokio runtime");
+    let out = rt.block_on(f);
+    let engine = ENGINE.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(engine) = engine {
+        rt.block_on(engine.close());
+    }
+    out
+}
+
+/// The engine over the store every command opens: opened once per process, closed (its audit
+/// queue written) when the command's [`block_on`] ends.
+pub(crate) async fn engine() -> Result<Engine, CmdError> {
+    if let Some(e) = ENGINE.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        return Ok(e.clone());
+    }
+    let opened = open_store().await?;
+    let engine = Engine::open(opened.store, opened.ops);
+    *ENGINE.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
+    Ok(engine)
+}
+
+/// The operations of data source `code` (refused when disabled).
+pub(crate) async fn operations(code: &str) -> Result<Operations, CmdError> {
+    engine()
+        .await?
+        .operations(code)
+        .await
+        .map_err(CmdError::from)
 }
 
 /// Opens the store the way every command does. See `dci_store::open` for the rules (key file
@@ -115,6 +147,31 @@ impl From<OpenError> for CmdError {
             kind,
             message: error_chain(&e),
             fields: None,
+        }
+    }
+}
+
+impl From<EngineError> for CmdError {
+    fn from(e: EngineError) -> CmdError {
+        match e {
+            EngineError::NotFound(code) => CmdError {
+                code: exit::FAILED,
+                kind: "not_found",
+                message: format!("no data source {code:?}: `dci source list` shows the codes"),
+                fields: None,
+            },
+            EngineError::Disabled(code) => CmdError::failed(format!(
+                "data source {code:?} is disabled: `dci source enable {code}`"
+            )),
+            EngineError::Store(s) => s.into(),
+            EngineError::Client(c) => CmdError {
+                code: exit::FAILED,
+                kind: c.class(),
+                message: c.to_string(),
+                fields: None,
+            },
+            EngineError::Ops(o) => crate::cmd::search::ops_error(o),
+            other => CmdError::failed(other.to_string()),
         }
     }
 }

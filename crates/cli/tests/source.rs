@@ -413,6 +413,7 @@ fn edit_keeps_secret_and_new_credentials_reset_state() {
                         token_type: "Bearer".into(),
                         expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
                         scope: None,
+                        obtained_at: None,
                     },
                 )
                 .await

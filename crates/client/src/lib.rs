@@ -5,10 +5,23 @@
 //! the pooled HTTP transport with timeouts and retries, DCI operations, and the staged connection
 //! test. Storage sits behind a trait that `dci-store` implements.
 //!
+//! Map:
+//! - [`engine`]: the [`Engine`] — open one per process; it owns every source's client, token
+//!   cache, signing keys, JWKS and DR caches, and hands out the rest of this crate.
+//! - [`ops`]: the one path of every outgoing call ([`Operations`]: build → dialect → sign →
+//!   send → verify → parse) and the callback receiver ([`ops::ingest`]).
+//! - [`registries`]: typed CRVS, DR, IBR, SR and FR views over [`Operations`], and the
+//!   OpenCRVS dialect.
+//! - [`transport`]: the pooled HTTP client per source, auth, retries, the audit writer.
+//! - [`auth`], [`keys`]: tokens; our signing keys and the registries' public keys.
+//! - [`source`], [`store`]: the data-source record and the storage traits.
+//! - [`test_connection`]: the staged connection test.
+//!
 //! Owns: what a client does. Does not own: wire types (`dci-protocol`), databases (`dci-store`),
 //! HTTP serving (`dci-server`).
 
 pub mod auth;
+pub mod engine;
 pub mod error;
 pub mod keys;
 pub mod ops;
@@ -19,6 +32,7 @@ pub mod test_connection;
 pub mod transport;
 
 pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
+pub use engine::{Engine, EngineBuilder, EngineError};
 pub use error::{Error, RegistryError, Result};
 pub use ops::{Operation, Operations, OpsError, OpsStore};
 pub use registries::{
@@ -38,5 +52,6 @@ pub use test_connection::{
     Stage, StageReport, StageStatus, TestOptions, TestReport, test_connection,
 };
 pub use transport::{
-    DciClient, DciClientBuilder, DciRequest, DciResponse, Endpoint, RetryPolicy, TokenStatus,
+    AuditWriter, DciClient, DciClientBuilder, DciRequest, DciResponse, Endpoint, RetryPolicy,
+    TokenStatus,
 };

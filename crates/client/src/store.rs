@@ -75,6 +75,15 @@ pub trait Store: Send + Sync {
     /// Appends one entry to the audit log. Entries are never updated or deleted.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
+    /// Appends several entries (the audit writer's batches). The default appends them one by
+    /// one; a backend may write them in one transaction.
+    async fn append_audit_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        for e in entries {
+            self.append_audit(e).await?;
+        }
+        Ok(())
+    }
+
     /// Audit entries, newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
 
@@ -106,6 +115,9 @@ pub struct CachedToken {
     pub expires_at: OffsetDateTime,
     /// The granted scope, if the server said.
     pub scope: Option<String>,
+    /// When the token was obtained (when it was stored), so a reader refreshes it ahead of
+    /// expiry on the same schedule as the process that fetched it. `None` when unknown.
+    pub obtained_at: Option<OffsetDateTime>,
 }
 
 /// The outcome of one audited call.
@@ -317,6 +329,7 @@ mod tests {
             token_type: "Bearer".into(),
             expires_at: OffsetDateTime::UNIX_EPOCH,
             scope: None,
+            obtained_at: None,
         };
         assert!(!format!("{token:?}").contains("tok-plaintext-123"));
     }

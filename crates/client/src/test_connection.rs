@@ -11,12 +11,12 @@ use std::time::Instant;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde::Serialize;
-use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Phase};
+use crate::ops::{Operation, Operations, OpsError, SearchQuery, SearchSpec};
 use crate::source::{AuthConfig, SourceState};
-use crate::transport::{Call, DciClient, DciRequest, Endpoint};
+use crate::transport::{Call, Endpoint};
 
 /// The stages, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,7 +44,7 @@ impl Stage {
             Stage::Connect => "TCP/TLS connection",
             Stage::Token => "credentials / token",
             Stage::Ping => "reachability and authorisation (/registry/ping)",
-            Stage::ProbeSearch => "authorised probe search (one real sync search)",
+            Stage::ProbeSearch => "permission check (one real sync search)",
             Stage::Callback => "callback URI reachability",
         }
     }
@@ -135,11 +135,50 @@ impl TestReport {
 }
 
 /// Options for [`test_connection`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TestOptions {
-    /// Also send one real sync search (an identifier that matches no one) to prove the
-    /// credentials may read. Off by default: it is a real request, audited by the registry.
+    /// Send one real sync search (an identifier that matches no one) to prove the credentials
+    /// may read this registry — the permission check. On by default; turn it off only where a
+    /// registry must not see a test search (the test then cannot verify permissions).
     pub probe_search: bool,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions { probe_search: true }
+    }
+}
+
+/// Records a test that ends without finishing (its future dropped: a client went away) as
+/// failed, so the source never stays `testing`. A test whose process dies is recovered by
+/// [`crate::Engine::recover_interrupted_tests`].
+struct Unfinished {
+    store: Option<std::sync::Arc<dyn crate::store::Store>>,
+    code: String,
+    done: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let (Some(store), Ok(rt)) = (self.store.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let code = std::mem::take(&mut self.code);
+        rt.spawn(async move {
+            let _ = store
+                .record_test_result(
+                    &code,
+                    SourceState::Error,
+                    OffsetDateTime::now_utc(),
+                    Some("the connection test was interrupted before it finished: test again"),
+                )
+                .await;
+        });
+    }
 }
 
 struct Recorder {
@@ -178,15 +217,25 @@ impl Recorder {
     }
 }
 
-/// Runs the staged test and records its outcome on the data source (through the client's
-/// store, if any): state `testing` while it runs, then `active` or `error` with the test time
-/// and the first problem.
-pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestReport {
+/// Runs the staged test over the source's operations (the same path every call takes: its
+/// dialect, signing and reply verification) and records its outcome on the data source
+/// (through the client's store, if any): state `testing` while it runs, then `active` or
+/// `error` with the test time and the first problem. Only a test that verified the
+/// credentials' permission (a probe search, or a ping that checks them) makes it `active`.
+pub async fn test_connection(ops: &Operations, opts: TestOptions) -> TestReport {
+    let client = ops.client();
     let source = client.source();
     let tested_at = OffsetDateTime::now_utc();
     let started = Instant::now();
+    let mut guard = Unfinished {
+        store: client.store().cloned(),
+        code: source.code.clone(),
+        done: false,
+    };
     if let Some(store) = client.store()
-        && let Err(e) = store.set_state(&source.code, SourceState::Testing).await
+        && let Err(e) = store
+            .record_test_result(&source.code, SourceState::Testing, tested_at, None)
+            .await
     {
         tracing::warn!(source = %source.code, error = %e, "could not mark the source testing");
     }
@@ -410,8 +459,8 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
                             StageStatus::Warn,
                             format!(
                                 "reachable, not verified: the registry has no /registry/ping (HTTP \
-                             {}), so the credentials could not be checked. Run the probe \
-                             search (`--probe`) to verify them.",
+                             {}), so the credentials could not be checked here; the probe \
+                             search checks them.",
                                 e.status().map(|s| s.as_u16()).unwrap_or_default()
                             ),
                         );
@@ -428,9 +477,12 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
         .last()
         .is_some_and(|s| s.status == StageStatus::Fail);
     if !opts.probe_search {
-        r.skip(
+        r.push(
             Stage::ProbeSearch,
-            "not requested (use --probe to send one real sync search)",
+            Instant::now(),
+            StageStatus::Warn,
+            "turned off: the credentials' permission to search this registry was not checked"
+                .to_owned(),
         );
     } else if !creds_ok || ping_failed {
         r.skip(Stage::ProbeSearch, "skipped: an earlier stage failed");
@@ -441,22 +493,49 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
         );
     } else {
         let t0 = Instant::now();
-        let probe = match probe_envelope(client) {
-            Ok(env) => {
-                client
-                    .make_request(DciRequest::new(Endpoint::SyncSearch, env).retry(false))
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        match probe {
-            Ok(resp) => {
+        match probe(ops).await {
+            Ok(()) => {
                 verified = true;
-                r.push(Stage::ProbeSearch, t0, StageStatus::Pass, format!(
-                    "the registry answered the probe search (HTTP {}): the credentials may read",
-                    resp.status.as_u16()));
+                r.push(
+                    Stage::ProbeSearch,
+                    t0,
+                    StageStatus::Pass,
+                    "the registry answered the probe search: the credentials may search it"
+                        .to_owned(),
+                );
             }
-            Err(e) => r.fail(Stage::ProbeSearch, t0, &e),
+            Err(OpsError::Client(e)) if e.is_auth() => {
+                let scope = match &source.auth {
+                    AuthConfig::OAuth2(o) => match o.scope.as_deref() {
+                        Some(s) if !s.is_empty() => format!(
+                            "; the token was asked for scope {s:?}: check that the registry \
+                             grants it to this client"
+                        ),
+                        _ => format!(
+                            "; set auth.scope to the registry's read scope (e.g. {}.read)",
+                            source.registry_type.as_str()
+                        ),
+                    },
+                    _ => String::new(),
+                };
+                r.push_err(
+                    Stage::ProbeSearch,
+                    t0,
+                    StageStatus::Fail,
+                    format!(
+                        "the credentials are not permitted to search this registry ({e}){scope}"
+                    ),
+                    Some("permission"),
+                );
+            }
+            Err(OpsError::Client(e)) => r.fail(Stage::ProbeSearch, t0, &e),
+            Err(e) => r.push_err(
+                Stage::ProbeSearch,
+                t0,
+                StageStatus::Fail,
+                e.to_string(),
+                Some("probe"),
+            ),
         }
     }
 
@@ -512,8 +591,8 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
     let ok = first_fail.is_none() && verified;
     let summary = match first_fail {
         Some(s) => format!("{} failed: {}", s.label, s.message),
-        None if !ok => "reachable, but the credentials were not verified: the registry has no \
-            /registry/ping; run the test with the probe search"
+        None if !ok => "reachable, but the credentials' permission was not verified: run the \
+            test with the probe search"
             .to_owned(),
         None => "connection test passed".to_owned(),
     };
@@ -522,6 +601,7 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
     } else {
         SourceState::Error
     };
+    guard.done = true;
     if let Some(store) = client.store() {
         let last_error = (!ok).then_some(summary.as_str());
         if let Err(e) = store
@@ -543,23 +623,21 @@ pub async fn test_connection(client: &DciClient, opts: TestOptions) -> TestRepor
     }
 }
 
-/// A minimal valid sync search that cannot match a person: an id-type/value query for an
-/// identifier that does not exist, built by `dci-protocol` so it is valid by construction.
-fn probe_envelope(client: &DciClient) -> Result<serde_json::Value, Error> {
-    use dci_protocol::build::{RequestBuilder, SearchItem};
-    use dci_protocol::codes::IdentifierType;
-    use dci_protocol::message::Query;
+/// The identifier the probe search asks for: it matches no one.
+pub const PROBE_ID: &str = "UIN:DCI-CONNECTION-PROBE-0000000000";
 
-    let s = client.source();
-    let item = SearchItem::new(Query::IdTypeValue {
-        id_type: IdentifierType::Uin,
-        value: json!("DCI-CONNECTION-PROBE-0000000000"),
-    })
-    .page(1, 1);
-    let env = RequestBuilder::new(s.registry_type, s.sender_id.clone().unwrap_or_default())
-        .receiver_id(s.effective_receiver_id())
-        .sync_search([item])
-        .map_err(|e| Error::config(format!("the probe search could not be built: {e}")))?;
-    serde_json::to_value(env)
-        .map_err(|e| Error::config_with("the probe search could not be serialised", e))
+/// One real sync search that cannot match a person, through the source's operations (its
+/// dialect, signature and reply checks), sent once (no retries).
+async fn probe(ops: &Operations) -> Result<(), OpsError> {
+    let spec = SearchSpec::by_id(PROBE_ID)?.page(1, 1);
+    let spec = match ops.source().registry_type {
+        dci_protocol::RegistryType::Crvs => spec.record_type("Person"),
+        _ => spec,
+    };
+    let p = ops
+        .prepare(&Operation::Search(SearchQuery::one(spec)))
+        .await?;
+    ops.exchange(p.envelope, Endpoint::SyncSearch, false)
+        .await
+        .map(|_| ())
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use dci_client::{StoreError, ValidationErrors};
 use serde_json::{Value, json};
 
-use crate::state::ClientCacheError;
+use dci_client::EngineError;
 
 /// `Result` with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -278,16 +278,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<ClientCacheError> for ApiError {
-    fn from(e: ClientCacheError) -> Self {
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
         match e {
-            ClientCacheError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            ClientCacheError::Disabled(_) => ApiError::Conflict {
+            EngineError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            EngineError::Disabled(_) => ApiError::Conflict {
                 message: e.to_string(),
                 field: Some("active"),
             },
-            ClientCacheError::Store(s) => s.into(),
-            ClientCacheError::Client(c) => c.into(),
+            EngineError::Store(s) => s.into(),
+            EngineError::Client(c) => c.into(),
+            EngineError::Ops(o) => o.into(),
+            other => ApiError::Internal(other.to_string()),
         }
     }
 }

@@ -9,11 +9,11 @@
 //!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
 //!   layers add tracing (tower-http), a request timeout (tower-http, 408) and a body limit
 //!   (axum's, so that callbacks over it still get a DCI `ERR` body).
-//! - [`AppState`] holds both stores (`store`, `ops`), the registry-key cache, the
-//!   [`dci_client::ops::IngestContext`] the callback routes hand bodies to, a per-source
-//!   [`ClientCache`], [`ServerConfig`], the [`AdminToken`] verifier and the [`Shutdown`]
-//!   signal; each is a `FromRef` substate. [`AppState::operations`] gives a source's
-//!   [`dci_client::Operations`].
+//! - [`AppState`] holds the [`dci_client::Engine`] (every source's client, token cache, keys
+//!   and caches) with its stores (`store`, `ops`), the [`dci_client::ops::IngestContext`] the
+//!   callback routes hand bodies to, [`ServerConfig`], the [`AdminToken`] verifier and the
+//!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
+//!   source's [`dci_client::Operations`] from the engine.
 //! - [`serve`] runs the router on a listener until a signal, then drains in-flight requests;
 //!   [`spawn`] does the same in the background and returns a [`RunningServer`] (tests, embedding);
 //!   [`shutdown_signal`] is SIGINT or SIGTERM.
@@ -47,7 +47,7 @@ pub use admin_token::{
     ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE, AdminToken, AdminTokenError, TokenOrigin,
 };
 pub use error::{ApiError, ApiFieldError, ApiJson, ApiResult};
-pub use state::{AppState, ClientCache, ClientCacheError, ServerConfig, Shutdown};
+pub use state::{AppState, ServerConfig, Shutdown};
 
 /// The whole application: every sub-router merged over `state`, with the tower layers.
 pub fn router(state: AppState) -> Router {

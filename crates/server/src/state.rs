@@ -1,18 +1,16 @@
 //! What every handler shares: [`AppState`] and its substates.
 //!
 //! Each part is cheap to clone and can be extracted on its own (`State<Arc<dyn Store>>`,
-//! `State<ClientCache>`, …) through `FromRef`, so a sub-router (the console, the gateway API, the
-//! callback receiver) asks only for what it uses.
+//! `State<Engine>`, …) through `FromRef`, so a sub-router (the console, the gateway API, the
+//! callback receiver) asks only for what it uses. Everything that talks to a registry comes
+//! from the [`Engine`]: handlers never build clients or operations themselves.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use dci_client::keys::RegistryKeys;
 use dci_client::ops::{IngestContext, Operations};
-use dci_client::{DataSource, DciClient, OpsStore, Store, StoreError};
-use time::OffsetDateTime;
+use dci_client::{Engine, EngineError, OpsStore, Store};
 use tokio::sync::watch;
 
 use crate::admin_token::AdminToken;
@@ -38,7 +36,7 @@ impl Default for ServerConfig {
     }
 }
 
-/// The state of `dci serve`: stores, per-source clients, configuration, admin-token
+/// The state of `dci serve`: the engine (and its stores), configuration, admin-token
 /// verification and the shutdown signal.
 #[derive(Clone)]
 pub struct AppState {
@@ -46,12 +44,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Async requests, callbacks, subscriptions, signing keys.
     pub ops: Arc<dyn OpsStore>,
-    /// The registries' public keys and JWKS cache, shared by replies and callbacks.
-    pub registry_keys: RegistryKeys,
+    /// Every data source's client, token cache, keys and caches, shared by every request.
+    pub engine: Engine,
     /// What the callback receiver hands to `dci_client::ops::ingest`.
     pub ingest: IngestContext,
-    /// One [`DciClient`] per data source, shared by every request.
-    pub clients: ClientCache,
     /// Settings.
     pub config: Arc<ServerConfig>,
     /// Verifies the admin token of `/api/v1` (and the console).
@@ -66,42 +62,38 @@ impl AppState {
         AppState::with_config(store, ops, admin, ServerConfig::default())
     }
 
-    /// State with explicit settings.
+    /// State with explicit settings (and an engine of its own over the stores).
     pub fn with_config(
         store: Arc<dyn Store>,
         ops: Arc<dyn OpsStore>,
         admin: AdminToken,
         config: ServerConfig,
     ) -> AppState {
-        let registry_keys = RegistryKeys::new();
-        let mut ingest =
-            IngestContext::new(store.clone(), ops.clone()).with_keys(registry_keys.clone());
+        let engine = Engine::builder(store.clone(), ops.clone())
+            .max_callback_bytes(config.body_limit)
+            .build();
+        AppState::with_engine(engine, admin, config)
+    }
+
+    /// State over an engine the caller opened (and may share with other front ends).
+    pub fn with_engine(engine: Engine, admin: AdminToken, config: ServerConfig) -> AppState {
+        let mut ingest = engine.ingest_context();
         ingest.max_body_bytes = config.body_limit;
         AppState {
-            clients: ClientCache::new(store.clone()),
-            store,
-            ops,
-            registry_keys,
+            store: engine.store().clone(),
+            ops: engine.ops_store().clone(),
             ingest,
+            engine,
             config: Arc::new(config),
             admin,
             shutdown: Shutdown::new(),
         }
     }
-}
 
-impl AppState {
-    /// The operations of data source `code`, sharing this server's client, stores and key
-    /// cache. Disabled sources are refused here, so no handler sends on their behalf.
-    pub async fn operations(&self, code: &str) -> Result<Operations, ClientCacheError> {
-        let client = self.clients.get(code).await?;
-        if !client.source().active {
-            return Err(ClientCacheError::Disabled(code.to_owned()));
-        }
-        Ok(
-            Operations::new(client, self.ops.clone())
-                .with_registry_keys(self.registry_keys.clone()),
-        )
+    /// The operations of data source `code`, from the engine. Disabled sources are refused
+    /// here, so no handler sends on their behalf.
+    pub async fn operations(&self, code: &str) -> Result<Operations, EngineError> {
+        self.engine.operations(code).await
     }
 }
 
@@ -126,21 +118,15 @@ impl FromRef<AppState> for Arc<dyn OpsStore> {
     }
 }
 
-impl FromRef<AppState> for RegistryKeys {
+impl FromRef<AppState> for Engine {
     fn from_ref(s: &AppState) -> Self {
-        s.registry_keys.clone()
+        s.engine.clone()
     }
 }
 
 impl FromRef<AppState> for IngestContext {
     fn from_ref(s: &AppState) -> Self {
         s.ingest.clone()
-    }
-}
-
-impl FromRef<AppState> for ClientCache {
-    fn from_ref(s: &AppState) -> Self {
-        s.clients.clone()
     }
 }
 
@@ -190,87 +176,5 @@ impl Shutdown {
         let mut rx = self.tx.subscribe();
         // An error means the sender is gone, which cannot happen while `self` holds it.
         let _ = rx.wait_for(|v| *v).await;
-    }
-}
-
-/// Why a data source's client could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientCacheError {
-    /// No data source has this code.
-    #[error("no data source {0:?}: GET /api/v1/sources lists the codes")]
-    NotFound(String),
-    /// The data source is disabled.
-    #[error(
-        "data source {0:?} is disabled: enable it (PUT with \"active\": true, or `dci source enable`) first"
-    )]
-    Disabled(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The data source's configuration cannot make a client (bad TLS file, …).
-    #[error(transparent)]
-    Client(#[from] dci_client::Error),
-}
-
-/// One [`DciClient`] per data source, so the connection pool and the token cache are shared by
-/// every request. The record is read from the store on each lookup (cheap, and another process
-/// such as `dci source edit` may have changed it); the client is rebuilt when the record's
-/// `updated_at` moves.
-#[derive(Clone)]
-pub struct ClientCache {
-    store: Arc<dyn Store>,
-    clients: Arc<Mutex<HashMap<String, (OffsetDateTime, DciClient)>>>,
-}
-
-impl ClientCache {
-    /// An empty cache over `store`.
-    pub fn new(store: Arc<dyn Store>) -> ClientCache {
-        ClientCache {
-            store,
-            clients: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    /// The client of data source `code` (active or not: callers decide).
-    pub async fn get(&self, code: &str) -> Result<DciClient, ClientCacheError> {
-        let source = self
-            .store
-            .get_data_source(code)
-            .await?
-            .ok_or_else(|| ClientCacheError::NotFound(code.to_owned()))?;
-        self.for_source(source)
-    }
-
-    /// The client of an already loaded record.
-    pub fn for_source(&self, source: DataSource) -> Result<DciClient, ClientCacheError> {
-        let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, client)) = map.get(&source.code)
-            && *at == source.updated_at
-            && client.source().id == source.id
-        {
-            return Ok(client.clone());
-        }
-        let code = source.code.clone();
-        let at = source.updated_at;
-        let client = DciClient::builder(source)
-            .store(self.store.clone())
-            .build()?;
-        map.insert(code, (at, client.clone()));
-        Ok(client)
-    }
-
-    /// Forgets the client of `code` (after an edit or delete through this server).
-    pub fn invalidate(&self, code: &str) {
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(code);
-    }
-}
-
-impl std::fmt::Debug for ClientCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.clients.lock().map(|m| m.len()).unwrap_or(0);
-        f.debug_struct("ClientCache").field("clients", &n).finish()
     }
 }

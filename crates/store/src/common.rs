@@ -690,7 +690,7 @@ macro_rules! impl_store {
                     .bind(&token.token_type)
                     .bind(ts(token.expires_at))
                     .bind(&token.scope)
-                    .bind(ts(OffsetDateTime::now_utc()))
+                    .bind(ts(token.obtained_at.unwrap_or_else(OffsetDateTime::now_utc)))
                     .execute(&mut *tx)
                     .await
                     .map_err(db("storing a cached token"))?;
@@ -709,8 +709,8 @@ macro_rules! impl_store {
                     let id = source_id.to_string();
                     let mut conn = self.pool.acquire().await.map_err(db("connecting"))?;
                     let row = sqlx::query(
-                        "SELECT t.token_type, t.expires_at, t.scope, s.key_id, s.nonce, \
-                         s.ciphertext FROM cached_token t JOIN sealed_secret s \
+                        "SELECT t.token_type, t.expires_at, t.scope, t.updated_at, s.key_id, \
+                         s.nonce, s.ciphertext FROM cached_token t JOIN sealed_secret s \
                          ON s.owner_id = t.source_id AND s.field = $2 WHERE t.source_id = $1",
                     )
                     .bind(&id)
@@ -730,6 +730,7 @@ macro_rules! impl_store {
                         token_type: r.try_get("token_type").map_err(read)?,
                         expires_at: r.try_get("expires_at").map_err(read)?,
                         scope: r.try_get("scope").map_err(read)?,
+                        obtained_at: r.try_get("updated_at").ok(),
                     }))
                 }
 

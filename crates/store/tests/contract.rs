@@ -249,6 +249,7 @@ fn token(value: &str) -> CachedToken {
         token_type: "Bearer".into(),
         expires_at: OffsetDateTime::now_utc() + Duration::minutes(10),
         scope: Some("registry.read".into()),
+        obtained_at: None,
     }
 }
 

@@ -3,11 +3,9 @@
 //! building the operations of a data source, and the exit codes 0 (found), 3 (the registry
 //! answered "not found") and 1 (failure; 2 for bad input).
 
-use std::sync::Arc;
-
 use clap::{Args, Subcommand};
 use dci_client::registries::{CrvsClient, IdRef, VitalEventKind};
-use dci_client::{DciClient, Operations, OpsError, OpsStore, Store};
+use dci_client::{Operations, OpsError};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -80,31 +78,9 @@ pub(crate) struct NotificationsArgs {
     limit: u32,
 }
 
-/// Opens the data-source store and the operations store (one database and pool).
-pub(crate) async fn open_stores() -> Result<(Arc<dyn Store>, Arc<dyn OpsStore>), CmdError> {
-    let opened = crate::context::open_store().await?;
-    Ok((opened.store, opened.ops))
-}
-
 /// The operations of data source `code` (refused when disabled).
 pub(crate) async fn operations(code: &str) -> Result<Operations, CmdError> {
-    let (store, ops) = open_stores().await?;
-    let source = store.get_data_source(code).await?.ok_or_else(|| CmdError {
-        code: exit::FAILED,
-        kind: "not_found",
-        message: format!("no data source {code:?}: `dci source list` shows the codes"),
-        fields: None,
-    })?;
-    if !source.active {
-        return Err(CmdError::failed(format!(
-            "data source {code:?} is disabled: `dci source enable {code}`"
-        )));
-    }
-    let client = DciClient::builder(source)
-        .store(store)
-        .build()
-        .map_err(crate::cmd::test_connection::client_error)?;
-    Ok(Operations::new(client, ops))
+    crate::context::operations(code).await
 }
 
 /// An operations error as a command error: bad input exits 2, anything else 1 (a data

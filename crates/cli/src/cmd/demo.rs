@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use dci_client::{DataSourceInput, OpsStore, Store, TestOptions, test_connection};
+use dci_client::{DataSourceInput, OpsStore, Store, TestOptions};
 use dci_protocol::RegistryType;
 use dci_server::{AdminToken, AppState};
 use dci_store::{OpenOptions, SqliteStore};
@@ -174,12 +174,11 @@ async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
     ));
 
     // 7. Test it the way the console's Test Connection does.
-    let client = state
-        .clients
-        .get(DEMO_SOURCE)
+    let report = state
+        .engine
+        .test_connection(DEMO_SOURCE, TestOptions::default())
         .await
         .map_err(|e| CmdError::failed(e.to_string()))?;
-    let report = test_connection(&client, TestOptions { probe_search: true }).await;
     let example = sandbox
         .examples()
         .get(&RegistryType::Crvs)

@@ -3,13 +3,13 @@
 //! key its `signing_key_id` names while that key is active and unexpired.
 
 use clap::Subcommand;
-use dci_client::keys::{GenerateOptions, KeyManager, parse_algorithm};
+use dci_client::keys::{GenerateOptions, parse_algorithm};
 use dci_client::ops::SigningKeyRecord;
 use time::OffsetDateTime;
 
 use crate::cli::exit;
 use crate::cmd::search::ops_error;
-use crate::context::{CmdError, block_on, open_store, say};
+use crate::context::{CmdError, block_on, say};
 
 /// `dci key …`.
 #[derive(Debug, Subcommand)]
@@ -75,8 +75,7 @@ fn show(k: &SigningKeyRecord, json: bool) {
 }
 
 async fn execute(cmd: KeyCommand, json: bool) -> Result<(), CmdError> {
-    let opened = open_store().await?;
-    let km = KeyManager::new(opened.ops);
+    let km = crate::context::engine().await?.keys();
     match cmd {
         KeyCommand::Generate {
             alg,

@@ -117,21 +117,18 @@ mod tests {
     #[tokio::test]
     async fn lists_calls_newest_first_filtered_and_free_of_secrets() {
         let sb = sandbox().await;
-        let (_dir, store) = store().await;
+        let (_dir, engine) = store().await;
+        let store = engine.store().clone();
         add_source(&*store, &sb, "crvs_a", GOOD).await;
         add_source(&*store, &sb, "crvs_b", "wrong").await;
-        let a = crate::cmd::test_connection::client_for(store.clone(), "crvs_a")
-            .await
-            .unwrap();
+        let a = engine.client("crvs_a").await.unwrap();
         let env = serde_json::json!({"header": {"message_id": "m-log-1", "action": "search",
             "message_ts": "2026-11-29T10:00:00Z", "sender_id": "spmis.example.org",
             "total_count": 1}, "message": {"transaction_id": "t-log-1", "search_request": []}});
         let _ = a
             .make_request(DciRequest::new(Endpoint::SyncSearch, env))
             .await;
-        let b = crate::cmd::test_connection::client_for(store.clone(), "crvs_b")
-            .await
-            .unwrap();
+        let b = engine.client("crvs_b").await.unwrap();
         let _ = b.token().await;
 
         let mut out = Vec::new();

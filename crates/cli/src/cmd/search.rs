@@ -15,7 +15,7 @@ use dci_protocol::codes::SortOrder;
 use serde_json::{Value, json};
 
 use crate::cli::exit;
-use crate::context::{CmdError, block_on, open_store, say};
+use crate::context::{CmdError, block_on, say};
 
 /// `dci search`.
 #[derive(Debug, Args)]
@@ -66,16 +66,9 @@ pub(crate) struct SearchArgs {
     dry_run: bool,
 }
 
-/// The operations of data source `code`, over the store every command opens.
+/// The operations of data source `code`, from the process's engine.
 pub(crate) async fn operations_for(code: &str) -> Result<Operations, CmdError> {
-    let opened = open_store().await?;
-    let client = crate::cmd::test_connection::client_for(opened.store.clone(), code).await?;
-    if !client.source().active {
-        return Err(CmdError::failed(format!(
-            "data source {code:?} is disabled: `dci source enable {code}`"
-        )));
-    }
-    Ok(Operations::new(client, opened.ops))
+    crate::context::operations(code).await
 }
 
 /// An operation's error as a command error: bad input exits 2, anything else 1.

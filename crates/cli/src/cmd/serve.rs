@@ -140,7 +140,22 @@ async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback over plain HTTP: put TLS in front of it");
     }
-    dci_server::serve(listener, state, dci_server::shutdown_signal())
+    let engine = state.engine.clone();
+    // A connection test whose process died left its source `testing`: say so.
+    match engine
+        .recover_interrupted_tests(Duration::from_secs(300))
         .await
-        .map_err(|e| CmdError::failed(format!("server failed: {e}")))
+    {
+        Ok(codes) if !codes.is_empty() => {
+            tracing::warn!(sources = ?codes, "connection tests interrupted by a stop were marked failed")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check for interrupted connection tests"),
+    }
+    let served = dci_server::serve(listener, state, dci_server::shutdown_signal())
+        .await
+        .map_err(|e| CmdError::failed(format!("server failed: {e}")));
+    // Every audit entry of the calls made is written before the process ends.
+    engine.close().await;
+    served
 }

@@ -1,41 +1,26 @@
 //! `dci source test CODE`: the staged connection test, printed as a report or JSON.
-//!
-//! Also home of [`client_for`], which every command that talks to a registry uses to load a
-//! data source and build its client over the opened store (so calls are audited and tokens
-//! persisted).
 
 use std::io::Write;
-use std::sync::Arc;
 
 use clap::Args;
-use dci_client::{DciClient, StageStatus, Store, TestOptions, TestReport};
+use dci_client::{Engine, StageStatus, TestOptions, TestReport};
 
 use crate::cli::exit;
-use crate::context::{CmdError, block_on, open_store};
+use crate::context::{CmdError, block_on};
 
 /// Arguments of `dci source test`.
 #[derive(Debug, Args)]
 pub(crate) struct TestArgs {
     /// The data source's code.
     code: String,
-    /// Also send one real sync search (for an identifier that matches no one) to prove the
-    /// credentials may read. The registry will see and may log it.
-    #[arg(long)]
+    /// Accepted for compatibility: the probe search (one real sync search for an identifier
+    /// that matches no one, proving the credentials may search) now runs by default.
+    #[arg(long, hide = true, conflicts_with = "no_probe")]
     probe: bool,
-}
-
-/// Loads a data source by code and builds its client over the store.
-pub(crate) async fn client_for(store: Arc<dyn Store>, code: &str) -> Result<DciClient, CmdError> {
-    let source = store.get_data_source(code).await?.ok_or_else(|| CmdError {
-        code: exit::FAILED,
-        kind: "not_found",
-        message: format!("no data source {code:?}: `dci source list` shows the codes"),
-        fields: None,
-    })?;
-    DciClient::builder(source)
-        .store(store)
-        .build()
-        .map_err(client_error)
+    /// Skip the permission check (the probe search): the registry then sees no test search,
+    /// and the test cannot verify that the credentials may search.
+    #[arg(long)]
+    no_probe: bool,
 }
 
 /// A client error as a command error: the message already says what to fix.
@@ -52,8 +37,8 @@ pub(crate) fn client_error(e: dci_client::Error) -> CmdError {
 pub(crate) fn run(args: TestArgs, json: bool) -> u8 {
     let mut out = std::io::stdout().lock();
     let result = block_on(async {
-        let store = open_store().await?.store;
-        execute(store, &args, json, &mut out).await
+        let engine = crate::context::engine().await?;
+        execute(&engine, &args, json, &mut out).await
     });
     match result {
         Ok(true) => exit::OK,
@@ -64,19 +49,19 @@ pub(crate) fn run(args: TestArgs, json: bool) -> u8 {
 
 /// Runs the test and writes the report; `Ok(passed)`.
 pub(crate) async fn execute(
-    store: Arc<dyn Store>,
+    engine: &Engine,
     args: &TestArgs,
     json: bool,
     out: &mut impl Write,
 ) -> Result<bool, CmdError> {
-    let client = client_for(store, &args.code).await?;
-    let report = dci_client::test_connection(
-        &client,
-        TestOptions {
-            probe_search: args.probe,
-        },
-    )
-    .await;
+    let report = engine
+        .test_connection(
+            &args.code,
+            TestOptions {
+                probe_search: !args.no_probe,
+            },
+        )
+        .await?;
     let written = if json {
         writeln!(
             out,
@@ -115,14 +100,14 @@ fn print_report(out: &mut impl Write, r: &TestReport) -> std::io::Result<()> {
 /// and a sandbox registry.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::sync::Arc;
-
     use dci_client::{AuthConfig, CredentialLocation, DataSourceInput, OAuth2Config, Store};
     use dci_protocol::RegistryType;
     use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox};
     use secrecy::SecretString;
 
-    pub(crate) async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+    /// A temporary store and an engine over it (audit written before each call returns, so
+    /// a test can read the log at once).
+    pub(crate) async fn store() -> (tempfile::TempDir, dci_client::Engine) {
         let dir = tempfile::tempdir().unwrap();
         let opts = dci_store::OpenOptions {
             home: Some(dir.path().to_owned()),
@@ -130,7 +115,10 @@ pub(crate) mod testing {
             master_key: None,
         };
         let opened = dci_store::open(&opts).await.unwrap();
-        (dir, opened.store)
+        let engine = dci_client::Engine::builder(opened.store, opened.ops)
+            .queued_audit(false)
+            .build();
+        (dir, engine)
     }
 
     /// Adds an OAuth2 CRVS source on the sandbox under `code` with this secret.
@@ -177,20 +165,18 @@ mod tests {
     #[tokio::test]
     async fn a_good_source_passes_and_becomes_active() {
         let sb = sandbox().await;
-        let (_dir, store) = store().await;
+        let (_dir, engine) = store().await;
+        let store = engine.store().clone();
         add_source(&*store, &sb, "crvs_ok", GOOD).await;
         let args = TestArgs {
             code: "crvs_ok".into(),
-            probe: true,
+            probe: false,
+            no_probe: false,
         };
         let mut out = Vec::new();
-        assert!(
-            execute(store.clone(), &args, false, &mut out)
-                .await
-                .unwrap()
-        );
+        assert!(execute(&engine, &args, false, &mut out).await.unwrap());
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("[pass] authorised probe search"), "{text}");
+        assert!(text.contains("[pass] permission check"), "{text}");
         assert!(text.contains("PASSED"), "{text}");
         let s = store.get_data_source("crvs_ok").await.unwrap().unwrap();
         assert_eq!(s.state, SourceState::Active);
@@ -200,14 +186,16 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_secret_fails_with_json_report_and_records_the_error() {
         let sb = sandbox().await;
-        let (_dir, store) = store().await;
+        let (_dir, engine) = store().await;
+        let store = engine.store().clone();
         add_source(&*store, &sb, "crvs_bad", "not-the-secret").await;
         let args = TestArgs {
             code: "crvs_bad".into(),
             probe: false,
+            no_probe: true,
         };
         let mut out = Vec::new();
-        assert!(!execute(store.clone(), &args, true, &mut out).await.unwrap());
+        assert!(!execute(&engine, &args, true, &mut out).await.unwrap());
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["ok"], false);
         assert_eq!(v["stages"][2]["stage"], "token");
@@ -220,12 +208,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_code_says_how_to_find_codes() {
-        let (_dir, store) = store().await;
+        let (_dir, engine) = store().await;
         let args = TestArgs {
             code: "nope".into(),
             probe: false,
+            no_probe: false,
         };
-        let e = execute(store, &args, false, &mut Vec::new())
+        let e = execute(&engine, &args, false, &mut Vec::new())
             .await
             .unwrap_err();
         assert_eq!(e.kind, "not_found");

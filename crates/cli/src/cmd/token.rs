@@ -4,17 +4,16 @@
 //! any other output.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use clap::Args;
-use dci_client::Store;
+use dci_client::Engine;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::exit;
-use crate::cmd::test_connection::{client_error, client_for};
-use crate::context::{CmdError, block_on, open_store};
+use crate::cmd::test_connection::client_error;
+use crate::context::{CmdError, block_on};
 
 /// Arguments of `dci token`.
 #[derive(Debug, Args)]
@@ -34,8 +33,8 @@ pub(crate) struct TokenArgs {
 pub(crate) fn run(args: TokenArgs, json: bool) -> u8 {
     let mut out = std::io::stdout().lock();
     let result = block_on(async {
-        let store = open_store().await?.store;
-        execute(store, &args, json, &mut out).await
+        let engine = crate::context::engine().await?;
+        execute(&engine, &args, json, &mut out).await
     });
     match result {
         Ok(()) => exit::OK,
@@ -44,12 +43,12 @@ pub(crate) fn run(args: TokenArgs, json: bool) -> u8 {
 }
 
 pub(crate) async fn execute(
-    store: Arc<dyn Store>,
+    engine: &Engine,
     args: &TokenArgs,
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), CmdError> {
-    let client = client_for(store, &args.code).await?;
+    let client = engine.client(&args.code).await?;
     let status = if args.force {
         client.force_refresh().await
     } else {
@@ -108,6 +107,13 @@ mod tests {
     use super::*;
     use crate::cmd::test_connection::testing::*;
 
+    /// A new engine over the same stores: what the next `dci` process would have.
+    fn fresh(e: &Engine) -> Engine {
+        Engine::builder(e.store().clone(), e.ops_store().clone())
+            .queued_audit(false)
+            .build()
+    }
+
     fn args(force: bool, reveal: bool) -> TokenArgs {
         TokenArgs {
             code: "crvs_t".into(),
@@ -119,11 +125,12 @@ mod tests {
     #[tokio::test]
     async fn shows_metadata_and_the_token_only_when_revealed() {
         let sb = sandbox().await;
-        let (_dir, store) = store().await;
+        let (_dir, engine) = store().await;
+        let store = engine.store().clone();
         add_source(&*store, &sb, "crvs_t", GOOD).await;
 
         let mut out = Vec::new();
-        execute(store.clone(), &args(false, false), false, &mut out)
+        execute(&fresh(&engine), &args(false, false), false, &mut out)
             .await
             .unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -132,7 +139,7 @@ mod tests {
 
         // A second process finds the token in the store: no new token request.
         let mut out = Vec::new();
-        execute(store.clone(), &args(false, false), true, &mut out)
+        execute(&fresh(&engine), &args(false, false), true, &mut out)
             .await
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -141,7 +148,7 @@ mod tests {
         assert_eq!(sb.token_requests(), 1);
 
         let mut out = Vec::new();
-        execute(store.clone(), &args(true, true), true, &mut out)
+        execute(&fresh(&engine), &args(true, true), true, &mut out)
             .await
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -152,10 +159,10 @@ mod tests {
 
         // Without --reveal the token appears nowhere: not in text, JSON, or the audit log.
         let mut out = Vec::new();
-        execute(store.clone(), &args(false, false), false, &mut out)
+        execute(&fresh(&engine), &args(false, false), false, &mut out)
             .await
             .unwrap();
-        execute(store.clone(), &args(false, false), true, &mut out)
+        execute(&fresh(&engine), &args(false, false), true, &mut out)
             .await
             .unwrap();
         let audit = store
@@ -169,9 +176,10 @@ mod tests {
     #[tokio::test]
     async fn a_refused_client_is_an_auth_error_naming_the_fix() {
         let sb = sandbox().await;
-        let (_dir, store) = store().await;
+        let (_dir, engine) = store().await;
+        let store = engine.store().clone();
         add_source(&*store, &sb, "crvs_t", "wrong").await;
-        let e = execute(store, &args(false, false), false, &mut Vec::new())
+        let e = execute(&engine, &args(false, false), false, &mut Vec::new())
             .await
             .unwrap_err();
         assert_eq!(e.kind, "auth");

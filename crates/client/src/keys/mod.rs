@@ -15,7 +15,6 @@ use dci_protocol::codes::ErrorCode;
 use dci_protocol::signature::{
     self, Algorithm, SignatureError, Signer, SigningKey, VerifyOptions, VerifyingKey,
 };
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -41,10 +40,15 @@ impl Default for GenerateOptions {
     }
 }
 
+mod signers;
+
+pub use signers::{DEFAULT_SIGNER_TTL, SignerCache};
+
 /// Our signing keys, over an [`OpsStore`]. Cheap to clone.
 #[derive(Clone)]
 pub struct KeyManager {
     store: Arc<dyn OpsStore>,
+    signers: Option<SignerCache>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -75,7 +79,23 @@ pub fn check_key_id(key_id: &str) -> Result<(), OpsError> {
 impl KeyManager {
     /// Keys stored in `store`.
     pub fn new(store: Arc<dyn OpsStore>) -> KeyManager {
-        KeyManager { store }
+        KeyManager {
+            store,
+            signers: None,
+        }
+    }
+
+    /// Keeps `cache` in step: a key activated or revoked here is dropped from it at once.
+    #[must_use]
+    pub fn with_signer_cache(mut self, cache: SignerCache) -> KeyManager {
+        self.signers = Some(cache);
+        self
+    }
+
+    fn changed(&self, key_id: &str) {
+        if let Some(c) = &self.signers {
+            c.invalidate(Some(key_id));
+        }
     }
 
     /// Generates a key pair and stores it (private key sealed). Fails if the id is taken.
@@ -147,6 +167,7 @@ impl KeyManager {
         self.store
             .set_signing_key_status(key_id, KeyStatus::Active, OffsetDateTime::now_utc())
             .await?;
+        self.changed(key_id);
         self.get(key_id).await
     }
 
@@ -156,6 +177,7 @@ impl KeyManager {
         self.store
             .set_signing_key_status(key_id, KeyStatus::Revoked, OffsetDateTime::now_utc())
             .await?;
+        self.changed(key_id);
         self.get(key_id).await
     }
 
@@ -172,51 +194,31 @@ impl KeyManager {
         Ok(json!({ "keys": keys }))
     }
 
-    /// The signer for `key_id` as `sender_id`, if the key may sign at `now`.
+    /// The signer for `key_id` as `sender_id`, if the key may sign at `now` (from the cache
+    /// when one is attached).
     pub async fn signer(
         &self,
         key_id: &str,
         sender_id: &str,
         now: OffsetDateTime,
     ) -> Result<Signer, OpsError> {
-        let rec = self.store.get_signing_key(key_id).await?.ok_or_else(|| {
-            OpsError::SigningKey(format!(
-                "no signing key {key_id:?}: create it with `dci key generate --id {key_id}` or fix the data source's signing key (`dci source edit CODE --signing-key …`)"
-            ))
-        })?;
-        match rec.status {
-            KeyStatus::Revoked => {
-                return Err(OpsError::SigningKey(format!(
-                    "signing key {key_id:?} is revoked: set the data source's signing_key_id to an active key"
-                )));
+        let uncached;
+        let cache = match &self.signers {
+            Some(c) => c,
+            None => {
+                uncached = SignerCache::new(Duration::ZERO);
+                &uncached
             }
-            KeyStatus::Inactive => {
-                return Err(OpsError::SigningKey(format!(
-                    "signing key {key_id:?} is not active: `dci key activate {key_id}`"
-                )));
-            }
-            KeyStatus::Active => {}
-        }
-        if rec.expires_at.is_some_and(|e| e <= now) {
-            return Err(OpsError::SigningKey(format!(
-                "signing key {key_id:?} has expired: generate a new key and point the data source at it"
-            )));
-        }
-        let pem = self
-            .store
-            .signing_key_private(key_id)
-            .await?
-            .ok_or_else(|| {
-                OpsError::SigningKey(format!("signing key {key_id:?} has no private key stored"))
-            })?;
-        let key = SigningKey::from_pkcs8_pem(pem.expose_secret()).map_err(OpsError::Signing)?;
-        Ok(Signer::new(key, sender_id, key_id))
+        };
+        cache
+            .signer(self.store.as_ref(), key_id, sender_id, now)
+            .await
     }
 }
 
 fn not_found(key_id: &str) -> OpsError {
     OpsError::NotFound(format!(
-        "no signing key {key_id:?}: `dci key list` shows the keys"
+        "no signing key {key_id:?}: list the signing keys to see their ids"
     ))
 }
 
@@ -280,7 +282,9 @@ pub struct RegistryKeys {
 }
 
 struct RegistryKeysInner {
-    http: reqwest::Client,
+    /// Built on first use (a client build reads the system's CA certificates); callers that
+    /// hold a data source's own client pass it to [`RegistryKeys::check_using`] instead.
+    http: std::sync::OnceLock<reqwest::Client>,
     cache: Mutex<HashMap<String, Arc<CachedJwks>>>,
     ttl: Duration,
     min_refetch: Duration,
@@ -310,15 +314,9 @@ impl RegistryKeys {
 
     /// A cache with these lifetimes.
     pub fn with_settings(ttl: Duration, min_refetch: Duration) -> RegistryKeys {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .expect("a plain reqwest client builds");
         RegistryKeys {
             inner: Arc::new(RegistryKeysInner {
-                http,
+                http: std::sync::OnceLock::new(),
                 cache: Mutex::new(HashMap::new()),
                 ttl,
                 min_refetch,
@@ -327,9 +325,33 @@ impl RegistryKeys {
         }
     }
 
-    /// Checks `envelope`'s signature under `source`'s policy at `now`.
+    fn default_http(&self) -> &reqwest::Client {
+        self.inner.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .no_proxy()
+                .build()
+                .expect("a plain reqwest client builds")
+        })
+    }
+
+    /// Checks `envelope`'s signature under `source`'s policy at `now`, fetching a JWKS with a
+    /// plain HTTP client.
     pub async fn check(
         &self,
+        source: &DataSource,
+        envelope: &Value,
+        now: OffsetDateTime,
+    ) -> Result<SignatureOutcome, SignatureFailure> {
+        self.check_using(None, source, envelope, now).await
+    }
+
+    /// [`RegistryKeys::check`], fetching a JWKS through `http` (the data source's own client,
+    /// with its TLS settings and connection pool) when given.
+    pub async fn check_using(
+        &self,
+        http: Option<&reqwest::Client>,
         source: &DataSource,
         envelope: &Value,
         now: OffsetDateTime,
@@ -393,13 +415,13 @@ impl RegistryKeys {
         if !matches!(outcome, Some(Ok(_)))
             && let Some(url) = &source.registry_jwks_url
         {
-            let mut jwks = self.jwks(url, false).await?;
+            let mut jwks = self.jwks(http, url, false).await?;
             if !jwks
                 .keys
                 .iter()
                 .any(|(k, _)| k.as_deref().is_none_or(|k| k == parsed.key_id))
             {
-                jwks = self.jwks(url, true).await?;
+                jwks = self.jwks(http, url, true).await?;
             }
             if let Some(r) = try_keys(&jwks.keys) {
                 outcome = Some(r);
@@ -418,7 +440,23 @@ impl RegistryKeys {
         }
     }
 
-    async fn jwks(&self, url: &str, refresh: bool) -> Result<Arc<CachedJwks>, SignatureFailure> {
+    /// The keys of the JWKS at `url`: cached for the TTL, fetched again on `refresh` (at most
+    /// once per `min_refetch`).
+    pub(crate) async fn jwks_keys(
+        &self,
+        http: Option<&reqwest::Client>,
+        url: &str,
+        refresh: bool,
+    ) -> Result<Vec<(Option<String>, VerifyingKey)>, SignatureFailure> {
+        Ok(self.jwks(http, url, refresh).await?.keys.clone())
+    }
+
+    async fn jwks(
+        &self,
+        http: Option<&reqwest::Client>,
+        url: &str,
+        refresh: bool,
+    ) -> Result<Arc<CachedJwks>, SignatureFailure> {
         let cached = self
             .inner
             .cache
@@ -433,7 +471,7 @@ impl RegistryKeys {
                 return Ok(Arc::clone(c));
             }
         }
-        let fetched = match self.fetch(url).await {
+        let fetched = match self.fetch(http, url).await {
             Ok(k) => Arc::new(CachedJwks {
                 keys: k,
                 fetched_at: Instant::now(),
@@ -451,12 +489,12 @@ impl RegistryKeys {
 
     async fn fetch(
         &self,
+        http: Option<&reqwest::Client>,
         url: &str,
     ) -> Result<Vec<(Option<String>, VerifyingKey)>, SignatureFailure> {
         let unavailable = |e: String| SignatureFailure::JwksUnavailable(e);
-        let resp = self
-            .inner
-            .http
+        let http = http.unwrap_or_else(|| self.default_http());
+        let resp = http
             .get(url)
             .send()
             .await

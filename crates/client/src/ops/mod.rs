@@ -39,7 +39,8 @@ pub use store::{
 };
 pub use view::{AckView, CallbackSummary, TransactionView, build_view};
 
-use crate::keys::{KeyManager, RegistryKeys};
+use crate::keys::{KeyManager, RegistryKeys, SignatureOutcome, SignerCache};
+use crate::registries::Profile;
 use crate::source::DataSource;
 use crate::transport::{DciClient, DciRequest, Endpoint};
 
@@ -119,12 +120,22 @@ pub struct PreparedRequest {
     pub signed: bool,
 }
 
-/// Operations on one data source. Cheap to clone.
+/// A registry's reply whose signature passed the source's policy.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub(crate) body: Value,
+    pub(crate) signature: SignatureOutcome,
+}
+
+/// Operations on one data source: the one path every outgoing DCI call takes — build, adapt
+/// to the source's dialect (profile), sign, send, verify, parse. Cheap to clone. Get one from
+/// [`crate::Engine::operations`], which shares the client, caches and keys of the source.
 #[derive(Clone)]
 pub struct Operations {
     client: DciClient,
     ops: Arc<dyn OpsStore>,
     keys: RegistryKeys,
+    signers: SignerCache,
     deadline: Duration,
     poll: Duration,
     txn_status_fallback: bool,
@@ -145,6 +156,7 @@ impl Operations {
             client,
             ops,
             keys: RegistryKeys::new(),
+            signers: SignerCache::new(Duration::ZERO),
             deadline: DEFAULT_ASYNC_DEADLINE,
             poll: DEFAULT_POLL_INTERVAL,
             txn_status_fallback: true,
@@ -156,6 +168,28 @@ impl Operations {
     pub fn with_registry_keys(mut self, keys: RegistryKeys) -> Operations {
         self.keys = keys;
         self
+    }
+
+    /// Signs with keys from this cache (decrypted once) instead of reading each from the store.
+    #[must_use]
+    pub fn with_signer_cache(mut self, cache: SignerCache) -> Operations {
+        self.signers = cache;
+        self
+    }
+
+    /// The registry-key (JWKS) cache.
+    pub fn registry_keys(&self) -> &RegistryKeys {
+        &self.keys
+    }
+
+    /// Our signing keys, kept in step with this operations' signer cache.
+    pub fn key_manager(&self) -> KeyManager {
+        KeyManager::new(Arc::clone(&self.ops)).with_signer_cache(self.signers.clone())
+    }
+
+    /// The data source's dialect.
+    pub fn profile(&self) -> Profile {
+        self.source().profile
     }
 
     /// How long async requests may take before [`expire_overdue`] times them out.
@@ -204,8 +238,7 @@ impl Operations {
                 OpsError::invalid(
                     "sender_id",
                     format!(
-                        "data source {:?} has no sender_id: set the id the registry knows you by (`dci source edit {} --sender-id …`)",
-                        self.source().code,
+                        "data source {:?} has no sender_id: set it to the id the registry knows you by",
                         self.source().code
                     ),
                 )
@@ -225,8 +258,7 @@ impl Operations {
                 OpsError::invalid(
                     "callback_uri",
                     format!(
-                        "asynchronous calls need the data source's callback URI, e.g. http://127.0.0.1:8080/callback/{}: set it with `dci source edit {} --callback-uri …`",
-                        self.source().code,
+                        "asynchronous calls need the data source's callback_uri: set it to where the registry can reach us, e.g. http://127.0.0.1:8080/callback/{}",
                         self.source().code
                     ),
                 )
@@ -257,7 +289,12 @@ impl Operations {
                 } else {
                     b.search(items)?
                 };
-                self.sign(env, now).await?
+                match self.profile() {
+                    Profile::Standard => self.sign(env, now).await?,
+                    Profile::OpenCrvs(v) => {
+                        crate::registries::opencrvs::adapt_search(source, v, env.to_value())?
+                    }
+                }
             }
             Operation::Subscribe(s) => {
                 if let Some(t) = &s.transaction_id {
@@ -297,18 +334,51 @@ impl Operations {
         })
     }
 
-    async fn sign<M: serde::Serialize>(
+    /// Signs `env` with the source's signing key, when it names one (from the signer cache).
+    pub(crate) async fn sign<M: serde::Serialize>(
         &self,
         mut env: dci_protocol::envelope::Envelope<M>,
         now: OffsetDateTime,
     ) -> Result<Value, OpsError> {
-        if let Some(key_id) = &self.source().signing_key_id {
-            let signer = KeyManager::new(Arc::clone(&self.ops))
-                .signer(key_id, self.sender_id()?, now)
+        if let Some(key_id) = &self.source().signing_key_id
+            && !self.profile().is_opencrvs()
+        {
+            let signer = self
+                .signers
+                .signer(self.ops.as_ref(), key_id, self.sender_id()?, now)
                 .await?;
             env.sign(&signer, now).map_err(OpsError::Signing)?;
         }
         Ok(env.to_value())
+    }
+
+    /// Signs (when the source names a key), sends and checks the reply's signature.
+    pub(crate) async fn send_envelope<M: serde::Serialize>(
+        &self,
+        env: dci_protocol::envelope::Envelope<M>,
+        endpoint: Endpoint,
+        now: OffsetDateTime,
+    ) -> Result<Reply, OpsError> {
+        let value = self.sign(env, now).await?;
+        self.exchange(value, endpoint, true).await
+    }
+
+    /// Sends a ready envelope and checks the reply's signature under the profile's rules.
+    pub(crate) async fn exchange(
+        &self,
+        envelope: Value,
+        endpoint: Endpoint,
+        retry: bool,
+    ) -> Result<Reply, OpsError> {
+        let resp = self
+            .client
+            .make_request(DciRequest::new(endpoint, envelope).retry(retry))
+            .await?;
+        let signature = self.verify_reply(&resp.body).await?;
+        Ok(Reply {
+            body: resp.body,
+            signature,
+        })
     }
 
     /// The exact signed envelope `op` would send; sends and stores nothing.
@@ -316,24 +386,34 @@ impl Operations {
         Ok(self.prepare(op).await?.envelope)
     }
 
-    async fn verify_reply(&self, body: &Value) -> Result<SignatureState, OpsError> {
-        self.keys
-            .check(self.source(), body, OffsetDateTime::now_utc())
-            .await
-            .map(|o| o.state)
-            .map_err(|f| OpsError::Verification(f.to_string()))
+    async fn verify_reply(&self, body: &Value) -> Result<SignatureOutcome, OpsError> {
+        let http = Some(self.client.http());
+        match self.profile() {
+            Profile::OpenCrvs(_) => {
+                crate::registries::opencrvs::check_reply(self.source(), &self.keys, http, body)
+                    .await
+                    .map(|state| SignatureOutcome {
+                        state,
+                        key_id: None,
+                    })
+                    .map_err(OpsError::Verification)
+            }
+            Profile::Standard => self
+                .keys
+                .check_using(http, self.source(), body, OffsetDateTime::now_utc())
+                .await
+                .map_err(|f| OpsError::Verification(f.to_string())),
+        }
     }
 
     /// Sync search. A reply whose every item is rejected is an error carrying the registry's
     /// code; otherwise items are returned one by one (check [`SearchItemResult::status`]).
     pub async fn search(&self, q: &SearchQuery) -> Result<SearchResult, OpsError> {
         let p = self.prepare(&Operation::Search(q.clone())).await?;
-        let resp = self
-            .client
-            .make_request(DciRequest::new(Endpoint::SyncSearch, p.envelope))
+        let reply = self
+            .exchange(p.envelope, Endpoint::SyncSearch, true)
             .await?;
-        let sig = self.verify_reply(&resp.body).await?;
-        Ok(result::search_result(&resp.body, sig))
+        Ok(result::search_result(&reply.body, reply.signature.state))
     }
 
     /// Pages of a sync search, from its page (default 1) to the last.
@@ -464,12 +544,13 @@ impl Operations {
     /// Sync transaction status.
     pub async fn txn_status(&self, q: &TxnStatusQuery) -> Result<TxnStatusResult, OpsError> {
         let p = self.prepare(&Operation::TxnStatus(q.clone())).await?;
-        let resp = self
-            .client
-            .make_request(DciRequest::new(Endpoint::SyncTxnStatus, p.envelope))
+        let reply = self
+            .exchange(p.envelope, Endpoint::SyncTxnStatus, true)
             .await?;
-        let sig = self.verify_reply(&resp.body).await?;
-        Ok(result::txn_status_result(&resp.body, sig))
+        Ok(result::txn_status_result(
+            &reply.body,
+            reply.signature.state,
+        ))
     }
 
     /// Async transaction status (the answer arrives at `txn/on-status`).
@@ -519,21 +600,17 @@ impl Operations {
         };
         let p = self.prepare(&Operation::TxnStatus(q)).await?;
         let resp = match self
-            .client
-            .make_request(DciRequest::new(Endpoint::SyncTxnStatus, p.envelope))
+            .exchange(p.envelope, Endpoint::SyncTxnStatus, true)
             .await
         {
             Ok(r) => r,
-            Err(e) => {
+            Err(OpsError::Client(e)) => {
                 tracing::debug!(error = %e, "txn-status fallback failed");
                 return Err(timeout());
             }
+            Err(e) => return Err(e),
         };
-        let sig = self
-            .keys
-            .check(self.source(), &resp.body, OffsetDateTime::now_utc())
-            .await
-            .map_err(|f| OpsError::Verification(f.to_string()))?;
+        let sig = resp.signature;
         let items = result::txn_status_result(&resp.body, sig.state).items;
         if items.is_empty() {
             return Err(timeout());

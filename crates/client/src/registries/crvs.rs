@@ -9,13 +9,11 @@ use dci_protocol::RegistryType;
 use dci_protocol::build::SearchItem;
 use serde::Serialize;
 use serde_json::Value;
-use time::OffsetDateTime;
 
-use super::opencrvs::{self, OpenCrvsVersion, Profile};
-use super::{Core, IdRef, display_name, first_item, identifiers, text};
+use super::opencrvs::Profile;
+use super::{Core, IdRef, display_name, identifiers, text};
 use crate::keys::RegistryKeys;
 use crate::ops::{AsyncSubmission, Operations, OpsError, SearchSpec, SubscribeSpec};
-use crate::transport::Endpoint;
 
 /// Page size used to walk vital events.
 pub const EVENTS_PAGE_SIZE: u32 = 50;
@@ -279,31 +277,16 @@ impl CrvsClient {
         id: &IdRef,
         kind: Option<VitalEventKind>,
     ) -> Result<Vec<Value>, OpsError> {
-        match self.core.profile() {
-            Profile::Standard => {
-                let mut item = SearchItem::new(id.query()).record_type("Person");
-                if let Some(k) = kind {
-                    item = item.event_type(k.spec_event_type());
-                }
-                Ok(self.core.search_one(item.page(1, 10)).await?.records)
-            }
-            Profile::OpenCrvs(v) => {
-                let event = kind.unwrap_or(VitalEventKind::Birth).as_str();
-                let s = opencrvs::id_search(event, &id.id_type, &id.value);
-                self.opencrvs_search(v, &s).await.map(|(r, _)| r)
-            }
+        let mut item = SearchItem::new(id.query()).record_type("Person");
+        // OpenCRVS answers per event type (birth unless asked otherwise).
+        let kind = match self.core.profile() {
+            Profile::Standard => kind,
+            Profile::OpenCrvs(_) => Some(kind.unwrap_or(VitalEventKind::Birth)),
+        };
+        if let Some(k) = kind {
+            item = item.event_type(k.spec_event_type());
         }
-    }
-
-    async fn opencrvs_search(
-        &self,
-        v: OpenCrvsVersion,
-        s: &opencrvs::OpenCrvsSearch,
-    ) -> Result<(Vec<Value>, Option<crate::ops::PageInfo>), OpsError> {
-        let env = opencrvs::search_envelope(self.core.source(), v, s, OffsetDateTime::now_utc())?;
-        let reply = self.core.send_value(env, Endpoint::SyncSearch).await?;
-        let item = first_item(&reply.body, "search_response")?;
-        Ok((item.records, item.pagination))
+        Ok(self.core.search_one(item.page(1, 10)).await?.records)
     }
 
     /// The person with this identifier, or `None` when the registry has none.
@@ -379,49 +362,19 @@ impl CrvsClient {
                 ));
             }
         }
-        let records = match self.core.profile() {
-            Profile::Standard => {
-                let query = SearchSpec::date_range("event_date", from, to)?.query;
-                self.core
-                    .search_all(
-                        |page| {
-                            SearchItem::new(query.clone())
-                                .record_type("Person")
-                                .event_type(kind.spec_event_type())
-                                .page(page, EVENTS_PAGE_SIZE)
-                        },
-                        EVENTS_PAGE_SIZE,
-                    )
-                    .await?
-            }
-            Profile::OpenCrvs(v) => {
-                let mut out = Vec::new();
-                let mut page = 1;
-                loop {
-                    let s = opencrvs::range_search(
-                        v,
-                        kind.as_str(),
-                        "event_date",
-                        from,
-                        to,
-                        page,
-                        EVENTS_PAGE_SIZE,
-                    );
-                    let (records, pagination) = self.opencrvs_search(v, &s).await?;
-                    let n = records.len() as u64;
-                    out.extend(records);
-                    let more = match pagination {
-                        Some(p) => p.has_more() && n > 0,
-                        None => n >= u64::from(EVENTS_PAGE_SIZE),
-                    };
-                    if !more || page >= 10_000 {
-                        break;
-                    }
-                    page += 1;
-                }
-                out
-            }
-        };
+        let query = SearchSpec::date_range("event_date", from, to)?.query;
+        let records = self
+            .core
+            .search_all(
+                |page| {
+                    SearchItem::new(query.clone())
+                        .record_type("Person")
+                        .event_type(kind.spec_event_type())
+                        .page(page, EVENTS_PAGE_SIZE)
+                },
+                EVENTS_PAGE_SIZE,
+            )
+            .await?;
         let in_range = |d: &str| {
             let d = d.get(..10).unwrap_or(d);
             from.is_none_or(|f| d >= f.get(..10).unwrap_or(f))

@@ -43,12 +43,12 @@ pub use opencrvs::{OpenCrvsVersion, Profile};
 pub use social::{Group, Member, SocialClient};
 
 use crate::error::RegistryError;
-use crate::keys::{KeyManager, RegistryKeys};
+use crate::keys::RegistryKeys;
 pub(crate) use crate::ops::parse_item;
 use crate::ops::{Operations, OpsStore};
-use crate::ops::{OpsError, SearchItemResult, SignatureState};
+use crate::ops::{OpsError, SearchItemResult};
 use crate::source::DataSource;
-use crate::transport::{DciRequest, Endpoint};
+use crate::transport::Endpoint;
 
 /// An identifier as `TYPE:VALUE`, e.g. `UIN:1234567890` or `BRN:2019-0042` (the value may
 /// contain `:`).
@@ -119,17 +119,13 @@ pub enum Outcome {
     NotFound,
 }
 
-/// One reply whose signature passed the source's policy.
-#[derive(Debug, Clone)]
-pub(crate) struct Reply {
-    pub(crate) body: Value,
-}
+pub(crate) use crate::ops::Reply;
 
-/// What every typed client shares: the operations (client, store, keys) and the checks.
+/// What every typed client shares: the source's [`Operations`] — the one path (dialect, sign,
+/// send, verify) every call takes — and the registry-type check.
 #[derive(Clone)]
 pub(crate) struct Core {
     ops: Operations,
-    keys: RegistryKeys,
 }
 
 impl fmt::Debug for Core {
@@ -147,14 +143,11 @@ impl Core {
         if s.registry_type != expected {
             return Err(wrong_type(s, expected));
         }
-        Ok(Core {
-            ops,
-            keys: RegistryKeys::new(),
-        })
+        Ok(Core { ops })
     }
 
     pub(crate) fn with_keys(mut self, keys: RegistryKeys) -> Core {
-        self.keys = keys;
+        self.ops = self.ops.with_registry_keys(keys);
         self
     }
 
@@ -174,26 +167,23 @@ impl Core {
         self.source().profile
     }
 
-    fn sender_id(&self) -> Result<&str, OpsError> {
+    /// A request builder with our header fields filled in.
+    pub(crate) fn builder(&self, now: OffsetDateTime) -> Result<RequestBuilder, OpsError> {
         let s = self.source();
-        s.sender_id
+        let sender = s
+            .sender_id
             .as_deref()
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| {
                 OpsError::invalid(
                     "sender_id",
                     format!(
-                        "data source {:?} has no sender_id: set the id the registry knows you by (`dci source edit {} --sender-id …`)",
-                        s.code, s.code
+                        "data source {:?} has no sender_id: set it to the id the registry knows you by",
+                        s.code
                     ),
                 )
-            })
-    }
-
-    /// A request builder with our header fields filled in.
-    pub(crate) fn builder(&self, now: OffsetDateTime) -> Result<RequestBuilder, OpsError> {
-        let s = self.source();
-        let mut b = RequestBuilder::new(s.registry_type, self.sender_id()?).at(now);
+            })?;
+        let mut b = RequestBuilder::new(s.registry_type, sender).at(now);
         let receiver = s.effective_receiver_id();
         if receiver.chars().count() <= dci_protocol::build::MAX_ID_LEN {
             b = b.receiver_id(receiver);
@@ -204,50 +194,26 @@ impl Core {
     /// Signs (when the source names a key), sends and checks the reply's signature.
     pub(crate) async fn send<M: Serialize>(
         &self,
-        mut env: Envelope<M>,
+        env: Envelope<M>,
         endpoint: Endpoint,
         now: OffsetDateTime,
     ) -> Result<Reply, OpsError> {
-        if let Some(key_id) = &self.source().signing_key_id {
-            let signer = KeyManager::new(Arc::clone(self.store()))
-                .signer(key_id, self.sender_id()?, now)
-                .await?;
-            env.sign(&signer, now).map_err(OpsError::Signing)?;
-        }
-        self.send_value(env.to_value(), endpoint).await
+        self.ops.send_envelope(env, endpoint, now).await
     }
 
-    /// Sends a ready envelope and checks the reply's signature under the profile's rules.
-    pub(crate) async fn send_value(
-        &self,
-        envelope: Value,
-        endpoint: Endpoint,
-    ) -> Result<Reply, OpsError> {
-        let resp = self
-            .ops
-            .client()
-            .make_request(DciRequest::new(endpoint, envelope))
-            .await?;
-        // A reply failing the policy is an error; what passed needs no further mention.
-        let _checked: SignatureState = match self.profile() {
-            Profile::OpenCrvs(_) => opencrvs::check_reply(self.source(), &self.keys, &resp.body)
-                .await
-                .map_err(OpsError::Verification)?,
-            Profile::Standard => self
-                .keys
-                .check(self.source(), &resp.body, OffsetDateTime::now_utc())
-                .await
-                .map(|o| o.state)
-                .map_err(|f| OpsError::Verification(f.to_string()))?,
-        };
-        Ok(Reply { body: resp.body })
-    }
-
-    /// One sync search item; the first answered item comes back.
+    /// One sync search item (adapted to the source's dialect); the first answered item.
     pub(crate) async fn search_one(&self, item: SearchItem) -> Result<SearchItemResult, OpsError> {
         let now = OffsetDateTime::now_utc();
         let env = self.builder(now)?.sync_search([item])?;
-        let reply = self.send(env, Endpoint::SyncSearch, now).await?;
+        let reply = match self.profile() {
+            Profile::Standard => self.send(env, Endpoint::SyncSearch, now).await?,
+            Profile::OpenCrvs(v) => {
+                let adapted = opencrvs::adapt_search(self.source(), v, env.to_value())?;
+                self.ops
+                    .exchange(adapted, Endpoint::SyncSearch, true)
+                    .await?
+            }
+        };
         first_item(&reply.body, "search_response")
     }
 
@@ -295,7 +261,7 @@ pub(crate) fn wrong_type(s: &DataSource, expected: RegistryType) -> OpsError {
     OpsError::invalid(
         "registry_type",
         format!(
-            "data source {:?} is a {} registry, not {}: pick a {} data source (`dci source list`)",
+            "data source {:?} is a {} registry, not {}: pick a data source whose registry_type is {}",
             s.code,
             s.registry_type,
             expected,

@@ -15,7 +15,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -103,126 +102,168 @@ impl<'de> Deserialize<'de> for Profile {
     }
 }
 
-/// What one OpenCRVS search asks.
-#[derive(Debug, Clone)]
-pub(crate) struct OpenCrvsSearch {
-    /// `birth`, `death`, `marriage` or `divorce`.
-    pub(crate) event: String,
-    /// `query_type` and `query`.
-    pub(crate) query_type: &'static str,
-    pub(crate) query: Value,
-    pub(crate) page: u32,
-    pub(crate) page_size: u32,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    dci_protocol::build::rfc3339(t)
-}
-
-/// An id lookup in OpenCRVS form.
-pub(crate) fn id_search(event: &str, id_type: &str, value: &str) -> OpenCrvsSearch {
-    OpenCrvsSearch {
-        event: event.to_owned(),
-        query_type: "idtype-value",
-        query: json!({"type": id_type, "value": value}),
-        page: 1,
-        page_size: 1,
+/// OpenCRVS's `reg_event_type` for a standard event type (`LiveBirth` → `birth`); unknown
+/// names pass through lower-cased so the registry names what it refuses.
+fn event_name(standard: Option<&str>) -> String {
+    match standard.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("livebirth") | Some("birth") => "birth".into(),
+        Some("death") => "death".into(),
+        Some("marriage") => "marriage".into(),
+        Some("divorce") => "divorce".into(),
+        Some(other) => other
+            .trim_start_matches("ns:org:crvs:eventtype:")
+            .to_owned(),
     }
 }
 
-/// A date range on `attribute` in the version's expression form.
-pub(crate) fn range_search(
-    version: OpenCrvsVersion,
-    event: &str,
-    attribute: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-    page: u32,
-    page_size: u32,
-) -> OpenCrvsSearch {
+/// A date range (`ge`/`gt` and `le`/`lt` on one attribute, joined by `and`) from a standard
+/// predicate query, as OpenCRVS's `range` expression in the version's form.
+fn range_expression(version: OpenCrvsVersion, clauses: &[Value]) -> Option<Value> {
+    let mut attribute: Option<&str> = None;
     let mut range = json!({"type": "range"});
-    if let Some(f) = from {
-        range["gte"] = json!(f);
+    for c in clauses {
+        if c.get("condition")
+            .and_then(Value::as_str)
+            .is_some_and(|k| !k.eq_ignore_ascii_case("and"))
+        {
+            return None;
+        }
+        for e in ["expression1", "expression2"]
+            .iter()
+            .filter_map(|k| c.get(*k))
+        {
+            let name = e.get("attribute_name")?.as_str()?;
+            if attribute.is_some_and(|a| a != name) {
+                return None;
+            }
+            attribute = Some(name);
+            let bound = match e.get("operator")?.as_str()? {
+                "ge" | "gt" => "gte",
+                "le" | "lt" => "lte",
+                _ => return None,
+            };
+            range[bound] = e.get("attribute_value")?.clone();
+        }
     }
-    if let Some(t) = to {
-        range["lte"] = json!(t);
-    }
+    let attribute = attribute?;
     let value = match version {
         OpenCrvsVersion::V1_3 => json!({ attribute: range }),
         OpenCrvsVersion::V1_5 => json!({"expression": {"query": { attribute: range }}}),
     };
-    OpenCrvsSearch {
-        event: event.to_owned(),
-        query_type: "expression",
-        query: json!({"type": "ns:org:QueryType:expression", "value": value}),
-        page,
-        page_size,
-    }
+    Some(json!({"type": "ns:org:QueryType:expression", "value": value}))
 }
 
-/// The OpenCRVS search envelope (never signed).
-pub(crate) fn search_envelope(
+/// Rewrites a standard search envelope (built by `dci_protocol::build`, unsigned) into
+/// OpenCRVS's variant: its `reg_type` form, lower-case event names, date ranges as a `range`
+/// expression, `createdAt` sort, `consent` and `locale` on every item, and the header fields it
+/// insists on. OpenCRVS envelopes are never signed.
+pub(crate) fn adapt_search(
     source: &DataSource,
     version: OpenCrvsVersion,
-    search: &OpenCrvsSearch,
-    now: OffsetDateTime,
+    mut envelope: Value,
 ) -> Result<Value, crate::ops::OpsError> {
+    use crate::ops::OpsError;
     let sender_id = source
         .sender_id
         .as_deref()
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| {
-            crate::ops::OpsError::invalid(
+            OpsError::invalid(
                 "sender_id",
                 "the OpenCRVS profile needs sender_id: the https:// origin that serves your JWKS",
             )
-        })?;
-    let ts = rfc3339(now);
-    let event = search.event.to_ascii_lowercase();
-    let mut criteria = json!({"version": "1.0.0"});
-    match version {
-        OpenCrvsVersion::V1_3 => {
-            criteria["reg_type"] = json!(event);
-        }
-        OpenCrvsVersion::V1_5 => {
-            criteria["reg_type"] = json!("ns:org:RegistryType:Civil");
-            criteria["reg_event_type"] = json!(event);
-        }
-    }
-    criteria["query_type"] = json!(search.query_type);
-    criteria["query"] = search.query.clone();
-    criteria["sort"] = json!([{"attribute_name": "createdAt", "sort_order": "asc"}]);
-    criteria["pagination"] = json!({"page_size": search.page_size, "page_number": search.page});
+        })?
+        .to_owned();
     let callback = source.callback_uri.clone().unwrap_or_default();
     let ref_uri = if callback.is_empty() {
-        sender_id.to_owned()
+        sender_id.clone()
     } else {
         callback.clone()
     };
-    Ok(json!({
-        "header": {
-            "version": "1.0.0",
-            "message_id": dci_protocol::build::new_id(),
-            "message_ts": ts,
-            "action": "search",
-            "sender_id": sender_id,
-            "sender_uri": callback,
-            "receiver_id": source.effective_receiver_id(),
-            "total_count": 1,
-        },
-        "message": {
-            "transaction_id": dci_protocol::build::new_id(),
-            "search_request": [{
-                "reference_id": dci_protocol::build::new_id(),
-                "timestamp": ts,
-                "search_criteria": criteria,
-                "consent": {"id": "consent-dci-client", "ts": ts, "purpose": {
+    if let Some(obj) = envelope.as_object_mut() {
+        obj.remove("signature");
+    }
+    if let Some(h) = envelope.get_mut("header").and_then(Value::as_object_mut) {
+        h.insert("sender_uri".into(), json!(callback));
+        h.insert("receiver_id".into(), json!(source.effective_receiver_id()));
+    }
+    let items = envelope
+        .pointer_mut("/message/search_request")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| OpsError::invalid("search_request", "the search has no items"))?;
+    for item in items {
+        let ts = item
+            .get("timestamp")
+            .cloned()
+            .unwrap_or_else(|| json!(dci_protocol::build::rfc3339(OffsetDateTime::now_utc())));
+        let Some(c) = item
+            .get_mut("search_criteria")
+            .and_then(Value::as_object_mut)
+        else {
+            return Err(OpsError::invalid(
+                "search_criteria",
+                "an item has no criteria",
+            ));
+        };
+        let event = event_name(c.get("reg_event_type").and_then(Value::as_str));
+        match version {
+            OpenCrvsVersion::V1_3 => {
+                c.insert("reg_type".into(), json!(event));
+                c.remove("reg_event_type");
+            }
+            OpenCrvsVersion::V1_5 => {
+                c.insert("reg_type".into(), json!("ns:org:RegistryType:Civil"));
+                c.insert("reg_event_type".into(), json!(event));
+            }
+        }
+        c.remove("reg_record_type");
+        match c.get("query_type").and_then(Value::as_str) {
+            Some("idtype-value") | Some("expression") => {}
+            Some("predicate") => {
+                let clauses = c
+                    .get("query")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let q = range_expression(version, &clauses).ok_or_else(|| {
+                    OpsError::invalid(
+                        "query",
+                        "the OpenCRVS profile takes identifier searches, expressions and date                          ranges (ge/le on one attribute); this predicate is none of them",
+                    )
+                })?;
+                c.insert("query_type".into(), json!("expression"));
+                c.insert("query".into(), q);
+            }
+            other => {
+                return Err(OpsError::invalid(
+                    "query_type",
+                    format!(
+                        "{} is not supported by the OpenCRVS profile: use an identifier, an                          expression or a date range",
+                        other.unwrap_or("(none)")
+                    ),
+                ));
+            }
+        }
+        c.insert(
+            "sort".into(),
+            json!([{"attribute_name": "createdAt", "sort_order": "asc"}]),
+        );
+        if !c.contains_key("pagination") {
+            c.insert(
+                "pagination".into(),
+                json!({"page_size": 10, "page_number": 1}),
+            );
+        }
+        if let Some(m) = item.as_object_mut() {
+            m.entry("consent").or_insert_with(|| {
+                json!({"id": "consent-dci-client", "ts": ts, "purpose": {
                     "text": "Social protection programme verification",
-                    "code": "SPP", "refUri": ref_uri}},
-                "locale": "eng",
-            }],
-        },
-    }))
+                    "code": "SPP", "refUri": ref_uri}})
+            });
+            m.entry("locale").or_insert_with(|| json!("eng"));
+        }
+    }
+    Ok(envelope)
 }
 
 /// The JWKS URL of the registry: the configured one, else `/.well-known/jwks.json` at the
@@ -237,10 +278,13 @@ pub fn jwks_url(source: &DataSource) -> String {
     }
 }
 
-/// Checks an OpenCRVS reply's compact JWS under the source's signature policy.
+/// Checks an OpenCRVS reply's compact JWS under the source's signature policy. The JWKS comes
+/// from the shared cache, fetched again (through `http`, the source's own client) when the
+/// cached keys do not verify: OpenCRVS regenerates its key at every restart.
 pub(crate) async fn check_reply(
     source: &DataSource,
-    _keys: &RegistryKeys,
+    keys: &RegistryKeys,
+    http: Option<&reqwest::Client>,
     body: &Value,
 ) -> Result<SignatureState, String> {
     let policy = source.reply_signature_policy;
@@ -264,9 +308,19 @@ pub(crate) async fn check_reply(
     if !configured.is_empty() && verify_jws(jws, body, &configured).is_ok() {
         return Ok(SignatureState::Verified);
     }
-    // OpenCRVS regenerates its key at every restart: an unknown key means fetching the JWKS.
-    let keys = fetch_jwks(&jwks_url(source)).await?;
-    verify_jws(jws, body, &keys)?;
+    let url = jwks_url(source);
+    let cached = keys
+        .jwks_keys(http, &url, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    if verify_jws(jws, body, &cached).is_ok() {
+        return Ok(SignatureState::Verified);
+    }
+    let fresh = keys
+        .jwks_keys(http, &url, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    verify_jws(jws, body, &fresh)?;
     Ok(SignatureState::Verified)
 }
 
@@ -278,40 +332,6 @@ fn jws_kid(jws: &str) -> Result<Option<String>, String> {
     let h: Value = serde_json::from_slice(&bytes)
         .map_err(|_| "invalid JWS: the protected header is not JSON".to_owned())?;
     Ok(h.get("kid").and_then(Value::as_str).map(str::to_owned))
-}
-
-async fn fetch_jwks(url: &str) -> Result<Vec<(Option<String>, VerifyingKey)>, String> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .map_err(|e| format!("JWKS client: {e}"))?;
-    let resp = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("the registry's JWKS is unavailable: {}", e.without_url()))?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "the registry's JWKS is unavailable: HTTP {}",
-            resp.status().as_u16()
-        ));
-    }
-    let v: Value = resp
-        .json()
-        .await
-        .map_err(|_| "the registry's JWKS is not JSON".to_owned())?;
-    Ok(v.get("keys")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|k| {
-            VerifyingKey::from_jwk(k)
-                .ok()
-                .map(|vk| (k.get("kid").and_then(Value::as_str).map(str::to_owned), vk))
-        })
-        .collect())
 }
 
 /// Verifies a compact JWS whose payload must equal `body` without its `signature` (compared

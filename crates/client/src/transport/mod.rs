@@ -4,8 +4,10 @@
 //! Every outgoing call — token requests included — goes through [`DciClient::execute`], which
 //! writes one audit entry per attempt when the client has a store.
 
+mod audit;
 mod dci;
 mod retry;
+mod tls;
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
 
+use audit::AuditSink;
+pub use audit::AuditWriter;
 pub use retry::RetryPolicy;
 
 use crate::auth::{self, Token, TokenCache, TokenInfo, TokenOrigin, TokenSettings};
@@ -164,6 +168,7 @@ struct Inner {
     timeout: Duration,
     connect_timeout: Duration,
     store: Option<Arc<dyn Store>>,
+    audit: AuditSink,
     persist_tokens: bool,
     uses_proxy: bool,
 }
@@ -189,9 +194,17 @@ pub struct DciClientBuilder {
     timeout: Option<Duration>,
     proxy: Option<String>,
     persist_tokens: bool,
+    audit: Option<AuditWriter>,
 }
 
 impl DciClientBuilder {
+    /// Queue audit entries for this writer instead of writing each one before the call
+    /// returns (the engine's way: the audit stays off the call's critical path).
+    pub fn audit_writer(mut self, writer: AuditWriter) -> Self {
+        self.audit = Some(writer);
+        self
+    }
+
     /// Audit every call, and (unless disabled) persist tokens, through this store.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
@@ -291,6 +304,13 @@ impl DciClientBuilder {
             .pool_idle_timeout(Duration::from_secs(90));
         if !s.tls.verify {
             b = b.tls_danger_accept_invalid_certs(true);
+        } else if s.tls.ca_file.is_none()
+            && s.tls.client_cert_file.is_none()
+            && s.tls.client_key_file.is_none()
+            && let Some(config) = tls::system_roots_config()
+        {
+            // The system's roots, loaded once per process and only when TLS is first used.
+            b = b.tls_backend_preconfigured(config);
         }
         if let Some(path) = &s.tls.ca_file {
             let pem = std::fs::read(path).map_err(|e| {
@@ -356,6 +376,11 @@ impl DciClientBuilder {
             Error::config_with("could not build the HTTP client from the TLS settings", e)
         })?;
         let persist = self.persist_tokens && self.store.is_some();
+        let audit = match (&self.audit, &self.store) {
+            (Some(w), _) => w.sink(),
+            (None, Some(store)) => AuditSink::Direct(store.clone()),
+            (None, None) => AuditSink::None,
+        };
         Ok(DciClient {
             inner: Arc::new(Inner {
                 base,
@@ -367,6 +392,7 @@ impl DciClientBuilder {
                 timeout,
                 connect_timeout,
                 store: self.store,
+                audit,
                 persist_tokens: persist,
                 uses_proxy: self.proxy.is_some(),
                 source: self.source,
@@ -440,6 +466,7 @@ impl DciClient {
             timeout: None,
             proxy: None,
             persist_tokens: true,
+            audit: None,
         }
     }
 
@@ -451,6 +478,12 @@ impl DciClient {
     /// The store, if the client has one.
     pub fn store(&self) -> Option<&Arc<dyn Store>> {
         self.inner.store.as_ref()
+    }
+
+    /// The pooled HTTP client (with the source's TLS settings), for calls beside the DCI
+    /// endpoints such as the registry's JWKS.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
     }
 
     pub(crate) fn base_url(&self) -> &Url {
@@ -790,10 +823,16 @@ impl DciClient {
             }
         };
         let now = OffsetDateTime::now_utc();
-        let remaining = stored.expires_at - now;
-        let remaining = Duration::try_from(remaining).ok()?;
-        let refresh = auth::refresh_after(remaining, self.inner.token_settings.refresh_skew);
-        if refresh.is_zero() || !stored.token_type.eq_ignore_ascii_case("bearer") {
+        if !stored.token_type.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        // Refresh on the schedule of the process that fetched it: ahead of expiry by the
+        // same share of its whole lifetime, not of what is left of it.
+        let obtained = stored.obtained_at?.min(now);
+        let lifetime = Duration::try_from(stored.expires_at - obtained).ok()?;
+        let refresh_at =
+            obtained + auth::refresh_after(lifetime, self.inner.token_settings.refresh_skew);
+        if refresh_at <= now {
             return None;
         }
         Some(Token {
@@ -802,9 +841,9 @@ impl DciClient {
                 origin: TokenOrigin::Stored,
                 token_type: stored.token_type.to_ascii_lowercase(),
                 scope: stored.scope,
-                obtained_at: now,
+                obtained_at: obtained,
                 expires_at: stored.expires_at,
-                refresh_at: now + refresh,
+                refresh_at,
                 lifetime_from_server: true,
             },
         })
@@ -834,6 +873,7 @@ impl DciClient {
             token_type: token.info.token_type.clone(),
             expires_at: token.info.expires_at,
             scope: token.info.scope.clone(),
+            obtained_at: Some(token.info.obtained_at),
         };
         if let Err(e) = store.put_token(self.inner.source.id, &cached).await {
             tracing::warn!(source = %self.inner.source.code, error = %e,
@@ -904,9 +944,9 @@ impl DciClient {
         outcome: AuditOutcome,
         error: Option<&str>,
     ) {
-        let Some(store) = &self.inner.store else {
+        if matches!(self.inner.audit, AuditSink::None) {
             return;
-        };
+        }
         let entry = AuditEntry {
             at,
             source_code: self.inner.source.code.clone(),
@@ -920,10 +960,7 @@ impl DciClient {
             attempt,
             error: error.map(str::to_owned),
         };
-        if let Err(e) = store.append_audit(&entry).await {
-            // The call's outcome matters more than its audit row; say so loudly and go on.
-            tracing::warn!(source = %self.inner.source.code, error = %e, "audit write failed");
-        }
+        self.inner.audit.record(entry).await;
     }
 }
 

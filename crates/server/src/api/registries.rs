@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dci_client::registries::{
-    CrvsClient, DrClient, FarmerClient, IbrClient, IdRef, SocialClient, VitalEventKind,
+    CrvsClient, DrClient, IbrClient, IdRef, SocialClient, VitalEventKind,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -74,7 +74,7 @@ fn answer<T: Serialize>(code: &str, r: Option<T>) -> ApiResult<Response> {
 }
 
 async fn crvs(st: &AppState, code: &str) -> ApiResult<CrvsClient> {
-    Ok(CrvsClient::new(st.operations(code).await?)?)
+    Ok(st.engine.crvs(code).await?)
 }
 
 async fn crvs_person(
@@ -165,7 +165,7 @@ async fn crvs_subscribe(
 }
 
 async fn dr(st: &AppState, code: &str) -> ApiResult<DrClient> {
-    Ok(DrClient::new(st.operations(code).await?)?)
+    Ok(st.engine.dr(code).await?)
 }
 
 async fn dr_status(
@@ -202,7 +202,7 @@ async fn dr_support(
 }
 
 async fn ibr(st: &AppState, code: &str) -> ApiResult<IbrClient> {
-    Ok(IbrClient::new(st.operations(code).await?)?)
+    Ok(st.engine.ibr(code).await?)
 }
 
 async fn ibr_enrolled(
@@ -261,7 +261,7 @@ async fn ibr_push(
 }
 
 async fn social(st: &AppState, code: &str) -> ApiResult<SocialClient> {
-    Ok(SocialClient::new(st.operations(code).await?)?)
+    Ok(st.engine.social(code).await?)
 }
 
 async fn social_group(
@@ -288,6 +288,6 @@ async fn fr_farmer(
     Query(q): Query<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
-    let c = FarmerClient::new(st.operations(&code).await?)?;
+    let c = st.engine.farmer(&code).await?;
     answer(&code, c.farmer(&id).await?)
 }

@@ -8,9 +8,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use dci_client::{
-    AuditFilter, DataSourceInput, SourceFilter, SourceState, TestOptions, test_connection,
-};
+use dci_client::{AuditFilter, DataSourceInput, SourceFilter, SourceState, TestOptions};
 use dci_protocol::RegistryType;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -294,7 +292,7 @@ pub(crate) async fn update(
     let new_code = body.code.clone().unwrap_or_else(|| code.clone());
     let source = body.into_input(new_code).validate_update(&existing)?;
     let stored = st.store.update_data_source(&source).await?;
-    st.clients.invalidate(&code);
+    st.engine.invalidate(&code);
     Ok(ApiJson(stored.to_redacted_json()))
 }
 
@@ -304,16 +302,27 @@ pub(crate) async fn delete(
 ) -> ApiResult<impl IntoResponse> {
     load(&st, &code).await?;
     st.store.delete_data_source(&code).await?;
-    st.clients.invalidate(&code);
+    st.engine.invalidate(&code);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Body of `POST /sources/{code}/test` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TestBody {
-    #[serde(default)]
+    /// The permission check (one probe search): on unless turned off.
+    #[serde(default = "yes")]
     probe_search: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for TestBody {
+    fn default() -> Self {
+        TestBody { probe_search: true }
+    }
 }
 
 pub(crate) async fn test(
@@ -330,8 +339,7 @@ pub(crate) async fn test(
     let opts = TestOptions {
         probe_search: body.probe_search,
     };
-    let client = st.clients.get(&code).await?;
-    let report = test_connection(&client, opts).await;
+    let report = st.engine.test_connection(&code, opts).await?;
     Ok(ApiJson(report))
 }
 

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use dci_client::{
     AuthConfig, DataSource, DataSourceInput, MASKED, SourceFilter, SourceState, StoreError,
-    TestOptions, TestReport, ValidationErrors, test_connection,
+    TestOptions, TestReport, ValidationErrors,
 };
 use dci_protocol::RegistryType;
 use maud::{Markup, html};
@@ -694,9 +694,8 @@ fn edit_page(
 ) -> Response {
     let by_field = errs.map(errors_by_field).unwrap_or_default();
     let token = st
-        .clients
-        .for_source(source.clone())
-        .ok()
+        .engine
+        .cached_client(&source.code)
         .and_then(|c| c.cached_token_info());
     let code = &source.code;
     let body = html! {
@@ -723,7 +722,7 @@ fn edit_page(
                         hx-post={"/sources/" (code) "/test"} hx-target="#status"
                         hx-select="#status" hx-swap="outerHTML" hx-disabled-elt="find button" {
                         (view::csrf(ctx))
-                        label { input type="checkbox" name="probe" value="on"; " also run a probe search" }
+                        label { input type="checkbox" name="skip_probe" value="on"; " skip the permission check (no probe search)" }
                         " "
                         button type="submit" id="test-connection" { "Test Connection" }
                         span.htmx-indicator.muted { " testing…" }
@@ -802,7 +801,7 @@ pub(crate) async fn update(
     };
     match st.store.update_data_source(&source).await {
         Ok(_) => {
-            st.clients.invalidate(&code);
+            st.engine.invalidate(&code);
             see_other(&format!("/sources/{code}?notice=saved"))
         }
         Err(e) => store_failed(&ctx, &e),
@@ -815,7 +814,7 @@ pub(crate) struct TestForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
-    probe: Option<String>,
+    skip_probe: Option<String>,
 }
 
 /// `POST /sources/{code}/test`: runs the staged test (the same function as `dci source test`)
@@ -835,8 +834,17 @@ pub(crate) async fn test(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let client = match st.clients.for_source(source) {
-        Ok(c) => c,
+    let report = match st
+        .engine
+        .test_connection(
+            &source.code,
+            TestOptions {
+                probe_search: form.skip_probe.is_none(),
+            },
+        )
+        .await
+    {
+        Ok(r) => r,
         Err(e) => {
             return view::message_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -846,13 +854,6 @@ pub(crate) async fn test(
             );
         }
     };
-    let report = test_connection(
-        &client,
-        TestOptions {
-            probe_search: form.probe.is_some(),
-        },
-    )
-    .await;
     // Show the state the test recorded.
     let source = match load(&st, &ctx, &code).await {
         Ok(s) => s,
@@ -886,7 +887,7 @@ pub(crate) async fn clear_token(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let result = match st.clients.for_source(source) {
+    let result = match st.engine.client(&source.code).await {
         Ok(c) => c.clear_token_cache().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };

@@ -1,0 +1,469 @@
+//! The engine: the one long-lived object that owns, per data source, everything a call needs —
+//! the pooled HTTP client (TLS roots loaded once per process), the OAuth2 token cache, our
+//! signing keys decrypted once, the registry's JWKS cache, the DR status cache — and hands out
+//! the [`Operations`] and typed registry clients over them. The CLI, the gateway, the console
+//! and the callback receiver all get what they use from here; nothing else builds clients.
+//!
+//! - A data source's state is built on first use and reused; it is dropped and rebuilt when
+//!   the source's record changes (checked against the store at most every
+//!   [`EngineBuilder::revalidate_after`], and at once after [`Engine::invalidate`]).
+//! - Disabled sources are refused by [`Engine::operations`] and the registry clients.
+//! - Audit entries are queued for a writer task ([`crate::transport::AuditWriter`]), off the
+//!   call's critical path; [`Engine::close`] returns once every queued entry is stored.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn dci_client::Store>,
+//! #               ops: std::sync::Arc<dyn dci_client::OpsStore>) -> Result<(), Box<dyn std::error::Error>> {
+//! use dci_client::Engine;
+//! use dci_client::ops::{SearchQuery, SearchSpec};
+//! let engine = Engine::open(store, ops); // once per process; clone it freely
+//! let result = engine
+//!     .operations("crvs_main").await?
+//!     .search(&SearchQuery::one(SearchSpec::by_id("UIN:1234567890")?))
+//!     .await?;
+//! let person = engine.crvs("crvs_main").await?.person(&"UIN:1234567890".parse()?).await?;
+//! engine.close().await; // writes the audit entries still queued
+//! # let _ = (result, person); Ok(()) }
+//! ```
+
+mod error;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dci_protocol::RegistryType;
+use time::OffsetDateTime;
+
+pub use error::EngineError;
+
+use crate::auth::TokenSettings;
+use crate::keys::{DEFAULT_SIGNER_TTL, KeyManager, RegistryKeys, SignerCache};
+use crate::ops::{IngestContext, Operations, OpsStore};
+use crate::registries::{
+    CrvsClient, DrCacheSettings, DrClient, FarmerClient, IbrClient, SocialClient,
+};
+use crate::source::{DataSource, SourceState};
+use crate::store::Store;
+use crate::test_connection::{TestOptions, TestReport};
+use crate::transport::{AuditWriter, DciClient, RetryPolicy};
+
+/// How often, at most, a source's record is compared with the store by default.
+pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_millis(500);
+
+/// Builds an [`Engine`].
+#[must_use]
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    ops: Arc<dyn OpsStore>,
+    registry_keys: Option<RegistryKeys>,
+    signer_ttl: Duration,
+    dr_cache: DrCacheSettings,
+    token_settings: TokenSettings,
+    retry: RetryPolicy,
+    revalidate_after: Duration,
+    async_deadline: Option<Duration>,
+    poll_interval: Option<Duration>,
+    txn_status_fallback: bool,
+    max_body_bytes: Option<usize>,
+    queued_audit: bool,
+}
+
+impl EngineBuilder {
+    /// Shares this registry-key (JWKS) cache.
+    pub fn registry_keys(mut self, keys: RegistryKeys) -> Self {
+        self.registry_keys = Some(keys);
+        self
+    }
+
+    /// How long a decrypted signing key is used before its record is read again (default
+    /// 10 s; zero reads it for every call).
+    pub fn signer_ttl(mut self, ttl: Duration) -> Self {
+        self.signer_ttl = ttl;
+        self
+    }
+
+    /// The DR status cache of every DR source.
+    pub fn dr_cache(mut self, settings: DrCacheSettings) -> Self {
+        self.dr_cache = settings;
+        self
+    }
+
+    /// Token refresh skew and default lifetime for every source.
+    pub fn token_settings(mut self, settings: TokenSettings) -> Self {
+        self.token_settings = settings;
+        self
+    }
+
+    /// The retry policy of idempotent calls for every source.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How often, at most, a source's record is compared with the store to notice a change
+    /// made by another process (default 500 ms; zero: at every call).
+    pub fn revalidate_after(mut self, d: Duration) -> Self {
+        self.revalidate_after = d;
+        self
+    }
+
+    /// How long async requests may take before they count as timed out.
+    pub fn async_deadline(mut self, d: Duration) -> Self {
+        self.async_deadline = Some(d);
+        self
+    }
+
+    /// How often an await polls the store.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = Some(d);
+        self
+    }
+
+    /// Whether an await that runs out of time asks the registry with a sync txn-status.
+    pub fn txn_status_fallback(mut self, on: bool) -> Self {
+        self.txn_status_fallback = on;
+        self
+    }
+
+    /// Largest callback body the receiver accepts.
+    pub fn max_callback_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = Some(n);
+        self
+    }
+
+    /// Whether audit entries are queued for a writer task (default) or written by each call
+    /// before it returns (for tests that read the log right after a call without closing).
+    pub fn queued_audit(mut self, on: bool) -> Self {
+        self.queued_audit = on;
+        self
+    }
+
+    /// Builds the engine. Needs a tokio runtime (the audit writer is a task on it).
+    pub fn build(self) -> Engine {
+        let audit = self
+            .queued_audit
+            .then(|| AuditWriter::spawn(self.store.clone()));
+        Engine {
+            inner: Arc::new(Inner {
+                registry_keys: self.registry_keys.unwrap_or_default(),
+                signers: SignerCache::new(self.signer_ttl),
+                audit,
+                sources: Mutex::new(HashMap::new()),
+                store: self.store,
+                ops: self.ops,
+                dr_cache: self.dr_cache,
+                token_settings: self.token_settings,
+                retry: self.retry,
+                revalidate_after: self.revalidate_after,
+                async_deadline: self.async_deadline,
+                poll_interval: self.poll_interval,
+                txn_status_fallback: self.txn_status_fallback,
+                max_body_bytes: self.max_body_bytes,
+            }),
+        }
+    }
+}
+
+/// The engine. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    ops: Arc<dyn OpsStore>,
+    registry_keys: RegistryKeys,
+    signers: SignerCache,
+    audit: Option<AuditWriter>,
+    sources: Mutex<HashMap<String, Arc<SourceRuntime>>>,
+    dr_cache: DrCacheSettings,
+    token_settings: TokenSettings,
+    retry: RetryPolicy,
+    revalidate_after: Duration,
+    async_deadline: Option<Duration>,
+    poll_interval: Option<Duration>,
+    txn_status_fallback: bool,
+    max_body_bytes: Option<usize>,
+}
+
+/// What the engine holds for one data source.
+struct SourceRuntime {
+    id: uuid::Uuid,
+    updated_at: OffsetDateTime,
+    checked: Mutex<Instant>,
+    ops: Operations,
+    dr: Option<DrClient>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self
+            .inner
+            .sources
+            .lock()
+            .map(|m| m.len())
+            .unwrap_or_default();
+        f.debug_struct("Engine")
+            .field("sources", &n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over the stores with default settings.
+    pub fn open(store: Arc<dyn Store>, ops: Arc<dyn OpsStore>) -> Engine {
+        Engine::builder(store, ops).build()
+    }
+
+    /// Starts building an engine over the stores.
+    pub fn builder(store: Arc<dyn Store>, ops: Arc<dyn OpsStore>) -> EngineBuilder {
+        EngineBuilder {
+            store,
+            ops,
+            registry_keys: None,
+            signer_ttl: DEFAULT_SIGNER_TTL,
+            dr_cache: DrCacheSettings::default(),
+            token_settings: TokenSettings::default(),
+            retry: RetryPolicy::default(),
+            revalidate_after: DEFAULT_REVALIDATE_AFTER,
+            async_deadline: None,
+            poll_interval: None,
+            txn_status_fallback: true,
+            max_body_bytes: None,
+            queued_audit: true,
+        }
+    }
+
+    /// Data sources, tokens and the audit log.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Async requests, callbacks, subscriptions and signing keys.
+    pub fn ops_store(&self) -> &Arc<dyn OpsStore> {
+        &self.inner.ops
+    }
+
+    /// The registries' public keys (JWKS cache), shared by replies and callbacks.
+    pub fn registry_keys(&self) -> &RegistryKeys {
+        &self.inner.registry_keys
+    }
+
+    /// Our signing keys; a key activated or revoked through it stops (or starts) signing at
+    /// once in this engine.
+    pub fn keys(&self) -> KeyManager {
+        KeyManager::new(self.inner.ops.clone()).with_signer_cache(self.inner.signers.clone())
+    }
+
+    /// What the callback receiver hands to [`crate::ops::ingest`]: the stores and this
+    /// engine's registry-key cache.
+    pub fn ingest_context(&self) -> IngestContext {
+        let mut ctx = IngestContext::new(self.inner.store.clone(), self.inner.ops.clone())
+            .with_keys(self.inner.registry_keys.clone());
+        if let Some(n) = self.inner.max_body_bytes {
+            ctx.max_body_bytes = n;
+        }
+        ctx
+    }
+
+    /// Drops what is held for `code` (after its record changed or was deleted); the next use
+    /// rebuilds it from the store.
+    pub fn invalidate(&self, code: &str) {
+        self.lock_sources().remove(code);
+    }
+
+    /// Writes every audit entry queued so far.
+    pub async fn flush(&self) {
+        if let Some(a) = &self.inner.audit {
+            a.flush().await;
+        }
+    }
+
+    /// Ends the engine's work: writes the audit entries still queued. Calls made after this
+    /// still work (their entries are written as they come).
+    pub async fn close(&self) {
+        self.flush().await;
+    }
+
+    fn lock_sources(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<SourceRuntime>>> {
+        self.inner.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn runtime(&self, code: &str) -> Result<Arc<SourceRuntime>, EngineError> {
+        let cached = self.lock_sources().get(code).cloned();
+        if let Some(rt) = &cached {
+            let mut checked = rt.checked.lock().unwrap_or_else(|p| p.into_inner());
+            if checked.elapsed() < self.inner.revalidate_after {
+                return Ok(rt.clone());
+            }
+            *checked = Instant::now();
+        }
+        let source = self
+            .inner
+            .store
+            .get_data_source(code)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(code.to_owned()))?;
+        if let Some(rt) = cached
+            && rt.id == source.id
+            && rt.updated_at == source.updated_at
+        {
+            return Ok(rt);
+        }
+        let rt = Arc::new(self.build_runtime(source)?);
+        self.lock_sources().insert(code.to_owned(), rt.clone());
+        Ok(rt)
+    }
+
+    fn build_runtime(&self, source: DataSource) -> Result<SourceRuntime, EngineError> {
+        let i = &self.inner;
+        let (id, updated_at, registry) = (source.id, source.updated_at, source.registry_type);
+        let mut b = DciClient::builder(source)
+            .store(i.store.clone())
+            .token_settings(i.token_settings)
+            .retry_policy(i.retry.clone());
+        if let Some(a) = &i.audit {
+            b = b.audit_writer(a.clone());
+        }
+        let client = b.build()?;
+        let mut ops = Operations::new(client, i.ops.clone())
+            .with_registry_keys(i.registry_keys.clone())
+            .with_signer_cache(i.signers.clone())
+            .with_txn_status_fallback(i.txn_status_fallback);
+        if let Some(d) = i.async_deadline {
+            ops = ops.with_async_deadline(d);
+        }
+        if let Some(p) = i.poll_interval {
+            ops = ops.with_poll_interval(p);
+        }
+        let dr = (registry == RegistryType::Dr)
+            .then(|| DrClient::with_cache(ops.clone(), i.dr_cache))
+            .transpose()?;
+        Ok(SourceRuntime {
+            id,
+            updated_at,
+            checked: Mutex::new(Instant::now()),
+            ops,
+            dr,
+        })
+    }
+
+    /// The data source's record, as stored now (its state and last test included).
+    pub async fn source(&self, code: &str) -> Result<DataSource, EngineError> {
+        self.inner
+            .store
+            .get_data_source(code)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(code.to_owned()))
+    }
+
+    /// The client of `code` if the engine already holds one (no store read: for display,
+    /// e.g. the cached token's expiry).
+    pub fn cached_client(&self, code: &str) -> Option<DciClient> {
+        self.lock_sources()
+            .get(code)
+            .map(|rt| rt.ops.client().clone())
+    }
+
+    /// The client of `code`, enabled or not (for connection tests and token checks).
+    pub async fn client(&self, code: &str) -> Result<DciClient, EngineError> {
+        Ok(self.runtime(code).await?.ops.client().clone())
+    }
+
+    /// The operations of `code`, whatever its state (for connection tests); prefer
+    /// [`Engine::operations`], which refuses disabled sources.
+    pub async fn operations_any(&self, code: &str) -> Result<Operations, EngineError> {
+        Ok(self.runtime(code).await?.ops.clone())
+    }
+
+    /// The operations of `code`. A disabled source is refused: nothing is sent on its behalf.
+    pub async fn operations(&self, code: &str) -> Result<Operations, EngineError> {
+        let rt = self.runtime(code).await?;
+        if !rt.ops.source().active {
+            return Err(EngineError::Disabled(code.to_owned()));
+        }
+        Ok(rt.ops.clone())
+    }
+
+    /// The CRVS client of `code`.
+    pub async fn crvs(&self, code: &str) -> Result<CrvsClient, EngineError> {
+        Ok(CrvsClient::new(self.operations(code).await?)?)
+    }
+
+    /// The DR client of `code`, with the engine's status cache for that source.
+    pub async fn dr(&self, code: &str) -> Result<DrClient, EngineError> {
+        let rt = self.runtime(code).await?;
+        if !rt.ops.source().active {
+            return Err(EngineError::Disabled(code.to_owned()));
+        }
+        match &rt.dr {
+            Some(dr) => Ok(dr.clone()),
+            // Not a DR source: the client refuses it, naming registry_type.
+            None => Ok(DrClient::new(rt.ops.clone())?),
+        }
+    }
+
+    /// The IBR client of `code`.
+    pub async fn ibr(&self, code: &str) -> Result<IbrClient, EngineError> {
+        Ok(IbrClient::new(self.operations(code).await?)?)
+    }
+
+    /// The social-registry client of `code`.
+    pub async fn social(&self, code: &str) -> Result<SocialClient, EngineError> {
+        Ok(SocialClient::new(self.operations(code).await?)?)
+    }
+
+    /// The farmer-registry client of `code`.
+    pub async fn farmer(&self, code: &str) -> Result<FarmerClient, EngineError> {
+        Ok(FarmerClient::new(self.operations(code).await?)?)
+    }
+
+    /// Runs the staged connection test of `code` (enabled or not) and records its outcome.
+    pub async fn test_connection(
+        &self,
+        code: &str,
+        opts: TestOptions,
+    ) -> Result<TestReport, EngineError> {
+        let ops = self.operations_any(code).await?;
+        let report = crate::test_connection::test_connection(&ops, opts).await;
+        // The state moved: the next use reads the new record.
+        self.invalidate(code);
+        Ok(report)
+    }
+
+    /// Marks sources left in `testing` by a test that never finished (its process died) as
+    /// `error`, saying so. Tests older than `older_than` count as dead. Returns their codes.
+    pub async fn recover_interrupted_tests(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<String>, EngineError> {
+        let now = OffsetDateTime::now_utc();
+        let mut out = Vec::new();
+        let all = self
+            .inner
+            .store
+            .list_data_sources(&crate::store::SourceFilter::default())
+            .await?;
+        for s in all {
+            let started = s.last_test_at.unwrap_or(s.updated_at);
+            if s.state == SourceState::Testing && now - started > older_than {
+                self.inner
+                    .store
+                    .record_test_result(
+                        &s.code,
+                        SourceState::Error,
+                        now,
+                        Some(
+                            "the connection test did not finish (its process stopped): test again",
+                        ),
+                    )
+                    .await?;
+                self.invalidate(&s.code);
+                out.push(s.code);
+            }
+        }
+        Ok(out)
+    }
+}
