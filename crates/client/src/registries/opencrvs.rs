@@ -184,6 +184,13 @@ pub(crate) fn adapt_search(
         obj.remove("signature");
     }
     if let Some(h) = envelope.get_mut("header").and_then(Value::as_object_mut) {
+        // OpenCRVS's header: these fields and no others (no encryption flag, no meta).
+        h.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "version" | "message_id" | "message_ts" | "action" | "sender_id" | "total_count"
+            )
+        });
         h.insert("sender_uri".into(), json!(callback));
         h.insert("receiver_id".into(), json!(source.effective_receiver_id()));
     }
@@ -422,36 +429,47 @@ mod tests {
         assert!(e.contains("opencrvs-1.3"), "{e}");
     }
 
+    fn date_predicate(from: Option<&str>, to: Option<&str>) -> Vec<Value> {
+        let mut c = json!({"seq_num": 1});
+        if let Some(f) = from {
+            c["expression1"] =
+                json!({"attribute_name": "birthdate", "operator": "ge", "attribute_value": f});
+        }
+        if let Some(t) = to {
+            let k = if from.is_some() {
+                "expression2"
+            } else {
+                "expression1"
+            };
+            c[k] = json!({"attribute_name": "birthdate", "operator": "le", "attribute_value": t});
+            if from.is_some() {
+                c["condition"] = json!("and");
+            }
+        }
+        vec![c]
+    }
+
     #[test]
     fn range_forms_differ_by_version() {
-        let old = range_search(
-            OpenCrvsVersion::V1_3,
-            "birth",
-            "birthdate",
-            Some("a"),
-            Some("b"),
-            1,
-            5,
-        );
-        assert_eq!(old.query["value"]["birthdate"]["gte"], "a");
-        let new = range_search(
-            OpenCrvsVersion::V1_5,
-            "birth",
-            "birthdate",
-            Some("a"),
-            None,
-            1,
-            5,
-        );
+        let old =
+            range_expression(OpenCrvsVersion::V1_3, &date_predicate(Some("a"), Some("b"))).unwrap();
+        assert_eq!(old["value"]["birthdate"]["gte"], "a");
+        assert_eq!(old["value"]["birthdate"]["lte"], "b");
+        let new =
+            range_expression(OpenCrvsVersion::V1_5, &date_predicate(Some("a"), None)).unwrap();
         assert_eq!(
-            new.query["value"]["expression"]["query"]["birthdate"]["type"],
+            new["value"]["expression"]["query"]["birthdate"]["type"],
             "range"
         );
         assert!(
-            new.query["value"]["expression"]["query"]["birthdate"]
+            new["value"]["expression"]["query"]["birthdate"]
                 .get("lte")
                 .is_none()
         );
+        // Not a date range: an `or`, or two attributes.
+        let mut or = date_predicate(Some("a"), Some("b"));
+        or[0]["condition"] = json!("or");
+        assert!(range_expression(OpenCrvsVersion::V1_5, &or).is_none());
     }
 
     #[test]

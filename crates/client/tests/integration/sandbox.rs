@@ -15,7 +15,7 @@ use dci_sandbox::{
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::support::{MemStore, source};
+use crate::support::{MemStore, ops_for, source};
 
 async fn sandbox() -> Sandbox {
     dci_sandbox::spawn(SandboxConfig::default()).await.unwrap()
@@ -300,7 +300,7 @@ async fn staged_test_against_the_sandbox_good_and_broken() {
         .store(store.clone())
         .build()
         .unwrap();
-    let r = test_connection(&c, TestOptions { probe_search: true }).await;
+    let r = test_connection(&ops_for(c).await, TestOptions { probe_search: true }).await;
     assert!(r.ok, "{r:#?}");
     assert_eq!(r.state, SourceState::Active);
     assert_eq!(r.stage(Stage::Ping).unwrap().status, StageStatus::Pass);
@@ -315,7 +315,7 @@ async fn staged_test_against_the_sandbox_good_and_broken() {
         .store(store.clone())
         .build()
         .unwrap();
-    let r = test_connection(&c, TestOptions { probe_search: true }).await;
+    let r = test_connection(&ops_for(c).await, TestOptions { probe_search: true }).await;
     assert!(!r.ok);
     assert_eq!(r.state, SourceState::Error);
     let token = r.stage(Stage::Token).unwrap();
@@ -336,7 +336,7 @@ async fn staged_test_against_the_sandbox_good_and_broken() {
         .retry_policy(RetryPolicy::none())
         .build()
         .unwrap();
-    let r = test_connection(&c, TestOptions::default()).await;
+    let r = test_connection(&ops_for(c).await, TestOptions::default()).await;
     let token = r.stage(Stage::Token).unwrap();
     assert_eq!(token.status, StageStatus::Fail, "{r:#?}");
     assert!(token.message.contains("HTTP 503"), "{}", token.message);

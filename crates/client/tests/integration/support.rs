@@ -353,3 +353,17 @@ pub(crate) fn pem_file(pem: &str) -> tempfile::NamedTempFile {
     f.write_all(pem.as_bytes()).unwrap();
     f
 }
+
+/// Operations over `client` with a throwaway SQLite operations store (the staged test runs its
+/// probe through them).
+pub(crate) async fn ops_for(client: dci_client::DciClient) -> dci_client::Operations {
+    let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("ops.sqlite3").display()
+    );
+    let ops = dci_store::SqliteStore::connect(&url, &dci_client::MasterKey::from_bytes([1; 32]))
+        .await
+        .unwrap();
+    dci_client::Operations::new(client, Arc::new(ops))
+}

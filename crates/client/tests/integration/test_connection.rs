@@ -46,7 +46,7 @@ async fn a_good_oauth2_source_passes_every_stage_and_becomes_active() {
         .store(store.clone())
         .build()
         .unwrap();
-    let r = test_connection(&c, TestOptions { probe_search: true }).await;
+    let r = test_connection(&ops_for(c).await, TestOptions { probe_search: true }).await;
     assert_eq!(
         statuses(&r),
         [
@@ -106,7 +106,7 @@ async fn wrong_client_secret_fails_at_the_token_stage() {
     .store(store.clone())
     .build()
     .unwrap();
-    let r = test_connection(&c, TestOptions::default()).await;
+    let r = test_connection(&ops_for(c).await, TestOptions::default()).await;
     let token = r.stage(Stage::Token).unwrap();
     assert_eq!(token.status, StageStatus::Fail);
     assert_eq!(token.error_class, Some("auth"));
@@ -136,7 +136,7 @@ async fn a_missing_ping_is_reachable_but_not_verified_never_success() {
     let c = DciClient::builder(source(&server.uri(), auth))
         .build()
         .unwrap();
-    let r = test_connection(&c, TestOptions::default()).await;
+    let r = test_connection(&ops_for(c).await, TestOptions::default()).await;
     let ping = r.stage(Stage::Ping).unwrap();
     assert_eq!(ping.status, StageStatus::Warn);
     assert!(
@@ -153,7 +153,7 @@ async fn unknown_host_and_refused_port_stop_early_with_a_fix() {
     let c = DciClient::builder(source("http://registry.invalid", AuthConfig::None))
         .build()
         .unwrap();
-    let r = test_connection(&c, TestOptions::default()).await;
+    let r = test_connection(&ops_for(c).await, TestOptions::default()).await;
     assert_eq!(r.stage(Stage::Dns).unwrap().status, StageStatus::Fail);
     assert!(r.stage(Stage::Dns).unwrap().message.contains("base URL"));
     assert_eq!(
@@ -172,7 +172,7 @@ async fn unknown_host_and_refused_port_stop_early_with_a_fix() {
     ))
     .build()
     .unwrap();
-    let r = test_connection(&c, TestOptions::default()).await;
+    let r = test_connection(&ops_for(c).await, TestOptions::default()).await;
     assert_eq!(r.stage(Stage::Dns).unwrap().status, StageStatus::Pass);
     let connect = r.stage(Stage::Connect).unwrap();
     assert_eq!(
@@ -201,7 +201,7 @@ async fn an_expired_certificate_fails_the_connect_stage() {
     );
     src.tls.ca_file = Some(ca.path().to_owned());
     let c = DciClient::builder(src).build().unwrap();
-    let r = test_connection(&c, TestOptions::default()).await;
+    let r = test_connection(&ops_for(c).await, TestOptions::default()).await;
     let connect = r.stage(Stage::Connect).unwrap();
     assert_eq!(
         (connect.status, connect.error_class),
@@ -222,7 +222,7 @@ async fn an_unreachable_callback_uri_fails_its_stage() {
     let mut src = source(&server.uri(), oauth2(&token_url, CredentialLocation::Body));
     src.callback_uri = Some(format!("http://127.0.0.1:{port}/dci/callback"));
     let c = DciClient::builder(src).build().unwrap();
-    let r = test_connection(&c, TestOptions::default()).await;
+    let r = test_connection(&ops_for(c).await, TestOptions::default()).await;
     let cb = r.stage(Stage::Callback).unwrap();
     assert_eq!(cb.status, StageStatus::Fail, "{r:#?}");
     assert!(cb.message.contains("callback URI"), "{}", cb.message);

@@ -1,0 +1,530 @@
+//! # dci-bench
+//!
+//! Measures the client against the sandbox on loopback, side by side in one run, in
+//! alternating rounds (A B C A B C …), and reports ratios of medians (see `bench/README.md`
+//! for the method and `bench/RESULTS.md` for the figures):
+//!
+//! - library sync search (`Engine` → `Operations::search`) vs raw HTTP replay of the same
+//!   signed request, at several connection counts;
+//! - gateway sync search (`dci serve`'s `POST /api/v1/sources/{code}/search`) vs the same raw
+//!   replay;
+//! - a one-shot `dci search` process vs `curl` sending the same request;
+//! - 1 000 concurrent cold callers → token requests;
+//! - CPU time per request of each side.
+//!
+//! Map: [`raw`] (the replay baseline), [`procs`] (child processes, CPU time), this file (the
+//! setup, the rounds and the report).
+
+mod procs;
+mod raw;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use dci_client::ops::{Operation, SearchQuery, SearchSpec};
+use dci_client::{DataSourceInput, Engine};
+use secrecy::SecretString;
+
+use crate::procs::{ChildProc, clock_ticks, cpu_time};
+use crate::raw::{RawRequest, replay};
+
+const SOURCE: &str = "bench_crvs";
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
+
+#[derive(Parser)]
+#[command(
+    name = "dci-bench",
+    about = "Benchmarks of the DCI client against the sandbox"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The engine benchmark: library, gateway and CLI against raw HTTP replay.
+    Engine(EngineArgs),
+    /// (internal) runs the sandbox and prints its base URL.
+    #[command(hide = true)]
+    ChildSandbox,
+    /// (internal) runs `dci serve` over DCI_HOME and prints its address.
+    #[command(hide = true)]
+    ChildGateway,
+}
+
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// Seconds per round.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Rounds per side and connection count (alternating).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Connection counts (concurrent callers).
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    connections: Vec<usize>,
+    /// One-shot CLI runs (and as many curl runs), alternating.
+    #[arg(long, default_value_t = 15)]
+    cli_runs: usize,
+    /// Cold concurrent callers for the token single-flight check.
+    #[arg(long, default_value_t = 1000)]
+    cold_callers: usize,
+    /// Where to write the results (Markdown).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.cmd {
+        Cmd::ChildSandbox => rt.block_on(child_sandbox()),
+        Cmd::ChildGateway => rt.block_on(child_gateway()),
+        Cmd::Engine(a) => rt.block_on(engine_bench(a)),
+    }
+}
+
+async fn child_sandbox() -> Result<()> {
+    let sb = dci_sandbox::spawn(dci_sandbox::SandboxConfig::default()).await?;
+    println!("{}", sb.base_url());
+    wait_for_parent().await;
+    Ok(())
+}
+
+async fn child_gateway() -> Result<()> {
+    let opened = dci_store::open(&dci_store::OpenOptions::from_env()).await?;
+    let admin = dci_server::AdminToken::from_secret(&SecretString::from(ADMIN_TOKEN));
+    let state = dci_server::AppState::new(opened.store, opened.ops, admin);
+    let server = dci_server::spawn("127.0.0.1:0".parse()?, state).await?;
+    println!("{}", server.addr());
+    wait_for_parent().await;
+    Ok(())
+}
+
+/// Runs until the parent closes our stdin (or kills us).
+async fn wait_for_parent() {
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    })
+    .await;
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One side's rounds: throughput and CPU per request, per round.
+#[derive(Default)]
+struct Side {
+    rps: Vec<f64>,
+    cpu_us: Vec<f64>,
+    server_cpu_us: Vec<f64>,
+    errors: u64,
+}
+
+impl Side {
+    fn rps(&self) -> f64 {
+        median(self.rps.clone())
+    }
+    fn cpu(&self) -> f64 {
+        median(self.cpu_us.clone())
+    }
+    fn server_cpu(&self) -> f64 {
+        median(self.server_cpu_us.clone())
+    }
+}
+
+struct Cpu {
+    ticks: f64,
+    sandbox: String,
+    gateway: String,
+}
+
+impl Cpu {
+    fn snapshot(&self) -> [Duration; 3] {
+        [
+            cpu_time("self", self.ticks),
+            cpu_time(&self.sandbox, self.ticks),
+            cpu_time(&self.gateway, self.ticks),
+        ]
+    }
+}
+
+fn per_request_us(d: Duration, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        d.as_secs_f64() * 1e6 / n as f64
+    }
+}
+
+async fn engine_bench(a: EngineArgs) -> Result<()> {
+    let round = Duration::from_secs_f64(a.seconds);
+    let ticks = clock_ticks();
+
+    // The sandbox, in its own process.
+    let sandbox = ChildProc::start(&["child-sandbox"], &[])?;
+    let sb_url = sandbox.line.clone();
+    let sb_addr: SocketAddr = sb_url
+        .trim_start_matches("http://")
+        .parse()
+        .context("the sandbox's address")?;
+    let examples: serde_json::Value = get_json(&format!("{sb_url}/admin/examples")).await?;
+    let uin = examples["crvs"]["found"][0]["id_value"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the sandbox lists no CRVS example"))?
+        .to_owned();
+
+    // A store with one OAuth2 CRVS source (signed requests) in a temporary home.
+    let home = tempfile::tempdir()?;
+    let home_s = home.path().display().to_string();
+    let opened = dci_store::open(&dci_store::OpenOptions {
+        home: Some(home.path().to_owned()),
+        database_url: None,
+        master_key: None,
+    })
+    .await?;
+    let engine = Engine::open(opened.store.clone(), opened.ops.clone());
+    engine
+        .keys()
+        .generate(
+            "bench-key",
+            dci_protocol::signature::Algorithm::Ed25519,
+            Default::default(),
+        )
+        .await?;
+    let source = DataSourceInput {
+        code: SOURCE.into(),
+        name: "Benchmark CRVS".into(),
+        registry_type: "crvs".into(),
+        base_url: format!("{sb_url}/crvs"),
+        auth: Some("oauth2".into()),
+        token_url: Some(format!("{sb_url}/oauth2/client/token")),
+        client_id: Some(dci_sandbox::DEMO_CLIENT_ID.into()),
+        client_secret: Some(SecretString::from(dci_sandbox::DEMO_CLIENT_SECRET)),
+        scope: Some("crvs.read".into()),
+        sender_id: Some("spmis.example.org".into()),
+        signing_key_id: Some("bench-key".into()),
+        ..DataSourceInput::default()
+    }
+    .validate()
+    .map_err(|e| anyhow!("the benchmark source is invalid: {e}"))?;
+    opened.store.create_data_source(&source).await?;
+
+    // The gateway, in its own process over the same store.
+    let gateway = ChildProc::start(&["child-gateway"], &[("DCI_HOME", &home_s)])?;
+    let gw_addr: SocketAddr = gateway.line.parse().context("the gateway's address")?;
+    let cpu = Cpu {
+        ticks,
+        sandbox: sandbox.pid().to_string(),
+        gateway: gateway.pid().to_string(),
+    };
+
+    // The same signed request for the library and the raw replay.
+    let ops = engine.operations(SOURCE).await?;
+    let query = SearchQuery::one(SearchSpec::by_id(&format!("UIN:{uin}"))?.page(1, 10));
+    let token = ops.client().token().await?.access_token;
+    let prepared = ops.prepare(&Operation::Search(query.clone())).await?;
+    let body = serde_json::to_vec(&prepared.envelope)?;
+    let raw_registry =
+        RawRequest::post_json(sb_addr, "/crvs/registry/sync/search", token.secret(), &body);
+    let gw_body = serde_json::to_vec(&serde_json::json!({
+        "query_type": "idtype-value", "query": format!("UIN:{uin}"), "mode": "sync",
+        "page": 1, "page_size": 10,
+    }))?;
+    let raw_gateway = RawRequest::post_json(
+        gw_addr,
+        &format!("/api/v1/sources/{SOURCE}/search"),
+        ADMIN_TOKEN,
+        &gw_body,
+    );
+    // Warm every path once (connections, token, caches) and check that each answers.
+    ops.search(&query).await.context("library warm-up")?;
+    for (name, r) in [("raw", &raw_registry), ("gateway", &raw_gateway)] {
+        let c = replay(r, 1, Duration::from_millis(300)).await;
+        if c.ok == 0 {
+            return Err(anyhow!(
+                "{name} warm-up got no 2xx reply ({} errors)",
+                c.errors
+            ));
+        }
+    }
+
+    let mut report = String::new();
+    report.push_str(&format!(
+        "Run: {} UTC, {} s rounds, {} rounds per side, alternating raw → library → gateway; \
+         `{}` cores.\n\n",
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        a.seconds,
+        a.rounds,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    ));
+    report.push_str("### Sync search throughput (requests/s, median of rounds)\n\n");
+    report.push_str(
+        "| connections | raw replay | library | library / raw | gateway | gateway / raw | \
+         errors (raw/lib/gw) |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut cpu_rows = String::new();
+    for &conns in &a.connections {
+        let (mut rw, mut lib, mut gw) = (Side::default(), Side::default(), Side::default());
+        for _ in 0..a.rounds {
+            // A: raw replay.
+            let before = cpu.snapshot();
+            let t0 = Instant::now();
+            let c = replay(&raw_registry, conns, round).await;
+            let el = t0.elapsed().as_secs_f64();
+            let after = cpu.snapshot();
+            rw.rps.push(c.ok as f64 / el);
+            rw.cpu_us.push(per_request_us(after[0] - before[0], c.ok));
+            rw.server_cpu_us
+                .push(per_request_us(after[1] - before[1], c.ok));
+            rw.errors += c.errors;
+
+            // B: the library.
+            let before = cpu.snapshot();
+            let t0 = Instant::now();
+            let (ok, errors) = library_round(&engine, &query, conns, round).await;
+            let el = t0.elapsed().as_secs_f64();
+            let after = cpu.snapshot();
+            lib.rps.push(ok as f64 / el);
+            lib.cpu_us.push(per_request_us(after[0] - before[0], ok));
+            lib.server_cpu_us
+                .push(per_request_us(after[1] - before[1], ok));
+            lib.errors += errors;
+
+            // C: the gateway (load from a raw client).
+            let before = cpu.snapshot();
+            let t0 = Instant::now();
+            let c = replay(&raw_gateway, conns, round).await;
+            let el = t0.elapsed().as_secs_f64();
+            let after = cpu.snapshot();
+            gw.rps.push(c.ok as f64 / el);
+            gw.cpu_us.push(per_request_us(after[2] - before[2], c.ok));
+            gw.server_cpu_us
+                .push(per_request_us(after[1] - before[1], c.ok));
+            gw.errors += c.errors;
+        }
+        report.push_str(&format!(
+            "| {conns} | {:.0} | {:.0} | **{:.2}×** | {:.0} | **{:.2}×** | {}/{}/{} |\n",
+            rw.rps(),
+            lib.rps(),
+            lib.rps() / rw.rps(),
+            gw.rps(),
+            gw.rps() / rw.rps(),
+            rw.errors,
+            lib.errors,
+            gw.errors
+        ));
+        cpu_rows.push_str(&format!(
+            "| {conns} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} |\n",
+            rw.cpu(),
+            lib.cpu(),
+            gw.cpu(),
+            rw.server_cpu(),
+            lib.server_cpu(),
+            gw.server_cpu()
+        ));
+        eprintln!("connections {conns}: done");
+    }
+    report.push_str(
+        "\n### CPU time per request (µs, median of rounds)\n\n| connections | raw replay \
+         client | library (client process) | gateway (`dci serve` process) | sandbox during \
+         raw / library / gateway |\n|---|---|---|---|---|\n",
+    );
+    report.push_str(&cpu_rows);
+
+    // The CLI against curl.
+    report.push_str(&cli_vs_curl(&a, &home_s, &sb_url, &uin, token.secret(), &body).await);
+
+    // 1 000 cold callers.
+    report.push_str(&cold_callers(&engine, &sb_url, a.cold_callers).await?);
+
+    engine.close().await;
+    drop(gateway);
+    drop(sandbox);
+    println!("{report}");
+    if let Some(out) = &a.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// `conns` callers each searching in a loop until `round` has passed.
+async fn library_round(
+    engine: &Engine,
+    query: &SearchQuery,
+    conns: usize,
+    round: Duration,
+) -> (u64, u64) {
+    let until = Instant::now() + round;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let engine = engine.clone();
+        let query = query.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut err) = (0u64, 0u64);
+            while Instant::now() < until {
+                // As a gateway handler would: ask the engine, then search.
+                match engine.operations(SOURCE).await {
+                    Ok(ops) => match ops.search(&query).await {
+                        Ok(_) => ok += 1,
+                        Err(_) => err += 1,
+                    },
+                    Err(_) => err += 1,
+                }
+            }
+            (ok, err)
+        }));
+    }
+    let (mut ok, mut err) = (0, 0);
+    for t in tasks {
+        if let Ok((o, e)) = t.await {
+            ok += o;
+            err += e;
+        }
+    }
+    (ok, err)
+}
+
+async fn cli_vs_curl(
+    a: &EngineArgs,
+    home: &str,
+    sb_url: &str,
+    uin: &str,
+    token: &str,
+    body: &[u8],
+) -> String {
+    let mut out = String::from("\n### One-shot CLI vs curl (wall time, ms, median)\n\n");
+    let dci = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("dci")))
+        .filter(|p| p.exists());
+    let Some(dci) = dci else {
+        out.push_str(
+            "skipped: no `dci` binary beside `dci-bench` (build both: `cargo build --release \
+             --bin dci --bin dci-bench`)\n",
+        );
+        return out;
+    };
+    let body_file = std::path::Path::new(home).join("request.json");
+    if std::fs::write(&body_file, body).is_err() {
+        out.push_str("skipped: cannot write the request body\n");
+        return out;
+    }
+    let run = |cmd: &mut std::process::Command| -> Option<f64> {
+        let t0 = Instant::now();
+        let st = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        st.success().then(|| t0.elapsed().as_secs_f64() * 1e3)
+    };
+    let (mut cli, mut curl, mut failed) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..a.cli_runs {
+        match run(std::process::Command::new(&dci)
+            .args(["search", SOURCE, "--id", &format!("UIN:{uin}")])
+            .env("DCI_HOME", home)
+            .env_remove("DCI_DATABASE_URL")
+            .env_remove("DCI_MASTER_KEY"))
+        {
+            Some(ms) => cli.push(ms),
+            None => failed += 1,
+        }
+        match run(std::process::Command::new("curl")
+            .args(["-sf", "-X", "POST", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(format!("@{}", body_file.display()))
+            .arg(format!("{sb_url}/crvs/registry/sync/search")))
+        {
+            Some(ms) => curl.push(ms),
+            None => failed += 1,
+        }
+    }
+    let (c, k) = (median(cli), median(curl));
+    out.push_str(&format!(
+        "| `dci search` | `curl` | dci / curl | failed runs |\n|---|---|---|---|\n| {c:.1} | \
+         {k:.1} | **{:.2}×** | {failed} |\n",
+        if k > 0.0 { c / k } else { 0.0 }
+    ));
+    out
+}
+
+async fn cold_callers(engine: &Engine, sb_url: &str, n: usize) -> Result<String> {
+    let stats = |v: serde_json::Value| v["token_requests"].as_u64().unwrap_or(0);
+    let client = engine.client(SOURCE).await?;
+    client.clear_token_cache().await?;
+    engine.invalidate(SOURCE);
+    let client = engine.client(SOURCE).await?;
+    let before = stats(get_json(&format!("{sb_url}/admin/stats")).await?);
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (c, b) = (client.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            b.wait().await;
+            c.token().await.is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap_or(false) {
+            ok += 1;
+        }
+    }
+    let after = stats(get_json(&format!("{sb_url}/admin/stats")).await?);
+    Ok(format!(
+        "\n### Cold token cache\n\n{n} concurrent callers with no cached token: {ok} got a token, \
+         **{} token request(s)** reached the token endpoint.\n",
+        after - before
+    ))
+}
+
+async fn get_json(url: &str) -> Result<serde_json::Value> {
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let path = format!(
+        "/{}",
+        url.trim_start_matches("http://")
+            .split_once('/')
+            .map_or("", |p| p.1)
+    );
+    let mut s = tokio::net::TcpStream::connect(&addr).await?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .ok_or_else(|| anyhow!("no body from {url}"))?;
+    // Chunked bodies: the JSON starts at the first '{'.
+    let start = body
+        .find('{')
+        .ok_or_else(|| anyhow!("no JSON from {url}"))?;
+    let end = body
+        .rfind('}')
+        .ok_or_else(|| anyhow!("no JSON from {url}"))?;
+    Ok(serde_json::from_str(&body[start..=end])?)
+}

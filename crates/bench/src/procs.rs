@@ -1,0 +1,79 @@
+//! The processes of a benchmark: the sandbox and the gateway each run in a child process of
+//! this binary (so each side's CPU time is its own), and CPU time read from `/proc`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+
+/// A child process that printed one line (its address) and runs until dropped.
+pub struct ChildProc {
+    child: Child,
+    /// The first line it printed.
+    pub line: String,
+}
+
+impl ChildProc {
+    /// Starts `dci-bench <args>` with `envs`, waits for its first line of output.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Result<ChildProc> {
+        let exe = std::env::current_exe().context("locating the bench binary")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().context("starting a child process")?;
+        let out = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .context("reading the child's address")?;
+        if line.trim().is_empty() {
+            return Err(anyhow!("child {args:?} printed nothing"));
+        }
+        Ok(ChildProc {
+            child,
+            line: line.trim().to_owned(),
+        })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 when unknown).
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .unwrap_or(100.0)
+}
+
+/// User + system CPU time of process `pid` (`self` for this one) so far.
+pub fn cpu_time(pid: &str, ticks: f64) -> Duration {
+    let stat =
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.
+    Duration::from_secs_f64((t(11) + t(12)) / ticks)
+}
