@@ -461,7 +461,7 @@ impl Error {
             Kind::Connect | Kind::Closed | Kind::Timeout => true,
             Kind::Status => matches!(
                 self.inner.status.map(|s| s.as_u16()),
-                Some(429 | 502 | 503 | 504)
+                Some(429 | 500 | 502 | 503 | 504)
             ),
             _ => false,
         }

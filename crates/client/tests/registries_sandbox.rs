@@ -91,6 +91,7 @@ fn ops_for(h: &H, s: DataSource) -> Operations {
             min_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(10),
             budget: Duration::from_millis(200),
+            ..RetryPolicy::default()
         })
         .build()
         .unwrap();

@@ -210,3 +210,31 @@ async fn a_refusing_registry_is_an_error() {
     assert_ne!(st, StatusCode::NOT_FOUND);
     assert!(body.to_string().contains("signature"), "{body}");
 }
+
+#[tokio::test]
+async fn gateway_requests_share_one_client_token_and_dr_cache_per_source() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default()).await.unwrap();
+    let env = Env::new().await;
+    add(&env, &sb, RegistryType::Dr).await;
+    let id = found(&sb, RegistryType::Dr, 0);
+    for _ in 0..3 {
+        let (st, body) = env
+            .call(api(
+                "GET",
+                &format!("/sources/dr_sb/dr/status?id={id}"),
+                None,
+            ))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+    let calls = sb
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint.ends_with("/registry/sync/disabled"))
+        .count();
+    assert_eq!(
+        calls, 1,
+        "three identical status lookups, one registry call"
+    );
+    assert_eq!(sb.token_requests(), 1, "one token for every request");
+}

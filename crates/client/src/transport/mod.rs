@@ -165,6 +165,7 @@ struct Inner {
     tokens: TokenCache,
     token_settings: TokenSettings,
     retry: RetryPolicy,
+    quota: retry::RetryQuota,
     timeout: Duration,
     connect_timeout: Duration,
     store: Option<Arc<dyn Store>>,
@@ -388,6 +389,7 @@ impl DciClientBuilder {
                 http,
                 tokens: TokenCache::new(),
                 token_settings: self.token_settings,
+                quota: retry::RetryQuota::new(self.retry.quota),
                 retry: self.retry,
                 timeout,
                 connect_timeout,
@@ -662,6 +664,7 @@ impl DciClient {
             };
             match result {
                 Ok(raw) => {
+                    retry.succeeded(&self.inner.quota);
                     self.audit(
                         &call,
                         started_at,
@@ -694,7 +697,8 @@ impl DciClient {
                     .await;
                     if call.retry
                         && e.is_transient()
-                        && let Some(delay) = retry.next_delay(retry_after)
+                        && let Some(delay) =
+                            retry.next_delay(&self.inner.quota, retry_after, e.is_timeout())
                     {
                         tracing::debug!(source = %self.inner.source.code, action = call.action,
                                 attempt, ?delay, class = e.class(), "retrying transient failure");

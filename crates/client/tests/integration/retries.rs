@@ -15,6 +15,7 @@ fn fast() -> RetryPolicy {
         min_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),
         budget: Duration::from_secs(5),
+        ..RetryPolicy::default()
     }
 }
 

@@ -40,6 +40,7 @@ fn fast() -> RetryPolicy {
         min_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(100),
         budget: Duration::from_secs(5),
+        ..RetryPolicy::default()
     }
 }
 
@@ -209,6 +210,7 @@ async fn a_registry_that_comes_back_during_backoff_gets_the_retry() {
         min_delay: Duration::from_millis(200),
         max_delay: Duration::from_secs(2),
         budget: Duration::from_secs(10),
+        ..RetryPolicy::default()
     };
     let c = DciClient::builder(crvs_source(
         &sb,
@@ -340,4 +342,63 @@ async fn staged_test_against_the_sandbox_good_and_broken() {
     let token = r.stage(Stage::Token).unwrap();
     assert_eq!(token.status, StageStatus::Fail, "{r:#?}");
     assert!(token.message.contains("HTTP 503"), "{}", token.message);
+}
+
+/// A fault storm on the registry (30 % of requests: HTTP 500, 503, 429 or a reset): sync
+/// searches are idempotent, so the default policy (standard-mode retries, full jitter, the
+/// retry quota) must carry ≥ 99.5 % of them to a correct answer — 0.3⁶ ≈ 0.07 % expected
+/// failures, so more than 5 of 1 000 would be a defect, not bad luck.
+#[tokio::test]
+async fn idempotent_calls_survive_a_30_percent_fault_storm() {
+    let sb = sandbox().await;
+    let policy = RetryPolicy {
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(40),
+        ..RetryPolicy::default()
+    };
+    let c = DciClient::builder(crvs_source(
+        &sb,
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        CredentialLocation::Body,
+    ))
+    .retry_policy(policy)
+    .build()
+    .unwrap();
+    c.token().await.unwrap();
+    sb.set_faults(
+        Faults::new(FaultTarget::Crvs)
+            .http_500_ratio(0.10)
+            .http_503_ratio(0.07)
+            .http_429(0.05, 0)
+            .reset_ratio(0.08),
+    )
+    .unwrap();
+    let n = 1000usize;
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (c, req, sem) = (c.clone(), sync_search(&sb), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire().await.unwrap();
+            c.make_request(req).await
+        }));
+    }
+    let mut failed = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            failed.push(e.to_string());
+        }
+    }
+    let faulted = sb.requests().iter().filter(|r| r.status != 200).count();
+    assert!(
+        faulted > n / 5,
+        "the storm must really have happened: {faulted} faulted requests"
+    );
+    assert!(
+        failed.len() <= 5,
+        "{} of {n} idempotent calls failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
 }

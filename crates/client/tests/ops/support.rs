@@ -217,6 +217,7 @@ pub(crate) fn ops_with(source: DataSource, store: Arc<SqliteStore>) -> Operation
             min_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
             budget: Duration::from_secs(2),
+            ..RetryPolicy::default()
         })
         .build()
         .unwrap();
