@@ -71,6 +71,7 @@ async fn open(home: &Path) -> dci_store::Opened {
         home: Some(home.to_owned()),
         database_url: None,
         master_key: None,
+        master_key_file: None,
     })
     .await
     .unwrap()

@@ -132,6 +132,7 @@ async fn async_search_from_the_cli_completes_through_a_running_dci_serve() {
         home: Some(home.clone()),
         database_url: None,
         master_key: None,
+        master_key_file: None,
     })
     .await
     .unwrap();

@@ -2,7 +2,7 @@
 //!
 //! For tests: other crates call [`validate_request`] on every envelope they send, and
 //! [`validate_response`] on sync replies. The specs are read from `DCI_SPEC_DIR`, or from
-//! `../shared/dci-spec` relative to the workspace root. The specs' known defects are repaired
+//! `spec/dci/` at the workspace root (copies of the official files, see `spec/dci/SOURCES.md`). The specs' known defects are repaired
 //! in code here, each step named after its entry in `crates/protocol/ERRATA.md`; nothing is
 //! skipped.
 //!
@@ -18,13 +18,13 @@ use serde_json::{Map, Value, json};
 
 use crate::RegistryType;
 
-/// Where the spec YAML files are read from: `DCI_SPEC_DIR`, else `<workspace>/../shared/dci-spec`.
+/// Where the spec YAML files are read from: `DCI_SPEC_DIR`, else `<workspace>/spec/dci`.
 pub fn spec_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("DCI_SPEC_DIR") {
+    if let Some(d) = std::env::var_os("DCI_SPEC_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    // crates/protocol → workspace root → its parent.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/dci-spec")
+    // crates/protocol → the workspace root.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec/dci")
 }
 
 /// The spec file of a registry.

@@ -587,7 +587,9 @@ async fn async_search_through_the_callback_on_postgresql() {
         .ok()
         .filter(|u| !u.is_empty())
     else {
-        eprintln!("skipped: DCI_TEST_DATABASE_URL is not set");
+        dci_protocol::test_support::skip(
+            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
+        );
         return;
     };
     let schema = format!("srv_{}", uuid::Uuid::new_v4().simple());

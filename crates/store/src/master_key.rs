@@ -1,5 +1,5 @@
-//! Where the master key comes from: `DCI_MASTER_KEY` (base64 of 32 bytes), else a key file created
-//! with mode 0600 in `DCI_HOME` on first use.
+//! Where the master key comes from: `DCI_MASTER_KEY` (base64 of 32 bytes) or the file
+//! `DCI_MASTER_KEY_FILE` names, else a key file created with mode 0600 in `DCI_HOME` on first use.
 
 use std::fs;
 use std::io::{self, Write};
@@ -66,13 +66,18 @@ pub fn encode(key: &MasterKey) -> Zeroizing<String> {
 
 /// Reads a key file.
 pub fn read_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
+    read_file_as(path, &path.display().to_string())
+}
+
+/// Reads a key file; a malformed key is reported as coming from `origin`.
+pub fn read_file_as(path: &Path, origin: &str) -> Result<MasterKey, MasterKeyError> {
     let text = Zeroizing::new(
         fs::read_to_string(path).map_err(|source| MasterKeyError::Io {
             path: path.to_owned(),
             source,
         })?,
     );
-    parse(&text, &path.display().to_string())
+    parse(&text, origin)
 }
 
 /// Writes `key` to a new file readable only by its owner. Fails with `AlreadyExists` if the

@@ -1,5 +1,5 @@
 //! Opening the store the way every front end does: from `DCI_HOME`, `DCI_DATABASE_URL` and
-//! `DCI_MASTER_KEY`.
+//! `DCI_MASTER_KEY` or `DCI_MASTER_KEY_FILE`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +20,9 @@ pub struct OpenOptions {
     pub database_url: Option<String>,
     /// `DCI_MASTER_KEY`: base64 of 32 bytes (default: the key file in `home`).
     pub master_key: Option<String>,
+    /// `DCI_MASTER_KEY_FILE`: a file holding the key as `DCI_MASTER_KEY` would (a systemd
+    /// credential, a container secret). Never written by dci. At most one of the two is set.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -34,18 +37,21 @@ impl std::fmt::Debug for OpenOptions {
                 "master_key",
                 &self.master_key.as_ref().map(|_| "[redacted]"),
             )
+            .field("master_key_file", &self.master_key_file)
             .finish()
     }
 }
 
 impl OpenOptions {
-    /// Reads `DCI_HOME`, `DCI_DATABASE_URL` and `DCI_MASTER_KEY` (empty values count as unset).
+    /// Reads `DCI_HOME`, `DCI_DATABASE_URL`, `DCI_MASTER_KEY` and `DCI_MASTER_KEY_FILE` (empty
+    /// values count as unset).
     pub fn from_env() -> OpenOptions {
         let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         OpenOptions {
             home: var("DCI_HOME").map(PathBuf::from),
             database_url: var("DCI_DATABASE_URL"),
             master_key: var("DCI_MASTER_KEY"),
+            master_key_file: var("DCI_MASTER_KEY_FILE").map(PathBuf::from),
         }
     }
 
@@ -63,7 +69,8 @@ impl OpenOptions {
 /// Where the master key in use came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyOrigin {
-    /// `DCI_MASTER_KEY`.
+    /// `DCI_MASTER_KEY`, or the file `DCI_MASTER_KEY_FILE` names: the operator supplies the
+    /// key and dci never writes it.
     Env,
     /// A key file (created now if `created`).
     File {
@@ -107,9 +114,14 @@ pub enum OpenError {
     /// The master key is malformed or its file unreadable.
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
+    /// Both `DCI_MASTER_KEY` and `DCI_MASTER_KEY_FILE` are set.
+    #[error(
+        "both DCI_MASTER_KEY and DCI_MASTER_KEY_FILE are set: set only one of them (nothing was opened)"
+    )]
+    TwoMasterKeys,
     /// The database holds secrets but no master key was supplied.
     #[error(
-        "missing master key: {database} holds secrets sealed under master key {key_id}, but DCI_MASTER_KEY is not set and {file} does not exist: set DCI_MASTER_KEY or restore the key file; nothing was changed"
+        "missing master key: {database} holds secrets sealed under master key {key_id}, but neither DCI_MASTER_KEY nor DCI_MASTER_KEY_FILE is set and {file} does not exist: set one of them or restore the key file; nothing was changed"
     )]
     MissingMasterKey {
         /// The database (redacted).
@@ -128,7 +140,9 @@ impl OpenError {
     /// Whether the master key is wrong or missing.
     pub fn is_key_problem(&self) -> bool {
         match self {
-            OpenError::MasterKey(_) | OpenError::MissingMasterKey { .. } => true,
+            OpenError::MasterKey(_)
+            | OpenError::TwoMasterKeys
+            | OpenError::MissingMasterKey { .. } => true,
             OpenError::Store(e) => e.is_wrong_master_key(),
             _ => false,
         }
@@ -143,13 +157,22 @@ impl OpenError {
 /// [`OpenError::MissingMasterKey`] is returned.
 pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
     let home = options.resolved_home()?;
-    let needs_home = options.master_key.is_none() || options.database_url.is_none();
+    let given_key = match (&options.master_key, &options.master_key_file) {
+        (Some(_), Some(_)) => return Err(OpenError::TwoMasterKeys),
+        (Some(text), None) => Some(master_key::parse(text, "DCI_MASTER_KEY")?),
+        (None, Some(path)) => Some(master_key::read_file_as(
+            path,
+            &format!("DCI_MASTER_KEY_FILE ({})", path.display()),
+        )?),
+        (None, None) => None,
+    };
+    let needs_home = given_key.is_none() || options.database_url.is_none();
     if needs_home {
         create_private_dir(&home)?;
     }
     let key_file = home.join(MASTER_KEY_FILE);
-    let (key, key_origin) = match &options.master_key {
-        Some(text) => (master_key::parse(text, "DCI_MASTER_KEY")?, KeyOrigin::Env),
+    let (key, key_origin) = match given_key {
+        Some(key) => (key, KeyOrigin::Env),
         None if key_file.exists() => (
             master_key::read_file(&key_file)?,
             KeyOrigin::File {
@@ -318,6 +341,101 @@ fn create_private_dir(path: &Path) -> Result<(), OpenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(home: &Path) -> OpenOptions {
+        OpenOptions {
+            home: Some(home.to_owned()),
+            ..OpenOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_key_can_come_from_a_file_that_dci_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let key = master_key::generate();
+        let key_path = dir.path().join("credential");
+        std::fs::write(
+            &key_path,
+            format!("{}\n", master_key::encode(&key).as_str()),
+        )
+        .unwrap();
+        let with_file = OpenOptions {
+            master_key_file: Some(key_path.clone()),
+            ..options(&home)
+        };
+        let opened = open(&with_file).await.unwrap();
+        assert_eq!(opened.key_origin, KeyOrigin::Env);
+        assert!(
+            !home.join(MASTER_KEY_FILE).exists(),
+            "no key file is created"
+        );
+        drop(opened);
+        assert_eq!(
+            std::fs::read_to_string(&key_path).unwrap(),
+            format!("{}\n", master_key::encode(&key).as_str())
+        );
+        // The same key through DCI_MASTER_KEY opens the same database; another key does not.
+        let with_env = OpenOptions {
+            master_key: Some(master_key::encode(&key).to_string()),
+            ..options(&home)
+        };
+        open(&with_env).await.unwrap();
+        std::fs::write(
+            &key_path,
+            master_key::encode(&master_key::generate()).as_str(),
+        )
+        .unwrap();
+        let other = open(&with_file).await;
+        assert!(other.is_err_and(|e| e.is_key_problem()));
+    }
+
+    #[tokio::test]
+    async fn a_bad_key_file_or_two_keys_are_refused_with_the_variable_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let missing = dir.path().join("nope");
+        let err = open(&OpenOptions {
+            master_key_file: Some(missing.clone()),
+            ..options(&home)
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(err.is_key_problem());
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
+
+        let short = dir.path().join("short");
+        std::fs::write(&short, "c2hvcnQ=").unwrap();
+        let err = open(&OpenOptions {
+            master_key_file: Some(short),
+            ..options(&home)
+        })
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("DCI_MASTER_KEY_FILE") && err.contains("32 random bytes"),
+            "{err}"
+        );
+
+        let key = dir.path().join("key");
+        std::fs::write(&key, master_key::encode(&master_key::generate()).as_str()).unwrap();
+        let err = open(&OpenOptions {
+            master_key: Some(master_key::encode(&master_key::generate()).to_string()),
+            master_key_file: Some(key),
+            ..options(&home)
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(err, OpenError::TwoMasterKeys), "{err}");
+        assert!(!home.exists(), "nothing is created when the key is refused");
+    }
 
     #[test]
     fn redacts_passwords() {

@@ -132,17 +132,9 @@ where
         .ok()
         .filter(|u| !u.is_empty())
     else {
-        // Written to stderr directly, not with `eprintln!`, so that the test harness does not
-        // capture it: a skipped backend must be visible.
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "postgres contract tests skipped: DCI_TEST_DATABASE_URL is not set \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test; .ci/run sets it)"
-            );
-        });
+        dci_protocol::test_support::skip(
+            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
+        );
         return;
     };
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());

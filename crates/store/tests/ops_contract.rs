@@ -106,7 +106,9 @@ where
         .ok()
         .filter(|u| !u.is_empty())
     else {
-        eprintln!("skipped: DCI_TEST_DATABASE_URL is not set");
+        dci_protocol::test_support::skip(
+            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
+        );
         return;
     };
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());

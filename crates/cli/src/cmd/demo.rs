@@ -89,6 +89,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
         home: Some(home.clone()),
         database_url: None,
         master_key: None,
+        master_key_file: None,
     };
     let opened = dci_store::open(&options).await?;
     let key = dci_store::master_key::read_file(&home.join(dci_store::MASTER_KEY_FILE))

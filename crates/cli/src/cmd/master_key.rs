@@ -43,11 +43,14 @@ async fn run_async(cmd: MasterKeyCommand, json: bool) -> Result<(), CmdError> {
     } else {
         None
     };
-    if new_key.is_none() && std::env::var_os("DCI_MASTER_KEY").is_some_and(|v| !v.is_empty()) {
-        return Err(CmdError::usage(
-            "the master key comes from DCI_MASTER_KEY, so dci cannot store a new one: generate a key \
-             (`openssl rand -base64 32`), pass it with --new-key-stdin, then set DCI_MASTER_KEY to it",
-        ));
+    let supplied = ["DCI_MASTER_KEY", "DCI_MASTER_KEY_FILE"]
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if let (None, Some(var)) = (&new_key, supplied) {
+        return Err(CmdError::usage(format!(
+            "the master key comes from {var}, so dci cannot store a new one: generate a key \
+             (`openssl rand -base64 32`), pass it with --new-key-stdin, then put it in {var}",
+        )));
     }
     let new_key = new_key.unwrap_or_else(master_key::generate);
     let opened = open_store().await?;
@@ -105,7 +108,9 @@ async fn run_async(cmd: MasterKeyCommand, json: bool) -> Result<(), CmdError> {
         );
         match key_file {
             Some(path) => say!("key file {path} now holds the new key"),
-            None => say!("set DCI_MASTER_KEY to the new key before running dci again"),
+            None => say!(
+                "put the new key in DCI_MASTER_KEY (or the DCI_MASTER_KEY_FILE file) before running dci again"
+            ),
         }
     }
     Ok(())

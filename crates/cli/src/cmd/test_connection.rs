@@ -113,6 +113,7 @@ pub(crate) mod testing {
             home: Some(dir.path().to_owned()),
             database_url: None,
             master_key: None,
+            master_key_file: None,
         };
         let opened = dci_store::open(&opts).await.unwrap();
         let engine = dci_client::Engine::builder(opened.store, opened.ops)
