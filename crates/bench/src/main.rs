@@ -192,6 +192,7 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
         home: Some(home.path().to_owned()),
         database_url: None,
         master_key: None,
+        master_key_file: None,
     })
     .await?;
     let engine = Engine::open(opened.store.clone(), opened.ops.clone());

@@ -9,15 +9,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 /// A child process that printed one line (its address) and runs until dropped.
-pub struct ChildProc {
+pub(crate) struct ChildProc {
     child: Child,
     /// The first line it printed.
-    pub line: String,
+    pub(crate) line: String,
 }
 
 impl ChildProc {
     /// Starts `dci-bench <args>` with `envs`, waits for its first line of output.
-    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Result<ChildProc> {
+    pub(crate) fn start(args: &[&str], envs: &[(&str, &str)]) -> Result<ChildProc> {
         let exe = std::env::current_exe().context("locating the bench binary")?;
         let mut cmd = Command::new(exe);
         cmd.args(args)
@@ -43,7 +43,7 @@ impl ChildProc {
     }
 
     /// Its process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -56,7 +56,7 @@ impl Drop for ChildProc {
 }
 
 /// Ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 when unknown).
-pub fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -67,7 +67,7 @@ pub fn clock_ticks() -> f64 {
 }
 
 /// User + system CPU time of process `pid` (`self` for this one) so far.
-pub fn cpu_time(pid: &str, ticks: f64) -> Duration {
+pub(crate) fn cpu_time(pid: &str, ticks: f64) -> Duration {
     let stat =
         std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.

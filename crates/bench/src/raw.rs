@@ -10,14 +10,14 @@ use tokio::net::TcpStream;
 
 /// One request, as bytes on the wire.
 #[derive(Clone)]
-pub struct RawRequest {
+pub(crate) struct RawRequest {
     addr: SocketAddr,
     bytes: Vec<u8>,
 }
 
 impl RawRequest {
     /// `POST path` to `addr` with these headers and this JSON body.
-    pub fn post_json(addr: SocketAddr, path: &str, bearer: &str, body: &[u8]) -> RawRequest {
+    pub(crate) fn post_json(addr: SocketAddr, path: &str, bearer: &str, body: &[u8]) -> RawRequest {
         let mut bytes = format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\n\
              Content-Type: application/json\r\nAccept: application/json\r\n\
@@ -32,15 +32,15 @@ impl RawRequest {
 
 /// What a load run counted.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Replies with a 2xx status.
-    pub ok: u64,
+    pub(crate) ok: u64,
     /// Anything else (non-2xx, connection errors).
-    pub errors: u64,
+    pub(crate) errors: u64,
 }
 
 /// Replays `req` on `connections` keep-alive connections until `duration` has passed.
-pub async fn replay(req: &RawRequest, connections: usize, duration: Duration) -> Counts {
+pub(crate) async fn replay(req: &RawRequest, connections: usize, duration: Duration) -> Counts {
     let until = Instant::now() + duration;
     let mut tasks = Vec::new();
     for _ in 0..connections {

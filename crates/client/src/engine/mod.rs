@@ -323,7 +323,7 @@ impl Engine {
         let mut b = DciClient::builder(source)
             .store(i.store.clone())
             .token_settings(i.token_settings)
-            .retry_policy(i.retry.clone());
+            .retry_policy(i.retry);
         if let Some(a) = &i.audit {
             b = b.audit_writer(a.clone());
         }

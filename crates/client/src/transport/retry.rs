@@ -104,6 +104,7 @@ impl RetryQuota {
     }
 
     /// Tokens left (for tests and metrics).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn available(&self) -> u32 {
         self.tokens.load(Ordering::Acquire)
     }
