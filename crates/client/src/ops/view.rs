@@ -150,8 +150,8 @@ impl Reading {
     }
 
     /// Whether the callback carries an answer (results, codes, a status body) or a final
-    /// word (`rjct`), as opposed to an acknowledgement.
-    fn answers(&self) -> bool {
+    /// word (`rjct`; a header-only `succ` to an unsubscribe), as opposed to an acknowledgement.
+    fn answers(&self, kind: OpKind) -> bool {
         self.is("rjct")
             || self.items.iter().any(|i| !i.is_pending())
             || !self.subscribe_refs.is_empty()
@@ -160,7 +160,7 @@ impl Reading {
                 .as_ref()
                 .is_some_and(|(s, _)| s == "succ" || s == "rjct")
             || self.txn_status
-            || (self.header_only && self.is("succ"))
+            || (kind == OpKind::Unsubscribe && self.header_only && self.is("succ"))
     }
 }
 
@@ -305,7 +305,7 @@ pub fn build_view(t: &TransactionRecord, callbacks: &[CallbackRecord]) -> Transa
         .filter_map(|(c, _)| c.completed_count)
         .max()
         .unwrap_or(0);
-    let answering: Vec<&Reading> = readings.iter().filter(|r| r.answers()).collect();
+    let answering: Vec<&Reading> = readings.iter().filter(|r| r.answers(t.kind)).collect();
     // Without recorded reference ids, any answer completes it.
     let counted =
         (total == 0 && !answering.is_empty()) || (max_completed > 0 && max_completed >= total);
