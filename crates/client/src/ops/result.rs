@@ -457,4 +457,56 @@ mod tests {
         );
         assert!(!r.items[1].is_success());
     }
+
+    #[test]
+    fn typed_replies_keep_raw_items_and_report_tolerated() {
+        let env = json!({"header": {"message_id": "m", "message_ts": "2025-01-01T00:00:00Z",
+            "action": "on-search", "status": "succ", "total_count": "1"},
+            "message": {"transaction_id": "t", "correlation_id": "c", "search_response":
+                {"reference_id": "r1", "timestamp": "", "status": "SUCC",
+                 "data": {"reg_record_type": "Person", "reg_records": {}},
+                 "pagination": {"page_size": 10, "page_number": 1, "total_count": "0"}}}});
+        let r = search_result(&env, SignatureState::NotChecked);
+        assert_eq!(r.status.as_deref(), Some("succ"));
+        assert!(!r.is_pending());
+        assert_eq!(r.items.len(), 1);
+        let item = &r.items[0];
+        assert_eq!(item.status, "succ");
+        assert!(item.records.is_empty(), "`{{}}` means no records");
+        assert_eq!(item.record_type.as_deref(), Some("Person"));
+        assert_eq!(
+            item.raw["pagination"]["total_count"], "0",
+            "raw is as received"
+        );
+        assert!(
+            r.tolerated
+                .iter()
+                .any(|t| t.starts_with("header.total_count"))
+        );
+        assert!(
+            r.tolerated
+                .iter()
+                .any(|t| t.starts_with("message.search_response:"))
+        );
+    }
+
+    #[test]
+    fn header_only_replies() {
+        let h = |status: &str| {
+            json!({"header": {"message_id": "m", "message_ts": "2025-01-01T00:00:00Z",
+                "action": "on-search", "status": status, "status_reason_message": "queued"}})
+        };
+        let r = search_result(&h("pdng"), SignatureState::NotChecked);
+        assert!(r.is_pending());
+        assert_eq!(r.items[0].status, "pdng");
+        assert_eq!(
+            r.items[0].reason.as_ref().unwrap().message.as_deref(),
+            Some("pending: the registry is still working on it (queued)")
+        );
+        let e = pending_reply(&h("rcvd")).unwrap();
+        assert!(e.is_pending() && e.to_string().contains("received"), "{e}");
+        assert!(pending_reply(&h("rjct")).is_none());
+        let ok = search_result(&h("succ"), SignatureState::NotChecked);
+        assert!(ok.items.is_empty() && !ok.is_pending());
+    }
 }
