@@ -108,7 +108,7 @@ pub enum CallbackMessage {
     /// `on-unsubscribe`.
     Unsubscribe(UnsubscribeResponse),
     /// `txn-on-status`, with `txn_status` decoded by its `txn_type` when it could be.
-    TxnStatus(TxnStatusResponse, Option<TxnStatus>),
+    TxnStatus(Box<TxnStatusResponse>, Option<Box<TxnStatus>>),
     /// `notify`.
     Notify(NotifyEventRequest),
     /// An encrypted message (not decrypted here).
@@ -217,7 +217,7 @@ fn typed(
         Action::TxnOnStatus => {
             let r: TxnStatusResponse = decode(m)?;
             let status = txn_status(&r, tolerated);
-            CallbackMessage::TxnStatus(r, status)
+            CallbackMessage::TxnStatus(Box::new(r), status.map(Box::new))
         }
         other => {
             return Err(ParseError::new(

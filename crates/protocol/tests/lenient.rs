@@ -178,9 +178,11 @@ mod inbound {
                         "timestamp": "2025-01-01T00:00:00Z", "status": "succ",
                         "data": {"reg_records": []}}}}}});
         let cb = Callback::parse(&Action::TxnOnStatus, body).unwrap();
-        let Some(CallbackMessage::TxnStatus(_, Some(TxnStatus::Search(s)))) = &cb.value.message
-        else {
+        let Some(CallbackMessage::TxnStatus(_, Some(status))) = &cb.value.message else {
             panic!("{:?}", cb.value.message)
+        };
+        let TxnStatus::Search(s) = status.as_ref() else {
+            panic!("{status:?}")
         };
         assert_eq!(s.search_response[0].reference_id, "r");
         assert!(

@@ -195,7 +195,7 @@ fn read(c: &CallbackRecord) -> Reading {
         Some(CallbackMessage::Search(m)) => r.items = typed_items(m, raw),
         Some(CallbackMessage::TxnStatus(m, status)) => {
             r.txn_status = true;
-            r.items = txn_items(m, status.as_ref(), raw);
+            r.items = txn_items(m, status.as_deref(), raw);
         }
         Some(CallbackMessage::Subscribe(m)) => {
             for item in &m.subscribe_response {
