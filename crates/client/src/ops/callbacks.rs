@@ -23,6 +23,7 @@ use std::sync::Arc;
 use dci_protocol::codes::{Action, ErrorCode, StatusReasonCode, SubscriptionStatus};
 use dci_protocol::envelope::AckResponse;
 use dci_protocol::inbound::{Callback, CallbackMessage, MessageStatus};
+use dci_protocol::lenient::Tolerated;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -242,8 +243,27 @@ pub async fn ingest(
     {
         return Err(CallbackRejection::bad("message must be an object"));
     }
-    let parsed = Callback::parse(&action, body.clone())
-        .map_err(|e| CallbackRejection::bad(e.to_string()))?;
+    let parsed = match Callback::parse(&action, body.clone()) {
+        Ok(p) => p,
+        // A notification answers no request: one whose message is not typed DCI is still
+        // stored (for the application to read), saying so, rather than lost.
+        Err(e)
+            if action == Action::Notify && e.path().is_some_and(|p| p.starts_with("message")) =>
+        {
+            let mut header_only = body.clone();
+            if let Some(o) = header_only.as_object_mut() {
+                o.remove("message");
+            }
+            let mut p = Callback::parse(&action, header_only)
+                .map_err(|e| CallbackRejection::bad(e.to_string()))?;
+            p.tolerated.push(Tolerated {
+                path: e.path().unwrap_or("message").to_owned(),
+                what: format!("not a typed notification ({}); stored as sent", e.message()),
+            });
+            p
+        }
+        Err(e) => return Err(CallbackRejection::bad(e.to_string())),
+    };
     let callback = parsed.value;
     let mut tolerated = tolerated_strings(&parsed.tolerated);
     if matches!(callback.message, Some(CallbackMessage::Encrypted)) {
