@@ -91,7 +91,8 @@ pub(crate) enum Phase {
 /// The registry's own reason for a failure, from whatever error shape it sent: a DCI ACK with
 /// `error`, a callback header's `status_reason_code`/`status_reason_message`, `{errors:[…]}`,
 /// RFC 7807 problem details, OAuth2 `{error, error_description}` or a bare
-/// `{error|code|message}` object.
+/// `{error|code|message}` object. The shapes are those of [`dci_protocol::reason::Reason`], so
+/// HTTP errors, ACKs, sync replies and callbacks all give this one type.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RegistryError {
     /// Machine-readable code, e.g. `rjct.reference_id.invalid` or `invalid_client`.
@@ -130,10 +131,6 @@ fn clean(s: &str) -> Option<String> {
     }
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
-
 fn reason(code: Option<&str>, message: Option<&str>) -> Option<RegistryError> {
     let e = RegistryError {
         code: code.and_then(clean),
@@ -157,69 +154,22 @@ impl RegistryError {
         Self::from_json(&v)
     }
 
-    /// As [`RegistryError::from_body`], for an already-parsed body.
+    /// As [`RegistryError::from_body`], for an already-parsed body. The shapes are read by
+    /// [`dci_protocol::reason::Reason`]; this cleans what it found for display.
     pub fn from_json(v: &Value) -> Option<RegistryError> {
-        // DCI ACK: {message: {ack_status, error: {code, message}}}
-        if let Some(e) = v.pointer("/message/error").filter(|e| e.is_object())
-            && let Some(r) = reason(str_at(e, "/code"), str_at(e, "/message"))
-        {
-            return Some(r);
-        }
-        // DCI callback/sync header.
-        if let Some(r) = reason(
-            str_at(v, "/header/status_reason_code"),
-            str_at(v, "/header/status_reason_message"),
-        ) {
-            return Some(r);
-        }
-        // The spec's HttpErrorResponse: {errors: [{code, message}]}.
-        if let Some(errors) = v.get("errors").and_then(Value::as_array) {
-            let first = errors.first()?;
-            if let Some(s) = first.as_str() {
-                return reason(None, Some(s));
-            }
-            let mut r = reason(str_at(first, "/code"), str_at(first, "/message"))?;
-            if errors.len() > 1 {
-                r.message = Some(format!(
-                    "{} (and {} more)",
-                    r.message.unwrap_or_default(),
-                    errors.len() - 1
-                ));
-            }
-            return Some(r);
-        }
-        // OAuth2 (RFC 6749 §5.2).
-        if let Some(code) = str_at(v, "/error") {
-            return reason(
-                Some(code),
-                str_at(v, "/error_description").or_else(|| str_at(v, "/message")),
-            );
-        }
-        // {error: {code, message}}
-        if let Some(e) = v.get("error").filter(|e| e.is_object())
-            && let Some(r) = reason(str_at(e, "/code"), str_at(e, "/message"))
-        {
-            return Some(r);
-        }
-        // RFC 7807 problem details.
-        if v.get("title").is_some() || v.get("detail").is_some() {
-            return reason(
-                str_at(v, "/type")
-                    .filter(|t| *t != "about:blank")
-                    .or_else(|| str_at(v, "/title")),
-                str_at(v, "/detail").or_else(|| str_at(v, "/title")),
-            );
-        }
-        // Bare {code, message} / {message} / {detail}.
-        let code = v.get("code").and_then(|c| match c {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-        reason(
-            code.as_deref(),
-            str_at(v, "/message").or_else(|| str_at(v, "/detail")),
-        )
+        dci_protocol::reason::Reason::from_value(v).and_then(RegistryError::from_reason)
+    }
+
+    /// The protocol's reason, trimmed, without control characters and truncated; `None` when
+    /// nothing is left.
+    pub fn from_reason(r: dci_protocol::reason::Reason) -> Option<RegistryError> {
+        reason(r.code.as_deref(), r.message.as_deref())
+    }
+
+    /// A reason from a code and a message (either may be absent), cleaned like
+    /// [`RegistryError::from_reason`].
+    pub fn new(code: Option<&str>, message: Option<&str>) -> Option<RegistryError> {
+        reason(code, message)
     }
 }
 

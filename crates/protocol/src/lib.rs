@@ -17,6 +17,9 @@
 //! - [`codes`]: typed vocabularies with an `Other(String)` fallback.
 //! - [`lenient`]: inbound leniency (numbers as strings, `""` as absent, object for array),
 //!   reported as [`lenient::Tolerated`].
+//! - [`inbound`]: typed sync replies and callbacks over the lenient parser (header-only
+//!   envelopes included) and what `header.status` says ([`inbound::MessageStatus`]).
+//! - [`reason`]: the registry's reason for a failure, from every error shape it may send.
 //! - [`canonical`]: `python_json` (byte-compatible with Python `json.dumps(sort_keys=True,
 //!   separators=(",", ":"))`) and `jcs` (RFC 8785).
 //! - [`signature`]: the DCI `signature` string — [`signature::Signer`], [`signature::verify`],
@@ -33,8 +36,10 @@ pub mod codes;
 pub mod conformance;
 pub mod envelope;
 mod error;
+pub mod inbound;
 pub mod lenient;
 pub mod message;
+pub mod reason;
 mod registry;
 pub mod signature;
 #[cfg(feature = "test-support")]

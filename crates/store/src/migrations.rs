@@ -37,6 +37,11 @@ pub(crate) fn sqlite() -> Migrator {
             "operations",
             include_str!("../migrations/sqlite/0002_operations.sql"),
         ),
+        (
+            3,
+            "tolerated",
+            include_str!("../migrations/sqlite/0003_tolerated.sql"),
+        ),
     ])
 }
 
@@ -51,6 +56,11 @@ pub(crate) fn postgres() -> Migrator {
             2,
             "operations",
             include_str!("../migrations/postgres/0002_operations.sql"),
+        ),
+        (
+            3,
+            "tolerated",
+            include_str!("../migrations/postgres/0003_tolerated.sql"),
         ),
     ])
 }

@@ -51,7 +51,7 @@ macro_rules! impl_ops_store {
 
             const CB_COLUMNS: &str = "source_code, message_id, action, transaction_id, \
                 correlation_id, status, total_count, completed_count, signature, \
-                signature_key_id, body, received_at";
+                signature_key_id, body, tolerated, received_at";
 
             const KEY_COLUMNS: &str = "key_id, algorithm, status, public_key_pem, created_at, \
                 activated_at, revoked_at, expires_at";
@@ -112,6 +112,7 @@ macro_rules! impl_ops_store {
                 let read = |e| db("reading a callback")(e);
                 let body: String = r.try_get("body").map_err(read)?;
                 let signature: String = r.try_get("signature").map_err(read)?;
+                let tolerated: String = r.try_get("tolerated").map_err(read)?;
                 Ok(CallbackRecord {
                     source_code: r.try_get("source_code").map_err(read)?,
                     message_id: r.try_get("message_id").map_err(read)?,
@@ -124,6 +125,8 @@ macro_rules! impl_ops_store {
                     signature: signature.parse()?,
                     signature_key_id: r.try_get("signature_key_id").map_err(read)?,
                     body: json(&body, "callback body")?,
+                    tolerated: serde_json::from_str(&tolerated)
+                        .map_err(|e| corrupt("callback tolerated", e))?,
                     received_at: r.try_get("received_at").map_err(read)?,
                 })
             }
@@ -329,8 +332,8 @@ macro_rules! impl_ops_store {
                     let done = sqlx::query(
                         "INSERT INTO op_callback (source_code, message_id, action, \
                          transaction_id, correlation_id, status, total_count, completed_count, \
-                         signature, signature_key_id, body, received_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                         signature, signature_key_id, body, tolerated, received_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                          ON CONFLICT (source_code, message_id) DO NOTHING",
                     )
                     .bind(&c.source_code)
@@ -344,6 +347,10 @@ macro_rules! impl_ops_store {
                     .bind(c.signature.as_str())
                     .bind(&c.signature_key_id)
                     .bind(c.body.to_string())
+                    .bind(
+                        serde_json::to_string(&c.tolerated)
+                            .map_err(|e| corrupt("callback tolerated", e))?,
+                    )
                     .bind(ts(c.received_at))
                     .execute(self.pool())
                     .await

@@ -182,6 +182,7 @@ fn callback(source: &str, message_id: &str, action: &str, txn: Option<&str>) -> 
         signature: SignatureState::Verified,
         signature_key_id: Some("kid-1".into()),
         body: json!({"header": {"message_id": message_id}, "message": {"x": [1, 2]}}),
+        tolerated: vec!["header.total_count: number sent as string \"2\"".into()],
         received_at: now(),
     }
 }

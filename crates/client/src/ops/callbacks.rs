@@ -6,19 +6,34 @@
 //! anything stored. A message id already stored for the source is a replay and is refused. The
 //! callback is persisted (durably) *before* the ACK is returned, so an ACKed callback survives a
 //! crash. Bad input gets the spec's error code and changes nothing.
+//!
+//! The body is read by `dci-protocol`'s typed lenient parser ([`Callback::parse`]): what it had
+//! to tolerate is stored with the callback ([`CallbackRecord::tolerated`]), and a message that
+//! does not parse is refused with the JSON path of the problem.
+//!
+//! A header-only callback (the specs require only `header`: e.g. `status: rjct` with a
+//! `status_reason_code`, or `rcvd` / `pdng`) is accepted. It names no transaction, so it is
+//! matched to the data source's only open transaction of the kind it answers (`on-search` → an
+//! async search, …); with none or several open it is stored unmatched (and still ACKed), since
+//! guessing could fail or complete the wrong request. Either way the match (or its absence) is
+//! recorded in `tolerated`.
 
 use std::sync::Arc;
 
-use dci_protocol::codes::{Action, ErrorCode, StatusReasonCode};
+use dci_protocol::codes::{Action, ErrorCode, StatusReasonCode, SubscriptionStatus};
 use dci_protocol::envelope::AckResponse;
+use dci_protocol::inbound::{Callback, CallbackMessage, MessageStatus};
+use dci_protocol::lenient::Tolerated;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::keys::RegistryKeys;
 use crate::store::Store;
 
+use super::result::tolerated_strings;
 use super::store::{
-    CallbackRecord, OpKind, OpsStore, SubscriptionRecord, SubscriptionState, TransactionState,
+    CallbackRecord, OpKind, OpsStore, SubscriptionRecord, SubscriptionState, TransactionFilter,
+    TransactionRecord, TransactionState,
 };
 use super::view::build_view;
 
@@ -127,12 +142,44 @@ fn non_empty<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-fn count(v: &Value, ptr: &str) -> Option<u64> {
-    match v.pointer(ptr)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
+/// The kind of request a callback action answers.
+fn answers_kind(a: &Action) -> Option<OpKind> {
+    match a {
+        Action::OnSearch => Some(OpKind::Search),
+        Action::OnSubscribe => Some(OpKind::Subscribe),
+        Action::OnUnsubscribe => Some(OpKind::Unsubscribe),
+        Action::TxnOnStatus => Some(OpKind::TxnStatus),
         _ => None,
     }
+}
+
+/// The data source's only open (pending, acknowledged or partial) transaction of `kind`.
+async fn only_open(
+    ctx: &IngestContext,
+    source_code: &str,
+    kind: OpKind,
+) -> Result<(usize, Option<TransactionRecord>), crate::store::StoreError> {
+    let mut open = Vec::new();
+    for state in [
+        TransactionState::Pending,
+        TransactionState::Acknowledged,
+        TransactionState::Partial,
+    ] {
+        let filter = TransactionFilter {
+            source_code: Some(source_code.to_owned()),
+            state: Some(state),
+            limit: 1000,
+        };
+        open.extend(
+            ctx.ops
+                .list_transactions(&filter)
+                .await?
+                .into_iter()
+                .filter(|t| t.kind == kind),
+        );
+    }
+    let n = open.len();
+    Ok((n, if n == 1 { open.pop() } else { None }))
 }
 
 /// Ingests one callback or notification POSTed for data source `source_code`.
@@ -196,6 +243,34 @@ pub async fn ingest(
     {
         return Err(CallbackRejection::bad("message must be an object"));
     }
+    let parsed = match Callback::parse(&action, body.clone()) {
+        Ok(p) => p,
+        // A notification answers no request: one whose message is not typed DCI is still
+        // stored (for the application to read), saying so, rather than lost.
+        Err(e)
+            if action == Action::Notify && e.path().is_some_and(|p| p.starts_with("message")) =>
+        {
+            let mut header_only = body.clone();
+            if let Some(o) = header_only.as_object_mut() {
+                o.remove("message");
+            }
+            let mut p = Callback::parse(&action, header_only)
+                .map_err(|e| CallbackRejection::bad(e.to_string()))?;
+            p.tolerated.push(Tolerated {
+                path: e.path().unwrap_or("message").to_owned(),
+                what: format!("not a typed notification ({}); stored as sent", e.message()),
+            });
+            p
+        }
+        Err(e) => return Err(CallbackRejection::bad(e.to_string())),
+    };
+    let callback = parsed.value;
+    let mut tolerated = tolerated_strings(&parsed.tolerated);
+    if matches!(callback.message, Some(CallbackMessage::Encrypted)) {
+        return Err(CallbackRejection::bad(
+            "message is encrypted (header.is_msg_encrypted): encrypted callbacks are not supported; ask the registry to send this data source plain messages",
+        ));
+    }
 
     let source = ctx
         .store
@@ -229,12 +304,9 @@ pub async fn ingest(
         .await
         .map_err(|f| CallbackRejection::new(401, f.error_code().as_str(), f.to_string()))?;
 
-    let transaction_id = non_empty(&body, "/message/transaction_id").map(str::to_owned);
-    let transaction = match (&action, &transaction_id) {
+    let status = callback.status();
+    let transaction = match (&action, callback.transaction_id()) {
         (Action::Notify, _) => None,
-        (_, None) => {
-            return Err(CallbackRejection::bad("message.transaction_id is missing"));
-        }
         (_, Some(id)) => {
             let t = ctx
                 .ops
@@ -251,26 +323,74 @@ pub async fn ingest(
                 })?;
             Some(t)
         }
+        (_, None) if callback.is_header_only() => {
+            let kind = answers_kind(&action).unwrap_or(OpKind::Search);
+            let (open, t) = only_open(ctx, &source.code, kind)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let what = match &t {
+                Some(t) => format!(
+                    "a header-only callback names no transaction; matched to the only open {kind} transaction {}",
+                    t.transaction_id
+                ),
+                None => format!(
+                    "a header-only callback names no transaction, and {open} {kind} transactions are open: stored unmatched"
+                ),
+            };
+            tracing::info!(source = %source.code, action = %action, status = %status.describe(),
+                transaction_id = t.as_ref().map_or("-", |t| t.transaction_id.as_str()),
+                "header-only callback");
+            tolerated.push(format!("message: {what}"));
+            t
+        }
+        // A message without transaction_id is refused by the typed parser already.
+        (_, None) => {
+            return Err(CallbackRejection::bad("message.transaction_id is missing"));
+        }
     };
+    if callback.is_header_only()
+        && status == MessageStatus::Succeeded
+        && answers_kind(&action).is_some_and(|k| k != OpKind::Unsubscribe)
+    {
+        tolerated.push(
+            "message: a header-only succ delivers no results; nothing is concluded from it".into(),
+        );
+    }
 
+    let header = &callback.header;
     let record = CallbackRecord {
         source_code: source.code.clone(),
         message_id: message_id.clone(),
         action: action.as_str().to_owned(),
-        transaction_id: transaction_id.clone(),
-        correlation_id: non_empty(&body, "/message/correlation_id").map(str::to_owned),
-        status: non_empty(&body, "/header/status").map(str::to_ascii_lowercase),
-        total_count: count(&body, "/header/total_count"),
-        completed_count: count(&body, "/header/completed_count"),
+        transaction_id: transaction
+            .as_ref()
+            .map(|t| t.transaction_id.clone())
+            .or_else(|| callback.transaction_id().map(str::to_owned)),
+        correlation_id: callback
+            .message
+            .as_ref()
+            .and_then(CallbackMessage::correlation_id)
+            .map(str::to_owned),
+        status: header
+            .status
+            .as_ref()
+            .map(|s| s.as_str().trim().to_ascii_lowercase()),
+        total_count: header.total_count,
+        completed_count: header.completed_count,
         signature: sig.state,
         signature_key_id: sig.key_id,
         body,
+        tolerated,
         received_at: now,
     };
+    if !record.tolerated.is_empty() {
+        tracing::debug!(source = %source.code, message_id = %message_id,
+            tolerated = record.tolerated.len(), "callback read leniently");
+    }
     // Subscriptions first: a waiter that sees the stored callback must also see its codes.
     // Re-applying them for a replay that is refused below changes nothing.
     if let Some(t) = &transaction {
-        apply_subscriptions(ctx, t, &record, now)
+        apply_subscriptions(ctx, t, &callback, now)
             .await
             .map_err(|e| unavailable(&e))?;
     }
@@ -315,86 +435,71 @@ async fn after_store(
 
 async fn apply_subscriptions(
     ctx: &IngestContext,
-    t: &super::store::TransactionRecord,
-    record: &CallbackRecord,
+    t: &TransactionRecord,
+    callback: &Callback,
     now: OffsetDateTime,
 ) -> Result<(), crate::store::StoreError> {
-    let message = record.body.get("message").unwrap_or(&Value::Null);
-    match t.kind {
-        OpKind::Subscribe => {
+    let upsert =
+        |code: &str, state: SubscriptionState, event_type: Option<String>| SubscriptionRecord {
+            source_code: t.source_code.clone(),
+            code: code.to_owned(),
+            state,
+            event_type,
+            transaction_id: Some(t.transaction_id.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+    match (&t.kind, &callback.message) {
+        (OpKind::Subscribe, Some(CallbackMessage::Subscribe(m))) => {
             let event_type = t
                 .request
                 .pointer("/message/subscribe_request/0/subscribe_criteria/reg_event_type")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            for item in message
-                .get("subscribe_response")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let rejected = item
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| s.eq_ignore_ascii_case("rjct"));
-                for s in item
-                    .get("subscriptions")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let Some(code) = s.get("code").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    let live = s.get("status").and_then(Value::as_str) != Some("unsubscribe");
+            for item in &m.subscribe_response {
+                let rejected = item.status == dci_protocol::codes::RequestStatus::Rjct;
+                for s in &item.subscriptions {
+                    let live = s.status != SubscriptionStatus::Unsubscribe;
                     let state = match (rejected, live) {
                         (true, _) => SubscriptionState::Rejected,
                         (false, true) => SubscriptionState::Subscribed,
                         (false, false) => SubscriptionState::Unsubscribed,
                     };
                     ctx.ops
-                        .upsert_subscription(&SubscriptionRecord {
-                            source_code: t.source_code.clone(),
-                            code: code.to_owned(),
-                            state,
-                            event_type: event_type.clone(),
-                            transaction_id: Some(t.transaction_id.clone()),
-                            created_at: now,
-                            updated_at: now,
-                        })
+                        .upsert_subscription(&upsert(&s.code, state, event_type.clone()))
                         .await?;
                 }
             }
         }
-        OpKind::Unsubscribe => {
-            for s in message
-                .get("subscription_status")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let Some(code) = s.get("code").and_then(Value::as_str) else {
-                    continue;
-                };
-                let state = if s.get("status").and_then(Value::as_str) == Some("subscribe") {
+        (OpKind::Unsubscribe, Some(CallbackMessage::Unsubscribe(m))) => {
+            for s in &m.subscription_status {
+                let state = if s.status == SubscriptionStatus::Subscribe {
                     SubscriptionState::Subscribed
                 } else {
                     SubscriptionState::Unsubscribed
                 };
                 ctx.ops
-                    .upsert_subscription(&SubscriptionRecord {
-                        source_code: t.source_code.clone(),
-                        code: code.to_owned(),
-                        state,
-                        event_type: None,
-                        transaction_id: Some(t.transaction_id.clone()),
-                        created_at: now,
-                        updated_at: now,
-                    })
+                    .upsert_subscription(&upsert(&s.code, state, None))
                     .await?;
             }
         }
-        OpKind::Search | OpKind::TxnStatus => {}
+        // A header-only `succ` to an unsubscribe: the whole request succeeded, so every code
+        // it named is unsubscribed.
+        (OpKind::Unsubscribe, None) if callback.status() == MessageStatus::Succeeded => {
+            for code in t
+                .request
+                .pointer("/message/subscription_codes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                ctx.ops
+                    .upsert_subscription(&upsert(code, SubscriptionState::Unsubscribed, None))
+                    .await?;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -40,6 +40,25 @@ pub enum OpsError {
     /// The registry's reply failed signature verification under the source's policy.
     #[error("the registry's reply failed signature verification: {0}")]
     Verification(String),
+    /// The registry's reply could not be read (not a DCI envelope, a field of the wrong shape,
+    /// an expected list missing). Nothing was concluded from it: never an empty answer.
+    #[error(
+        "unreadable registry reply: {0}; nothing was concluded from it. Check that the data source's base URL and endpoints point at a DCI registry of its type; if they do, report the reply to the registry's operator"
+    )]
+    Unreadable(String),
+    /// The registry received the request and has not answered yet (header status `rcvd` or
+    /// `pdng`, no results): neither a success nor a failure.
+    #[error(
+        "the registry has {} the request but not answered yet{}: ask again later (for an async request, look the transaction up or ask for its status)",
+        if status == "pdng" { "accepted" } else { "received" },
+        reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    Pending {
+        /// `rcvd` or `pdng`.
+        status: String,
+        /// The registry's reason or note, if it gave one.
+        reason: Option<RegistryError>,
+    },
     /// The transaction did not complete in time (its current state is kept).
     #[error(
         "transaction {transaction_id} is still {state} after waiting; its result may still arrive: check later with `dci txn-status` or the transaction lookup"
@@ -93,6 +112,16 @@ impl OpsError {
             OpsError::Client(e) => e.is_timeout(),
             _ => false,
         }
+    }
+
+    /// Whether the registry has the request but has not answered yet (`rcvd` / `pdng`).
+    pub fn is_pending(&self) -> bool {
+        matches!(self, OpsError::Pending { .. })
+    }
+
+    /// Whether the registry's reply could not be read.
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self, OpsError::Unreadable(_))
     }
 
     /// Whether a transaction or key does not exist.

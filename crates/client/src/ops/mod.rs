@@ -30,8 +30,8 @@ use time::OffsetDateTime;
 pub use callbacks::{CallbackRejection, IngestContext, ingest};
 pub use error::OpsError;
 pub use query::{EXPRESSION_TYPE, SearchQuery, SearchSpec, SubscribeSpec, TxnStatusQuery};
-pub(crate) use result::parse_item;
 pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnStatusResult};
+pub(crate) use result::{parse_item, pending_reply};
 pub use store::{
     AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, SignatureState,
     SigningKeyRecord, SubscriptionRecord, SubscriptionState, TransactionFilter, TransactionRecord,
@@ -639,6 +639,7 @@ impl Operations {
             signature: sig.state,
             signature_key_id: sig.key_id,
             body: resp.body,
+            tolerated: Vec::new(),
             received_at: OffsetDateTime::now_utc(),
         };
         self.ops.insert_callback(&record).await?;

@@ -1,13 +1,23 @@
 //! Typed results: what a registry answered, item by item, with the raw records kept.
 //!
-//! Inbound is lenient: items are read from JSON field by field, so an odd registry reply still
-//! yields whatever it did say, and the raw item is always kept.
+//! Replies go through `dci-protocol`'s lenient envelope parser ([`dci_protocol::inbound`]):
+//! what it had to tolerate is kept in `tolerated`. A reply that does not parse as typed is read
+//! field by field instead (and says so in `tolerated`), so an odd registry reply still yields
+//! whatever it did say, and the raw item is always kept.
+//!
+//! A header-only reply is valid DCI. With header status `rcvd` or `pdng` it is an
+//! acknowledgement, not an answer: it gets one whole-message entry whose `status` is `rcvd` /
+//! `pdng` (and [`SearchResult::is_pending`] is true), so it never reads as an empty success.
 
+use dci_protocol::inbound::{self, MessageStatus};
+use dci_protocol::lenient::Tolerated;
+use dci_protocol::message::{SearchResponse, SearchResponseItem, TxnStatus, TxnStatusResponse};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::RegistryError;
 
+use super::error::OpsError;
 use super::store::{SignatureState, TransactionState};
 
 /// A search answer (a sync reply, or the aggregate of async callbacks).
@@ -19,10 +29,17 @@ pub struct SearchResult {
     pub correlation_id: Option<String>,
     /// `header.message_id` of the (last) reply.
     pub message_id: Option<String>,
-    /// One entry per answered search item.
+    /// One entry per answered search item (for a header-only `rcvd` / `pdng` reply, one
+    /// whole-message entry with an empty reference id).
     pub items: Vec<SearchItemResult>,
     /// How the reply's signature was checked.
     pub signature: SignatureState,
+    /// `header.status` of the reply (`succ`, `rjct`, `rcvd`, `pdng`), if it sent one.
+    pub status: Option<String>,
+    /// The header's `status_reason_code` / `status_reason_message`, if any.
+    pub reason: Option<RegistryError>,
+    /// What had to be tolerated to read the reply, as `path: what` (empty when well-formed).
+    pub tolerated: Vec<String>,
 }
 
 impl SearchResult {
@@ -30,14 +47,21 @@ impl SearchResult {
     pub fn records(&self) -> impl Iterator<Item = &Value> {
         self.items.iter().flat_map(|i| i.records.iter())
     }
+
+    /// Whether the registry only acknowledged the request (`rcvd` / `pdng`) and answered none
+    /// of it yet.
+    pub fn is_pending(&self) -> bool {
+        is_in_progress(self.status.as_deref()) && self.items.iter().all(|i| i.is_pending())
+    }
 }
 
 /// One answered search item.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchItemResult {
-    /// Our reference id.
+    /// Our reference id (empty for the whole-message entry of a header-only reply).
     pub reference_id: String,
-    /// `succ`, `rjct`, `pdng`, `rcvd` (as sent).
+    /// `succ`, `rjct`, `pdng`, `rcvd` (as sent). `rcvd` / `pdng` mean "received, pending": no
+    /// answer yet, neither success nor failure.
     pub status: String,
     /// Why, when rejected (or when the registry said).
     pub reason: Option<RegistryError>,
@@ -49,7 +73,7 @@ pub struct SearchItemResult {
     pub records: Vec<Value>,
     /// The page the records are, if the registry paginated.
     pub pagination: Option<PageInfo>,
-    /// The whole item as received.
+    /// The whole item as received (the reply's header for a whole-message entry).
     pub raw: Value,
 }
 
@@ -58,6 +82,15 @@ impl SearchItemResult {
     pub fn is_success(&self) -> bool {
         self.status.eq_ignore_ascii_case("succ")
     }
+
+    /// Whether the registry has it but has not answered yet (`rcvd` / `pdng`).
+    pub fn is_pending(&self) -> bool {
+        is_in_progress(Some(&self.status))
+    }
+}
+
+fn is_in_progress(status: Option<&str>) -> bool {
+    status.is_some_and(|s| s.eq_ignore_ascii_case("rcvd") || s.eq_ignore_ascii_case("pdng"))
 }
 
 /// `pagination` of a response item.
@@ -98,23 +131,27 @@ fn as_items(v: Option<&Value>) -> Vec<&Value> {
     }
 }
 
-/// Reads one search response item leniently.
+/// `reg_records` as a list. Where a spec types reg_records as an object (DR search, CRVS/FR
+/// txn status), `{}` means none.
+fn record_list(v: Option<&Value>) -> Vec<Value> {
+    match v {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Object(o)) if o.is_empty() => Vec::new(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![other.clone()],
+    }
+}
+
+/// Reads one search response item field by field (for replies that are not typed DCI).
 pub(crate) fn parse_item(item: &Value) -> SearchItemResult {
     let status = str_at(item, "status")
         .unwrap_or("succ")
         .to_ascii_lowercase();
-    let code = str_at(item, "status_reason_code").map(str::to_owned);
-    let message = str_at(item, "status_reason_message").map(str::to_owned);
-    let reason = (code.is_some() || message.is_some()).then_some(RegistryError { code, message });
+    let reason = RegistryError::new(
+        str_at(item, "status_reason_code"),
+        str_at(item, "status_reason_message"),
+    );
     let data = item.get("data");
-    let records = match data.and_then(|d| d.get("reg_records")) {
-        Some(Value::Array(a)) => a.clone(),
-        // Where a spec types reg_records as an object (DR search, CRVS/FR txn status), `{}`
-        // means none.
-        Some(Value::Object(o)) if o.is_empty() => Vec::new(),
-        Some(Value::Null) | None => Vec::new(),
-        Some(other) => vec![other.clone()],
-    };
     let pagination = item.get("pagination").and_then(|p| {
         Some(PageInfo {
             page_number: u64_at(p, "page_number").unwrap_or(1),
@@ -132,13 +169,51 @@ pub(crate) fn parse_item(item: &Value) -> SearchItemResult {
         event_type: data
             .and_then(|d| str_at(d, "reg_event_type"))
             .map(str::to_owned),
-        records,
+        records: record_list(data.and_then(|d| d.get("reg_records"))),
         pagination,
         raw: item.clone(),
     }
 }
 
-/// Reads `message.search_response` (or `txn_status.search_response`) items from a message.
+/// One typed item; `raw` is the item as received (before normalisation). Record and event
+/// types are shown as sent (the typed codes would canonicalise them).
+fn typed_item(item: &SearchResponseItem, raw: &Value) -> SearchItemResult {
+    let data = raw.get("data");
+    SearchItemResult {
+        reference_id: item.reference_id.clone(),
+        status: item.status.as_str().to_ascii_lowercase(),
+        reason: RegistryError::new(
+            item.status_reason_code.as_ref().map(|c| c.as_str()),
+            item.status_reason_message.as_deref(),
+        ),
+        record_type: data
+            .and_then(|d| str_at(d, "reg_record_type"))
+            .map(str::to_owned),
+        event_type: data
+            .and_then(|d| str_at(d, "reg_event_type"))
+            .map(str::to_owned),
+        records: record_list(item.data.as_ref().map(|d| &d.reg_records.0)),
+        pagination: item.pagination.map(|p| PageInfo {
+            page_number: p.page_number.max(1),
+            page_size: p.page_size,
+            total_count: p.total_count,
+        }),
+        raw: raw.clone(),
+    }
+}
+
+/// The items of a typed search response; `raw_message` is the message as received.
+pub(crate) fn typed_items(m: &SearchResponse, raw_message: &Value) -> Vec<SearchItemResult> {
+    let raws = as_items(raw_message.get("search_response"));
+    m.search_response
+        .iter()
+        .enumerate()
+        .map(|(i, it)| typed_item(it, raws.get(i).copied().unwrap_or(&Value::Null)))
+        .collect()
+}
+
+/// Reads `message.search_response` (or `txn_status.search_response`) items from a message,
+/// field by field.
 pub(crate) fn parse_search_items(message: &Value) -> Vec<SearchItemResult> {
     as_items(message.get("search_response"))
         .into_iter()
@@ -146,20 +221,118 @@ pub(crate) fn parse_search_items(message: &Value) -> Vec<SearchItemResult> {
         .collect()
 }
 
+pub(crate) fn tolerated_strings(t: &[Tolerated]) -> Vec<String> {
+    t.iter().map(ToString::to_string).collect()
+}
+
+/// The whole-message entry of a header-only `rcvd` / `pdng` reply.
+fn pending_entry(header: &Value, status: &str, reason: Option<&RegistryError>) -> SearchItemResult {
+    let st = if status == "pdng" {
+        MessageStatus::Pending
+    } else {
+        MessageStatus::Received
+    };
+    let what = st.describe().to_owned();
+    let message = match reason.and_then(|r| r.message.as_deref()) {
+        Some(m) => format!("{what} ({m})"),
+        None => what,
+    };
+    SearchItemResult {
+        reference_id: String::new(),
+        status: status.to_owned(),
+        reason: RegistryError::new(reason.and_then(|r| r.code.as_deref()), Some(&message)),
+        record_type: None,
+        event_type: None,
+        records: Vec::new(),
+        pagination: None,
+        raw: header.clone(),
+    }
+}
+
+/// Header fields of a reply, read leniently even when the rest does not parse.
+struct HeaderInfo {
+    message_id: Option<String>,
+    status: Option<String>,
+    reason: Option<RegistryError>,
+}
+
+fn header_info(envelope: &Value) -> HeaderInfo {
+    let h = envelope.get("header").unwrap_or(&Value::Null);
+    HeaderInfo {
+        message_id: str_at(h, "message_id").map(str::to_owned),
+        status: str_at(h, "status").map(|s| s.trim().to_ascii_lowercase()),
+        reason: RegistryError::new(
+            str_at(h, "status_reason_code"),
+            str_at(h, "status_reason_message"),
+        ),
+    }
+}
+
+/// Adds the whole-message entry when a reply answered nothing and says `rcvd` / `pdng`.
+fn mark_pending(items: &mut Vec<SearchItemResult>, envelope: &Value, h: &HeaderInfo) {
+    if items.is_empty()
+        && let Some(s) = h.status.as_deref().filter(|s| is_in_progress(Some(s)))
+    {
+        let header = envelope.get("header").cloned().unwrap_or(Value::Null);
+        items.push(pending_entry(&header, s, h.reason.as_ref()));
+    }
+}
+
 /// Builds a [`SearchResult`] from a whole envelope (sync reply or `on-search` callback).
 pub(crate) fn search_result(envelope: &Value, signature: SignatureState) -> SearchResult {
-    let message = envelope.get("message").unwrap_or(&Value::Null);
+    let h = header_info(envelope);
+    let raw_message = envelope.get("message").unwrap_or(&Value::Null);
+    let (transaction_id, correlation_id, mut items, tolerated) =
+        match inbound::parse_reply::<SearchResponse>(envelope.clone()) {
+            Ok(parsed) => {
+                let tolerated = tolerated_strings(&parsed.tolerated);
+                match parsed.value.plain_message() {
+                    Some(m) => (
+                        m.transaction_id.clone(),
+                        Some(m.correlation_id.clone()).filter(|c| !c.is_empty()),
+                        typed_items(m, raw_message),
+                        tolerated,
+                    ),
+                    None => (String::new(), None, Vec::new(), tolerated),
+                }
+            }
+            Err(e) => (
+                str_at(raw_message, "transaction_id")
+                    .unwrap_or_default()
+                    .to_owned(),
+                str_at(raw_message, "correlation_id").map(str::to_owned),
+                parse_search_items(raw_message),
+                vec![format!(
+                    "{e}; not a typed SearchResponse, read field by field"
+                )],
+            ),
+        };
+    mark_pending(&mut items, envelope, &h);
     SearchResult {
-        transaction_id: str_at(message, "transaction_id")
-            .unwrap_or_default()
-            .to_owned(),
-        correlation_id: str_at(message, "correlation_id").map(str::to_owned),
-        message_id: envelope
-            .get("header")
-            .and_then(|h| str_at(h, "message_id"))
-            .map(str::to_owned),
-        items: parse_search_items(message),
+        transaction_id,
+        correlation_id,
+        message_id: h.message_id,
+        items,
         signature,
+        status: h.status,
+        reason: h.reason,
+        tolerated,
+    }
+}
+
+/// When a reply is header-only with status `rcvd` / `pdng`: the error that says "received,
+/// pending" (for typed clients that need an answer, instead of "no items").
+pub(crate) fn pending_reply(envelope: &Value) -> Option<OpsError> {
+    let h = header_info(envelope);
+    let answered = envelope
+        .get("message")
+        .is_some_and(|m| m.as_object().is_some_and(|o| !o.is_empty()));
+    match h.status {
+        Some(s) if !answered && is_in_progress(Some(&s)) => Some(OpsError::Pending {
+            status: s,
+            reason: h.reason,
+        }),
+        _ => None,
     }
 }
 
@@ -172,28 +345,77 @@ pub struct TxnStatusResult {
     pub correlation_id: Option<String>,
     /// `txnstatus_response.txn_type`.
     pub txn_type: Option<String>,
-    /// Search results the registry returned for the transaction, if any.
+    /// Search results the registry returned for the transaction, if any (for a header-only
+    /// `rcvd` / `pdng` reply, one whole-message entry, as in [`SearchResult::items`]).
     pub items: Vec<SearchItemResult>,
     /// `txn_status` as sent.
     pub txn_status: Value,
     /// How the reply's signature was checked.
     pub signature: SignatureState,
+    /// `header.status` of the reply, if it sent one.
+    pub status: Option<String>,
+    /// The header's reason, if any.
+    pub reason: Option<RegistryError>,
+    /// What had to be tolerated to read the reply, as `path: what`.
+    pub tolerated: Vec<String>,
+}
+
+/// The search items of a typed txn-status answer (`txn_status.search_response`).
+pub(crate) fn txn_items(
+    r: &TxnStatusResponse,
+    status: Option<&TxnStatus>,
+    raw_message: &Value,
+) -> Vec<SearchItemResult> {
+    let raw_status = raw_message
+        .pointer("/txnstatus_response/txn_status")
+        .unwrap_or(&Value::Null);
+    match status {
+        Some(TxnStatus::Search(s)) => typed_items(s, raw_status),
+        // Not decodable as typed: whatever items it has, field by field.
+        None => parse_search_items(&r.txnstatus_response.txn_status),
+        Some(_) => Vec::new(),
+    }
 }
 
 pub(crate) fn txn_status_result(envelope: &Value, signature: SignatureState) -> TxnStatusResult {
-    let message = envelope.get("message").unwrap_or(&Value::Null);
-    let body = message.get("txnstatus_response").unwrap_or(&Value::Null);
-    let status = body.get("txn_status").cloned().unwrap_or(Value::Null);
-    TxnStatusResult {
-        transaction_id: str_at(message, "transaction_id")
+    let h = header_info(envelope);
+    let raw_message = envelope.get("message").unwrap_or(&Value::Null);
+    let raw_body = raw_message
+        .get("txnstatus_response")
+        .unwrap_or(&Value::Null);
+    let raw_status = raw_body.get("txn_status").cloned().unwrap_or(Value::Null);
+    let mut result = TxnStatusResult {
+        transaction_id: str_at(raw_message, "transaction_id")
             .unwrap_or_default()
             .to_owned(),
-        correlation_id: str_at(message, "correlation_id").map(str::to_owned),
-        txn_type: str_at(body, "txn_type").map(str::to_owned),
-        items: parse_search_items(&status),
-        txn_status: status,
+        correlation_id: str_at(raw_message, "correlation_id").map(str::to_owned),
+        txn_type: str_at(raw_body, "txn_type").map(str::to_owned),
+        items: Vec::new(),
+        txn_status: raw_status.clone(),
         signature,
+        status: h.status.clone(),
+        reason: h.reason.clone(),
+        tolerated: Vec::new(),
+    };
+    match inbound::parse_reply::<TxnStatusResponse>(envelope.clone()) {
+        Ok(parsed) => {
+            let mut tolerated = parsed.tolerated;
+            if let Some(m) = parsed.value.plain_message() {
+                let status = inbound::txn_status(m, &mut tolerated);
+                result.transaction_id = m.transaction_id.clone();
+                result.items = txn_items(m, status.as_ref(), raw_message);
+            }
+            result.tolerated = tolerated_strings(&tolerated);
+        }
+        Err(e) => {
+            result.items = parse_search_items(&raw_status);
+            result.tolerated = vec![format!(
+                "{e}; not a typed TxnStatusResponse, read field by field"
+            )];
+        }
     }
+    mark_pending(&mut result.items, envelope, &h);
+    result
 }
 
 /// The synchronous answer to an async submission.
@@ -234,5 +456,57 @@ mod tests {
             Some("rjct.x")
         );
         assert!(!r.items[1].is_success());
+    }
+
+    #[test]
+    fn typed_replies_keep_raw_items_and_report_tolerated() {
+        let env = json!({"header": {"message_id": "m", "message_ts": "2025-01-01T00:00:00Z",
+            "action": "on-search", "status": "succ", "total_count": "1"},
+            "message": {"transaction_id": "t", "correlation_id": "c", "search_response":
+                {"reference_id": "r1", "timestamp": "", "status": "SUCC",
+                 "data": {"reg_record_type": "Person", "reg_records": {}},
+                 "pagination": {"page_size": 10, "page_number": 1, "total_count": "0"}}}});
+        let r = search_result(&env, SignatureState::NotChecked);
+        assert_eq!(r.status.as_deref(), Some("succ"));
+        assert!(!r.is_pending());
+        assert_eq!(r.items.len(), 1);
+        let item = &r.items[0];
+        assert_eq!(item.status, "succ");
+        assert!(item.records.is_empty(), "`{{}}` means no records");
+        assert_eq!(item.record_type.as_deref(), Some("Person"));
+        assert_eq!(
+            item.raw["pagination"]["total_count"], "0",
+            "raw is as received"
+        );
+        assert!(
+            r.tolerated
+                .iter()
+                .any(|t| t.starts_with("header.total_count"))
+        );
+        assert!(
+            r.tolerated
+                .iter()
+                .any(|t| t.starts_with("message.search_response:"))
+        );
+    }
+
+    #[test]
+    fn header_only_replies() {
+        let h = |status: &str| {
+            json!({"header": {"message_id": "m", "message_ts": "2025-01-01T00:00:00Z",
+                "action": "on-search", "status": status, "status_reason_message": "queued"}})
+        };
+        let r = search_result(&h("pdng"), SignatureState::NotChecked);
+        assert!(r.is_pending());
+        assert_eq!(r.items[0].status, "pdng");
+        assert_eq!(
+            r.items[0].reason.as_ref().unwrap().message.as_deref(),
+            Some("pending: the registry is still working on it (queued)")
+        );
+        let e = pending_reply(&h("rcvd")).unwrap();
+        assert!(e.is_pending() && e.to_string().contains("received"), "{e}");
+        assert!(pending_reply(&h("rjct")).is_none());
+        let ok = search_result(&h("succ"), SignatureState::NotChecked);
+        assert!(ok.items.is_empty() && !ok.is_pending());
     }
 }

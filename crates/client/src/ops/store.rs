@@ -318,6 +318,9 @@ pub struct CallbackRecord {
     pub signature_key_id: Option<String>,
     /// The envelope as received (parsed JSON of the raw body).
     pub body: Value,
+    /// What had to be tolerated to read it (`path: what`, from `dci-protocol`'s lenient
+    /// parser); empty when it was well-formed.
+    pub tolerated: Vec<String>,
     /// When it was stored.
     pub received_at: OffsetDateTime,
 }

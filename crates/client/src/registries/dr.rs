@@ -15,8 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Core, IdRef, extra_endpoint, first_item, text, unreadable};
+use super::{Core, IdRef, display_name, extra_endpoint, first_item, text, unreadable};
 use crate::keys::RegistryKeys;
+use crate::ops::pending_reply;
 use crate::ops::{Operations, OpsError};
 
 /// The spec's `DisabilityStatusEnum`.
@@ -83,31 +84,193 @@ pub struct DisabilityDetails {
     pub raw: Value,
 }
 
-/// Support needs.
+/// Support needs, as the spec's `DisabilitySupport` (`get-disability-support`, and
+/// `disability_support` in a `DisabledPerson`): `human_assistance` is an object
+/// `{type, frequency, support_status, caregiver{id, name, identifier}, relationship,
+/// registration_date, last_updated}`; the other needs are lists.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisabilitySupport {
-    /// `human_assistance`.
+    /// Whether human assistance is needed: from the spec's object (yes unless its
+    /// `support_status` says it is not needed), or a boolean as some registries send.
     pub human_assistance: Option<bool>,
-    /// `assistive_technology`.
+    /// The spec's `human_assistance` object, read.
+    pub human_assistance_detail: Option<SupportNeed>,
+    /// `assistive_technology`: one label per entry (an entry's `type`, or the string sent).
     pub assistive_technology: Vec<String>,
-    /// `housing_support`.
+    /// `housing_support`, as labels.
     pub housing_support: Vec<String>,
-    /// `medical_care`.
+    /// `medical_care`, as labels.
     pub medical_care: Vec<String>,
-    /// `animal_assistance`.
+    /// `animal_assistance`, as labels.
     pub animal_assistance: Vec<String>,
+    /// Every need read (human assistance first, then each list's entries), with its category.
+    pub needs: Vec<SupportNeed>,
+    /// `registration_date`.
+    pub registration_date: Option<String>,
+    /// `last_updated`.
+    pub last_updated: Option<String>,
     /// The record as received.
     pub raw: Value,
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect(),
-        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
-        _ => Vec::new(),
+/// One support need (the shape of the spec's `human_assistance`; list entries may be the same
+/// object or a plain string).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SupportNeed {
+    /// `human_assistance`, `assistive_technology`, `housing_support`, `medical_care` or
+    /// `animal_assistance`.
+    pub category: String,
+    /// `type` (e.g. `mobility`), or the string sent.
+    pub kind: Option<String>,
+    /// `frequency` (e.g. `Daily`, `Permanent`).
+    pub frequency: Option<String>,
+    /// `support_status` (e.g. `Needed`, `Required`).
+    pub support_status: Option<String>,
+    /// `caregiver`: `{id, name, identifier}`.
+    pub caregiver: Option<Caregiver>,
+    /// `relationship` of the caregiver.
+    pub relationship: Option<String>,
+    /// `registration_date`.
+    pub registration_date: Option<String>,
+    /// `last_updated`.
+    pub last_updated: Option<String>,
+    /// The entry as received.
+    pub raw: Value,
+}
+
+/// A caregiver of a [`SupportNeed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caregiver {
+    /// `id`.
+    pub id: Option<String>,
+    /// `name` (a string, or a name object joined).
+    pub name: Option<String>,
+    /// `identifier`.
+    pub identifier: Option<String>,
+}
+
+impl SupportNeed {
+    /// The label shown for the need: its `type`, else its `support_status`.
+    pub fn label(&self) -> Option<&str> {
+        self.kind.as_deref().or(self.support_status.as_deref())
+    }
+
+    /// Whether the need is stated as not needed (`support_status` `Not needed`, `None`, `No`).
+    pub fn is_declined(&self) -> bool {
+        self.support_status.as_deref().is_some_and(|s| {
+            let s = s.trim().to_ascii_lowercase().replace(['_', '-'], " ");
+            matches!(
+                s.as_str(),
+                "no" | "none" | "not needed" | "not required" | "not applicable" | "n/a"
+            )
+        })
+    }
+
+    fn read(category: &str, v: &Value) -> Option<SupportNeed> {
+        let t = |p: &str| text(v, &[p]);
+        let blank = |kind: Option<String>| SupportNeed {
+            category: category.to_owned(),
+            kind,
+            frequency: None,
+            support_status: None,
+            caregiver: None,
+            relationship: None,
+            registration_date: None,
+            last_updated: None,
+            raw: v.clone(),
+        };
+        match v {
+            Value::String(s) if !s.trim().is_empty() => Some(blank(Some(s.clone()))),
+            Value::Object(_) => Some(SupportNeed {
+                frequency: t("/frequency"),
+                support_status: t("/support_status"),
+                caregiver: v
+                    .get("caregiver")
+                    .filter(|c| c.is_object())
+                    .map(|c| Caregiver {
+                        id: text(c, &["/id"]),
+                        name: display_name(c.get("name")),
+                        identifier: text(c, &["/identifier", "/identifier/identifier_value"]),
+                    }),
+                relationship: t("/relationship"),
+                registration_date: t("/registration_date"),
+                last_updated: t("/last_updated"),
+                ..blank(text(v, &["/type", "/name", "/description"]))
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The need lists of `DisabilitySupport`, in field order.
+const NEED_LISTS: [&str; 4] = [
+    "assistive_technology",
+    "housing_support",
+    "medical_care",
+    "animal_assistance",
+];
+
+impl DisabilitySupport {
+    /// Reads a `DisabilitySupport` record, or a list of them (merged: the spec nests them in
+    /// an array per person). `None` when there is no object to read.
+    pub fn from_record(record: Value) -> Option<DisabilitySupport> {
+        let parts: Vec<&Value> = match &record {
+            Value::Array(a) => a.iter().filter(|v| v.is_object()).collect(),
+            o @ Value::Object(_) => vec![o],
+            _ => return None,
+        };
+        let first = *parts.first()?;
+        let mut flag = None;
+        let mut human = None;
+        for p in &parts {
+            match p.get("human_assistance") {
+                Some(Value::Bool(b)) if flag.is_none() => flag = Some(*b),
+                Some(Value::String(s)) if flag.is_none() => {
+                    flag = match s.trim().to_ascii_lowercase().as_str() {
+                        "yes" | "true" => Some(true),
+                        "no" | "false" => Some(false),
+                        _ => None,
+                    };
+                }
+                Some(o @ Value::Object(_)) if human.is_none() => {
+                    human = SupportNeed::read("human_assistance", o);
+                }
+                _ => {}
+            }
+        }
+        let mut needs: Vec<SupportNeed> = human.iter().cloned().collect();
+        let [assistive, housing, medical, animal] = NEED_LISTS.map(|key| {
+            let mut labels = Vec::new();
+            for p in &parts {
+                let entries: Vec<&Value> = match p.get(key) {
+                    Some(Value::Array(a)) => a.iter().collect(),
+                    Some(v @ (Value::Object(_) | Value::String(_))) => vec![v],
+                    _ => Vec::new(),
+                };
+                for n in entries
+                    .into_iter()
+                    .filter_map(|e| SupportNeed::read(key, e))
+                {
+                    labels.extend(n.label().map(str::to_owned));
+                    needs.push(n);
+                }
+            }
+            labels
+        });
+        let registration_date = text(first, &["/registration_date"]);
+        let last_updated = text(first, &["/last_updated"]);
+        Some(DisabilitySupport {
+            human_assistance: flag.or_else(|| human.as_ref().map(|h| !h.is_declined())),
+            human_assistance_detail: human,
+            assistive_technology: assistive,
+            housing_support: housing,
+            medical_care: medical,
+            animal_assistance: animal,
+            needs,
+            registration_date,
+            last_updated,
+            raw: record,
+        })
     }
 }
 
@@ -245,7 +408,7 @@ impl DrClient {
     /// Disability status by `sync/disabled`, bypassing the cache.
     pub async fn status_uncached(&self, id: &IdRef) -> Result<Option<DisabilityStatus>, OpsError> {
         let body = self.call(WireEndpoint::DrDisabled, id).await?;
-        let item = first_item(&body, "disabled_response")?;
+        let item = answered_item(&body, "disabled_response")?;
         let raw = item.raw;
         let disabled = match raw.get("disabled_status").and_then(Value::as_str) {
             Some(s) if s.eq_ignore_ascii_case("yes") => true,
@@ -297,7 +460,7 @@ impl DrClient {
     /// Impairments by `sync/get-disability-details`. `None`: no record.
     pub async fn details(&self, id: &IdRef) -> Result<Option<DisabilityDetails>, OpsError> {
         let body = self.call(WireEndpoint::DrDisabilityDetails, id).await?;
-        let item = first_item(&body, "search_response")?;
+        let item = answered_item(&body, "search_response")?;
         Ok(item.records.into_iter().next().map(|r| {
             let details = match r.get("disability_details") {
                 Some(Value::Array(a)) => a.clone(),
@@ -326,22 +489,24 @@ impl DrClient {
         id: &IdRef,
     ) -> Result<Option<DisabilitySupport>, OpsError> {
         let body = self.call(WireEndpoint::DrDisabilitySupport, id).await?;
-        let item = first_item(&body, "search_response")?;
-        // The spec types reg_records as an array of arrays of DisabilitySupport.
-        let first = item.records.into_iter().next().and_then(|r| match r {
-            Value::Array(a) => a.into_iter().next(),
-            o @ Value::Object(_) => Some(o),
-            _ => None,
-        });
-        Ok(first.map(|r| DisabilitySupport {
-            human_assistance: r.get("human_assistance").and_then(Value::as_bool),
-            assistive_technology: strings(r.get("assistive_technology")),
-            housing_support: strings(r.get("housing_support")),
-            medical_care: strings(r.get("medical_care")),
-            animal_assistance: strings(r.get("animal_assistance")),
-            raw: r,
-        }))
+        let item = answered_item(&body, "search_response")?;
+        // The spec types reg_records as an array of arrays of DisabilitySupport; some send
+        // one object per person.
+        Ok(item
+            .records
+            .into_iter()
+            .next()
+            .and_then(DisabilitySupport::from_record))
     }
+}
+
+/// The first item of a DR sync reply; a header-only `rcvd` / `pdng` reply is "received,
+/// pending" (an error), never an empty answer.
+fn answered_item(body: &Value, field: &str) -> Result<crate::ops::SearchItemResult, OpsError> {
+    if let Some(pending) = pending_reply(body) {
+        return Err(pending);
+    }
+    first_item(body, field)
 }
 
 #[cfg(test)]

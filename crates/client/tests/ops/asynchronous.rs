@@ -500,8 +500,16 @@ async fn oversized_and_malformed_bodies_are_refused_with_nothing_stored() {
             "not a callback",
         ),
         (
-            &br#"{"header": {"message_id": "m", "action": "on-search", "sender_id": "dci-sandbox"}, "message": {}}"#[..],
+            &br#"{"header": {"message_id": "m", "action": "on-search", "sender_id": "dci-sandbox"}}"#[..],
+            "message_ts",
+        ),
+        (
+            &br#"{"header": {"message_id": "m", "message_ts": "2025-01-01T00:00:00Z", "action": "on-search", "status": "succ", "sender_id": "dci-sandbox"}, "message": {"search_response": []}}"#[..],
             "transaction_id",
+        ),
+        (
+            &br#"{"header": {"message_id": "m", "message_ts": "2025-01-01T00:00:00Z", "action": "on-search", "status": "succ", "sender_id": "dci-sandbox"}, "message": {"transaction_id": "t", "search_response": [{"reference_id": "r"}]}}"#[..],
+            "message.search_response[0]",
         ),
     ] {
         let e = ingest(&ctx, &source.code, body, None).await.unwrap_err();

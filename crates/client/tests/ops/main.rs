@@ -3,6 +3,7 @@
 //! against the official request schema.
 
 mod asynchronous;
+mod inbound;
 mod signatures;
 mod support;
 mod synchronous;
