@@ -611,7 +611,8 @@ impl Operations {
             Err(e) => return Err(e),
         };
         let sig = resp.signature;
-        let items = result::txn_status_result(&resp.body, sig.state).items;
+        let read = result::txn_status_result(&resp.body, sig.state);
+        let (items, tolerated) = (read.items, read.tolerated);
         if items.is_empty() {
             return Err(timeout());
         }
@@ -639,7 +640,7 @@ impl Operations {
             signature: sig.state,
             signature_key_id: sig.key_id,
             body: resp.body,
-            tolerated: Vec::new(),
+            tolerated,
             received_at: OffsetDateTime::now_utc(),
         };
         self.ops.insert_callback(&record).await?;

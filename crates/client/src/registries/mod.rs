@@ -273,6 +273,10 @@ pub(crate) fn wrong_type(s: &DataSource, expected: RegistryType) -> OpsError {
 /// The first item of `message.<field>`; an absent or empty list is an unreadable reply (the
 /// transport already turned "every item rejected" into an error).
 pub(crate) fn first_item(body: &Value, field: &str) -> Result<SearchItemResult, OpsError> {
+    // A header-only `rcvd` / `pdng`: the registry has not answered yet — never "no item".
+    if let Some(pending) = crate::ops::pending_reply(body) {
+        return Err(pending);
+    }
     let item = match body.pointer(&format!("/message/{field}")) {
         Some(Value::Array(a)) => a.first(),
         Some(o @ Value::Object(_)) => Some(o),
@@ -293,10 +297,7 @@ pub(crate) fn first_item(body: &Value, field: &str) -> Result<SearchItemResult, 
 
 /// A reply we cannot read: an error, never an empty answer.
 pub(crate) fn unreadable(what: impl Into<String>) -> OpsError {
-    OpsError::Verification(format!(
-        "unreadable registry reply: {}; nothing was concluded from it",
-        what.into()
-    ))
+    OpsError::Unreadable(what.into())
 }
 
 /// A string at any of `paths` (JSON pointers).
