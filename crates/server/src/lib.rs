@@ -24,22 +24,27 @@
 //! types (`dci-protocol`).
 
 pub mod admin_token;
+mod answer;
 pub mod api;
 pub mod callback;
 pub mod console;
 mod error;
+pub mod extract;
+pub mod harden;
 mod health;
 mod state;
+pub mod throttle;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -47,10 +52,23 @@ pub use admin_token::{
     ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE, AdminToken, AdminTokenError, TokenOrigin,
 };
 pub use error::{ApiError, ApiFieldError, ApiJson, ApiResult};
+pub use extract::{ApiPath, ApiQuery};
+pub use harden::{ALLOW_CORE_DUMPS_ENV, CoreDumps, HardenError, harden_process};
 pub use state::{AppState, ClientCache, ClientCacheError, ServerConfig, Shutdown};
+pub use throttle::{Throttle, ThrottleConfig};
 
-/// The whole application: every sub-router merged over `state`, with the tower layers.
+/// The whole application: every sub-router merged over `state`, with the tower layers and the
+/// default brute-force limits ([`ThrottleConfig::default`]).
 pub fn router(state: AppState) -> Router {
+    router_with(state, ThrottleConfig::default())
+}
+
+/// [`router`] with explicit brute-force limits on the admin token.
+///
+/// Layers, outermost first: tracing; [`answer::normalize`] (every refusal in its route family's
+/// shape); the shared [`Throttle`]; panics answered 500; the request timeout (408); the body
+/// limit. Unknown paths get [`answer::fallback`].
+pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
     let config = state.config.clone();
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -58,11 +76,15 @@ pub fn router(state: AppState) -> Router {
         .merge(callback::router())
         .merge(api::router(&state))
         .merge(console::router())
+        .fallback(answer::fallback)
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
+        .layer(CatchPanicLayer::custom(answer::panic_response))
+        .layer(Extension(Throttle::new(throttle)))
+        .layer(middleware::from_fn(answer::normalize))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -70,15 +92,28 @@ pub fn router(state: AppState) -> Router {
 /// Serves `state` on `listener` until `signal` resolves, then stops accepting, fires
 /// [`AppState::shutdown`] (so long waits end) and lets in-flight requests finish, for at most
 /// [`ServerConfig::shutdown_grace`].
+///
+/// Each request carries its TCP peer as `ConnectInfo<SocketAddr>` (the brute-force limits key on
+/// it).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, ThrottleConfig::default(), signal).await
+}
+
+/// [`serve`] with explicit brute-force limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    throttle: ThrottleConfig,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
     tokio::spawn(expire_overdue_until_shutdown(state.clone()));
-    let app = router(state);
+    let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         drained.wait().await;
@@ -182,11 +217,22 @@ impl Drop for RunningServer {
 /// Binds `addr` (use `127.0.0.1:0` for a free port) and serves `state` in the background until
 /// [`RunningServer::shutdown`] or drop.
 pub async fn spawn(addr: SocketAddr, state: AppState) -> std::io::Result<RunningServer> {
+    spawn_with(addr, state, ThrottleConfig::default()).await
+}
+
+/// [`spawn`] with explicit brute-force limits.
+pub async fn spawn_with(
+    addr: SocketAddr,
+    state: AppState,
+    throttle: ThrottleConfig,
+) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();
     let wait = shutdown.clone();
-    let task = tokio::spawn(serve(listener, state, async move { wait.wait().await }));
+    let task = tokio::spawn(serve_with(listener, state, throttle, async move {
+        wait.wait().await
+    }));
     Ok(RunningServer {
         addr,
         shutdown,

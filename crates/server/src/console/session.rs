@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Extension, Form, State};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use super::ConsoleConfig;
 use super::view;
 use crate::admin_token::AdminToken;
+use crate::throttle::{ClientKey, Throttle};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "dci_console";
@@ -71,6 +72,8 @@ struct Inner {
     config: ConsoleConfig,
     readonly_digest: Option<[u8; 32]>,
     map: Mutex<HashMap<String, Session>>,
+    /// Used when the console runs without [`crate::router`]'s shared throttle.
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -103,6 +106,7 @@ impl Sessions {
                 config,
                 readonly_digest,
                 map: Mutex::new(HashMap::new()),
+                throttle: Throttle::default(),
             }),
         }
     }
@@ -334,22 +338,49 @@ pub(crate) struct LoginForm {
     token: String,
 }
 
-/// `POST /login`.
+/// `POST /login`. A wrong token counts against the caller's address ([`crate::throttle`],
+/// shared with the gateway API) and starts a new anonymous session (new id, new CSRF token), so
+/// a form is good for one attempt. A locked-out address is answered 429 without its token being
+/// checked.
 pub(crate) async fn login(
     State(admin): State<AdminToken>,
     Extension(sessions): Extension<Sessions>,
+    throttle: Option<Extension<Throttle>>,
+    client: ClientKey,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let throttle = throttle.map_or_else(|| sessions.inner.throttle.clone(), |Extension(t)| t);
     let Some((old_id, _, csrf)) = sessions.lookup(&headers) else {
         return csrf_failed(None);
     };
     if !ct_eq_str(&csrf, &form.csrf) {
         return csrf_failed(None);
     }
+    if let Err(locked) = throttle.check(client) {
+        let secs = locked.retry_after_secs();
+        let mut r = view::page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Sign in",
+            None,
+            "",
+            login_form(
+                &csrf,
+                Some(&format!(
+                    "Too many failed sign-ins from your address. Wait {secs} seconds, then sign in with the right token."
+                )),
+            ),
+        );
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        return r;
+    }
     let Some(role) = sessions.role_for(&admin, &form.token) else {
-        tracing::warn!("console login refused: wrong token");
-        return view::page(
+        tracing::info!(client = %client, "console login refused: wrong token");
+        throttle.failed(client);
+        // One form, one attempt: the next try needs the new session's CSRF token.
+        sessions.remove(&old_id);
+        let (id, csrf) = sessions.create(None);
+        let mut r = view::page(
             StatusCode::UNAUTHORIZED,
             "Sign in",
             None,
@@ -361,6 +392,9 @@ pub(crate) async fn login(
                 ),
             ),
         );
+        r.headers_mut()
+            .insert(SET_COOKIE, sessions.set_cookie(&headers, &id));
+        return r;
     };
     // A fresh session id on login, so an id planted before login is worth nothing after it.
     sessions.remove(&old_id);
