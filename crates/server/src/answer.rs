@@ -183,8 +183,7 @@ pub(crate) async fn normalize(req: Request, next: Next) -> Response {
     let family = Family::of(&path);
     let resp = next.run(req).await;
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) || family.accepts(resp.headers())
-    {
+    if !(status.is_client_error() || status.is_server_error()) || family.accepts(resp.headers()) {
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -203,7 +202,10 @@ pub(crate) async fn normalize(req: Request, next: Next) -> Response {
         text
     };
     if status == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(allow) = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok())
+        && let Some(allow) = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
         && !allow.is_empty()
     {
         message = format!("{message}: use {allow}");
@@ -261,7 +263,10 @@ mod tests {
         assert_eq!(Family::of("/api"), Family::Api);
         assert_eq!(Family::of("/healthz"), Family::Api);
         assert_eq!(Family::of("/.well-known/jwks.json"), Family::Api);
-        assert_eq!(Family::of("/callback/x/registry/on-search"), Family::Callback);
+        assert_eq!(
+            Family::of("/callback/x/registry/on-search"),
+            Family::Callback
+        );
         assert_eq!(Family::of("/callback"), Family::Callback);
         assert_eq!(Family::of("/callbackx"), Family::Console);
         assert_eq!(Family::of("/apix"), Family::Console);

@@ -131,6 +131,14 @@ async fn receive_inner(
 ) -> Result<Response, Response> {
     let body = body.map_err(|rej| {
         let status = rej.status();
+        if crate::error::is_body_timeout(&rej) {
+            return Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::RequestTimeout,
+                "the body stopped arriving before its Content-Length was reached: send the whole body",
+            )
+            .into_response();
+        }
         let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
             format!("the body is larger than {} bytes", st.config.body_limit)
         } else {

@@ -378,9 +378,24 @@ impl From<JsonRejection> for ApiError {
             _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::TooLarge("the request body is too large".into())
             }
+            _ if is_body_timeout(&r) => ApiError::RequestTimeout(
+                "the request body stopped arriving before its Content-Length was reached: send the whole body".into(),
+            ),
             _ => ApiError::BadRequest(r.body_text()),
         }
     }
+}
+
+/// Whether reading the body failed because it stalled (`RequestBodyTimeoutLayer`).
+pub(crate) fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Pulls the field out of serde's "unknown field `x`" / "missing field `x`" / "x: invalid type"

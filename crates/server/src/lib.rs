@@ -45,7 +45,7 @@ use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 pub use admin_token::{
@@ -63,21 +63,38 @@ pub fn router(state: AppState) -> Router {
     router_with(state, ThrottleConfig::default())
 }
 
+/// Longest a request body may stall (no bytes arriving) before it is answered 408, so a body
+/// shorter than its `Content-Length` is not held until the whole request timeout (at most half
+/// of [`ServerConfig::request_timeout`]).
+pub const BODY_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// [`router`] with explicit brute-force limits on the admin token.
 ///
 /// Layers, outermost first: tracing; [`answer::normalize`] (every refusal in its route family's
-/// shape); the shared [`Throttle`]; panics answered 500; the request timeout (408); the body
-/// limit. Unknown paths get [`answer::fallback`].
+/// shape); the shared [`Throttle`]; panics answered 500; the request timeout (408); a stalled
+/// body (408, [`BODY_STALL_TIMEOUT`]); the body limit. Unknown paths get [`answer::fallback`].
 pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
-    let config = state.config.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
         .merge(api::router(&state))
-        .merge(console::router())
+        .merge(console::router());
+    with_layers(routes, &state.config, throttle).with_state(state)
+}
+
+/// The fallback and the tower layers around `routes` (see [`router_with`]).
+fn with_layers(
+    routes: Router<AppState>,
+    config: &ServerConfig,
+    throttle: ThrottleConfig,
+) -> Router<AppState> {
+    routes
         .fallback(answer::fallback)
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(RequestBodyTimeoutLayer::new(
+            BODY_STALL_TIMEOUT.min(config.request_timeout / 2),
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
@@ -86,7 +103,6 @@ pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
         .layer(Extension(Throttle::new(throttle)))
         .layer(middleware::from_fn(answer::normalize))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// Serves `state` on `listener` until `signal` resolves, then stops accepting, fires
@@ -238,4 +254,70 @@ pub async fn spawn_with(
         shutdown,
         task: Some(task),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dci_client::MasterKey::from_bytes([7u8; 32]);
+        let store = std::sync::Arc::new(
+            dci_store::SqliteStore::open_file(&dir.path().join("db.sqlite3"), &key)
+                .await
+                .unwrap(),
+        );
+        let admin = AdminToken::from_secret(&secrecy::SecretString::from("x".repeat(20)));
+        (dir, AppState::new(store.clone(), store, admin))
+    }
+
+    async fn panics() -> &'static str {
+        panic!("index out of bounds: a detail for the log only")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_in_its_family_shape() {
+        let (_dir, state) = state().await;
+        let routes = Router::new()
+            .route("/api/v1/boom", get(panics))
+            .route("/callback/x/boom", get(panics))
+            .route("/boom", get(panics));
+        let app = with_layers(routes, &state.config, ThrottleConfig::default()).with_state(state);
+        for (path, shape) in [
+            ("/api/v1/boom", "api"),
+            ("/callback/x/boom", "callback"),
+            ("/boom", "console"),
+        ] {
+            let resp = app
+                .clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("index out of bounds"),
+                "{path}: the panic is not shown"
+            );
+            match shape {
+                "api" => {
+                    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                    assert_eq!(v["error"]["kind"], "internal", "{v}");
+                }
+                "callback" => {
+                    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                    assert_eq!(v["message"]["ack_status"], "ERR", "{v}");
+                    assert_eq!(v["message"]["error"]["code"], "err.service.unavailable");
+                }
+                _ => assert!(text.contains("Server error"), "{text}"),
+            }
+        }
+    }
 }

@@ -247,7 +247,9 @@ mod tests {
             assert!(t.check(a).is_ok());
             assert!(t.failed(a).is_none());
         }
-        let locked = t.failed(a).expect("the third failure uses up the allowance");
+        let locked = t
+            .failed(a)
+            .expect("the third failure uses up the allowance");
         assert!(locked.retry_after <= Duration::from_secs(20));
         assert!(locked.retry_after_secs() >= 1);
         assert!(t.check(a).is_err());

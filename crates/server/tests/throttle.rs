@@ -83,10 +83,18 @@ async fn a_thousand_wrong_tokens_are_throttled_and_the_right_token_works_elsewhe
     let mut unauthorized = 0;
     let mut throttled = 0;
     for i in 0..1000 {
-        let a = send(&app, Some(A), sources(&format!("wrong-token-{i:04}-xxxxxxxx"))).await;
+        let a = send(
+            &app,
+            Some(A),
+            sources(&format!("wrong-token-{i:04}-xxxxxxxx")),
+        )
+        .await;
         match a.status {
             StatusCode::UNAUTHORIZED => {
-                assert_eq!(throttled, 0, "no 401 after the lock-out started (attempt {i})");
+                assert_eq!(
+                    throttled, 0,
+                    "no 401 after the lock-out started (attempt {i})"
+                );
                 unauthorized += 1;
             }
             StatusCode::TOO_MANY_REQUESTS => {
@@ -96,7 +104,10 @@ async fn a_thousand_wrong_tokens_are_throttled_and_the_right_token_works_elsewhe
                 let body = a.json();
                 assert_eq!(body["error"]["kind"], "too_many_requests", "{}", a.body);
                 assert!(body["error"]["message"].as_str().unwrap().contains("wait"));
-                assert!(!a.body.contains("wrong-token"), "the attempt is never echoed");
+                assert!(
+                    !a.body.contains("wrong-token"),
+                    "the attempt is never echoed"
+                );
             }
             other => panic!("attempt {i}: unexpected {other}: {}", a.body),
         }
@@ -108,14 +119,22 @@ async fn a_thousand_wrong_tokens_are_throttled_and_the_right_token_works_elsewhe
     let a = send(&app, Some(A), sources(TOKEN)).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     // Another address is not affected: the right token works, a wrong one is a plain 401.
-    assert_eq!(send(&app, Some(B), sources(TOKEN)).await.status, StatusCode::OK);
     assert_eq!(
-        send(&app, Some(B), sources("wrong-from-b-xxxxxxxxx")).await.status,
+        send(&app, Some(B), sources(TOKEN)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, Some(B), sources("wrong-from-b-xxxxxxxxx"))
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
     // Successful requests are never counted.
     for _ in 0..50 {
-        assert_eq!(send(&app, Some(B), sources(TOKEN)).await.status, StatusCode::OK);
+        assert_eq!(
+            send(&app, Some(B), sources(TOKEN)).await.status,
+            StatusCode::OK
+        );
     }
     // The public document stays public from the locked address.
     let doc = Request::get("/api/v1/openapi.json")
@@ -135,7 +154,9 @@ async fn the_lock_out_ends_after_the_period() {
     }
     let locked_at = Instant::now();
     assert_eq!(
-        send(&app, Some(A), sources("wrong-wrong-wrong-wrong")).await.status,
+        send(&app, Some(A), sources("wrong-wrong-wrong-wrong"))
+            .await
+            .status,
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(
@@ -144,7 +165,10 @@ async fn the_lock_out_ends_after_the_period() {
     );
     tokio::time::sleep(period.saturating_sub(locked_at.elapsed()) + Duration::from_millis(50))
         .await;
-    assert_eq!(send(&app, Some(A), sources(TOKEN)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, Some(A), sources(TOKEN)).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -153,22 +177,35 @@ async fn requests_without_a_peer_address_count_as_one_client() {
     let app = dci_server::router_with(env.state.clone(), limits(2, Duration::from_secs(60)));
     for _ in 0..2 {
         assert_eq!(
-            send(&app, None, sources("nope-nope-nope-nope")).await.status,
+            send(&app, None, sources("nope-nope-nope-nope"))
+                .await
+                .status,
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        send(&app, None, sources("nope-nope-nope-nope")).await.status,
+        send(&app, None, sources("nope-nope-nope-nope"))
+            .await
+            .status,
         StatusCode::TOO_MANY_REQUESTS
     );
-    assert_eq!(send(&app, Some(B), sources(TOKEN)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, Some(B), sources(TOKEN)).await.status,
+        StatusCode::OK
+    );
     // A missing header is no guess and is not counted.
     let app = dci_server::router_with(env.state.clone(), limits(1, Duration::from_secs(60)));
     for _ in 0..5 {
         let bare = Request::get("/api/v1/sources").body(Body::empty()).unwrap();
-        assert_eq!(send(&app, None, bare).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            send(&app, None, bare).await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
-    assert_eq!(send(&app, None, sources(TOKEN)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, None, sources(TOKEN)).await.status,
+        StatusCode::OK
+    );
 }
 
 fn csrf_of(html: &str) -> String {
@@ -203,7 +240,9 @@ async fn console_login_is_throttled_shares_the_count_and_rotates_its_csrf() {
     // Two wrong tokens on the API count too.
     for _ in 0..2 {
         assert_eq!(
-            send(&app, Some(A), sources("api-wrong-api-wrong")).await.status,
+            send(&app, Some(A), sources("api-wrong-api-wrong"))
+                .await
+                .status,
             StatusCode::UNAUTHORIZED
         );
     }
@@ -217,11 +256,18 @@ async fn console_login_is_throttled_shares_the_count_and_rotates_its_csrf() {
         assert!(!a.body.contains("console-wrong-token"));
         let new_cookie = a.set_cookie.expect("a failed login starts a new session");
         let new_csrf = csrf_of(&a.body);
-        assert_ne!(new_cookie, cookie, "the session id rotates on a failed login");
+        assert_ne!(
+            new_cookie, cookie,
+            "the session id rotates on a failed login"
+        );
         assert_ne!(new_csrf, csrf, "the CSRF token rotates on a failed login");
         // The old form is spent.
         let replay = send(&app, Some(A), login(&cookie, &csrf, TOKEN)).await;
-        assert_eq!(replay.status, StatusCode::FORBIDDEN, "a spent form is refused");
+        assert_eq!(
+            replay.status,
+            StatusCode::FORBIDDEN,
+            "a spent form is refused"
+        );
         cookie = new_cookie;
         csrf = new_csrf;
     }
@@ -263,7 +309,12 @@ async fn spawn_keys_on_the_tcp_peer() {
     };
     let one = from([127, 0, 0, 1]);
     for _ in 0..2 {
-        let r = one.get(&url).bearer_auth("wrong-wrong-wrong").send().await.unwrap();
+        let r = one
+            .get(&url)
+            .bearer_auth("wrong-wrong-wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
     }
     let r = one.get(&url).bearer_auth(TOKEN).send().await.unwrap();
