@@ -792,7 +792,11 @@ async fn every_request_gets_an_answer_in_its_family_shape() {
                     Err(why) => problems.push(format!("DROPPED ({why}): {}", req.describe())),
                     Ok(a) => {
                         // Wire-level refusals (hyper's, before routing) counted apart.
-                        let key = if req.wire_malformed { 10_000 + a.status } else { a.status };
+                        let key = if req.wire_malformed {
+                            10_000 + a.status
+                        } else {
+                            a.status
+                        };
                         *statuses.entry(key).or_default() += 1;
                         if let Some(why) = judge(req, &a) {
                             problems.push(format!(

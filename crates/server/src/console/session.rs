@@ -3,6 +3,10 @@
 //!
 //! Sessions are kept in memory: a restart logs everyone out, which is acceptable for an admin
 //! console and keeps session ids out of the database. The cookie holds only a random id.
+//!
+//! No id or CSRF token lives forever: a failed login replaces the anonymous session (one form,
+//! one attempt), a login replaces it with a new one, and a logged-in session ends after 8 h idle
+//! or 24 h in all. Failed logins count against the caller's address ([`crate::throttle`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +36,9 @@ pub const CSRF_FIELD: &str = "csrf";
 
 /// How long a logged-in session lives without use.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+/// How long a logged-in session lives at most, however much it is used: then its id and CSRF
+/// token are retired and the user signs in again.
+const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// How long a not-logged-in session (the login form's CSRF token) lives.
 const ANON_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Bounds memory when something requests the login page in a loop.
@@ -60,6 +67,13 @@ struct Session {
     role: Option<Role>,
     csrf: String,
     expires: Instant,
+    created: Instant,
+}
+
+impl Session {
+    fn live(&self, now: Instant) -> bool {
+        self.expires > now && now.saturating_duration_since(self.created) < MAX_AGE
+    }
 }
 
 /// The console's sessions (cheap to clone).
@@ -121,14 +135,14 @@ impl Sessions {
         let id = cookie_value(headers)?;
         let mut map = self.lock();
         let now = Instant::now();
-        let live = map.get(&id).is_some_and(|s| s.expires > now);
+        let live = map.get(&id).is_some_and(|s| s.live(now));
         if !live {
             map.remove(&id);
             return None;
         }
         let s = map.get_mut(&id)?;
         if s.role.is_some() {
-            s.expires = now + IDLE_TIMEOUT;
+            s.expires = (now + IDLE_TIMEOUT).min(s.created + MAX_AGE);
         }
         Some((id, s.role, s.csrf.clone()))
     }
@@ -144,18 +158,20 @@ impl Sessions {
         let mut map = self.lock();
         if map.len() >= MAX_SESSIONS {
             let now = Instant::now();
-            map.retain(|_, s| s.expires > now);
+            map.retain(|_, s| s.live(now));
             if map.len() >= MAX_SESSIONS {
                 // Still full of live sessions: drop the not-logged-in ones first.
                 map.retain(|_, s| s.role.is_some());
             }
         }
+        let now = Instant::now();
         map.insert(
             id.clone(),
             Session {
                 role,
                 csrf: csrf.clone(),
-                expires: Instant::now() + ttl,
+                expires: now + ttl,
+                created: now,
             },
         );
         (id, csrf)
@@ -475,6 +491,30 @@ mod tests {
                 .unwrap()
                 .contains("; Secure")
         );
+    }
+
+    #[test]
+    fn a_busy_session_still_ends_at_its_maximum_age() {
+        let s = Sessions::new(ConsoleConfig::default());
+        let (id, _) = s.create(Some(Role::Admin));
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("{COOKIE_NAME}={id}")).unwrap(),
+        );
+        assert!(s.viewer(&h).is_ok());
+        let map = s.lock();
+        let session = map.get(&id).unwrap();
+        // Each use pushes the idle expiry out, but never past the maximum age.
+        assert!(session.expires <= session.created + MAX_AGE);
+        let busy = Session {
+            role: Some(Role::Admin),
+            csrf: String::new(),
+            expires: session.created + MAX_AGE * 2,
+            created: session.created,
+        };
+        assert!(busy.live(session.created + Duration::from_secs(3600)));
+        assert!(!busy.live(session.created + MAX_AGE));
     }
 
     #[test]
