@@ -7,15 +7,22 @@
 //! - [`router`] merges the sub-routers: `/healthz`, `/.well-known/jwks.json`, the callback
 //!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (admin
 //!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
-//!   layers add tracing (tower-http), a request timeout (tower-http, 408) and a body limit
-//!   (axum's, so that callbacks over it still get a DCI `ERR` body).
+//!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
+//!   API JSON error, DCI ACK `ERR`, console HTML — axum's own rejections, 404, 405 included),
+//!   the brute-force limits' shared [`Throttle`], panics answered 500, a request timeout and a
+//!   stalled-body timeout (408) and a body limit. [`router_with`] takes explicit limits.
+//! - [`throttle`]: failed admin-token attempts per client address (API and console login);
+//!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
+//! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
+//!   `DCI_ALLOW_CORE_DUMPS=1`; `dci serve` calls it first.
 //! - [`AppState`] holds both stores (`store`, `ops`), the registry-key cache, the
 //!   [`dci_client::ops::IngestContext`] the callback routes hand bodies to, a per-source
 //!   [`ClientCache`], [`ServerConfig`], the [`AdminToken`] verifier and the [`Shutdown`]
 //!   signal; each is a `FromRef` substate. [`AppState::operations`] gives a source's
 //!   [`dci_client::Operations`].
-//! - [`serve`] runs the router on a listener until a signal, then drains in-flight requests;
-//!   [`spawn`] does the same in the background and returns a [`RunningServer`] (tests, embedding);
+//! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
+//!   `ConnectInfo`), then drains in-flight requests; [`spawn`] does the same in the background
+//!   and returns a [`RunningServer`] (tests, embedding); `serve_with`/`spawn_with` take limits;
 //!   [`shutdown_signal`] is SIGINT or SIGTERM.
 //! - [`AdminToken::load_or_generate`]: `DCI_ADMIN_TOKEN`, else a generated token stored hashed.
 //!
@@ -70,9 +77,9 @@ pub const BODY_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 
 /// [`router`] with explicit brute-force limits on the admin token.
 ///
-/// Layers, outermost first: tracing; [`answer::normalize`] (every refusal in its route family's
+/// Layers, outermost first: tracing; `answer::normalize` (every refusal in its route family's
 /// shape); the shared [`Throttle`]; panics answered 500; the request timeout (408); a stalled
-/// body (408, [`BODY_STALL_TIMEOUT`]); the body limit. Unknown paths get [`answer::fallback`].
+/// body (408, [`BODY_STALL_TIMEOUT`]); the body limit. Unknown paths get `answer::fallback`.
 pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
