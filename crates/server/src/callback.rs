@@ -13,7 +13,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -42,7 +42,7 @@ pub(crate) fn router() -> Router<AppState> {
             &format!("/callback/{{code}}{path}"),
             post(
                 move |st: State<AppState>,
-                      code: Path<String>,
+                      code: Result<Path<String>, PathRejection>,
                       body: Result<Bytes, BytesRejection>| {
                     receive(st, code, Some(action), body)
                 },
@@ -54,7 +54,7 @@ pub(crate) fn router() -> Router<AppState> {
 
 async fn bare(
     st: State<AppState>,
-    code: Path<String>,
+    code: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     receive(st, code, None, body).await
@@ -93,13 +93,34 @@ impl IntoResponse for Refusal {
 
 async fn receive(
     State(st): State<AppState>,
-    Path(code): Path<String>,
+    code: Result<Path<String>, PathRejection>,
     expected: Option<&'static str>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let code = match code {
+        Ok(Path(code)) => code,
+        Err(rej) => return path_refusal(&rej).into_response(),
+    };
     match receive_inner(&st, &code, expected, body).await {
         Ok(r) | Err(r) => r,
     }
+}
+
+/// A `{code}` that cannot be read (not UTF-8 once percent-decoded).
+fn path_refusal(rej: &PathRejection) -> Refusal {
+    if rej.status().is_server_error() {
+        tracing::error!(error = %rej.body_text(), "callback route without its code parameter");
+        return Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ServiceUnavailable,
+            "the receiver failed to read its route: send the callback again later",
+        );
+    }
+    Refusal::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::RequestBad,
+        "the data source code in the path is not valid: it must be UTF-8 text once percent-decoded (codes are lowercase letters, digits and _)",
+    )
 }
 
 async fn receive_inner(
@@ -110,6 +131,14 @@ async fn receive_inner(
 ) -> Result<Response, Response> {
     let body = body.map_err(|rej| {
         let status = rej.status();
+        if crate::error::is_body_timeout(&rej) {
+            return Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::RequestTimeout,
+                "the body stopped arriving before its Content-Length was reached: send the whole body",
+            )
+            .into_response();
+        }
         let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
             format!("the body is larger than {} bytes", st.config.body_limit)
         } else {

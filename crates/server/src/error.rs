@@ -38,8 +38,27 @@ pub enum ApiError {
     NotFound(String),
     /// The request is malformed (bad JSON, wrong content type).
     BadRequest(String),
+    /// A path or query parameter cannot be read (see [`crate::extract`]).
+    BadParam {
+        /// Summary naming the parameter.
+        message: String,
+        /// The parameter; its pointer is `/path/{name}` or `/query/{name}`.
+        field: ApiFieldError,
+    },
     /// The request body is too large.
     TooLarge(String),
+    /// The route exists but not with this method.
+    MethodNotAllowed(String),
+    /// The body's `Content-Type` is not one the route takes.
+    UnsupportedMediaType(String),
+    /// The request took longer than the server's request timeout.
+    RequestTimeout(String),
+    /// Too many failed admin-token attempts from the caller's address; the token was not
+    /// checked.
+    TooManyRequests {
+        /// Seconds until the address may try again (also sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The request is well-formed but some fields are invalid.
     Invalid {
         /// Summary.
@@ -99,8 +118,12 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Client(e) => client_status(e),
@@ -121,7 +144,22 @@ impl ApiError {
             }),
             ApiError::NotFound(m) => json!({ "kind": "not_found", "message": m }),
             ApiError::BadRequest(m) => json!({ "kind": "bad_request", "message": m }),
+            ApiError::BadParam { message, field } => json!({
+                "kind": "bad_request", "message": message, "fields": [field],
+            }),
             ApiError::TooLarge(m) => json!({ "kind": "too_large", "message": m }),
+            ApiError::MethodNotAllowed(m) => json!({ "kind": "method_not_allowed", "message": m }),
+            ApiError::UnsupportedMediaType(m) => {
+                json!({ "kind": "unsupported_media_type", "message": m })
+            }
+            ApiError::RequestTimeout(m) => json!({ "kind": "request_timeout", "message": m }),
+            ApiError::TooManyRequests { retry_after_secs } => json!({
+                "kind": "too_many_requests",
+                "message": format!(
+                    "too many failed admin-token attempts from your address: wait {retry_after_secs} s (Retry-After) and send the right token"
+                ),
+                "retry_after_secs": retry_after_secs,
+            }),
             ApiError::Invalid { message, fields } => json!({
                 "kind": "invalid_input", "message": message, "fields": fields,
             }),
@@ -216,11 +254,18 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut resp = (self.status(), Json(self.body())).into_response();
-        if matches!(self, ApiError::Unauthorized) {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"dci\""),
-            );
+        match &self {
+            ApiError::Unauthorized => {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"dci\""),
+                );
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
         }
         resp
     }
@@ -329,15 +374,30 @@ impl From<JsonRejection> for ApiError {
                 "the request body is not valid JSON: {}",
                 r.body_text()
             )),
-            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
                 "send the body as JSON with `Content-Type: application/json`".into(),
             ),
             _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::TooLarge("the request body is too large".into())
             }
+            _ if is_body_timeout(&r) => ApiError::RequestTimeout(
+                "the request body stopped arriving before its Content-Length was reached: send the whole body".into(),
+            ),
             _ => ApiError::BadRequest(r.body_text()),
         }
     }
+}
+
+/// Whether reading the body failed because it stalled (`RequestBodyTimeoutLayer`).
+pub(crate) fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Pulls the field out of serde's "unknown field `x`" / "missing field `x`" / "x: invalid type"

@@ -7,15 +7,22 @@
 //! - [`router`] merges the sub-routers: `/healthz`, `/.well-known/jwks.json`, the callback
 //!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (admin
 //!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
-//!   layers add tracing (tower-http), a request timeout (tower-http, 408) and a body limit
-//!   (axum's, so that callbacks over it still get a DCI `ERR` body).
+//!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
+//!   API JSON error, DCI ACK `ERR`, console HTML — axum's own rejections, 404, 405 included),
+//!   the brute-force limits' shared [`Throttle`], panics answered 500, a request timeout and a
+//!   stalled-body timeout (408) and a body limit. [`router_with`] takes explicit limits.
+//! - [`throttle`]: failed admin-token attempts per client address (API and console login);
+//!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
+//! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
+//!   `DCI_ALLOW_CORE_DUMPS=1`; `dci serve` calls it first.
 //! - [`AppState`] holds the [`dci_client::Engine`] (every source's client, token cache, keys
 //!   and caches) with its stores (`store`, `ops`), the [`dci_client::ops::IngestContext`] the
 //!   callback routes hand bodies to, [`ServerConfig`], the [`AdminToken`] verifier and the
 //!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
 //!   source's [`dci_client::Operations`] from the engine.
-//! - [`serve`] runs the router on a listener until a signal, then drains in-flight requests;
-//!   [`spawn`] does the same in the background and returns a [`RunningServer`] (tests, embedding);
+//! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
+//!   `ConnectInfo`), then drains in-flight requests; [`spawn`] does the same in the background
+//!   and returns a [`RunningServer`] (tests, embedding); `serve_with`/`spawn_with` take limits;
 //!   [`shutdown_signal`] is SIGINT or SIGTERM.
 //! - [`AdminToken::load_or_generate`]: `DCI_ADMIN_TOKEN`, else a generated token stored hashed.
 //!
@@ -24,61 +31,112 @@
 //! types (`dci-protocol`).
 
 pub mod admin_token;
+mod answer;
 pub mod api;
 pub mod callback;
 pub mod console;
 mod error;
+pub mod extract;
+pub mod harden;
 mod health;
 mod state;
+pub mod throttle;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 pub use admin_token::{
     ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE, AdminToken, AdminTokenError, TokenOrigin,
 };
 pub use error::{ApiError, ApiFieldError, ApiJson, ApiResult};
+pub use extract::{ApiPath, ApiQuery};
+pub use harden::{ALLOW_CORE_DUMPS_ENV, CoreDumps, HardenError, harden_process};
 pub use state::{AppState, ServerConfig, Shutdown};
+pub use throttle::{Throttle, ThrottleConfig};
 
-/// The whole application: every sub-router merged over `state`, with the tower layers.
+/// The whole application: every sub-router merged over `state`, with the tower layers and the
+/// default brute-force limits ([`ThrottleConfig::default`]).
 pub fn router(state: AppState) -> Router {
-    let config = state.config.clone();
-    Router::new()
+    router_with(state, ThrottleConfig::default())
+}
+
+/// Longest a request body may stall (no bytes arriving) before it is answered 408, so a body
+/// shorter than its `Content-Length` is not held until the whole request timeout (at most half
+/// of [`ServerConfig::request_timeout`]).
+pub const BODY_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`router`] with explicit brute-force limits on the admin token.
+///
+/// Layers, outermost first: tracing; `answer::normalize` (every refusal in its route family's
+/// shape); the shared [`Throttle`]; panics answered 500; the request timeout (408); a stalled
+/// body (408, [`BODY_STALL_TIMEOUT`]); the body limit. Unknown paths get `answer::fallback`.
+pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
+    let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
         .merge(api::router(&state))
-        .merge(console::router())
+        .merge(console::router());
+    with_layers(routes, &state.config, throttle).with_state(state)
+}
+
+/// The fallback and the tower layers around `routes` (see [`router_with`]).
+fn with_layers(
+    routes: Router<AppState>,
+    config: &ServerConfig,
+    throttle: ThrottleConfig,
+) -> Router<AppState> {
+    routes
+        .fallback(answer::fallback)
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(RequestBodyTimeoutLayer::new(
+            BODY_STALL_TIMEOUT.min(config.request_timeout / 2),
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
+        .layer(CatchPanicLayer::custom(answer::panic_response))
+        .layer(Extension(Throttle::new(throttle)))
+        .layer(middleware::from_fn(answer::normalize))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// Serves `state` on `listener` until `signal` resolves, then stops accepting, fires
 /// [`AppState::shutdown`] (so long waits end) and lets in-flight requests finish, for at most
 /// [`ServerConfig::shutdown_grace`].
+///
+/// Each request carries its TCP peer as `ConnectInfo<SocketAddr>` (the brute-force limits key on
+/// it).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, ThrottleConfig::default(), signal).await
+}
+
+/// [`serve`] with explicit brute-force limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    throttle: ThrottleConfig,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
     tokio::spawn(expire_overdue_until_shutdown(state.clone()));
-    let app = router(state);
+    let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         drained.wait().await;
@@ -182,14 +240,91 @@ impl Drop for RunningServer {
 /// Binds `addr` (use `127.0.0.1:0` for a free port) and serves `state` in the background until
 /// [`RunningServer::shutdown`] or drop.
 pub async fn spawn(addr: SocketAddr, state: AppState) -> std::io::Result<RunningServer> {
+    spawn_with(addr, state, ThrottleConfig::default()).await
+}
+
+/// [`spawn`] with explicit brute-force limits.
+pub async fn spawn_with(
+    addr: SocketAddr,
+    state: AppState,
+    throttle: ThrottleConfig,
+) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();
     let wait = shutdown.clone();
-    let task = tokio::spawn(serve(listener, state, async move { wait.wait().await }));
+    let task = tokio::spawn(serve_with(listener, state, throttle, async move {
+        wait.wait().await
+    }));
     Ok(RunningServer {
         addr,
         shutdown,
         task: Some(task),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dci_client::MasterKey::from_bytes([7u8; 32]);
+        let store = std::sync::Arc::new(
+            dci_store::SqliteStore::open_file(&dir.path().join("db.sqlite3"), &key)
+                .await
+                .unwrap(),
+        );
+        let admin = AdminToken::from_secret(&secrecy::SecretString::from("x".repeat(20)));
+        (dir, AppState::new(store.clone(), store, admin))
+    }
+
+    async fn panics() -> &'static str {
+        panic!("index out of bounds: a detail for the log only")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_in_its_family_shape() {
+        let (_dir, state) = state().await;
+        let routes = Router::new()
+            .route("/api/v1/boom", get(panics))
+            .route("/callback/x/boom", get(panics))
+            .route("/boom", get(panics));
+        let app = with_layers(routes, &state.config, ThrottleConfig::default()).with_state(state);
+        for (path, shape) in [
+            ("/api/v1/boom", "api"),
+            ("/callback/x/boom", "callback"),
+            ("/boom", "console"),
+        ] {
+            let resp = app
+                .clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("index out of bounds"),
+                "{path}: the panic is not shown"
+            );
+            match shape {
+                "api" => {
+                    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                    assert_eq!(v["error"]["kind"], "internal", "{v}");
+                }
+                "callback" => {
+                    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                    assert_eq!(v["message"]["ack_status"], "ERR", "{v}");
+                    assert_eq!(v["message"]["error"]["code"], "err.service.unavailable");
+                }
+                _ => assert!(text.contains("Server error"), "{text}"),
+            }
+        }
+    }
 }

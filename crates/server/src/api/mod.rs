@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::admin_token::AdminToken;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::throttle::{ClientKey, Throttle};
 
 pub(crate) mod openapi;
 pub(crate) mod ops;
@@ -88,19 +89,41 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such API route: GET /api/v1/openapi.json lists them".into())
 }
 
-/// Rejects requests without the admin token (`Authorization: Bearer …`).
-async fn require_admin(State(admin): State<AdminToken>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
-        });
+/// Rejects requests without the admin token (`Authorization: Bearer …`). A wrong token counts
+/// against the caller's address ([`crate::throttle`]); a locked-out address is answered 429
+/// without its token being checked.
+async fn require_admin(
+    State(admin): State<AdminToken>,
+    client: ClientKey,
+    req: Request,
+    next: Next,
+) -> Response {
+    let throttle = req.extensions().get::<Throttle>().cloned();
+    if let Some(t) = &throttle
+        && let Err(locked) = t.check(client)
+    {
+        return ApiError::TooManyRequests {
+            retry_after_secs: locked.retry_after_secs(),
+        }
+        .into_response();
+    }
+    let header = req.headers().get(header::AUTHORIZATION);
+    let presented = header.and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, rest) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+    });
     match presented {
         Some(token) if admin.verify(token) => next.run(req).await,
-        _ => ApiError::Unauthorized.into_response(),
+        _ => {
+            // A missing header is no guess; anything presented that is not the token is.
+            if header.is_some() {
+                tracing::info!(client = %client, "gateway API: wrong admin token refused");
+                if let Some(t) = &throttle {
+                    t.failed(client);
+                }
+            }
+            ApiError::Unauthorized.into_response()
+        }
     }
 }
 

@@ -27,7 +27,7 @@
 mod pages;
 pub mod session;
 mod sources;
-mod view;
+pub(crate) mod view;
 
 use axum::Router;
 use axum::extract::Extension;

@@ -3,13 +3,17 @@
 //!
 //! Sessions are kept in memory: a restart logs everyone out, which is acceptable for an admin
 //! console and keeps session ids out of the database. The cookie holds only a random id.
+//!
+//! No id or CSRF token lives forever: a failed login replaces the anonymous session (one form,
+//! one attempt), a login replaces it with a new one, and a logged-in session ends after 8 h idle
+//! or 24 h in all. Failed logins count against the caller's address ([`crate::throttle`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Extension, Form, State};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -23,6 +27,7 @@ use sha2::{Digest, Sha256};
 use super::ConsoleConfig;
 use super::view;
 use crate::admin_token::AdminToken;
+use crate::throttle::{ClientKey, Throttle};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "dci_console";
@@ -31,6 +36,9 @@ pub const CSRF_FIELD: &str = "csrf";
 
 /// How long a logged-in session lives without use.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+/// How long a logged-in session lives at most, however much it is used: then its id and CSRF
+/// token are retired and the user signs in again.
+const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// How long a not-logged-in session (the login form's CSRF token) lives.
 const ANON_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Bounds memory when something requests the login page in a loop.
@@ -59,6 +67,13 @@ struct Session {
     role: Option<Role>,
     csrf: String,
     expires: Instant,
+    created: Instant,
+}
+
+impl Session {
+    fn live(&self, now: Instant) -> bool {
+        self.expires > now && now.saturating_duration_since(self.created) < MAX_AGE
+    }
 }
 
 /// The console's sessions (cheap to clone).
@@ -71,6 +86,8 @@ struct Inner {
     config: ConsoleConfig,
     readonly_digest: Option<[u8; 32]>,
     map: Mutex<HashMap<String, Session>>,
+    /// Used when the console runs without [`crate::router`]'s shared throttle.
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -103,6 +120,7 @@ impl Sessions {
                 config,
                 readonly_digest,
                 map: Mutex::new(HashMap::new()),
+                throttle: Throttle::default(),
             }),
         }
     }
@@ -117,14 +135,14 @@ impl Sessions {
         let id = cookie_value(headers)?;
         let mut map = self.lock();
         let now = Instant::now();
-        let live = map.get(&id).is_some_and(|s| s.expires > now);
+        let live = map.get(&id).is_some_and(|s| s.live(now));
         if !live {
             map.remove(&id);
             return None;
         }
         let s = map.get_mut(&id)?;
         if s.role.is_some() {
-            s.expires = now + IDLE_TIMEOUT;
+            s.expires = (now + IDLE_TIMEOUT).min(s.created + MAX_AGE);
         }
         Some((id, s.role, s.csrf.clone()))
     }
@@ -140,18 +158,20 @@ impl Sessions {
         let mut map = self.lock();
         if map.len() >= MAX_SESSIONS {
             let now = Instant::now();
-            map.retain(|_, s| s.expires > now);
+            map.retain(|_, s| s.live(now));
             if map.len() >= MAX_SESSIONS {
                 // Still full of live sessions: drop the not-logged-in ones first.
                 map.retain(|_, s| s.role.is_some());
             }
         }
+        let now = Instant::now();
         map.insert(
             id.clone(),
             Session {
                 role,
                 csrf: csrf.clone(),
-                expires: Instant::now() + ttl,
+                expires: now + ttl,
+                created: now,
             },
         );
         (id, csrf)
@@ -334,22 +354,49 @@ pub(crate) struct LoginForm {
     token: String,
 }
 
-/// `POST /login`.
+/// `POST /login`. A wrong token counts against the caller's address ([`crate::throttle`],
+/// shared with the gateway API) and starts a new anonymous session (new id, new CSRF token), so
+/// a form is good for one attempt. A locked-out address is answered 429 without its token being
+/// checked.
 pub(crate) async fn login(
     State(admin): State<AdminToken>,
     Extension(sessions): Extension<Sessions>,
+    throttle: Option<Extension<Throttle>>,
+    client: ClientKey,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let throttle = throttle.map_or_else(|| sessions.inner.throttle.clone(), |Extension(t)| t);
     let Some((old_id, _, csrf)) = sessions.lookup(&headers) else {
         return csrf_failed(None);
     };
     if !ct_eq_str(&csrf, &form.csrf) {
         return csrf_failed(None);
     }
+    if let Err(locked) = throttle.check(client) {
+        let secs = locked.retry_after_secs();
+        let mut r = view::page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Sign in",
+            None,
+            "",
+            login_form(
+                &csrf,
+                Some(&format!(
+                    "Too many failed sign-ins from your address. Wait {secs} seconds, then sign in with the right token."
+                )),
+            ),
+        );
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        return r;
+    }
     let Some(role) = sessions.role_for(&admin, &form.token) else {
-        tracing::warn!("console login refused: wrong token");
-        return view::page(
+        tracing::info!(client = %client, "console login refused: wrong token");
+        throttle.failed(client);
+        // One form, one attempt: the next try needs the new session's CSRF token.
+        sessions.remove(&old_id);
+        let (id, csrf) = sessions.create(None);
+        let mut r = view::page(
             StatusCode::UNAUTHORIZED,
             "Sign in",
             None,
@@ -361,6 +408,9 @@ pub(crate) async fn login(
                 ),
             ),
         );
+        r.headers_mut()
+            .insert(SET_COOKIE, sessions.set_cookie(&headers, &id));
+        return r;
     };
     // A fresh session id on login, so an id planted before login is worth nothing after it.
     sessions.remove(&old_id);
@@ -441,6 +491,30 @@ mod tests {
                 .unwrap()
                 .contains("; Secure")
         );
+    }
+
+    #[test]
+    fn a_busy_session_still_ends_at_its_maximum_age() {
+        let s = Sessions::new(ConsoleConfig::default());
+        let (id, _) = s.create(Some(Role::Admin));
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("{COOKIE_NAME}={id}")).unwrap(),
+        );
+        assert!(s.viewer(&h).is_ok());
+        let map = s.lock();
+        let session = map.get(&id).unwrap();
+        // Each use pushes the idle expiry out, but never past the maximum age.
+        assert!(session.expires <= session.created + MAX_AGE);
+        let busy = Session {
+            role: Some(Role::Admin),
+            csrf: String::new(),
+            expires: session.created + MAX_AGE * 2,
+            created: session.created,
+        };
+        assert!(busy.live(session.created + Duration::from_secs(3600)));
+        assert!(!busy.live(session.created + MAX_AGE));
     }
 
     #[test]
