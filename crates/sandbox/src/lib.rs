@@ -38,32 +38,35 @@ mod faults;
 mod opencrvs;
 mod registry;
 mod reply;
+mod ring;
 mod search;
 mod signing;
 mod state;
 mod token;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use dci_protocol::RegistryType;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ClientConfig, ClientQuirks, DEFAULT_CLI_LISTEN, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
-    SandboxConfig, SignaturePolicy, read_scope,
+    ClientConfig, ClientQuirks, DEFAULT_CLI_LISTEN, DEFAULT_LOG_BODY_BUDGET, DEFAULT_LOG_ENTRIES,
+    DEFAULT_LOG_ENTRY_BODY_CAP, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig, SignaturePolicy,
+    read_scope,
 };
 pub use data::{ExampleId, RegistryExamples};
 pub use error::{Error, Result};
 pub use faults::{CallbackFaults, FaultTarget, Faults};
-pub use state::{DeliveredCallback, RecordedRequest};
+pub use ring::LogStats;
+pub use state::{DeliveredCallback, DeliveryStats, RecordedRequest, SandboxStats};
 
 use state::{AppState, Shared};
 
@@ -157,6 +160,8 @@ pub struct Sandbox {
     addr: SocketAddr,
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
+    /// Tells background work (callback redeliveries) that the sandbox stops.
+    stopping: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -171,6 +176,7 @@ pub async fn spawn(config: SandboxConfig) -> Result<Sandbox> {
     if !config.listen.ip().is_loopback() && !config.allow_non_loopback {
         return Err(Error::NonLoopback(config.listen));
     }
+    config.validate().map_err(Error::InvalidConfig)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| Error::Bind {
@@ -187,22 +193,15 @@ pub async fn spawn(config: SandboxConfig) -> Result<Sandbox> {
         .build()
         .map_err(|e| Error::Setup(format!("callback HTTP client: {e}")))?;
     let signer = signing::SandboxSigner::new(&config).map_err(Error::Setup)?;
-    let data = data::generate(config.seed);
-    let state = AppState(Arc::new(Shared {
-        cfg: config,
-        data: RwLock::new(data),
-        tokens: Mutex::new(HashMap::new()),
-        token_requests: AtomicU64::new(0),
-        tokens_issued: AtomicU64::new(0),
-        faults: Mutex::new(faults::FaultTable::default()),
-        requests: Mutex::new(Vec::new()),
-        txns: Mutex::new(Vec::new()),
-        subscriptions: Mutex::new(HashMap::new()),
-        callbacks: Mutex::new(Vec::new()),
-        counter: AtomicU64::new(0),
+    let data = data::generate(config.seed, config.population);
+    let (stopping, stopping_rx) = watch::channel(false);
+    let state = AppState(Arc::new(Shared::new(
+        config,
+        data,
         http,
         signer,
-    }));
+        stopping_rx,
+    )));
     let app = router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -220,6 +219,7 @@ pub async fn spawn(config: SandboxConfig) -> Result<Sandbox> {
         addr,
         state,
         stop: Some(stop),
+        stopping,
         task: Some(task),
     })
 }
@@ -307,24 +307,33 @@ impl Sandbox {
         self.state.0.tokens_issued.load(Ordering::Relaxed)
     }
 
-    /// The recorded requests (admin endpoints excluded), oldest first, with bodies.
+    /// The recorded requests (admin endpoints excluded), oldest first, with the bodies still
+    /// kept (see [`SandboxConfig::log_body_budget`]). At most [`SandboxConfig::log_capacity`]
+    /// entries, the newest.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state.requests().clone()
+        self.state.requests(true, None)
     }
 
-    /// Forgets recorded requests.
+    /// Forgets recorded requests (the counters in [`Sandbox::stats`] stay).
     pub fn clear_requests(&self) {
-        self.state.requests().clear();
+        self.state.clear_requests();
     }
 
-    /// The callbacks sent (or dropped by a fault), oldest first.
+    /// The callback attempts (sent, failed, or dropped by a fault), oldest first: a callback
+    /// redelivered after failures has one entry per attempt (see
+    /// [`DeliveredCallback::attempt`]).
     pub fn callbacks(&self) -> Vec<DeliveredCallback> {
-        self.state.callbacks().clone()
+        self.state.callbacks(None)
     }
 
-    /// Forgets the callback log.
+    /// Forgets the callback log (the counters in [`Sandbox::stats`] stay).
     pub fn clear_callbacks(&self) {
-        self.state.callbacks().clear();
+        self.state.clear_callbacks();
+    }
+
+    /// Counters and log sizes, as `GET /admin/stats`.
+    pub fn stats(&self) -> SandboxStats {
+        self.state.stats()
     }
 
     /// Sends `notify` callbacks now to the active subscriptions of `registry` (or only the one
@@ -339,8 +348,21 @@ impl Sandbox {
         data::examples(&self.state.data())
     }
 
+    /// The main identifier (CRVS, DR, IBR, FR: the UIN; social registry: the household id)
+    /// of records `offset..offset + limit` of `registry`, in order: existing identifiers for
+    /// load tests (as `GET /admin/examples?ids=K&offset=M`).
+    pub fn identifiers(
+        &self,
+        registry: RegistryType,
+        offset: usize,
+        limit: usize,
+    ) -> Vec<ExampleId> {
+        self.state.data().identifiers(registry, None, offset, limit)
+    }
+
     /// Stops serving and waits (up to 5 s) for the server task to end.
     pub async fn shutdown(mut self) {
+        self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -358,6 +380,7 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
