@@ -26,7 +26,6 @@ fn bad_input(message: String) -> Response {
 const MAX_LISTED_IDS: usize = 100_000;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct ExamplesQuery {
     /// List the main identifier of this many records per registry.
     #[serde(default)]

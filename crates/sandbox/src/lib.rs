@@ -16,7 +16,49 @@
 //!   `GET /.well-known/jwks.json`; the admin API under `/admin` (examples, faults, requests,
 //!   callbacks, stats).
 //! - The admin operations are also plain Rust on [`Sandbox`]: [`Sandbox::set_faults`],
-//!   [`Sandbox::requests`], [`Sandbox::token_requests`], [`Sandbox::revoke_tokens`], …
+//!   [`Sandbox::requests`], [`Sandbox::token_requests`], [`Sandbox::revoke_tokens`],
+//!   [`Sandbox::stats`], [`Sandbox::identifiers`], …
+//!
+//! ## Faults
+//!
+//! [`Faults`] (`POST /admin/faults`), per target: `latency_ms`, `http_500_ratio`,
+//! `http_503_ratio`, `http_429_ratio` with `retry_after_s`, `down`, `revoke_tokens`, and two
+//! ways of losing a reply:
+//! - `reset_ratio`: the connection is closed *before* the request is processed: nothing
+//!   happened (no transaction, no callback). Retrying is always safe.
+//! - `drop_reply_ratio`: the request *is* processed (an async search is accepted and calls
+//!   back, a sync search runs, a token is issued, txn status knows the transaction), then the
+//!   connection is closed without the answer. Tests that clients recover without doing the
+//!   work twice (txn status, or a retry the registry can recognise).
+//!
+//! Both are logged with status 0 and the fault's name (`reset`, `drop_reply`).
+//! [`CallbackFaults`] delay, duplicate or drop (`fail`) callbacks; a dropped callback is not
+//! redelivered (the result stays available through txn status).
+//!
+//! ## Callback redelivery
+//!
+//! A callback whose delivery fails (connection refused, timeout, HTTP 5xx, 408 or 429) is sent
+//! again, the same bytes, with exponential backoff until the receiver answers 2xx: by default 8
+//! attempts in all, 200 ms before the second, doubling, at most 5 s apart
+//! ([`SandboxConfig::callback_retry`], [`SandboxConfig::callback_timeout`]). Another 4xx is
+//! final. Every attempt is a [`DeliveredCallback`] in the callback log, with its `attempt`
+//! number, status or error, and `retry_in_ms` when another attempt is scheduled; outcomes are
+//! counted in [`SandboxStats::deliveries`]. Pending redeliveries stop with the sandbox.
+//!
+//! ## Data and load
+//!
+//! [`SandboxConfig::population`] sets how many people the seeded data is generated for
+//! (default 80; 100 000 start in about 2 s even in a debug build): identifier
+//! searches go through a hash index, records are rendered only for the page asked (pages of
+//! 1 000 work), and [`Sandbox::identifiers`] or `GET /admin/examples?ids=K&offset=M` list
+//! existing identifiers to drive a load test with.
+//!
+//! Everything kept per request is bounded ([`SandboxConfig::log_capacity`], default 10 000
+//! entries per log; [`SandboxConfig::log_body_budget`], default 16 MiB of bodies per log, 2 MiB
+//! per entry): the request log, the transactions kept for txn status and their results, the
+//! callback log, subscriptions, and records added at run time. The oldest go first; the
+//! counters in [`SandboxStats`] (`GET /admin/stats`) still count everything, and show the bytes
+//! kept (`retained_bytes`).
 //!
 //! ```no_run
 //! # async fn demo() -> dci_sandbox::Result<()> {
