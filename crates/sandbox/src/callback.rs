@@ -95,11 +95,45 @@ pub(crate) async fn deliver(
     delivery.body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     let times = if faults.duplicate == Some(true) { 2 } else { 1 };
     for _ in 0..times {
-        if let Some(wait) = attempt(state, &delivery, 1).await {
+        // A scheduled redelivery has its room reserved; `redeliver` gives it back.
+        if let Some(wait) = attempt(state, &delivery, 1, false).await {
             tokio::spawn(redeliver(state.clone(), delivery.clone(), wait));
         }
     }
 }
+
+/// Makes room for one pending redelivery of `bytes`: at most the log capacity of callbacks
+/// wait, holding at most [`PENDING_BUDGET_FACTOR`] times the log body budget. When full, the
+/// callback is given up at once, keeping memory bounded while a receiver is down under load.
+fn reserve(state: &AppState, bytes: usize) -> bool {
+    let counters = &state.0.deliveries;
+    let cfg = state.cfg();
+    let max_bytes = cfg
+        .log_body_budget
+        .saturating_mul(PENDING_BUDGET_FACTOR)
+        .max(bytes);
+    let held = counters.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
+    let waiting = counters.pending.fetch_add(1, Ordering::Relaxed);
+    if held + bytes <= max_bytes && waiting < cfg.log_entries as u64 {
+        return true;
+    }
+    release(state, bytes);
+    tracing::warn!(
+        waiting,
+        held,
+        "callback not redelivered: too many redeliveries pending"
+    );
+    false
+}
+
+fn release(state: &AppState, bytes: usize) {
+    let counters = &state.0.deliveries;
+    counters.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    counters.pending.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Pending redeliveries may hold this many times the log body budget (64 MiB by default).
+const PENDING_BUDGET_FACTOR: usize = 4;
 
 /// The wait before attempt `n + 1`: the initial backoff doubled `n - 1` times, capped.
 fn backoff(state: &AppState, n: u32) -> Duration {
@@ -117,8 +151,9 @@ fn retryable(status: StatusCode) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS
 }
 
-/// Attempt `n`; logs it and returns the wait before the next attempt, if there is to be one.
-async fn attempt(state: &AppState, d: &Delivery, n: u32) -> Option<Duration> {
+/// Attempt `n`; logs it and returns the wait before the next attempt, if there is to be one
+/// (reserving room for it unless `reserved` already).
+async fn attempt(state: &AppState, d: &Delivery, n: u32, reserved: bool) -> Option<Duration> {
     let counters = &state.0.deliveries;
     let sent = state
         .0
@@ -149,11 +184,20 @@ async fn attempt(state: &AppState, d: &Delivery, n: u32) -> Option<Duration> {
     };
     let next = if !failed {
         None
-    } else if n < state.cfg().callback_attempts {
+    } else if n >= state.cfg().callback_attempts {
+        counters.gave_up.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(action = %d.action, transaction_id = %d.transaction_id, attempts = n, "callback given up");
+        None
+    } else if reserved || reserve(state, d.body.len()) {
         Some(backoff(state, n))
     } else {
         counters.gave_up.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(action = %d.action, transaction_id = %d.transaction_id, attempts = n, "callback given up");
+        let note = "not redelivered: too many redeliveries pending (the limit follows \
+                    log_capacity and log_body_budget)";
+        entry.error = Some(match entry.error.take() {
+            Some(e) => format!("{e}; {note}"),
+            None => note.to_owned(),
+        });
         None
     };
     entry.retry_in_ms = next.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX));
@@ -164,7 +208,6 @@ async fn attempt(state: &AppState, d: &Delivery, n: u32) -> Option<Duration> {
 /// Attempts 2, 3, … until one succeeds, is refused, or the last fails; stops with the sandbox.
 async fn redeliver(state: AppState, d: Delivery, first_wait: Duration) {
     let counters = &state.0.deliveries;
-    counters.pending.fetch_add(1, Ordering::Relaxed);
     let mut stopping = state.0.stopping.clone();
     let mut wait = first_wait;
     let mut n = 1;
@@ -176,12 +219,12 @@ async fn redeliver(state: AppState, d: Delivery, first_wait: Duration) {
         }
         n += 1;
         counters.redeliveries.fetch_add(1, Ordering::Relaxed);
-        match attempt(&state, &d, n).await {
+        match attempt(&state, &d, n, true).await {
             Some(next) => wait = next,
             None => break,
         }
     }
-    counters.pending.fetch_sub(1, Ordering::Relaxed);
+    release(&state, d.body.len());
 }
 
 /// Sends a `notify` to every active subscription of `registry` (or only `code`), with the

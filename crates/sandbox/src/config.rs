@@ -312,7 +312,10 @@ impl SandboxConfig {
     /// Redelivery of callbacks that fail (network error, timeout, HTTP 5xx, 408, 429): at
     /// most `max_attempts` attempts in all (1: no redelivery), waiting `initial_backoff`
     /// before the second and twice as long before each next one, never more than
-    /// `max_backoff`. Default 8 attempts, 200 ms, 5 s.
+    /// `max_backoff`. Default 8 attempts, 200 ms, 5 s. At most [`log_capacity`](Self::log_capacity)
+    /// callbacks wait for redelivery at once, holding at most four times the
+    /// [`log_body_budget`](Self::log_body_budget); a callback failing beyond that is given up
+    /// at once (its log entry says so).
     #[must_use]
     pub fn callback_retry(
         mut self,

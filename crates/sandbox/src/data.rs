@@ -153,11 +153,18 @@ impl Dataset {
                     id_value: v.clone(),
                 })
         };
-        let generated = t.rows.iter().map(|r| pick(&row_ids(&self.people, r)));
-        let added = t.added.iter().map(|r| pick(&r.ids));
-        generated
-            .chain(added)
-            .flatten()
+        let ids_of = |i: usize| match t.rows.get(i) {
+            Some(row) => pick(&row_ids(&self.people, row)),
+            None => pick(&t.added[i - t.rows.len()].ids),
+        };
+        let len = t.rows.len() + t.added.len();
+        if id_type.is_none() {
+            // Every record has a main identifier: go straight to record `offset`.
+            let end = offset.saturating_add(limit).min(len);
+            return (offset.min(end)..end).filter_map(ids_of).collect();
+        }
+        (0..len)
+            .filter_map(ids_of)
             .skip(offset)
             .take(limit)
             .collect()

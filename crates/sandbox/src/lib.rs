@@ -43,7 +43,8 @@
 //! ([`SandboxConfig::callback_retry`], [`SandboxConfig::callback_timeout`]). Another 4xx is
 //! final. Every attempt is a [`DeliveredCallback`] in the callback log, with its `attempt`
 //! number, status or error, and `retry_in_ms` when another attempt is scheduled; outcomes are
-//! counted in [`SandboxStats::deliveries`]. Pending redeliveries stop with the sandbox.
+//! counted in [`SandboxStats::deliveries`]. Pending redeliveries are bounded (the log
+//! capacity, four times the log body budget) and stop with the sandbox.
 //!
 //! ## Data and load
 //!

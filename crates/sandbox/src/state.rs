@@ -69,7 +69,8 @@ pub struct DeliveredCallback {
     #[serde(default = "first_attempt")]
     pub attempt: u32,
     /// When this attempt failed and another one is scheduled: in how many milliseconds.
-    /// `None` on success, on a final refusal (other 4xx), and on the last attempt.
+    /// `None` on success, on a final refusal (other 4xx), on the last attempt, and when too
+    /// many redeliveries were pending already (`error` says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
 }
@@ -248,6 +249,8 @@ pub(crate) struct DeliveryCounters {
     pub(crate) dropped: AtomicU64,
     pub(crate) redeliveries: AtomicU64,
     pub(crate) pending: AtomicU64,
+    /// Bytes of callback bodies held by pending redeliveries.
+    pub(crate) pending_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl DeliveryCounters {

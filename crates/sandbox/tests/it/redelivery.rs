@@ -140,10 +140,9 @@ async fn a_receiver_failing_twice_gets_the_callback_at_the_third_attempt() {
         ]
     );
     assert_eq!(rx.hits.load(Ordering::SeqCst), 3);
-    let stats = sb.stats();
+    let stats = eventually(|| Some(sb.stats()).filter(|s| s.deliveries.pending == 0)).await;
     assert_eq!(stats.deliveries.delivered, 1);
     assert_eq!(stats.deliveries.redeliveries, 2);
-    assert_eq!(stats.deliveries.pending, 0);
     assert_eq!(stats.callbacks.recorded, 3);
     // The admin API shows the attempts too.
     let listed: Value = crate::common::http()
@@ -270,6 +269,36 @@ async fn a_refusal_and_a_dropped_callback_are_not_retried() {
     assert!(!ok.another_within(Duration::from_millis(100)).await);
     let d = sb.stats().deliveries;
     assert_eq!((d.refused, d.dropped, d.redeliveries), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn redeliveries_pending_at_once_are_bounded() {
+    // Room for two waiting callbacks; the first redelivery would come only in 10 s.
+    let sb = start_with(SandboxConfig::default().log_capacity(2).callback_retry(
+        8,
+        Duration::from_secs(10),
+        Duration::from_secs(10),
+    ))
+    .await;
+    let rx = Flaky::start(u32::MAX, StatusCode::SERVICE_UNAVAILABLE, None).await;
+    for txn in ["txn-p1", "txn-p2", "txn-p3"] {
+        search_to(&sb, &rx.url, txn).await;
+        eventually(|| Some(attempts_of(&sb, txn)).filter(|l| !l.is_empty())).await;
+    }
+    let d = sb.stats().deliveries;
+    assert_eq!((d.pending, d.gave_up), (2, 1));
+    let third = attempts_of(&sb, "txn-p3");
+    assert_eq!(third[0].status, Some(503));
+    assert_eq!(third[0].retry_in_ms, None);
+    assert!(
+        third[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not redelivered"),
+        "{third:?}"
+    );
+    assert_eq!(attempts_of(&sb, "txn-p2")[0].retry_in_ms, Some(10_000));
 }
 
 #[tokio::test]
