@@ -22,14 +22,66 @@ fn bad_input(message: String) -> Response {
         .into_response()
 }
 
-/// `GET /admin/examples`.
-pub(crate) async fn examples(State(state): State<AppState>) -> Json<Value> {
-    let ex = crate::data::examples(&state.data());
-    let map: BTreeMap<String, _> = ex
+/// Most identifiers one `GET /admin/examples?ids=K` lists per registry.
+const MAX_LISTED_IDS: usize = 100_000;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ExamplesQuery {
+    /// List the main identifier of this many records per registry.
+    #[serde(default)]
+    ids: usize,
+    /// From this record on.
+    #[serde(default)]
+    offset: usize,
+    /// Identifiers of this type instead of each record's main one (e.g. `BRN`).
+    #[serde(default)]
+    id_type: Option<String>,
+    /// Only this registry.
+    #[serde(default)]
+    registry: Option<String>,
+}
+
+/// `GET /admin/examples[?ids=K&offset=M&id_type=T&registry=R]`.
+pub(crate) async fn examples(
+    State(state): State<AppState>,
+    q: Result<Query<ExamplesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => {
+            return bad_input(format!(
+                "{}; parameters: ids (a count), offset, id_type, registry",
+                e.body_text()
+            ));
+        }
+    };
+    if q.ids > MAX_LISTED_IDS {
+        return bad_input(format!(
+            "ids must be at most {MAX_LISTED_IDS} per request, got {}: page with offset",
+            q.ids
+        ));
+    }
+    let only = match q
+        .registry
+        .as_deref()
+        .map(str::parse::<dci_protocol::RegistryType>)
+    {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => return bad_input(format!("registry: {e}")),
+    };
+    let data = state.data();
+    let map: BTreeMap<String, _> = crate::data::examples(&data)
         .into_iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v))
+        .filter(|(k, _)| only.is_none_or(|r| r == *k))
+        .map(|(k, mut v)| {
+            if q.ids > 0 {
+                v.ids = data.identifiers(k, q.id_type.as_deref(), q.offset, q.ids);
+            }
+            (k.as_str().to_owned(), v)
+        })
         .collect();
-    Json(json!(map))
+    Json(json!(map)).into_response()
 }
 
 /// Applies a fault specification (also used by [`crate::Sandbox::set_faults`]).
@@ -50,8 +102,8 @@ pub(crate) async fn set_faults(State(state): State<AppState>, body: Bytes) -> Re
         Err(e) => {
             return bad_input(format!(
                 "invalid fault specification: {e}; fields: target, latency_ms, http_500_ratio, \
-                 http_503_ratio, http_429_ratio, retry_after_s, reset_ratio, down, revoke_tokens, \
-                 callback {{delay_ms, duplicate, fail}}"
+                 http_503_ratio, http_429_ratio, retry_after_s, reset_ratio, drop_reply_ratio, \
+                 down, revoke_tokens, callback {{delay_ms, duplicate, fail}}"
             ));
         }
     };
@@ -73,50 +125,45 @@ pub(crate) async fn clear_faults(State(state): State<AppState>) -> Json<Value> {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct RequestsQuery {
+pub(crate) struct LogQuery {
     #[serde(default)]
     bodies: bool,
+    /// Only the newest this many entries.
+    #[serde(default)]
+    last: Option<usize>,
 }
 
-/// `GET /admin/requests[?bodies=true]`.
+/// `GET /admin/requests[?bodies=true][&last=N]`.
 pub(crate) async fn requests(
     State(state): State<AppState>,
-    Query(q): Query<RequestsQuery>,
+    Query(q): Query<LogQuery>,
 ) -> Json<Value> {
-    let mut list = state.requests().clone();
-    if !q.bodies {
-        for r in &mut list {
-            r.body = None;
-        }
-    }
-    Json(json!({"requests": list}))
+    Json(json!({"requests": state.requests(q.bodies, q.last)}))
 }
 
 /// `DELETE /admin/requests`.
 pub(crate) async fn clear_requests(State(state): State<AppState>) -> Json<Value> {
-    state.requests().clear();
+    state.clear_requests();
     Json(json!({"requests": []}))
 }
 
-/// `GET /admin/callbacks`.
-pub(crate) async fn callbacks(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"callbacks": state.callbacks().clone()}))
+/// `GET /admin/callbacks[?last=N]`.
+pub(crate) async fn callbacks(
+    State(state): State<AppState>,
+    Query(q): Query<LogQuery>,
+) -> Json<Value> {
+    Json(json!({"callbacks": state.callbacks(q.last)}))
 }
 
 /// `DELETE /admin/callbacks`.
 pub(crate) async fn clear_callbacks(State(state): State<AppState>) -> Json<Value> {
-    state.callbacks().clear();
+    state.clear_callbacks();
     Json(json!({"callbacks": []}))
 }
 
-/// `GET /admin/stats`: token counters.
+/// `GET /admin/stats`: token counters, log sizes and callback outcomes.
 pub(crate) async fn stats(State(state): State<AppState>) -> Json<Value> {
-    use std::sync::atomic::Ordering;
-    Json(json!({
-        "token_requests": state.0.token_requests.load(Ordering::Relaxed),
-        "tokens_issued": state.0.tokens_issued.load(Ordering::Relaxed),
-        "active_tokens": state.tokens().len(),
-    }))
+    Json(json!(state.stats()))
 }
 
 /// `GET /admin/healthcheck` (and `/healthcheck`): no auth, for readiness probes.

@@ -1,5 +1,5 @@
 //! Sandbox configuration: listen address, OAuth2 clients and their quirks, token lifetime,
-//! signature policy and seed.
+//! signature policy, seed and population, log bounds and callback redelivery.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -147,7 +147,22 @@ pub struct SandboxConfig {
     pub(crate) registry_id: String,
     pub(crate) callback_delay: Duration,
     pub(crate) signing_key: Option<SigningKey>,
+    pub(crate) population: usize,
+    pub(crate) log_entries: usize,
+    pub(crate) log_body_budget: usize,
+    pub(crate) log_entry_body_cap: usize,
+    pub(crate) callback_attempts: u32,
+    pub(crate) callback_initial_backoff: Duration,
+    pub(crate) callback_max_backoff: Duration,
+    pub(crate) callback_timeout: Duration,
 }
+
+/// Default of [`SandboxConfig::log_capacity`].
+pub const DEFAULT_LOG_ENTRIES: usize = 10_000;
+/// Default total of [`SandboxConfig::log_body_budget`] (16 MiB per log).
+pub const DEFAULT_LOG_BODY_BUDGET: usize = 16 * 1024 * 1024;
+/// Default per-entry cap of [`SandboxConfig::log_body_budget`] (2 MiB, the largest request).
+pub const DEFAULT_LOG_ENTRY_BODY_CAP: usize = 2 * 1024 * 1024;
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -161,6 +176,14 @@ impl Default for SandboxConfig {
             registry_id: "dci-sandbox".to_owned(),
             callback_delay: Duration::from_millis(20),
             signing_key: None,
+            population: crate::data::DEFAULT_POPULATION,
+            log_entries: DEFAULT_LOG_ENTRIES,
+            log_body_budget: DEFAULT_LOG_BODY_BUDGET,
+            log_entry_body_cap: DEFAULT_LOG_ENTRY_BODY_CAP,
+            callback_attempts: 8,
+            callback_initial_backoff: Duration::from_millis(200),
+            callback_max_backoff: Duration::from_secs(5),
+            callback_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -254,8 +277,102 @@ impl SandboxConfig {
         self
     }
 
+    /// How many people the seeded data is generated for (default 80, at most 10 million).
+    /// CRVS serves one record per person; DR, IBR, the social registry and FR serve their
+    /// share of the same people (about a fifth, two fifths, one household per five or six,
+    /// and a sixth). The same seed and population give the same records. Large populations
+    /// start fast (records are rendered when a search needs them) and identifier searches
+    /// stay a hash lookup; list identifiers with [`crate::Sandbox::identifiers`] or
+    /// `GET /admin/examples?ids=K`.
+    #[must_use]
+    pub fn population(mut self, people: usize) -> Self {
+        self.population = people;
+        self
+    }
+
+    /// How many entries each in-memory log keeps (requests, transactions, callback attempts,
+    /// subscriptions; default 10 000); the oldest go first.
+    #[must_use]
+    pub fn log_capacity(mut self, entries: usize) -> Self {
+        self.log_entries = entries;
+        self
+    }
+
+    /// How many bytes of bodies the request log keeps, and as many of results the transaction
+    /// log keeps (for txn status): `total` per log (default 16 MiB), none larger than
+    /// `per_entry` (default 2 MiB). The oldest bodies go first; their entries stay, without
+    /// the body. `GET /admin/stats` shows what is kept (`retained_bytes`).
+    #[must_use]
+    pub fn log_body_budget(mut self, total: usize, per_entry: usize) -> Self {
+        self.log_body_budget = total;
+        self.log_entry_body_cap = per_entry;
+        self
+    }
+
+    /// Redelivery of callbacks that fail (network error, timeout, HTTP 5xx, 408, 429): at
+    /// most `max_attempts` attempts in all (1: no redelivery), waiting `initial_backoff`
+    /// before the second and twice as long before each next one, never more than
+    /// `max_backoff`. Default 8 attempts, 200 ms, 5 s. At most [`log_capacity`](Self::log_capacity)
+    /// callbacks wait for redelivery at once, holding at most four times the
+    /// [`log_body_budget`](Self::log_body_budget); a callback failing beyond that is given up
+    /// at once (its log entry says so).
+    #[must_use]
+    pub fn callback_retry(
+        mut self,
+        max_attempts: u32,
+        initial_backoff: Duration,
+        max_backoff: Duration,
+    ) -> Self {
+        self.callback_attempts = max_attempts;
+        self.callback_initial_backoff = initial_backoff;
+        self.callback_max_backoff = max_backoff;
+        self
+    }
+
+    /// How long one callback attempt may take before it counts as failed (default 10 s).
+    #[must_use]
+    pub fn callback_timeout(mut self, timeout: Duration) -> Self {
+        self.callback_timeout = timeout;
+        self
+    }
+
     /// The configured listen address.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// The configured population (see [`population`](Self::population)).
+    pub fn population_size(&self) -> usize {
+        self.population
+    }
+
+    /// Checks the settings; the error names the setting and what it accepts.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let max = crate::data::MAX_POPULATION;
+        if !(1..=max).contains(&self.population) {
+            return Err(format!(
+                "population must be between 1 and {max} people, got {}",
+                self.population
+            ));
+        }
+        if self.log_entries == 0 {
+            return Err("log_capacity must be at least 1 entry".into());
+        }
+        if self.log_entry_body_cap > self.log_body_budget {
+            return Err(format!(
+                "log_body_budget: the per-entry cap ({} bytes) must not exceed the total ({} bytes)",
+                self.log_entry_body_cap, self.log_body_budget
+            ));
+        }
+        if self.callback_attempts == 0 {
+            return Err(
+                "callback_retry max_attempts must be at least 1 (1 sends each callback once)"
+                    .into(),
+            );
+        }
+        if self.callback_timeout.is_zero() {
+            return Err("callback_timeout must be longer than zero".into());
+        }
+        Ok(())
     }
 }

@@ -24,6 +24,9 @@ pub enum Error {
     /// A fault specification is invalid; the message names the field.
     #[error("invalid faults: {0}")]
     InvalidFaults(String),
+    /// A [`crate::SandboxConfig`] setting is out of range; the message names it.
+    #[error("invalid sandbox configuration: {0}")]
+    InvalidConfig(String),
     /// Something else needed at start-up failed (HTTP client, signing key).
     #[error("cannot start the sandbox: {0}")]
     Setup(String),

@@ -1,5 +1,6 @@
-//! Fault injection: latency, 5xx, 429 with `Retry-After`, connection resets, "down", token
-//! revocation and callback faults, per target (a registry, the token endpoint, or all).
+//! Fault injection: latency, 5xx, 429 with `Retry-After`, connection resets, lost replies,
+//! "down", token revocation and callback faults, per target (a registry, the token endpoint,
+//! or all).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -84,9 +85,17 @@ pub struct Faults {
     /// `Retry-After` seconds on 429 and 503 (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
-    /// Share of requests whose connection is closed without any response (0–1).
+    /// Share of requests whose connection is closed without any response (0–1), before the
+    /// request is processed: nothing happens (no transaction, no callback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_ratio: Option<f64>,
+    /// Share of requests processed and then left without an answer (0–1): the connection is
+    /// closed instead of sending the response. An async search is accepted and its callback
+    /// is sent, a sync search is run, a token is issued, and txn status knows the transaction;
+    /// only the reply is lost, as when a network drops it. Tests whether clients retry
+    /// safely (the same `transaction_id` twice, or txn status first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_reply_ratio: Option<f64>,
     /// Answer every request with 503 until cleared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down: Option<bool>,
@@ -137,6 +146,12 @@ impl Faults {
         self.reset_ratio = Some(r);
         self
     }
+    /// Sets `drop_reply_ratio`.
+    #[must_use]
+    pub fn drop_reply_ratio(mut self, r: f64) -> Self {
+        self.drop_reply_ratio = Some(r);
+        self
+    }
     /// Sets `down`.
     #[must_use]
     pub fn down(mut self, down: bool) -> Self {
@@ -163,6 +178,7 @@ impl Faults {
             ("http_503_ratio", self.http_503_ratio),
             ("http_429_ratio", self.http_429_ratio),
             ("reset_ratio", self.reset_ratio),
+            ("drop_reply_ratio", self.drop_reply_ratio),
         ] {
             if let Some(v) = v
                 && !(0.0..=1.0).contains(&v)
@@ -191,6 +207,7 @@ impl Faults {
             http_429_ratio: self.http_429_ratio.or(fallback.http_429_ratio),
             retry_after_s: self.retry_after_s.or(fallback.retry_after_s),
             reset_ratio: self.reset_ratio.or(fallback.reset_ratio),
+            drop_reply_ratio: self.drop_reply_ratio.or(fallback.drop_reply_ratio),
             down: self.down.or(fallback.down),
             revoke_tokens: None,
             callback: cb,
@@ -238,6 +255,10 @@ pub(crate) fn target_of(path: &str) -> Option<FaultTarget> {
     }
     first.parse::<RegistryType>().ok().map(FaultTarget::from)
 }
+
+/// The [`InjectedFault`] of a processed request whose reply is to be lost: the request
+/// recorder closes the connection instead of answering.
+pub(crate) const DROP_REPLY: &str = "drop_reply";
 
 /// Marks a response as produced by a fault, for the request log.
 #[derive(Debug, Clone, Copy)]
@@ -312,6 +333,9 @@ pub(crate) async fn inject(State(state): State<AppState>, req: Request, next: Ne
             "internal error (injected fault `http_500_ratio`)",
         );
         return with_fault(resp, "http_500");
+    }
+    if hit(f.drop_reply_ratio) {
+        return with_fault(next.run(req).await.into_response(), DROP_REPLY);
     }
     next.run(req).await.into_response()
 }

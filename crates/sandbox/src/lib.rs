@@ -16,7 +16,50 @@
 //!   `GET /.well-known/jwks.json`; the admin API under `/admin` (examples, faults, requests,
 //!   callbacks, stats).
 //! - The admin operations are also plain Rust on [`Sandbox`]: [`Sandbox::set_faults`],
-//!   [`Sandbox::requests`], [`Sandbox::token_requests`], [`Sandbox::revoke_tokens`], …
+//!   [`Sandbox::requests`], [`Sandbox::token_requests`], [`Sandbox::revoke_tokens`],
+//!   [`Sandbox::stats`], [`Sandbox::identifiers`], …
+//!
+//! ## Faults
+//!
+//! [`Faults`] (`POST /admin/faults`), per target: `latency_ms`, `http_500_ratio`,
+//! `http_503_ratio`, `http_429_ratio` with `retry_after_s`, `down`, `revoke_tokens`, and two
+//! ways of losing a reply:
+//! - `reset_ratio`: the connection is closed *before* the request is processed: nothing
+//!   happened (no transaction, no callback). Retrying is always safe.
+//! - `drop_reply_ratio`: the request *is* processed (an async search is accepted and calls
+//!   back, a sync search runs, a token is issued, txn status knows the transaction), then the
+//!   connection is closed without the answer. Tests that clients recover without doing the
+//!   work twice (txn status, or a retry the registry can recognise).
+//!
+//! Both are logged with status 0 and the fault's name (`reset`, `drop_reply`).
+//! [`CallbackFaults`] delay, duplicate or drop (`fail`) callbacks; a dropped callback is not
+//! redelivered (the result stays available through txn status).
+//!
+//! ## Callback redelivery
+//!
+//! A callback whose delivery fails (connection refused, timeout, HTTP 5xx, 408 or 429) is sent
+//! again, the same bytes, with exponential backoff until the receiver answers 2xx: by default 8
+//! attempts in all, 200 ms before the second, doubling, at most 5 s apart
+//! ([`SandboxConfig::callback_retry`], [`SandboxConfig::callback_timeout`]). Another 4xx is
+//! final. Every attempt is a [`DeliveredCallback`] in the callback log, with its `attempt`
+//! number, status or error, and `retry_in_ms` when another attempt is scheduled; outcomes are
+//! counted in [`SandboxStats::deliveries`]. Pending redeliveries are bounded (the log
+//! capacity, four times the log body budget) and stop with the sandbox.
+//!
+//! ## Data and load
+//!
+//! [`SandboxConfig::population`] sets how many people the seeded data is generated for
+//! (default 80; 100 000 start in about 2 s even in a debug build): identifier
+//! searches go through a hash index, records are rendered only for the page asked (pages of
+//! 1 000 work), and [`Sandbox::identifiers`] or `GET /admin/examples?ids=K&offset=M` list
+//! existing identifiers to drive a load test with.
+//!
+//! Everything kept per request is bounded ([`SandboxConfig::log_capacity`], default 10 000
+//! entries per log; [`SandboxConfig::log_body_budget`], default 16 MiB of bodies per log, 2 MiB
+//! per entry): the request log, the transactions kept for txn status and their results, the
+//! callback log, subscriptions, and records added at run time. The oldest go first; the
+//! counters in [`SandboxStats`] (`GET /admin/stats`) still count everything, and show the bytes
+//! kept (`retained_bytes`).
 //!
 //! ```no_run
 //! # async fn demo() -> dci_sandbox::Result<()> {
@@ -38,32 +81,35 @@ mod faults;
 mod opencrvs;
 mod registry;
 mod reply;
+mod ring;
 mod search;
 mod signing;
 mod state;
 mod token;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use dci_protocol::RegistryType;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ClientConfig, ClientQuirks, DEFAULT_CLI_LISTEN, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
-    SandboxConfig, SignaturePolicy, read_scope,
+    ClientConfig, ClientQuirks, DEFAULT_CLI_LISTEN, DEFAULT_LOG_BODY_BUDGET, DEFAULT_LOG_ENTRIES,
+    DEFAULT_LOG_ENTRY_BODY_CAP, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig, SignaturePolicy,
+    read_scope,
 };
 pub use data::{ExampleId, RegistryExamples};
 pub use error::{Error, Result};
 pub use faults::{CallbackFaults, FaultTarget, Faults};
-pub use state::{DeliveredCallback, RecordedRequest};
+pub use ring::LogStats;
+pub use state::{DeliveredCallback, DeliveryStats, RecordedRequest, SandboxStats};
 
 use state::{AppState, Shared};
 
@@ -157,6 +203,8 @@ pub struct Sandbox {
     addr: SocketAddr,
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
+    /// Tells background work (callback redeliveries) that the sandbox stops.
+    stopping: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -171,6 +219,7 @@ pub async fn spawn(config: SandboxConfig) -> Result<Sandbox> {
     if !config.listen.ip().is_loopback() && !config.allow_non_loopback {
         return Err(Error::NonLoopback(config.listen));
     }
+    config.validate().map_err(Error::InvalidConfig)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| Error::Bind {
@@ -187,22 +236,15 @@ pub async fn spawn(config: SandboxConfig) -> Result<Sandbox> {
         .build()
         .map_err(|e| Error::Setup(format!("callback HTTP client: {e}")))?;
     let signer = signing::SandboxSigner::new(&config).map_err(Error::Setup)?;
-    let data = data::generate(config.seed);
-    let state = AppState(Arc::new(Shared {
-        cfg: config,
-        data: RwLock::new(data),
-        tokens: Mutex::new(HashMap::new()),
-        token_requests: AtomicU64::new(0),
-        tokens_issued: AtomicU64::new(0),
-        faults: Mutex::new(faults::FaultTable::default()),
-        requests: Mutex::new(Vec::new()),
-        txns: Mutex::new(Vec::new()),
-        subscriptions: Mutex::new(HashMap::new()),
-        callbacks: Mutex::new(Vec::new()),
-        counter: AtomicU64::new(0),
+    let data = data::generate(config.seed, config.population);
+    let (stopping, stopping_rx) = watch::channel(false);
+    let state = AppState(Arc::new(Shared::new(
+        config,
+        data,
         http,
         signer,
-    }));
+        stopping_rx,
+    )));
     let app = router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -220,6 +262,7 @@ pub async fn spawn(config: SandboxConfig) -> Result<Sandbox> {
         addr,
         state,
         stop: Some(stop),
+        stopping,
         task: Some(task),
     })
 }
@@ -307,24 +350,33 @@ impl Sandbox {
         self.state.0.tokens_issued.load(Ordering::Relaxed)
     }
 
-    /// The recorded requests (admin endpoints excluded), oldest first, with bodies.
+    /// The recorded requests (admin endpoints excluded), oldest first, with the bodies still
+    /// kept (see [`SandboxConfig::log_body_budget`]). At most [`SandboxConfig::log_capacity`]
+    /// entries, the newest.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state.requests().clone()
+        self.state.requests(true, None)
     }
 
-    /// Forgets recorded requests.
+    /// Forgets recorded requests (the counters in [`Sandbox::stats`] stay).
     pub fn clear_requests(&self) {
-        self.state.requests().clear();
+        self.state.clear_requests();
     }
 
-    /// The callbacks sent (or dropped by a fault), oldest first.
+    /// The callback attempts (sent, failed, or dropped by a fault), oldest first: a callback
+    /// redelivered after failures has one entry per attempt (see
+    /// [`DeliveredCallback::attempt`]).
     pub fn callbacks(&self) -> Vec<DeliveredCallback> {
-        self.state.callbacks().clone()
+        self.state.callbacks(None)
     }
 
-    /// Forgets the callback log.
+    /// Forgets the callback log (the counters in [`Sandbox::stats`] stay).
     pub fn clear_callbacks(&self) {
-        self.state.callbacks().clear();
+        self.state.clear_callbacks();
+    }
+
+    /// Counters and log sizes, as `GET /admin/stats`.
+    pub fn stats(&self) -> SandboxStats {
+        self.state.stats()
     }
 
     /// Sends `notify` callbacks now to the active subscriptions of `registry` (or only the one
@@ -339,8 +391,21 @@ impl Sandbox {
         data::examples(&self.state.data())
     }
 
+    /// The main identifier (CRVS, DR, IBR, FR: the UIN; social registry: the household id)
+    /// of records `offset..offset + limit` of `registry`, in order: existing identifiers for
+    /// load tests (as `GET /admin/examples?ids=K&offset=M`).
+    pub fn identifiers(
+        &self,
+        registry: RegistryType,
+        offset: usize,
+        limit: usize,
+    ) -> Vec<ExampleId> {
+        self.state.data().identifiers(registry, None, offset, limit)
+    }
+
     /// Stops serving and waits (up to 5 s) for the server task to end.
     pub async fn shutdown(mut self) {
+        self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -358,6 +423,7 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

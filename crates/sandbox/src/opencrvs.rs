@@ -25,7 +25,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dci_protocol::RegistryType;
 use serde_json::{Value, json};
 
-use crate::data::Record;
+use crate::data::Dataset;
 use crate::reply;
 use crate::state::AppState;
 use crate::token::authorize;
@@ -92,10 +92,9 @@ fn handle(state: AppState, headers: HeaderMap, body: Bytes, version: Version) ->
         _ => return bad("message.search_request must be a non-empty array"),
     };
     let data = state.data();
-    let records = data.records(RegistryType::Crvs);
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        match search_item(version, item, records) {
+        match search_item(version, item, &data) {
             Ok(v) => out.push(v),
             Err(m) => return bad(format!("message.search_request[{i}].{m}")),
         }
@@ -140,7 +139,7 @@ fn jws(state: &AppState, body: &Value) -> Option<String> {
 const EVENTS: &[&str] = &["birth", "death", "marriage"];
 const ID_TYPES: &[&str] = &["BRN", "DRN", "MRN", "NID", "UIN", "OPENCRVS_RECORD_ID"];
 
-fn search_item(version: Version, item: &Value, records: &[Record]) -> Result<Value, String> {
+fn search_item(version: Version, item: &Value, data: &Dataset) -> Result<Value, String> {
     if !item.get("consent").is_some_and(Value::is_object) {
         return Err("consent is required (an object with id, ts and purpose)".into());
     }
@@ -180,7 +179,8 @@ fn search_item(version: Version, item: &Value, records: &[Record]) -> Result<Val
         event.as_str()
     };
     let q = c.get("query").unwrap_or(&Value::Null);
-    let hits: Vec<&Record> = match s("query_type") {
+    let crvs = RegistryType::Crvs;
+    let hits: Vec<usize> = match s("query_type") {
         "idtype-value" => {
             let t = q.get("type").and_then(Value::as_str).unwrap_or_default();
             let v = q.get("value").and_then(Value::as_str).unwrap_or_default();
@@ -190,10 +190,14 @@ fn search_item(version: Version, item: &Value, records: &[Record]) -> Result<Val
                     ID_TYPES.join(", ")
                 ));
             }
-            records
-                .iter()
-                .filter(|r| r.ids.iter().any(|(a, b)| a == t && b == v))
-                .filter(|r| r.events.iter().any(|(e, _)| e == kind))
+            data.by_id(crvs, t, v)
+                .into_iter()
+                .filter(|&i| {
+                    data.get(crvs, i).is_some_and(|r| {
+                        r.ids.iter().any(|(a, b)| a == t && b == v)
+                            && r.events.iter().any(|(e, _)| e == kind)
+                    })
+                })
                 .collect()
         }
         "expression" => {
@@ -211,13 +215,14 @@ fn search_item(version: Version, item: &Value, records: &[Record]) -> Result<Val
             let gte = range.get("gte").and_then(Value::as_str);
             let lte = range.get("lte").and_then(Value::as_str);
             let day = |d: &str| d.get(..10).unwrap_or(d).to_owned();
-            records
-                .iter()
-                .filter(|r| {
-                    r.events.iter().any(|(e, d)| {
-                        e == kind
-                            && gte.is_none_or(|g| day(d) >= day(g))
-                            && lte.is_none_or(|l| day(d) <= day(l))
+            (0..data.len(crvs))
+                .filter(|&i| {
+                    data.get(crvs, i).is_some_and(|r| {
+                        r.events.iter().any(|(e, d)| {
+                            e == kind
+                                && gte.is_none_or(|g| day(d) >= day(g))
+                                && lte.is_none_or(|l| day(d) <= day(l))
+                        })
                     })
                 })
                 .collect()
@@ -235,9 +240,9 @@ fn search_item(version: Version, item: &Value, records: &[Record]) -> Result<Val
     let total = hits.len();
     let page_records: Vec<Value> = hits
         .iter()
-        .skip(size * (page - 1))
+        .skip(size.saturating_mul(page - 1))
         .take(size)
-        .map(|r| r.json.clone())
+        .filter_map(|&i| data.get(crvs, i).map(|r| r.json.clone()))
         .collect();
     Ok(json!({
         "reference_id": item.get("reference_id").cloned().unwrap_or(Value::Null),

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::data::{Dataset, Record};
 use crate::envelope::{self, Incoming, Reject, id_string, response_header, sign_envelope};
 use crate::search::{self, Expr};
-use crate::state::{AppState, Subscription, Txn};
+use crate::state::{AppState, Subscription, Txn, TxnLookup};
 use crate::token::{Caller, authorize};
 use crate::{callback, reply, signing};
 
@@ -175,14 +175,16 @@ async fn handle(
         Ok(c) => c,
         Err(rej) => return reject(&state, rej, op, is_async, &req.header),
     };
-    state.push_txn(Txn {
-        registry,
-        txn_type: op.txn_type().to_owned(),
-        transaction_id: req.transaction_id.clone(),
-        correlation_id: ctx.correlation_id.clone(),
-        reference_ids: computed.reference_ids.clone(),
-        message: computed.message.clone(),
-    });
+    state.push_txn(
+        Txn {
+            registry,
+            txn_type: op.txn_type().to_owned(),
+            transaction_id: req.transaction_id.clone(),
+            correlation_id: ctx.correlation_id.clone(),
+            reference_ids: computed.reference_ids.clone(),
+        },
+        &computed.message,
+    );
     let header = response_header(
         &state,
         op.response_action(),
@@ -344,16 +346,21 @@ fn criteria_expr(
     search::parse_query(qt, q)
 }
 
-fn find<'a>(
-    data: &'a Dataset,
-    registry: RegistryType,
-    expr: &Expr,
-    event: Option<&str>,
-) -> Vec<&'a Record> {
-    data.records(registry)
-        .iter()
-        .filter(|r| search::matches(expr, r, event))
-        .collect()
+/// The numbers of the records of `registry` matching `expr`, in order: through the identifier
+/// index for an `idtype-value` query, else by a scan.
+fn find(data: &Dataset, registry: RegistryType, expr: &Expr, event: Option<&str>) -> Vec<usize> {
+    let matching = |i: &usize| {
+        data.get(registry, *i)
+            .is_some_and(|r| search::matches(expr, &r, event))
+    };
+    match expr {
+        Expr::Id { id_type, value } => data
+            .by_id(registry, id_type, value)
+            .into_iter()
+            .filter(matching)
+            .collect(),
+        _ => (0..data.len(registry)).filter(matching).collect(),
+    }
 }
 
 fn search_item(
@@ -382,41 +389,60 @@ fn search_item(
         .filter(|_| registry == RegistryType::Crvs)
         .map(search::event_kind);
     let mut hits = find(data, registry, &expr, event.as_deref());
-    if let Some(sort) = criteria.get("sort") {
-        search::sort(&mut hits, sort);
+    let keys = criteria
+        .get("sort")
+        .map(search::sort_keys)
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let mut keyed: Vec<(Vec<Value>, usize)> = hits
+            .iter()
+            .filter_map(|&i| Some((search::sort_values(&*data.get(registry, i)?, &keys), i)))
+            .collect();
+        // Stable: equal keys keep the registry's order.
+        keyed.sort_by(|a, b| search::compare_sort_values(&a.0, &b.0, &keys));
+        hits = keyed.into_iter().map(|(_, i)| i).collect();
     }
     let member = registry == RegistryType::Social
         && criteria
             .get("response_entity")
             .and_then(Value::as_str)
             .is_some_and(|e| e.eq_ignore_ascii_case("member"));
-    let records: Vec<Value> = if member {
+    let skip = size.saturating_mul(page - 1);
+    // Only the asked page is rendered: a search over 100 000 records costs one page of JSON.
+    let (total, page_records): (usize, Vec<Value>) = if member {
         let only_uin = match &expr {
             Expr::Id { id_type, value } if id_type == "UIN" => Some(value.clone()),
             _ => None,
         };
-        hits.iter()
-            .flat_map(|r| {
-                r.json["member_list"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter(|m| {
-                only_uin
+        let mut total = 0;
+        let mut page_records = Vec::new();
+        for i in &hits {
+            let Some(r) = data.get(registry, *i) else {
+                continue;
+            };
+            for m in r.json["member_list"].as_array().into_iter().flatten() {
+                if only_uin
                     .as_deref()
-                    .is_none_or(|u| m["member_identifier"] == u)
-            })
-            .collect()
+                    .is_some_and(|u| m["member_identifier"] != u)
+                {
+                    continue;
+                }
+                if total >= skip && page_records.len() < size {
+                    page_records.push(m.clone());
+                }
+                total += 1;
+            }
+        }
+        (total, page_records)
     } else {
-        hits.iter().map(|r| r.json.clone()).collect()
+        let page_records = hits
+            .iter()
+            .skip(skip)
+            .take(size)
+            .filter_map(|&i| data.get(registry, i).map(|r| r.json.clone()))
+            .collect();
+        (hits.len(), page_records)
     };
-    let total = records.len();
-    let page_records: Vec<Value> = records
-        .into_iter()
-        .skip(size * (page - 1))
-        .take(size)
-        .collect();
     Ok(json!({
         "reference_id": reference_id,
         "timestamp": reply::now(),
@@ -533,7 +559,7 @@ fn subscribe_all(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
             "locale": "eng",
         });
         let info = without_nulls(info);
-        ctx.state.subscriptions().insert(
+        ctx.state.add_subscription(
             code,
             Subscription {
                 registry: ctx.registry,
@@ -549,6 +575,7 @@ fn subscribe_all(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
                     .unwrap_or_default()
                     .to_owned(),
                 active: true,
+                created: 0,
             },
         );
         out.push(json!({
@@ -672,17 +699,17 @@ fn txn_status_of(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
             }))
         })
     } else {
-        let txns = ctx.state.txns();
-        txns.iter()
-            .rev()
-            .filter(|t| t.registry == ctx.registry)
-            .find(|t| match attr_type {
-                "transaction_id" => values.contains(&t.transaction_id),
-                "correlation_id" => values.contains(&t.correlation_id),
-                "reference_id_list" => values.iter().any(|v| t.reference_ids.contains(v)),
-                _ => false,
-            })
-            .map(|t| (t.txn_type.clone(), t.message.clone()))
+        let found = ctx.state.txns().find(ctx.registry, attr_type, &values);
+        match found {
+            TxnLookup::Found { txn_type, message } => Some((txn_type, message)),
+            TxnLookup::NotFound => None,
+            TxnLookup::ResultDropped { transaction_id } => {
+                return Err(Reject::NotFound(format!(
+                    "transaction {transaction_id:?} is known but its result is no longer kept: \
+                     the sandbox keeps results up to its log body budget (log_body_budget)"
+                )));
+            }
+        }
     };
     if !matches!(
         attr_type,
@@ -771,7 +798,10 @@ fn criteria_all(ctx: &Ctx<'_>, op: Op) -> Result<Computed, Reject> {
                 continue;
             }
         };
-        let hits = find(&data, ctx.registry, &expr, None);
+        let hits: Vec<_> = find(&data, ctx.registry, &expr, None)
+            .into_iter()
+            .filter_map(|i| data.get(ctx.registry, i))
+            .collect();
         let base = json!({"reference_id": rid, "timestamp": reply::now(), "status": "succ"});
         let mut item = base;
         match op {
@@ -865,14 +895,15 @@ fn enrollment_updates(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
             .filter_map(|e| e.pointer("/programme/programme_identifier").cloned())
             .collect();
         attrs.insert("programme_identifier".into(), Value::Array(programmes));
-        if let Some(list) = data.registries.get_mut(&RegistryType::Ibr) {
-            list.push(Record {
+        data.push(
+            RegistryType::Ibr,
+            Record {
                 ids: vec![("UIN".to_owned(), uin)],
                 attrs,
                 events: Vec::new(),
                 json: record,
-            });
-        }
+            },
+        );
         out.push(json!({"reference_id": rid, "timestamp": reply::now(), "status": "succ"}));
     }
     let refs = out

@@ -365,9 +365,9 @@ pub(crate) fn matches(expr: &Expr, record: &Record, event_kind: Option<&str>) ->
     events.into_iter().any(|e| eval(expr, record, Some(e)))
 }
 
-/// Sorts by `[{attribute_name, sort_order}]`; unknown attributes sort last, stably.
-pub(crate) fn sort(records: &mut [&Record], sort: &Value) {
-    let keys: Vec<(String, bool)> = match sort {
+/// The sort keys of `[{attribute_name, sort_order}]` (or one such object): `(name, descending)`.
+pub(crate) fn sort_keys(sort: &Value) -> Vec<(String, bool)> {
+    match sort {
         Value::Array(a) => a.iter().collect::<Vec<_>>(),
         Value::Object(_) => vec![sort],
         _ => Vec::new(),
@@ -378,28 +378,33 @@ pub(crate) fn sort(records: &mut [&Record], sort: &Value) {
         let desc = s.get("sort_order").and_then(Value::as_str) == Some("desc");
         Some((name, desc))
     })
-    .collect();
-    if keys.is_empty() {
-        return;
-    }
-    records.sort_by(|a, b| {
-        for (name, desc) in &keys {
-            let (x, y) = (lookup(a, None, name), lookup(b, None, name));
-            let ord = match (x.is_null(), y.is_null()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                _ => {
-                    let o = compare(&x, &y).unwrap_or(Ordering::Equal);
-                    if *desc { o.reverse() } else { o }
-                }
-            };
-            if ord != Ordering::Equal {
-                return ord;
+    .collect()
+}
+
+/// A record's values of the sort keys, looked up once so that sorting renders nothing.
+pub(crate) fn sort_values(record: &Record, keys: &[(String, bool)]) -> Vec<Value> {
+    keys.iter()
+        .map(|(name, _)| lookup(record, None, name))
+        .collect()
+}
+
+/// Orders two records by their [`sort_values`]; unknown (null) values sort last.
+pub(crate) fn compare_sort_values(x: &[Value], y: &[Value], keys: &[(String, bool)]) -> Ordering {
+    for ((a, b), (_, desc)) in x.iter().zip(y).zip(keys) {
+        let ord = match (a.is_null(), b.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ => {
+                let o = compare(a, b).unwrap_or(Ordering::Equal);
+                if *desc { o.reverse() } else { o }
             }
+        };
+        if ord != Ordering::Equal {
+            return ord;
         }
-        Ordering::Equal
-    });
+    }
+    Ordering::Equal
 }
 
 /// A page request: `(page_size, page_number)`, 1-based.

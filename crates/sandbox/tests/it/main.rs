@@ -2,8 +2,12 @@
 
 mod admin;
 mod async_calls;
+mod bounds;
 mod common;
 mod conformance;
 mod faults;
+mod lost_reply;
+mod population;
+mod redelivery;
 mod search;
 mod token;
