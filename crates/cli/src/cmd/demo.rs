@@ -67,6 +67,10 @@ async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
         )
         .with_writer(std::io::stderr)
         .try_init();
+    // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
+    if let Err(e) = dci_server::harden_process() {
+        tracing::warn!(error = %e, "could not turn core dumps off");
+    }
 
     let (home, cleanup) = match args.home {
         Some(h) => (h, TempHome(None)),

@@ -54,6 +54,16 @@ pub(crate) struct SandboxArgs {
     /// The sandbox's sender_id in replies and callbacks.
     #[arg(long, default_value = "dci-sandbox")]
     registry_id: String,
+    /// How many people to seed (CRVS has one record each, the other registries their share),
+    /// for large pages and bulk work; deterministic from --seed.
+    #[arg(long, default_value_t = 80)]
+    population: usize,
+    /// Delivery attempts of a callback whose receiver fails (5xx, 408, 429, unreachable).
+    #[arg(long, default_value_t = 8)]
+    callback_attempts: u32,
+    /// First wait before a callback is delivered again (doubling up to 5 s).
+    #[arg(long, default_value_t = 200)]
+    callback_backoff_ms: u64,
 }
 
 /// Turns flags (and the secret from the environment, if any) into a config; also says whether
@@ -102,7 +112,13 @@ pub(crate) fn config(
         .token_lifetime(Duration::from_secs(args.token_lifetime))
         .seed(args.seed)
         .signature_policy(args.signature_policy)
-        .registry_id(args.registry_id.clone());
+        .registry_id(args.registry_id.clone())
+        .population(args.population)
+        .callback_retry(
+            args.callback_attempts,
+            Duration::from_millis(args.callback_backoff_ms),
+            Duration::from_secs(5),
+        );
     config = config.clients([client]);
     if let Some(path) = &args.signing_key {
         let text = std::fs::read_to_string(path)

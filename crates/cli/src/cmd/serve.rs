@@ -55,6 +55,11 @@ async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
+    match dci_server::harden_process() {
+        Ok(c) => tracing::debug!(core_dumps = ?c, "process hardened"),
+        Err(e) => tracing::warn!(error = %e, "could not turn core dumps off"),
+    }
 
     let opened = dci_store::open(&OpenOptions::from_env()).await?;
     let (store, ops, home, database) = (opened.store, opened.ops, opened.home, opened.database);

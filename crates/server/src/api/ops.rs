@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::ApiPath;
 use axum::response::IntoResponse;
 use dci_client::ops::{
     AsyncSubmission, SearchQuery, SearchSpec, SubscribeSpec, TransactionView, TxnStatusQuery,
@@ -148,7 +150,7 @@ fn failed(view: &TransactionView) -> Option<ApiError> {
 
 pub(crate) async fn search(
     State(st): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<impl IntoResponse> {
     let spec = body.spec()?;
@@ -182,7 +184,7 @@ pub(crate) struct SubscribeBody {
 
 pub(crate) async fn subscribe(
     State(st): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<SubscribeBody>,
 ) -> ApiResult<impl IntoResponse> {
     if body.event_type.trim().is_empty() {
@@ -209,7 +211,7 @@ pub(crate) struct UnsubscribeBody {
 
 pub(crate) async fn unsubscribe(
     State(st): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<UnsubscribeBody>,
 ) -> ApiResult<impl IntoResponse> {
     let codes: Vec<String> = body
@@ -241,7 +243,7 @@ pub(crate) struct TxnStatusBody {
 
 pub(crate) async fn txn_status(
     State(st): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<TxnStatusBody>,
 ) -> ApiResult<impl IntoResponse> {
     let id = body.transaction_id.trim();
@@ -269,7 +271,7 @@ pub(crate) async fn txn_status(
 
 pub(crate) async fn transaction(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let view = transaction_view(st.ops.as_ref(), &id)
         .await?

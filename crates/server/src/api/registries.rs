@@ -5,7 +5,9 @@
 //! naming `registry_type`). Behind the admin token like every protected route.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::{ApiPath, ApiQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -79,8 +81,8 @@ async fn crvs(st: &AppState, code: &str) -> ApiResult<CrvsClient> {
 
 async fn crvs_person(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     answer(&code, crvs(&st, &code).await?.person(&id).await?)
@@ -88,8 +90,8 @@ async fn crvs_person(
 
 async fn crvs_verify_birth(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     answer(&code, crvs(&st, &code).await?.verify_birth(&id).await?)
@@ -97,8 +99,8 @@ async fn crvs_verify_birth(
 
 async fn crvs_check_death(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     answer(&code, crvs(&st, &code).await?.check_death(&id).await?)
@@ -115,8 +117,8 @@ pub(crate) struct EventsQuery {
 
 async fn crvs_events(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<EventsQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Response> {
     let kind: VitalEventKind = q
         .kind
@@ -139,7 +141,7 @@ pub(crate) struct SubscribeBody {
 
 async fn crvs_subscribe(
     State(st): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<SubscribeBody>,
 ) -> ApiResult<Response> {
     if body.types.is_empty() {
@@ -170,8 +172,8 @@ async fn dr(st: &AppState, code: &str) -> ApiResult<DrClient> {
 
 async fn dr_status(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     let c = dr(&st, &code).await?;
@@ -185,8 +187,8 @@ async fn dr_status(
 
 async fn dr_details(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     answer(&code, dr(&st, &code).await?.details(&id).await?)
@@ -194,8 +196,8 @@ async fn dr_details(
 
 async fn dr_support(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     answer(&code, dr(&st, &code).await?.disability_support(&id).await?)
@@ -207,8 +209,8 @@ async fn ibr(st: &AppState, code: &str) -> ApiResult<IbrClient> {
 
 async fn ibr_enrolled(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     answer(&code, ibr(&st, &code).await?.enrolled(&id).await?)
@@ -223,7 +225,7 @@ pub(crate) struct DedupeBody {
 
 async fn ibr_dedupe(
     State(st): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<DedupeBody>,
 ) -> ApiResult<Response> {
     let ids = body
@@ -245,7 +247,7 @@ pub(crate) struct PushBody {
 
 async fn ibr_push(
     State(st): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<PushBody>,
 ) -> ApiResult<Response> {
     let out = ibr(&st, &code)
@@ -266,8 +268,8 @@ async fn social(st: &AppState, code: &str) -> ApiResult<SocialClient> {
 
 async fn social_group(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     answer(&code, social(&st, &code).await?.group(&id).await?)
@@ -275,8 +277,8 @@ async fn social_group(
 
 async fn social_member(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     answer(&code, social(&st, &code).await?.member(&id).await?)
@@ -284,8 +286,8 @@ async fn social_member(
 
 async fn fr_farmer(
     State(st): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<IdQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> ApiResult<Response> {
     let id = q.id()?;
     let c = st.engine.farmer(&code).await?;
