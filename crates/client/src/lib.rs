@@ -29,7 +29,10 @@ pub use source::{
     AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, TlsSettings,
 };
-pub use source::{DataSourceInput, FieldError, MASKED, ValidationErrors};
+pub use source::{
+    AuthDocument, DataSourceInput, EndpointsDocument, FieldError, MASKED, SourceDocument,
+    TlsDocument, UnknownName, ValidationErrors,
+};
 pub use store::{
     AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceFilter,
     Store, StoreError,
