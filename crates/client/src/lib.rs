@@ -34,8 +34,8 @@ pub use source::{
     TlsDocument, UnknownName, ValidationErrors,
 };
 pub use store::{
-    AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceFilter,
-    Store, StoreError,
+    AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceChange,
+    SourceFilter, Store, StoreError,
 };
 pub use test_connection::{
     Stage, StageReport, StageStatus, TestOptions, TestReport, test_connection,
