@@ -265,6 +265,40 @@ impl SourceDocument {
         }
     }
 
+    /// Sets the yes/no field at `path` (`tls.verify`, `active`). Returns `false`, changing
+    /// nothing, if `path` is not one.
+    pub fn set_switch(&mut self, path: &str, value: Option<bool>) -> bool {
+        let slot = match path {
+            "tls.verify" => &mut self.tls.verify,
+            "active" => &mut self.active,
+            _ => return false,
+        };
+        *slot = value;
+        true
+    }
+
+    /// The yes/no field at `path`, or `None` if `path` is not one.
+    pub fn switch(&self, path: &str) -> Option<Option<bool>> {
+        match path {
+            "tls.verify" => Some(self.tls.verify),
+            "active" => Some(self.active),
+            _ => None,
+        }
+    }
+
+    /// Sets the secret field at `path` (one of [`SourceDocument::SECRET_FIELDS`]). Returns
+    /// `false`, changing nothing, if `path` is not one.
+    pub fn set_secret_at(&mut self, path: &str, secret: Option<SecretString>) -> bool {
+        let slot = match path {
+            "auth.bearer_token" => &mut self.auth.bearer_token,
+            "auth.password" => &mut self.auth.password,
+            "auth.client_secret" => &mut self.auth.client_secret,
+            _ => return false,
+        };
+        *slot = secret;
+        true
+    }
+
     /// The secret field of an auth kind (`None` for `none`).
     pub fn secret_field(kind: AuthKind) -> Option<&'static str> {
         match kind {
@@ -498,6 +532,10 @@ mod tests {
         assert!(!doc.set_text("auth.client_secret", Some("x".into())));
         assert!(!doc.set_text("colour", Some("x".into())));
         assert!(doc.text("tls.verify").is_none());
+        assert!(doc.set_switch("tls.verify", Some(false)) && !doc.set_switch("name", Some(true)));
+        assert_eq!(doc.switch("tls.verify"), Some(Some(false)));
+        assert!(doc.set_secret_at("auth.password", Some(SecretString::from("pw"))));
+        assert!(!doc.set_secret_at("auth.username", None));
         for p in SourceDocument::SECRET_FIELDS
             .iter()
             .chain(SourceDocument::OTHER_FIELDS)
