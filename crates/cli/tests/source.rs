@@ -314,13 +314,13 @@ fn invalid_input_exits_2_naming_every_field() {
     for needle in [
         "code must contain only lowercase",
         "name is required",
-        "registry_type \"civil\" is not a registry type",
-        "base_url must not end with '/': use https://crvs.example.org/api/v1",
-        "token_url is required",
-        "client_id is required",
-        "client_secret is required",
-        "sender_id is required",
-        "timeout must be greater than 0",
+        "--registry-type \"civil\" is not a registry type",
+        "--base-url must not end with '/': use https://crvs.example.org/api/v1",
+        "--token-url is required",
+        "--client-id is required",
+        "the secret (--secret-stdin) is required",
+        "--sender-id is required",
+        "--timeout must be greater than 0",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -336,7 +336,7 @@ fn invalid_input_exits_2_naming_every_field() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["field"] == "base_url")
+            .any(|f| f["field"] == "base_url" && f["label"] == "--base-url")
     );
 
     // Secrets cannot be passed on the command line.
@@ -521,8 +521,13 @@ fn export_excludes_secrets_unless_asked_and_then_seals_them() {
     h.add_oauth2("crvs_main");
     let plain = h.ok(&["source", "export"], None);
     let v: Value = serde_json::from_str(&plain).unwrap();
-    assert_eq!(v["version"], 1);
-    assert_eq!(v["data_sources"][0]["code"], "crvs_main");
+    assert_eq!(v["version"], 2);
+    // Each entry is the data-source document (the API's shape), without secrets.
+    let doc = &v["data_sources"][0]["source"];
+    assert_eq!(doc["code"], "crvs_main");
+    assert_eq!(doc["auth"]["client_id"], "spmis");
+    assert!(doc["auth"].get("client_secret").is_none());
+    assert!(doc.get("state").is_none());
     assert!(v["data_sources"][0].get("sealed_secret").is_none());
 
     let key_file = h.path().join("export.key");
@@ -593,7 +598,9 @@ fn export_excludes_secrets_unless_asked_and_then_seals_them() {
     let mut third = Home::new();
     let out = third.run(&["source", "import", plain_file.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("crvs_main: client_secret is required"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("crvs_main: auth.client_secret is required")
+    );
 
     h.assert_no_plaintext(&[SECRET]);
     other.assert_no_plaintext(&[SECRET]);
@@ -743,4 +750,186 @@ fn concurrent_commands_on_a_fresh_home() {
         assert_eq!(mode & 0o077, 0, "the database file is readable by others");
     }
     h.assert_no_plaintext(&[BEARER]);
+}
+
+/// Sets up a home with several sources, each with a secret and a cached token, through the
+/// library; returns each code with its secret.
+fn home_with_secrets(h: &Home, n: usize) -> Vec<(String, String)> {
+    let options = dci_store::OpenOptions {
+        home: Some(h.path().to_owned()),
+        ..Default::default()
+    };
+    runtime().block_on(async {
+        let store = dci_store::open(&options).await.unwrap().store;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let code = format!("src_{i}");
+            let secret = format!("PLAIN-secret-{i}-9f1c");
+            let source = dci_client::DataSourceInput {
+                code: code.clone(),
+                name: code.clone(),
+                registry_type: "crvs".into(),
+                base_url: "http://127.0.0.1:9/crvs".into(),
+                auth: Some("oauth2".into()),
+                token_url: Some("http://127.0.0.1:9/token".into()),
+                client_id: Some("spmis".into()),
+                client_secret: Some(secret.clone().into()),
+                sender_id: Some("spmis.example.org".into()),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap();
+            store.create_data_source(&source).await.unwrap();
+            store
+                .put_token(
+                    source.id,
+                    &dci_client::CachedToken {
+                        access_token: format!("PLAIN-token-{i}").into(),
+                        token_type: "Bearer".into(),
+                        expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+                        scope: None,
+                        obtained_at: None,
+                    },
+                )
+                .await
+                .unwrap();
+            out.push((code, secret));
+        }
+        out
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn master_key_rotation_killed_at_any_moment_leaves_a_store_that_opens() {
+    // The real `dci master-key rotate`, SIGKILLed after 0, 2, …, 60 ms: whatever stage it was
+    // in, the next open must find the key the secrets are sealed under and decrypt all of them.
+    let mut kept_old = 0;
+    let mut got_new = 0;
+    for step in 0..=30u64 {
+        let h = Home::new();
+        let sources = home_with_secrets(&h, 8);
+        let key_path = h.path().join("master.key");
+        let old_key = std::fs::read_to_string(&key_path).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
+            .args(["master-key", "rotate"])
+            .env("DCI_HOME", h.path())
+            .env_remove("DCI_MASTER_KEY")
+            .env_remove("DCI_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(step * 2));
+        let _ = child.kill(); // SIGKILL; an error only means it had already exited
+        child.wait().unwrap();
+
+        let options = dci_store::OpenOptions {
+            home: Some(h.path().to_owned()),
+            ..Default::default()
+        };
+        runtime().block_on(async {
+            let opened = dci_store::open(&options).await.unwrap_or_else(|e| {
+                panic!("killed after {} ms: the store does not open: {e}", step * 2)
+            });
+            for (code, secret) in &sources {
+                let s = opened.store.get_data_source(code).await.unwrap().unwrap();
+                assert_eq!(&client_secret(&s), secret, "after {} ms", step * 2);
+                let token = opened.store.get_token(s.id).await.unwrap().unwrap();
+                assert!(
+                    token
+                        .access_token
+                        .expose_secret()
+                        .starts_with("PLAIN-token-")
+                );
+            }
+        });
+        assert!(
+            !h.path().join("master.key.new").exists(),
+            "after {} ms: a staged key is left behind",
+            step * 2
+        );
+        if std::fs::read_to_string(&key_path).unwrap() == old_key {
+            kept_old += 1;
+        } else {
+            got_new += 1;
+        }
+        // And the CLI agrees.
+        let mut h = h;
+        let list = h.json(&["source", "list"], None);
+        assert_eq!(list.as_array().unwrap().len(), sources.len());
+    }
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "rotation killed 31 times: {kept_old} kept the old key, {got_new} had switched"
+    );
+    assert!(kept_old > 0, "no run was killed before the switch");
+}
+
+#[test]
+fn an_import_that_fails_on_one_source_imports_none() {
+    let mut from = Home::new();
+    home_with_secrets(&from, 3);
+    let key_file = from.path().join("export.key");
+    let key_arg = key_file.to_str().unwrap().to_owned();
+    let export = from.ok(
+        &[
+            "source",
+            "export",
+            "--with-secrets",
+            "--secrets-key-file",
+            &key_arg,
+        ],
+        None,
+    );
+    let export_file = from.path().join("export.json");
+    std::fs::write(&export_file, &export).unwrap();
+
+    // The target already has the last source: the import fails there and adds none of them.
+    let mut to = Home::new();
+    home_with_secrets(&to, 0);
+    let taken = dci_client::DataSourceInput {
+        code: "src_2".into(),
+        name: "already here".into(),
+        registry_type: "dr".into(),
+        base_url: "http://127.0.0.1:9/dr".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let options = dci_store::OpenOptions {
+        home: Some(to.path().to_owned()),
+        ..Default::default()
+    };
+    runtime().block_on(async {
+        let store = dci_store::open(&options).await.unwrap().store;
+        store.create_data_source(&taken).await.unwrap();
+    });
+    let out = to.run(
+        &[
+            "source",
+            "import",
+            export_file.to_str().unwrap(),
+            "--secrets-key-file",
+            &key_arg,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("nothing imported") && err.contains("--replace"),
+        "{err}"
+    );
+    let list = to.json(&["source", "list"], None);
+    let codes: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["src_2"]);
+    from.assert_no_plaintext(&["PLAIN-secret-0-9f1c", "PLAIN-secret-2-9f1c"]);
 }

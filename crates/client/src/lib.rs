@@ -43,10 +43,13 @@ pub use source::{
     AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, TlsSettings,
 };
-pub use source::{DataSourceInput, FieldError, MASKED, ValidationErrors};
+pub use source::{
+    AuthDocument, DataSourceInput, EndpointsDocument, FieldError, MASKED, SourceDocument,
+    TlsDocument, UnknownName, ValidationErrors,
+};
 pub use store::{
-    AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceFilter,
-    Store, StoreError,
+    AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceChange,
+    SourceFilter, Store, StoreError,
 };
 pub use test_connection::{
     Stage, StageReport, StageStatus, TestOptions, TestReport, test_connection,

@@ -1,8 +1,9 @@
 //! The data-source record: one registry connection as a sysadmin configures it.
 //!
-//! These are the types every layer shares (store, client, server, CLI). Validation of user input
-//! into these types lives beside them (see `validate`); secrets are `secrecy` types so that
-//! `Debug` and logs never show them.
+//! These are the types every layer shares (store, client, server, CLI). What users submit and
+//! see is the [`SourceDocument`] (`document`), validated into a [`DataSource`] by one set of rules
+//! (`validate`); the enums' configuration names are parsed in one place (`names`). Secrets are
+//! `secrecy` types so that `Debug` and logs never show them.
 
 use std::path::PathBuf;
 
@@ -12,9 +13,15 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod document;
+mod input;
+pub mod names;
 mod validate;
 
-pub use validate::{DataSourceInput, FieldError, MASKED, ValidationErrors};
+pub use document::{AuthDocument, EndpointsDocument, MASKED, SourceDocument, TlsDocument};
+pub use input::DataSourceInput;
+pub use names::UnknownName;
+pub use validate::{FieldError, ValidationErrors, pointer_of};
 
 /// How the client authenticates to a registry.
 #[derive(Debug, Clone)]
@@ -286,53 +293,9 @@ impl DataSource {
     pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
 
     /// The record as JSON for output (CLI `--json`, API, console), every secret shown as
-    /// [`MASKED`]. This is the documented, stable shape of a data source.
+    /// [`MASKED`]: the [`SourceDocument`] of the record, the documented, stable shape of a data
+    /// source.
     pub fn to_redacted_json(&self) -> serde_json::Value {
-        let rfc3339 = |t: &OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
-        let mut auth = serde_json::json!({ "type": self.auth.kind() });
-        match &self.auth {
-            AuthConfig::None => {}
-            AuthConfig::Bearer { .. } => auth["bearer_token"] = MASKED.into(),
-            AuthConfig::Basic { username, .. } => {
-                auth["username"] = username.as_str().into();
-                auth["password"] = MASKED.into();
-            }
-            AuthConfig::OAuth2(o) => {
-                auth["token_url"] = o.token_url.as_str().into();
-                auth["client_id"] = o.client_id.as_str().into();
-                auth["client_secret"] = MASKED.into();
-                auth["scope"] = o.scope.as_deref().into();
-                auth["credential_location"] = o.credential_location.as_str().into();
-            }
-        }
-        serde_json::json!({
-            "id": self.id,
-            "code": self.code,
-            "name": self.name,
-            "registry_type": self.registry_type,
-            "base_url": self.base_url,
-            "auth": auth,
-            "sender_id": self.sender_id,
-            "receiver_id": self.receiver_id,
-            "callback_uri": self.callback_uri,
-            "endpoints": self.endpoints,
-            "tls": self.tls,
-            "timeout_secs": self.timeout_secs,
-            "signing_key_id": self.signing_key_id,
-            "reply_signature_policy": self.reply_signature_policy,
-            "registry_public_keys": self.registry_public_keys,
-            "registry_jwks_url": self.registry_jwks_url,
-            "profile": self.profile,
-            "active": self.active,
-            "notes": self.notes,
-            "state": self.state,
-            "last_test_at": self.last_test_at.as_ref().map(rfc3339),
-            "last_error": self.last_error,
-            "created_at": rfc3339(&self.created_at),
-            "updated_at": rfc3339(&self.updated_at),
-        })
+        serde_json::to_value(SourceDocument::from_source(self)).expect("a document serializes")
     }
 }

@@ -45,6 +45,20 @@ pub trait Store: Send + Sync {
     /// as stored. Fails with [`StoreError::NotFound`] if the id is unknown.
     async fn update_data_source(&self, source: &DataSource) -> Result<DataSource, StoreError>;
 
+    /// Applies several creates and updates in one transaction: all of them, or (on the first
+    /// failure, e.g. [`StoreError::CodeTaken`] or [`StoreError::NotFound`]) none. Each change
+    /// follows the rules of [`Store::create_data_source`] and [`Store::update_data_source`].
+    ///
+    /// The default refuses: a store that cannot make several changes atomically must not
+    /// pretend to.
+    async fn apply_data_sources(&self, changes: &[SourceChange]) -> Result<(), StoreError> {
+        let _ = changes;
+        Err(StoreError::Backend {
+            message: "this store cannot apply several changes in one transaction".into(),
+            source: "apply_data_sources is not implemented".into(),
+        })
+    }
+
     /// Deletes a data source with its secrets and cached token.
     async fn delete_data_source(&self, code: &str) -> Result<(), StoreError>;
 
@@ -91,6 +105,15 @@ pub trait Store: Send + Sync {
     ///
     /// Every secret is first opened with the current key; if any cannot be opened nothing changes.
     async fn rotate_master_key(&self, new_key: MasterKey) -> Result<RotationReport, StoreError>;
+}
+
+/// One change of [`Store::apply_data_sources`].
+#[derive(Debug, Clone)]
+pub enum SourceChange {
+    /// Insert a new data source.
+    Create(DataSource),
+    /// Replace the stored data source with the same id.
+    Update(DataSource),
 }
 
 /// Which data sources to list. The default lists all of them.

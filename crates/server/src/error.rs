@@ -21,7 +21,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// One field that failed validation, as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ApiFieldError {
-    /// The field's name as `dci source` and the console call it (e.g. `basic_username`).
+    /// The field's path in the request body's document (e.g. `auth.username`).
     pub field: String,
     /// Where it sits in the request body, as a JSON pointer (e.g. `/auth/username`).
     pub pointer: String,
@@ -346,7 +346,7 @@ impl From<ValidationErrors> for ApiError {
             .iter()
             .map(|e| ApiFieldError {
                 field: e.field.to_owned(),
-                pointer: crate::api::sources::pointer_of(e.field).to_owned(),
+                pointer: e.pointer(),
                 message: e.message.clone(),
             })
             .collect();

@@ -429,6 +429,80 @@ async fn secrets_are_write_only_and_the_mask_keeps_them() {
 }
 
 #[tokio::test]
+async fn code_is_read_only_after_creation_and_profile_is_a_field() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    // The new form offers the code as an input and the profile.
+    let new = b.get("/sources/new").await;
+    assert!(new.body.contains(r#"name="code""#));
+    assert!(new.body.contains(r#"name="profile""#));
+    assert!(new.body.contains(r#"value="opencrvs-1.5""#));
+
+    let mut fields = source_fields(
+        "ocrvs",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/token",
+        "sek-ret-value",
+    );
+    fields.retain(|(k, _)| *k != "sender_id");
+    fields.push(("sender_id", "https://spmis.example.org"));
+    fields.push(("profile", "opencrvs-1.3"));
+    let r = b
+        .post("/sources/new", &with_csrf(&csrf, fields.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let stored = e.store.get_data_source("ocrvs").await.unwrap().unwrap();
+    assert_eq!(stored.profile.as_str(), "opencrvs-1.3");
+
+    // After creation the code is shown, not an input; the profile is selected.
+    let page = b.get("/sources/ocrvs").await;
+    assert!(
+        !page.body.contains(r#"name="code""#),
+        "the code is still an input"
+    );
+    assert!(page.body.contains(r#"<output id="f-code""#));
+    assert!(
+        page.body
+            .contains(r#"<option value="opencrvs-1.3" selected>"#)
+    );
+
+    // A POST that changes the code is refused on the code, and changes nothing.
+    let mut rename = fields.clone();
+    rename.retain(|(k, _)| *k != "code" && *k != "name");
+    rename.push(("code", "ocrvs_renamed"));
+    rename.push(("name", "Not saved"));
+    let r = b.post("/sources/ocrvs", &with_csrf(&csrf, rename)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains(r#"id="f-code-err""#),
+        "no error beside the code"
+    );
+    assert!(r.body.contains("cannot be changed"));
+    let still = e.store.get_data_source("ocrvs").await.unwrap().unwrap();
+    assert_eq!(still.name, "Test CRVS");
+    assert!(
+        e.store
+            .get_data_source("ocrvs_renamed")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Without a code (what the form posts now) the edit saves, the profile with it.
+    let mut edit = fields;
+    edit.retain(|(k, _)| *k != "code" && *k != "profile");
+    edit.push(("profile", "standard"));
+    edit.retain(|(k, _)| *k != "sender_id");
+    edit.push(("sender_id", "spmis.test"));
+    let r = b.post("/sources/ocrvs", &with_csrf(&csrf, edit)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let saved = e.store.get_data_source("ocrvs").await.unwrap().unwrap();
+    assert_eq!(saved.profile.as_str(), "standard");
+    assert_eq!(saved.code, "ocrvs");
+}
+
+#[tokio::test]
 async fn read_only_users_view_but_cannot_edit_test_or_search() {
     let e = env().await;
     let mut admin = Browser::new(app_with_readonly(&e));

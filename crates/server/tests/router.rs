@@ -102,9 +102,9 @@ async fn validation_errors_are_422_naming_every_field() {
         ("name", "/name"),
         ("registry_type", "/registry_type"),
         ("base_url", "/base_url"),
-        ("basic_password", "/auth/password"),
+        ("auth.password", "/auth/password"),
         ("sender_id", "/sender_id"),
-        ("timeout", "/timeout_secs"),
+        ("timeout_secs", "/timeout_secs"),
     ] {
         assert!(
             fields.contains(&(field.to_owned(), pointer.to_owned())),
@@ -178,6 +178,32 @@ async fn secrets_are_write_only_and_never_in_json() {
         dci_client::AuthConfig::OAuth2(o) => assert_eq!(o.client_secret.expose_secret(), SECRET),
         other => panic!("auth changed: {other:?}"),
     }
+
+    // The code is fixed: a PUT that changes it is refused on the field, and nothing changes.
+    let mut rename = got.clone();
+    rename["code"] = json!("crvs_other");
+    rename["name"] = json!("Should not be saved");
+    let (status, err) = env
+        .call(api("PUT", "/sources/crvs_main", Some(rename)))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["fields"][0]["field"], "code");
+    assert_eq!(err["error"]["fields"][0]["pointer"], "/code");
+    let (_, still) = env.call(api("GET", "/sources/crvs_main", None)).await;
+    assert_eq!(still["name"], "CRVS (renamed)");
+    // Nested fields point into the body.
+    let mut bad = got.clone();
+    bad["auth"]["client_id"] = json!("");
+    bad["endpoints"]["search"] = json!("no-slash");
+    let (status, err) = env.call(api("PUT", "/sources/crvs_main", Some(bad))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    let pointers: Vec<&str> = err["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(pointers, ["/auth/client_id", "/endpoints/search"]);
 
     // A duplicate code is a conflict on the field.
     let (status, err) = env

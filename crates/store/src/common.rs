@@ -158,7 +158,10 @@ impl SourceRow {
                 .registry_type
                 .parse()
                 .map_err(|_| corrupt(&format!("unknown registry type {:?}", self.registry_type)))?,
-            state: parse_state(&self.state).ok_or_else(|| corrupt("unknown state"))?,
+            state: self
+                .state
+                .parse::<SourceState>()
+                .map_err(|e| corrupt(&e.to_string()))?,
             code: self.code,
             name: self.name,
             base_url: self.base_url,
@@ -187,16 +190,6 @@ impl SourceRow {
             updated_at: self.updated_at,
         })
     }
-}
-
-pub(crate) fn parse_state(s: &str) -> Option<SourceState> {
-    Some(match s {
-        "draft" => SourceState::Draft,
-        "testing" => SourceState::Testing,
-        "active" => SourceState::Active,
-        "error" => SourceState::Error,
-        _ => return None,
-    })
 }
 
 /// The secrets of a data source, by field name.
@@ -262,15 +255,17 @@ pub(crate) fn map_write_err(
 /// `fn sealer(&self) -> Arc<Sealer>`. The SQL is shared: both drivers take `$N` placeholders.
 /// `$key_check` reads the master key id inside a writing transaction; PostgreSQL locks the row
 /// (`FOR SHARE`) so a concurrent rotation cannot interleave, SQLite has a single writer anyway.
+/// `$after_rotation` (an `Option<&str>` statement) runs after a rotation commits, to make it
+/// durable where a commit alone is not (SQLite's WAL with `synchronous = NORMAL`).
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $key_check:expr) => {
+    ($store:ty, $db:ty, $key_check:expr, $after_rotation:expr) => {
         mod store_impl {
             use std::collections::HashMap;
             use std::sync::Arc;
 
             use dci_client::{
                 AuditEntry, AuditFilter, AuditOutcome, CachedToken, DataSource, MasterKey,
-                RotationReport, SourceFilter, SourceState, StoreError,
+                RotationReport, SourceChange, SourceFilter, SourceState, StoreError,
             };
             use secrecy::SecretString;
             use sqlx::Row;
@@ -431,6 +426,116 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Inserts a data source and its sealed secrets inside the caller's transaction.
+            async fn create_in(
+                conn: &mut Conn,
+                sealer: &Sealer,
+                source: &DataSource,
+            ) -> Result<(), StoreError> {
+                let row = SourceRow::from_source(source);
+                sqlx::query(
+                    "INSERT INTO data_source (id, code, name, registry_type, base_url, \
+                     auth_kind, state, active, config, last_test_at, last_error, created_at, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(&row.id)
+                .bind(&row.code)
+                .bind(&row.name)
+                .bind(&row.registry_type)
+                .bind(&row.base_url)
+                .bind(&row.auth_kind)
+                .bind(&row.state)
+                .bind(row.active)
+                .bind(&row.config)
+                .bind(row.last_test_at)
+                .bind(&row.last_error)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(common::map_write_err(&source.code, "creating a data source"))?;
+                check_key(&mut *conn, sealer).await?;
+                for (field, secret) in common::source_secrets(&source.auth) {
+                    put_secret(&mut *conn, &row.id, field, &sealer.seal(&row.id, field, secret))
+                        .await?;
+                }
+                Ok(())
+            }
+
+            /// Replaces a data source inside the caller's transaction (see `Store::update_data_source`).
+            async fn update_in(
+                conn: &mut Conn,
+                sealer: &Sealer,
+                source: &DataSource,
+            ) -> Result<DataSource, StoreError> {
+                let id = source.id.to_string();
+                // Write first: takes SQLite's write lock and PostgreSQL's row lock before
+                // reading what the update is compared against.
+                let locked = sqlx::query(
+                    "UPDATE data_source SET updated_at = updated_at WHERE id = $1",
+                )
+                .bind(&id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db("updating a data source"))?;
+                if locked.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(source.code.clone()));
+                }
+                check_key(&mut *conn, sealer).await?;
+                let existing = fetch_one(&mut *conn, sealer, "id", &id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(source.code.clone()))?;
+
+                let mut stored = source.clone();
+                let credentials_changed =
+                    !common::same_credentials(&existing.auth, &source.auth);
+                if credentials_changed {
+                    stored.state = SourceState::Draft;
+                }
+                stored.updated_at = OffsetDateTime::now_utc();
+                let row = SourceRow::from_source(&stored);
+                sqlx::query(
+                    "UPDATE data_source SET code = $2, name = $3, registry_type = $4, \
+                     base_url = $5, auth_kind = $6, state = $7, active = $8, config = $9, \
+                     last_test_at = $10, last_error = $11, updated_at = $12 WHERE id = $1",
+                )
+                .bind(&row.id)
+                .bind(&row.code)
+                .bind(&row.name)
+                .bind(&row.registry_type)
+                .bind(&row.base_url)
+                .bind(&row.auth_kind)
+                .bind(&row.state)
+                .bind(row.active)
+                .bind(&row.config)
+                .bind(row.last_test_at)
+                .bind(&row.last_error)
+                .bind(row.updated_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(common::map_write_err(&source.code, "updating a data source"))?;
+
+                sqlx::query("DELETE FROM sealed_secret WHERE owner_id = $1 AND field <> $2")
+                    .bind(&id)
+                    .bind(common::ACCESS_TOKEN)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db("replacing sealed secrets"))?;
+                for (field, secret) in common::source_secrets(&stored.auth) {
+                    put_secret(&mut *conn, &id, field, &sealer.seal(&id, field, secret)).await?;
+                }
+                if credentials_changed {
+                    delete_token_in(&mut *conn, &id).await?;
+                }
+                stored.created_at = existing.created_at;
+                Ok(DataSource {
+                    created_at: row.created_at,
+                    updated_at: row.updated_at,
+                    last_test_at: row.last_test_at,
+                    ..stored
+                })
+            }
+
             fn audit_from_row(r: &DbRow) -> Result<AuditEntry, sqlx::Error> {
                 let status: Option<i64> = r.try_get("http_status")?;
                 let outcome: String = r.try_get("outcome")?;
@@ -455,34 +560,8 @@ macro_rules! impl_store {
             impl dci_client::Store for $store {
                 async fn create_data_source(&self, source: &DataSource) -> Result<(), StoreError> {
                     let sealer = self.sealer();
-                    let row = SourceRow::from_source(source);
                     let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
-                    sqlx::query(
-                        "INSERT INTO data_source (id, code, name, registry_type, base_url, \
-                         auth_kind, state, active, config, last_test_at, last_error, created_at, \
-                         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    )
-                    .bind(&row.id)
-                    .bind(&row.code)
-                    .bind(&row.name)
-                    .bind(&row.registry_type)
-                    .bind(&row.base_url)
-                    .bind(&row.auth_kind)
-                    .bind(&row.state)
-                    .bind(row.active)
-                    .bind(&row.config)
-                    .bind(row.last_test_at)
-                    .bind(&row.last_error)
-                    .bind(row.created_at)
-                    .bind(row.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(common::map_write_err(&source.code, "creating a data source"))?;
-                    check_key(&mut tx, &sealer).await?;
-                    for (field, secret) in common::source_secrets(&source.auth) {
-                        put_secret(&mut tx, &row.id, field, &sealer.seal(&row.id, field, secret))
-                            .await?;
-                    }
+                    create_in(&mut tx, &sealer, source).await?;
                     tx.commit().await.map_err(db("committing"))?;
                     Ok(())
                 }
@@ -536,74 +615,29 @@ macro_rules! impl_store {
                     source: &DataSource,
                 ) -> Result<DataSource, StoreError> {
                     let sealer = self.sealer();
-                    let id = source.id.to_string();
                     let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
-                    // Write first: takes SQLite's write lock and PostgreSQL's row lock before
-                    // reading what the update is compared against.
-                    let locked = sqlx::query(
-                        "UPDATE data_source SET updated_at = updated_at WHERE id = $1",
-                    )
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("updating a data source"))?;
-                    if locked.rows_affected() == 0 {
-                        return Err(StoreError::NotFound(source.code.clone()));
-                    }
-                    check_key(&mut tx, &sealer).await?;
-                    let existing = fetch_one(&mut tx, &sealer, "id", &id)
-                        .await?
-                        .ok_or_else(|| StoreError::NotFound(source.code.clone()))?;
+                    let stored = update_in(&mut tx, &sealer, source).await?;
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(stored)
+                }
 
-                    let mut stored = source.clone();
-                    let credentials_changed =
-                        !common::same_credentials(&existing.auth, &source.auth);
-                    if credentials_changed {
-                        stored.state = SourceState::Draft;
-                    }
-                    stored.updated_at = OffsetDateTime::now_utc();
-                    let row = SourceRow::from_source(&stored);
-                    sqlx::query(
-                        "UPDATE data_source SET code = $2, name = $3, registry_type = $4, \
-                         base_url = $5, auth_kind = $6, state = $7, active = $8, config = $9, \
-                         last_test_at = $10, last_error = $11, updated_at = $12 WHERE id = $1",
-                    )
-                    .bind(&row.id)
-                    .bind(&row.code)
-                    .bind(&row.name)
-                    .bind(&row.registry_type)
-                    .bind(&row.base_url)
-                    .bind(&row.auth_kind)
-                    .bind(&row.state)
-                    .bind(row.active)
-                    .bind(&row.config)
-                    .bind(row.last_test_at)
-                    .bind(&row.last_error)
-                    .bind(row.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(common::map_write_err(&source.code, "updating a data source"))?;
-
-                    sqlx::query("DELETE FROM sealed_secret WHERE owner_id = $1 AND field <> $2")
-                        .bind(&id)
-                        .bind(common::ACCESS_TOKEN)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db("replacing sealed secrets"))?;
-                    for (field, secret) in common::source_secrets(&stored.auth) {
-                        put_secret(&mut tx, &id, field, &sealer.seal(&id, field, secret)).await?;
-                    }
-                    if credentials_changed {
-                        delete_token_in(&mut tx, &id).await?;
+                async fn apply_data_sources(
+                    &self,
+                    changes: &[SourceChange],
+                ) -> Result<(), StoreError> {
+                    let sealer = self.sealer();
+                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+                    // Any failure returns early and drops `tx`, which rolls everything back.
+                    for change in changes {
+                        match change {
+                            SourceChange::Create(s) => create_in(&mut tx, &sealer, s).await?,
+                            SourceChange::Update(s) => {
+                                update_in(&mut tx, &sealer, s).await?;
+                            }
+                        }
                     }
                     tx.commit().await.map_err(db("committing"))?;
-                    stored.created_at = existing.created_at;
-                    Ok(DataSource {
-                        created_at: row.created_at,
-                        updated_at: row.updated_at,
-                        last_test_at: row.last_test_at,
-                        ..stored
-                    })
+                    Ok(())
                 }
 
                 async fn delete_data_source(&self, code: &str) -> Result<(), StoreError> {
@@ -831,6 +865,13 @@ macro_rules! impl_store {
                     .await
                     .map_err(db("recording the master key id"))?;
                     tx.commit().await.map_err(db("committing"))?;
+                    // Make the commit durable before the caller retires the old key file.
+                    if let Some(sql) = $after_rotation {
+                        sqlx::query(sql)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db("making the rotation durable"))?;
+                    }
                     let report = RotationReport {
                         old_key_id: old.key_id().to_owned(),
                         new_key_id: new.key_id().to_owned(),

@@ -12,7 +12,10 @@
 //!   with XChaCha20-Poly1305 ([`SealedSecret`]), the record id and field name bound as associated
 //!   data, and stored as key id + nonce + ciphertext. The database records which key seals them,
 //!   so a wrong key fails on open with a clear error instead of producing garbage.
-//!   [`dci_client::Store::rotate_master_key`] re-seals everything in one transaction.
+//!   [`dci_client::Store::rotate_master_key`] re-seals everything in one transaction;
+//!   [`rotate_master_key`] does it crash-safely with the key file (see [`rotate`]).
+//! - [`transfer`] exports data sources (secrets sealed under an export key, if asked) and imports
+//!   them all or none, in one transaction ([`dci_client::Store::apply_data_sources`]).
 //! - Both also implement [`dci_client::ops::OpsStore`] (`ops_*.rs`, migration 0002): async
 //!   requests, callbacks, subscriptions and signing keys, private keys sealed like other secrets.
 //!
@@ -27,8 +30,10 @@ mod ops_common;
 mod ops_postgres;
 mod ops_sqlite;
 mod postgres;
+pub mod rotate;
 mod seal;
 mod sqlite;
+pub mod transfer;
 
 pub use master_key::{MASTER_KEY_FILE, MasterKeyError};
 pub use open::{
@@ -36,5 +41,6 @@ pub use open::{
     redact_url,
 };
 pub use postgres::PgStore;
+pub use rotate::{RotateError, Rotation, rotate_master_key};
 pub use seal::{SealedSecret, key_id, open_with, seal_with};
 pub use sqlite::SqliteStore;

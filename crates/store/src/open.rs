@@ -7,6 +7,7 @@ use std::sync::Arc;
 use dci_client::{MasterKey, OpsStore, Store, StoreError};
 
 use crate::master_key::{self, MASTER_KEY_FILE, MasterKeyError};
+use crate::rotate::{KeyLock, STAGED_KEY_FILE};
 
 /// Name of the SQLite database file inside `DCI_HOME`.
 pub const DATABASE_FILE: &str = "dci.sqlite3";
@@ -155,7 +156,28 @@ impl OpenError {
 /// A key file is only created when no key is given and none exists; if the database turns out to
 /// hold secrets sealed under another key, the new file is removed again and
 /// [`OpenError::MissingMasterKey`] is returned.
+///
+/// When `master.key.new` exists (a rotation is running, or one was killed), the open waits for
+/// the rotation's lock and then finishes or undoes the cut-short rotation (see [`crate::rotate`]),
+/// so the store opens with whichever key its secrets are sealed under.
 pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
+    if options.master_key.is_none() {
+        let home = options.resolved_home()?;
+        let staged = home.join(STAGED_KEY_FILE);
+        if staged.exists() {
+            create_private_dir(&home)?;
+            let _lock = KeyLock::acquire(&home)?;
+            // Checked again under the lock: the rotation may just have finished.
+            if staged.exists() {
+                return crate::rotate::open_resolving(options, home, staged).await;
+            }
+        }
+    }
+    open_locked(options).await
+}
+
+/// [`open`] for a caller that holds the key lock (a rotation).
+pub(crate) async fn open_locked(options: &OpenOptions) -> Result<Opened, OpenError> {
     let home = options.resolved_home()?;
     let given_key = match (&options.master_key, &options.master_key_file) {
         (Some(_), Some(_)) => return Err(OpenError::TwoMasterKeys),
@@ -169,6 +191,10 @@ pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
     let needs_home = given_key.is_none() || options.database_url.is_none();
     if needs_home {
         create_private_dir(&home)?;
+    }
+    let staged = home.join(STAGED_KEY_FILE);
+    if options.master_key.is_none() && staged.exists() {
+        return crate::rotate::open_resolving(options, home, staged).await;
     }
     let key_file = home.join(MASTER_KEY_FILE);
     let (key, key_origin) = match given_key {
@@ -206,14 +232,7 @@ pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
             }
         }
     };
-    let url = match &options.database_url {
-        Some(u) => u.clone(),
-        None => {
-            let path = home.join(DATABASE_FILE);
-            create_private_file(&path)?;
-            format!("sqlite://{}", path.display())
-        }
-    };
+    let url = database_url(options, &home)?;
     let database = redact_url(&url);
     match connect_all(&url, &key).await {
         Ok((store, ops)) => Ok(Opened {
@@ -235,6 +254,18 @@ pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
             })
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `DCI_DATABASE_URL`, else the SQLite file in `home` (created empty with mode 0600).
+pub(crate) fn database_url(options: &OpenOptions, home: &Path) -> Result<String, OpenError> {
+    match &options.database_url {
+        Some(u) => Ok(u.clone()),
+        None => {
+            let path = home.join(DATABASE_FILE);
+            create_private_file(&path)?;
+            Ok(format!("sqlite://{}", path.display()))
+        }
     }
 }
 
@@ -323,7 +354,7 @@ fn create_private_file(path: &Path) -> Result<(), OpenError> {
     }
 }
 
-fn create_private_dir(path: &Path) -> Result<(), OpenError> {
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), OpenError> {
     let err = |source| OpenError::Home {
         path: path.to_owned(),
         source,

@@ -145,5 +145,6 @@ fn check_schema_name(schema: &str) -> Result<(), StoreError> {
 impl_store!(
     super::PgStore,
     sqlx::Postgres,
-    "SELECT value FROM store_meta WHERE key = $1 FOR SHARE"
+    "SELECT value FROM store_meta WHERE key = $1 FOR SHARE",
+    None::<&str>
 );

@@ -107,5 +107,6 @@ impl SqliteStore {
 impl_store!(
     super::SqliteStore,
     sqlx::Sqlite,
-    "SELECT value FROM store_meta WHERE key = $1"
+    "SELECT value FROM store_meta WHERE key = $1",
+    Some("PRAGMA wal_checkpoint(FULL)")
 );

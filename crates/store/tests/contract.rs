@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use dci_client::{
     AuditEntry, AuditFilter, AuditOutcome, AuthConfig, CachedToken, DataSource, DataSourceInput,
-    MasterKey, SourceFilter, SourceState, Store, StoreError,
+    MasterKey, SourceChange, SourceFilter, SourceState, Store, StoreError,
 };
 use dci_protocol::RegistryType;
 use dci_store::{PgStore, SqliteStore};
@@ -181,6 +181,9 @@ contract!(
     rotation_reseals_everything,
     rotation_with_stale_key_changes_nothing,
     concurrent_writers,
+    apply_writes_every_change_in_one_transaction,
+    apply_fails_whole_on_any_change,
+    import_is_all_or_nothing,
 );
 
 fn oauth2(code: &str, secret: &str) -> DataSource {
@@ -1000,4 +1003,195 @@ async fn concurrent_writers(b: Arc<Backend>) {
             .expose_secret(),
         "access-3-7"
     );
+}
+
+/// Another, empty database on the same backend (dropped by the caller on PostgreSQL).
+fn sibling(b: &Backend, name: &str) -> Backend {
+    match b {
+        Backend::Sqlite { .. } => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("{name}.sqlite3"));
+            Backend::Sqlite { _dir: dir, path }
+        }
+        Backend::Pg { url, schema } => Backend::Pg {
+            url: url.clone(),
+            schema: format!("{schema}_{name}"),
+        },
+    }
+}
+
+async fn codes(store: &dyn Store) -> Vec<String> {
+    store
+        .list_data_sources(&SourceFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.code)
+        .collect()
+}
+
+async fn apply_writes_every_change_in_one_transaction(b: Arc<Backend>) {
+    let store = b.open(&key(1)).await.unwrap();
+    store
+        .create_data_source(&oauth2("old", "old-secret"))
+        .await
+        .unwrap();
+    let existing = store.get_data_source("old").await.unwrap().unwrap();
+    store
+        .put_token(existing.id, &token("tok-old"))
+        .await
+        .unwrap();
+    let mut edit = DataSourceInput::from_source(&existing);
+    edit.client_secret = Some(SecretString::from("new-secret"));
+    let changes = [
+        SourceChange::Create(oauth2("a", "secret-a")),
+        SourceChange::Update(edit.validate_update(&existing).unwrap()),
+        SourceChange::Create(simple("b", "dr", "bearer", "tok-b")),
+    ];
+    store.apply_data_sources(&changes).await.unwrap();
+    assert_eq!(codes(&*store).await, ["a", "b", "old"]);
+    let old = store.get_data_source("old").await.unwrap().unwrap();
+    assert_eq!(client_secret(&old), "new-secret");
+    // The update follows update_data_source's rules: new credentials drop the token.
+    assert!(store.get_token(old.id).await.unwrap().is_none());
+    assert_eq!(
+        client_secret(&store.get_data_source("a").await.unwrap().unwrap()),
+        "secret-a"
+    );
+}
+
+async fn apply_fails_whole_on_any_change(b: Arc<Backend>) {
+    let store = b.open(&key(1)).await.unwrap();
+    store
+        .create_data_source(&oauth2("taken", "s"))
+        .await
+        .unwrap();
+    let before = b.raw_dump().await;
+    let existing = store.get_data_source("taken").await.unwrap().unwrap();
+    let mut edit = DataSourceInput::from_source(&existing);
+    edit.name = "Renamed".into();
+    // The last change fails (code taken): the first two must not stay applied.
+    let err = store
+        .apply_data_sources(&[
+            SourceChange::Create(oauth2("fresh", "s1")),
+            SourceChange::Update(edit.validate_update(&existing).unwrap()),
+            SourceChange::Create(oauth2("taken", "s2")),
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.is_code_taken(), "{err}");
+    assert_eq!(codes(&*store).await, ["taken"]);
+    assert_eq!(
+        store.get_data_source("taken").await.unwrap().unwrap().name,
+        "Source taken"
+    );
+    // An update of a source that is gone fails the batch as well.
+    let err = store
+        .apply_data_sources(&[
+            SourceChange::Create(oauth2("fresh", "s1")),
+            SourceChange::Update(oauth2("ghost", "x")),
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(codes(&*store).await, ["taken"]);
+    if matches!(&*b, Backend::Pg { .. }) {
+        // Row dumps compare exactly on PostgreSQL (SQLite's file bytes move with checkpoints).
+        assert_eq!(b.raw_dump().await, before);
+    }
+}
+
+async fn import_is_all_or_nothing(b: Arc<Backend>) {
+    use dci_store::transfer::{self, ImportOptions, TransferError};
+    let store = b.open(&key(1)).await.unwrap();
+    store
+        .create_data_source(&oauth2("one", "secret-1"))
+        .await
+        .unwrap();
+    store
+        .create_data_source(&simple("two", "dr", "bearer", "tok-2"))
+        .await
+        .unwrap();
+    let export_key = key(9);
+    let file = transfer::export(&*store, &[], Some(&export_key))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&file).unwrap();
+    assert!(
+        !text.contains("secret-1") && !text.contains("tok-2"),
+        "{text}"
+    );
+
+    // Into another store: one source exists there already, so the import fails and adds none.
+    let target = sibling(&b, "b");
+    let dest = target.open(&key(2)).await.unwrap();
+    dest.create_data_source(&simple("two", "ibr", "none", ""))
+        .await
+        .unwrap();
+    let err = transfer::import(
+        &*dest,
+        transfer::parse_export(&text).unwrap(),
+        ImportOptions {
+            secrets_key: Some(&export_key),
+            replace: false,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, TransferError::Store(e) if e.is_code_taken()),
+        "{err}"
+    );
+    assert_eq!(codes(&*dest).await, ["two"]);
+
+    // Without the key: refused before anything is read.
+    let err = transfer::import(
+        &*dest,
+        transfer::parse_export(&text).unwrap(),
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransferError::KeyNeeded { .. }), "{err}");
+
+    // With replace: both written, secrets opened from the export key and sealed under ours.
+    let report = transfer::import(
+        &*dest,
+        transfer::parse_export(&text).unwrap(),
+        ImportOptions {
+            secrets_key: Some(&export_key),
+            replace: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.created, ["one"]);
+    assert_eq!(report.updated, ["two"]);
+    assert_eq!(
+        client_secret(&dest.get_data_source("one").await.unwrap().unwrap()),
+        "secret-1"
+    );
+    match dest.get_data_source("two").await.unwrap().unwrap().auth {
+        AuthConfig::Bearer { token } => assert_eq!(token.expose_secret(), "tok-2"),
+        other => panic!("{other:?}"),
+    }
+
+    // A plain export (no secrets) reports every entry's missing secret, and imports nothing.
+    let plain = transfer::export(&*store, &[], None).await.unwrap();
+    let fresh = sibling(&b, "c");
+    let third = fresh.open(&key(3)).await.unwrap();
+    match transfer::import(&*third, plain, ImportOptions::default()).await {
+        Err(TransferError::Invalid(problems)) => {
+            assert_eq!(problems.len(), 2);
+            assert!(problems[0].errors.has("auth.client_secret"));
+            assert!(problems[1].errors.has("auth.bearer_token"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(codes(&*third).await.is_empty());
+    for extra in [&target, &fresh] {
+        if let Backend::Pg { url, schema } = extra {
+            PgStore::drop_schema(url, schema).await.unwrap();
+        }
+    }
 }

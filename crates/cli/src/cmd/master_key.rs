@@ -3,17 +3,18 @@
 use std::io::{self, Read};
 
 use clap::Subcommand;
-use dci_store::{KeyOrigin, master_key};
+use dci_store::{OpenOptions, RotateError, master_key};
 use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::cli::exit;
-use crate::context::{CmdError, block_on, open_store, say};
+use crate::context::{CmdError, block_on, say};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MasterKeyCommand {
     /// Re-seal every secret under a new master key, in one transaction. With a key file, a new
-    /// key is generated and the file replaced; with DCI_MASTER_KEY, pass the new key on stdin
+    /// key is generated and the file replaced (crash-safe: a kill at any moment leaves a store
+    /// that opens with the old or the new key); with DCI_MASTER_KEY, pass the new key on stdin
     /// (--new-key-stdin) and then update DCI_MASTER_KEY.
     Rotate {
         /// Read the new key (base64 of 32 bytes) from stdin instead of generating one.
@@ -43,52 +44,21 @@ async fn run_async(cmd: MasterKeyCommand, json: bool) -> Result<(), CmdError> {
     } else {
         None
     };
-    let supplied = ["DCI_MASTER_KEY", "DCI_MASTER_KEY_FILE"]
-        .into_iter()
-        .find(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
-    if let (None, Some(var)) = (&new_key, supplied) {
-        return Err(CmdError::usage(format!(
-            "the master key comes from {var}, so dci cannot store a new one: generate a key \
-             (`openssl rand -base64 32`), pass it with --new-key-stdin, then put it in {var}",
-        )));
-    }
-    let new_key = new_key.unwrap_or_else(master_key::generate);
-    let opened = open_store().await?;
-
-    // With a key file, the new key is on disk (beside the old one) before the database changes,
-    // so no crash can leave secrets sealed under a key that exists nowhere.
-    let staged = match &opened.key_origin {
-        KeyOrigin::File { path, .. } => {
-            let staged = path.with_extension("key.new");
-            let _ = std::fs::remove_file(&staged);
-            master_key::write_new_file(&staged, &new_key)
-                .map_err(|e| CmdError::failed(e.to_string()))?;
-            Some((staged, path.clone()))
-        }
-        KeyOrigin::Env => None,
-    };
-    let report = match opened.store.rotate_master_key(new_key).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some((staged, _)) = &staged {
-                let _ = std::fs::remove_file(staged);
-            }
-            return Err(e.into());
-        }
-    };
-    let key_file = match &staged {
-        Some((staged, path)) => {
-            std::fs::rename(staged, path).map_err(|e| {
-                CmdError::failed(format!(
-                    "secrets are re-sealed under the new key, but replacing {} failed ({e}): move {} over it now",
-                    path.display(),
-                    staged.display()
-                ))
-            })?;
-            Some(path.display().to_string())
-        }
-        None => None,
-    };
+    // The library stages the new key file, re-seals in one transaction and switches the file so
+    // that a kill at any moment leaves a store that opens (see `dci_store::rotate`).
+    let rotation = dci_store::rotate_master_key(&OpenOptions::from_env(), new_key)
+        .await
+        .map_err(|e| match e {
+            RotateError::NewKeyNeeded(var) => CmdError::usage(format!(
+                "the master key comes from {var}, so dci cannot store a new one: generate a key \
+                 (`openssl rand -base64 32`), pass it with --new-key-stdin, then put it in {var}",
+            )),
+            RotateError::Open(e) => CmdError::from(e),
+            RotateError::Store(e) => CmdError::from(e),
+            other => CmdError::failed(other.to_string()),
+        })?;
+    let report = &rotation.report;
+    let key_file = rotation.key_file.as_ref().map(|p| p.display().to_string());
     if json {
         say!(
             "{}",

@@ -7,14 +7,13 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use clap::{Args, Subcommand};
+use dci_client::source::names;
 use dci_client::{
-    AuthConfig, AuthKind, DataSource, DataSourceInput, SourceFilter, SourceState, Store,
+    AuthKind, DataSource, SourceDocument, SourceFilter, SourceState, Store, UnknownName,
 };
+use dci_store::transfer::{self, ImportOptions, TransferError};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cli::exit;
@@ -258,16 +257,15 @@ async fn run_async(cmd: SourceCommand, json: bool) -> Result<(), CmdError> {
 }
 
 async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
-    let mut input = DataSourceInput {
-        code: args.code.unwrap_or_default(),
-        ..Default::default()
+    let mut doc = SourceDocument {
+        code: args.code,
+        ..SourceDocument::default()
     };
-    apply_fields(&mut input, &args.fields)?;
+    apply_fields(&mut doc, &args.fields)?;
     if args.disabled {
-        input.active = Some(false);
+        doc.active = Some(false);
     }
-    let kind = auth_kind(input.auth.as_deref());
-    if let Some(kind) = kind.filter(|k| *k != AuthKind::None) {
+    if let Some(kind) = doc.auth_kind().filter(|k| *k != AuthKind::None) {
         let secret = if args.fields.secret_stdin {
             Some(read_secret_stdin()?)
         } else if io::stdin().is_terminal() {
@@ -275,9 +273,11 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
         } else {
             None
         };
-        put_secret(&mut input, kind, secret);
+        doc.set_secret(kind, secret);
     }
-    let source = input.validate().map_err(CmdError::invalid)?;
+    let source = doc
+        .validate()
+        .map_err(|e| CmdError::invalid(e.relabel(|f| flag_of(f, "--code"))))?;
     let store = open_store().await?.store;
     store.create_data_source(&source).await?;
     let stored = get(&*store, &source.code).await?;
@@ -305,29 +305,28 @@ async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
     let opened = open_store().await?;
     let store = opened.store;
     let existing = get(&*store, &args.code).await?;
-    let mut input = DataSourceInput::from_source(&existing);
-    // Switching auth type: the old type's settings would be rejected as foreign fields.
+    let mut doc = SourceDocument::from_source(&existing);
+    // Switching auth type: the old type's settings would be refused as foreign fields.
     if let Some(auth) = &args.fields.auth
-        && auth_kind(Some(auth)) != Some(existing.auth.kind())
+        && auth.parse::<AuthKind>().ok() != Some(existing.auth.kind())
     {
-        input.clear_auth_fields();
+        doc.clear_auth_settings();
     }
-    apply_fields(&mut input, &args.fields)?;
+    apply_fields(&mut doc, &args.fields)?;
     if let Some(code) = args.new_code {
-        input.code = code;
+        doc.code = Some(code);
     }
-    let kind = auth_kind(input.auth.as_deref());
-    if let Some(kind) = kind.filter(|k| *k != AuthKind::None) {
-        let secret = match new_secret {
-            Some(s) => Some(s),
-            None if args.prompt_secret => Some(prompt_secret(kind)?),
-            None => None,
-        };
-        put_secret(&mut input, kind, secret);
+    if let Some(kind) = doc.auth_kind().filter(|k| *k != AuthKind::None) {
+        match new_secret {
+            Some(s) => doc.set_secret(kind, Some(s)),
+            None if args.prompt_secret => doc.set_secret(kind, Some(prompt_secret(kind)?)),
+            None => {}
+        }
     }
-    let updated = input
-        .validate_update(&existing)
-        .map_err(CmdError::invalid)?;
+    let updated = doc
+        .validate_rename(&existing)
+        .map_err(|e| CmdError::invalid(e.relabel(|f| flag_of(f, "--new-code"))))?;
+    // One transaction: the row, its secrets and (on new credentials) the cached token.
     let stored = store.update_data_source(&updated).await?;
     let reset = stored.state == SourceState::Draft && existing.state != SourceState::Draft;
     if json {
@@ -349,16 +348,15 @@ async fn list(args: ListArgs, json: bool) -> Result<(), CmdError> {
     let mut filter = SourceFilter::default();
     if let Some(r) = &args.registry_type {
         filter.registry_type = Some(
-            r.parse()
+            names::registry_type(r)
                 .map_err(|e| CmdError::usage(format!("--registry-type: {e}")))?,
         );
     }
     if let Some(s) = &args.state {
-        filter.state = Some(parse_state(s).ok_or_else(|| {
-            CmdError::usage(format!(
-                "--state: {s:?} is not a state: use one of draft, testing, active, error"
-            ))
-        })?);
+        filter.state = Some(
+            s.parse()
+                .map_err(|e: UnknownName| CmdError::usage(format!("--state: {e}")))?,
+        );
     }
     let store = open_store().await?.store;
     let sources = store.list_data_sources(&filter).await?;
@@ -406,107 +404,6 @@ async fn set_active(code: &str, active: bool, json: bool) -> Result<(), CmdError
     Ok(())
 }
 
-/// The export format: version 1. Field names follow the configuration names; secrets appear only
-/// under `sealed_secret`, encrypted with the export key and bound to the code and field.
-#[derive(Debug, Serialize, Deserialize)]
-struct ExportFile {
-    version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    secrets_key_id: Option<String>,
-    data_sources: Vec<ExportedSource>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
-struct ExportedSource {
-    code: String,
-    name: String,
-    registry_type: String,
-    base_url: String,
-    auth: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    basic_username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    credential_location: Option<String>,
-    sender_id: Option<String>,
-    receiver_id: Option<String>,
-    callback_uri: Option<String>,
-    endpoints: dci_client::Endpoints,
-    tls: dci_client::TlsSettings,
-    timeout_secs: u32,
-    signing_key_id: Option<String>,
-    reply_signature_policy: String,
-    registry_public_keys: Vec<String>,
-    registry_jwks_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    profile: Option<String>,
-    active: bool,
-    notes: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sealed_secret: Option<ExportedSecret>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ExportedSecret {
-    field: String,
-    key_id: String,
-    nonce: String,
-    ciphertext: String,
-}
-
-fn secret_field(kind: AuthKind) -> &'static str {
-    match kind {
-        AuthKind::Bearer => "bearer_token",
-        AuthKind::Basic => "basic_password",
-        _ => "client_secret",
-    }
-}
-
-fn exported(s: &DataSource) -> ExportedSource {
-    let i = DataSourceInput::from_source(s);
-    ExportedSource {
-        code: s.code.clone(),
-        name: s.name.clone(),
-        registry_type: s.registry_type.as_str().to_owned(),
-        base_url: s.base_url.clone(),
-        auth: s.auth.kind().as_str().to_owned(),
-        basic_username: i.basic_username,
-        token_url: i.token_url,
-        client_id: i.client_id,
-        scope: i.scope,
-        credential_location: i.credential_location,
-        sender_id: s.sender_id.clone(),
-        receiver_id: s.receiver_id.clone(),
-        callback_uri: s.callback_uri.clone(),
-        endpoints: s.endpoints.clone(),
-        tls: s.tls.clone(),
-        timeout_secs: s.timeout_secs,
-        signing_key_id: s.signing_key_id.clone(),
-        reply_signature_policy: s.reply_signature_policy.as_str().to_owned(),
-        registry_public_keys: s.registry_public_keys.clone(),
-        registry_jwks_url: s.registry_jwks_url.clone(),
-        profile: Some(s.profile.as_str().to_owned()),
-        active: s.active,
-        notes: s.notes.clone(),
-        sealed_secret: None,
-    }
-}
-
-fn stored_secret(auth: &AuthConfig) -> Option<&SecretString> {
-    match auth {
-        AuthConfig::None => None,
-        AuthConfig::Bearer { token } => Some(token),
-        AuthConfig::Basic { password, .. } => Some(password),
-        AuthConfig::OAuth2(o) => Some(&o.client_secret),
-    }
-}
-
 async fn export(args: ExportArgs) -> Result<(), CmdError> {
     let export_key = match (&args.secrets_key_file, args.with_secrets) {
         (Some(path), true) => Some(load_or_create_export_key(path)?),
@@ -518,34 +415,9 @@ async fn export(args: ExportArgs) -> Result<(), CmdError> {
         _ => None,
     };
     let store = open_store().await?.store;
-    let mut sources = store.list_data_sources(&SourceFilter::default()).await?;
-    if !args.codes.is_empty() {
-        for code in &args.codes {
-            if !sources.iter().any(|s| &s.code == code) {
-                return Err(dci_client::StoreError::NotFound(code.clone()).into());
-            }
-        }
-        sources.retain(|s| args.codes.contains(&s.code));
-    }
-    let mut file = ExportFile {
-        version: 1,
-        secrets_key_id: export_key.as_ref().map(dci_store::key_id),
-        data_sources: Vec::new(),
-    };
-    for s in &sources {
-        let mut e = exported(s);
-        if let (Some(key), Some(secret)) = (&export_key, stored_secret(&s.auth)) {
-            let field = secret_field(s.auth.kind());
-            let sealed = dci_store::seal_with(key, &s.code, field, secret);
-            e.sealed_secret = Some(ExportedSecret {
-                field: field.to_owned(),
-                key_id: sealed.key_id,
-                nonce: STANDARD.encode(sealed.nonce),
-                ciphertext: STANDARD.encode(sealed.ciphertext),
-            });
-        }
-        file.data_sources.push(e);
-    }
+    let file = transfer::export(&*store, &args.codes, export_key.as_ref())
+        .await
+        .map_err(transfer_error)?;
     let text = serde_json::to_string_pretty(&file).expect("export serializes");
     say!("{text}");
     Ok(())
@@ -562,142 +434,60 @@ async fn import(args: ImportArgs, json: bool) -> Result<(), CmdError> {
         std::fs::read_to_string(&args.file)
             .map_err(|e| CmdError::usage(format!("{}: {e}", args.file.display())))?
     };
-    let file: ExportFile = serde_json::from_str(&text).map_err(|e| {
+    let file = transfer::parse_export(&text).map_err(|e| {
         CmdError::usage(format!(
-            "{} is not a dci export file: {e}",
-            args.file.display()
+            "{}: {}",
+            args.file.display(),
+            transfer_error(e).message
         ))
     })?;
-    if file.version != 1 {
-        return Err(CmdError::usage(format!(
-            "export version {} is not supported: this dci reads version 1",
-            file.version
-        )));
-    }
     let export_key = match &args.secrets_key_file {
         Some(path) => Some(
             dci_store::master_key::read_file(path).map_err(|e| CmdError::usage(e.to_string()))?,
         ),
         None => None,
     };
-    if file.data_sources.iter().any(|s| s.sealed_secret.is_some()) && export_key.is_none() {
-        return Err(CmdError::usage(
-            "the export holds sealed secrets: pass the export key with --secrets-key-file",
-        ));
-    }
-
-    // Validate everything first: an import either applies completely or reports every problem.
-    let mut inputs = Vec::new();
-    let mut problems = Vec::new();
-    for e in file.data_sources {
-        let code = e.code.clone();
-        let mut input = DataSourceInput {
-            code: e.code,
-            name: e.name,
-            registry_type: e.registry_type,
-            base_url: e.base_url,
-            auth: Some(e.auth),
-            basic_username: e.basic_username,
-            token_url: e.token_url,
-            client_id: e.client_id,
-            scope: e.scope,
-            credential_location: e.credential_location,
-            sender_id: e.sender_id,
-            receiver_id: e.receiver_id,
-            callback_uri: e.callback_uri,
-            sync_search_path: Some(e.endpoints.sync_search),
-            search_path: Some(e.endpoints.search),
-            subscribe_path: Some(e.endpoints.subscribe),
-            unsubscribe_path: Some(e.endpoints.unsubscribe),
-            txn_status_path: Some(e.endpoints.txn_status),
-            sync_txn_status_path: Some(e.endpoints.sync_txn_status),
-            tls_verify: Some(e.tls.verify),
-            ca_file: e.tls.ca_file.map(|p| p.display().to_string()),
-            client_cert_file: e.tls.client_cert_file.map(|p| p.display().to_string()),
-            client_key_file: e.tls.client_key_file.map(|p| p.display().to_string()),
-            timeout_secs: Some(e.timeout_secs.to_string()),
-            signing_key_id: e.signing_key_id,
-            reply_signature_policy: Some(e.reply_signature_policy),
-            registry_public_keys: e.registry_public_keys,
-            registry_jwks_url: e.registry_jwks_url,
-            profile: e.profile,
-            active: Some(e.active),
-            notes: Some(e.notes),
-            ..DataSourceInput::default()
-        };
-        if let (Some(sealed), Some(key)) = (e.sealed_secret, &export_key) {
-            let decode = |s: &str| STANDARD.decode(s).unwrap_or_default();
-            let secret = dci_store::open_with(
-                key,
-                &code,
-                &sealed.field,
-                &dci_store::SealedSecret {
-                    key_id: sealed.key_id,
-                    nonce: decode(&sealed.nonce),
-                    ciphertext: decode(&sealed.ciphertext),
-                },
-            )
-            .map_err(|e| {
-                CmdError::usage(format!(
-                    "secret of {code} does not open with this export key: {e}"
-                ))
-            })?;
-            match sealed.field.as_str() {
-                "bearer_token" => input.bearer_token = Some(secret),
-                "basic_password" => input.basic_password = Some(secret),
-                _ => input.client_secret = Some(secret),
-            }
-        }
-        inputs.push((code, input));
-    }
     let store = open_store().await?.store;
-    let mut ready = Vec::new();
-    for (code, input) in inputs {
-        let existing = if args.replace {
-            store.get_data_source(&code).await?
-        } else {
-            None
-        };
-        let result = match &existing {
-            Some(e) => input.validate_update(e),
-            None => input.validate(),
-        };
-        match result {
-            Ok(s) => ready.push((s, existing.is_some())),
-            Err(errs) => {
-                for e in errs.errors() {
-                    problems.push(format!("{code}: {e}"));
-                }
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(CmdError {
-            message: format!("nothing imported:\n  {}", problems.join("\n  ")),
-            ..CmdError::usage("")
-        });
-    }
-    let mut created = Vec::new();
-    let mut updated = Vec::new();
-    for (source, exists) in ready {
-        if exists {
-            store.update_data_source(&source).await?;
-            updated.push(source.code);
-        } else {
-            store.create_data_source(&source).await?;
-            created.push(source.code);
-        }
-    }
+    let report = transfer::import(
+        &*store,
+        file,
+        ImportOptions {
+            secrets_key: export_key.as_ref(),
+            replace: args.replace,
+        },
+    )
+    .await
+    .map_err(transfer_error)?;
     out(
         json,
-        json!({ "created": created, "updated": updated }),
+        json!({ "created": report.created, "updated": report.updated }),
         &format!(
             "imported {} data source(s), updated {}",
-            created.len(),
-            updated.len()
+            report.created.len(),
+            report.updated.len()
         ),
     );
     Ok(())
+}
+
+/// The library's transfer errors in the CLI's terms (flags, exit codes).
+fn transfer_error(e: TransferError) -> CmdError {
+    match e {
+        TransferError::Store(s) => {
+            let mut err = CmdError::from(s);
+            if err.kind == "conflict" {
+                err.message = format!(
+                    "nothing imported: {} (or import with --replace)",
+                    err.message
+                );
+            }
+            err
+        }
+        TransferError::KeyNeeded { .. } | TransferError::WrongKey { .. } => {
+            CmdError::usage(format!("{e}: pass it with --secrets-key-file"))
+        }
+        other => CmdError::usage(other.to_string()),
+    }
 }
 
 fn load_or_create_export_key(path: &Path) -> Result<dci_client::MasterKey, CmdError> {
@@ -722,48 +512,101 @@ async fn get(store: &dyn Store, code: &str) -> Result<DataSource, CmdError> {
         .ok_or_else(|| dci_client::StoreError::NotFound(code.to_owned()).into())
 }
 
-fn apply_fields(input: &mut DataSourceInput, f: &SourceFields) -> Result<(), CmdError> {
-    let set = |target: &mut Option<String>, value: &Option<String>| {
-        if let Some(v) = value {
-            *target = Some(v.clone());
+/// The text flags shared by `add` and `edit`: the document path each sets, the flag, its value.
+fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>); 26] {
+    [
+        ("name", "--name", &f.name),
+        ("registry_type", "--registry-type", &f.registry_type),
+        ("base_url", "--base-url", &f.base_url),
+        ("auth.type", "--auth", &f.auth),
+        ("auth.token_url", "--token-url", &f.token_url),
+        ("auth.client_id", "--client-id", &f.client_id),
+        ("auth.scope", "--scope", &f.scope),
+        (
+            "auth.credential_location",
+            "--credential-location",
+            &f.credential_location,
+        ),
+        ("auth.username", "--basic-user", &f.basic_user),
+        ("sender_id", "--sender-id", &f.sender_id),
+        ("receiver_id", "--receiver-id", &f.receiver_id),
+        ("callback_uri", "--callback-uri", &f.callback_uri),
+        (
+            "endpoints.sync_search",
+            "--sync-search-path",
+            &f.sync_search_path,
+        ),
+        ("endpoints.search", "--search-path", &f.search_path),
+        ("endpoints.subscribe", "--subscribe-path", &f.subscribe_path),
+        (
+            "endpoints.unsubscribe",
+            "--unsubscribe-path",
+            &f.unsubscribe_path,
+        ),
+        (
+            "endpoints.txn_status",
+            "--txn-status-path",
+            &f.txn_status_path,
+        ),
+        (
+            "endpoints.sync_txn_status",
+            "--sync-txn-status-path",
+            &f.sync_txn_status_path,
+        ),
+        ("tls.ca_file", "--ca-file", &f.ca_file),
+        ("tls.client_cert_file", "--client-cert", &f.client_cert),
+        ("tls.client_key_file", "--client-key", &f.client_key),
+        ("timeout_secs", "--timeout", &f.timeout),
+        ("signing_key_id", "--signing-key", &f.signing_key),
+        (
+            "reply_signature_policy",
+            "--reply-signatures",
+            &f.reply_signatures,
+        ),
+        (
+            "registry_jwks_url",
+            "--registry-jwks-url",
+            &f.registry_jwks_url,
+        ),
+        ("profile", "--profile", &f.profile),
+    ]
+}
+
+/// How the CLI names a document field in messages: its flag (`code_flag` for the code, which
+/// `add` and `edit` spell differently).
+fn flag_of(path: &str, code_flag: &'static str) -> Option<String> {
+    let flag = match path {
+        "code" => code_flag,
+        "notes" => "--notes",
+        "tls.verify" => "--tls-verify",
+        "active" => "--disabled",
+        "registry_public_keys" => "--registry-public-key",
+        p if SourceDocument::SECRET_FIELDS.contains(&p) => {
+            return Some("the secret (--secret-stdin)".into());
+        }
+        p => {
+            return text_flags(&SourceFields::default())
+                .into_iter()
+                .find(|(path, _, _)| *path == p)
+                .map(|(_, flag, _)| flag.to_owned());
         }
     };
-    if let Some(v) = &f.name {
-        input.name = v.clone();
+    Some(flag.to_owned())
+}
+
+/// Applies the given flags to the document; flags not given leave their field as it is.
+fn apply_fields(doc: &mut SourceDocument, f: &SourceFields) -> Result<(), CmdError> {
+    for (path, _, value) in text_flags(f) {
+        if let Some(v) = value {
+            doc.set_text(path, Some(v.clone()));
+        }
     }
-    if let Some(v) = &f.registry_type {
-        input.registry_type = v.clone();
+    if let Some(v) = &f.notes {
+        doc.notes = Some(v.clone());
     }
-    if let Some(v) = &f.base_url {
-        input.base_url = v.clone();
-    }
-    set(&mut input.auth, &f.auth);
-    set(&mut input.token_url, &f.token_url);
-    set(&mut input.client_id, &f.client_id);
-    set(&mut input.scope, &f.scope);
-    set(&mut input.credential_location, &f.credential_location);
-    set(&mut input.basic_username, &f.basic_user);
-    set(&mut input.sender_id, &f.sender_id);
-    set(&mut input.receiver_id, &f.receiver_id);
-    set(&mut input.callback_uri, &f.callback_uri);
-    set(&mut input.sync_search_path, &f.sync_search_path);
-    set(&mut input.search_path, &f.search_path);
-    set(&mut input.subscribe_path, &f.subscribe_path);
-    set(&mut input.unsubscribe_path, &f.unsubscribe_path);
-    set(&mut input.txn_status_path, &f.txn_status_path);
-    set(&mut input.sync_txn_status_path, &f.sync_txn_status_path);
     if let Some(v) = f.tls_verify {
-        input.tls_verify = Some(v);
+        doc.tls.verify = Some(v);
     }
-    set(&mut input.ca_file, &f.ca_file);
-    set(&mut input.client_cert_file, &f.client_cert);
-    set(&mut input.client_key_file, &f.client_key);
-    set(&mut input.timeout_secs, &f.timeout);
-    set(&mut input.signing_key_id, &f.signing_key);
-    set(&mut input.reply_signature_policy, &f.reply_signatures);
-    set(&mut input.registry_jwks_url, &f.registry_jwks_url);
-    set(&mut input.profile, &f.profile);
-    set(&mut input.notes, &f.notes);
     if !f.registry_public_key.is_empty() {
         let mut keys = Vec::new();
         for path in &f.registry_public_key {
@@ -772,28 +615,9 @@ fn apply_fields(input: &mut DataSourceInput, f: &SourceFields) -> Result<(), Cmd
             })?;
             keys.push(pem);
         }
-        input.registry_public_keys = keys;
+        doc.registry_public_keys = keys;
     }
     Ok(())
-}
-
-fn auth_kind(auth: Option<&str>) -> Option<AuthKind> {
-    match auth.map(|a| a.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") | Some("none") => Some(AuthKind::None),
-        Some("bearer") => Some(AuthKind::Bearer),
-        Some("basic") => Some(AuthKind::Basic),
-        Some("oauth2") => Some(AuthKind::OAuth2),
-        Some(_) => None,
-    }
-}
-
-fn put_secret(input: &mut DataSourceInput, kind: AuthKind, secret: Option<SecretString>) {
-    match kind {
-        AuthKind::None => {}
-        AuthKind::Bearer => input.bearer_token = secret.or(input.bearer_token.take()),
-        AuthKind::Basic => input.basic_password = secret.or(input.basic_password.take()),
-        AuthKind::OAuth2 => input.client_secret = secret.or(input.client_secret.take()),
-    }
 }
 
 fn read_secret_stdin() -> Result<SecretString, CmdError> {
@@ -820,16 +644,6 @@ fn prompt_secret(kind: AuthKind) -> Result<SecretString, CmdError> {
     let secret = rpassword::prompt_password(format!("{what}: "))
         .map_err(|e| CmdError::failed(format!("reading the secret from the terminal: {e}")))?;
     Ok(SecretString::from(secret))
-}
-
-fn parse_state(s: &str) -> Option<SourceState> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "draft" => SourceState::Draft,
-        "testing" => SourceState::Testing,
-        "active" => SourceState::Active,
-        "error" => SourceState::Error,
-        _ => return None,
-    })
 }
 
 fn out(json: bool, value: Value, text: &str) {
@@ -909,13 +723,19 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     #[test]
-    fn secret_is_exposed_only_to_the_input() {
-        let mut input = DataSourceInput::default();
-        put_secret(&mut input, AuthKind::OAuth2, Some(SecretString::from("x")));
-        assert_eq!(input.client_secret.as_ref().unwrap().expose_secret(), "x");
-        assert!(input.bearer_token.is_none());
+    fn every_document_field_has_a_flag() {
+        for path in SourceDocument::TEXT_FIELDS
+            .iter()
+            .chain(SourceDocument::SECRET_FIELDS)
+            .chain(SourceDocument::OTHER_FIELDS)
+        {
+            let flag = flag_of(path, "--code").unwrap_or_else(|| panic!("no flag for {path}"));
+            assert!(flag.contains("--"), "{path}: {flag}");
+        }
+        for (path, _, _) in text_flags(&SourceFields::default()) {
+            assert!(SourceDocument::TEXT_FIELDS.contains(&path), "{path}");
+        }
     }
 }

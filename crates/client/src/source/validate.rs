@@ -1,8 +1,11 @@
-//! Turning what a user typed (CLI flags, a form, an import file) into a [`DataSource`].
+//! Validating a [`SourceDocument`] into a [`DataSource`]: the one set of rules every front end
+//! (CLI, console, API, import) goes through.
 //!
-//! Every rule reports the field it concerns and how to fix it, and all rules run, so a form or the
-//! CLI can show every mistake at once. Uniqueness of the code is not checked here: the database
-//! enforces it.
+//! Every rule reports the field it concerns, by its path in the document (`auth.client_id`), and
+//! how to fix it in neutral words (no CLI flags, form labels or JSON pointers: front ends add
+//! their own naming with [`ValidationErrors::relabel`] or [`FieldError::pointer`]). All rules
+//! run, so a form or the CLI can show every mistake at once. Uniqueness of the code is not
+//! checked here: the database enforces it.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,102 +17,50 @@ use time::OffsetDateTime;
 use url::Url;
 use uuid::Uuid;
 
+use super::document::{MASKED, SourceDocument};
 use super::{
     AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
-    SourceState, TlsSettings,
+    SourceState, TlsSettings, names,
 };
+use crate::registries::Profile;
 
-/// What a user submits for a data source: strings as typed, secrets as `SecretString`.
-///
-/// Empty strings count as "not given". A secret equal to [`MASKED`] also counts as "not given",
-/// so a form can round-trip the mask; on an update a missing secret keeps the stored one.
-#[derive(Debug, Clone, Default)]
-pub struct DataSourceInput {
-    /// Unique lowercase code, `[a-z0-9_]`.
-    pub code: String,
-    /// Display name.
-    pub name: String,
-    /// `crvs`, `dr`, `ibr`, `social` or `fr`.
-    pub registry_type: String,
-    /// `http(s)://host[:port][/path]`, no trailing slash.
-    pub base_url: String,
-    /// `none`, `bearer`, `basic` or `oauth2` (default `none`).
-    pub auth: Option<String>,
-    /// Bearer token (auth `bearer`).
-    pub bearer_token: Option<SecretString>,
-    /// Basic user name (auth `basic`).
-    pub basic_username: Option<String>,
-    /// Basic password (auth `basic`).
-    pub basic_password: Option<SecretString>,
-    /// OAuth2 token endpoint (auth `oauth2`).
-    pub token_url: Option<String>,
-    /// OAuth2 client id (auth `oauth2`).
-    pub client_id: Option<String>,
-    /// OAuth2 client secret (auth `oauth2`).
-    pub client_secret: Option<SecretString>,
-    /// OAuth2 scope (auth `oauth2`).
-    pub scope: Option<String>,
-    /// `body` (default), `basic`, `query` or `json` (auth `oauth2`).
-    pub credential_location: Option<String>,
-    /// Our `sender_id` (required unless auth is `none`).
-    pub sender_id: Option<String>,
-    /// The registry's `receiver_id` (default: the base URL).
-    pub receiver_id: Option<String>,
-    /// Base URL of our callback routes.
-    pub callback_uri: Option<String>,
-    /// Sync search path.
-    pub sync_search_path: Option<String>,
-    /// Async search path.
-    pub search_path: Option<String>,
-    /// Subscribe path.
-    pub subscribe_path: Option<String>,
-    /// Unsubscribe path.
-    pub unsubscribe_path: Option<String>,
-    /// Async txn status path.
-    pub txn_status_path: Option<String>,
-    /// Sync txn status path.
-    pub sync_txn_status_path: Option<String>,
-    /// Verify the registry's TLS certificate (default `true`).
-    pub tls_verify: Option<bool>,
-    /// Extra CA bundle (PEM).
-    pub ca_file: Option<String>,
-    /// mTLS client certificate (PEM).
-    pub client_cert_file: Option<String>,
-    /// mTLS client key (PEM).
-    pub client_key_file: Option<String>,
-    /// Timeout in seconds, as typed (default 30).
-    pub timeout_secs: Option<String>,
-    /// Signing key reference.
-    pub signing_key_id: Option<String>,
-    /// `off` (default), `if-present` or `require`.
-    pub reply_signature_policy: Option<String>,
-    /// Registry public keys (PEM SPKI).
-    pub registry_public_keys: Vec<String>,
-    /// Registry JWKS URL.
-    pub registry_jwks_url: Option<String>,
-    /// `standard` (default) or an OpenCRVS profile (`opencrvs`, `opencrvs-1.5`, `opencrvs-1.3`).
-    pub profile: Option<String>,
-    /// Enabled (default `true`).
-    pub active: Option<bool>,
-    /// Free-form notes.
-    pub notes: Option<String>,
-}
-
-/// How a set secret is shown everywhere: in output, JSON and forms.
-pub const MASKED: &str = "********";
-
-/// One failed rule: the field (as named in configuration) and what to do.
+/// One failed rule: the field (its path in [`SourceDocument`]) and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
-    /// The field, e.g. `base_url`.
+    /// The field's path, e.g. `base_url` or `auth.client_id`.
     pub field: &'static str,
     /// What is wrong and how to fix it, e.g. `must not end with '/': use https://…`.
     pub message: String,
+    /// How the front end that shows the error names the field (a CLI flag, a form label), if it
+    /// set one with [`ValidationErrors::relabel`]; shown instead of the path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl FieldError {
+    /// Where the field sits in a JSON document, as a JSON pointer (RFC 6901): `auth.client_id`
+    /// is `/auth/client_id`.
+    pub fn pointer(&self) -> String {
+        pointer_of(self.field)
+    }
+}
+
+/// The JSON pointer of a field path (`auth.client_id` → `/auth/client_id`).
+pub fn pointer_of(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 1);
+    for part in path.split('.') {
+        out.push('/');
+        out.push_str(&part.replace('~', "~0").replace('/', "~1"));
+    }
+    out
 }
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.field, self.message)
+        match &self.label {
+            Some(label) => write!(f, "{label} {}", self.message),
+            None => write!(f, "{} {}", self.field, self.message),
+        }
     }
 }
 
@@ -119,12 +70,19 @@ impl fmt::Display for FieldError {
 pub struct ValidationErrors(Vec<FieldError>);
 
 impl ValidationErrors {
+    /// One error.
+    pub fn one(field: &'static str, message: impl Into<String>) -> ValidationErrors {
+        let mut errs = ValidationErrors::default();
+        errs.push(field, message);
+        errs
+    }
+
     /// The errors.
     pub fn errors(&self) -> &[FieldError] {
         &self.0
     }
 
-    /// Whether `field` has an error.
+    /// Whether `field` (a path) has an error.
     pub fn has(&self, field: &str) -> bool {
         self.0.iter().any(|e| e.field == field)
     }
@@ -134,11 +92,22 @@ impl ValidationErrors {
         self.0.is_empty()
     }
 
-    fn push(&mut self, field: &'static str, message: impl Into<String>) {
+    /// Adds an error (front ends add their own, e.g. a file that could not be read).
+    pub fn push(&mut self, field: &'static str, message: impl Into<String>) {
         self.0.push(FieldError {
             field,
             message: message.into(),
+            label: None,
         });
+    }
+
+    /// Names each field the way a front end does (`auth.client_id` → `--client-id`); fields
+    /// for which `label` answers `None` keep their path.
+    pub fn relabel(mut self, label: impl Fn(&str) -> Option<String>) -> ValidationErrors {
+        for e in &mut self.0 {
+            e.label = label(e.field);
+        }
+        self
     }
 }
 
@@ -156,90 +125,64 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
-impl DataSourceInput {
-    /// The input that reproduces `source`, with every secret left out (so an update keeps them).
-    pub fn from_source(source: &DataSource) -> DataSourceInput {
-        let mut input = DataSourceInput {
-            code: source.code.clone(),
-            name: source.name.clone(),
-            registry_type: source.registry_type.as_str().to_owned(),
-            base_url: source.base_url.clone(),
-            auth: Some(source.auth.kind().as_str().to_owned()),
-            sender_id: source.sender_id.clone(),
-            receiver_id: source.receiver_id.clone(),
-            callback_uri: source.callback_uri.clone(),
-            sync_search_path: Some(source.endpoints.sync_search.clone()),
-            search_path: Some(source.endpoints.search.clone()),
-            subscribe_path: Some(source.endpoints.subscribe.clone()),
-            unsubscribe_path: Some(source.endpoints.unsubscribe.clone()),
-            txn_status_path: Some(source.endpoints.txn_status.clone()),
-            sync_txn_status_path: Some(source.endpoints.sync_txn_status.clone()),
-            tls_verify: Some(source.tls.verify),
-            ca_file: source.tls.ca_file.as_ref().map(|p| p.display().to_string()),
-            client_cert_file: source
-                .tls
-                .client_cert_file
-                .as_ref()
-                .map(|p| p.display().to_string()),
-            client_key_file: source
-                .tls
-                .client_key_file
-                .as_ref()
-                .map(|p| p.display().to_string()),
-            timeout_secs: Some(source.timeout_secs.to_string()),
-            signing_key_id: source.signing_key_id.clone(),
-            reply_signature_policy: Some(source.reply_signature_policy.as_str().to_owned()),
-            registry_public_keys: source.registry_public_keys.clone(),
-            registry_jwks_url: source.registry_jwks_url.clone(),
-            profile: Some(source.profile.as_str().to_owned()),
-            active: Some(source.active),
-            notes: Some(source.notes.clone()).filter(|n| !n.is_empty()),
-            ..DataSourceInput::default()
-        };
-        match &source.auth {
-            AuthConfig::None | AuthConfig::Bearer { .. } => {}
-            AuthConfig::Basic { username, .. } => input.basic_username = Some(username.clone()),
-            AuthConfig::OAuth2(o) => {
-                input.token_url = Some(o.token_url.clone());
-                input.client_id = Some(o.client_id.clone());
-                input.scope = o.scope.clone();
-                input.credential_location = Some(o.credential_location.as_str().to_owned());
-            }
-        }
-        input
-    }
+/// Whether an update may change the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeRule {
+    New,
+    Fixed,
+    MayChange,
+}
 
-    /// Clears the fields that belong to one auth type (used when switching auth types).
-    pub fn clear_auth_fields(&mut self) {
-        self.bearer_token = None;
-        self.basic_username = None;
-        self.basic_password = None;
-        self.token_url = None;
-        self.client_id = None;
-        self.client_secret = None;
-        self.scope = None;
-        self.credential_location = None;
-    }
-
-    /// Validates a new data source: a fresh id, state `draft`, timestamps now.
+impl SourceDocument {
+    /// Validates a new data source: a fresh id, state `draft`, timestamps now. Read-only fields
+    /// are ignored.
     pub fn validate(self) -> Result<DataSource, ValidationErrors> {
-        self.validate_inner(None)
+        self.validate_inner(None, CodeRule::New)
     }
 
     /// Validates an edit of `existing`: keeps its id, state, test results and creation time, and
-    /// keeps each stored secret that the input leaves out (when the auth type is unchanged).
-    /// Whether the edit changed credentials (and so resets the state) is the store's decision.
+    /// keeps each stored secret that the document leaves out or masks (when the auth kind is
+    /// unchanged). Whether the edit changed credentials (and so resets the state) is the store's
+    /// decision.
+    ///
+    /// The code is fixed: a document without a code keeps it, one with another code is refused
+    /// with an error on `code`. Use [`SourceDocument::validate_rename`] to allow a new code.
     pub fn validate_update(self, existing: &DataSource) -> Result<DataSource, ValidationErrors> {
-        self.validate_inner(Some(existing))
+        self.validate_inner(Some(existing), CodeRule::Fixed)
     }
 
-    fn validate_inner(self, existing: Option<&DataSource>) -> Result<DataSource, ValidationErrors> {
+    /// Like [`SourceDocument::validate_update`], but a new code renames the source.
+    pub fn validate_rename(self, existing: &DataSource) -> Result<DataSource, ValidationErrors> {
+        self.validate_inner(Some(existing), CodeRule::MayChange)
+    }
+
+    fn validate_inner(
+        self,
+        existing: Option<&DataSource>,
+        rule: CodeRule,
+    ) -> Result<DataSource, ValidationErrors> {
         let mut errs = ValidationErrors::default();
 
-        let code = self.code.trim().to_owned();
-        check_code(&code, &mut errs);
+        let code = match (opt(&self.code), existing) {
+            (None, Some(e)) => e.code.clone(),
+            (Some(c), Some(e)) if rule == CodeRule::Fixed && c != e.code => {
+                errs.push(
+                    "code",
+                    format!(
+                        "cannot be changed: it is fixed once created (URLs and scripts use it): keep {:?}",
+                        e.code
+                    ),
+                );
+                e.code.clone()
+            }
+            (c, _) => {
+                let c = c.unwrap_or_default();
+                check_code(&c, &mut errs);
+                c
+            }
+        };
 
-        let name = self.name.trim().to_owned();
+        let name = opt(&self.name).unwrap_or_default();
         if name.is_empty() {
             errs.push(
                 "name",
@@ -249,29 +192,18 @@ impl DataSourceInput {
             errs.push("name", "must be at most 200 characters: shorten it");
         }
 
-        let registry_type = match given(&self.registry_type) {
+        let registry_type = match opt(&self.registry_type) {
             None => {
                 errs.push(
                     "registry_type",
-                    "is required: use one of crvs, dr, ibr, social, fr",
+                    format!("is required: use one of {}", names::REGISTRY_TYPE_NAMES),
                 );
                 None
             }
-            Some(s) => match s.parse::<RegistryType>() {
-                Ok(r) => Some(r),
-                Err(_) => {
-                    errs.push(
-                        "registry_type",
-                        format!(
-                            "{s:?} is not a registry type: use one of crvs, dr, ibr, social, fr"
-                        ),
-                    );
-                    None
-                }
-            },
+            Some(s) => parse_or_push("registry_type", names::registry_type(&s), &mut errs),
         };
 
-        let base_url = self.base_url.trim().to_owned();
+        let base_url = opt(&self.base_url).unwrap_or_default();
         if base_url.is_empty() {
             errs.push(
                 "base_url",
@@ -285,26 +217,12 @@ impl DataSourceInput {
             }
         }
 
-        let auth_kind = match self.auth.as_deref().and_then(given) {
+        let auth_kind = match opt(&self.auth.kind) {
             None => Some(AuthKind::None),
-            Some(s) => match s.to_ascii_lowercase().as_str() {
-                "none" => Some(AuthKind::None),
-                "bearer" => Some(AuthKind::Bearer),
-                "basic" => Some(AuthKind::Basic),
-                "oauth2" => Some(AuthKind::OAuth2),
-                _ => {
-                    errs.push(
-                        "auth",
-                        format!(
-                            "{s:?} is not an auth type: use one of none, bearer, basic, oauth2"
-                        ),
-                    );
-                    None
-                }
-            },
+            Some(s) => parse_or_push("auth.type", s.parse::<AuthKind>(), &mut errs),
         };
 
-        // Stored secrets that an edit may keep: only when the auth type stays the same.
+        // Stored secrets that an edit may keep: only when the auth kind stays the same.
         let kept = existing
             .map(|e| &e.auth)
             .filter(|a| Some(a.kind()) == auth_kind);
@@ -314,7 +232,7 @@ impl DataSourceInput {
         if auth_kind.is_some_and(|k| k != AuthKind::None) && sender_id.is_none() {
             errs.push(
                 "sender_id",
-                "is required for an authenticated source: set our sender id as the registry knows it, e.g. --sender-id spmis.example.org",
+                "is required for an authenticated source: set our sender id as the registry knows it, e.g. spmis.example.org",
             );
         }
         let receiver_id = opt(&self.receiver_id);
@@ -323,74 +241,73 @@ impl DataSourceInput {
             check_url("callback_uri", u, &mut errs);
         }
 
-        let defaults = Endpoints::default();
+        let d = Endpoints::default();
+        let ep = &self.endpoints;
         let endpoints = Endpoints {
             sync_search: path(
-                "sync_search_path",
-                &self.sync_search_path,
-                defaults.sync_search,
+                "endpoints.sync_search",
+                &ep.sync_search,
+                d.sync_search,
                 &mut errs,
             ),
-            search: path("search_path", &self.search_path, defaults.search, &mut errs),
-            subscribe: path(
-                "subscribe_path",
-                &self.subscribe_path,
-                defaults.subscribe,
-                &mut errs,
-            ),
+            search: path("endpoints.search", &ep.search, d.search, &mut errs),
+            subscribe: path("endpoints.subscribe", &ep.subscribe, d.subscribe, &mut errs),
             unsubscribe: path(
-                "unsubscribe_path",
-                &self.unsubscribe_path,
-                defaults.unsubscribe,
+                "endpoints.unsubscribe",
+                &ep.unsubscribe,
+                d.unsubscribe,
                 &mut errs,
             ),
             txn_status: path(
-                "txn_status_path",
-                &self.txn_status_path,
-                defaults.txn_status,
+                "endpoints.txn_status",
+                &ep.txn_status,
+                d.txn_status,
                 &mut errs,
             ),
             sync_txn_status: path(
-                "sync_txn_status_path",
-                &self.sync_txn_status_path,
-                defaults.sync_txn_status,
+                "endpoints.sync_txn_status",
+                &ep.sync_txn_status,
+                d.sync_txn_status,
                 &mut errs,
             ),
         };
 
         let tls = TlsSettings {
-            verify: self.tls_verify.unwrap_or(true),
-            ca_file: opt(&self.ca_file).map(PathBuf::from),
-            client_cert_file: opt(&self.client_cert_file).map(PathBuf::from),
-            client_key_file: opt(&self.client_key_file).map(PathBuf::from),
+            verify: self.tls.verify.unwrap_or(true),
+            ca_file: opt(&self.tls.ca_file).map(PathBuf::from),
+            client_cert_file: opt(&self.tls.client_cert_file).map(PathBuf::from),
+            client_key_file: opt(&self.tls.client_key_file).map(PathBuf::from),
         };
         match (&tls.client_cert_file, &tls.client_key_file) {
             (Some(_), None) => errs.push(
-                "client_key_file",
-                "is required with client_cert_file: give the PEM key of the mTLS certificate",
+                "tls.client_key_file",
+                "is required with tls.client_cert_file: give the PEM key of the mTLS certificate",
             ),
             (None, Some(_)) => errs.push(
-                "client_cert_file",
-                "is required with client_key_file: give the PEM certificate of the mTLS key",
+                "tls.client_cert_file",
+                "is required with tls.client_key_file: give the PEM certificate of the mTLS key",
             ),
             _ => {}
         }
 
-        let timeout_secs = match self.timeout_secs.as_deref().and_then(given) {
+        let timeout_secs = match opt(&self.timeout_secs) {
             None => DataSource::DEFAULT_TIMEOUT_SECS,
             Some(s) => match s.parse::<u32>() {
                 Ok(0) => {
-                    errs.push("timeout", "must be greater than 0 seconds: use e.g. 30");
+                    errs.push(
+                        "timeout_secs",
+                        "must be greater than 0 seconds: use e.g. 30",
+                    );
                     DataSource::DEFAULT_TIMEOUT_SECS
                 }
                 Ok(n) if n > 3600 => {
-                    errs.push("timeout", "must be at most 3600 seconds: use e.g. 30");
+                    errs.push("timeout_secs", "must be at most 3600 seconds: use e.g. 30");
                     DataSource::DEFAULT_TIMEOUT_SECS
                 }
                 Ok(n) => n,
                 Err(_) => {
                     errs.push(
-                        "timeout",
+                        "timeout_secs",
                         format!("{s:?} is not a whole number of seconds: use e.g. 30"),
                     );
                     DataSource::DEFAULT_TIMEOUT_SECS
@@ -400,20 +317,11 @@ impl DataSourceInput {
 
         let signing_key_id = opt(&self.signing_key_id);
 
-        let reply_signature_policy = match self.reply_signature_policy.as_deref().and_then(given) {
+        let reply_signature_policy = match opt(&self.reply_signature_policy) {
             None => SignaturePolicy::Off,
-            Some(s) => match s.to_ascii_lowercase().as_str() {
-                "off" => SignaturePolicy::Off,
-                "if-present" | "if_present" => SignaturePolicy::IfPresent,
-                "require" => SignaturePolicy::Require,
-                _ => {
-                    errs.push(
-                        "reply_signature_policy",
-                        format!("{s:?} is not a policy: use one of off, if-present, require"),
-                    );
-                    SignaturePolicy::Off
-                }
-            },
+            Some(s) => {
+                parse_or_push("reply_signature_policy", s.parse(), &mut errs).unwrap_or_default()
+            }
         };
         let registry_public_keys: Vec<String> = self
             .registry_public_keys
@@ -427,7 +335,7 @@ impl DataSourceInput {
             {
                 errs.push(
                     "registry_public_keys",
-                    "must each be a PEM public key (-----BEGIN PUBLIC KEY----- … -----END PUBLIC KEY-----): export the registry's key as SPKI PEM",
+                    "must each be a PEM public key (BEGIN PUBLIC KEY … END PUBLIC KEY): export the registry's key as SPKI PEM",
                 );
                 break;
             }
@@ -448,19 +356,15 @@ impl DataSourceInput {
 
         let profile = match opt(&self.profile) {
             None => existing.map(|e| e.profile).unwrap_or_default(),
-            Some(p) => match p.parse::<crate::registries::Profile>() {
-                Ok(p) => p,
-                Err(e) => {
-                    errs.push("profile", e);
-                    crate::registries::Profile::Standard
-                }
-            },
+            Some(p) => {
+                parse_or_push("profile", names::profile(&p), &mut errs).unwrap_or(Profile::Standard)
+            }
         };
         if profile.is_opencrvs() {
             if registry_type.is_some_and(|r| r != RegistryType::Crvs) {
                 errs.push(
                     "profile",
-                    "OpenCRVS profiles are for CRVS data sources: use --profile standard or --registry-type crvs",
+                    "OpenCRVS profiles are for CRVS data sources: use profile standard or registry type crvs",
                 );
             }
             // OpenCRVS fetches the JWKS of a signed request from `{sender_id}/.well-known/jwks.json`.
@@ -518,53 +422,33 @@ impl DataSourceInput {
         kept: Option<&AuthConfig>,
         errs: &mut ValidationErrors,
     ) -> Option<AuthConfig> {
-        let only_with =
-            |errs: &mut ValidationErrors, field: &'static str, set: bool, for_: &str| {
-                if set {
-                    errs.push(
-                        field,
-                        format!("is only used with auth {for_}: remove it or use --auth {for_}"),
-                    );
-                }
-            };
-        if kind != AuthKind::Bearer {
-            only_with(
-                errs,
-                "bearer_token",
-                secret(&self.bearer_token).is_some(),
-                "bearer",
-            );
-        }
-        if kind != AuthKind::Basic {
-            only_with(
-                errs,
-                "basic_username",
-                opt(&self.basic_username).is_some(),
-                "basic",
-            );
-            only_with(
-                errs,
-                "basic_password",
-                secret(&self.basic_password).is_some(),
-                "basic",
-            );
-        }
-        if kind != AuthKind::OAuth2 {
-            only_with(errs, "token_url", opt(&self.token_url).is_some(), "oauth2");
-            only_with(errs, "client_id", opt(&self.client_id).is_some(), "oauth2");
-            only_with(
-                errs,
-                "client_secret",
-                secret(&self.client_secret).is_some(),
-                "oauth2",
-            );
-            only_with(errs, "scope", opt(&self.scope).is_some(), "oauth2");
-            only_with(
-                errs,
-                "credential_location",
-                opt(&self.credential_location).is_some(),
-                "oauth2",
-            );
+        let a = &self.auth;
+        // Settings of another kind are refused rather than silently dropped.
+        let given: [(&'static str, bool); 8] = [
+            ("auth.bearer_token", secret(&a.bearer_token).is_some()),
+            ("auth.username", opt(&a.username).is_some()),
+            ("auth.password", secret(&a.password).is_some()),
+            ("auth.token_url", opt(&a.token_url).is_some()),
+            ("auth.client_id", opt(&a.client_id).is_some()),
+            ("auth.client_secret", secret(&a.client_secret).is_some()),
+            ("auth.scope", opt(&a.scope).is_some()),
+            (
+                "auth.credential_location",
+                opt(&a.credential_location).is_some(),
+            ),
+        ];
+        let mine = SourceDocument::auth_fields(kind);
+        for (field, set) in given {
+            if set && !mine.contains(&field) {
+                let owner = [AuthKind::Bearer, AuthKind::Basic, AuthKind::OAuth2]
+                    .into_iter()
+                    .find(|k| SourceDocument::auth_fields(*k).contains(&field))
+                    .map_or("", AuthKind::as_str);
+                errs.push(
+                    field,
+                    format!("is only used with auth type {owner}: remove it or set the auth type to {owner}"),
+                );
+            }
         }
         match kind {
             AuthKind::None => Some(AuthConfig::None),
@@ -573,24 +457,24 @@ impl DataSourceInput {
                     Some(AuthConfig::Bearer { token }) => Some(token.clone()),
                     _ => None,
                 };
-                let token = secret(&self.bearer_token).or(kept);
+                let token = secret(&a.bearer_token).or(kept);
                 if token.is_none() {
                     errs.push(
-                        "bearer_token",
-                        "is required with auth bearer: pass it on stdin with --secret-stdin",
+                        "auth.bearer_token",
+                        "is required with auth type bearer: give the token the registry issued",
                     );
                 }
                 token.map(|token| AuthConfig::Bearer { token })
             }
             AuthKind::Basic => {
-                let username = opt(&self.basic_username);
+                let username = opt(&a.username);
                 match &username {
                     None => errs.push(
-                        "basic_username",
-                        "is required with auth basic: set --basic-user",
+                        "auth.username",
+                        "is required with auth type basic: give the user name the registry knows",
                     ),
                     Some(u) if u.contains(':') => errs.push(
-                        "basic_username",
+                        "auth.username",
                         "must not contain ':' (HTTP Basic cannot encode it): use another user name",
                     ),
                     Some(_) => {}
@@ -599,11 +483,11 @@ impl DataSourceInput {
                     Some(AuthConfig::Basic { password, .. }) => Some(password.clone()),
                     _ => None,
                 };
-                let password = secret(&self.basic_password).or(kept);
+                let password = secret(&a.password).or(kept);
                 if password.is_none() {
                     errs.push(
-                        "basic_password",
-                        "is required with auth basic: pass it on stdin with --secret-stdin",
+                        "auth.password",
+                        "is required with auth type basic: give the password of that user",
                     );
                 }
                 Some(AuthConfig::Basic {
@@ -612,52 +496,42 @@ impl DataSourceInput {
                 })
             }
             AuthKind::OAuth2 => {
-                let token_url = opt(&self.token_url);
+                let token_url = opt(&a.token_url);
                 match &token_url {
                     None => errs.push(
-                        "token_url",
-                        "is required with auth oauth2: use e.g. https://crvs.example.org/oauth2/client/token",
+                        "auth.token_url",
+                        "is required with auth type oauth2: use e.g. https://crvs.example.org/oauth2/client/token",
                     ),
-                    Some(u) => check_url("token_url", u, errs),
+                    Some(u) => check_url("auth.token_url", u, errs),
                 }
-                let client_id = opt(&self.client_id);
+                let client_id = opt(&a.client_id);
                 if client_id.is_none() {
-                    errs.push("client_id", "is required with auth oauth2: set --client-id");
+                    errs.push(
+                        "auth.client_id",
+                        "is required with auth type oauth2: give the client id the registry issued",
+                    );
                 }
                 let kept = match kept {
                     Some(AuthConfig::OAuth2(o)) => Some(o.client_secret.clone()),
                     _ => None,
                 };
-                let client_secret = secret(&self.client_secret).or(kept);
+                let client_secret = secret(&a.client_secret).or(kept);
                 if client_secret.is_none() {
                     errs.push(
-                        "client_secret",
-                        "is required with auth oauth2: pass it on stdin with --secret-stdin",
+                        "auth.client_secret",
+                        "is required with auth type oauth2: give the client secret issued with the client id",
                     );
                 }
-                let credential_location = match opt(&self.credential_location) {
+                let credential_location = match opt(&a.credential_location) {
                     None => CredentialLocation::Body,
-                    Some(s) => match s.to_ascii_lowercase().as_str() {
-                        "body" => CredentialLocation::Body,
-                        "basic" => CredentialLocation::Basic,
-                        "query" => CredentialLocation::Query,
-                        "json" => CredentialLocation::Json,
-                        _ => {
-                            errs.push(
-                                "credential_location",
-                                format!(
-                                    "{s:?} is not a credential location: use one of body, basic, query, json"
-                                ),
-                            );
-                            CredentialLocation::Body
-                        }
-                    },
+                    Some(s) => parse_or_push("auth.credential_location", s.parse(), errs)
+                        .unwrap_or_default(),
                 };
                 Some(AuthConfig::OAuth2(OAuth2Config {
                     token_url: token_url?,
                     client_id: client_id?,
                     client_secret: client_secret?,
-                    scope: opt(&self.scope),
+                    scope: opt(&a.scope),
                     credential_location,
                 }))
             }
@@ -665,13 +539,19 @@ impl DataSourceInput {
     }
 }
 
-fn given(s: &str) -> Option<&str> {
-    let s = s.trim();
-    (!s.is_empty()).then_some(s)
+fn parse_or_push<T>(
+    field: &'static str,
+    parsed: Result<T, names::UnknownName>,
+    errs: &mut ValidationErrors,
+) -> Option<T> {
+    parsed.map_err(|e| errs.push(field, e.to_string())).ok()
 }
 
 fn opt(s: &Option<String>) -> Option<String> {
-    s.as_deref().and_then(given).map(str::to_owned)
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn secret(s: &Option<SecretString>) -> Option<SecretString> {
@@ -765,24 +645,38 @@ fn path(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::document::{AuthDocument, TlsDocument};
 
-    fn oauth2_input() -> DataSourceInput {
-        DataSourceInput {
-            code: "crvs_main".into(),
-            name: "National CRVS".into(),
-            registry_type: "crvs".into(),
-            base_url: "https://crvs.example.org/api/v1".into(),
-            auth: Some("oauth2".into()),
-            token_url: Some("https://crvs.example.org/oauth2/client/token".into()),
-            client_id: Some("spmis".into()),
-            client_secret: Some(SecretString::from("s3cr3t-value")),
-            sender_id: Some("spmis.example.org".into()),
-            ..DataSourceInput::default()
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_owned())
+    }
+
+    fn oauth2_doc() -> SourceDocument {
+        SourceDocument {
+            code: s("crvs_main"),
+            name: s("National CRVS"),
+            registry_type: s("crvs"),
+            base_url: s("https://crvs.example.org/api/v1"),
+            auth: AuthDocument {
+                kind: s("oauth2"),
+                token_url: s("https://crvs.example.org/oauth2/client/token"),
+                client_id: s("spmis"),
+                client_secret: Some(SecretString::from("s3cr3t-value")),
+                ..AuthDocument::default()
+            },
+            sender_id: s("spmis.example.org"),
+            ..SourceDocument::default()
         }
     }
 
-    fn errors_of(input: DataSourceInput) -> ValidationErrors {
-        input.validate().expect_err("input should be invalid")
+    fn with(f: impl FnOnce(&mut SourceDocument)) -> SourceDocument {
+        let mut d = oauth2_doc();
+        f(&mut d);
+        d
+    }
+
+    fn errors_of(doc: SourceDocument) -> ValidationErrors {
+        doc.validate().expect_err("document should be invalid")
     }
 
     fn message(errs: &ValidationErrors, field: &str) -> String {
@@ -795,7 +689,7 @@ mod tests {
 
     #[test]
     fn valid_oauth2_source_gets_defaults() {
-        let s = oauth2_input().validate().unwrap();
+        let s = oauth2_doc().validate().unwrap();
         assert_eq!(s.code, "crvs_main");
         assert_eq!(s.registry_type, RegistryType::Crvs);
         assert_eq!(s.state, SourceState::Draft);
@@ -814,49 +708,89 @@ mod tests {
     }
 
     #[test]
-    fn empty_input_reports_every_required_field() {
-        let errs = errors_of(DataSourceInput::default());
+    fn empty_document_reports_every_required_field() {
+        let errs = errors_of(SourceDocument::default());
         for f in ["code", "name", "registry_type", "base_url"] {
             assert!(errs.has(f), "{f} missing from {errs}");
         }
     }
 
     #[test]
+    fn messages_name_fields_not_cli_flags() {
+        // Every rule that can fire at once, and a few more: no message speaks of flags.
+        let docs = [
+            SourceDocument::default(),
+            with(|d| {
+                d.auth = AuthDocument {
+                    kind: s("bearer"),
+                    client_id: s("x"),
+                    ..AuthDocument::default()
+                };
+                d.sender_id = None;
+                d.profile = s("opencrvs");
+                d.registry_type = s("dr");
+            }),
+            with(|d| d.auth.kind = s("basic")),
+        ];
+        for doc in docs {
+            for e in errors_of(doc).errors() {
+                assert!(!e.message.contains("--"), "{e}");
+                assert!(
+                    SourceDocument::is_field(e.field),
+                    "{} is not a path",
+                    e.field
+                );
+            }
+        }
+    }
+
+    #[test]
     fn code_rules() {
-        let mut i = oauth2_input();
-        i.code = "CRVS-Main".into();
-        let m = message(&errors_of(i), "code");
+        let m = message(&errors_of(with(|d| d.code = s("CRVS-Main"))), "code");
         assert!(m.contains("use crvs_main"), "{m}");
+        assert!(errors_of(with(|d| d.code = s("crvs é"))).has("code"));
+        let m = message(&errors_of(with(|d| d.code = Some("a".repeat(65)))), "code");
+        assert!(m.contains("at most 64"));
+    }
 
-        let mut i = oauth2_input();
-        i.code = "crvs é".into();
-        assert!(errors_of(i).has("code"));
-
-        let mut i = oauth2_input();
-        i.code = "a".repeat(65);
-        assert!(message(&errors_of(i), "code").contains("at most 64"));
+    #[test]
+    fn update_refuses_a_new_code_and_rename_allows_it() {
+        let existing = oauth2_doc().validate().unwrap();
+        let mut edit = SourceDocument::from_source(&existing);
+        edit.code = s("other");
+        let errs = edit.clone().validate_update(&existing).unwrap_err();
+        assert!(
+            message(&errs, "code").contains("keep \"crvs_main\""),
+            "{errs}"
+        );
+        assert_eq!(edit.validate_rename(&existing).unwrap().code, "other");
+        // Without a code (or with the same one) the code stays.
+        let mut edit = SourceDocument::from_source(&existing);
+        edit.code = None;
+        assert_eq!(edit.validate_update(&existing).unwrap().code, "crvs_main");
     }
 
     #[test]
     fn name_too_long() {
-        let mut i = oauth2_input();
-        i.name = "n".repeat(201);
-        assert!(errors_of(i).has("name"));
+        assert!(errors_of(with(|d| d.name = Some("n".repeat(201)))).has("name"));
     }
 
     #[test]
     fn registry_type_must_be_known() {
-        let mut i = oauth2_input();
-        i.registry_type = "civil".into();
-        assert!(message(&errors_of(i), "registry_type").contains("crvs, dr, ibr, social, fr"));
+        let m = message(
+            &errors_of(with(|d| d.registry_type = s("civil"))),
+            "registry_type",
+        );
+        assert!(m.contains("crvs, dr, ibr, social, fr"), "{m}");
     }
 
     #[test]
     fn base_url_rules() {
-        let mut i = oauth2_input();
-        i.base_url = "https://crvs.example.org/api/v1/".into();
         assert_eq!(
-            message(&errors_of(i), "base_url"),
+            message(
+                &errors_of(with(|d| d.base_url = s("https://crvs.example.org/api/v1/"))),
+                "base_url"
+            ),
             "base_url must not end with '/': use https://crvs.example.org/api/v1"
         );
         for bad in [
@@ -865,181 +799,198 @@ mod tests {
             "https://user:pw@crvs.example.org",
             "https://crvs.example.org/api?key=1",
         ] {
-            let mut i = oauth2_input();
-            i.base_url = bad.into();
-            assert!(errors_of(i).has("base_url"), "{bad} accepted");
+            assert!(
+                errors_of(with(|d| d.base_url = s(bad))).has("base_url"),
+                "{bad} accepted"
+            );
         }
-        let mut i = oauth2_input();
-        i.base_url = "http://127.0.0.1:8080".into();
-        i.validate().unwrap();
+        with(|d| d.base_url = s("http://127.0.0.1:8080"))
+            .validate()
+            .unwrap();
     }
 
     #[test]
     fn auth_type_must_be_known() {
-        let mut i = oauth2_input();
-        i.auth = Some("api_key".into());
-        assert!(message(&errors_of(i), "auth").contains("none, bearer, basic, oauth2"));
+        let m = message(
+            &errors_of(with(|d| d.auth.kind = s("api_key"))),
+            "auth.type",
+        );
+        assert!(m.contains("none, bearer, basic, oauth2"), "{m}");
     }
 
     #[test]
     fn oauth2_requires_token_url_client_id_secret() {
-        let mut i = oauth2_input();
-        i.token_url = None;
-        i.client_id = Some("  ".into());
-        i.client_secret = Some(SecretString::from(MASKED));
-        let errs = errors_of(i);
-        for f in ["token_url", "client_id", "client_secret"] {
+        let errs = errors_of(with(|d| {
+            d.auth.token_url = None;
+            d.auth.client_id = s("  ");
+            d.auth.client_secret = Some(SecretString::from(MASKED));
+        }));
+        for f in ["auth.token_url", "auth.client_id", "auth.client_secret"] {
             assert!(errs.has(f), "{f} missing from {errs}");
         }
-        let mut i = oauth2_input();
-        i.token_url = Some("not a url".into());
-        assert!(errors_of(i).has("token_url"));
+        assert!(errors_of(with(|d| d.auth.token_url = s("not a url"))).has("auth.token_url"));
     }
 
     #[test]
     fn credential_location_values() {
-        for (s, want) in [
+        for (v, want) in [
             ("body", CredentialLocation::Body),
             ("basic", CredentialLocation::Basic),
             ("query", CredentialLocation::Query),
             ("json", CredentialLocation::Json),
         ] {
-            let mut i = oauth2_input();
-            i.credential_location = Some(s.into());
-            let AuthConfig::OAuth2(o) = i.validate().unwrap().auth else {
+            let AuthConfig::OAuth2(o) = with(|d| d.auth.credential_location = s(v))
+                .validate()
+                .unwrap()
+                .auth
+            else {
                 panic!()
             };
             assert_eq!(o.credential_location, want);
         }
-        let mut i = oauth2_input();
-        i.credential_location = Some("header".into());
-        assert!(errors_of(i).has("credential_location"));
+        assert!(
+            errors_of(with(|d| d.auth.credential_location = s("header")))
+                .has("auth.credential_location")
+        );
     }
 
     #[test]
     fn bearer_and_basic_require_their_secrets() {
-        let mut i = oauth2_input();
-        i.clear_auth_fields();
-        i.auth = Some("bearer".into());
-        assert!(errors_of(i.clone()).has("bearer_token"));
-        i.bearer_token = Some(SecretString::from("tok"));
+        let mut d = oauth2_doc();
+        d.auth = AuthDocument {
+            kind: s("bearer"),
+            ..AuthDocument::default()
+        };
+        assert!(errors_of(d.clone()).has("auth.bearer_token"));
+        d.auth.bearer_token = Some(SecretString::from("tok"));
         assert!(matches!(
-            i.validate().unwrap().auth,
+            d.validate().unwrap().auth,
             AuthConfig::Bearer { .. }
         ));
 
-        let mut i = oauth2_input();
-        i.clear_auth_fields();
-        i.auth = Some("basic".into());
-        let errs = errors_of(i.clone());
+        let mut d = oauth2_doc();
+        d.auth = AuthDocument {
+            kind: s("basic"),
+            ..AuthDocument::default()
+        };
+        let errs = errors_of(d.clone());
         assert!(
-            errs.has("basic_username") && errs.has("basic_password"),
+            errs.has("auth.username") && errs.has("auth.password"),
             "{errs}"
         );
-        i.basic_username = Some("a:b".into());
-        i.basic_password = Some(SecretString::from("pw"));
-        assert!(message(&errors_of(i.clone()), "basic_username").contains("':'"));
-        i.basic_username = Some("ab".into());
+        d.auth.username = s("a:b");
+        d.auth.password = Some(SecretString::from("pw"));
+        assert!(message(&errors_of(d.clone()), "auth.username").contains("':'"));
+        d.auth.username = s("ab");
         assert!(matches!(
-            i.validate().unwrap().auth,
+            d.validate().unwrap().auth,
             AuthConfig::Basic { .. }
         ));
     }
 
     #[test]
     fn fields_of_another_auth_type_are_rejected() {
-        let mut i = oauth2_input();
-        i.bearer_token = Some(SecretString::from("tok"));
-        i.basic_username = Some("u".into());
-        let errs = errors_of(i);
-        assert!(message(&errs, "bearer_token").contains("--auth bearer"));
-        assert!(errs.has("basic_username"));
-        let mut i = oauth2_input();
-        i.auth = Some("none".into());
-        let errs = errors_of(i);
-        assert!(errs.has("client_id") && errs.has("token_url") && errs.has("client_secret"));
+        let errs = errors_of(with(|d| {
+            d.auth.bearer_token = Some(SecretString::from("tok"));
+            d.auth.username = s("u");
+        }));
+        assert!(
+            message(&errs, "auth.bearer_token").contains("set the auth type to bearer"),
+            "{errs}"
+        );
+        assert!(errs.has("auth.username"));
+        let errs = errors_of(with(|d| d.auth.kind = s("none")));
+        for f in ["auth.client_id", "auth.token_url", "auth.client_secret"] {
+            assert!(errs.has(f), "{f}: {errs}");
+        }
     }
 
     #[test]
     fn sender_id_required_when_authenticated_only() {
-        let mut i = oauth2_input();
-        i.sender_id = None;
-        assert!(message(&errors_of(i), "sender_id").contains("authenticated"));
-        let mut i = oauth2_input();
-        i.clear_auth_fields();
-        i.auth = None;
-        i.sender_id = None;
-        assert!(matches!(i.validate().unwrap().auth, AuthConfig::None));
+        let m = message(&errors_of(with(|d| d.sender_id = None)), "sender_id");
+        assert!(m.contains("authenticated"));
+        let d = with(|d| {
+            d.auth = AuthDocument::default();
+            d.sender_id = None;
+        });
+        assert!(matches!(d.validate().unwrap().auth, AuthConfig::None));
     }
 
     #[test]
     fn callback_and_jwks_urls_are_checked() {
-        let mut i = oauth2_input();
-        i.callback_uri = Some("callback".into());
-        i.registry_jwks_url = Some("ftp://x".into());
-        let errs = errors_of(i);
+        let errs = errors_of(with(|d| {
+            d.callback_uri = s("callback");
+            d.registry_jwks_url = s("ftp://x");
+        }));
         assert!(errs.has("callback_uri") && errs.has("registry_jwks_url"));
     }
 
     #[test]
     fn endpoint_paths_must_be_paths() {
-        let mut i = oauth2_input();
-        i.sync_search_path = Some("registry/sync/search".into());
-        i.search_path = Some("/registry/search?x=1".into());
-        i.subscribe_path = Some("/sub".into());
-        let errs = errors_of(i);
-        assert!(message(&errs, "sync_search_path").contains("use /registry/sync/search"));
-        assert!(errs.has("search_path"));
-        assert!(!errs.has("subscribe_path"));
+        let errs = errors_of(with(|d| {
+            d.endpoints.sync_search = s("registry/sync/search");
+            d.endpoints.search = s("/registry/search?x=1");
+            d.endpoints.subscribe = s("/sub");
+        }));
+        assert!(message(&errs, "endpoints.sync_search").contains("use /registry/sync/search"));
+        assert!(errs.has("endpoints.search"));
+        assert!(!errs.has("endpoints.subscribe"));
     }
 
     #[test]
     fn timeout_rules() {
         for bad in ["0", "-1", "abc", "3601"] {
-            let mut i = oauth2_input();
-            i.timeout_secs = Some(bad.into());
-            assert!(errors_of(i).has("timeout"), "{bad} accepted");
+            assert!(
+                errors_of(with(|d| d.timeout_secs = s(bad))).has("timeout_secs"),
+                "{bad} accepted"
+            );
         }
-        let mut i = oauth2_input();
-        i.timeout_secs = Some("5".into());
-        assert_eq!(i.validate().unwrap().timeout_secs, 5);
+        let v = with(|d| d.timeout_secs = s("5")).validate().unwrap();
+        assert_eq!(v.timeout_secs, 5);
     }
 
     #[test]
     fn mtls_cert_and_key_go_together() {
-        let mut i = oauth2_input();
-        i.client_cert_file = Some("/etc/dci/client.pem".into());
-        assert!(errors_of(i.clone()).has("client_key_file"));
-        i.client_cert_file = None;
-        i.client_key_file = Some("/etc/dci/client.key".into());
-        assert!(errors_of(i).has("client_cert_file"));
+        let errs = errors_of(with(|d| {
+            d.tls = TlsDocument {
+                client_cert_file: s("/etc/dci/client.pem"),
+                ..TlsDocument::default()
+            }
+        }));
+        assert!(errs.has("tls.client_key_file"));
+        let errs = errors_of(with(|d| d.tls.client_key_file = s("/etc/dci/client.key")));
+        assert!(errs.has("tls.client_cert_file"));
     }
 
     #[test]
     fn signature_policy_rules() {
-        let mut i = oauth2_input();
-        i.reply_signature_policy = Some("always".into());
-        assert!(errors_of(i).has("reply_signature_policy"));
-        let mut i = oauth2_input();
-        i.reply_signature_policy = Some("require".into());
         assert!(
-            message(&errors_of(i.clone()), "reply_signature_policy").contains("registry_jwks_url")
+            errors_of(with(|d| d.reply_signature_policy = s("always")))
+                .has("reply_signature_policy")
         );
-        i.registry_jwks_url = Some("https://crvs.example.org/.well-known/jwks.json".into());
+        let d = with(|d| d.reply_signature_policy = s("require"));
+        assert!(
+            message(&errors_of(d.clone()), "reply_signature_policy").contains("registry_jwks_url")
+        );
+        let d = SourceDocument {
+            registry_jwks_url: s("https://crvs.example.org/.well-known/jwks.json"),
+            ..d
+        };
         assert_eq!(
-            i.validate().unwrap().reply_signature_policy,
+            d.validate().unwrap().reply_signature_policy,
             SignaturePolicy::Require
         );
-        let mut i = oauth2_input();
-        i.registry_public_keys = vec!["not a key".into()];
-        assert!(errors_of(i).has("registry_public_keys"));
+        assert!(
+            errors_of(with(|d| d.registry_public_keys = vec!["not a key".into()]))
+                .has("registry_public_keys")
+        );
     }
 
     #[test]
-    fn update_keeps_secret_and_identity_when_secret_left_out() {
-        let existing = oauth2_input().validate().unwrap();
-        let mut edit = DataSourceInput::from_source(&existing);
-        edit.name = "Renamed".into();
+    fn update_keeps_secret_and_identity_when_secret_masked() {
+        let existing = oauth2_doc().validate().unwrap();
+        let mut edit = SourceDocument::from_source(&existing);
+        edit.name = s("Renamed");
         let updated = edit.validate_update(&existing).unwrap();
         assert_eq!(updated.id, existing.id);
         assert_eq!(updated.created_at, existing.created_at);
@@ -1050,48 +1001,57 @@ mod tests {
         assert_eq!(o.client_secret.expose_secret(), "s3cr3t-value");
 
         // Switching auth type does not carry a secret over.
-        let mut edit = DataSourceInput::from_source(&existing);
-        edit.clear_auth_fields();
-        edit.auth = Some("bearer".into());
+        let mut edit = SourceDocument::from_source(&existing);
+        edit.auth.kind = s("bearer");
+        edit.clear_auth_settings();
         assert!(
             edit.validate_update(&existing)
                 .unwrap_err()
-                .has("bearer_token")
+                .has("auth.bearer_token")
         );
     }
 
     #[test]
-    fn from_source_round_trips() {
-        let mut i = oauth2_input();
-        i.scope = Some("registry.read".into());
-        i.credential_location = Some("query".into());
-        i.timeout_secs = Some("12".into());
-        i.notes = Some("note".into());
-        let s = i.validate().unwrap();
-        let again = DataSourceInput::from_source(&s)
-            .validate_update(&s)
-            .unwrap();
+    fn from_source_round_trips_through_json() {
+        let d = with(|d| {
+            d.auth.scope = s("registry.read");
+            d.auth.credential_location = s("query");
+            d.timeout_secs = s("12");
+            d.notes = s("note");
+            d.profile = s("opencrvs-1.3");
+            d.sender_id = s("https://spmis.example.org");
+        });
+        let src = d.validate().unwrap();
+        let json = serde_json::to_string(&SourceDocument::from_source(&src)).unwrap();
+        let back: SourceDocument = serde_json::from_str(&json).unwrap();
+        let again = back.validate_update(&src).unwrap();
         assert_eq!(again.timeout_secs, 12);
         assert_eq!(again.notes, "note");
+        assert_eq!(again.profile, src.profile);
         let AuthConfig::OAuth2(o) = &again.auth else {
             panic!()
         };
         assert_eq!(o.scope.as_deref(), Some("registry.read"));
         assert_eq!(o.credential_location, CredentialLocation::Query);
+        assert_eq!(o.client_secret.expose_secret(), "s3cr3t-value");
     }
 
     #[test]
     fn redacted_json_masks_every_secret() {
-        let oauth = oauth2_input().validate().unwrap();
-        let mut bearer = oauth2_input();
-        bearer.clear_auth_fields();
-        bearer.auth = Some("bearer".into());
-        bearer.bearer_token = Some(SecretString::from("bearer-plain-1"));
-        let mut basic = oauth2_input();
-        basic.clear_auth_fields();
-        basic.auth = Some("basic".into());
-        basic.basic_username = Some("user".into());
-        basic.basic_password = Some(SecretString::from("basic-plain-2"));
+        let oauth = oauth2_doc().validate().unwrap();
+        let mut bearer = oauth2_doc();
+        bearer.auth = AuthDocument {
+            kind: s("bearer"),
+            bearer_token: Some(SecretString::from("bearer-plain-1")),
+            ..AuthDocument::default()
+        };
+        let mut basic = oauth2_doc();
+        basic.auth = AuthDocument {
+            kind: s("basic"),
+            username: s("user"),
+            password: Some(SecretString::from("basic-plain-2")),
+            ..AuthDocument::default()
+        };
         for (source, secret_key) in [
             (oauth, "client_secret"),
             (bearer.validate().unwrap(), "bearer_token"),
@@ -1108,10 +1068,16 @@ mod tests {
     }
 
     #[test]
-    fn errors_display_one_per_line_and_serialize() {
-        let errs = errors_of(DataSourceInput::default());
+    fn errors_display_one_per_line_serialize_and_point() {
+        let errs = errors_of(SourceDocument::default());
         assert_eq!(errs.to_string().lines().count(), errs.errors().len());
         let json = serde_json::to_value(&errs).unwrap();
         assert_eq!(json[0]["field"], "code");
+        let errs = errors_of(with(|d| d.auth.client_id = None));
+        let e = &errs.errors()[0];
+        assert_eq!(e.pointer(), "/auth/client_id");
+        let relabeled = errs.relabel(|f| (f == "auth.client_id").then(|| "--client-id".into()));
+        assert!(relabeled.to_string().starts_with("--client-id is required"));
+        assert_eq!(pointer_of("a~b/c"), "/a~0b~1c");
     }
 }

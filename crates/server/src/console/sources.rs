@@ -1,10 +1,13 @@
 //! DCI > Configuration > Data Sources: the list, the grouped form, save, Test Connection and
 //! clear token cache.
 //!
-//! The form posts the field names of [`DataSourceInput`], so validation (and its messages) is
-//! the same as the CLI's and the API's. Secrets are write-only: a stored secret shows as
-//! `********`, which [`DataSourceInput`] reads as "keep the stored one"; a secret typed into a
-//! form that fails validation is never sent back to the browser.
+//! The form is parsed into the data-source document ([`SourceDocument`]), so validation (and its
+//! messages) is the same as the CLI's and the API's; each form field knows its document path,
+//! and errors on a path show beside that field with its label. The code is an input only on
+//! creation; afterwards it is shown read-only, and a POST that changes it is refused with an
+//! error on the code. Secrets are write-only: a stored secret shows as `********`, which the
+//! document reads as "keep the stored one"; a secret typed into a form that fails validation is
+//! never sent back to the browser.
 
 use std::collections::HashMap;
 
@@ -12,8 +15,8 @@ use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use dci_client::{
-    AuthConfig, DataSource, DataSourceInput, MASKED, SourceFilter, SourceState, StoreError,
-    TestOptions, TestReport, ValidationErrors,
+    DataSource, MASKED, SourceDocument, SourceFilter, SourceState, StoreError, TestOptions,
+    TestReport, ValidationErrors,
 };
 use dci_protocol::RegistryType;
 use maud::{Markup, html};
@@ -31,7 +34,6 @@ const REGISTRY_TYPES: &[(&str, &str)] = &[
     ("social", "SR (social registry)"),
     ("fr", "FR (farmer registry)"),
 ];
-const STATES: &[&str] = &["draft", "testing", "active", "error"];
 const AUTH_TYPES: &[(&str, &str)] = &[
     ("none", "None"),
     ("oauth2", "OAuth2 client credentials"),
@@ -49,7 +51,11 @@ const POLICIES: &[(&str, &str)] = &[
     ("if-present", "If present: check signed replies"),
     ("require", "Require: reject unsigned replies"),
 ];
-const SECRET_FIELDS: &[&str] = &["client_secret", "bearer_token", "basic_password"];
+const PROFILES: &[(&str, &str)] = &[
+    ("standard", "Standard (SPDCI)"),
+    ("opencrvs-1.5", "OpenCRVS 1.5"),
+    ("opencrvs-1.3", "OpenCRVS 1.3"),
+];
 
 /// Query of `GET /sources`.
 #[derive(Debug, Default, Deserialize)]
@@ -78,14 +84,7 @@ pub(crate) async fn list(
     // Unknown filter values are ignored (the selects offer only valid ones).
     let filter = SourceFilter {
         registry_type: q.registry_type.parse::<RegistryType>().ok(),
-        state: STATES.iter().position(|s| *s == q.state).map(|i| {
-            [
-                SourceState::Draft,
-                SourceState::Testing,
-                SourceState::Active,
-                SourceState::Error,
-            ][i]
-        }),
+        state: q.state.parse::<SourceState>().ok(),
         ..SourceFilter::default()
     };
     let sources = match st.store.list_data_sources(&filter).await {
@@ -109,8 +108,8 @@ pub(crate) async fn list(
                 label for="f-state" { "State" }
                 select id="f-state" name="state" {
                     option value="" { "All" }
-                    @for s in STATES {
-                        option value=(s) selected[q.state == *s] { (s) }
+                    @for s in SourceState::ALL {
+                        option value=(s.as_str()) selected[q.state == s.as_str()] { (s.as_str()) }
                     }
                 }
             }
@@ -171,6 +170,7 @@ impl FormState {
             ("tls_verify", "on"),
             ("active", "on"),
             ("reply_signature_policy", "off"),
+            ("profile", "standard"),
             ("registry_type", "crvs"),
             ("sync_search_path", d.sync_search.as_str()),
             ("search_path", d.search.as_str()),
@@ -188,58 +188,33 @@ impl FormState {
         }
     }
 
+    /// The stored source's document, field by field (secrets only as "stored").
     fn from_source(s: &DataSource) -> FormState {
-        let i = DataSourceInput::from_source(s);
-        let mut v: HashMap<String, String> = HashMap::new();
-        let mut put = |k: &str, val: Option<String>| {
-            if let Some(val) = val {
-                v.insert(k.to_owned(), val);
+        let doc = SourceDocument::from_source(s);
+        let mut values = HashMap::new();
+        for spec in all_fields() {
+            let value = match spec.kind {
+                Kind::Secret => None,
+                Kind::Check => doc
+                    .switch(spec.path)
+                    .flatten()
+                    .filter(|b| *b)
+                    .map(|_| "on".to_owned()),
+                _ if spec.path == "registry_public_keys" => {
+                    Some(doc.registry_public_keys.join("\n")).filter(|k| !k.is_empty())
+                }
+                _ => doc.text(spec.path).flatten().map(str::to_owned),
+            };
+            if let Some(v) = value {
+                values.insert(spec.name.to_owned(), v);
             }
-        };
-        put("code", Some(i.code));
-        put("name", Some(i.name));
-        put("registry_type", Some(i.registry_type));
-        put("base_url", Some(i.base_url));
-        put("auth", i.auth);
-        put("basic_username", i.basic_username);
-        put("token_url", i.token_url);
-        put("client_id", i.client_id);
-        put("scope", i.scope);
-        put("credential_location", i.credential_location);
-        put("sender_id", i.sender_id);
-        put("receiver_id", i.receiver_id);
-        put("callback_uri", i.callback_uri);
-        put("sync_search_path", i.sync_search_path);
-        put("search_path", i.search_path);
-        put("subscribe_path", i.subscribe_path);
-        put("unsubscribe_path", i.unsubscribe_path);
-        put("txn_status_path", i.txn_status_path);
-        put("sync_txn_status_path", i.sync_txn_status_path);
-        put(
-            "tls_verify",
-            i.tls_verify.filter(|b| *b).map(|_| "on".into()),
-        );
-        put("ca_file", i.ca_file);
-        put("client_cert_file", i.client_cert_file);
-        put("client_key_file", i.client_key_file);
-        put("timeout_secs", i.timeout_secs);
-        put("signing_key_id", i.signing_key_id);
-        put("reply_signature_policy", i.reply_signature_policy);
-        put(
-            "registry_public_keys",
-            Some(i.registry_public_keys.join("\n")).filter(|k| !k.is_empty()),
-        );
-        put("registry_jwks_url", i.registry_jwks_url);
-        put("active", i.active.filter(|b| *b).map(|_| "on".into()));
-        put("notes", i.notes);
-        let stored_secrets = match &s.auth {
-            AuthConfig::None => vec![],
-            AuthConfig::Bearer { .. } => vec!["bearer_token"],
-            AuthConfig::Basic { .. } => vec!["basic_password"],
-            AuthConfig::OAuth2(_) => vec!["client_secret"],
-        };
+        }
+        let stored_secrets = SourceDocument::secret_field(s.auth.kind())
+            .and_then(|path| all_fields().find(|f| f.path == path))
+            .map(|f| vec![f.name])
+            .unwrap_or_default();
         FormState {
-            values: v,
+            values,
             stored_secrets,
         }
     }
@@ -247,10 +222,14 @@ impl FormState {
     /// A submission shown again (after a validation error): its values minus the secrets.
     fn from_submission(form: &HashMap<String, String>, existing: Option<&DataSource>) -> FormState {
         let mut values = form.clone();
-        for s in SECRET_FIELDS {
-            values.remove(*s);
+        for spec in all_fields().filter(|f| matches!(f.kind, Kind::Secret)) {
+            values.remove(spec.name);
         }
         values.remove(super::session::CSRF_FIELD);
+        if let Some(e) = existing {
+            // The code is not an input once created: show the stored one.
+            values.insert("code".into(), e.code.clone());
+        }
         FormState {
             values,
             stored_secrets: existing
@@ -268,65 +247,47 @@ impl FormState {
     }
 }
 
-/// The submitted form as validation input. Only the chosen auth type's fields are read, so the
-/// hidden fieldsets of other types (all sent when JavaScript is off) do not interfere.
-fn input_of(form: &HashMap<String, String>, code: String) -> DataSourceInput {
+/// The submitted form as the data-source document. Only the chosen auth type's fields are read,
+/// so the hidden fieldsets of other types (all sent when JavaScript is off) do not interfere.
+fn document_of(form: &HashMap<String, String>) -> SourceDocument {
     let text = |k: &str| {
         form.get(k)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let secret = |k: &str| {
-        form.get(k)
-            .filter(|v| !v.is_empty())
-            .map(|v| SecretString::from(v.clone()))
-    };
-    let auth = text("auth").unwrap_or_else(|| "none".to_owned());
-    let mut input = DataSourceInput {
-        code,
-        name: text("name").unwrap_or_default(),
-        registry_type: text("registry_type").unwrap_or_default(),
-        base_url: text("base_url").unwrap_or_default(),
-        auth: Some(auth.clone()),
-        sender_id: text("sender_id"),
-        receiver_id: text("receiver_id"),
-        callback_uri: text("callback_uri"),
-        sync_search_path: text("sync_search_path"),
-        search_path: text("search_path"),
-        subscribe_path: text("subscribe_path"),
-        unsubscribe_path: text("unsubscribe_path"),
-        txn_status_path: text("txn_status_path"),
-        sync_txn_status_path: text("sync_txn_status_path"),
-        // Checkboxes are absent when unticked; the form always renders them.
-        tls_verify: Some(form.contains_key("tls_verify")),
-        ca_file: text("ca_file"),
-        client_cert_file: text("client_cert_file"),
-        client_key_file: text("client_key_file"),
-        timeout_secs: text("timeout_secs"),
-        signing_key_id: text("signing_key_id"),
-        reply_signature_policy: text("reply_signature_policy"),
-        registry_public_keys: split_pems(form.get("registry_public_keys").map_or("", |s| s)),
-        registry_jwks_url: text("registry_jwks_url"),
-        active: Some(form.contains_key("active")),
-        notes: text("notes"),
-        ..DataSourceInput::default()
-    };
-    match auth.as_str() {
-        "bearer" => input.bearer_token = secret("bearer_token"),
-        "basic" => {
-            input.basic_username = text("basic_username");
-            input.basic_password = secret("basic_password");
+    let mut doc = SourceDocument::default();
+    doc.auth.kind = Some(text("auth").unwrap_or_else(|| "none".to_owned()));
+    let chosen = doc.auth_kind().map_or(&[][..], SourceDocument::auth_fields);
+    for spec in all_fields() {
+        if spec.path.starts_with("auth.")
+            && spec.path != "auth.type"
+            && !chosen.contains(&spec.path)
+        {
+            continue;
         }
-        "oauth2" => {
-            input.token_url = text("token_url");
-            input.client_id = text("client_id");
-            input.client_secret = secret("client_secret");
-            input.scope = text("scope");
-            input.credential_location = text("credential_location");
+        match spec.kind {
+            // Checkboxes are absent when unticked; the form always renders them.
+            Kind::Check => {
+                doc.set_switch(spec.path, Some(form.contains_key(spec.name)));
+            }
+            Kind::Secret => {
+                let secret = form
+                    .get(spec.name)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| SecretString::from(v.clone()));
+                doc.set_secret_at(spec.path, secret);
+            }
+            _ if spec.path == "registry_public_keys" => {
+                doc.registry_public_keys =
+                    split_pems(form.get(spec.name).map_or("", String::as_str));
+            }
+            _ if spec.path == "auth.type" => {}
+            _ => {
+                doc.set_text(spec.path, text(spec.name));
+            }
         }
-        _ => {}
     }
-    input
+    doc
 }
 
 /// Public keys pasted one after another: split after each `-----END …-----` line.
@@ -350,20 +311,27 @@ fn split_pems(text: &str) -> Vec<String> {
     out
 }
 
-/// Field errors as (form field name, message).
+/// Field errors as (form field name, message), in the order the validator reported them.
 type FieldErrs = Vec<(&'static str, String)>;
 
+/// The document's field paths named the console's way: the form field that holds each.
 fn field_errs(errs: &ValidationErrors) -> FieldErrs {
     errs.errors()
         .iter()
         .map(|e| {
-            let f = match e.field {
-                "timeout" => "timeout_secs",
-                other => other,
-            };
-            (f, e.message.clone())
+            let name = all_fields()
+                .find(|f| f.path == e.field)
+                .map_or(e.field, |f| f.name);
+            (name, e.message.clone())
         })
         .collect()
+}
+
+/// The label of a form field, for the error summary.
+fn label_of(name: &str) -> &str {
+    all_fields()
+        .find(|f| f.name == name)
+        .map_or(name, |f| f.label)
 }
 
 /// Field errors by form field name.
@@ -375,34 +343,300 @@ fn errors_by_field(errs: &FieldErrs) -> HashMap<&'static str, Vec<String>> {
     m
 }
 
-struct FieldSpec<'a> {
+/// One form field: its name in the form, its path in the [`SourceDocument`], its label.
+struct FieldSpec {
     name: &'static str,
-    label: &'a str,
-    kind: Kind<'a>,
-    hint: Option<&'a str>,
+    path: &'static str,
+    label: &'static str,
+    kind: Kind,
+    hint: Option<&'static str>,
 }
 
-enum Kind<'a> {
+enum Kind {
+    /// The code: an input on creation, shown read-only afterwards.
+    Code,
     Text,
     Url,
     Secret,
-    Select(&'a [(&'a str, &'a str)]),
+    Select(&'static [(&'static str, &'static str)]),
     Check,
     Area,
 }
 
+const fn f(
+    name: &'static str,
+    path: &'static str,
+    label: &'static str,
+    kind: Kind,
+    hint: Option<&'static str>,
+) -> FieldSpec {
+    FieldSpec {
+        name,
+        path,
+        label,
+        kind,
+        hint,
+    }
+}
+
+const SECRET_HINT: Option<&str> =
+    Some("Write-only: ******** keeps the stored secret; type a new one to replace it.");
+
+// The form, section by section. Each document field appears once; the form names predate the
+// document and stay (the console's own wording), the paths tie them to the document.
+const BASIC: &[FieldSpec] = &[
+    f("code", "code", "Code", Kind::Code, None),
+    f("name", "name", "Name", Kind::Text, None),
+    f(
+        "registry_type",
+        "registry_type",
+        "Registry type",
+        Kind::Select(REGISTRY_TYPES),
+        None,
+    ),
+    f(
+        "active",
+        "active",
+        "Enabled",
+        Kind::Check,
+        Some("Disabled sources are never called."),
+    ),
+];
+const CONNECTION: &[FieldSpec] = &[
+    f(
+        "base_url",
+        "base_url",
+        "Base URL",
+        Kind::Url,
+        Some("http(s)://host[:port][/path], no trailing slash; endpoint paths are appended."),
+    ),
+    f(
+        "timeout_secs",
+        "timeout_secs",
+        "Timeout (seconds)",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "tls_verify",
+        "tls.verify",
+        "Verify TLS certificate",
+        Kind::Check,
+        None,
+    ),
+    f(
+        "ca_file",
+        "tls.ca_file",
+        "CA bundle (PEM file)",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "client_cert_file",
+        "tls.client_cert_file",
+        "mTLS client certificate",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "client_key_file",
+        "tls.client_key_file",
+        "mTLS client key",
+        Kind::Text,
+        None,
+    ),
+];
+const PROTOCOL: &[FieldSpec] = &[
+    f(
+        "sender_id",
+        "sender_id",
+        "Our sender id",
+        Kind::Text,
+        Some("As the registry knows us; required when authenticated."),
+    ),
+    f(
+        "receiver_id",
+        "receiver_id",
+        "Registry receiver id",
+        Kind::Text,
+        Some("Default: the base URL."),
+    ),
+    f(
+        "callback_uri",
+        "callback_uri",
+        "Callback URI",
+        Kind::Url,
+        Some(
+            "Base of our callback routes for async calls, e.g. https://spmis.example.org/callback/CODE.",
+        ),
+    ),
+    f(
+        "profile",
+        "profile",
+        "Registry dialect",
+        Kind::Select(PROFILES),
+        Some(
+            "OpenCRVS profiles are for CRVS sources; their sender id is the URL serving our JWKS.",
+        ),
+    ),
+];
+const AUTH: &[FieldSpec] = &[f(
+    "auth",
+    "auth.type",
+    "Auth type",
+    Kind::Select(AUTH_TYPES),
+    None,
+)];
+const OAUTH2: &[FieldSpec] = &[
+    f("token_url", "auth.token_url", "Token URL", Kind::Url, None),
+    f("client_id", "auth.client_id", "Client id", Kind::Text, None),
+    f(
+        "client_secret",
+        "auth.client_secret",
+        "Client secret",
+        Kind::Secret,
+        SECRET_HINT,
+    ),
+    f(
+        "scope",
+        "auth.scope",
+        "Scope",
+        Kind::Text,
+        Some("Space-separated, optional, e.g. crvs.read."),
+    ),
+    f(
+        "credential_location",
+        "auth.credential_location",
+        "Send credentials in",
+        Kind::Select(CREDENTIAL_LOCATIONS),
+        None,
+    ),
+];
+const BEARER: &[FieldSpec] = &[f(
+    "bearer_token",
+    "auth.bearer_token",
+    "Bearer token",
+    Kind::Secret,
+    SECRET_HINT,
+)];
+const BASIC_AUTH: &[FieldSpec] = &[
+    f(
+        "basic_username",
+        "auth.username",
+        "User name",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "basic_password",
+        "auth.password",
+        "Password",
+        Kind::Secret,
+        SECRET_HINT,
+    ),
+];
+const SIGNING: &[FieldSpec] = &[
+    f(
+        "signing_key_id",
+        "signing_key_id",
+        "Our signing key id",
+        Kind::Text,
+        Some("A key from Signing keys; empty: requests are not signed."),
+    ),
+    f(
+        "reply_signature_policy",
+        "reply_signature_policy",
+        "Registry signatures",
+        Kind::Select(POLICIES),
+        None,
+    ),
+    f(
+        "registry_jwks_url",
+        "registry_jwks_url",
+        "Registry JWKS URL",
+        Kind::Url,
+        None,
+    ),
+    f(
+        "registry_public_keys",
+        "registry_public_keys",
+        "Registry public keys (PEM)",
+        Kind::Area,
+        None,
+    ),
+];
+const ENDPOINTS: &[FieldSpec] = &[
+    f(
+        "sync_search_path",
+        "endpoints.sync_search",
+        "Sync search",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "search_path",
+        "endpoints.search",
+        "Async search",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "subscribe_path",
+        "endpoints.subscribe",
+        "Subscribe",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "unsubscribe_path",
+        "endpoints.unsubscribe",
+        "Unsubscribe",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "txn_status_path",
+        "endpoints.txn_status",
+        "Txn status",
+        Kind::Text,
+        None,
+    ),
+    f(
+        "sync_txn_status_path",
+        "endpoints.sync_txn_status",
+        "Sync txn status",
+        Kind::Text,
+        None,
+    ),
+];
+const NOTES: &[FieldSpec] = &[f("notes", "notes", "Notes", Kind::Area, None)];
+
+fn all_fields() -> impl Iterator<Item = &'static FieldSpec> {
+    [
+        BASIC, CONNECTION, PROTOCOL, AUTH, OAUTH2, BEARER, BASIC_AUTH, SIGNING, ENDPOINTS, NOTES,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 fn field(
-    spec: &FieldSpec<'_>,
+    spec: &FieldSpec,
     fs: &FormState,
     errs: &HashMap<&'static str, Vec<String>>,
     readonly: bool,
+    editing: bool,
 ) -> Markup {
     let id = format!("f-{}", spec.name);
     let err_id = format!("{id}-err");
     let hint_id = format!("{id}-hint");
     let e = errs.get(spec.name);
+    let hint = match spec.kind {
+        Kind::Code if editing => Some("Fixed once created (used in URLs and on the command line)."),
+        Kind::Code => Some("Lowercase letters, digits and _, e.g. crvs_main."),
+        _ => spec.hint,
+    };
     let mut described = Vec::new();
-    if spec.hint.is_some() {
+    if hint.is_some() {
         described.push(hint_id.clone());
     }
     if e.is_some() {
@@ -413,9 +647,16 @@ fn field(
     let value = fs.get(spec.name);
     html! {
         div.field {
-            label for=(id) { (spec.label) }
+            @if matches!(spec.kind, Kind::Code) && editing {
+                // Not an input: a POST that changes the code is refused, never ignored.
+                span.label id={(id) "-label"} { (spec.label) }
+                output id=(id) aria-labelledby={(id) "-label"} aria-describedby=[described.as_deref()] { code { (value) } }
+            } @else {
+                label for=(id) { (spec.label) }
+            }
             @match spec.kind {
-                Kind::Text => input type="text" id=(id) name=(spec.name) value=(value) readonly[readonly]
+                Kind::Code if editing => {},
+                Kind::Code | Kind::Text => input type="text" id=(id) name=(spec.name) value=(value) readonly[readonly]
                     aria-invalid=[invalid] aria-describedby=[described.as_deref()];,
                 Kind::Url => input type="url" id=(id) name=(spec.name) value=(value) readonly[readonly]
                     aria-invalid=[invalid] aria-describedby=[described.as_deref()];,
@@ -436,7 +677,7 @@ fn field(
                 Kind::Area => textarea id=(id) name=(spec.name) rows="4" readonly[readonly]
                     aria-invalid=[invalid] aria-describedby=[described.as_deref()] { (value) },
             }
-            @if let Some(h) = spec.hint { span.hint id=(hint_id) { (h) } }
+            @if let Some(h) = hint { span.hint id=(hint_id) { (h) } }
             @if let Some(e) = e {
                 span.err id=(err_id) { @for m in e { (spec.label) " " (m) br; } }
             }
@@ -444,33 +685,20 @@ fn field(
     }
 }
 
-fn fieldset(
-    legend: &str,
-    auth: Option<&str>,
-    specs: &[FieldSpec<'_>],
-    fs: &FormState,
-    errs: &HashMap<&'static str, Vec<String>>,
+/// How a form is drawn: what it shows and whether it can be changed.
+struct FormView<'a> {
+    fs: &'a FormState,
+    errs: &'a HashMap<&'static str, Vec<String>>,
     readonly: bool,
-) -> Markup {
+    editing: bool,
+}
+
+fn fieldset(legend: &str, auth: Option<&str>, specs: &[FieldSpec], v: &FormView<'_>) -> Markup {
     html! {
         fieldset data-auth=[auth] {
             legend { (legend) }
-            @for s in specs { (field(s, fs, errs, readonly)) }
+            @for s in specs { (field(s, v.fs, v.errs, v.readonly, v.editing)) }
         }
-    }
-}
-
-fn f<'a>(
-    name: &'static str,
-    label: &'a str,
-    kind: Kind<'a>,
-    hint: Option<&'a str>,
-) -> FieldSpec<'a> {
-    FieldSpec {
-        name,
-        label,
-        kind,
-        hint,
     }
 }
 
@@ -483,64 +711,29 @@ fn source_form(
     errs: &HashMap<&'static str, Vec<String>>,
     editing: bool,
 ) -> Markup {
-    let ro = !ctx.can_edit();
-    let secret_hint = "Write-only: ******** keeps the stored secret; type a new one to replace it.";
+    let v = FormView {
+        fs,
+        errs,
+        readonly: !ctx.can_edit(),
+        editing,
+    };
     html! {
         form method="post" action=(action) id="source-form" novalidate {
             (view::csrf(ctx))
-            (fieldset("Basic", None, &[
-                f("code", "Code", Kind::Text, Some(if editing { "Fixed once created (used in URLs and on the command line)." } else { "Lowercase letters, digits and _, e.g. crvs_main." })),
-                f("name", "Name", Kind::Text, None),
-                f("registry_type", "Registry type", Kind::Select(REGISTRY_TYPES), None),
-                f("active", "Enabled", Kind::Check, Some("Disabled sources are never called.")),
-            ], fs, errs, ro))
-            (fieldset("Connection", None, &[
-                f("base_url", "Base URL", Kind::Url, Some("http(s)://host[:port][/path], no trailing slash; endpoint paths are appended.")),
-                f("timeout_secs", "Timeout (seconds)", Kind::Text, None),
-                f("tls_verify", "Verify TLS certificate", Kind::Check, None),
-                f("ca_file", "CA bundle (PEM file)", Kind::Text, None),
-                f("client_cert_file", "mTLS client certificate", Kind::Text, None),
-                f("client_key_file", "mTLS client key", Kind::Text, None),
-            ], fs, errs, ro))
-            (fieldset("DCI protocol", None, &[
-                f("sender_id", "Our sender id", Kind::Text, Some("As the registry knows us; required when authenticated.")),
-                f("receiver_id", "Registry receiver id", Kind::Text, Some("Default: the base URL.")),
-                f("callback_uri", "Callback URI", Kind::Url, Some("Base of our callback routes for async calls, e.g. https://spmis.example.org/callback/CODE.")),
-            ], fs, errs, ro))
+            (fieldset("Basic", None, BASIC, &v))
+            (fieldset("Connection", None, CONNECTION, &v))
+            (fieldset("DCI protocol", None, PROTOCOL, &v))
             fieldset {
                 legend { "Authentication" }
-                (field(&f("auth", "Auth type", Kind::Select(AUTH_TYPES), None), fs, errs, ro))
-                (fieldset("OAuth2 client credentials", Some("oauth2"), &[
-                    f("token_url", "Token URL", Kind::Url, None),
-                    f("client_id", "Client id", Kind::Text, None),
-                    f("client_secret", "Client secret", Kind::Secret, Some(secret_hint)),
-                    f("scope", "Scope", Kind::Text, Some("Space-separated, optional, e.g. crvs.read.")),
-                    f("credential_location", "Send credentials in", Kind::Select(CREDENTIAL_LOCATIONS), None),
-                ], fs, errs, ro))
-                (fieldset("Bearer token", Some("bearer"), &[
-                    f("bearer_token", "Bearer token", Kind::Secret, Some(secret_hint)),
-                ], fs, errs, ro))
-                (fieldset("HTTP Basic", Some("basic"), &[
-                    f("basic_username", "User name", Kind::Text, None),
-                    f("basic_password", "Password", Kind::Secret, Some(secret_hint)),
-                ], fs, errs, ro))
+                @for s in AUTH { (field(s, fs, errs, v.readonly, editing)) }
+                (fieldset("OAuth2 client credentials", Some("oauth2"), OAUTH2, &v))
+                (fieldset("Bearer token", Some("bearer"), BEARER, &v))
+                (fieldset("HTTP Basic", Some("basic"), BASIC_AUTH, &v))
             }
-            (fieldset("Message signing", None, &[
-                f("signing_key_id", "Our signing key id", Kind::Text, Some("A key from Signing keys; empty: requests are not signed.")),
-                f("reply_signature_policy", "Registry signatures", Kind::Select(POLICIES), None),
-                f("registry_jwks_url", "Registry JWKS URL", Kind::Url, None),
-                f("registry_public_keys", "Registry public keys (PEM)", Kind::Area, None),
-            ], fs, errs, ro))
-            (fieldset("Endpoints", None, &[
-                f("sync_search_path", "Sync search", Kind::Text, None),
-                f("search_path", "Async search", Kind::Text, None),
-                f("subscribe_path", "Subscribe", Kind::Text, None),
-                f("unsubscribe_path", "Unsubscribe", Kind::Text, None),
-                f("txn_status_path", "Txn status", Kind::Text, None),
-                f("sync_txn_status_path", "Sync txn status", Kind::Text, None),
-            ], fs, errs, ro))
-            (fieldset("Notes", None, &[f("notes", "Notes", Kind::Area, None)], fs, errs, ro))
-            @if !ro {
+            (fieldset("Message signing", None, SIGNING, &v))
+            (fieldset("Endpoints", None, ENDPOINTS, &v))
+            (fieldset("Notes", None, NOTES, &v))
+            @if !v.readonly {
                 div.actions { button type="submit" id="save" { "Save" } }
             }
         }
@@ -551,7 +744,7 @@ fn error_summary(errs: &FieldErrs) -> Markup {
     html! {
         div.error-summary role="alert" id="error-summary" {
             strong { "The data source was not saved: fix these fields." }
-            ul { @for (f, m) in errs { li { a href={"#f-" (f)} { (f) } " " (m) } } }
+            ul { @for (f, m) in errs { li { a href={"#f-" (f)} { (label_of(f)) } " " (m) } } }
         }
     }
 }
@@ -607,11 +800,7 @@ pub(crate) async fn create(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let code = form
-        .get("code")
-        .map(|c| c.trim().to_owned())
-        .unwrap_or_default();
-    let source = match input_of(&form, code).validate() {
+    let source = match document_of(&form).validate() {
         Ok(s) => s,
         Err(errs) => {
             return new_page(
@@ -783,8 +972,9 @@ pub(crate) async fn update(
         Ok(s) => s,
         Err(r) => return r,
     };
-    // The code is fixed once created: URLs and scripts use it.
-    let source = match input_of(&form, code.clone()).validate_update(&existing) {
+    // The code is fixed once created (URLs and scripts use it): a form that names another code
+    // is refused with an error on the code.
+    let source = match document_of(&form).validate_update(&existing) {
         Ok(s) => s,
         Err(errs) => {
             return edit_page(
@@ -926,8 +1116,25 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let i = input_of(&form, "x".into());
-        assert!(i.bearer_token.is_some());
-        assert!(i.client_id.is_none() && i.client_secret.is_none());
+        let d = document_of(&form);
+        assert!(d.auth.bearer_token.is_some());
+        assert!(d.auth.client_id.is_none() && d.auth.client_secret.is_none());
+    }
+
+    #[test]
+    fn every_form_field_has_a_document_path_and_every_path_a_field() {
+        for spec in all_fields() {
+            assert!(SourceDocument::is_field(spec.path), "{}", spec.path);
+        }
+        for path in SourceDocument::TEXT_FIELDS
+            .iter()
+            .chain(SourceDocument::SECRET_FIELDS)
+            .chain(SourceDocument::OTHER_FIELDS)
+        {
+            assert!(
+                all_fields().any(|f| f.path == *path),
+                "no form field for {path}"
+            );
+        }
     }
 }
