@@ -185,10 +185,17 @@ impl From<dci_client::StoreError> for CmdError {
             E::WrongMasterKey(_) => "master_key",
             _ => "failed",
         };
+        let message = match &e {
+            // The CLI's own wording: the command that lists the codes.
+            E::NotFound(code) => {
+                format!("no data source {code:?}: `dci source list` shows the codes")
+            }
+            _ => error_chain(&e),
+        };
         CmdError {
             code: exit::FAILED,
             kind,
-            message: error_chain(&e),
+            message,
             fields: None,
         }
     }

@@ -311,6 +311,18 @@ impl Error {
         matches!(self.inner.kind, Kind::Connect | Kind::Closed)
     }
 
+    /// The request may have reached the server but its reply did not come back whole (the
+    /// connection closed mid-reply, or the call timed out): for a non-idempotent call the
+    /// outcome is unknown, not failed.
+    pub fn is_reply_lost(&self) -> bool {
+        matches!(self.inner.kind, Kind::Closed | Kind::Timeout)
+    }
+
+    /// What failed and why, without the advice sentence (for callers that give their own).
+    pub fn summary(&self) -> String {
+        format!("{} failed: {}", what(self), problem(self))
+    }
+
     /// The host name could not be resolved.
     pub fn is_dns(&self) -> bool {
         self.inner.kind == Kind::Dns

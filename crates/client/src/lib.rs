@@ -32,7 +32,7 @@ pub mod test_connection;
 pub mod transport;
 
 pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
-pub use engine::{Engine, EngineBuilder, EngineError};
+pub use engine::{Engine, EngineBuilder, EngineError, Recovery};
 pub use error::{Error, RegistryError, Result};
 pub use ops::{Operation, Operations, OpsError, OpsStore};
 pub use registries::{

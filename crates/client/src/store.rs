@@ -299,7 +299,7 @@ pub enum StoreError {
     #[error("code {0:?} is already taken by another data source: choose another code")]
     CodeTaken(String),
     /// No data source with this code (or id).
-    #[error("no data source {0:?}: `dci source list` shows the codes")]
+    #[error("no data source {0:?}: check the code against the list of data sources")]
     NotFound(String),
     /// The master key does not open the stored secrets.
     #[error("{0}")]

@@ -88,6 +88,13 @@ pub enum ApiError {
         /// Its state when waiting ended.
         state: String,
     },
+    /// An async request's reply was lost: the transaction is being resolved (502).
+    OutcomeUnknown {
+        /// What happened and what to do.
+        message: String,
+        /// The transaction to look up.
+        transaction_id: String,
+    },
     /// The server is shutting down.
     Unavailable(String),
     /// Our own failure; logged, never shown.
@@ -130,6 +137,7 @@ impl ApiError {
             ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadReply(_) => StatusCode::BAD_GATEWAY,
             ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::OutcomeUnknown { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -186,6 +194,13 @@ impl ApiError {
             } => json!({
                 "kind": "timeout", "message": message,
                 "transaction_id": transaction_id, "state": state,
+            }),
+            ApiError::OutcomeUnknown {
+                message,
+                transaction_id,
+            } => json!({
+                "kind": "outcome_unknown", "message": message,
+                "transaction_id": transaction_id, "state": "unknown",
             }),
             ApiError::Unavailable(m) => json!({ "kind": "unavailable", "message": m }),
             ApiError::Internal(_) => json!({
@@ -299,6 +314,12 @@ impl From<dci_client::OpsError> for ApiError {
                 message: t.to_string(),
                 transaction_id: transaction_id.clone(),
                 state: state.as_str().to_owned(),
+            },
+            ref u @ E::OutcomeUnknown {
+                ref transaction_id, ..
+            } => ApiError::OutcomeUnknown {
+                message: u.to_string(),
+                transaction_id: transaction_id.clone(),
             },
             E::NotFound(m) => ApiError::NotFound(m),
             other => ApiError::Internal(other.to_string()),

@@ -156,8 +156,11 @@ pub async fn serve_with(
     }
 }
 
-/// How often overdue async requests are marked timed out.
-const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often waiting async requests are recovered and overdue ones marked timed out.
+const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How long an async search waits for its callback before its registry is asked for it.
+const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Marks overdue async requests as timed out (at start, so a restart catches up, then
 /// periodically) until shutdown.
@@ -167,6 +170,18 @@ async fn expire_overdue_until_shutdown(state: AppState) {
         tokio::select! {
             _ = tick.tick() => {}
             () = state.shutdown.wait() => return,
+        }
+        // Searches whose reply was lost or whose callback has not come: ask their registries.
+        match state.engine.recover_transactions(RECOVER_AFTER).await {
+            Ok(r) if r.resolved > 0 => {
+                tracing::info!(
+                    looked_up = r.looked_up,
+                    resolved = r.resolved,
+                    "completed async requests from their registries' transaction status"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not recover waiting requests"),
         }
         match dci_client::ops::expire_overdue(state.ops.as_ref(), time::OffsetDateTime::now_utc())
             .await

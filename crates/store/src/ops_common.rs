@@ -168,6 +168,7 @@ macro_rules! impl_ops_store {
                 [
                     TransactionState::Pending,
                     TransactionState::Acknowledged,
+                    TransactionState::Unknown,
                     TransactionState::TimedOut,
                     TransactionState::Partial,
                     TransactionState::Completed,
@@ -314,7 +315,7 @@ macro_rules! impl_ops_store {
                 async fn expire_overdue(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
                     let done = sqlx::query(
                         "UPDATE op_transaction SET state = $1, updated_at = $2 \
-                         WHERE state IN ($3, $4, $5) AND deadline_ms < $6",
+                         WHERE state IN ($3, $4, $5, $7) AND deadline_ms < $6",
                     )
                     .bind(TransactionState::TimedOut.as_str())
                     .bind(ts(now))
@@ -322,6 +323,7 @@ macro_rules! impl_ops_store {
                     .bind(TransactionState::Acknowledged.as_str())
                     .bind(TransactionState::Partial.as_str())
                     .bind(to_ms(now))
+                    .bind(TransactionState::Unknown.as_str())
                     .execute(self.pool())
                     .await
                     .map_err(db("expiring overdue transactions"))?;

@@ -75,6 +75,8 @@ pub(crate) async fn operations_for(code: &str) -> Result<Operations, CmdError> {
 pub(crate) fn ops_error(e: OpsError) -> CmdError {
     let kind = if e.is_invalid_input() {
         "invalid_input"
+    } else if e.is_outcome_unknown() {
+        "outcome_unknown"
     } else if e.is_rejected() {
         "rejected"
     } else if e.is_timeout() {

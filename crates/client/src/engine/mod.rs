@@ -48,6 +48,15 @@ use crate::store::Store;
 use crate::test_connection::{TestOptions, TestReport};
 use crate::transport::{AuditWriter, DciClient, RetryPolicy};
 
+/// What one pass of [`Engine::recover_transactions`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Transactions looked up at their registry.
+    pub looked_up: u32,
+    /// Of those, how many the answer completed (or failed).
+    pub resolved: u32,
+}
+
 /// How often, at most, a source's record is compared with the store by default.
 pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_millis(500);
 
@@ -431,6 +440,52 @@ impl Engine {
         // The state moved: the next use reads the new record.
         self.invalidate(code);
         Ok(report)
+    }
+
+    /// One pass of the recovery loop: every async search still waiting (`unknown` — its reply
+    /// was lost —, `acknowledged` or `partial`) for longer than `older_than` is looked up with
+    /// a sync txn-status at its registry (where the registry has one) and completed from the
+    /// answer. Returns how many were looked up and how many that completed or failed.
+    /// Transactions past their deadline are left to [`crate::ops::expire_overdue`].
+    pub async fn recover_transactions(
+        &self,
+        older_than: Duration,
+    ) -> Result<Recovery, EngineError> {
+        use crate::ops::{OpKind, TransactionFilter, TransactionState as S};
+        let now = OffsetDateTime::now_utc();
+        let mut out = Recovery::default();
+        for state in [S::Unknown, S::Acknowledged, S::Partial] {
+            let waiting = self
+                .inner
+                .ops
+                .list_transactions(&TransactionFilter {
+                    source_code: None,
+                    state: Some(state),
+                    limit: 200,
+                })
+                .await
+                .map_err(EngineError::Store)?;
+            for t in waiting {
+                if t.kind != OpKind::Search || now - t.updated_at < older_than || t.deadline <= now
+                {
+                    continue;
+                }
+                let Ok(ops) = self.operations(&t.source_code).await else {
+                    continue;
+                };
+                if !ops.source().registry_type.has_txn_status() {
+                    continue;
+                }
+                out.looked_up += 1;
+                match ops.resolve(&t.transaction_id).await {
+                    Ok(v) if v.state.is_terminal() => out.resolved += 1,
+                    Ok(_) | Err(crate::ops::OpsError::Timeout { .. }) => {}
+                    Err(e) => tracing::debug!(source = %t.source_code, error = %e,
+                        "recovery lookup failed; the next pass tries again"),
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Marks sources left in `testing` by a test that never finished (its process died) as

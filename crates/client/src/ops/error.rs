@@ -59,9 +59,21 @@ pub enum OpsError {
         /// The registry's reason or note, if it gave one.
         reason: Option<RegistryError>,
     },
+    /// An async request was sent and its reply lost (connection dropped after sending, a
+    /// timeout): the registry may have it. Stored as [`TransactionState::Unknown`] and resolved
+    /// by its callback or a status lookup; sending it again could duplicate it.
+    #[error(
+        "the outcome of transaction {transaction_id} is unknown — the registry may have received it, but its reply was lost ({cause}); it is being resolved from its callback or a status lookup: look the transaction up, do not send it again"
+    )]
+    OutcomeUnknown {
+        /// The transaction being resolved.
+        transaction_id: String,
+        /// What happened to the reply.
+        cause: String,
+    },
     /// The transaction did not complete in time (its current state is kept).
     #[error(
-        "transaction {transaction_id} is still {state} after waiting; its result may still arrive: check later with `dci txn-status` or the transaction lookup"
+        "transaction {transaction_id} is still {state} after waiting; its result may still arrive: look the transaction up later, or ask the registry for its status"
     )]
     Timeout {
         /// The transaction.
@@ -106,6 +118,21 @@ impl OpsError {
     }
 
     /// Whether waiting for a result ran out of time.
+    /// The request's reply was lost: its outcome is being resolved (see
+    /// [`OpsError::transaction_id`]); do not resend it.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, OpsError::OutcomeUnknown { .. })
+    }
+
+    /// The transaction this error concerns, when there is one to look up.
+    pub fn transaction_id(&self) -> Option<&str> {
+        match self {
+            OpsError::OutcomeUnknown { transaction_id, .. }
+            | OpsError::Timeout { transaction_id, .. } => Some(transaction_id),
+            _ => None,
+        }
+    }
+
     pub fn is_timeout(&self) -> bool {
         match self {
             OpsError::Timeout { .. } => true,

@@ -495,8 +495,10 @@ impl Operations {
                 })
             }
             Err(e) => {
-                let definitely_not_sent =
-                    e.is_connect() || e.is_dns() || e.is_tls() || e.is_config();
+                let definitely_not_sent = (e.is_connect() && !e.is_reply_lost())
+                    || e.is_dns()
+                    || e.is_tls()
+                    || e.is_config();
                 if let Some(reason) = e.registry_error() {
                     let ack = AckRecord {
                         ack_status: "ERR".into(),
@@ -518,9 +520,22 @@ impl Operations {
                     };
                     self.ops.record_ack(&p.transaction_id, &ack).await?;
                 }
-                // Otherwise (timeout, reset) the registry may have it: it stays pending until
-                // its callback arrives or its deadline passes.
-                Err(OpsError::Client(e))
+                if definitely_not_sent || e.status().is_some() || e.registry_error().is_some() {
+                    return Err(OpsError::Client(e));
+                }
+                // Otherwise (a timeout, the connection dropped after sending) the registry may
+                // have it: not a failure. It is resolved by its callback or a status lookup.
+                self.ops
+                    .advance_transaction(
+                        &p.transaction_id,
+                        TransactionState::Unknown,
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await?;
+                Err(OpsError::OutcomeUnknown {
+                    transaction_id: p.transaction_id,
+                    cause: e.summary(),
+                })
             }
         }
     }
@@ -579,6 +594,14 @@ impl Operations {
             }
             other => other,
         }
+    }
+
+    /// Asks the registry (sync txn-status) for the result of a stored search whose callback
+    /// has not come — the lost reply, the missed callback — and completes the transaction
+    /// from the answer. Fails with [`OpsError::Timeout`] (state kept) when the registry has no
+    /// txn status, no answer yet, or the transaction is not a search.
+    pub async fn resolve(&self, transaction_id: &str) -> Result<TransactionView, OpsError> {
+        self.fallback(transaction_id).await
     }
 
     async fn fallback(&self, transaction_id: &str) -> Result<TransactionView, OpsError> {

@@ -186,14 +186,14 @@ impl SearchSpec {
             (Some(0), _) => {
                 return Err(OpsError::invalid(
                     "page",
-                    "pages are numbered from 1: use --page 1 for the first page",
+                    "pages are numbered from 1: the first page is page 1",
                 ));
             }
             (page, Some(size)) => item = item.page(page.unwrap_or(1), size),
             (Some(_), None) => {
                 return Err(OpsError::invalid(
                     "page_size",
-                    "a page number needs a page size: add --page-size N",
+                    "a page number needs a page size: set page_size too",
                 ));
             }
         }

@@ -157,6 +157,10 @@ str_enum! {
         Pending => "pending",
         /// The registry answered ACK; waiting for the callback.
         Acknowledged => "acknowledged",
+        /// Sent, and the reply was lost (connection dropped after sending, timeout): the
+        /// registry may have it. Resolved by its callback or a transaction-status lookup —
+        /// never taken for a failure, never resent blindly.
+        Unknown => "unknown",
         /// Some, not all, results have arrived.
         Partial => "partial",
         /// Every result has arrived.
@@ -174,7 +178,7 @@ impl TransactionState {
     pub fn rank(self) -> u8 {
         match self {
             TransactionState::Pending => 0,
-            TransactionState::Acknowledged => 1,
+            TransactionState::Acknowledged | TransactionState::Unknown => 1,
             TransactionState::TimedOut => 2,
             TransactionState::Partial => 3,
             TransactionState::Completed | TransactionState::Failed => 4,

@@ -4,6 +4,7 @@
 
 mod asynchronous;
 mod inbound;
+mod lost_reply;
 mod signatures;
 mod support;
 mod synchronous;

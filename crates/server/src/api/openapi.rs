@@ -324,7 +324,7 @@ fn core_document() -> Value {
                             "type": "object",
                             "required": ["kind", "message"],
                             "properties": {
-                                "kind": { "type": "string", "description": "unauthorized, too_many_requests (failed admin-token attempts from this address: wait Retry-After seconds), not_found, method_not_allowed, bad_request (a path or query parameter names itself in fields, pointer /path/NAME or /query/NAME), unsupported_media_type, too_large, request_timeout, invalid_input, conflict, registry_rejected, registry_auth, registry_timeout, registry_unavailable, source_config, timeout, unavailable, internal" },
+                                "kind": { "type": "string", "description": "unauthorized, too_many_requests (failed admin-token attempts from this address: wait Retry-After seconds), not_found, method_not_allowed, bad_request (a path or query parameter names itself in fields, pointer /path/NAME or /query/NAME), unsupported_media_type, too_large, request_timeout, invalid_input, conflict, registry_rejected, registry_auth, registry_timeout, registry_unavailable, source_config, timeout, outcome_unknown (an async request whose reply was lost: look transaction_id up, do not resend), unavailable, internal" },
                                 "retry_after_secs": { "type": "integer", "description": "too_many_requests: seconds until this address may try again (also the Retry-After header)" },
                                 "message": { "type": "string" },
                                 "code": { "type": "string", "description": "The registry's code (e.g. rjct.reference_id.invalid) when it gave one" },
