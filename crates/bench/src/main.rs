@@ -133,6 +133,27 @@ struct Side {
 }
 
 impl Side {
+    /// One round that started at `t0` with CPU times `before`: `(ok, errors)` requests, the
+    /// client side's CPU read from snapshot slot `client` (0: this process, 2: the gateway).
+    fn record(
+        &mut self,
+        cpu: &Cpu,
+        before: [Duration; 3],
+        t0: Instant,
+        counts: (u64, u64),
+        client: usize,
+    ) {
+        let elapsed = t0.elapsed().as_secs_f64();
+        let after = cpu.snapshot();
+        let (ok, errors) = counts;
+        self.rps.push(ok as f64 / elapsed);
+        self.cpu_us
+            .push(per_request_us(after[client] - before[client], ok));
+        self.server_cpu_us
+            .push(per_request_us(after[1] - before[1], ok));
+        self.errors += errors;
+    }
+
     fn rps(&self) -> f64 {
         median(self.rps.clone())
     }
@@ -281,41 +302,22 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
     for &conns in &a.connections {
         let (mut rw, mut lib, mut gw) = (Side::default(), Side::default(), Side::default());
         for _ in 0..a.rounds {
-            // A: raw replay.
+            // A: raw replay; B: the library; C: the gateway (load from a raw client). The
+            // client-side CPU is this process's for A and B, the gateway process's for C.
             let before = cpu.snapshot();
             let t0 = Instant::now();
             let c = replay(&raw_registry, conns, round).await;
-            let el = t0.elapsed().as_secs_f64();
-            let after = cpu.snapshot();
-            rw.rps.push(c.ok as f64 / el);
-            rw.cpu_us.push(per_request_us(after[0] - before[0], c.ok));
-            rw.server_cpu_us
-                .push(per_request_us(after[1] - before[1], c.ok));
-            rw.errors += c.errors;
+            rw.record(&cpu, before, t0, (c.ok, c.errors), 0);
 
-            // B: the library.
             let before = cpu.snapshot();
             let t0 = Instant::now();
-            let (ok, errors) = library_round(&engine, &query, conns, round).await;
-            let el = t0.elapsed().as_secs_f64();
-            let after = cpu.snapshot();
-            lib.rps.push(ok as f64 / el);
-            lib.cpu_us.push(per_request_us(after[0] - before[0], ok));
-            lib.server_cpu_us
-                .push(per_request_us(after[1] - before[1], ok));
-            lib.errors += errors;
+            let counts = library_round(&engine, &query, conns, round).await;
+            lib.record(&cpu, before, t0, counts, 0);
 
-            // C: the gateway (load from a raw client).
             let before = cpu.snapshot();
             let t0 = Instant::now();
             let c = replay(&raw_gateway, conns, round).await;
-            let el = t0.elapsed().as_secs_f64();
-            let after = cpu.snapshot();
-            gw.rps.push(c.ok as f64 / el);
-            gw.cpu_us.push(per_request_us(after[2] - before[2], c.ok));
-            gw.server_cpu_us
-                .push(per_request_us(after[1] - before[1], c.ok));
-            gw.errors += c.errors;
+            gw.record(&cpu, before, t0, (c.ok, c.errors), 2);
         }
         report.push_str(&format!(
             "| {conns} | {:.0} | {:.0} | **{:.2}×** | {:.0} | **{:.2}×** | {}/{}/{} |\n",
