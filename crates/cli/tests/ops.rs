@@ -350,7 +350,7 @@ async fn sync_search_pages_dry_run_and_bad_input() {
             .contains("--predicate")
     );
     let unknown = dci(&h.path, &["--json", "search", "nope", "--id", "UIN:1"]).await;
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(unknown.status.code(), Some(3), "not found exits 3");
     assert_eq!(json_out(&unknown)["error"]["kind"], "not_found");
 }
 

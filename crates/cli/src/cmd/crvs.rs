@@ -13,7 +13,7 @@ use crate::cli::exit;
 use crate::context::{CmdError, block_on, say};
 
 /// Exit code when the registry answered and had nothing.
-pub(crate) const NOT_FOUND: u8 = 3;
+pub(crate) const NOT_FOUND: u8 = exit::NOT_FOUND;
 
 /// `dci crvs …`.
 #[derive(Debug, Subcommand)]

@@ -60,13 +60,6 @@ impl Drop for TempHome {
 }
 
 async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DCI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
     if let Err(e) = dci_server::harden_process() {
         tracing::warn!(error = %e, "could not turn core dumps off");

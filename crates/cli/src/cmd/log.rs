@@ -48,6 +48,13 @@ pub(crate) async fn execute(
         limit: args.limit,
     };
     let entries = store.list_audit(&filter).await?;
+    // No entries for a code no source has (nor had): a typo, not an empty log.
+    if let Some(code) = &args.source
+        && entries.is_empty()
+        && store.get_data_source(code).await?.is_none()
+    {
+        return Err(crate::context::no_source(code));
+    }
     let written = if json {
         let v: Vec<_> = entries.iter().map(entry_json).collect();
         writeln!(out, "{}", serde_json::Value::Array(v))

@@ -195,13 +195,6 @@ pub(crate) fn banner(
 }
 
 pub(crate) fn run(args: SandboxArgs, json: bool) -> u8 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     let (config, demo) = match config(&args, std::env::var(SECRET_ENV).ok()) {
         Ok(c) => c,
         Err(e) => {

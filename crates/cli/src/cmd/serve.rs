@@ -47,14 +47,6 @@ pub(crate) fn run(args: ServeArgs, json: bool) -> u8 {
 }
 
 async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DCI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
     // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
     match dci_server::harden_process() {
         Ok(c) => tracing::debug!(core_dumps = ?c, "process hardened"),
