@@ -81,7 +81,7 @@ pub(crate) enum Command {
     /// (--local).
     TxnStatus(crate::cmd::txn_status::TxnStatusArgs),
     /// Manage our signing keys: generate, list, activate, revoke, export-jwks.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::key::EXAMPLES)]
     Key(crate::cmd::key::KeyCommand),
     /// Run the callback receiver, the JSON gateway API and the admin console until Ctrl-C/SIGTERM.
     Serve(crate::cmd::serve::ServeArgs),
@@ -89,19 +89,19 @@ pub(crate) enum Command {
     /// data source (temporary DCI_HOME), and print the console URL and how to sign in.
     Demo(crate::cmd::demo::DemoArgs),
     /// CRVS: person, birth, death, vital events, subscriptions (exit 0 found, 3 not found).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::crvs::EXAMPLES)]
     Crvs(crate::cmd::crvs::CrvsCommand),
     /// Disability registry: status, details, support (exit 0 found, 3 not found).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::dr::EXAMPLES)]
     Dr(crate::cmd::dr::DrCommand),
     /// Integrated beneficiary registry: enrolments, dedupe (fails closed), push enrolments.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::ibr::EXAMPLES)]
     Ibr(crate::cmd::ibr::IbrCommand),
     /// Social registry: groups (households) and members (exit 0 found, 3 not found).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::social::EXAMPLES)]
     Social(crate::cmd::social::SocialCommand),
     /// Farmer registry: farmers (exit 0 found, 3 not found).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::fr::EXAMPLES)]
     Fr(crate::cmd::fr::FrCommand),
     /// Print a shell completion script to stdout, e.g. `dci completions bash > ~/.local/share/bash-completion/completions/dci`.
     Completions(crate::cmd::completions::CompletionsArgs),

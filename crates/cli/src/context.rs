@@ -41,6 +41,40 @@ pub(crate) fn init_logging(default: &str) {
         .try_init();
 }
 
+/// Asks before a destructive step, `action` saying what (e.g. `revoke key k1`): passes with
+/// `--yes`; on a terminal asks "`action`? [y/N]" on stderr and reads the answer; refuses (exit
+/// 2, saying to pass `--yes`) when stdin is not a terminal, so scripts never hang or guess.
+pub(crate) fn confirm(action: &str, yes: bool) -> Result<(), CmdError> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(CmdError::usage(format!(
+            "not confirmed: {action} needs --yes when stdin is not a terminal"
+        )));
+    }
+    {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{action}? [y/N] ");
+        let _ = err.flush();
+    }
+    let mut answer = String::new();
+    stdin
+        .read_line(&mut answer)
+        .map_err(|e| CmdError::failed(format!("reading the answer: {e}")))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CmdError {
+            code: exit::FAILED,
+            kind: "cancelled",
+            message: format!("cancelled: did not {action}"),
+            fields: None,
+        })
+    }
+}
+
 /// The process's engine, once a command opened it (see [`engine`]).
 static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
 

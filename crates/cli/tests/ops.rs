@@ -229,7 +229,7 @@ async fn key_lifecycle_and_jwks() {
         kids(&ok(&dci(&h.path, &["key", "export-jwks"]).await)),
         ["k1", "k2"]
     );
-    let revoked = ok(&dci(&h.path, &["--json", "key", "revoke", "k1"]).await);
+    let revoked = ok(&dci(&h.path, &["--json", "key", "revoke", "k1", "--yes"]).await);
     assert_eq!(revoked["status"], "revoked");
     assert_eq!(
         kids(&ok(&dci(&h.path, &["key", "export-jwks"]).await)),

@@ -25,12 +25,16 @@ const DEMO_SOURCE: &str = "sandbox_crvs";
 
 /// Arguments of `dci demo`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci demo
+  dci demo --listen 127.0.0.1:9000 --home ./demo-data")]
 pub(crate) struct DemoArgs {
     /// Address of the console and API (if it is taken, a free port is used instead).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", help_heading = "Demo")]
     listen: SocketAddr,
     /// Keep the demo's data here (default: a temporary directory removed on exit).
-    #[arg(long)]
+    #[arg(long, help_heading = "Demo")]
     home: Option<PathBuf>,
 }
 
