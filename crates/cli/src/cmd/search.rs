@@ -191,10 +191,18 @@ pub(crate) async fn submitted(
         }
         return Ok(());
     };
+    let spinner = crate::progress::Spinner::start(
+        format!(
+            "waiting up to {secs} s for the answer to transaction {}",
+            sub.transaction_id
+        ),
+        json,
+    );
     let view = ops
         .await_transaction(&sub.transaction_id, Duration::from_secs(secs))
-        .await
-        .map_err(ops_error)?;
+        .await;
+    drop(spinner);
+    let view = view.map_err(ops_error)?;
     print_view(&view, json);
     if view.state == dci_client::ops::TransactionState::Failed {
         let reason = view
