@@ -294,6 +294,18 @@ fn json_usage_errors_go_to_stdout_with_exit_2() {
     let version = dci(&h, &["--json", "--version"]);
     assert_eq!(version.code, 0);
     assert!(version.stdout.starts_with("dci "), "{}", version.stdout);
+    // Bad input found after parsing is JSON too (here `dci sandbox`'s own check).
+    let out = dci(&h, &["--json", "sandbox", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.code, 2);
+    let v = out.json();
+    assert_eq!(v["error"]["kind"], "invalid_input");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-remote"),
+        "{v}"
+    );
     // After `--` a "--json" is a value, not the flag.
     let out = dci(&h, &["envelope", "bogus", "--", "--json"]);
     assert_eq!(out.code, 2);

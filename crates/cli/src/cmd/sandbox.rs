@@ -17,6 +17,7 @@ use dci_sandbox::{
 use serde_json::json;
 
 use crate::cli::exit;
+use crate::context::CmdError;
 
 /// The environment variable that overrides the demo client secret (never a flag: argv leaks).
 pub(crate) const SECRET_ENV: &str = "DCI_SANDBOX_CLIENT_SECRET";
@@ -203,25 +204,18 @@ pub(crate) fn banner(
 pub(crate) fn run(args: SandboxArgs, json: bool) -> u8 {
     let (config, demo) = match config(&args, std::env::var(SECRET_ENV).ok()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::USAGE;
-        }
+        Err(e) => return CmdError::usage(format!("{e:#}")).report(json),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::FAILED;
+            return CmdError::failed(format!("cannot start the async runtime: {e}")).report(json);
         }
     };
     runtime.block_on(async {
         let sb = match dci_sandbox::spawn(config).await {
             Ok(sb) => sb,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAILED;
-            }
+            Err(e) => return CmdError::failed(e.to_string()).report(json),
         };
         if let Err(e) = banner(&mut std::io::stdout(), &sb, &args.client_id, demo, json)
             && e.kind() != std::io::ErrorKind::BrokenPipe
