@@ -1,8 +1,11 @@
 //! Argument parsing and dispatch. Each subcommand lives in its own module under `cmd/`.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
+use serde_json::json;
 
 /// Exit codes shared by every command.
 pub(crate) mod exit {
@@ -10,13 +13,36 @@ pub(crate) mod exit {
     pub(crate) const OK: u8 = 0;
     /// The operation failed (or, for `verify`, the signature is invalid).
     pub(crate) const FAILED: u8 = 1;
-    /// Bad usage or invalid input.
+    /// Bad usage or invalid input (a name already taken included).
     pub(crate) const USAGE: u8 = 2;
+    /// Not found: no such data source, key or transaction, or the registry has no such record.
+    pub(crate) const NOT_FOUND: u8 = 3;
 }
+
+/// The `Environment:` section of `dci --help`: every variable the binary reads.
+const ENVIRONMENT: &str = "\
+Environment:
+  DCI_HOME                    Directory of the SQLite database and master key file
+                              (default: the platform's data directory, e.g. ~/.local/share/dci)
+  DCI_DATABASE_URL            Database instead of DCI_HOME's SQLite file (postgres://… or sqlite://…)
+  DCI_MASTER_KEY              Master key sealing stored secrets (base64 of 32 bytes)
+  DCI_MASTER_KEY_FILE         File holding the master key (default: DCI_HOME/master.key, created
+                              with mode 0600 on first use)
+  DCI_ADMIN_TOKEN             Admin token of `dci serve`/`dci demo` (console, gateway API); at
+                              least 16 characters (default: generated once, only its hash kept)
+  DCI_CONSOLE_READONLY_TOKEN  A token (16+ characters) that may view the console, change nothing
+  DCI_CONSOLE_SECURE_COOKIES  1: mark console cookies Secure even on plain http (TLS proxy)
+  DCI_LOG                     Log filter on stderr, e.g. debug or dci_client=debug (default: info
+                              for serve and sandbox, warn otherwise)
+  DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets)
+  DCI_SANDBOX_CLIENT_SECRET   Client secret of `dci sandbox` (default: the demo secret)
+  NO_COLOR                    Set (non-empty): no colour in any output
+
+Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 not found.";
 
 /// Client for DCI (Digital Convergence Initiative) registry APIs.
 #[derive(Debug, Parser)]
-#[command(name = "dci", version, about, long_about = None)]
+#[command(name = "dci", version, about, long_about = None, after_help = ENVIRONMENT)]
 pub(crate) struct Cli {
     /// Print machine-readable JSON instead of human-readable text.
     #[arg(long, global = true)]
@@ -55,7 +81,7 @@ pub(crate) enum Command {
     /// (--local).
     TxnStatus(crate::cmd::txn_status::TxnStatusArgs),
     /// Manage our signing keys: generate, list, activate, revoke, export-jwks.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::key::EXAMPLES)]
     Key(crate::cmd::key::KeyCommand),
     /// Run the callback receiver, the JSON gateway API and the admin console until Ctrl-C/SIGTERM.
     Serve(crate::cmd::serve::ServeArgs),
@@ -63,35 +89,128 @@ pub(crate) enum Command {
     /// data source (temporary DCI_HOME), and print the console URL and how to sign in.
     Demo(crate::cmd::demo::DemoArgs),
     /// CRVS: person, birth, death, vital events, subscriptions (exit 0 found, 3 not found).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::crvs::EXAMPLES)]
     Crvs(crate::cmd::crvs::CrvsCommand),
     /// Disability registry: status, details, support (exit 0 found, 3 not found).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::dr::EXAMPLES)]
     Dr(crate::cmd::dr::DrCommand),
     /// Integrated beneficiary registry: enrolments, dedupe (fails closed), push enrolments.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::ibr::EXAMPLES)]
     Ibr(crate::cmd::ibr::IbrCommand),
     /// Social registry: groups (households) and members (exit 0 found, 3 not found).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::social::EXAMPLES)]
     Social(crate::cmd::social::SocialCommand),
     /// Farmer registry: farmers (exit 0 found, 3 not found).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::cmd::fr::EXAMPLES)]
     Fr(crate::cmd::fr::FrCommand),
+    /// Print a shell completion script to stdout, e.g. `dci completions bash > ~/.local/share/bash-completion/completions/dci`.
+    Completions(crate::cmd::completions::CompletionsArgs),
+    /// Write man pages (dci.1 and one per subcommand, e.g. dci-source-add.1) into a directory.
+    Man(crate::cmd::man::ManArgs),
+}
+
+impl Command {
+    /// The log filter when `DCI_LOG` is not set: servers say what they do, the rest only warn.
+    fn log_default(&self) -> &'static str {
+        match self {
+            Command::Serve(_) | Command::Sandbox(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+/// Whether `--json` is on the command line (before any `--`), read without clap: for the
+/// errors of a command line clap could not parse.
+fn wants_json(args: &[OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A clap parse error as `{"error": {"kind": "usage", "message", "fix"?, "reason"}}`: the
+/// message is clap's first line, the fix its tip or the usage line.
+pub(crate) fn usage_json(e: &clap::Error) -> serde_json::Value {
+    let rendered = e.render().to_string();
+    // The first paragraph: "error: …" and, after a colon, the indented names it lists.
+    let first: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let message = match first.split_first() {
+        Some((head, rest)) => {
+            let head = head.strip_prefix("error: ").unwrap_or(head);
+            if rest.is_empty() {
+                head.to_owned()
+            } else {
+                format!("{head} {}", rest.join(", "))
+            }
+        }
+        None => e.kind().to_string(),
+    };
+    let tips: Vec<&str> = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: "))
+        .collect();
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| format!("usage: {u}"));
+    let valid = match e.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(v)) if !v.is_empty() => {
+            Some(format!("use one of: {}", v.join(", ")))
+        }
+        _ => None,
+    };
+    let fix = if tips.is_empty() {
+        valid.or(usage)
+    } else {
+        Some(tips.join("; "))
+    };
+    let mut err = json!({"kind": "usage", "message": message, "reason": reason(e.kind())});
+    if let Some(f) = fix {
+        err["fix"] = f.into();
+    }
+    json!({ "error": err })
+}
+
+/// `UnknownArgument` → `unknown_argument`.
+fn reason(kind: ErrorKind) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{kind:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub(crate) fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+        // --help and --version print to stdout and succeed, --json or not.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(exit::OK);
+        }
+        Err(e) if wants_json(&args) => {
+            crate::context::say!("{}", usage_json(&e));
+            return ExitCode::from(exit::USAGE);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(exit::USAGE);
         }
     };
+    crate::context::init_logging(cli.command.log_default());
     let code = match cli.command {
         Command::Envelope(cmd) => crate::cmd::envelope::run(cmd, cli.json),
         Command::Source(cmd) => crate::cmd::source::run(cmd, cli.json),
@@ -111,6 +230,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Ibr(cmd) => crate::cmd::ibr::run(cmd, cli.json),
         Command::Social(cmd) => crate::cmd::social::run(cmd, cli.json),
         Command::Fr(cmd) => crate::cmd::fr::run(cmd, cli.json),
+        Command::Completions(args) => crate::cmd::completions::run(&args),
+        Command::Man(args) => crate::cmd::man::run(&args, cli.json),
     };
     ExitCode::from(code)
 }

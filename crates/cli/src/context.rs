@@ -1,9 +1,10 @@
 //! What every command that touches stored state shares: opening the store from the environment
 //! (`DCI_HOME`, `DCI_DATABASE_URL`, `DCI_MASTER_KEY`) and the one [`Engine`] over it, the async
-//! runtime, and reporting errors as text or JSON with the documented exit codes.
+//! runtime, logging (`DCI_LOG`) and colour (`NO_COLOR`), and reporting errors as text or JSON
+//! with the documented exit codes.
 
 use std::future::Future;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use dci_client::{Engine, EngineError, Operations};
@@ -20,6 +21,59 @@ macro_rules! say {
     }};
 }
 pub(crate) use say;
+
+/// Whether to colour what goes to `stream`: only on a terminal, and never when `NO_COLOR` is
+/// set to a non-empty value (<https://no-color.org>).
+pub(crate) fn colour(stream: &impl IsTerminal) -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
+}
+
+/// The one logging set-up of every command: tracing to stderr, filtered by `DCI_LOG` (an
+/// `EnvFilter` directive such as `info` or `dci_client=debug`), else `default`; coloured only
+/// when [`colour`] says so. Safe to call more than once (later calls do nothing).
+pub(crate) fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DCI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour(&std::io::stderr()))
+        .try_init();
+}
+
+/// Asks before a destructive step, `action` saying what (e.g. `revoke key k1`): passes with
+/// `--yes`; on a terminal asks "`action`? [y/N]" on stderr and reads the answer; refuses (exit
+/// 2, saying to pass `--yes`) when stdin is not a terminal, so scripts never hang or guess.
+pub(crate) fn confirm(action: &str, yes: bool) -> Result<(), CmdError> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(CmdError::usage(format!(
+            "not confirmed: {action} needs --yes when stdin is not a terminal"
+        )));
+    }
+    {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{action}? [y/N] ");
+        let _ = err.flush();
+    }
+    let mut answer = String::new();
+    stdin
+        .read_line(&mut answer)
+        .map_err(|e| CmdError::failed(format!("reading the answer: {e}")))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CmdError {
+            code: exit::FAILED,
+            kind: "cancelled",
+            message: format!("cancelled: did not {action}"),
+            fields: None,
+        })
+    }
+}
 
 /// The process's engine, once a command opened it (see [`engine`]).
 static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
@@ -71,9 +125,10 @@ pub(crate) async fn open_store() -> Result<Opened, CmdError> {
 /// A failed command: what to print and which exit code to use.
 #[derive(Debug)]
 pub(crate) struct CmdError {
-    /// `exit::FAILED` or `exit::USAGE`.
+    /// `exit::FAILED` or `exit::USAGE`; the kinds `not_found` (exit 3), `invalid_input` and
+    /// `conflict` (exit 2) choose their own code (see [`CmdError::exit_code`]).
     pub(crate) code: u8,
-    /// Machine-readable kind: `invalid_input`, `not_found`, `conflict`, `master_key`, `failed`.
+    /// Machine-readable kind: `invalid_input`, `not_found`, `conflict`, `master_key`, `failed`…
     pub(crate) kind: &'static str,
     /// The message (free of secrets).
     pub(crate) message: String,
@@ -97,6 +152,26 @@ impl CmdError {
             kind: "invalid_input",
             message: message.into(),
             fields: None,
+        }
+    }
+
+    /// Something named does not exist (a data source, a key, a transaction): exit 3.
+    pub(crate) fn not_found(message: impl Into<String>) -> CmdError {
+        CmdError {
+            code: exit::NOT_FOUND,
+            kind: "not_found",
+            message: message.into(),
+            fields: None,
+        }
+    }
+
+    /// The exit code, chosen here for every command: not found 3, bad input (and a name
+    /// already taken) 2, else the error's own code.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self.kind {
+            "not_found" => exit::NOT_FOUND,
+            "invalid_input" | "conflict" => exit::USAGE,
+            _ => self.code,
         }
     }
 
@@ -127,7 +202,7 @@ impl CmdError {
                 }
             }
         }
-        self.code
+        self.exit_code()
     }
 }
 
@@ -154,12 +229,7 @@ impl From<OpenError> for CmdError {
 impl From<EngineError> for CmdError {
     fn from(e: EngineError) -> CmdError {
         match e {
-            EngineError::NotFound(code) => CmdError {
-                code: exit::FAILED,
-                kind: "not_found",
-                message: format!("no data source {code:?}: `dci source list` shows the codes"),
-                fields: None,
-            },
+            EngineError::NotFound(code) => no_source(&code),
             EngineError::Disabled(code) => CmdError::failed(format!(
                 "data source {code:?} is disabled: `dci source enable {code}`"
             )),
@@ -174,6 +244,13 @@ impl From<EngineError> for CmdError {
             other => CmdError::failed(other.to_string()),
         }
     }
+}
+
+/// The error for an unknown data source code (exit 3).
+pub(crate) fn no_source(code: &str) -> CmdError {
+    CmdError::not_found(format!(
+        "no data source {code:?}: `dci source list` shows the codes"
+    ))
 }
 
 impl From<dci_client::StoreError> for CmdError {
@@ -192,8 +269,13 @@ impl From<dci_client::StoreError> for CmdError {
             }
             _ => error_chain(&e),
         };
+        let code = match kind {
+            "conflict" => exit::USAGE,
+            "not_found" => exit::NOT_FOUND,
+            _ => exit::FAILED,
+        };
         CmdError {
-            code: exit::FAILED,
+            code,
             kind,
             message,
             fields: None,

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod context;
+mod progress;
 
 use std::process::ExitCode;
 

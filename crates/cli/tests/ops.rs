@@ -229,7 +229,7 @@ async fn key_lifecycle_and_jwks() {
         kids(&ok(&dci(&h.path, &["key", "export-jwks"]).await)),
         ["k1", "k2"]
     );
-    let revoked = ok(&dci(&h.path, &["--json", "key", "revoke", "k1"]).await);
+    let revoked = ok(&dci(&h.path, &["--json", "key", "revoke", "k1", "--yes"]).await);
     assert_eq!(revoked["status"], "revoked");
     assert_eq!(
         kids(&ok(&dci(&h.path, &["key", "export-jwks"]).await)),
@@ -350,7 +350,7 @@ async fn sync_search_pages_dry_run_and_bad_input() {
             .contains("--predicate")
     );
     let unknown = dci(&h.path, &["--json", "search", "nope", "--id", "UIN:1"]).await;
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(unknown.status.code(), Some(3), "not found exits 3");
     assert_eq!(json_out(&unknown)["error"]["kind"], "not_found");
 }
 

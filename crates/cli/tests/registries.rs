@@ -264,7 +264,8 @@ async fn lookups_exit_0_found_3_not_found_1_failed() {
         ),
         // The wrong registry type is refused with a clear message.
         (vec!["dr", "status", "crvs_sb", "--id", &uin], 1),
-        (vec!["crvs", "person", "nope", "--id", &uin], 1),
+        // An unknown data source is "not found" too (its --json error has kind not_found).
+        (vec!["crvs", "person", "nope", "--id", &uin], 3),
         (vec!["crvs", "person", "crvs_sb", "--id", "1234"], 2),
         (vec!["crvs", "events", "crvs_sb", "--type", "adoption"], 2),
     ]

@@ -3,9 +3,12 @@
 //! building the operations of a data source, and the exit codes 0 (found), 3 (the registry
 //! answered "not found") and 1 (failure; 2 for bad input).
 
+use std::io::Write as _;
+
 use clap::{Args, Subcommand};
 use dci_client::registries::{CrvsClient, IdRef, VitalEventKind};
 use dci_client::{Operations, OpsError};
+use dci_protocol::codes::IdentifierType;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -13,7 +16,17 @@ use crate::cli::exit;
 use crate::context::{CmdError, block_on, say};
 
 /// Exit code when the registry answered and had nothing.
-pub(crate) const NOT_FOUND: u8 = 3;
+pub(crate) const NOT_FOUND: u8 = exit::NOT_FOUND;
+
+/// Examples shown under `--help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  dci crvs person crvs_main --id UIN:1234567890
+  dci crvs verify-birth crvs_main --id BRN:B-2024-17
+  dci crvs check-death crvs_main --id UIN:1234567890
+  dci crvs events crvs_main --type birth --from 2026-01-01 --to 2026-01-31
+  dci crvs subscribe crvs_main --type birth,death
+  dci crvs notifications crvs_main --limit 10";
 
 /// `dci crvs …`.
 #[derive(Debug, Subcommand)]
@@ -37,8 +50,8 @@ pub(crate) enum CrvsCommand {
 pub(crate) struct IdArgs {
     /// The data source's code.
     pub(crate) code: String,
-    /// The identifier as TYPE:VALUE, e.g. UIN:1234567890.
-    #[arg(long)]
+    /// The identifier as TYPE:VALUE, e.g. UIN:1234567890 [required].
+    #[arg(long, help_heading = "Lookup")]
     pub(crate) id: String,
 }
 
@@ -47,14 +60,14 @@ pub(crate) struct IdArgs {
 pub(crate) struct EventsArgs {
     /// The data source's code.
     code: String,
-    /// birth, death, marriage or divorce.
-    #[arg(long = "type")]
+    /// birth, death, marriage or divorce [required].
+    #[arg(long = "type", help_heading = "Events")]
     kind: String,
     /// First day (YYYY-MM-DD).
-    #[arg(long)]
+    #[arg(long, help_heading = "Events")]
     from: Option<String>,
     /// Last day (YYYY-MM-DD).
-    #[arg(long)]
+    #[arg(long, help_heading = "Events")]
     to: Option<String>,
 }
 
@@ -63,8 +76,13 @@ pub(crate) struct EventsArgs {
 pub(crate) struct SubscribeArgs {
     /// The data source's code.
     code: String,
-    /// Event types (repeat or comma-separate): birth, death, marriage, divorce.
-    #[arg(long = "type", value_delimiter = ',', required = true)]
+    /// Event types (repeat or comma-separate): birth, death, marriage, divorce [required].
+    #[arg(
+        long = "type",
+        value_delimiter = ',',
+        required = true,
+        help_heading = "Subscription"
+    )]
     kinds: Vec<String>,
 }
 
@@ -74,7 +92,7 @@ pub(crate) struct NotificationsArgs {
     /// The data source's code.
     code: String,
     /// Most notifications to read.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, help_heading = "Notifications")]
     limit: u32,
 }
 
@@ -96,29 +114,36 @@ pub(crate) fn ops_error(e: OpsError) -> CmdError {
             fields: None,
         };
     }
-    let kind = if e.is_invalid_input() {
-        "invalid_input"
-    } else if e.is_rejected() {
-        "rejected"
-    } else if e.is_timeout() {
-        "timeout"
-    } else {
-        "failed"
-    };
-    CmdError {
-        code: if e.is_invalid_input() {
-            exit::USAGE
-        } else {
-            exit::FAILED
-        },
-        kind,
-        message: e.to_string(),
-        fields: None,
-    }
+    crate::cmd::search::ops_error(e)
 }
 
 pub(crate) fn parse_id(s: &str) -> Result<IdRef, CmdError> {
     IdRef::parse(s).map_err(ops_error)
+}
+
+/// Warns on stderr, without failing, when an identifier type on a CRVS source is none of the
+/// types the CRVS vocabulary lists: registries use others too (`NationalID`, `NID`…), which
+/// the protocol keeps verbatim, so it is sent as given. Only the type is shown, never the value.
+pub(crate) fn warn_unknown_id_type(id_type: &str) {
+    if IdentifierType::parse_lenient(id_type).is_known() {
+        return;
+    }
+    let known: Vec<&str> = IdentifierType::KNOWN
+        .iter()
+        .map(IdentifierType::as_str)
+        .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "warning: identifier type {id_type:?} is not a CRVS type ({}); sending it as given",
+        known.join(", ")
+    );
+}
+
+/// [`parse_id`] for a CRVS lookup, with [`warn_unknown_id_type`].
+fn crvs_id(s: &str) -> Result<IdRef, CmdError> {
+    let id = parse_id(s)?;
+    warn_unknown_id_type(&id.id_type);
+    Ok(id)
 }
 
 /// Prints a lookup's answer and returns its exit code: 0 found, 3 not found, else the error's.
@@ -171,7 +196,7 @@ pub(crate) fn run(cmd: CrvsCommand, json: bool) -> u8 {
     match cmd {
         CrvsCommand::Person(a) => {
             let r = block_on(async {
-                let id = parse_id(&a.id)?;
+                let id = crvs_id(&a.id)?;
                 client(&a.code).await?.person(&id).await.map_err(ops_error)
             });
             finish(json, &a.code, &format!("person {}", a.id), r, |p| {
@@ -193,7 +218,7 @@ pub(crate) fn run(cmd: CrvsCommand, json: bool) -> u8 {
         }
         CrvsCommand::VerifyBirth(a) => {
             let r = block_on(async {
-                let id = parse_id(&a.id)?;
+                let id = crvs_id(&a.id)?;
                 client(&a.code)
                     .await?
                     .verify_birth(&id)
@@ -217,7 +242,7 @@ pub(crate) fn run(cmd: CrvsCommand, json: bool) -> u8 {
         }
         CrvsCommand::CheckDeath(a) => {
             let r = block_on(async {
-                let id = parse_id(&a.id)?;
+                let id = crvs_id(&a.id)?;
                 client(&a.code)
                     .await?
                     .check_death(&id)

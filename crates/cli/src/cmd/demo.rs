@@ -25,12 +25,16 @@ const DEMO_SOURCE: &str = "sandbox_crvs";
 
 /// Arguments of `dci demo`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci demo
+  dci demo --listen 127.0.0.1:9000 --home ./demo-data")]
 pub(crate) struct DemoArgs {
     /// Address of the console and API (if it is taken, a free port is used instead).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", help_heading = "Demo")]
     listen: SocketAddr,
     /// Keep the demo's data here (default: a temporary directory removed on exit).
-    #[arg(long)]
+    #[arg(long, help_heading = "Demo")]
     home: Option<PathBuf>,
 }
 
@@ -60,13 +64,6 @@ impl Drop for TempHome {
 }
 
 async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DCI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
     if let Err(e) = dci_server::harden_process() {
         tracing::warn!(error = %e, "could not turn core dumps off");

@@ -6,6 +6,14 @@ use dci_client::registries::{DisabilityStatusKind, DrClient};
 use super::crvs::{IdArgs, finish, operations, ops_error, parse_id};
 use crate::context::{CmdError, block_on};
 
+/// Examples shown under `--help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  dci dr status dr_main --id UIN:1234567890
+  dci dr status dr_main --id UIN:1234567890 --via-search
+  dci dr details dr_main --id UIN:1234567890
+  dci dr support dr_main --id UIN:1234567890";
+
 /// `dci dr …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum DrCommand {
@@ -23,7 +31,7 @@ pub(crate) struct StatusArgs {
     #[command(flatten)]
     id: IdArgs,
     /// Read the status from the full record (sync search) instead of `sync/disabled`.
-    #[arg(long)]
+    #[arg(long, help_heading = "Lookup")]
     via_search: bool,
 }
 

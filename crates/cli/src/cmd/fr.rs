@@ -6,6 +6,11 @@ use dci_client::registries::FarmerClient;
 use super::crvs::{IdArgs, finish, operations, ops_error, opt, parse_id};
 use crate::context::block_on;
 
+/// Examples shown under `--help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  dci fr farmer fr_main --id FARMER_ID:FARMER_ID-000001";
+
 /// `dci fr …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum FrCommand {

@@ -11,6 +11,13 @@ use super::crvs::{IdArgs, finish, operations, ops_error, parse_id};
 use crate::cli::exit;
 use crate::context::{CmdError, block_on, say};
 
+/// Examples shown under `--help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  dci ibr enrolled ibr_main --id UIN:1234567890
+  dci ibr dedupe ibr_main --id UIN:1234567890 --id BRN:B-2024-17
+  dci ibr push-enrolment ibr_main --file enrolments.json";
+
 /// `dci ibr …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum IbrCommand {
@@ -27,8 +34,8 @@ pub(crate) enum IbrCommand {
 pub(crate) struct DedupeArgs {
     /// The data source's code.
     code: String,
-    /// Identifiers of the person as TYPE:VALUE (repeat for each).
-    #[arg(long, required = true)]
+    /// Identifiers of the person as TYPE:VALUE (repeat for each) [required].
+    #[arg(long, required = true, help_heading = "Lookup")]
     id: Vec<String>,
 }
 
@@ -37,8 +44,9 @@ pub(crate) struct DedupeArgs {
 pub(crate) struct PushArgs {
     /// The data source's code.
     code: String,
-    /// JSON: a beneficiary object, an array of them, or `{"beneficiaries": [...]}`.
-    #[arg(long)]
+    /// JSON: a beneficiary object, an array of them, or `{"beneficiaries": [...]}`
+    /// [required].
+    #[arg(long, help_heading = "Enrolment")]
     file: PathBuf,
 }
 

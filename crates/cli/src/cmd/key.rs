@@ -11,22 +11,31 @@ use crate::cli::exit;
 use crate::cmd::search::ops_error;
 use crate::context::{CmdError, block_on, say};
 
+/// Examples shown under `--help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  dci key generate --id spmis-2026-11
+  dci key generate --id spmis-2027-01 --alg rs256 --inactive --expires-in-days 365
+  dci key activate spmis-2027-01
+  dci key revoke spmis-2026-11 --yes
+  dci key export-jwks > jwks.json";
+
 /// `dci key …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeyCommand {
     /// Generate a key pair (active unless --inactive); the private key is sealed in the store.
     Generate {
         /// ed25519 or rs256.
-        #[arg(long, default_value = "ed25519")]
+        #[arg(long, default_value = "ed25519", help_heading = "Key")]
         alg: String,
-        /// The key id (kid), e.g. spmis-2026-11.
-        #[arg(long)]
+        /// The key id (kid), e.g. spmis-2026-11 [required].
+        #[arg(long, help_heading = "Key")]
         id: String,
         /// Stage the key without activating it (for a rotation).
-        #[arg(long)]
+        #[arg(long, help_heading = "Key")]
         inactive: bool,
         /// The key stops signing after this many days.
-        #[arg(long, value_name = "DAYS")]
+        #[arg(long, value_name = "DAYS", help_heading = "Key")]
         expires_in_days: Option<u32>,
     },
     /// List keys (public data only).
@@ -36,10 +45,14 @@ pub(crate) enum KeyCommand {
         /// The key id.
         id: String,
     },
-    /// Revoke a key: it never signs again and leaves the JWKS.
+    /// Revoke a key: it never signs again and leaves the JWKS. Asks first on a terminal;
+    /// elsewhere needs --yes.
     Revoke {
         /// The key id.
         id: String,
+        /// Revoke without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y', help_heading = "Confirmation")]
+        yes: bool,
     },
     /// Print the JWKS of the keys that can sign now (what `/.well-known/jwks.json` publishes).
     ExportJwks,
@@ -118,7 +131,12 @@ async fn execute(cmd: KeyCommand, json: bool) -> Result<(), CmdError> {
             }
         }
         KeyCommand::Activate { id } => show(&km.activate(&id).await.map_err(ops_error)?, json),
-        KeyCommand::Revoke { id } => show(&km.revoke(&id).await.map_err(ops_error)?, json),
+        KeyCommand::Revoke { id, yes } => {
+            // An unknown key is "not found" before anyone is asked anything.
+            km.get(&id).await.map_err(ops_error)?;
+            crate::context::confirm(&format!("revoke key {id}"), yes)?;
+            show(&km.revoke(&id).await.map_err(ops_error)?, json);
+        }
         KeyCommand::ExportJwks => {
             let jwks = km
                 .jwks(OffsetDateTime::now_utc())

@@ -15,12 +15,17 @@ use crate::context::{CmdError, block_on, open_store};
 
 /// Arguments of `dci log`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci log
+  dci log --source crvs_main --limit 10
+  dci --json log --limit 1000 | jq '.[] | select(.outcome != \"ok\")'")]
 pub(crate) struct LogArgs {
     /// Only entries of this data source.
-    #[arg(long)]
+    #[arg(long, help_heading = "Filter")]
     source: Option<String>,
     /// At most this many entries.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000), help_heading = "Filter")]
     limit: u32,
 }
 
@@ -48,6 +53,13 @@ pub(crate) async fn execute(
         limit: args.limit,
     };
     let entries = store.list_audit(&filter).await?;
+    // No entries for a code no source has (nor had): a typo, not an empty log.
+    if let Some(code) = &args.source
+        && entries.is_empty()
+        && store.get_data_source(code).await?.is_none()
+    {
+        return Err(crate::context::no_source(code));
+    }
     let written = if json {
         let v: Vec<_> = entries.iter().map(entry_json).collect();
         writeln!(out, "{}", serde_json::Value::Array(v))

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod completions;
 pub(crate) mod crvs;
 pub(crate) mod demo;
 pub(crate) mod dr;
@@ -8,6 +9,7 @@ pub(crate) mod fr;
 pub(crate) mod ibr;
 pub(crate) mod key;
 pub(crate) mod log;
+pub(crate) mod man;
 pub(crate) mod master_key;
 pub(crate) mod sandbox;
 pub(crate) mod search;

@@ -17,52 +17,59 @@ use dci_sandbox::{
 use serde_json::json;
 
 use crate::cli::exit;
+use crate::context::CmdError;
 
 /// The environment variable that overrides the demo client secret (never a flag: argv leaks).
 pub(crate) const SECRET_ENV: &str = "DCI_SANDBOX_CLIENT_SECRET";
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci sandbox
+  dci sandbox --listen 127.0.0.1:4010 --population 10000 --seed 42
+  DCI_SANDBOX_CLIENT_SECRET=s3cret dci sandbox --client-id spmis --opencrvs-quirks
+  dci sandbox --signature-policy require --client-public-key client.pem")]
 pub(crate) struct SandboxArgs {
     /// Address to listen on. Loopback only unless --allow-remote.
-    #[arg(long, default_value = dci_sandbox::DEFAULT_CLI_LISTEN)]
+    #[arg(long, default_value = dci_sandbox::DEFAULT_CLI_LISTEN, help_heading = "Network")]
     listen: SocketAddr,
     /// Allow listening on a non-loopback address (exposes the sandbox to the network).
-    #[arg(long)]
+    #[arg(long, help_heading = "Network")]
     allow_remote: bool,
     /// OAuth2 client id (the secret comes from DCI_SANDBOX_CLIENT_SECRET, else the demo secret).
-    #[arg(long, default_value = DEMO_CLIENT_ID)]
+    #[arg(long, default_value = DEMO_CLIENT_ID, help_heading = "OAuth2")]
     client_id: String,
     /// Token lifetime in seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, help_heading = "OAuth2")]
     token_lifetime: u64,
     /// Behave like OpenCRVS's token endpoint for this client: credentials in the query string
     /// or a JSON body, `expires_in` as a string.
-    #[arg(long)]
+    #[arg(long, help_heading = "OAuth2")]
     opencrvs_quirks: bool,
     /// Seed of the generated registry data (the same seed gives the same records).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, help_heading = "Data")]
     seed: u64,
     /// What to do with request signatures: off, if-present or require.
-    #[arg(long, default_value = "off")]
+    #[arg(long, default_value = "off", help_heading = "Signatures")]
     signature_policy: SignaturePolicy,
     /// The client's public key (SPKI PEM or a JWK JSON file) to verify its request signatures.
-    #[arg(long)]
+    #[arg(long, help_heading = "Signatures")]
     client_public_key: Option<PathBuf>,
     /// The sandbox's own signing key (PKCS#8 PEM); a fresh Ed25519 key is generated otherwise.
-    #[arg(long)]
+    #[arg(long, help_heading = "Signatures")]
     signing_key: Option<PathBuf>,
     /// The sandbox's sender_id in replies and callbacks.
-    #[arg(long, default_value = "dci-sandbox")]
+    #[arg(long, default_value = "dci-sandbox", help_heading = "Signatures")]
     registry_id: String,
     /// How many people to seed (CRVS has one record each, the other registries their share),
     /// for large pages and bulk work; deterministic from --seed.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, help_heading = "Data")]
     population: usize,
     /// Delivery attempts of a callback whose receiver fails (5xx, 408, 429, unreachable).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, help_heading = "Callbacks")]
     callback_attempts: u32,
     /// First wait before a callback is delivered again (doubling up to 5 s).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, help_heading = "Callbacks")]
     callback_backoff_ms: u64,
 }
 
@@ -195,34 +202,20 @@ pub(crate) fn banner(
 }
 
 pub(crate) fn run(args: SandboxArgs, json: bool) -> u8 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     let (config, demo) = match config(&args, std::env::var(SECRET_ENV).ok()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::USAGE;
-        }
+        Err(e) => return CmdError::usage(format!("{e:#}")).report(json),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::FAILED;
+            return CmdError::failed(format!("cannot start the async runtime: {e}")).report(json);
         }
     };
     runtime.block_on(async {
         let sb = match dci_sandbox::spawn(config).await {
             Ok(sb) => sb,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAILED;
-            }
+            Err(e) => return CmdError::failed(e.to_string()).report(json),
         };
         if let Err(e) = banner(&mut std::io::stdout(), &sb, &args.client_id, demo, json)
             && e.kind() != std::io::ErrorKind::BrokenPipe

@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 use dci_client::ops::{
     AsyncSubmission, Operation, Operations, OpsError, SearchQuery, SearchResult, SearchSpec,
     TransactionView,
 };
+use dci_protocol::RegistryType;
 use dci_protocol::codes::SortOrder;
 use serde_json::{Value, json};
 
@@ -19,50 +20,66 @@ use crate::context::{CmdError, block_on, say};
 
 /// `dci search`.
 #[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("query").required(true).args(["id", "expression", "predicate"])),
+    after_help = "\
+Examples:
+  dci search crvs_main --id UIN:1234567890
+  dci search social_main --expression '{\"$and\": [{\"poverty_score\": {\"$lt\": 5}}]}' --all-pages
+  dci search crvs_main --predicate @query.json --page 2 --page-size 50
+  dci search crvs_main --id BRN:B-2024-17 --async --wait 30
+  dci search crvs_main --id UIN:1234567890 --dry-run"
+)]
 pub(crate) struct SearchArgs {
     /// The data source's code.
     code: String,
-    /// Search by identifier, TYPE:VALUE (e.g. UIN:1234567890).
-    #[arg(long, conflicts_with_all = ["expression", "predicate"], required_unless_present_any = ["expression", "predicate"])]
+    /// Search by identifier, TYPE:VALUE, e.g. UIN:1234567890 [required: one of --id,
+    /// --expression, --predicate].
+    #[arg(long, help_heading = "Query")]
     id: Option<String>,
     /// Search by expression: JSON (or @file), e.g. '{"$and": [{"poverty_score": {"$lt": 5}}]}'.
-    #[arg(long, conflicts_with = "predicate")]
+    #[arg(long, help_heading = "Query")]
     expression: Option<String>,
     /// Search by predicate: JSON array of clauses (or @file).
-    #[arg(long)]
+    #[arg(long, help_heading = "Query")]
     predicate: Option<String>,
     /// reg_record_type, e.g. Person.
-    #[arg(long)]
+    #[arg(long, help_heading = "Query")]
     record_type: Option<String>,
     /// reg_event_type, e.g. LiveBirth (CRVS).
-    #[arg(long)]
+    #[arg(long, help_heading = "Query")]
     event_type: Option<String>,
+    /// Consent object: JSON (or @file).
+    #[arg(long, help_heading = "Query")]
+    consent: Option<String>,
     /// Sort key ATTRIBUTE[:asc|desc] (repeatable).
-    #[arg(long)]
+    #[arg(long, help_heading = "Pages")]
     sort: Vec<String>,
-    /// Page number (from 1).
-    #[arg(long)]
+    /// Page number (from 1; needs --page-size).
+    #[arg(long, help_heading = "Pages")]
     page: Option<u32>,
     /// Records per page.
-    #[arg(long)]
+    #[arg(long, help_heading = "Pages")]
     page_size: Option<u32>,
     /// Follow pagination to the last page.
-    #[arg(long, conflicts_with = "async_")]
+    #[arg(long, conflicts_with = "async_", help_heading = "Pages")]
     all_pages: bool,
-    /// Consent object: JSON (or @file).
-    #[arg(long)]
-    consent: Option<String>,
     /// Use the asynchronous endpoint: the result arrives at the source's callback URI.
-    #[arg(long = "async")]
+    #[arg(long = "async", help_heading = "Asynchronous")]
     async_: bool,
     /// With --async: wait up to SECS for the result (received by `dci serve` on the same store).
-    #[arg(long, value_name = "SECS", requires = "async_")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        requires = "async_",
+        help_heading = "Asynchronous"
+    )]
     wait: Option<u64>,
     /// Our transaction id (default: a fresh UUID).
-    #[arg(long)]
+    #[arg(long, help_heading = "Sending")]
     transaction_id: Option<String>,
     /// Print the exact signed envelope that would be sent, and send nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Sending")]
     dry_run: bool,
 }
 
@@ -176,10 +193,18 @@ pub(crate) async fn submitted(
         }
         return Ok(());
     };
+    let spinner = crate::progress::Spinner::start(
+        format!(
+            "waiting up to {secs} s for the answer to transaction {}",
+            sub.transaction_id
+        ),
+        json,
+    );
     let view = ops
         .await_transaction(&sub.transaction_id, Duration::from_secs(secs))
-        .await
-        .map_err(ops_error)?;
+        .await;
+    drop(spinner);
+    let view = view.map_err(ops_error)?;
     print_view(&view, json);
     if view.state == dci_client::ops::TransactionState::Failed {
         let reason = view
@@ -290,6 +315,11 @@ async fn execute(a: SearchArgs, json: bool) -> Result<(), CmdError> {
         q = q.transaction_id(t.clone());
     }
     let ops = operations_for(&a.code).await?;
+    if ops.source().registry_type == RegistryType::Crvs
+        && let Some((id_type, _)) = a.id.as_deref().and_then(|i| i.split_once(':'))
+    {
+        crate::cmd::crvs::warn_unknown_id_type(id_type);
+    }
     if a.dry_run {
         let op = if a.async_ {
             Operation::SearchAsync(q)

@@ -17,18 +17,23 @@ use crate::context::CmdError;
 
 /// Arguments of `dci serve`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci serve
+  DCI_ADMIN_TOKEN=$(openssl rand -hex 32) dci serve --listen 0.0.0.0:8080
+  DCI_LOG=debug dci serve --request-timeout 120 --shutdown-grace 10")]
 pub(crate) struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", help_heading = "Listening")]
     listen: SocketAddr,
     /// Largest request body, in bytes (callbacks included).
-    #[arg(long, default_value_t = 2 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=(256 * 1024 * 1024)))]
+    #[arg(long, default_value_t = 2 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=(256 * 1024 * 1024)), help_heading = "Limits")]
     body_limit: u64,
     /// Longest a request may take, in seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Limits")]
     request_timeout: u64,
     /// How long in-flight requests may keep running after SIGINT/SIGTERM, in seconds.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Limits")]
     shutdown_grace: u64,
 }
 
@@ -47,14 +52,6 @@ pub(crate) fn run(args: ServeArgs, json: bool) -> u8 {
 }
 
 async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DCI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
     // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
     match dci_server::harden_process() {
         Ok(c) => tracing::debug!(core_dumps = ?c, "process hardened"),

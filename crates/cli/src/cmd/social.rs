@@ -6,6 +6,12 @@ use dci_client::registries::SocialClient;
 use super::crvs::{IdArgs, finish, operations, ops_error, opt, parse_id};
 use crate::context::{CmdError, block_on};
 
+/// Examples shown under `--help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  dci social group social_main --id HOUSEHOLD_ID:HH-0001
+  dci social member social_main --id UIN:1234567890";
+
 /// `dci social …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum SocialCommand {

@@ -11,39 +11,52 @@ use crate::context::{CmdError, block_on, say};
 
 /// `dci subscribe`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci subscribe crvs_main --event-type LiveBirth --wait 30
+  dci subscribe crvs_main --event-type Death --filter @filter.json --record-type Person
+  dci subscribe crvs_main --event-type LiveBirth --dry-run")]
 pub(crate) struct SubscribeArgs {
     /// The data source's code.
     code: String,
-    /// reg_event_type to subscribe to, e.g. LiveBirth (CRVS) or REGISTER.
-    #[arg(long)]
+    /// reg_event_type to subscribe to, e.g. LiveBirth (CRVS) or REGISTER [required].
+    #[arg(long, help_heading = "Subscription")]
     event_type: String,
     /// Filter: a predicate array, an expression, or {"type", "value"}; JSON or @file.
-    #[arg(long)]
+    #[arg(long, help_heading = "Subscription")]
     filter: Option<String>,
     /// notify_record_type (default Person).
-    #[arg(long)]
+    #[arg(long, help_heading = "Subscription")]
     record_type: Option<String>,
     /// Wait up to SECS for the subscription codes (received by `dci serve` on the same store).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "Asynchronous")]
     wait: Option<u64>,
     /// Print the exact signed envelope that would be sent, and send nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Sending")]
     dry_run: bool,
 }
 
 /// `dci unsubscribe`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci unsubscribe crvs_main --code SUB-1,SUB-2 --wait 30")]
 pub(crate) struct UnsubscribeArgs {
     /// The data source's code.
     code: String,
-    /// Subscription code to cancel (repeat or comma-separate).
-    #[arg(long = "code", value_delimiter = ',', required = true)]
+    /// Subscription code to cancel (repeat or comma-separate) [required].
+    #[arg(
+        long = "code",
+        value_delimiter = ',',
+        required = true,
+        help_heading = "Subscriptions"
+    )]
     codes: Vec<String>,
     /// Wait up to SECS for the registry's answer.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "Asynchronous")]
     wait: Option<u64>,
     /// Print the exact signed envelope that would be sent, and send nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Sending")]
     dry_run: bool,
 }
 

@@ -17,15 +17,20 @@ use crate::context::{CmdError, block_on};
 
 /// Arguments of `dci token`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci token crvs_main
+  dci token crvs_main --force
+  dci --json token crvs_main --reveal | jq -r .access_token")]
 pub(crate) struct TokenArgs {
     /// The data source's code.
     code: String,
     /// Fetch a new token even if the cached one is still fresh.
-    #[arg(long)]
+    #[arg(long, help_heading = "Token")]
     force: bool,
     /// Also print the access token itself. It is a credential: anyone holding it can call the
     /// registry as you until it expires.
-    #[arg(long)]
+    #[arg(long, help_heading = "Token")]
     reveal: bool,
 }
 

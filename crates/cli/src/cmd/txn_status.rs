@@ -11,26 +11,37 @@ use crate::context::{CmdError, block_on, say};
 
 /// `dci txn-status`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dci txn-status crvs_main --transaction-id 0190c0de-…
+  dci txn-status crvs_main --transaction-id T-1 --txn-type subscribe
+  dci txn-status crvs_main --transaction-id T-1 --async --wait 30
+  dci txn-status crvs_main --transaction-id T-1 --local")]
 pub(crate) struct TxnStatusArgs {
     /// The data source's code.
     code: String,
-    /// The transaction asked about.
-    #[arg(long)]
+    /// The transaction asked about [required].
+    #[arg(long, help_heading = "Transaction")]
     transaction_id: String,
     /// Its kind: search (default), subscribe, unsubscribe (CRVS, FR) or receipt (social, IBR).
-    #[arg(long, default_value = "search")]
+    #[arg(long, default_value = "search", help_heading = "Transaction")]
     txn_type: String,
     /// Use the asynchronous endpoint (the answer arrives at the callback URI).
-    #[arg(long = "async")]
+    #[arg(long = "async", help_heading = "Asynchronous")]
     async_: bool,
     /// With --async: wait up to SECS for the answer.
-    #[arg(long, value_name = "SECS", requires = "async_")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        requires = "async_",
+        help_heading = "Asynchronous"
+    )]
     wait: Option<u64>,
     /// Show the stored transaction (ACK, callbacks, results) without asking the registry.
-    #[arg(long, conflicts_with_all = ["async_", "dry_run"])]
+    #[arg(long, conflicts_with_all = ["async_", "dry_run"], help_heading = "Sending")]
     local: bool,
     /// Print the exact signed envelope that would be sent, and send nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Sending")]
     dry_run: bool,
 }
 
