@@ -348,7 +348,7 @@ fn invalid_input_exits_2_naming_every_field() {
 }
 
 #[test]
-fn duplicate_code_and_unknown_code_exit_1() {
+fn duplicate_code_exits_2_and_unknown_code_exits_3() {
     let mut h = Home::new();
     h.add_oauth2("dup");
     let out = h.run(
@@ -367,7 +367,7 @@ fn duplicate_code_and_unknown_code_exit_1() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["kind"], "conflict");
 
@@ -378,7 +378,7 @@ fn duplicate_code_and_unknown_code_exit_1() {
         vec!["source", "edit", "nope", "--name", "x"],
     ] {
         let out = h.run(&args, None);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("no data source \"nope\""));
     }
 }
@@ -578,7 +578,7 @@ fn export_excludes_secrets_unless_asked_and_then_seals_them() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let v = other.json(
         &[
             "source",
@@ -917,7 +917,7 @@ fn an_import_that_fails_on_one_source_imports_none() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         err.contains("nothing imported") && err.contains("--replace"),

@@ -414,6 +414,28 @@ macro_rules! impl_store {
                 }
             }
 
+            /// The insert of one audit entry.
+            fn audit_insert(
+                e: &AuditEntry,
+            ) -> sqlx::query::Query<'_, $db, <$db as sqlx::Database>::Arguments> {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, source_code, endpoint, action, message_id, \
+                     transaction_id, http_status, outcome, duration_ms, attempt, error) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(ts(e.at))
+                .bind(&e.source_code)
+                .bind(&e.endpoint)
+                .bind(&e.action)
+                .bind(&e.message_id)
+                .bind(&e.transaction_id)
+                .bind(e.http_status.map(i64::from))
+                .bind(e.outcome.as_str())
+                .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+                .bind(i64::from(e.attempt))
+                .bind(&e.error)
+            }
+
             async fn update_by_code(
                 pool: &sqlx::Pool<$db>,
                 code: &str,
@@ -775,26 +797,24 @@ macro_rules! impl_store {
                     Ok(())
                 }
 
+                async fn append_audit_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+                    // One transaction per batch: one commit (one WAL sync) for all of them.
+                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+                    for e in entries {
+                        audit_insert(e)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db("appending to the audit log"))?;
+                    }
+                    tx.commit().await.map_err(db("committing the audit log"))?;
+                    Ok(())
+                }
+
                 async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-                    sqlx::query(
-                        "INSERT INTO audit_log (at, source_code, endpoint, action, message_id, \
-                         transaction_id, http_status, outcome, duration_ms, attempt, error) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .bind(ts(e.at))
-                    .bind(&e.source_code)
-                    .bind(&e.endpoint)
-                    .bind(&e.action)
-                    .bind(&e.message_id)
-                    .bind(&e.transaction_id)
-                    .bind(e.http_status.map(i64::from))
-                    .bind(e.outcome.as_str())
-                    .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
-                    .bind(i64::from(e.attempt))
-                    .bind(&e.error)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db("appending to the audit log"))?;
+                    audit_insert(e)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db("appending to the audit log"))?;
                     Ok(())
                 }
 

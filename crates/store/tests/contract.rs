@@ -176,6 +176,7 @@ contract!(
     tokens_are_sealed_per_source,
     audit_log_is_append_only_newest_first,
     audit_log_rejects_update_and_delete,
+    audit_batches_are_written_whole_in_order,
     no_plaintext_secret_in_the_database,
     wrong_key_is_refused_and_changes_nothing,
     rotation_reseals_everything,
@@ -766,6 +767,24 @@ async fn audit_log_is_append_only_newest_first(b: Arc<Backend>) {
     assert_eq!(stored.transaction_id, first.transaction_id);
     assert_eq!(stored.http_status, Some(200));
     assert_eq!(stored.duration_ms, 15);
+}
+
+async fn audit_batches_are_written_whole_in_order(b: Arc<Backend>) {
+    let store = b.open(&key(1)).await.unwrap();
+    let batch: Vec<AuditEntry> = (1..=300).map(|n| audit("batch", n)).collect();
+    store.append_audit_batch(&batch).await.unwrap();
+    store.append_audit_batch(&[]).await.unwrap();
+    let all = store
+        .list_audit(&AuditFilter {
+            source_code: Some("batch".into()),
+            limit: 1000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 300);
+    // Newest first: the batch's last entry on top.
+    assert_eq!(all[0].attempt, 300);
+    assert_eq!(all[299].attempt, 1);
 }
 
 async fn audit_log_rejects_update_and_delete(b: Arc<Backend>) {
