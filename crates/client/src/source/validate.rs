@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::document::{MASKED, SourceDocument};
 use super::{
-    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
+    AuthConfig, AuthKind, CallbackSettings, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, TlsSettings, names,
 };
 use crate::registries::Profile;
@@ -239,7 +239,16 @@ impl SourceDocument {
         let callback_uri = opt(&self.callback_uri);
         if let Some(u) = &callback_uri {
             check_url("callback_uri", u, &mut errs);
+            // Callbacks are matched to their registry by header.sender_id; a new source that
+            // receives them must say what that id is (sources stored earlier are grandfathered).
+            if existing.is_none() && receiver_id.is_none() {
+                errs.push(
+                    "receiver_id",
+                    "is required with callback_uri: set the registry's id as it sends it in header.sender_id of its callbacks, e.g. crvs.example.org",
+                );
+            }
         }
+        let callbacks = self.build_callbacks(existing, &mut errs);
 
         let d = Endpoints::default();
         let ep = &self.endpoints;
@@ -406,6 +415,7 @@ impl SourceDocument {
             registry_public_keys,
             registry_jwks_url,
             profile,
+            callbacks,
             active: self.active.unwrap_or(true),
             notes: self.notes.map(|n| n.trim().to_owned()).unwrap_or_default(),
             state: existing.map_or(SourceState::Draft, |e| e.state),
@@ -414,6 +424,42 @@ impl SourceDocument {
             created_at: existing.map_or(now, |e| e.created_at),
             updated_at: now,
         })
+    }
+
+    /// The callback settings: a given secret replaces the stored one; otherwise the stored one
+    /// is kept, and a source without one (new, or stored before secrets existed) gets one.
+    fn build_callbacks(
+        &self,
+        existing: Option<&DataSource>,
+        errs: &mut ValidationErrors,
+    ) -> CallbackSettings {
+        let given = self
+            .callbacks
+            .secret
+            .as_ref()
+            .map(|s| s.expose_secret().trim().to_owned())
+            .filter(|s| !s.is_empty() && s != MASKED);
+        let secret = match given {
+            Some(s) => {
+                let url_safe = s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if s.len() < 32 || !url_safe {
+                    errs.push(
+                        "callbacks.secret",
+                        "must be at least 32 characters of A-Z, a-z, 0-9, '-' and '_': leave it out to keep (or generate) one",
+                    );
+                }
+                SecretString::from(s)
+            }
+            None => existing
+                .and_then(|e| e.callbacks.secret.clone())
+                .unwrap_or_else(CallbackSettings::generate_secret),
+        };
+        CallbackSettings {
+            secret: Some(secret),
+            accept_unauthenticated: self.callbacks.accept_unauthenticated.unwrap_or(false),
+        }
     }
 
     fn build_auth(
