@@ -360,6 +360,14 @@ impl DataSource {
         ))
     }
 
+    /// Replaces the callback secret with a fresh one (store the source to make it count):
+    /// callbacks to the old URL are refused from then on, and requests sent afterwards carry the
+    /// new one. Returns the new callback URL, if the source has a callback URI.
+    pub fn regenerate_callback_secret(&mut self) -> Option<String> {
+        self.callbacks.secret = Some(CallbackSettings::generate_secret());
+        self.callback_url_with_secret()
+    }
+
     /// Default request timeout in seconds.
     pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
 

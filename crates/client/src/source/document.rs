@@ -153,6 +153,10 @@ pub struct CallbacksDocument {
     /// replaces it (at least 32 characters of `A-Z a-z 0-9 - _`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "masked")]
     pub secret: Option<SecretString>,
+    /// Read-only, and only when revealed on purpose ([`SourceDocument::reveal_callback_url`]):
+    /// the URL the registry posts callbacks to, secret included (ignored on input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// `endpoints`: paths relative to the base URL.
@@ -378,8 +382,17 @@ impl SourceDocument {
         };
     }
 
+    /// Adds the callback URL with its secret (`callbacks.url`, see
+    /// [`DataSource::callback_url_with_secret`]): a credential, for an operator who asked for it
+    /// (on creation, or deliberately later) to hand to the registry.
+    pub fn reveal_callback_url(mut self, source: &DataSource) -> SourceDocument {
+        self.callbacks.url = source.callback_url_with_secret();
+        self
+    }
+
     /// Clears the read-only fields (id, state, test results, timestamps), e.g. for an export.
     pub fn without_status(mut self) -> SourceDocument {
+        self.callbacks.url = None;
         self.id = None;
         self.state = None;
         self.last_test_at = None;
@@ -447,6 +460,7 @@ impl SourceDocument {
             callbacks: CallbacksDocument {
                 accept_unauthenticated: Some(s.callbacks.accept_unauthenticated),
                 secret: s.callbacks.secret.as_ref().and_then(|_| masked()),
+                url: None,
             },
             active: Some(s.active),
             notes: Some(s.notes.clone()),

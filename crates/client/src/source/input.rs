@@ -97,6 +97,7 @@ impl From<DataSourceInput> for SourceDocument {
             callbacks: CallbacksDocument {
                 accept_unauthenticated: i.accept_unauthenticated_callbacks,
                 secret: None,
+                url: None,
             },
             active: i.active,
             notes: i.notes,
