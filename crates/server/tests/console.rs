@@ -702,6 +702,7 @@ async fn transactions_page_shows_async_requests_with_their_callbacks() {
     let callback = format!("{}/callback/tx", server.base_url());
     let mut fields = source_fields("tx", &base, &token_url, dci_sandbox::DEMO_CLIENT_SECRET);
     fields.push(("callback_uri", &callback));
+    fields.push(("receiver_id", sb.registry_id()));
     let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 

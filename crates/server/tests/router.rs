@@ -25,6 +25,7 @@ fn oauth_source(code: &str) -> Value {
             "client_secret": SECRET,
         },
         "sender_id": "spmis.example.org",
+        "receiver_id": "crvs.example.org",
         "callback_uri": format!("http://127.0.0.1:8080/callback/{code}"),
     })
 }
