@@ -324,7 +324,11 @@ async fn sync_search_pages_dry_run_and_bad_input() {
             .contains("spmis.example.org|spmis-1|ed25519")
     );
     // The sender_uri is the callback URL with the source's secret, as `source show` reveals it.
-    let shown = ok(&dci(&h.path, &["--json", "source", "show", &crvs, "--reveal-callback-url"]).await);
+    let shown = ok(&dci(
+        &h.path,
+        &["--json", "source", "show", &crvs, "--reveal-callback-url"],
+    )
+    .await);
     let callback_url = shown["callbacks"]["url"].as_str().unwrap();
     assert!(
         callback_url.starts_with(&format!("http://127.0.0.1:9/callback/{crvs}/")),

@@ -18,7 +18,9 @@ mod input;
 pub mod names;
 mod validate;
 
-pub use document::{AuthDocument, CallbacksDocument, EndpointsDocument, MASKED, SourceDocument, TlsDocument};
+pub use document::{
+    AuthDocument, CallbacksDocument, EndpointsDocument, MASKED, SourceDocument, TlsDocument,
+};
 pub use input::DataSourceInput;
 pub use names::UnknownName;
 pub use validate::{FieldError, ValidationErrors, pointer_of};

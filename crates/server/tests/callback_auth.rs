@@ -191,7 +191,11 @@ async fn a_forged_unsigned_on_search_is_refused_and_changes_nothing() {
     );
     let view = rig.view(&txn).await;
     assert_eq!(view["state"], "acknowledged", "{view}");
-    assert_eq!(view["callbacks"].as_array().map_or(0, Vec::len), 0, "{view}");
+    assert_eq!(
+        view["callbacks"].as_array().map_or(0, Vec::len),
+        0,
+        "{view}"
+    );
     // The secret never appears in the source's ordinary JSON.
     let secret = url.split('/').nth(3).unwrap();
     let (_, shown) = rig.api("GET", "/sources/crvs_main", None).await;
@@ -264,12 +268,20 @@ async fn a_late_callback_after_completion_is_refused_and_the_result_unchanged() 
     assert_eq!(status, StatusCode::OK, "{body}");
     let before = rig.view(&txn).await;
     assert_eq!(before["state"], "completed");
-    assert!(records(&before).iter().any(|r| r.contains("REAL")), "{before}");
+    assert!(
+        records(&before).iter().any(|r| r.contains("REAL")),
+        "{before}"
+    );
     // Even with the secret: the result is final.
     let (status, body) = rig
         .post(&route, &rig.on_search(&txn, "m-2", "LATE"), None)
         .await;
-    refused(status, &body, StatusCode::FORBIDDEN, "err.request.forbidden");
+    refused(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "err.request.forbidden",
+    );
     // A re-delivery of the stored callback is still the usual replay answer.
     let (status, body) = rig
         .post(&route, &rig.on_search(&txn, "m-1", "REAL"), None)
@@ -313,7 +325,10 @@ async fn a_forged_notify_is_refused_and_the_opt_out_accepts_it() {
     open["callbacks"] = json!({"accept_unauthenticated": true});
     rig.add_source(open).await;
     let (_, shown) = rig.api("GET", "/sources/crvs_open", None).await;
-    assert_eq!(shown["callbacks"]["accept_unauthenticated"], true, "{shown}");
+    assert_eq!(
+        shown["callbacks"]["accept_unauthenticated"], true,
+        "{shown}"
+    );
     let (status, body) = rig
         .post("/callback/crvs_open/registry/notify", &notify, None)
         .await;

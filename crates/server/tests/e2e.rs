@@ -538,9 +538,15 @@ async fn out_of_order_and_split_callbacks_aggregate() {
     let sub = ops.submit_search_async(&q).await.unwrap();
     let txn = sub.transaction_id.clone();
     // Playing the registry: its sender id, and the source's callback secret as a bearer token.
-    let source = rig.env.store.get_data_source("crvs_main").await.unwrap().unwrap();
-    let secret = secrecy::ExposeSecret::expose_secret(source.callbacks.secret.as_ref().unwrap())
-        .to_owned();
+    let source = rig
+        .env
+        .store
+        .get_data_source("crvs_main")
+        .await
+        .unwrap()
+        .unwrap();
+    let secret =
+        secrecy::ExposeSecret::expose_secret(source.callbacks.secret.as_ref().unwrap()).to_owned();
     let sender = rig.sandbox.registry_id().to_owned();
     let part = |n: u32, reference: &str| {
         json!({
@@ -557,7 +563,13 @@ async fn out_of_order_and_split_callbacks_aggregate() {
         let url = format!("{}/callback/crvs_main{path}", rig.base());
         let secret = secret.clone();
         async move {
-            let r = http.post(url).bearer_auth(secret).json(&v).send().await.unwrap();
+            let r = http
+                .post(url)
+                .bearer_auth(secret)
+                .json(&v)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };

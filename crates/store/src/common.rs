@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use dci_client::source::CallbackSettings;
 use dci_client::{
     AuthConfig, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, StoreError, TlsSettings,
 };
-use dci_client::source::CallbackSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};

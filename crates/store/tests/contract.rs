@@ -837,7 +837,10 @@ async fn callback_secret_is_sealed_kept_and_optional(b: Arc<Backend>) {
     src.callbacks.secret = Some(secrecy::SecretString::from(plain));
     store.create_data_source(&src).await.unwrap();
     let got = store.get_data_source("cb_sealed").await.unwrap().unwrap();
-    assert_eq!(got.callbacks.secret.as_ref().unwrap().expose_secret(), plain);
+    assert_eq!(
+        got.callbacks.secret.as_ref().unwrap().expose_secret(),
+        plain
+    );
     assert!(!got.callbacks.accept_unauthenticated);
     // An edit through the document keeps it (the document only ever shows it masked).
     let mut doc = dci_client::SourceDocument::from_source(&got);
@@ -848,7 +851,10 @@ async fn callback_secret_is_sealed_kept_and_optional(b: Arc<Backend>) {
         .await
         .unwrap();
     let again = store.get_data_source("cb_sealed").await.unwrap().unwrap();
-    assert_eq!(again.callbacks.secret.as_ref().unwrap().expose_secret(), plain);
+    assert_eq!(
+        again.callbacks.secret.as_ref().unwrap().expose_secret(),
+        plain
+    );
     assert!(edited.callbacks.accept_unauthenticated && again.callbacks.accept_unauthenticated);
     // A source stored without one (as before callback secrets existed) reads back without one.
     let mut legacy = simple("cb_legacy", "dr", "none", "");
@@ -862,7 +868,10 @@ async fn callback_secret_is_sealed_kept_and_optional(b: Arc<Backend>) {
         .unwrap();
     store.update_data_source(&edited).await.unwrap();
     let got = store.get_data_source("cb_legacy").await.unwrap().unwrap();
-    assert_eq!(got.callbacks.secret.as_ref().unwrap().expose_secret().len(), 43);
+    assert_eq!(
+        got.callbacks.secret.as_ref().unwrap().expose_secret().len(),
+        43
+    );
     drop(store);
     let dump = b.raw_dump().await;
     assert!(

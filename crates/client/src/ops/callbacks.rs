@@ -33,8 +33,8 @@ use crate::store::Store;
 
 use super::result::tolerated_strings;
 use super::store::{
-    CallbackRecord, OpKind, OpsStore, SignatureState, SubscriptionRecord, SubscriptionState, TransactionFilter,
-    TransactionRecord, TransactionState,
+    CallbackRecord, OpKind, OpsStore, SignatureState, SubscriptionRecord, SubscriptionState,
+    TransactionFilter, TransactionRecord, TransactionState,
 };
 use super::view::build_view;
 
@@ -139,7 +139,10 @@ pub struct CallbackCredentials {
 impl std::fmt::Debug for CallbackCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallbackCredentials")
-            .field("url_secret", &self.url_secret.as_ref().map(|_| crate::MASKED))
+            .field(
+                "url_secret",
+                &self.url_secret.as_ref().map(|_| crate::MASKED),
+            )
             .field("bearer", &self.bearer.as_ref().map(|_| crate::MASKED))
             .finish()
     }

@@ -267,7 +267,10 @@ impl Operations {
         // `{callback_uri}/{secret}/registry/on-search`.
         let base = base.trim_end_matches('/');
         Ok(Some(match &self.source().callbacks.secret {
-            Some(secret) => format!("{base}/{}{path}", secrecy::ExposeSecret::expose_secret(secret)),
+            Some(secret) => format!(
+                "{base}/{}{path}",
+                secrecy::ExposeSecret::expose_secret(secret)
+            ),
             None => format!("{base}{path}"),
         }))
     }

@@ -263,13 +263,12 @@ impl SourceDocument {
         &["auth.bearer_token", "auth.password", "auth.client_secret"];
 
     /// Paths of the other fields: yes/no switches and the list of keys.
-    pub const OTHER_FIELDS: &'static [&'static str] =
-        &[
-            "tls.verify",
-            "active",
-            "callbacks.accept_unauthenticated",
-            "registry_public_keys",
-        ];
+    pub const OTHER_FIELDS: &'static [&'static str] = &[
+        "tls.verify",
+        "active",
+        "callbacks.accept_unauthenticated",
+        "registry_public_keys",
+    ];
 
     /// Whether `path` names a field of the document.
     pub fn is_field(path: &str) -> bool {

@@ -6,7 +6,9 @@
 
 use secrecy::SecretString;
 
-use super::document::{AuthDocument, CallbacksDocument, EndpointsDocument, SourceDocument, TlsDocument};
+use super::document::{
+    AuthDocument, CallbacksDocument, EndpointsDocument, SourceDocument, TlsDocument,
+};
 use super::{DataSource, ValidationErrors};
 
 /// A data source as flat fields: strings as typed, secrets as `SecretString`. Empty strings count

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::document::{MASKED, SourceDocument};
 use super::{
-    AuthConfig, AuthKind, CallbackSettings, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
-    SourceState, TlsSettings, names,
+    AuthConfig, AuthKind, CallbackSettings, CredentialLocation, DataSource, Endpoints,
+    OAuth2Config, SignaturePolicy, SourceState, TlsSettings, names,
 };
 use crate::registries::Profile;
 
@@ -719,6 +719,76 @@ mod tests {
         let mut d = oauth2_doc();
         f(&mut d);
         d
+    }
+
+    #[test]
+    fn new_sources_get_a_callback_secret_that_edits_keep_and_never_show() {
+        let src = oauth2_doc().validate().unwrap();
+        let secret = src
+            .callbacks
+            .secret
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        assert_eq!(secret.len(), 43, "32 random bytes, base64url");
+        assert!(!src.callbacks.accept_unauthenticated, "off by default");
+        let other = oauth2_doc().validate().unwrap();
+        assert_ne!(
+            other.callbacks.secret.as_ref().unwrap().expose_secret(),
+            secret
+        );
+        let doc = SourceDocument::from_source(&src);
+        let text = serde_json::to_string(&doc).unwrap();
+        assert!(!text.contains(&secret), "{text}");
+        assert!(!format!("{src:?}").contains(&secret));
+        assert_eq!(
+            doc.callbacks.secret.as_ref().unwrap().expose_secret(),
+            MASKED
+        );
+        let kept = doc.validate_update(&src).unwrap();
+        assert_eq!(kept.callbacks.secret.unwrap().expose_secret(), secret);
+        // A secret given on purpose must be long and URL-safe.
+        let errs = with(|d| d.callbacks.secret = Some(SecretString::from("short/one")))
+            .validate()
+            .unwrap_err();
+        assert!(errs.has("callbacks.secret"), "{errs}");
+        // The URL the registry posts to carries it; without a callback URI there is none.
+        assert!(src.callback_url_with_secret().is_none());
+        let mut with_uri = src.clone();
+        with_uri.callback_uri = s("https://spmis.example.org/callback/crvs_main/");
+        assert_eq!(
+            with_uri.callback_url_with_secret().unwrap(),
+            format!("https://spmis.example.org/callback/crvs_main/{secret}")
+        );
+        let new_url = with_uri.regenerate_callback_secret().unwrap();
+        assert!(!new_url.ends_with(&secret));
+        assert!(
+            with_uri
+                .callbacks
+                .secret_matches(new_url.rsplit('/').next().unwrap())
+        );
+        assert!(!with_uri.callbacks.secret_matches(&secret));
+    }
+
+    #[test]
+    fn a_new_source_with_a_callback_uri_names_its_registry() {
+        let errs = with(|d| d.callback_uri = s("https://spmis.example.org/callback/crvs_main"))
+            .validate()
+            .unwrap_err();
+        assert!(errs.has("receiver_id"), "{errs}");
+        assert!(errs.to_string().contains("header.sender_id"), "{errs}");
+        let ok = with(|d| {
+            d.callback_uri = s("https://spmis.example.org/callback/crvs_main");
+            d.receiver_id = s("crvs.example.org");
+        })
+        .validate()
+        .unwrap();
+        // Sources stored before the rule are not forced to add one on an edit.
+        let mut legacy = ok.clone();
+        legacy.receiver_id = None;
+        let doc = SourceDocument::from_source(&legacy);
+        assert!(doc.validate_update(&legacy).is_ok());
     }
 
     fn errors_of(doc: SourceDocument) -> ValidationErrors {

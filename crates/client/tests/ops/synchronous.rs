@@ -160,8 +160,8 @@ async fn dry_run_prints_the_exact_envelope_and_sends_nothing() {
     let env_json = ops.dry_run(&Operation::SearchAsync(q)).await.unwrap();
     assert_eq!(env_json["message"]["transaction_id"], "t-dry");
     // The sender_uri carries the source's callback secret after the callback URI.
-    let secret = secrecy::ExposeSecret::expose_secret(source.callbacks.secret.as_ref().unwrap())
-        .to_owned();
+    let secret =
+        secrecy::ExposeSecret::expose_secret(source.callbacks.secret.as_ref().unwrap()).to_owned();
     assert_eq!(
         env_json["header"]["sender_uri"],
         format!(

@@ -89,7 +89,9 @@ pub(crate) async fn get(
 ) -> ApiResult<impl IntoResponse> {
     let s = load(&st, &code).await?;
     if q.reveal_callback_url {
-        return Ok(ApiJson(serde_json::to_value(revealed(&s)).unwrap_or_default()));
+        return Ok(ApiJson(
+            serde_json::to_value(revealed(&s)).unwrap_or_default(),
+        ));
     }
     Ok(ApiJson(s.to_redacted_json()))
 }
