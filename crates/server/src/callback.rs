@@ -102,6 +102,23 @@ async fn bare_with_secret(
     .await
 }
 
+/// `path` fit for a log: the segment after `/callback/{code}/` is shown as `********` unless it
+/// is the start of a callback route (`registry`), since it is then the callback secret.
+pub fn redacted_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let Some(rest) = path.strip_prefix("/callback/") else {
+        return path.into();
+    };
+    let mut parts = rest.splitn(3, '/');
+    let (code, second, tail) = (parts.next(), parts.next(), parts.next());
+    match (code, second) {
+        (Some(code), Some(second)) if !second.is_empty() && second != "registry" => {
+            let tail = tail.map(|t| format!("/{t}")).unwrap_or_default();
+            format!("/callback/{code}/{}{tail}", dci_client::MASKED).into()
+        }
+        _ => path.into(),
+    }
+}
+
 /// The token of `Authorization: Bearer …`, if the header has that form.
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
@@ -218,5 +235,28 @@ async fn receive_inner(
             let status = StatusCode::from_u16(rej.http_status).unwrap_or(StatusCode::BAD_REQUEST);
             Err((status, axum::Json(rej.to_ack(OffsetDateTime::now_utc()))).into_response())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_path;
+
+    #[test]
+    fn logged_paths_mask_the_callback_secret() {
+        assert_eq!(
+            redacted_path("/callback/crvs/SeCrEt123/registry/on-search"),
+            "/callback/crvs/********/registry/on-search"
+        );
+        assert_eq!(
+            redacted_path("/callback/crvs/SeCrEt123"),
+            "/callback/crvs/********"
+        );
+        assert_eq!(
+            redacted_path("/callback/crvs/registry/on-search"),
+            "/callback/crvs/registry/on-search"
+        );
+        assert_eq!(redacted_path("/callback/crvs"), "/callback/crvs");
+        assert_eq!(redacted_path("/api/v1/sources"), "/api/v1/sources");
     }
 }
