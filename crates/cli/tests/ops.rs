@@ -323,9 +323,20 @@ async fn sync_search_pages_dry_run_and_bad_input() {
             .unwrap()
             .contains("spmis.example.org|spmis-1|ed25519")
     );
+    // The sender_uri is the callback URL with the source's secret, as `source show` reveals it.
+    let shown = ok(&dci(
+        &h.path,
+        &["--json", "source", "show", &crvs, "--reveal-callback-url"],
+    )
+    .await);
+    let callback_url = shown["callbacks"]["url"].as_str().unwrap();
+    assert!(
+        callback_url.starts_with(&format!("http://127.0.0.1:9/callback/{crvs}/")),
+        "{shown}"
+    );
     assert_eq!(
         env["header"]["sender_uri"],
-        format!("http://127.0.0.1:9/callback/{crvs}/registry/on-search")
+        format!("{callback_url}/registry/on-search")
     );
     assert_eq!(sb.requests().len(), before, "--dry-run sent something");
 

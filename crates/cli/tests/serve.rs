@@ -121,6 +121,7 @@ async fn async_search_from_the_cli_completes_through_a_running_dci_serve() {
         client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
         scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
         sender_id: Some("spmis.example.org".into()),
+        receiver_id: Some(sb.registry_id().to_owned()),
         callback_uri: Some(format!("{}/callback/{code}", serve.base)),
         reply_signature_policy: Some("require".into()),
         registry_jwks_url: Some(sb.jwks_url()),

@@ -636,7 +636,8 @@ fn master_key_rotation_and_wrong_or_missing_key() {
 
     // Rotate: a new key file, same secrets.
     let v = h.json(&["master-key", "rotate"], None);
-    assert_eq!(v["resealed"], 1);
+    // The client secret and the callback secret.
+    assert_eq!(v["resealed"], 2);
     assert_ne!(v["old_key_id"], v["new_key_id"]);
     let new_key = std::fs::read_to_string(&key_path).unwrap();
     assert_ne!(new_key, old_key);

@@ -18,7 +18,9 @@ mod input;
 pub mod names;
 mod validate;
 
-pub use document::{AuthDocument, EndpointsDocument, MASKED, SourceDocument, TlsDocument};
+pub use document::{
+    AuthDocument, CallbacksDocument, EndpointsDocument, MASKED, SourceDocument, TlsDocument,
+};
 pub use input::DataSourceInput;
 pub use names::UnknownName;
 pub use validate::{FieldError, ValidationErrors, pointer_of};
@@ -203,6 +205,58 @@ impl SignaturePolicy {
     }
 }
 
+/// How callbacks for a data source are authenticated (see `dci_client::ops::ingest`).
+///
+/// A callback is accepted when it carries a valid signature from the registry's key (under
+/// `reply_signature_policy` `if-present` or `require`), or presents this source's callback
+/// secret — as the path segment after the source's callback URI (the `sender_uri` we send
+/// is `{callback_uri}/{secret}/registry/on-search`) or as `Authorization: Bearer {secret}` —
+/// or when the source opts out with `accept_unauthenticated`.
+#[derive(Clone, Default)]
+pub struct CallbackSettings {
+    /// The per-source callback secret: generated when the source is created, kept on edits,
+    /// replaced by [`CallbackSettings::generate_secret`]. `None` for sources stored before
+    /// callback secrets existed.
+    pub secret: Option<SecretString>,
+    /// Accept callbacks that are neither signed nor carry the secret (unsafe: anyone who can
+    /// reach the receiver can then forge results).
+    pub accept_unauthenticated: bool,
+}
+
+impl std::fmt::Debug for CallbackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackSettings")
+            .field("secret", &self.secret.as_ref().map(|_| MASKED))
+            .field("accept_unauthenticated", &self.accept_unauthenticated)
+            .finish()
+    }
+}
+
+impl CallbackSettings {
+    /// A fresh, unguessable callback secret: 32 random bytes, base64url without padding (43
+    /// characters, safe in a URL path).
+    pub fn generate_secret() -> SecretString {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Whether `presented` is this source's secret (compared in constant time).
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        use secrecy::ExposeSecret as _;
+        let Some(secret) = &self.secret else {
+            return false;
+        };
+        let (a, b) = (secret.expose_secret().as_bytes(), presented.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
 /// Lifecycle state of a data source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -267,6 +321,8 @@ pub struct DataSource {
     pub registry_jwks_url: Option<String>,
     /// The dialect the registry speaks: the SPDCI standard or a versioned OpenCRVS profile.
     pub profile: crate::registries::Profile,
+    /// How its callbacks are authenticated.
+    pub callbacks: CallbackSettings,
     /// Whether the source may be used.
     pub active: bool,
     /// Free-form notes.
@@ -287,6 +343,31 @@ impl DataSource {
     /// The effective `receiver_id`: the configured one, else the base URL.
     pub fn effective_receiver_id(&self) -> &str {
         self.receiver_id.as_deref().unwrap_or(&self.base_url)
+    }
+
+    /// The callback URL a registry must POST to, secret included: `{callback_uri}/{secret}`
+    /// (the routes below it are `/registry/on-search`, …). `None` without a callback URI or a
+    /// secret. A credential: show it only on purpose.
+    pub fn callback_url_with_secret(&self) -> Option<String> {
+        use secrecy::ExposeSecret as _;
+        let base = self
+            .callback_uri
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())?;
+        let secret = self.callbacks.secret.as_ref()?;
+        Some(format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            secret.expose_secret()
+        ))
+    }
+
+    /// Replaces the callback secret with a fresh one (store the source to make it count):
+    /// callbacks to the old URL are refused from then on, and requests sent afterwards carry the
+    /// new one. Returns the new callback URL, if the source has a callback URI.
+    pub fn regenerate_callback_secret(&mut self) -> Option<String> {
+        self.callbacks.secret = Some(CallbackSettings::generate_secret());
+        self.callback_url_with_secret()
     }
 
     /// Default request timeout in seconds.

@@ -571,16 +571,22 @@ pub async fn test_connection(ops: &Operations, opts: TestOptions) -> TestReport 
                     };
                     match client.execute(call, |_, _| Ok(())).await {
                         Err(e) => r.fail(Stage::Callback, t0, &e),
-                        Ok((raw, _)) => r.push(
-                            Stage::Callback,
-                            t0,
-                            StageStatus::Pass,
-                            format!(
+                        Ok((raw, _)) => {
+                            let reach = format!(
                                 "answers from here (HTTP {}); the registry must be able to reach \
                                  it too",
                                 raw.status.as_u16()
-                            ),
-                        ),
+                            );
+                            match callback_auth_warning(source) {
+                                None => r.push(Stage::Callback, t0, StageStatus::Pass, reach),
+                                Some(w) => r.push(
+                                    Stage::Callback,
+                                    t0,
+                                    StageStatus::Warn,
+                                    format!("{reach}; but {w}"),
+                                ),
+                            }
+                        }
                     }
                 }
             }
@@ -640,4 +646,28 @@ async fn probe(ops: &Operations) -> Result<(), OpsError> {
     ops.exchange(p.envelope, Endpoint::SyncSearch, false)
         .await
         .map(|_| ())
+}
+
+/// Why the source's callbacks are not safely authenticated, if they are not: the opt-out is on,
+/// or it has no callback secret (stored before secrets existed) and does not require signatures.
+fn callback_auth_warning(source: &crate::DataSource) -> Option<String> {
+    if source.callbacks.accept_unauthenticated {
+        return Some(
+            "callbacks.accept_unauthenticated is on, which is unsafe: anyone who can reach the \
+             receiver can forge results and notifications; turn it off and let the registry post \
+             to the sender_uri we send (it carries the callback secret), or require signatures"
+                .to_owned(),
+        );
+    }
+    if source.callbacks.secret.is_none()
+        && source.reply_signature_policy != crate::SignaturePolicy::Require
+    {
+        return Some(
+            "this data source has no callback secret and does not require signatures, so its \
+             unsigned callbacks are refused: edit the source (any edit generates one) or \
+             regenerate its callback secret"
+                .to_owned(),
+        );
+    }
+    None
 }

@@ -74,6 +74,7 @@ fn source(sb: &Sandbox, prefix: &str, profile: Profile) -> DataSource {
         registry_public_keys: Vec::new(),
         registry_jwks_url: None,
         profile,
+        callbacks: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Active,

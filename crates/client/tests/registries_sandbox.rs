@@ -74,6 +74,7 @@ fn source(sb: &Sandbox, registry: RegistryType) -> DataSource {
         registry_public_keys: Vec::new(),
         registry_jwks_url: Some(sb.jwks_url()),
         profile: Default::default(),
+        callbacks: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Active,

@@ -8,6 +8,12 @@
 //! source, the action against the path, the sender and the signature under the source's
 //! policy, refuses replays, and persists the callback before we answer ACK.
 //!
+//! Each route also exists with the source's callback secret after the code
+//! (`/callback/{code}/{secret}/registry/on-search`, `/callback/{code}/{secret}`): that is the URL
+//! we send as `sender_uri`, so a registry that posts to it verbatim authenticates itself. The
+//! secret may instead come as `Authorization: Bearer {secret}`. Both are handed to `ingest_with`,
+//! which decides (a signed callback needs neither under a signature policy).
+//!
 //! Every answer has the DCI ACK shape; refusals are HTTP 4xx with ACK `ERR` and the spec's error
 //! code, and store nothing.
 
@@ -15,9 +21,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use dci_client::ops::callbacks::{CallbackCredentials, ingest_with};
 use dci_protocol::codes::{Action, ErrorCode};
 use dci_protocol::envelope::AckResponse;
 use time::OffsetDateTime;
@@ -35,29 +43,88 @@ pub const CALLBACK_PATHS: &[(&str, &str)] = &[
 
 /// The callback sub-router.
 pub(crate) fn router() -> Router<AppState> {
-    let mut r = Router::new().route("/callback/{code}", post(bare));
+    let mut r = Router::new()
+        .route("/callback/{code}", post(bare))
+        .route("/callback/{code}/{secret}", post(bare_with_secret));
     for (path, action) in CALLBACK_PATHS {
         let action: &'static str = action;
-        r = r.route(
-            &format!("/callback/{{code}}{path}"),
-            post(
-                move |st: State<AppState>,
-                      code: Result<Path<String>, PathRejection>,
-                      body: Result<Bytes, BytesRejection>| {
-                    receive(st, code, Some(action), body)
-                },
-            ),
-        );
+        r = r
+            .route(
+                &format!("/callback/{{code}}{path}"),
+                post(
+                    move |st: State<AppState>,
+                          headers: HeaderMap,
+                          code: Result<Path<String>, PathRejection>,
+                          body: Result<Bytes, BytesRejection>| {
+                        let code = code.map(|Path(c)| (c, None));
+                        receive(st, headers, code, Some(action), body)
+                    },
+                ),
+            )
+            .route(
+                &format!("/callback/{{code}}/{{secret}}{path}"),
+                post(
+                    move |st: State<AppState>,
+                          headers: HeaderMap,
+                          code: Result<Path<(String, String)>, PathRejection>,
+                          body: Result<Bytes, BytesRejection>| {
+                        let code = code.map(|Path((c, s))| (c, Some(s)));
+                        receive(st, headers, code, Some(action), body)
+                    },
+                ),
+            );
     }
     r
 }
 
 async fn bare(
     st: State<AppState>,
+    headers: HeaderMap,
     code: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    receive(st, code, None, body).await
+    receive(st, headers, code.map(|Path(c)| (c, None)), None, body).await
+}
+
+async fn bare_with_secret(
+    st: State<AppState>,
+    headers: HeaderMap,
+    code: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    receive(
+        st,
+        headers,
+        code.map(|Path((c, s))| (c, Some(s))),
+        None,
+        body,
+    )
+    .await
+}
+
+/// `path` fit for a log: the segment after `/callback/{code}/` is shown as `********` unless it
+/// is the start of a callback route (`registry`), since it is then the callback secret.
+pub fn redacted_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let Some(rest) = path.strip_prefix("/callback/") else {
+        return path.into();
+    };
+    let mut parts = rest.splitn(3, '/');
+    let (code, second, tail) = (parts.next(), parts.next(), parts.next());
+    match (code, second) {
+        (Some(code), Some(second)) if !second.is_empty() && second != "registry" => {
+            let tail = tail.map(|t| format!("/{t}")).unwrap_or_default();
+            format!("/callback/{code}/{}{tail}", dci_client::MASKED).into()
+        }
+        _ => path.into(),
+    }
+}
+
+/// The token of `Authorization: Bearer …`, if the header has that form.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
 /// A refusal: HTTP status plus ACK `ERR` with a DCI error code.
@@ -93,15 +160,20 @@ impl IntoResponse for Refusal {
 
 async fn receive(
     State(st): State<AppState>,
-    code: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    code: Result<(String, Option<String>), PathRejection>,
     expected: Option<&'static str>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let code = match code {
-        Ok(Path(code)) => code,
+    let (code, url_secret) = match code {
+        Ok(c) => c,
         Err(rej) => return path_refusal(&rej).into_response(),
     };
-    match receive_inner(&st, &code, expected, body).await {
+    let credentials = CallbackCredentials {
+        url_secret,
+        bearer: bearer(&headers),
+    };
+    match receive_inner(&st, &code, expected, body, &credentials).await {
         Ok(r) | Err(r) => r,
     }
 }
@@ -128,6 +200,7 @@ async fn receive_inner(
     code: &str,
     expected: Option<&'static str>,
     body: Result<Bytes, BytesRejection>,
+    credentials: &CallbackCredentials,
 ) -> Result<Response, Response> {
     let body = body.map_err(|rej| {
         let status = rej.status();
@@ -155,12 +228,35 @@ async fn receive_inner(
         .into_response());
     }
     let path_action = expected.map(Action::parse_lenient);
-    match dci_client::ops::ingest(&st.ingest, code, &body, path_action).await {
+    match ingest_with(&st.ingest, code, &body, path_action, credentials).await {
         Ok(ack) => Ok((StatusCode::OK, axum::Json(ack)).into_response()),
         Err(rej) => {
             tracing::info!(source = %code, status = rej.http_status, code = %rej.code, reason = %rej.message, "callback refused");
             let status = StatusCode::from_u16(rej.http_status).unwrap_or(StatusCode::BAD_REQUEST);
             Err((status, axum::Json(rej.to_ack(OffsetDateTime::now_utc()))).into_response())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_path;
+
+    #[test]
+    fn logged_paths_mask_the_callback_secret() {
+        assert_eq!(
+            redacted_path("/callback/crvs/SeCrEt123/registry/on-search"),
+            "/callback/crvs/********/registry/on-search"
+        );
+        assert_eq!(
+            redacted_path("/callback/crvs/SeCrEt123"),
+            "/callback/crvs/********"
+        );
+        assert_eq!(
+            redacted_path("/callback/crvs/registry/on-search"),
+            "/callback/crvs/registry/on-search"
+        );
+        assert_eq!(redacted_path("/callback/crvs"), "/callback/crvs");
+        assert_eq!(redacted_path("/api/v1/sources"), "/api/v1/sources");
     }
 }

@@ -109,7 +109,16 @@ fn with_layers(
         .layer(CatchPanicLayer::custom(answer::panic_response))
         .layer(Extension(Throttle::new(throttle)))
         .layer(middleware::from_fn(answer::normalize))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path with any callback secret masked (it rides in the URL).
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+                tracing::debug_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %callback::redacted_path(req.uri().path()),
+                )
+            }),
+        )
 }
 
 /// Serves `state` on `listener` until `signal` resolves, then stops accepting, fires

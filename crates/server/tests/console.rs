@@ -702,6 +702,7 @@ async fn transactions_page_shows_async_requests_with_their_callbacks() {
     let callback = format!("{}/callback/tx", server.base_url());
     let mut fields = source_fields("tx", &base, &token_url, dci_sandbox::DEMO_CLIENT_SECRET);
     fields.push(("callback_uri", &callback));
+    fields.push(("receiver_id", sb.registry_id()));
     let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 
@@ -802,4 +803,53 @@ async fn htmx_is_served_locally_and_optional() {
     // The plain form still posts to the stable route (works without JavaScript).
     assert!(page.body.contains(r#"action="/sources/hx/test""#));
     assert!(page.body.contains(r#"hx-post="/sources/hx/test""#));
+}
+
+#[tokio::test]
+async fn accepting_unauthenticated_callbacks_is_a_visible_opt_out() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let form = b.get("/sources/new").await;
+    assert!(
+        form.body
+            .contains(r#"name="accept_unauthenticated_callbacks""#),
+        "the opt-out is in the form"
+    );
+    assert!(
+        form.body.contains("forge search results"),
+        "with its warning"
+    );
+    // Off unless ticked.
+    let fields = source_fields(
+        "closed",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/token",
+        "s-1",
+    );
+    let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let closed = e.store.get_data_source("closed").await.unwrap().unwrap();
+    assert!(!closed.callbacks.accept_unauthenticated);
+    assert!(
+        closed.callbacks.secret.is_some(),
+        "a new source gets a secret"
+    );
+    let mut fields = source_fields(
+        "open",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/token",
+        "s-1",
+    );
+    fields.push(("accept_unauthenticated_callbacks", "on"));
+    let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let open = e.store.get_data_source("open").await.unwrap().unwrap();
+    assert!(open.callbacks.accept_unauthenticated);
+    let page = b.get("/sources/open").await;
+    assert!(
+        page.body
+            .contains(r#"name="accept_unauthenticated_callbacks" checked"#),
+        "the edit form shows it ticked"
+    );
 }

@@ -99,6 +99,7 @@ impl Rig {
                 "scope": dci_sandbox::read_scope(RegistryType::Crvs),
             },
             "sender_id": "spmis.example.org",
+            "receiver_id": self.sandbox.registry_id(),
             "callback_uri": format!("{}/callback/{code}", self.base()),
             "reply_signature_policy": policy,
             "registry_jwks_url": self.sandbox.jwks_url(),
@@ -536,9 +537,20 @@ async fn out_of_order_and_split_callbacks_aggregate() {
     let q = dci_client::ops::SearchQuery::many([spec("r1"), spec("r2")]);
     let sub = ops.submit_search_async(&q).await.unwrap();
     let txn = sub.transaction_id.clone();
+    // Playing the registry: its sender id, and the source's callback secret as a bearer token.
+    let source = rig
+        .env
+        .store
+        .get_data_source("crvs_main")
+        .await
+        .unwrap()
+        .unwrap();
+    let secret =
+        secrecy::ExposeSecret::expose_secret(source.callbacks.secret.as_ref().unwrap()).to_owned();
+    let sender = rig.sandbox.registry_id().to_owned();
     let part = |n: u32, reference: &str| {
         json!({
-            "header": {"version": "1.0.0", "message_id": format!("part-{n}"),
+            "header": {"version": "1.0.0", "message_id": format!("part-{n}"), "sender_id": sender,
                        "message_ts": "2026-11-29T10:00:00Z", "action": "on-search",
                        "status": "succ", "total_count": 2, "completed_count": n},
             "message": {"transaction_id": txn, "correlation_id": sub.correlation_id,
@@ -549,8 +561,15 @@ async fn out_of_order_and_split_callbacks_aggregate() {
     let post = |v: Value, path: &'static str| {
         let http = rig.http.clone();
         let url = format!("{}/callback/crvs_main{path}", rig.base());
+        let secret = secret.clone();
         async move {
-            let r = http.post(url).json(&v).send().await.unwrap();
+            let r = http
+                .post(url)
+                .bearer_auth(secret)
+                .json(&v)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };

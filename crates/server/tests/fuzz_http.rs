@@ -134,6 +134,7 @@ impl Rig {
                 "scope": dci_sandbox::read_scope(RegistryType::Crvs),
             },
             "sender_id": "spmis.example.org",
+            "receiver_id": sandbox.registry_id(),
             "callback_uri": format!("{base}/callback/{CODE}"),
             "reply_signature_policy": "off",
         });

@@ -25,6 +25,7 @@ fn oauth_source(code: &str) -> Value {
             "client_secret": SECRET,
         },
         "sender_id": "spmis.example.org",
+        "receiver_id": "crvs.example.org",
         "callback_uri": format!("http://127.0.0.1:8080/callback/{code}"),
     })
 }
@@ -273,16 +274,27 @@ async fn stored_callbacks(env: &Env) -> usize {
         .len()
 }
 
+/// The path of the callback URL (secret included) in a creation answer.
+fn secret_route(created: &Value) -> String {
+    created["callbacks"]["url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("http://127.0.0.1:8080"))
+        .unwrap_or_else(|| panic!("no callback URL in {created}"))
+        .to_owned()
+}
+
 #[tokio::test]
 async fn callback_refusals_use_dci_codes_and_store_nothing() {
     let env = Env::new().await;
     let mut src = oauth_source("crvs_main");
     src["auth"] = json!({"type": "none"});
-    env.call(api("POST", "/sources", Some(src))).await;
+    let (_, created) = env.call(api("POST", "/sources", Some(src))).await;
+    // The callback URL with the source's secret, as the creation answer shows it.
+    let cb = secret_route(&created);
 
     let envelope = json!({
         "header": {"version": "1.0.0", "message_id": "cb-1", "message_ts": "2026-11-29T10:00:00Z",
-                   "action": "on-search", "status": "succ", "total_count": 1, "completed_count": 1},
+                   "sender_id": "crvs.example.org", "action": "on-search", "status": "succ", "total_count": 1, "completed_count": 1},
         "message": {"transaction_id": "t-never-sent", "correlation_id": "c1", "search_response": []}
     });
 
@@ -299,25 +311,20 @@ async fn callback_refusals_use_dci_codes_and_store_nothing() {
 
     // Not JSON.
     let (status, body) = env
-        .call(post_raw(
-            "/callback/crvs_main/registry/on-search",
-            "not json",
-        ))
+        .call(post_raw(&format!("{cb}/registry/on-search"), "not json"))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["message"]["error"]["code"], "err.request.bad");
 
     // JSON but not an envelope.
-    let (status, body) = env
-        .call(post_raw("/callback/crvs_main", "{\"hello\": 1}"))
-        .await;
+    let (status, body) = env.call(post_raw(&cb, "{\"hello\": 1}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["message"]["ack_status"], "ERR");
 
     // The action does not belong at this path.
     let (status, body) = env
         .call(post_raw(
-            "/callback/crvs_main/registry/notify",
+            &format!("{cb}/registry/notify"),
             envelope.to_string(),
         ))
         .await;
@@ -326,15 +333,13 @@ async fn callback_refusals_use_dci_codes_and_store_nothing() {
     // Not a callback action at all, on the bare route.
     let mut req_action = envelope.clone();
     req_action["header"]["action"] = json!("search");
-    let (status, _) = env
-        .call(post_raw("/callback/crvs_main", req_action.to_string()))
-        .await;
+    let (status, _) = env.call(post_raw(&cb, req_action.to_string())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A transaction this source never sent.
     let (status, body) = env
         .call(post_raw(
-            "/callback/crvs_main/registry/on-search",
+            &format!("{cb}/registry/on-search"),
             envelope.to_string(),
         ))
         .await;
@@ -346,7 +351,7 @@ async fn callback_refusals_use_dci_codes_and_store_nothing() {
         "x".repeat(3 * 1024 * 1024)
     );
     let (status, body) = env
-        .call(post_raw("/callback/crvs_main/registry/on-search", big))
+        .call(post_raw(&format!("{cb}/registry/on-search"), big))
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["message"]["ack_status"], "ERR");
@@ -363,23 +368,23 @@ async fn notify_is_stored_once_and_a_replay_is_refused() {
     let env = Env::new().await;
     let mut src = oauth_source("crvs_main");
     src["auth"] = json!({"type": "none"});
-    env.call(api("POST", "/sources", Some(src))).await;
+    let (_, created) = env.call(api("POST", "/sources", Some(src))).await;
+    // The callback URL with the source's secret, as the creation answer shows it.
+    let cb = secret_route(&created);
     let notify = json!({
         "header": {"version": "1.0.0", "message_id": "n-1", "message_ts": "2026-11-29T10:00:00Z",
-                   "action": "notify", "status": "succ", "total_count": 1},
+                   "sender_id": "crvs.example.org", "action": "notify", "status": "succ", "total_count": 1},
         "message": {"transaction_id": "reg-t1", "notify_event": [{"reference_id": "e1"}]}
     });
     let (status, body) = env
         .call(post_raw(
-            "/callback/crvs_main/registry/notify",
+            &format!("{cb}/registry/notify"),
             notify.to_string(),
         ))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["message"]["ack_status"], "ACK");
-    let (status, body) = env
-        .call(post_raw("/callback/crvs_main", notify.to_string()))
-        .await;
+    let (status, body) = env.call(post_raw(&cb, notify.to_string())).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["message"]["ack_status"], "ERR");
     assert_eq!(stored_callbacks(&env).await, 1);
@@ -468,7 +473,7 @@ async fn callbacks_without_a_valid_signature_are_refused_when_required() {
 
     let notify = json!({
         "header": {"version": "1.0.0", "message_id": "n-sig", "message_ts": "2026-11-29T10:00:00Z",
-                   "action": "notify", "status": "succ", "total_count": 1},
+                   "sender_id": "crvs.example.org", "action": "notify", "status": "succ", "total_count": 1},
         "message": {"transaction_id": "reg-t1", "notify_event": []}
     });
     let (status, body) = env

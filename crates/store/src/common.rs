@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use dci_client::source::CallbackSettings;
 use dci_client::{
     AuthConfig, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, StoreError, TlsSettings,
@@ -17,6 +18,7 @@ pub(crate) const BEARER_TOKEN: &str = "bearer_token";
 pub(crate) const BASIC_PASSWORD: &str = "basic_password";
 pub(crate) const CLIENT_SECRET: &str = "client_secret";
 pub(crate) const ACCESS_TOKEN: &str = "cached_access_token";
+pub(crate) const CALLBACK_SECRET: &str = "callback_secret";
 
 /// The key under which `store_meta` records the id of the master key in use.
 pub(crate) const META_MASTER_KEY_ID: &str = "master_key_id";
@@ -46,6 +48,8 @@ pub(crate) struct StoredConfig {
     registry_jwks_url: Option<String>,
     /// Absent in records written before profiles existed: `standard`.
     profile: dci_client::registries::Profile,
+    /// Absent in records written before callback authentication existed: `false`.
+    accept_unauthenticated_callbacks: bool,
     notes: String,
 }
 
@@ -90,6 +94,7 @@ impl SourceRow {
             registry_public_keys: s.registry_public_keys.clone(),
             registry_jwks_url: s.registry_jwks_url.clone(),
             profile: s.profile,
+            accept_unauthenticated_callbacks: s.callbacks.accept_unauthenticated,
             notes: s.notes.clone(),
             ..StoredConfig::default()
         };
@@ -152,6 +157,11 @@ impl SourceRow {
             }),
             other => return Err(corrupt(&format!("unknown auth kind {other:?}"))),
         };
+        // Sources stored before callback secrets existed have none.
+        let callbacks = CallbackSettings {
+            secret: secrets.remove(CALLBACK_SECRET),
+            accept_unauthenticated: c.accept_unauthenticated_callbacks,
+        };
         Ok(DataSource {
             id: self.id.parse().map_err(|_| corrupt("bad id"))?,
             registry_type: self
@@ -182,6 +192,7 @@ impl SourceRow {
             registry_public_keys: c.registry_public_keys,
             registry_jwks_url: c.registry_jwks_url,
             profile: c.profile,
+            callbacks,
             active: self.active,
             notes: c.notes,
             last_test_at: self.last_test_at,
@@ -192,14 +203,18 @@ impl SourceRow {
     }
 }
 
-/// The secrets of a data source, by field name.
-pub(crate) fn source_secrets(auth: &AuthConfig) -> Vec<(&'static str, &SecretString)> {
-    match auth {
+/// The secrets of a data source, by field name: its credential and its callback secret.
+pub(crate) fn source_secrets(s: &DataSource) -> Vec<(&'static str, &SecretString)> {
+    let mut out = match &s.auth {
         AuthConfig::None => vec![],
         AuthConfig::Bearer { token } => vec![(BEARER_TOKEN, token)],
         AuthConfig::Basic { password, .. } => vec![(BASIC_PASSWORD, password)],
         AuthConfig::OAuth2(o) => vec![(CLIENT_SECRET, &o.client_secret)],
+    };
+    if let Some(secret) = &s.callbacks.secret {
+        out.push((CALLBACK_SECRET, secret));
     }
+    out
 }
 
 /// Whether two auth configurations present the same credentials to the registry.
@@ -477,7 +492,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(common::map_write_err(&source.code, "creating a data source"))?;
                 check_key(&mut *conn, sealer).await?;
-                for (field, secret) in common::source_secrets(&source.auth) {
+                for (field, secret) in common::source_secrets(source) {
                     put_secret(&mut *conn, &row.id, field, &sealer.seal(&row.id, field, secret))
                         .await?;
                 }
@@ -543,7 +558,7 @@ macro_rules! impl_store {
                     .execute(&mut *conn)
                     .await
                     .map_err(db("replacing sealed secrets"))?;
-                for (field, secret) in common::source_secrets(&stored.auth) {
+                for (field, secret) in common::source_secrets(&stored) {
                     put_secret(&mut *conn, &id, field, &sealer.seal(&id, field, secret)).await?;
                 }
                 if credentials_changed {

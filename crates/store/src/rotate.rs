@@ -332,7 +332,8 @@ mod tests {
     async fn rotation_switches_the_file_and_env_needs_a_new_key() {
         let (dir, old) = home_with_secrets().await;
         let r = rotate_master_key(&options(dir.path()), None).await.unwrap();
-        assert_eq!(r.report.resealed, 3);
+        // Three credentials and the three sources' callback secrets.
+        assert_eq!(r.report.resealed, 6);
         assert_eq!(r.report.old_key_id, crate::key_id(&old));
         assert_eq!(
             r.key_file.as_deref(),

@@ -185,6 +185,7 @@ contract!(
     apply_writes_every_change_in_one_transaction,
     apply_fails_whole_on_any_change,
     import_is_all_or_nothing,
+    callback_secret_is_sealed_kept_and_optional,
 );
 
 fn oauth2(code: &str, secret: &str) -> DataSource {
@@ -845,6 +846,59 @@ async fn no_plaintext_secret_in_the_database(b: Arc<Backend>) {
     }
 }
 
+/// The callback secret is sealed like the credentials, kept by an edit, and absent (not an
+/// error) for a source stored without one; the opt-out round-trips.
+async fn callback_secret_is_sealed_kept_and_optional(b: Arc<Backend>) {
+    use secrecy::ExposeSecret;
+    let store = b.open(&key(1)).await.unwrap();
+    let mut src = oauth2("cb_sealed", "cb-client-secret");
+    let plain = "PLAINTEXT-callback-secret-0123456789abcdefghij";
+    src.callbacks.secret = Some(secrecy::SecretString::from(plain));
+    store.create_data_source(&src).await.unwrap();
+    let got = store.get_data_source("cb_sealed").await.unwrap().unwrap();
+    assert_eq!(
+        got.callbacks.secret.as_ref().unwrap().expose_secret(),
+        plain
+    );
+    assert!(!got.callbacks.accept_unauthenticated);
+    // An edit through the document keeps it (the document only ever shows it masked).
+    let mut doc = dci_client::SourceDocument::from_source(&got);
+    doc.name = Some("renamed".into());
+    doc.callbacks.accept_unauthenticated = Some(true);
+    let edited = store
+        .update_data_source(&doc.validate_update(&got).unwrap())
+        .await
+        .unwrap();
+    let again = store.get_data_source("cb_sealed").await.unwrap().unwrap();
+    assert_eq!(
+        again.callbacks.secret.as_ref().unwrap().expose_secret(),
+        plain
+    );
+    assert!(edited.callbacks.accept_unauthenticated && again.callbacks.accept_unauthenticated);
+    // A source stored without one (as before callback secrets existed) reads back without one.
+    let mut legacy = simple("cb_legacy", "dr", "none", "");
+    legacy.callbacks.secret = None;
+    store.create_data_source(&legacy).await.unwrap();
+    let got = store.get_data_source("cb_legacy").await.unwrap().unwrap();
+    assert!(got.callbacks.secret.is_none());
+    // Any edit gives it one.
+    let edited = dci_client::SourceDocument::from_source(&got)
+        .validate_update(&got)
+        .unwrap();
+    store.update_data_source(&edited).await.unwrap();
+    let got = store.get_data_source("cb_legacy").await.unwrap().unwrap();
+    assert_eq!(
+        got.callbacks.secret.as_ref().unwrap().expose_secret().len(),
+        43
+    );
+    drop(store);
+    let dump = b.raw_dump().await;
+    assert!(
+        !dump.windows(plain.len()).any(|w| w == plain.as_bytes()),
+        "the callback secret is stored in plain text"
+    );
+}
+
 async fn wrong_key_is_refused_and_changes_nothing(b: Arc<Backend>) {
     let store = b.open(&key(1)).await.unwrap();
     let src = oauth2("wk", "the-secret");
@@ -891,7 +945,8 @@ async fn rotation_reseals_everything(b: Arc<Backend>) {
     store.put_token(src.id, &token("rot-token")).await.unwrap();
 
     let report = store.rotate_master_key(key(2)).await.unwrap();
-    assert_eq!(report.resealed, 3);
+    // Client secret, bearer token, cached token, and each source's callback secret.
+    assert_eq!(report.resealed, 6);
     assert_eq!(report.old_key_id, dci_store::key_id(&key(1)));
     assert_eq!(report.new_key_id, dci_store::key_id(&key(2)));
     // The same handle keeps working, and new secrets are sealed under the new key.

@@ -140,6 +140,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
             scope: Some("crvs.read".into()),
             credential_location: Some("body".into()),
             sender_id: Some("dci-demo.local".into()),
+            receiver_id: Some(sandbox.registry_id().to_owned()),
             callback_uri: Some(format!("{base}/callback/{DEMO_SOURCE}")),
             notes: Some(
                 "Created by `dci demo`: the local sandbox registry with its demo-only credentials."

@@ -29,6 +29,9 @@ pub(crate) enum SourceCommand {
     Show {
         /// The data source's code.
         code: String,
+        /// Also print the callback URL the registry must post to; it holds the callback secret.
+        #[arg(long)]
+        reveal_callback_url: bool,
     },
     /// Change settings of a data source; settings not given keep their value, and so does the
     /// secret unless a new one is given. New credentials send an active source back to draft.
@@ -145,6 +148,10 @@ pub(crate) struct SourceFields {
     /// opencrvs-1.3.
     #[arg(long)]
     profile: Option<String>,
+    /// Accept callbacks that are neither signed nor carry the callback secret (unsafe: anyone
+    /// who reaches the receiver can forge results).
+    #[arg(long, value_name = "BOOL")]
+    accept_unauthenticated_callbacks: Option<bool>,
     /// Free-form notes.
     #[arg(long)]
     notes: Option<String>,
@@ -175,6 +182,10 @@ pub(crate) struct EditArgs {
     /// Prompt for a new secret on the terminal.
     #[arg(long, conflicts_with = "secret_stdin")]
     prompt_secret: bool,
+    /// Replace the callback secret with a fresh one and print the new callback URL (callbacks
+    /// to the old URL are refused from then on).
+    #[arg(long)]
+    regenerate_callback_secret: bool,
     #[command(flatten)]
     fields: SourceFields,
 }
@@ -231,10 +242,13 @@ async fn run_async(cmd: SourceCommand, json: bool) -> Result<(), CmdError> {
     match cmd {
         SourceCommand::Add(args) => add(*args, json).await,
         SourceCommand::List(args) => list(args, json).await,
-        SourceCommand::Show { code } => {
+        SourceCommand::Show {
+            code,
+            reveal_callback_url,
+        } => {
             let store = open_store().await?.store;
             let source = get(&*store, &code).await?;
-            print_source(&source, json);
+            print_source(&source, json, reveal_callback_url);
             Ok(())
         }
         SourceCommand::Edit(args) => edit(*args, json).await,
@@ -281,8 +295,9 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
     let store = open_store().await?.store;
     store.create_data_source(&source).await?;
     let stored = get(&*store, &source.code).await?;
+    // The callback URL carries the callback secret: shown once here (and on request later).
     if json {
-        say!("{}", stored.to_redacted_json());
+        say!("{}", revealed_json(&stored));
     } else {
         say!(
             "added data source {} ({}, state {})",
@@ -290,6 +305,7 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
             stored.registry_type,
             stored.state.as_str(),
         );
+        say_callback_url(&stored);
     }
     Ok(())
 }
@@ -323,18 +339,28 @@ async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
             None => {}
         }
     }
-    let updated = doc
+    let mut updated = doc
         .validate_rename(&existing)
         .map_err(|e| CmdError::invalid(e.relabel(|f| flag_of(f, "--new-code"))))?;
+    if args.regenerate_callback_secret {
+        updated.regenerate_callback_secret();
+    }
     // One transaction: the row, its secrets and (on new credentials) the cached token.
     let stored = store.update_data_source(&updated).await?;
     let reset = stored.state == SourceState::Draft && existing.state != SourceState::Draft;
     if json {
-        let mut v = stored.to_redacted_json();
+        let mut v = if args.regenerate_callback_secret {
+            revealed_json(&stored)
+        } else {
+            stored.to_redacted_json()
+        };
         v["credentials_reset"] = reset.into();
         say!("{v}");
     } else {
         say!("updated data source {}", stored.code);
+        if args.regenerate_callback_secret {
+            say_callback_url(&stored);
+        }
         if reset {
             say!(
                 "credentials changed: state reset to draft and cached token dropped (test the connection again)"
@@ -580,6 +606,8 @@ fn flag_of(path: &str, code_flag: &'static str) -> Option<String> {
         "notes" => "--notes",
         "tls.verify" => "--tls-verify",
         "active" => "--disabled",
+        "callbacks.accept_unauthenticated" => "--accept-unauthenticated-callbacks",
+        "callbacks.secret" => "--regenerate-callback-secret",
         "registry_public_keys" => "--registry-public-key",
         p if SourceDocument::SECRET_FIELDS.contains(&p) => {
             return Some("the secret (--secret-stdin)".into());
@@ -606,6 +634,9 @@ fn apply_fields(doc: &mut SourceDocument, f: &SourceFields) -> Result<(), CmdErr
     }
     if let Some(v) = f.tls_verify {
         doc.tls.verify = Some(v);
+    }
+    if let Some(v) = f.accept_unauthenticated_callbacks {
+        doc.callbacks.accept_unauthenticated = Some(v);
     }
     if !f.registry_public_key.is_empty() {
         let mut keys = Vec::new();
@@ -654,8 +685,29 @@ fn out(json: bool, value: Value, text: &str) {
     }
 }
 
-fn print_source(s: &DataSource, json: bool) {
-    let v = s.to_redacted_json();
+/// The source's document with `callbacks.url` (the callback URL with its secret).
+fn revealed_json(s: &DataSource) -> Value {
+    serde_json::to_value(SourceDocument::from_source(s).reveal_callback_url(s))
+        .unwrap_or_else(|_| s.to_redacted_json())
+}
+
+fn say_callback_url(s: &DataSource) {
+    match s.callback_url_with_secret() {
+        Some(url) => say!(
+            "callback URL (holds the callback secret; requests send it as sender_uri): {url}\nshow it again with `dci source show {} --reveal-callback-url`",
+            s.code
+        ),
+        None if s.callback_uri.is_none() => {}
+        None => say!("no callback secret: unsigned callbacks are refused"),
+    }
+}
+
+fn print_source(s: &DataSource, json: bool, reveal_callback_url: bool) {
+    let v = if reveal_callback_url {
+        revealed_json(s)
+    } else {
+        s.to_redacted_json()
+    };
     if json {
         say!("{v}");
         return;

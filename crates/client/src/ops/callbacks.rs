@@ -27,13 +27,14 @@ use dci_protocol::lenient::Tolerated;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::SignaturePolicy;
 use crate::keys::RegistryKeys;
 use crate::store::Store;
 
 use super::result::tolerated_strings;
 use super::store::{
-    CallbackRecord, OpKind, OpsStore, SubscriptionRecord, SubscriptionState, TransactionFilter,
-    TransactionRecord, TransactionState,
+    CallbackRecord, OpKind, OpsStore, SignatureState, SubscriptionRecord, SubscriptionState,
+    TransactionFilter, TransactionRecord, TransactionState,
 };
 use super::view::build_view;
 
@@ -124,6 +125,68 @@ impl CallbackRejection {
     }
 }
 
+/// What a callback presented to authenticate itself, besides its signature: the secret from
+/// the URL (the path segment after the source's callback URI) and/or the bearer token of its
+/// `Authorization` header. Either one matching the source's callback secret authenticates it.
+#[derive(Clone, Default)]
+pub struct CallbackCredentials {
+    /// The secret taken from the callback URL.
+    pub url_secret: Option<String>,
+    /// The token of `Authorization: Bearer …`.
+    pub bearer: Option<String>,
+}
+
+impl std::fmt::Debug for CallbackCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackCredentials")
+            .field(
+                "url_secret",
+                &self.url_secret.as_ref().map(|_| crate::MASKED),
+            )
+            .field("bearer", &self.bearer.as_ref().map(|_| crate::MASKED))
+            .finish()
+    }
+}
+
+impl CallbackCredentials {
+    /// Nothing presented (only a signature can then authenticate the callback).
+    pub fn none() -> CallbackCredentials {
+        CallbackCredentials::default()
+    }
+
+    /// The secret from the callback URL.
+    pub fn url_secret(secret: impl Into<String>) -> CallbackCredentials {
+        CallbackCredentials {
+            url_secret: Some(secret.into()),
+            bearer: None,
+        }
+    }
+
+    /// Whether either presented value is the source's callback secret.
+    fn matches(&self, source: &crate::DataSource) -> bool {
+        [&self.url_secret, &self.bearer]
+            .into_iter()
+            .flatten()
+            .any(|s| source.callbacks.secret_matches(s))
+    }
+}
+
+fn unauthenticated(source: &crate::DataSource, presented: bool) -> CallbackRejection {
+    let why = if presented {
+        "the callback secret it presented is not this data source's"
+    } else {
+        "it is not signed by the registry and carries no callback secret"
+    };
+    CallbackRejection::new(
+        401,
+        ErrorCode::RequestUnauthorized.as_str(),
+        format!(
+            "callback for data source {:?} refused: {why}; the registry must post to the sender_uri it was sent (it holds the secret), send Authorization: Bearer with the secret, or sign its callbacks",
+            source.code
+        ),
+    )
+}
+
 fn callback_action(a: &Action) -> bool {
     matches!(
         a,
@@ -182,16 +245,42 @@ async fn only_open(
     Ok((n, if n == 1 { open.pop() } else { None }))
 }
 
-/// Ingests one callback or notification POSTed for data source `source_code`.
-///
-/// `path_action` is the action the URL implies (`/registry/on-search` → `on-search`), or `None`
-/// for a bare route, which is then routed on `header.action`. Returns the ACK to answer with
-/// (HTTP 200), or the rejection (nothing stored).
+/// Ingests one callback that presented no callback secret: [`ingest_with`] with
+/// [`CallbackCredentials::none`] (so only a signature, or the source's opt-out, lets it in).
 pub async fn ingest(
     ctx: &IngestContext,
     source_code: &str,
     raw_body: &[u8],
     path_action: Option<Action>,
+) -> Result<AckResponse, CallbackRejection> {
+    ingest_with(
+        ctx,
+        source_code,
+        raw_body,
+        path_action,
+        &CallbackCredentials::none(),
+    )
+    .await
+}
+
+/// Ingests one callback or notification POSTed for data source `source_code`.
+///
+/// `path_action` is the action the URL implies (`/registry/on-search` → `on-search`), or `None`
+/// for a bare route, which is then routed on `header.action`. Returns the ACK to answer with
+/// (HTTP 200), or the rejection (nothing stored).
+///
+/// The callback must be authenticated: by `credentials` matching the source's callback secret,
+/// or by a signature verified with the registry's keys (policy `if-present` or `require`), or
+/// the source must accept unauthenticated callbacks (`callbacks.accept_unauthenticated`).
+/// Otherwise it is refused with `err.request.unauthorized` (401). A callback for a completed or
+/// failed transaction is refused with `err.request.forbidden` (403), unless its message id was
+/// already stored (then it is the usual replay, `rjct.message_id.duplicate`).
+pub async fn ingest_with(
+    ctx: &IngestContext,
+    source_code: &str,
+    raw_body: &[u8],
+    path_action: Option<Action>,
+    credentials: &CallbackCredentials,
 ) -> Result<AckResponse, CallbackRejection> {
     let now = OffsetDateTime::now_utc();
     if raw_body.len() > ctx.max_body_bytes {
@@ -285,6 +374,14 @@ pub async fn ingest(
                 format!("no active data source {source_code:?} receives callbacks here"),
             )
         })?;
+    // Authentication: the secret, else a verified signature (checked below), else the opt-out.
+    // Under policy `off` no signature can count, so refuse before reading anything else.
+    let secret_ok = credentials.matches(&source);
+    let presented = credentials.url_secret.is_some() || credentials.bearer.is_some();
+    let open_door = source.callbacks.accept_unauthenticated;
+    if !secret_ok && !open_door && source.reply_signature_policy == SignaturePolicy::Off {
+        return Err(unauthenticated(&source, presented));
+    }
     if let Some(expected) = &source.receiver_id {
         let sender = non_empty(&body, "/header/sender_id");
         if sender != Some(expected.as_str()) {
@@ -303,6 +400,9 @@ pub async fn ingest(
         .check(&source, &body, now)
         .await
         .map_err(|f| CallbackRejection::new(401, f.error_code().as_str(), f.to_string()))?;
+    if !secret_ok && !open_door && sig.state != SignatureState::Verified {
+        return Err(unauthenticated(&source, presented));
+    }
 
     let status = callback.status();
     let transaction = match (&action, callback.transaction_id()) {
@@ -321,6 +421,7 @@ pub async fn ingest(
                         format!("transaction {id:?} was not sent by data source {source_code:?}"),
                     )
                 })?;
+            refuse_if_closed(ctx, &t, &message_id).await?;
             Some(t)
         }
         (_, None) if callback.is_header_only() => {
@@ -416,6 +517,39 @@ pub async fn ingest(
             "callback stored, but updating the transaction failed");
     }
     Ok(AckResponse::ack(&dci_protocol::build::new_id(), now))
+}
+
+/// A completed or failed transaction takes no further callbacks: its result is final. A
+/// re-delivery of a callback already stored is left to the duplicate check (409), so a
+/// registry retrying a lost ACK still learns that it was received.
+async fn refuse_if_closed(
+    ctx: &IngestContext,
+    t: &TransactionRecord,
+    message_id: &str,
+) -> Result<(), CallbackRejection> {
+    if !matches!(
+        t.state,
+        TransactionState::Completed | TransactionState::Failed
+    ) {
+        return Ok(());
+    }
+    let stored = ctx
+        .ops
+        .callbacks_for(&t.transaction_id)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    if stored.iter().any(|c| c.message_id == message_id) {
+        return Ok(());
+    }
+    Err(CallbackRejection::new(
+        403,
+        ErrorCode::RequestForbidden.as_str(),
+        format!(
+            "transaction {:?} is already {}: its result is final and takes no further callbacks",
+            t.transaction_id,
+            t.state.as_str()
+        ),
+    ))
 }
 
 async fn after_store(

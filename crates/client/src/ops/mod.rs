@@ -263,7 +263,16 @@ impl Operations {
                     ),
                 )
             })?;
-        Ok(Some(format!("{}{path}", base.trim_end_matches('/'))))
+        // The callback secret rides in the URL, which registries POST to verbatim:
+        // `{callback_uri}/{secret}/registry/on-search`.
+        let base = base.trim_end_matches('/');
+        Ok(Some(match &self.source().callbacks.secret {
+            Some(secret) => format!(
+                "{base}/{}{path}",
+                secrecy::ExposeSecret::expose_secret(secret)
+            ),
+            None => format!("{base}{path}"),
+        }))
     }
 
     /// Builds and signs the envelope of `op` (nothing is stored or sent).

@@ -81,6 +81,9 @@ pub struct SourceDocument {
     /// `standard` (default) or an OpenCRVS profile (`opencrvs`, `opencrvs-1.5`, `opencrvs-1.3`).
     #[serde(default)]
     pub profile: Option<String>,
+    /// How callbacks are authenticated.
+    #[serde(default)]
+    pub callbacks: CallbacksDocument,
     /// Enabled (default `true`).
     #[serde(default)]
     pub active: Option<bool>,
@@ -135,6 +138,25 @@ pub struct AuthDocument {
     /// `body` (default), `basic`, `query` or `json` (auth `oauth2`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_location: Option<String>,
+}
+
+/// `callbacks`: how callbacks from the registry are authenticated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbacksDocument {
+    /// Accept callbacks that are neither signed by the registry nor carry the callback secret
+    /// (default `false`; unsafe: anyone who reaches the receiver can forge results).
+    #[serde(default)]
+    pub accept_unauthenticated: Option<bool>,
+    /// The callback secret: shown as [`MASKED`] when one is set. On input, left out, empty or
+    /// [`MASKED`] keeps the stored one (a new source gets a generated one); another value
+    /// replaces it (at least 32 characters of `A-Z a-z 0-9 - _`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "masked")]
+    pub secret: Option<SecretString>,
+    /// Read-only, and only when revealed on purpose ([`SourceDocument::reveal_callback_url`]):
+    /// the URL the registry posts callbacks to, secret included (ignored on input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// `endpoints`: paths relative to the base URL.
@@ -241,8 +263,12 @@ impl SourceDocument {
         &["auth.bearer_token", "auth.password", "auth.client_secret"];
 
     /// Paths of the other fields: yes/no switches and the list of keys.
-    pub const OTHER_FIELDS: &'static [&'static str] =
-        &["tls.verify", "active", "registry_public_keys"];
+    pub const OTHER_FIELDS: &'static [&'static str] = &[
+        "tls.verify",
+        "active",
+        "callbacks.accept_unauthenticated",
+        "registry_public_keys",
+    ];
 
     /// Whether `path` names a field of the document.
     pub fn is_field(path: &str) -> bool {
@@ -271,6 +297,7 @@ impl SourceDocument {
         let slot = match path {
             "tls.verify" => &mut self.tls.verify,
             "active" => &mut self.active,
+            "callbacks.accept_unauthenticated" => &mut self.callbacks.accept_unauthenticated,
             _ => return false,
         };
         *slot = value;
@@ -282,6 +309,7 @@ impl SourceDocument {
         match path {
             "tls.verify" => Some(self.tls.verify),
             "active" => Some(self.active),
+            "callbacks.accept_unauthenticated" => Some(self.callbacks.accept_unauthenticated),
             _ => None,
         }
     }
@@ -353,8 +381,17 @@ impl SourceDocument {
         };
     }
 
+    /// Adds the callback URL with its secret (`callbacks.url`, see
+    /// [`DataSource::callback_url_with_secret`]): a credential, for an operator who asked for it
+    /// (on creation, or deliberately later) to hand to the registry.
+    pub fn reveal_callback_url(mut self, source: &DataSource) -> SourceDocument {
+        self.callbacks.url = source.callback_url_with_secret();
+        self
+    }
+
     /// Clears the read-only fields (id, state, test results, timestamps), e.g. for an export.
     pub fn without_status(mut self) -> SourceDocument {
+        self.callbacks.url = None;
         self.id = None;
         self.state = None;
         self.last_test_at = None;
@@ -419,6 +456,11 @@ impl SourceDocument {
             registry_public_keys: s.registry_public_keys.clone(),
             registry_jwks_url: s.registry_jwks_url.clone(),
             profile: Some(s.profile.as_str().to_owned()),
+            callbacks: CallbacksDocument {
+                accept_unauthenticated: Some(s.callbacks.accept_unauthenticated),
+                secret: s.callbacks.secret.as_ref().and_then(|_| masked()),
+                url: None,
+            },
             active: Some(s.active),
             notes: Some(s.notes.clone()),
             state: Some(s.state.as_str().to_owned()),

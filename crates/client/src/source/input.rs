@@ -6,7 +6,9 @@
 
 use secrecy::SecretString;
 
-use super::document::{AuthDocument, EndpointsDocument, SourceDocument, TlsDocument};
+use super::document::{
+    AuthDocument, CallbacksDocument, EndpointsDocument, SourceDocument, TlsDocument,
+};
 use super::{DataSource, ValidationErrors};
 
 /// A data source as flat fields: strings as typed, secrets as `SecretString`. Empty strings count
@@ -46,6 +48,8 @@ pub struct DataSourceInput {
     pub registry_public_keys: Vec<String>,
     pub registry_jwks_url: Option<String>,
     pub profile: Option<String>,
+    /// `callbacks.accept_unauthenticated`.
+    pub accept_unauthenticated_callbacks: Option<bool>,
     pub active: Option<bool>,
     pub notes: Option<String>,
 }
@@ -92,6 +96,11 @@ impl From<DataSourceInput> for SourceDocument {
             registry_public_keys: i.registry_public_keys,
             registry_jwks_url: i.registry_jwks_url,
             profile: i.profile,
+            callbacks: CallbacksDocument {
+                accept_unauthenticated: i.accept_unauthenticated_callbacks,
+                secret: None,
+                url: None,
+            },
             active: i.active,
             notes: i.notes,
             ..SourceDocument::default()
@@ -135,6 +144,7 @@ impl From<SourceDocument> for DataSourceInput {
             registry_public_keys: d.registry_public_keys,
             registry_jwks_url: d.registry_jwks_url,
             profile: d.profile,
+            accept_unauthenticated_callbacks: d.callbacks.accept_unauthenticated,
             active: d.active,
             notes: d.notes,
         }

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::document::{MASKED, SourceDocument};
 use super::{
-    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
-    SourceState, TlsSettings, names,
+    AuthConfig, AuthKind, CallbackSettings, CredentialLocation, DataSource, Endpoints,
+    OAuth2Config, SignaturePolicy, SourceState, TlsSettings, names,
 };
 use crate::registries::Profile;
 
@@ -239,7 +239,16 @@ impl SourceDocument {
         let callback_uri = opt(&self.callback_uri);
         if let Some(u) = &callback_uri {
             check_url("callback_uri", u, &mut errs);
+            // Callbacks are matched to their registry by header.sender_id; a new source that
+            // receives them must say what that id is (sources stored earlier are grandfathered).
+            if existing.is_none() && receiver_id.is_none() {
+                errs.push(
+                    "receiver_id",
+                    "is required with callback_uri: set the registry's id as it sends it in header.sender_id of its callbacks, e.g. crvs.example.org",
+                );
+            }
         }
+        let callbacks = self.build_callbacks(existing, &mut errs);
 
         let d = Endpoints::default();
         let ep = &self.endpoints;
@@ -406,6 +415,7 @@ impl SourceDocument {
             registry_public_keys,
             registry_jwks_url,
             profile,
+            callbacks,
             active: self.active.unwrap_or(true),
             notes: self.notes.map(|n| n.trim().to_owned()).unwrap_or_default(),
             state: existing.map_or(SourceState::Draft, |e| e.state),
@@ -414,6 +424,42 @@ impl SourceDocument {
             created_at: existing.map_or(now, |e| e.created_at),
             updated_at: now,
         })
+    }
+
+    /// The callback settings: a given secret replaces the stored one; otherwise the stored one
+    /// is kept, and a source without one (new, or stored before secrets existed) gets one.
+    fn build_callbacks(
+        &self,
+        existing: Option<&DataSource>,
+        errs: &mut ValidationErrors,
+    ) -> CallbackSettings {
+        let given = self
+            .callbacks
+            .secret
+            .as_ref()
+            .map(|s| s.expose_secret().trim().to_owned())
+            .filter(|s| !s.is_empty() && s != MASKED);
+        let secret = match given {
+            Some(s) => {
+                let url_safe = s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if s.len() < 32 || !url_safe {
+                    errs.push(
+                        "callbacks.secret",
+                        "must be at least 32 characters of A-Z, a-z, 0-9, '-' and '_': leave it out to keep (or generate) one",
+                    );
+                }
+                SecretString::from(s)
+            }
+            None => existing
+                .and_then(|e| e.callbacks.secret.clone())
+                .unwrap_or_else(CallbackSettings::generate_secret),
+        };
+        CallbackSettings {
+            secret: Some(secret),
+            accept_unauthenticated: self.callbacks.accept_unauthenticated.unwrap_or(false),
+        }
     }
 
     fn build_auth(
@@ -673,6 +719,76 @@ mod tests {
         let mut d = oauth2_doc();
         f(&mut d);
         d
+    }
+
+    #[test]
+    fn new_sources_get_a_callback_secret_that_edits_keep_and_never_show() {
+        let src = oauth2_doc().validate().unwrap();
+        let secret = src
+            .callbacks
+            .secret
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        assert_eq!(secret.len(), 43, "32 random bytes, base64url");
+        assert!(!src.callbacks.accept_unauthenticated, "off by default");
+        let other = oauth2_doc().validate().unwrap();
+        assert_ne!(
+            other.callbacks.secret.as_ref().unwrap().expose_secret(),
+            secret
+        );
+        let doc = SourceDocument::from_source(&src);
+        let text = serde_json::to_string(&doc).unwrap();
+        assert!(!text.contains(&secret), "{text}");
+        assert!(!format!("{src:?}").contains(&secret));
+        assert_eq!(
+            doc.callbacks.secret.as_ref().unwrap().expose_secret(),
+            MASKED
+        );
+        let kept = doc.validate_update(&src).unwrap();
+        assert_eq!(kept.callbacks.secret.unwrap().expose_secret(), secret);
+        // A secret given on purpose must be long and URL-safe.
+        let errs = with(|d| d.callbacks.secret = Some(SecretString::from("short/one")))
+            .validate()
+            .unwrap_err();
+        assert!(errs.has("callbacks.secret"), "{errs}");
+        // The URL the registry posts to carries it; without a callback URI there is none.
+        assert!(src.callback_url_with_secret().is_none());
+        let mut with_uri = src.clone();
+        with_uri.callback_uri = s("https://spmis.example.org/callback/crvs_main/");
+        assert_eq!(
+            with_uri.callback_url_with_secret().unwrap(),
+            format!("https://spmis.example.org/callback/crvs_main/{secret}")
+        );
+        let new_url = with_uri.regenerate_callback_secret().unwrap();
+        assert!(!new_url.ends_with(&secret));
+        assert!(
+            with_uri
+                .callbacks
+                .secret_matches(new_url.rsplit('/').next().unwrap())
+        );
+        assert!(!with_uri.callbacks.secret_matches(&secret));
+    }
+
+    #[test]
+    fn a_new_source_with_a_callback_uri_names_its_registry() {
+        let errs = with(|d| d.callback_uri = s("https://spmis.example.org/callback/crvs_main"))
+            .validate()
+            .unwrap_err();
+        assert!(errs.has("receiver_id"), "{errs}");
+        assert!(errs.to_string().contains("header.sender_id"), "{errs}");
+        let ok = with(|d| {
+            d.callback_uri = s("https://spmis.example.org/callback/crvs_main");
+            d.receiver_id = s("crvs.example.org");
+        })
+        .validate()
+        .unwrap();
+        // Sources stored before the rule are not forced to add one on an edit.
+        let mut legacy = ok.clone();
+        legacy.receiver_id = None;
+        let doc = SourceDocument::from_source(&legacy);
+        assert!(doc.validate_update(&legacy).is_ok());
     }
 
     fn errors_of(doc: SourceDocument) -> ValidationErrors {

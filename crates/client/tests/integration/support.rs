@@ -36,6 +36,10 @@ pub(crate) fn source(base_url: &str, auth: AuthConfig) -> DataSource {
         registry_public_keys: Vec::new(),
         registry_jwks_url: None,
         profile: Default::default(),
+        callbacks: dci_client::source::CallbackSettings {
+            secret: Some(dci_client::source::CallbackSettings::generate_secret()),
+            accept_unauthenticated: false,
+        },
         active: true,
         notes: String::new(),
         state: SourceState::Draft,

@@ -229,3 +229,47 @@ async fn an_unreachable_callback_uri_fails_its_stage() {
     assert_eq!(r.stage(Stage::Ping).unwrap().status, StageStatus::Pass);
     assert!(!r.ok);
 }
+
+/// The callback stage of a source whose callback URI answers, with `tweak` applied.
+async fn callback_stage(
+    tweak: impl FnOnce(&mut dci_client::DataSource),
+) -> dci_client::StageReport {
+    let server = good_registry().await;
+    let token_url = format!("{}/token", server.uri());
+    let mut src = source(&server.uri(), oauth2(&token_url, CredentialLocation::Body));
+    src.callback_uri = Some(format!("{}/callback", server.uri()));
+    tweak(&mut src);
+    let c = DciClient::builder(src).build().unwrap();
+    let r = test_connection(&ops_for(c).await, TestOptions::default()).await;
+    r.stage(Stage::Callback).unwrap().clone()
+}
+
+#[tokio::test]
+async fn accepting_unauthenticated_callbacks_is_flagged_unsafe() {
+    let cb = callback_stage(|s| s.callbacks.accept_unauthenticated = true).await;
+    assert_eq!(cb.status, StageStatus::Warn, "{cb:#?}");
+    assert!(
+        cb.message.contains("callbacks.accept_unauthenticated") && cb.message.contains("unsafe"),
+        "{}",
+        cb.message
+    );
+}
+
+#[tokio::test]
+async fn a_source_without_a_callback_secret_is_told_how_to_get_one() {
+    let cb = callback_stage(|s| s.callbacks.secret = None).await;
+    assert_eq!(cb.status, StageStatus::Warn, "{cb:#?}");
+    assert!(
+        cb.message.contains("no callback secret") && cb.message.contains("regenerate"),
+        "{}",
+        cb.message
+    );
+    // Requiring signatures authenticates callbacks without a secret.
+    let cb = callback_stage(|s| {
+        s.callbacks.secret = None;
+        s.reply_signature_policy = dci_client::SignaturePolicy::Require;
+        s.registry_jwks_url = Some("https://registry.example/jwks.json".into());
+    })
+    .await;
+    assert_eq!(cb.status, StageStatus::Pass, "{cb:#?}");
+}

@@ -160,7 +160,7 @@ async fn results_split_over_callbacks_out_of_order_are_aggregated() {
     let sub = ops.submit_search_async(&q).await.unwrap();
     let url = format!(
         "{}/registry/on-search",
-        source.callback_uri.as_ref().unwrap()
+        source.callback_url_with_secret().unwrap()
     );
     // Part 2 first.
     let (s, ack) = post(&url, &part(&source, &sub.transaction_id, "r2", 2, 2)).await;
@@ -191,7 +191,10 @@ async fn results_split_over_callbacks_out_of_order_are_aggregated() {
     assert_eq!(s, 404);
     assert_eq!(body["message"]["ack_status"], "ERR");
     assert_eq!(body["message"]["error"]["code"], "err.request.not_found");
-    let wrong_route = format!("{}/registry/notify", source.callback_uri.as_ref().unwrap());
+    let wrong_route = format!(
+        "{}/registry/notify",
+        source.callback_url_with_secret().unwrap()
+    );
     let (s, body) = post(
         &wrong_route,
         &part(&source, &sub.transaction_id, "r9", 1, 1),

@@ -56,7 +56,7 @@ async fn quiet_env() -> (Env, DataSource) {
 }
 
 fn url(source: &DataSource, route: &str) -> String {
-    format!("{}{route}", source.callback_uri.as_ref().unwrap())
+    format!("{}{route}", source.callback_url_with_secret().unwrap())
 }
 
 #[tokio::test]

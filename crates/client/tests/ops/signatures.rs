@@ -205,7 +205,7 @@ async fn if_present_accepts_unsigned_and_configured_pem_keys_verify() {
     let b = ops.submit_search_async(&q).await.unwrap();
     let url = format!(
         "{}/registry/on-search",
-        source.callback_uri.as_ref().unwrap()
+        source.callback_url_with_secret().unwrap()
     );
     let sender = env.sb.registry_id().to_owned();
     let (s, _) = post(&url, &on_search(&sender, &a.transaction_id)).await;

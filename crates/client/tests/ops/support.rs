@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dci_client::ops::{IngestContext, Operations, ingest};
+use dci_client::ops::callbacks::{CallbackCredentials, ingest_with};
+use dci_client::ops::{IngestContext, Operations};
 use dci_client::{DataSource, DataSourceInput, DciClient, RetryPolicy, SourceState, Store};
 use dci_protocol::RegistryType;
 use dci_protocol::codes::Action;
@@ -60,7 +61,7 @@ fn action_of(suffix: &str) -> Option<Action> {
     }
 }
 
-/// Serves `POST /callback/{code}[/registry/…]` by calling `ingest`.
+/// Serves `POST /callback/{code}[/{secret}][/registry/…]` by calling `ingest_with`.
 pub(crate) async fn receiver(ctx: IngestContext) -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -114,8 +115,20 @@ pub(crate) async fn receiver(ctx: IngestContext) -> Receiver {
                     Some(i) => (&rest[..i], &rest[i..]),
                     None => (rest, ""),
                 };
+                // `/callback/{code}/{secret}/registry/…`: the sender_uri carries the secret.
+                let (secret, suffix) = match suffix.strip_prefix('/') {
+                    Some(s) if !s.is_empty() && !s.starts_with("registry") => {
+                        let (secret, tail) = s.split_at(s.find('/').unwrap_or(s.len()));
+                        (Some(secret.to_owned()), tail)
+                    }
+                    _ => (None, suffix),
+                };
+                let creds = CallbackCredentials {
+                    url_secret: secret,
+                    bearer: None,
+                };
                 let (status, json, code_out) =
-                    match ingest(&ctx, code, body, action_of(suffix)).await {
+                    match ingest_with(&ctx, code, body, action_of(suffix), &creds).await {
                         Ok(ack) => (200, serde_json::to_vec(&ack).unwrap(), None),
                         Err(r) => (
                             r.http_status,

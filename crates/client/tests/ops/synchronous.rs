@@ -154,14 +154,18 @@ async fn a_registry_rejection_is_an_error_with_its_code() {
 #[tokio::test]
 async fn dry_run_prints_the_exact_envelope_and_sends_nothing() {
     let env = Env::default().await;
-    let ops = env.ops(env.source(RegistryType::Crvs).await);
+    let source = env.source(RegistryType::Crvs).await;
+    let ops = env.ops(source.clone());
     let q = SearchQuery::one(SearchSpec::by_id("UIN:123").unwrap()).transaction_id("t-dry");
     let env_json = ops.dry_run(&Operation::SearchAsync(q)).await.unwrap();
     assert_eq!(env_json["message"]["transaction_id"], "t-dry");
+    // The sender_uri carries the source's callback secret after the callback URI.
+    let secret =
+        secrecy::ExposeSecret::expose_secret(source.callbacks.secret.as_ref().unwrap()).to_owned();
     assert_eq!(
         env_json["header"]["sender_uri"],
         format!(
-            "{}/callback/crvs_main/registry/on-search",
+            "{}/callback/crvs_main/{secret}/registry/on-search",
             env.receiver.base
         )
     );

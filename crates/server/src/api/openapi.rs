@@ -185,6 +185,15 @@ pub(crate) fn document() -> Value {
 
 fn core_document() -> Value {
     let registry_errs = ["404", "422", "502", "503", "504"];
+    // Kept apart: one json! this size reaches the macro recursion limit.
+    let callbacks_input = json!({ "type": "object", "additionalProperties": false, "properties": {
+                            "accept_unauthenticated": { "type": ["boolean", "null"], "description": "Accept callbacks that are neither signed nor carry the callback secret (default false; unsafe)" },
+                            "secret": { "type": ["string", "null"], "description": "Write-only: left out or ******** keeps (or, for a new source, generates) it; otherwise 32+ characters of A-Z a-z 0-9 - _" },
+                            "url": { "type": ["string", "null"], "description": "Read-only: ignored on input" } } });
+    let callbacks_output = json!({ "type": "object", "properties": {
+                            "accept_unauthenticated": { "type": "boolean" },
+                            "secret": { "type": "string", "description": "******** when the source has a callback secret" },
+                            "url": { "type": "string", "description": "Only on creation, on reveal_callback_url=true and on regenerate_callback_secret=true: the URL registries post callbacks to, secret included" } } });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -216,7 +225,7 @@ fn core_document() -> Value {
                 },
                 "post": {
                     "operationId": "createSource",
-                    "summary": "Create a data source (secrets are write-only)",
+                    "summary": "Create a data source (secrets are write-only); the answer shows callbacks.url, the callback URL with its generated secret, this once",
                     "requestBody": body(schema("DataSourceInput")),
                     "responses": responses("201", ok("Created", schema("DataSource")), &["400", "409", "422"])
                 }
@@ -225,12 +234,14 @@ fn core_document() -> Value {
                 "parameters": [code_param()],
                 "get": {
                     "operationId": "getSource",
-                    "summary": "One data source (secrets masked)",
+                    "summary": "One data source (secrets masked); with reveal_callback_url=true also callbacks.url, the callback URL with the source's callback secret",
+                    "parameters": [{ "name": "reveal_callback_url", "in": "query", "schema": { "type": "boolean", "default": false } }],
                     "responses": responses("200", ok("The data source", schema("DataSource")), &["404"])
                 },
                 "put": {
                     "operationId": "updateSource",
-                    "summary": "Replace a data source; a secret left out or sent as ******** keeps the stored one",
+                    "summary": "Replace a data source; a secret left out or sent as ******** keeps the stored one; with regenerate_callback_secret=true the callback secret is replaced and the answer shows the new callbacks.url",
+                    "parameters": [{ "name": "regenerate_callback_secret", "in": "query", "schema": { "type": "boolean", "default": false } }],
                     "requestBody": body(schema("DataSourceInput")),
                     "responses": responses("200", ok("Updated", schema("DataSource")), &["400", "404", "409", "422"])
                 },
@@ -374,6 +385,7 @@ fn core_document() -> Value {
                         "registry_public_keys": { "type": "array", "items": { "type": "string" } },
                         "registry_jwks_url": { "type": ["string", "null"], "format": "uri" },
                         "profile": { "type": "string", "description": "standard (default), or opencrvs, opencrvs-1.5, opencrvs-1.3 for CRVS sources" },
+                        "callbacks": callbacks_input,
                         "active": { "type": "boolean" },
                         "notes": { "type": ["string", "null"] }
                     }
@@ -386,6 +398,7 @@ fn core_document() -> Value {
                         "code": { "type": "string" }, "name": { "type": "string" },
                         "registry_type": { "type": "string" }, "base_url": { "type": "string" },
                         "auth": { "type": "object" }, "state": { "type": "string", "enum": ["draft", "testing", "active", "error"] },
+                        "callbacks": callbacks_output,
                         "active": { "type": "boolean" }, "last_test_at": { "type": ["string", "null"] },
                         "last_error": { "type": ["string", "null"] }, "created_at": { "type": "string" }, "updated_at": { "type": "string" }
                     }

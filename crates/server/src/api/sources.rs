@@ -5,7 +5,10 @@
 //! sent as `********` (or left out) keeps the stored one. The code is fixed once created: a PUT
 //! whose body names another code is refused (422 on `/code`). Field errors point into the body
 //! with JSON pointers derived from the document's field paths. Secrets are write-only: no
-//! response ever holds one.
+//! response ever holds one — except the callback URL (`callbacks.url`, which carries the
+//! source's callback secret), shown when it is made: in the answer to `POST /sources`, to
+//! `PUT /sources/{code}?regenerate_callback_secret=true`, and to
+//! `GET /sources/{code}?reveal_callback_url=true`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -61,27 +64,66 @@ pub(crate) async fn create(
         .get_data_source(&source.code)
         .await?
         .ok_or_else(|| ApiError::internal("a created data source could not be read back"))?;
-    Ok((StatusCode::CREATED, ApiJson(stored.to_redacted_json())))
+    // Shown once: the registry needs the callback URL with its secret.
+    Ok((StatusCode::CREATED, ApiJson(revealed(&stored))))
+}
+
+/// The document with the callback URL (and so its secret).
+fn revealed(s: &dci_client::DataSource) -> SourceDocument {
+    SourceDocument::from_source(s).reveal_callback_url(s)
+}
+
+/// Query of `GET /sources/{code}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GetQuery {
+    /// Include `callbacks.url` (the callback URL with its secret).
+    #[serde(default)]
+    reveal_callback_url: bool,
 }
 
 pub(crate) async fn get(
     State(st): State<AppState>,
     Path(code): Path<String>,
+    Query(q): Query<GetQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let s = load(&st, &code).await?;
+    if q.reveal_callback_url {
+        return Ok(ApiJson(
+            serde_json::to_value(revealed(&s)).unwrap_or_default(),
+        ));
+    }
     Ok(ApiJson(s.to_redacted_json()))
+}
+
+/// Query of `PUT /sources/{code}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateQuery {
+    /// Replace the callback secret with a fresh one (the answer shows the new callback URL).
+    #[serde(default)]
+    regenerate_callback_secret: bool,
 }
 
 pub(crate) async fn update(
     State(st): State<AppState>,
     Path(code): Path<String>,
+    Query(q): Query<UpdateQuery>,
     ApiJson(body): ApiJson<SourceDocument>,
 ) -> ApiResult<impl IntoResponse> {
     let existing = load(&st, &code).await?;
     // A body without a code keeps it; one with another code is refused (on `/code`).
-    let source = body.validate_update(&existing)?;
+    let mut source = body.validate_update(&existing)?;
+    if q.regenerate_callback_secret {
+        source.regenerate_callback_secret();
+    }
     let stored = st.store.update_data_source(&source).await?;
     st.engine.invalidate(&code);
+    if q.regenerate_callback_secret {
+        return Ok(ApiJson(
+            serde_json::to_value(revealed(&stored)).unwrap_or_default(),
+        ));
+    }
     Ok(ApiJson(stored.to_redacted_json()))
 }
 

@@ -459,7 +459,9 @@ const PROTOCOL: &[FieldSpec] = &[
         "receiver_id",
         "Registry receiver id",
         Kind::Text,
-        Some("Default: the base URL."),
+        Some(
+            "The registry's id as it sends it in header.sender_id of its callbacks; required with a callback URI (callbacks from another sender are refused).",
+        ),
     ),
     f(
         "callback_uri",
@@ -467,7 +469,16 @@ const PROTOCOL: &[FieldSpec] = &[
         "Callback URI",
         Kind::Url,
         Some(
-            "Base of our callback routes for async calls, e.g. https://spmis.example.org/callback/CODE.",
+            "Base of our callback routes for async calls, e.g. https://spmis.example.org/callback/CODE. Requests carry the source's callback secret after it (dci source show CODE --reveal-callback-url).",
+        ),
+    ),
+    f(
+        "accept_unauthenticated_callbacks",
+        "callbacks.accept_unauthenticated",
+        "Accept unauthenticated callbacks (unsafe)",
+        Kind::Check,
+        Some(
+            "Warning: when ticked, callbacks that are neither signed by the registry nor carry the callback secret are accepted, so anyone who can reach this server can forge search results and notifications. Leave it off.",
         ),
     ),
     f(
