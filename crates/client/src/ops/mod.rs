@@ -27,7 +27,7 @@ use dci_protocol::codes::TxnType;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub use callbacks::{CallbackRejection, IngestContext, ingest};
+pub use callbacks::{CallbackCredentials, CallbackRejection, IngestContext, ingest, ingest_with};
 pub use error::OpsError;
 pub use query::{EXPRESSION_TYPE, SearchQuery, SearchSpec, SubscribeSpec, TxnStatusQuery};
 pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnStatusResult};
