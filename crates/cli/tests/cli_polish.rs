@@ -600,6 +600,8 @@ async fn crvs_source(home: &Path, sb: &Sandbox) {
         &scope,
         "--sender-id",
         "spmis.example.org",
+        "--receiver-id",
+        "dci-sandbox",
         // Nobody listens here: --wait ends through the registry's txn status.
         "--callback-uri",
         "http://127.0.0.1:9/callback/crvs_sb",

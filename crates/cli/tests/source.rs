@@ -508,8 +508,17 @@ fn enable_disable_remove() {
     assert_eq!(disabled[0]["active"], false);
     h.ok(&["source", "enable", "crvs_main"], None);
     assert!(h.stored("crvs_main").active);
+    // Not a terminal and no --yes: refused, nothing removed.
+    let out = h.run(&["source", "remove", "crvs_main"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--yes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(h.stored("crvs_main").active);
     assert_eq!(
-        h.json(&["source", "remove", "crvs_main"], None)["removed"],
+        h.json(&["source", "remove", "crvs_main", "--yes"], None)["removed"],
         "crvs_main"
     );
     assert_eq!(h.json(&["source", "list"], None), Value::Array(vec![]));

@@ -526,7 +526,16 @@ macro_rules! impl_ops_store {
                         .fetch_all(self.pool())
                         .await
                         .map_err(db("listing signing keys"))?;
-                    rows.iter().map(key_from_row).collect()
+                    let mut keys = rows
+                        .iter()
+                        .map(key_from_row)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    // Oldest first, by time rather than by the stored text (SQLite keeps
+                    // timestamps as text whose fraction varies in length).
+                    keys.sort_by(|a, b| {
+                        (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id))
+                    });
+                    Ok(keys)
                 }
 
                 async fn set_signing_key_status(

@@ -40,6 +40,9 @@ pub(crate) enum SourceCommand {
     Remove {
         /// The data source's code.
         code: String,
+        /// Remove without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Enable a data source.
     Enable {
@@ -252,8 +255,16 @@ async fn run_async(cmd: SourceCommand, json: bool) -> Result<(), CmdError> {
             Ok(())
         }
         SourceCommand::Edit(args) => edit(*args, json).await,
-        SourceCommand::Remove { code } => {
+        SourceCommand::Remove { code, yes } => {
             let store = open_store().await?.store;
+            // An unknown code says so (exit 3) before anything is asked.
+            if store.get_data_source(&code).await?.is_none() {
+                return Err(dci_client::StoreError::NotFound(code).into());
+            }
+            crate::context::confirm(
+                &format!("remove data source {code} with its secrets and cached token"),
+                yes,
+            )?;
             store.delete_data_source(&code).await?;
             out(
                 json,
