@@ -813,15 +813,32 @@ macro_rules! impl_store {
                 }
 
                 async fn append_audit_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-                    // One transaction per batch: one commit (one WAL sync) for all of them.
-                    let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
-                    for e in entries {
-                        audit_insert(e)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db("appending to the audit log"))?;
+                    // One multi-row INSERT per batch: one statement, one commit (one WAL
+                    // sync), one round trip to the database worker for all of them.
+                    if entries.is_empty() {
+                        return Ok(());
                     }
-                    tx.commit().await.map_err(db("committing the audit log"))?;
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO audit_log (at, source_code, endpoint, action, message_id, \
+                         transaction_id, http_status, outcome, duration_ms, attempt, error) ",
+                    );
+                    q.push_values(entries, |mut b, e| {
+                        b.push_bind(ts(e.at))
+                            .push_bind(e.source_code.clone())
+                            .push_bind(e.endpoint.clone())
+                            .push_bind(e.action.clone())
+                            .push_bind(e.message_id.clone())
+                            .push_bind(e.transaction_id.clone())
+                            .push_bind(e.http_status.map(i64::from))
+                            .push_bind(e.outcome.as_str())
+                            .push_bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+                            .push_bind(i64::from(e.attempt))
+                            .push_bind(e.error.clone());
+                    });
+                    q.build()
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db("appending to the audit log"))?;
                     Ok(())
                 }
 
