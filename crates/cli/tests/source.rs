@@ -644,7 +644,10 @@ fn master_key_rotation_and_wrong_or_missing_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("openssl rand -base64 32"));
 
     // Rotate: a new key file, same secrets.
-    let v = h.json(&["master-key", "rotate"], None);
+    // Not a terminal and no --yes: refused, nothing rotated.
+    let out = h.run(&["master-key", "rotate"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let v = h.json(&["master-key", "rotate", "--yes"], None);
     // The client secret and the callback secret.
     assert_eq!(v["resealed"], 2);
     assert_ne!(v["old_key_id"], v["new_key_id"]);
@@ -668,7 +671,7 @@ fn master_key_rotation_and_wrong_or_missing_key() {
     assert_eq!(out.status.code(), Some(2));
     let third = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
     let out = h.run_env(
-        &["master-key", "rotate", "--new-key-stdin"],
+        &["master-key", "rotate", "--new-key-stdin", "--yes"],
         Some(third),
         &[("DCI_MASTER_KEY", new_key.trim())],
     );
@@ -822,7 +825,7 @@ fn master_key_rotation_killed_at_any_moment_leaves_a_store_that_opens() {
         let key_path = h.path().join("master.key");
         let old_key = std::fs::read_to_string(&key_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
-            .args(["master-key", "rotate"])
+            .args(["master-key", "rotate", "--yes"])
             .env("DCI_HOME", h.path())
             .env_remove("DCI_MASTER_KEY")
             .env_remove("DCI_DATABASE_URL")

@@ -429,28 +429,6 @@ macro_rules! impl_store {
                 }
             }
 
-            /// The insert of one audit entry.
-            fn audit_insert(
-                e: &AuditEntry,
-            ) -> sqlx::query::Query<'_, $db, <$db as sqlx::Database>::Arguments> {
-                sqlx::query(
-                    "INSERT INTO audit_log (at, source_code, endpoint, action, message_id, \
-                     transaction_id, http_status, outcome, duration_ms, attempt, error) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(ts(e.at))
-                .bind(&e.source_code)
-                .bind(&e.endpoint)
-                .bind(&e.action)
-                .bind(&e.message_id)
-                .bind(&e.transaction_id)
-                .bind(e.http_status.map(i64::from))
-                .bind(e.outcome.as_str())
-                .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
-                .bind(i64::from(e.attempt))
-                .bind(&e.error)
-            }
-
             async fn update_by_code(
                 pool: &sqlx::Pool<$db>,
                 code: &str,
@@ -843,11 +821,7 @@ macro_rules! impl_store {
                 }
 
                 async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-                    audit_insert(e)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db("appending to the audit log"))?;
-                    Ok(())
+                    self.append_audit_batch(std::slice::from_ref(e)).await
                 }
 
                 async fn list_audit(

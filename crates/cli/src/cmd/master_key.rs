@@ -20,6 +20,10 @@ pub(crate) enum MasterKeyCommand {
         /// Read the new key (base64 of 32 bytes) from stdin instead of generating one.
         #[arg(long)]
         new_key_stdin: bool,
+        /// Rotate without asking (needed when stdin is not a terminal, e.g. with
+        /// --new-key-stdin).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -31,7 +35,7 @@ pub(crate) fn run(cmd: MasterKeyCommand, json: bool) -> u8 {
 }
 
 async fn run_async(cmd: MasterKeyCommand, json: bool) -> Result<(), CmdError> {
-    let MasterKeyCommand::Rotate { new_key_stdin } = cmd;
+    let MasterKeyCommand::Rotate { new_key_stdin, yes } = cmd;
     let new_key = if new_key_stdin {
         let mut text = Zeroizing::new(String::new());
         io::stdin()
@@ -44,6 +48,13 @@ async fn run_async(cmd: MasterKeyCommand, json: bool) -> Result<(), CmdError> {
     } else {
         None
     };
+    // A supplied key (environment) with no new one is refused below, before anything is asked.
+    let supplied = ["DCI_MASTER_KEY", "DCI_MASTER_KEY_FILE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if new_key.is_some() || !supplied {
+        crate::context::confirm("re-seal every stored secret under a new master key", yes)?;
+    }
     // The library stages the new key file, re-seals in one transaction and switches the file so
     // that a kill at any moment leaves a store that opens (see `dci_store::rotate`).
     let rotation = dci_store::rotate_master_key(&OpenOptions::from_env(), new_key)
