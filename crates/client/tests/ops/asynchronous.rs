@@ -96,7 +96,7 @@ async fn duplicate_callbacks_are_stored_once_and_refused_as_replays() {
     env.assert_requests_conform();
 }
 
-fn part(
+pub(crate) fn part(
     source: &dci_client::DataSource,
     transaction_id: &str,
     reference_id: &str,
