@@ -278,12 +278,7 @@ impl Operations {
     /// Builds and signs the envelope of `op` (nothing is stored or sent).
     pub async fn prepare(&self, op: &Operation) -> Result<PreparedRequest, OpsError> {
         let now = OffsetDateTime::now_utc();
-        let source = self.source();
-        let mut b = RequestBuilder::new(source.registry_type, self.sender_id()?).at(now);
-        let receiver = source.effective_receiver_id();
-        if receiver.chars().count() <= dci_protocol::build::MAX_ID_LEN {
-            b = b.receiver_id(receiver);
-        }
+        let mut b = self.request_builder(now)?;
         if let Some(uri) = self.sender_uri(op)? {
             b = b.sender_uri(uri);
         }
@@ -298,12 +293,7 @@ impl Operations {
                 } else {
                     b.search(items)?
                 };
-                match self.profile() {
-                    Profile::Standard => self.sign(env, now).await?,
-                    Profile::OpenCrvs(v) => {
-                        crate::registries::opencrvs::adapt_search(source, v, env.to_value())?
-                    }
-                }
+                self.sign_search(env, now).await?
             }
             Operation::Subscribe(s) => {
                 if let Some(t) = &s.transaction_id {
@@ -332,7 +322,7 @@ impl Operations {
                 .to_owned()
         };
         let reference_ids = reference_ids(&envelope);
-        let path = path_of(source, &op.endpoint());
+        let path = path_of(self.source(), &op.endpoint());
         Ok(PreparedRequest {
             transaction_id: str_at("/message/transaction_id"),
             message_id: str_at("/header/message_id"),
@@ -341,6 +331,32 @@ impl Operations {
             path,
             envelope,
         })
+    }
+
+    /// A request builder with our header fields (sender id, receiver id, time) filled in.
+    pub(crate) fn request_builder(&self, now: OffsetDateTime) -> Result<RequestBuilder, OpsError> {
+        let source = self.source();
+        let mut b = RequestBuilder::new(source.registry_type, self.sender_id()?).at(now);
+        let receiver = source.effective_receiver_id();
+        if receiver.chars().count() <= dci_protocol::build::MAX_ID_LEN {
+            b = b.receiver_id(receiver);
+        }
+        Ok(b)
+    }
+
+    /// A search envelope as the source's dialect sends it: signed (standard), or rewritten
+    /// into OpenCRVS's variant (never signed).
+    pub(crate) async fn sign_search<M: serde::Serialize>(
+        &self,
+        env: dci_protocol::envelope::Envelope<M>,
+        now: OffsetDateTime,
+    ) -> Result<Value, OpsError> {
+        match self.profile() {
+            Profile::Standard => self.sign(env, now).await,
+            Profile::OpenCrvs(v) => {
+                crate::registries::opencrvs::adapt_search(self.source(), v, env.to_value())
+            }
+        }
     }
 
     /// Signs `env` with the source's signing key, when it names one (from the signer cache).
@@ -508,28 +524,21 @@ impl Operations {
                     || e.is_dns()
                     || e.is_tls()
                     || e.is_config();
-                if let Some(reason) = e.registry_error() {
+                let reason = e.registry_error();
+                if reason.is_some() || definitely_not_sent || e.status().is_some() {
+                    // The registry refused it, or it never left: a definite failure.
                     let ack = AckRecord {
                         ack_status: "ERR".into(),
                         correlation_id: None,
-                        error_code: reason.code.clone(),
-                        error_message: reason.message.clone(),
+                        error_code: reason.and_then(|r| r.code.clone()),
+                        error_message: match reason {
+                            Some(r) => r.message.clone(),
+                            None => Some(e.to_string()),
+                        },
                         state: TransactionState::Failed,
                         at: OffsetDateTime::now_utc(),
                     };
                     self.ops.record_ack(&p.transaction_id, &ack).await?;
-                } else if definitely_not_sent || e.status().is_some() {
-                    let ack = AckRecord {
-                        ack_status: "ERR".into(),
-                        correlation_id: None,
-                        error_code: None,
-                        error_message: Some(e.to_string()),
-                        state: TransactionState::Failed,
-                        at: OffsetDateTime::now_utc(),
-                    };
-                    self.ops.record_ack(&p.transaction_id, &ack).await?;
-                }
-                if definitely_not_sent || e.status().is_some() || e.registry_error().is_some() {
                     return Err(OpsError::Client(e));
                 }
                 // Otherwise (a timeout, the connection dropped after sending) the registry may
@@ -599,7 +608,7 @@ impl Operations {
     ) -> Result<TransactionView, OpsError> {
         match await_transaction(self.ops.as_ref(), transaction_id, timeout, self.poll).await {
             Err(OpsError::Timeout { .. }) if self.txn_status_fallback => {
-                self.fallback(transaction_id).await
+                self.resolve(transaction_id).await
             }
             other => other,
         }
@@ -610,10 +619,6 @@ impl Operations {
     /// from the answer. Fails with [`OpsError::Timeout`] (state kept) when the registry has no
     /// txn status, no answer yet, or the transaction is not a search.
     pub async fn resolve(&self, transaction_id: &str) -> Result<TransactionView, OpsError> {
-        self.fallback(transaction_id).await
-    }
-
-    async fn fallback(&self, transaction_id: &str) -> Result<TransactionView, OpsError> {
         let t = self
             .ops
             .get_transaction(transaction_id)

@@ -169,26 +169,7 @@ impl Core {
 
     /// A request builder with our header fields filled in.
     pub(crate) fn builder(&self, now: OffsetDateTime) -> Result<RequestBuilder, OpsError> {
-        let s = self.source();
-        let sender = s
-            .sender_id
-            .as_deref()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                OpsError::invalid(
-                    "sender_id",
-                    format!(
-                        "data source {:?} has no sender_id: set it to the id the registry knows you by",
-                        s.code
-                    ),
-                )
-            })?;
-        let mut b = RequestBuilder::new(s.registry_type, sender).at(now);
-        let receiver = s.effective_receiver_id();
-        if receiver.chars().count() <= dci_protocol::build::MAX_ID_LEN {
-            b = b.receiver_id(receiver);
-        }
-        Ok(b)
+        self.ops.request_builder(now)
     }
 
     /// Signs (when the source names a key), sends and checks the reply's signature.
@@ -205,15 +186,11 @@ impl Core {
     pub(crate) async fn search_one(&self, item: SearchItem) -> Result<SearchItemResult, OpsError> {
         let now = OffsetDateTime::now_utc();
         let env = self.builder(now)?.sync_search([item])?;
-        let reply = match self.profile() {
-            Profile::Standard => self.send(env, Endpoint::SyncSearch, now).await?,
-            Profile::OpenCrvs(v) => {
-                let adapted = opencrvs::adapt_search(self.source(), v, env.to_value())?;
-                self.ops
-                    .exchange(adapted, Endpoint::SyncSearch, true)
-                    .await?
-            }
-        };
+        let envelope = self.ops.sign_search(env, now).await?;
+        let reply = self
+            .ops
+            .exchange(envelope, Endpoint::SyncSearch, true)
+            .await?;
         first_item(&reply.body, "search_response")
     }
 
