@@ -4,9 +4,7 @@
 //! The registry re-delivers, and every acknowledged transaction ends `completed` with its
 //! result. Two kill cycles, bounded in requests and time.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dci_client::DataSourceInput;
@@ -18,42 +16,15 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ADMIN_TOKEN: &str = "crash-test-admin-token-0123456789";
+#[path = "support/serve.rs"]
+mod serve_support;
+
+use serve_support::{ADMIN_TOKEN, Serve, start_serve};
+
 const PER_CYCLE: usize = 20;
 
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_serve(home: &Path, listen: &str) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
-        .args(["--json", "serve", "--listen", listen])
-        .env("DCI_HOME", home)
-        .env("DCI_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env_remove("DCI_DATABASE_URL")
-        .env_remove("DCI_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.contains("listening"),
-        "dci serve did not start: {line:?}"
-    );
-    Serve(child)
-}
-
 fn kill9(serve: Serve) {
-    let pid = serve.0.id().to_string();
+    let pid = serve.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-KILL", &pid])
@@ -134,6 +105,7 @@ async fn acknowledged_searches_survive_kill_9_of_dci_serve() {
 
     let mut acknowledged = Vec::new();
     let mut serve = Some(start_serve(&home, &addr));
+    assert_eq!(serve.as_ref().unwrap().base, format!("http://{addr}"));
     for _cycle in 0..2 {
         let mut tasks = Vec::new();
         for _ in 0..PER_CYCLE {
@@ -159,6 +131,8 @@ async fn acknowledged_searches_survive_kill_9_of_dci_serve() {
         // Down long enough for the first deliveries to fail.
         tokio::time::sleep(Duration::from_millis(1000)).await;
         serve = Some(start_serve(&home, &addr));
+        // Back on the same address, where the registry's callbacks go.
+        assert_eq!(serve.as_ref().unwrap().base, format!("http://{addr}"));
     }
     let failed_deliveries = sb
         .callbacks()

@@ -3,9 +3,8 @@
 //! receives the sandbox's callback, the gateway API answers with the admin token, and SIGTERM
 //! stops the server cleanly.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use dci_client::DataSourceInput;
 use dci_protocol::RegistryType;
@@ -15,47 +14,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ADMIN_TOKEN: &str = "serve-test-admin-token-0123456789";
+#[path = "support/serve.rs"]
+mod serve_support;
 
-/// `dci serve` as a child process; killed on drop if the test did not stop it.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_serve(home: &Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
-        .args(["--json", "serve", "--listen", "127.0.0.1:0"])
-        .env("DCI_HOME", home)
-        .env("DCI_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env_remove("DCI_DATABASE_URL")
-        .env_remove("DCI_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let banner: Value = serde_json::from_str(line.trim())
-        .unwrap_or_else(|e| panic!("dci serve did not print its JSON banner ({e}): {line:?}"));
-    assert!(
-        banner.get("admin_token").is_none(),
-        "a token from DCI_ADMIN_TOKEN is never printed"
-    );
-    Serve {
-        child,
-        base: banner["listening"].as_str().unwrap().to_owned(),
-    }
-}
+use serve_support::{ADMIN_TOKEN, start_serve};
 
 async fn dci(home: &Path, args: &[&str]) -> Output {
     let home = home.to_owned();
@@ -106,7 +68,7 @@ async fn async_search_from_the_cli_completes_through_a_running_dci_serve() {
     let sb = dci_sandbox::spawn(SandboxConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let serve = start_serve(&home);
+    let serve = start_serve(&home, "127.0.0.1:0");
 
     // The data source, on the same store, with its callback URI at the running server.
     let code = "crvs_main";

@@ -1,0 +1,52 @@
+//! `dci serve` as a child process of a test, on a temporary `DCI_HOME`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// The admin token every test server runs with.
+pub(crate) const ADMIN_TOKEN: &str = "serve-test-admin-token-0123456789";
+
+/// A running `dci serve`; killed on drop if the test did not stop it.
+pub(crate) struct Serve {
+    pub(crate) child: Child,
+    /// `http://ADDR`, from its JSON banner.
+    pub(crate) base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `dci --json serve --listen LISTEN` over `home` and waits for its banner.
+pub(crate) fn start_serve(home: &Path, listen: &str) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
+        .args(["--json", "serve", "--listen", listen])
+        .env("DCI_HOME", home)
+        .env("DCI_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("DCI_DATABASE_URL")
+        .env_remove("DCI_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let banner: Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("dci serve did not print its JSON banner ({e}): {line:?}"));
+    assert!(
+        banner.get("admin_token").is_none(),
+        "a token from DCI_ADMIN_TOKEN is never printed"
+    );
+    Serve {
+        child,
+        base: banner["listening"].as_str().unwrap().to_owned(),
+    }
+}
