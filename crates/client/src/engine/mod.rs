@@ -387,13 +387,18 @@ impl Engine {
         Ok(self.runtime(code).await?.ops.clone())
     }
 
-    /// The operations of `code`. A disabled source is refused: nothing is sent on its behalf.
-    pub async fn operations(&self, code: &str) -> Result<Operations, EngineError> {
+    /// What the engine holds for `code`, refused when the source is disabled.
+    async fn active_runtime(&self, code: &str) -> Result<Arc<SourceRuntime>, EngineError> {
         let rt = self.runtime(code).await?;
         if !rt.ops.source().active {
             return Err(EngineError::Disabled(code.to_owned()));
         }
-        Ok(rt.ops.clone())
+        Ok(rt)
+    }
+
+    /// The operations of `code`. A disabled source is refused: nothing is sent on its behalf.
+    pub async fn operations(&self, code: &str) -> Result<Operations, EngineError> {
+        Ok(self.active_runtime(code).await?.ops.clone())
     }
 
     /// The CRVS client of `code`.
@@ -403,10 +408,7 @@ impl Engine {
 
     /// The DR client of `code`, with the engine's status cache for that source.
     pub async fn dr(&self, code: &str) -> Result<DrClient, EngineError> {
-        let rt = self.runtime(code).await?;
-        if !rt.ops.source().active {
-            return Err(EngineError::Disabled(code.to_owned()));
-        }
+        let rt = self.active_runtime(code).await?;
         match &rt.dr {
             Some(dr) => Ok(dr.clone()),
             // Not a DR source: the client refuses it, naming registry_type.
