@@ -23,6 +23,7 @@
 pub mod auth;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod ops;
 pub mod registries;
@@ -30,6 +31,7 @@ pub mod source;
 pub mod store;
 pub mod test_connection;
 pub mod transport;
+pub mod webhooks;
 
 pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
 pub use engine::{Engine, EngineBuilder, EngineError, Recovery};

@@ -26,6 +26,7 @@ mod common;
 pub mod master_key;
 mod migrations;
 mod open;
+mod events_common;
 mod ops_common;
 mod ops_postgres;
 mod ops_sqlite;

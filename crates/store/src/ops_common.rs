@@ -27,6 +27,7 @@ macro_rules! impl_ops_store {
         mod ops_store_impl {
             use async_trait::async_trait;
             use dci_client::StoreError;
+            use dci_client::events::build as events;
             use dci_client::ops::store::{
                 AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpsStore,
                 SigningKeyRecord, SubscriptionRecord, TransactionFilter, TransactionRecord,
@@ -44,6 +45,9 @@ macro_rules! impl_ops_store {
             use $crate::seal::SealedSecret;
 
             type DbRow = <$db as sqlx::Database>::Row;
+            type Conn = <$db as sqlx::Database>::Connection;
+
+            use super::events_store_impl::write_event;
 
             const TXN_COLUMNS: &str = "transaction_id, source_code, kind, message_id, \
                 reference_ids, request, state, ack_status, correlation_id, error_code, \
@@ -180,6 +184,94 @@ macro_rules! impl_ops_store {
                 .collect()
             }
 
+            /// The rank-guarded state change, on a connection inside a transaction.
+            async fn advance_in(
+                conn: &mut Conn,
+                transaction_id: &str,
+                state: TransactionState,
+                at: OffsetDateTime,
+            ) -> Result<bool, StoreError> {
+                let below = below(state);
+                if below.is_empty() {
+                    return Ok(false);
+                }
+                // The states are constants of the model, not input.
+                let list = below
+                    .iter()
+                    .map(|s| format!("'{s}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "UPDATE op_transaction SET state = $2, updated_at = $3 \
+                     WHERE transaction_id = $1 AND state IN ({list})"
+                );
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(transaction_id)
+                    .bind(state.as_str())
+                    .bind(ts(at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db("updating a transaction"))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            /// The transaction (locked on PostgreSQL until commit) and its callbacks, read
+            /// inside the current transaction.
+            async fn read_in(
+                conn: &mut Conn,
+                transaction_id: &str,
+            ) -> Result<Option<(TransactionRecord, Vec<CallbackRecord>)>, StoreError> {
+                let sql = format!(
+                    "SELECT {TXN_COLUMNS} FROM op_transaction WHERE transaction_id = $1{}",
+                    super::FOR_UPDATE
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(transaction_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db("reading a transaction"))?;
+                let Some(t) = row.as_ref().map(txn_from_row).transpose()? else {
+                    return Ok(None);
+                };
+                let sql = format!(
+                    "SELECT {CB_COLUMNS} FROM op_callback WHERE transaction_id = $1 ORDER BY id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(transaction_id)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db("reading callbacks"))?;
+                let callbacks = rows.iter().map(cb_from_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(Some((t, callbacks)))
+            }
+
+            /// Writes the event of the transaction having just moved to `state`, if that
+            /// state has one (completed search, failed, timed out).
+            async fn transition_event_in(
+                conn: &mut Conn,
+                transaction_id: &str,
+                state: TransactionState,
+                at: OffsetDateTime,
+            ) -> Result<(), StoreError> {
+                if !matches!(
+                    state,
+                    TransactionState::Completed
+                        | TransactionState::Failed
+                        | TransactionState::TimedOut
+                ) {
+                    return Ok(());
+                }
+                let Some((t, callbacks)) = read_in(conn, transaction_id).await? else {
+                    return Ok(());
+                };
+                let mut view = dci_client::ops::build_view(&t, &callbacks);
+                view.state = state;
+                if let Some(e) = events::transaction(&view, at) {
+                    write_event(conn, &e).await?;
+                }
+                Ok(())
+            }
+
             #[async_trait]
             impl OpsStore for $store {
                 async fn insert_transaction(
@@ -238,8 +330,9 @@ macro_rules! impl_ops_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db("recording an ACK"))?;
+                    let mut changed = false;
                     for from in below {
-                        sqlx::query(
+                        let moved = sqlx::query(
                             "UPDATE op_transaction SET state = $2 \
                              WHERE transaction_id = $1 AND state = $3",
                         )
@@ -249,6 +342,10 @@ macro_rules! impl_ops_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db("recording an ACK"))?;
+                        changed |= moved.rows_affected() > 0;
+                    }
+                    if changed {
+                        transition_event_in(&mut tx, transaction_id, ack.state, ack.at).await?;
                     }
                     tx.commit().await.map_err(db("committing"))?;
                     Ok(done.rows_affected() > 0)
@@ -260,21 +357,12 @@ macro_rules! impl_ops_store {
                     state: TransactionState,
                     at: OffsetDateTime,
                 ) -> Result<bool, StoreError> {
-                    let mut changed = false;
-                    for from in below(state) {
-                        let done = sqlx::query(
-                            "UPDATE op_transaction SET state = $2, updated_at = $3 \
-                             WHERE transaction_id = $1 AND state = $4",
-                        )
-                        .bind(transaction_id)
-                        .bind(state.as_str())
-                        .bind(ts(at))
-                        .bind(from)
-                        .execute(self.pool())
-                        .await
-                        .map_err(db("updating a transaction"))?;
-                        changed |= done.rows_affected() > 0;
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
+                    let changed = advance_in(&mut tx, transaction_id, state, at).await?;
+                    if changed {
+                        transition_event_in(&mut tx, transaction_id, state, at).await?;
                     }
+                    tx.commit().await.map_err(db("committing"))?;
                     Ok(changed)
                 }
 
@@ -313,9 +401,11 @@ macro_rules! impl_ops_store {
                 }
 
                 async fn expire_overdue(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-                    let done = sqlx::query(
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
+                    let expired: Vec<String> = sqlx::query_scalar(
                         "UPDATE op_transaction SET state = $1, updated_at = $2 \
-                         WHERE state IN ($3, $4, $5, $7) AND deadline_ms < $6",
+                         WHERE state IN ($3, $4, $5, $7) AND deadline_ms < $6 \
+                         RETURNING transaction_id",
                     )
                     .bind(TransactionState::TimedOut.as_str())
                     .bind(ts(now))
@@ -324,13 +414,18 @@ macro_rules! impl_ops_store {
                     .bind(TransactionState::Partial.as_str())
                     .bind(to_ms(now))
                     .bind(TransactionState::Unknown.as_str())
-                    .execute(self.pool())
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(db("expiring overdue transactions"))?;
-                    Ok(done.rows_affected())
+                    for id in &expired {
+                        transition_event_in(&mut tx, id, TransactionState::TimedOut, now).await?;
+                    }
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(expired.len() as u64)
                 }
 
                 async fn insert_callback(&self, c: &CallbackRecord) -> Result<bool, StoreError> {
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
                     let done = sqlx::query(
                         "INSERT INTO op_callback (source_code, message_id, action, \
                          transaction_id, correlation_id, status, total_count, completed_count, \
@@ -354,10 +449,39 @@ macro_rules! impl_ops_store {
                             .map_err(|e| corrupt("callback tolerated", e))?,
                     )
                     .bind(ts(c.received_at))
-                    .execute(self.pool())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db("storing a callback"))?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    if c.action == "notify" {
+                        let registry: Option<String> = sqlx::query_scalar(
+                            "SELECT registry_type FROM data_source WHERE code = $1",
+                        )
+                        .bind(&c.source_code)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db("reading a data source"))?;
+                        let registry = registry.and_then(|r| r.parse().ok());
+                        if let Some(e) = events::notification(registry, c) {
+                            write_event(&mut tx, &e).await?;
+                        }
+                    }
+                    if let Some(id) = &c.transaction_id
+                        && let Some((t, callbacks)) = read_in(&mut tx, id).await?
+                        && t.source_code == c.source_code
+                    {
+                        let view = dci_client::ops::build_view(&t, &callbacks);
+                        if view.state != t.state
+                            && view.state != TransactionState::Pending
+                            && advance_in(&mut tx, id, view.state, c.received_at).await?
+                        {
+                            transition_event_in(&mut tx, id, view.state, c.received_at).await?;
+                        }
+                    }
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(true)
                 }
 
                 async fn callbacks_for(
@@ -398,6 +522,27 @@ macro_rules! impl_ops_store {
                     &self,
                     s: &SubscriptionRecord,
                 ) -> Result<(), StoreError> {
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
+                    // A no-op write first: it takes SQLite's write lock and PostgreSQL's row
+                    // lock, so the state read next is the one this upsert replaces.
+                    sqlx::query(
+                        "UPDATE op_subscription SET state = state \
+                         WHERE source_code = $1 AND code = $2",
+                    )
+                    .bind(&s.source_code)
+                    .bind(&s.code)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("locking a subscription"))?;
+                    let before: Option<String> = sqlx::query_scalar(
+                        "SELECT state FROM op_subscription WHERE source_code = $1 AND code = $2",
+                    )
+                    .bind(&s.source_code)
+                    .bind(&s.code)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db("reading a subscription"))?;
+                    let before = before.map(|b| b.parse()).transpose()?;
                     sqlx::query(
                         "INSERT INTO op_subscription (source_code, code, state, event_type, \
                          transaction_id, created_at, updated_at) \
@@ -413,9 +558,13 @@ macro_rules! impl_ops_store {
                     .bind(&s.transaction_id)
                     .bind(ts(s.created_at))
                     .bind(ts(s.updated_at))
-                    .execute(self.pool())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db("storing a subscription"))?;
+                    if let Some(e) = events::subscription(before, s) {
+                        write_event(&mut tx, &e).await?;
+                    }
+                    tx.commit().await.map_err(db("committing"))?;
                     Ok(())
                 }
 

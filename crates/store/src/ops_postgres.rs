@@ -1,6 +1,15 @@
-//! [`dci_client::ops::OpsStore`] for [`crate::PgStore`]: async requests, callbacks,
-//! subscriptions and signing keys in the same database (see `ops_common`).
+//! [`dci_client::ops::OpsStore`] and [`dci_client::events::EventStore`] for
+//! [`crate::PgStore`]: async requests, callbacks, subscriptions, signing keys, events and
+//! webhooks in the same database (see `ops_common`, `events_common`).
 
+use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
 
+/// Row-lock clause of reads that precede a change (a transaction row before its callbacks
+/// decide its state).
+const FOR_UPDATE: &str = " FOR UPDATE";
+/// Row-lock clause of the webhook claim: concurrent instances skip an endpoint being claimed.
+const SKIP_LOCKED: &str = " FOR UPDATE OF e SKIP LOCKED";
+
 impl_ops_store!(crate::PgStore, sqlx::Postgres);
+impl_event_store!(crate::PgStore, sqlx::Postgres);

@@ -1,6 +1,15 @@
-//! [`dci_client::ops::OpsStore`] for [`crate::SqliteStore`]: async requests, callbacks,
-//! subscriptions and signing keys in the same SQLite file (see `ops_common`).
+//! [`dci_client::ops::OpsStore`] and [`dci_client::events::EventStore`] for
+//! [`crate::SqliteStore`]: async requests, callbacks, subscriptions, signing keys, events and
+//! webhooks in the same SQLite file (see `ops_common`, `events_common`).
 
+use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
 
+/// Row-lock clause of reads that precede a change: none (SQLite's writer lock, taken by the
+/// write that starts each such transaction, serialises them).
+const FOR_UPDATE: &str = "";
+/// Row-lock clause of the webhook claim: none (as above).
+const SKIP_LOCKED: &str = "";
+
 impl_ops_store!(crate::SqliteStore, sqlx::Sqlite);
+impl_event_store!(crate::SqliteStore, sqlx::Sqlite);

@@ -19,19 +19,25 @@ use time::OffsetDateTime;
 use crate::store::StoreError;
 
 /// Storage for the DCI operations. Implementations: `dci_store::SqliteStore`, `dci_store::PgStore`.
+///
+/// Events ([`crate::events`]): the methods that change a transaction, store a callback or change
+/// a subscription write the events the change causes in the same database transaction (built by
+/// [`crate::events::build`]), and fan them out to the webhook endpoints.
 #[async_trait]
-pub trait OpsStore: Send + Sync {
+pub trait OpsStore: crate::events::EventStore + Send + Sync {
     /// Stores a new outgoing async request *before* it is sent. The transaction id is unique:
     /// inserting an existing one fails.
     async fn insert_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError>;
 
     /// Records the registry's synchronous answer (ACK / NACK / ERR) to a stored request and its
-    /// new state. Returns `false` if the transaction is unknown.
+    /// new state. Returns `false` if the transaction is unknown. A move to `failed` writes a
+    /// `transaction.failed` event in the same transaction.
     async fn record_ack(&self, transaction_id: &str, ack: &AckRecord) -> Result<bool, StoreError>;
 
     /// Moves a transaction to `state` unless it is already in a state that outranks it (see
     /// [`TransactionState::rank`]): concurrent callbacks can only move it forward. Returns
-    /// whether the row changed.
+    /// whether the row changed. A change to `completed` (search), `failed` or `timed_out`
+    /// writes its event ([`crate::events::build::transaction`]) in the same transaction.
     async fn advance_transaction(
         &self,
         transaction_id: &str,
@@ -52,11 +58,18 @@ pub trait OpsStore: Send + Sync {
     ) -> Result<Vec<TransactionRecord>, StoreError>;
 
     /// Marks every pending, acknowledged or partial request whose deadline is before `now` as
-    /// [`TransactionState::TimedOut`]. Returns how many changed.
+    /// [`TransactionState::TimedOut`], with a `transaction.expired` event each, in one
+    /// transaction. Returns how many changed.
     async fn expire_overdue(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Stores a received callback (any action, notify included) unless one with the same
     /// `(source_code, message_id)` exists. Returns `false` for such a duplicate (nothing changed).
+    ///
+    /// In the same database transaction: a `notify` writes its `notification.received` event;
+    /// a callback of a stored transaction of the same data source moves that transaction to the
+    /// state its callbacks now show ([`crate::ops::build_view`], forward only, as
+    /// [`OpsStore::advance_transaction`]) with the event of the move. The transaction row is
+    /// locked first, so concurrent last pages cannot both miss the completion.
     async fn insert_callback(&self, c: &CallbackRecord) -> Result<bool, StoreError>;
 
     /// Callbacks of a transaction, in order of arrival.
@@ -68,7 +81,8 @@ pub trait OpsStore: Send + Sync {
         filter: &CallbackFilter,
     ) -> Result<Vec<CallbackRecord>, StoreError>;
 
-    /// Inserts or updates a subscription (keyed by source code and subscription code).
+    /// Inserts or updates a subscription (keyed by source code and subscription code); a new
+    /// subscription or a changed state writes a `subscription.changed` event with it.
     async fn upsert_subscription(&self, s: &SubscriptionRecord) -> Result<(), StoreError>;
 
     /// Subscriptions, optionally of one data source, ordered by source code and code.

@@ -24,6 +24,8 @@ use url::Url;
 use audit::AuditSink;
 pub use audit::AuditWriter;
 pub use retry::RetryPolicy;
+pub(crate) use retry::retry_after;
+pub(crate) use tls::system_roots_config;
 
 use crate::auth::{self, Token, TokenCache, TokenInfo, TokenOrigin, TokenSettings};
 use crate::error::{Error, Phase, Result, redact_url};

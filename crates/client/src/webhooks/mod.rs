@@ -1,0 +1,24 @@
+//! Webhooks to the SPMIS: endpoints, Standard Webhooks signatures, and the delivery worker.
+//!
+//! - [`WebhookEndpoint`]: a URL, a kind filter, enabled or not; its secret (`whsec_…`,
+//!   [`WebhookSecret`]) is sealed at rest and shown once, on creation.
+//! - [`signature`]: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64
+//!   HMAC-SHA256("{id}.{timestamp}.{body}")>` per <https://www.standardwebhooks.com/>, so any
+//!   Standard Webhooks library verifies a delivery.
+//! - [`WebhookWorker`]: claims endpoints from the outbox (a lease per endpoint; `SKIP LOCKED`
+//!   on PostgreSQL), delivers each endpoint's events in order, at least once, retries with
+//!   exponential backoff and full jitter (honouring `Retry-After`), dead-letters after
+//!   [`WebhookSettings::max_attempts`] or [`WebhookSettings::max_age`], records every attempt.
+//! - [`create_endpoint`]: validation of a new endpoint and its fresh secret, shared by the CLI
+//!   and the gateway.
+
+mod model;
+pub mod signature;
+mod worker;
+
+pub use model::{
+    AttemptOutcome, AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryState, EndpointInput,
+    Redelivery, RedeliverySelection, WebhookEndpoint, create_endpoint,
+};
+pub use signature::WebhookSecret;
+pub use worker::{WebhookSettings, WebhookWorker};
