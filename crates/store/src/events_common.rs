@@ -388,7 +388,7 @@ macro_rules! impl_event_store {
                          AND (SELECT d.next_attempt_ms FROM webhook_delivery d \
                               WHERE d.endpoint_id = e.id AND d.state = 'pending' \
                               ORDER BY d.event_seq LIMIT 1) <= $1 \
-                         ORDER BY e.lease_until_ms, e.id LIMIT 1{}",
+                         ORDER BY COALESCE(e.lease_until_ms, 0), e.id LIMIT 1{}",
                         super::SKIP_LOCKED
                     );
                     let id: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

@@ -23,10 +23,10 @@
 //! validation live in `dci-client`).
 
 mod common;
+mod events_common;
 pub mod master_key;
 mod migrations;
 mod open;
-mod events_common;
 mod ops_common;
 mod ops_postgres;
 mod ops_sqlite;

@@ -521,3 +521,580 @@ async fn everything_survives_a_reopen(b: Arc<Backend>) {
         "replay refused after a restart"
     );
 }
+
+// ---- events and webhooks (the outbox) ----
+
+mod events {
+    use super::*;
+    use dci_client::events::{EventCursor, EventFilter, EventKind, NewEvent};
+    use dci_client::webhooks::{
+        AttemptOutcome, AttemptRecord, DeliveryFilter, DeliveryState, Redelivery,
+        RedeliverySelection, WebhookEndpoint,
+    };
+
+    contract!(
+        a_callback_and_its_events_are_written_together,
+        acks_expiry_and_subscriptions_write_their_events,
+        concurrent_last_pages_complete_the_search_once,
+        events_page_by_cursor_filter_and_are_marked_processed,
+        webhook_endpoints_keep_their_secret_sealed,
+        deliveries_are_leased_ordered_retried_and_redelivered,
+    );
+
+    fn endpoint(id: &str, kinds: &[EventKind], enabled: bool) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: id.into(),
+            url: format!("http://127.0.0.1:9/{id}"),
+            kinds: kinds.to_vec(),
+            enabled,
+            description: None,
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    fn on_search(txn: &str, message_id: &str, refs: &[&str], completed: u64) -> CallbackRecord {
+        let items: Vec<_> = refs
+            .iter()
+            .map(|r| {
+                json!({"reference_id": r, "timestamp": "2025-01-01T00:00:00Z", "status": "succ",
+                       "data": {"reg_records": [{"name": format!("person {r}")}]}})
+            })
+            .collect();
+        CallbackRecord {
+            status: Some("succ".into()),
+            total_count: Some(2),
+            completed_count: Some(completed),
+            body: json!({
+                "header": {"version": "1.0.0", "message_id": message_id,
+                           "message_ts": "2025-01-01T00:00:00Z", "action": "on-search",
+                           "status": "succ", "total_count": 2, "completed_count": completed},
+                "message": {"transaction_id": txn, "correlation_id": "c1",
+                            "search_response": items}}),
+            tolerated: vec![],
+            ..callback("crvs", message_id, "on-search", Some(txn))
+        }
+    }
+
+    async fn all_events(ops: &dyn OpsStore) -> Vec<dci_client::events::EventRecord> {
+        ops.list_events(&EventFilter {
+            limit: 1000,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn pending_for(ops: &dyn OpsStore, endpoint: &str) -> Vec<String> {
+        ops.list_deliveries(&DeliveryFilter {
+            endpoint_id: Some(endpoint.into()),
+            state: Some(DeliveryState::Pending),
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect()
+    }
+
+    pub(super) async fn a_callback_and_its_events_are_written_together(b: Arc<Backend>) {
+        let o = b.open(&key(1)).await;
+        let ops = o.ops.as_ref();
+        let secret = SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        ops.create_webhook(&endpoint("wh_all", &[], true), &secret)
+            .await
+            .unwrap();
+        ops.create_webhook(
+            &endpoint("wh_search", &[EventKind::SearchCompleted], true),
+            &secret,
+        )
+        .await
+        .unwrap();
+        ops.create_webhook(&endpoint("wh_off", &[], false), &secret)
+            .await
+            .unwrap();
+
+        // A notification: its event, with the typed notification, and a delivery per taker.
+        let mut n = callback("crvs", "n-1", "notify", None);
+        n.body = json!({"header": {"message_id": "n-1", "action": "notify"},
+            "message": {"notify_event": [{"subscription_code": "sub-1",
+                "data": {"reg_event_type": "death", "reg_records": [{"name": "X"}]}}]}});
+        assert!(ops.insert_callback(&n).await.unwrap());
+        assert!(
+            !ops.insert_callback(&n).await.unwrap(),
+            "a replay is stored once"
+        );
+        let events = all_events(ops).await;
+        assert_eq!(events.len(), 1, "the replay wrote no second event");
+        let e = &events[0];
+        assert_eq!(e.kind, EventKind::NotificationReceived);
+        assert!(e.id.starts_with("evt_"));
+        assert_eq!(e.source_code.as_deref(), Some("crvs"));
+        assert_eq!(e.subscription_code.as_deref(), Some("sub-1"));
+        assert_eq!(e.payload["message_id"], "n-1");
+        assert_eq!(
+            e.payload["notification"]["events"][0]["subscription_code"],
+            "sub-1"
+        );
+        assert_eq!(pending_for(ops, "wh_all").await, vec![e.id.clone()]);
+        assert!(pending_for(ops, "wh_search").await.is_empty());
+        assert!(pending_for(ops, "wh_off").await.is_empty());
+
+        // A search: the partial page moves it to partial (no event), the last page completes
+        // it in the callback's own transaction, with search.completed carrying the items.
+        ops.insert_transaction(&txn("t-1", "crvs", now() + Duration::hours(1)))
+            .await
+            .unwrap();
+        assert!(
+            ops.insert_callback(&on_search("t-1", "cb-1", &["r1"], 1))
+                .await
+                .unwrap()
+        );
+        let t = ops.get_transaction("t-1").await.unwrap().unwrap();
+        assert_eq!(t.state, TransactionState::Partial);
+        assert_eq!(all_events(ops).await.len(), 1);
+        assert!(
+            ops.insert_callback(&on_search("t-1", "cb-2", &["r2"], 2))
+                .await
+                .unwrap()
+        );
+        let t = ops.get_transaction("t-1").await.unwrap().unwrap();
+        assert_eq!(t.state, TransactionState::Completed);
+        let events = all_events(ops).await;
+        assert_eq!(events.len(), 2);
+        let done = &events[1];
+        assert_eq!(done.kind, EventKind::SearchCompleted);
+        assert_eq!(done.transaction_id.as_deref(), Some("t-1"));
+        assert_eq!(done.payload["state"], "completed");
+        assert_eq!(done.payload["items"].as_array().unwrap().len(), 2);
+        assert_eq!(pending_for(ops, "wh_search").await, vec![done.id.clone()]);
+        assert_eq!(pending_for(ops, "wh_all").await.len(), 2);
+        // Advancing again changes nothing and writes nothing.
+        assert!(
+            !ops.advance_transaction("t-1", TransactionState::Completed, now())
+                .await
+                .unwrap()
+        );
+        assert_eq!(all_events(ops).await.len(), 2);
+        // A callback naming another source's transaction does not move it.
+        ops.insert_transaction(&txn("t-2", "other", now() + Duration::hours(1)))
+            .await
+            .unwrap();
+        assert!(
+            ops.insert_callback(&on_search("t-2", "cb-3", &["r1", "r2"], 2))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ops.get_transaction("t-2").await.unwrap().unwrap().state,
+            TransactionState::Pending
+        );
+    }
+
+    pub(super) async fn acks_expiry_and_subscriptions_write_their_events(b: Arc<Backend>) {
+        let o = b.open(&key(1)).await;
+        let ops = o.ops.as_ref();
+        ops.insert_transaction(&txn("t-err", "crvs", now() + Duration::hours(1)))
+            .await
+            .unwrap();
+        let ack = AckRecord {
+            ack_status: "ERR".into(),
+            correlation_id: None,
+            error_code: Some("err.request.bad".into()),
+            error_message: Some("bad query".into()),
+            state: TransactionState::Failed,
+            at: now(),
+        };
+        assert!(ops.record_ack("t-err", &ack).await.unwrap());
+        // Recording it again moves nothing: no second event.
+        assert!(ops.record_ack("t-err", &ack).await.unwrap());
+        ops.insert_transaction(&txn("t-late", "crvs", now() - Duration::seconds(1)))
+            .await
+            .unwrap();
+        assert_eq!(ops.expire_overdue(now()).await.unwrap(), 1);
+        assert_eq!(ops.expire_overdue(now()).await.unwrap(), 0);
+        let sub = |state| SubscriptionRecord {
+            source_code: "crvs".into(),
+            code: "sub-1".into(),
+            state,
+            event_type: Some("death".into()),
+            transaction_id: Some("t-sub".into()),
+            created_at: now(),
+            updated_at: now(),
+        };
+        ops.upsert_subscription(&sub(SubscriptionState::Subscribed))
+            .await
+            .unwrap();
+        ops.upsert_subscription(&sub(SubscriptionState::Subscribed))
+            .await
+            .unwrap();
+        ops.upsert_subscription(&sub(SubscriptionState::Unsubscribed))
+            .await
+            .unwrap();
+        let events = all_events(ops).await;
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                EventKind::TransactionFailed,
+                EventKind::TransactionExpired,
+                EventKind::SubscriptionChanged,
+                EventKind::SubscriptionChanged,
+            ]
+        );
+        assert_eq!(events[0].payload["error"]["code"], "err.request.bad");
+        assert_eq!(events[1].transaction_id.as_deref(), Some("t-late"));
+        assert_eq!(events[1].payload["state"], "timed_out");
+        assert_eq!(events[2].payload["state"], "subscribed");
+        assert_eq!(events[2].payload["previous_state"], serde_json::Value::Null);
+        assert_eq!(events[3].payload["previous_state"], "subscribed");
+        assert_eq!(events[3].subscription_code.as_deref(), Some("sub-1"));
+    }
+
+    pub(super) async fn concurrent_last_pages_complete_the_search_once(b: Arc<Backend>) {
+        let o = b.open(&key(1)).await;
+        for round in 0..10 {
+            let id = format!("t-{round}");
+            o.ops
+                .insert_transaction(&txn(&id, "crvs", now() + Duration::hours(1)))
+                .await
+                .unwrap();
+            let (a, c) = (o.ops.clone(), o.ops.clone());
+            let (ia, ic) = (id.clone(), id.clone());
+            let one = tokio::spawn(async move {
+                a.insert_callback(&on_search(&ia, &format!("{ia}-a"), &["r1"], 1))
+                    .await
+                    .unwrap()
+            });
+            let two = tokio::spawn(async move {
+                c.insert_callback(&on_search(&ic, &format!("{ic}-b"), &["r2"], 1))
+                    .await
+                    .unwrap()
+            });
+            assert!(one.await.unwrap() && two.await.unwrap());
+            let t = o.ops.get_transaction(&id).await.unwrap().unwrap();
+            assert_eq!(t.state, TransactionState::Completed, "round {round}");
+        }
+        let completed = all_events(o.ops.as_ref())
+            .await
+            .into_iter()
+            .filter(|e| e.kind == EventKind::SearchCompleted)
+            .count();
+        assert_eq!(completed, 10, "one search.completed per search");
+    }
+
+    pub(super) async fn events_page_by_cursor_filter_and_are_marked_processed(b: Arc<Backend>) {
+        let o = b.open(&key(1)).await;
+        let ops = o.ops.as_ref();
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let kind = if i % 2 == 0 {
+                EventKind::NotificationReceived
+            } else {
+                EventKind::SourceStateChanged
+            };
+            let mut e = NewEvent::new(kind, json!({"i": i}));
+            e.source_code = Some(if i < 5 { "a" } else { "b" }.into());
+            ids.push(ops.append_event(&e).await.unwrap().id);
+        }
+        // Pages of 3 by cursor; an insert between pages lands after, never in between.
+        let page = |after: Option<EventCursor>| EventFilter {
+            after,
+            limit: 3,
+            ..EventFilter::default()
+        };
+        let p1 = ops.list_events(&page(None)).await.unwrap();
+        assert_eq!(
+            p1.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            ids[..3].iter().collect::<Vec<_>>()
+        );
+        let cursor = EventCursor::decode(&p1[2].cursor().encode()).unwrap();
+        let late = ops
+            .append_event(&NewEvent::new(EventKind::SearchCompleted, json!({})))
+            .await
+            .unwrap();
+        let p2 = ops.list_events(&page(Some(cursor))).await.unwrap();
+        assert_eq!(
+            p2.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            ids[3..6].iter().collect::<Vec<_>>()
+        );
+        let p3 = ops.list_events(&page(Some(p2[2].cursor()))).await.unwrap();
+        assert_eq!(
+            p3.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+            vec![ids[6].clone(), late.id.clone()]
+        );
+
+        let only = ops
+            .list_events(&EventFilter {
+                kinds: vec![EventKind::SourceStateChanged],
+                source_code: Some("a".into()),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            only.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+            vec![ids[1].clone(), ids[3].clone()]
+        );
+
+        let marked = ops
+            .mark_events_processed(
+                &[ids[0].clone(), ids[1].clone(), "evt_unknown".into()],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked, 2);
+        assert_eq!(
+            ops.mark_events_processed(&[ids[0].clone()], now())
+                .await
+                .unwrap(),
+            0
+        );
+        let open = ops
+            .list_events(&EventFilter {
+                unprocessed: true,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(open.len(), 6);
+        assert!(
+            ops.get_event(&ids[0])
+                .await
+                .unwrap()
+                .unwrap()
+                .processed_at
+                .is_some()
+        );
+    }
+
+    pub(super) async fn webhook_endpoints_keep_their_secret_sealed(b: Arc<Backend>) {
+        let o = b.open(&key(1)).await;
+        let secret = SecretString::from("whsec_c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1sZWFr");
+        let mut e = endpoint("wh_1", &[EventKind::NotificationReceived], true);
+        o.ops.create_webhook(&e, &secret).await.unwrap();
+        assert!(
+            o.ops.create_webhook(&e, &secret).await.is_err(),
+            "ids are unique"
+        );
+        assert_eq!(o.ops.get_webhook("wh_1").await.unwrap().unwrap(), e);
+        assert_eq!(
+            o.ops
+                .webhook_secret("wh_1")
+                .await
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
+            secret.expose_secret()
+        );
+        let dump = b.raw_dump().await;
+        assert!(
+            !dump
+                .windows(20)
+                .any(|w| w == &secret.expose_secret().as_bytes()[6..26]),
+            "the secret is sealed at rest"
+        );
+        e.enabled = false;
+        e.kinds = vec![];
+        e.url = "https://spmis.example/hooks".into();
+        assert!(o.ops.update_webhook(&e).await.unwrap());
+        assert_eq!(o.ops.list_webhooks().await.unwrap(), vec![e.clone()]);
+        // Rotation re-seals it with everything else.
+        o.store.rotate_master_key(key(2)).await.unwrap();
+        let reopened = b.open(&key(2)).await;
+        assert_eq!(
+            reopened
+                .ops
+                .webhook_secret("wh_1")
+                .await
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
+            secret.expose_secret()
+        );
+        assert!(reopened.ops.delete_webhook("wh_1").await.unwrap());
+        assert!(!reopened.ops.delete_webhook("wh_1").await.unwrap());
+        assert!(reopened.ops.webhook_secret("wh_1").await.unwrap().is_none());
+    }
+
+    pub(super) async fn deliveries_are_leased_ordered_retried_and_redelivered(b: Arc<Backend>) {
+        let o = b.open(&key(1)).await;
+        let ops = o.ops.as_ref();
+        let secret = SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        ops.create_webhook(&endpoint("wh_a", &[], true), &secret)
+            .await
+            .unwrap();
+        ops.create_webhook(&endpoint("wh_b", &[], true), &secret)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let e = ops
+                .append_event(&NewEvent::new(EventKind::SearchCompleted, json!({"i": i})))
+                .await
+                .unwrap();
+            ids.push(e.id);
+        }
+        let t = now();
+        let lease = t + Duration::seconds(30);
+        // Two workers claim two different endpoints; a third finds none free.
+        let a = ops.claim_webhook("w1", t, lease).await.unwrap().unwrap();
+        let c = ops.claim_webhook("w2", t, lease).await.unwrap().unwrap();
+        assert_ne!(a.id, c.id);
+        assert!(ops.claim_webhook("w3", t, lease).await.unwrap().is_none());
+        // Oldest first; only the holder may record.
+        let (d, ev) = ops.head_delivery(&a.id).await.unwrap().unwrap();
+        assert_eq!(ev.id, ids[0]);
+        assert_eq!(d.state, DeliveryState::Pending);
+        let attempt = |n, status| AttemptRecord {
+            endpoint_id: a.id.clone(),
+            event_id: ev.id.clone(),
+            attempt: n,
+            at: now(),
+            status,
+            error: None,
+            duration_ms: 3,
+        };
+        assert!(
+            !ops.finish_attempt("w2", &attempt(1, Some(500)), &AttemptOutcome::Delivered)
+                .await
+                .unwrap()
+        );
+        let later = now() + Duration::minutes(5);
+        assert!(
+            ops.finish_attempt("w1", &attempt(1, Some(503)), &AttemptOutcome::Retry(later))
+                .await
+                .unwrap()
+        );
+        // The failed head blocks the endpoint's later events until it is due.
+        let (d, head) = ops.head_delivery(&a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (head.id.as_str(), d.attempts, d.last_status),
+            (ids[0].as_str(), 1, Some(503))
+        );
+        assert!(ops.renew_webhook_lease(&a.id, "w1", None).await.unwrap());
+        assert!(
+            ops.claim_webhook("w3", now(), lease)
+                .await
+                .unwrap()
+                .is_none(),
+            "head not due"
+        );
+        // Once due, it is claimable again; delivered, then dead for the next.
+        let a2 = ops
+            .claim_webhook(
+                "w3",
+                later + Duration::seconds(1),
+                later + Duration::minutes(1),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a2.id, a.id);
+        assert!(
+            ops.finish_attempt("w3", &attempt(2, Some(200)), &AttemptOutcome::Delivered)
+                .await
+                .unwrap()
+        );
+        let (_, next) = ops.head_delivery(&a.id).await.unwrap().unwrap();
+        assert_eq!(next.id, ids[1]);
+        let dead = AttemptRecord {
+            event_id: next.id.clone(),
+            ..attempt(12, None)
+        };
+        let dead = AttemptRecord {
+            error: Some("could not connect".into()),
+            ..dead
+        };
+        assert!(
+            ops.finish_attempt(
+                "w3",
+                &dead,
+                &AttemptOutcome::Dead("12 attempts failed".into())
+            )
+            .await
+            .unwrap()
+        );
+        let attempts = ops.list_attempts(&a.id, &ids[0]).await.unwrap();
+        assert_eq!(
+            attempts.iter().map(|x| x.status).collect::<Vec<_>>(),
+            vec![Some(503), Some(200)]
+        );
+        let states = ops
+            .list_deliveries(&DeliveryFilter {
+                endpoint_id: Some(a.id.clone()),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .unwrap();
+        let by_event = |id: &str| states.iter().find(|d| d.event_id == id).unwrap().clone();
+        assert_eq!(by_event(&ids[0]).state, DeliveryState::Delivered);
+        assert!(by_event(&ids[0]).delivered_at.is_some());
+        assert_eq!(by_event(&ids[1]).state, DeliveryState::Dead);
+        assert!(
+            by_event(&ids[1])
+                .last_error
+                .unwrap()
+                .contains("could not connect")
+        );
+        assert_eq!(by_event(&ids[2]).state, DeliveryState::Pending);
+
+        // Redelivery by id: to both endpoints (queued again, attempts reset).
+        let n = ops
+            .redeliver(
+                &Redelivery {
+                    events: RedeliverySelection::Event(ids[1].clone()),
+                    endpoint_id: None,
+                },
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        let d = ops
+            .list_deliveries(&DeliveryFilter {
+                endpoint_id: Some(a.id.clone()),
+                event_id: Some(ids[1].clone()),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((d[0].state, d[0].attempts), (DeliveryState::Pending, 0));
+        // By time range, to one endpoint.
+        let n = ops
+            .redeliver(
+                &Redelivery {
+                    events: RedeliverySelection::Range {
+                        since: t - Duration::minutes(1),
+                        until: now() + Duration::seconds(1),
+                    },
+                    endpoint_id: Some(c.id.clone()),
+                },
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        // An endpoint created after the events gets them only by redelivery.
+        ops.create_webhook(
+            &endpoint("wh_new", &[EventKind::NotificationReceived], true),
+            &secret,
+        )
+        .await
+        .unwrap();
+        assert!(pending_for(ops, "wh_new").await.is_empty());
+        let n = ops
+            .redeliver(
+                &Redelivery {
+                    events: RedeliverySelection::Event(ids[0].clone()),
+                    endpoint_id: Some("wh_new".into()),
+                },
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "its filter does not take search.completed");
+    }
+}

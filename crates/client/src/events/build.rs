@@ -4,10 +4,10 @@
 use dci_protocol::RegistryType;
 use serde_json::{Value, json};
 
+use crate::ops::TransactionView;
 use crate::ops::store::{
     CallbackRecord, OpKind, SubscriptionRecord, SubscriptionState, TransactionState,
 };
-use crate::ops::TransactionView;
 use crate::registries::crvs::CrvsEvent;
 use crate::source::SourceState;
 

@@ -15,5 +15,7 @@ pub mod build;
 mod model;
 pub mod store;
 
-pub use model::{BadCursor, EventCursor, EventFilter, EventKind, EventRecord, NewEvent, UnknownEventKind};
+pub use model::{
+    BadCursor, EventCursor, EventFilter, EventKind, EventRecord, NewEvent, UnknownEventKind,
+};
 pub use store::EventStore;

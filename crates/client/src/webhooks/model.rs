@@ -56,7 +56,9 @@ impl EndpointInput {
         let url = self.url.trim();
         let parsed = url::Url::parse(url).map_err(|e| FieldError {
             field: "url",
-            message: format!("{url:?} is not a URL ({e}): give an absolute http:// or https:// URL"),
+            message: format!(
+                "{url:?} is not a URL ({e}): give an absolute http:// or https:// URL"
+            ),
             label: None,
         })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -75,13 +77,13 @@ impl EndpointInput {
         }
         let mut kinds = Vec::new();
         for k in &self.kinds {
-            let kind: EventKind = k.parse().map_err(|e: crate::events::UnknownEventKind| {
-                FieldError {
-                    field: "kinds",
-                    message: e.to_string(),
-                    label: None,
-                }
-            })?;
+            let kind: EventKind =
+                k.parse()
+                    .map_err(|e: crate::events::UnknownEventKind| FieldError {
+                        field: "kinds",
+                        message: e.to_string(),
+                        label: None,
+                    })?;
             if !kinds.contains(&kind) {
                 kinds.push(kind);
             }

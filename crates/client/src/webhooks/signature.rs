@@ -97,8 +97,7 @@ impl WebhookSecret {
             let Ok(given) = STANDARD.decode(b64) else {
                 return false;
             };
-            let mut mac =
-                Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
             mac.update(format!("{id}.{timestamp}.").as_bytes());
             mac.update(body);
             mac.verify_slice(&given).is_ok()
@@ -120,9 +119,27 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let sig = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        assert!(secret.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, &sig, body, 1614265331));
-        assert!(!secret.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, &sig, b"{}", 1614265331));
-        assert!(!secret.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, &sig, body, 1614266330));
+        assert!(secret.verify(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            &sig,
+            body,
+            1614265331
+        ));
+        assert!(!secret.verify(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            &sig,
+            b"{}",
+            1614265331
+        ));
+        assert!(!secret.verify(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            &sig,
+            body,
+            1614266330
+        ));
     }
 
     #[test]

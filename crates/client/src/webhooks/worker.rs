@@ -224,7 +224,11 @@ impl WebhookWorker {
                 self.attempt(endpoint, &secret, &delivery, &event).await
             };
             let retry = matches!(outcome, AttemptOutcome::Retry(_));
-            if !self.store.finish_attempt(&self.owner, &attempt, &outcome).await? {
+            if !self
+                .store
+                .finish_attempt(&self.owner, &attempt, &outcome)
+                .await?
+            {
                 tracing::info!(endpoint = %endpoint.id, "webhook lease lost; another worker delivers");
                 return Ok(attempts);
             }
