@@ -17,8 +17,9 @@ pub mod signature;
 mod worker;
 
 pub use model::{
-    AttemptOutcome, AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryState, EndpointInput,
-    Redelivery, RedeliverySelection, WebhookEndpoint, create_endpoint,
+    AttemptOutcome, AttemptRecord, CreateEndpointError, DeliveryFilter, DeliveryRecord,
+    DeliveryState, EndpointInput, Redelivery, RedeliverySelection, WebhookEndpoint,
+    create_endpoint,
 };
 pub use signature::WebhookSecret;
 pub use worker::{WebhookSettings, WebhookWorker};

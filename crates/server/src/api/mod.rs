@@ -20,10 +20,13 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::throttle::{ClientKey, Throttle};
 
+pub(crate) mod events;
 pub(crate) mod openapi;
+pub(crate) mod openapi_events;
 pub(crate) mod ops;
 pub(crate) mod registries;
 pub(crate) mod sources;
+pub(crate) mod webhooks;
 
 /// Where the API is mounted.
 pub const API_PREFIX: &str = "/api/v1";
@@ -53,10 +56,31 @@ pub(crate) fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             "/sources/{code}/txn-status",
             post(ops::txn_status),
         ),
+        (Method::GET, "/transactions", get(ops::transactions)),
         (
             Method::GET,
             "/transactions/{transaction_id}",
             get(ops::transaction),
+        ),
+        (Method::GET, "/events", get(events::list)),
+        (Method::POST, "/events/ack", post(events::ack)),
+        (Method::GET, "/events/{id}", get(events::get)),
+        (Method::GET, "/notifications", get(events::notifications)),
+        (Method::GET, "/subscriptions", get(events::subscriptions)),
+        (Method::GET, "/webhooks", get(webhooks::list)),
+        (Method::POST, "/webhooks", post(webhooks::create)),
+        (
+            Method::POST,
+            "/webhooks/redeliver",
+            post(webhooks::redeliver),
+        ),
+        (Method::GET, "/webhooks/{id}", get(webhooks::get)),
+        (Method::PUT, "/webhooks/{id}", put(webhooks::update)),
+        (Method::DELETE, "/webhooks/{id}", delete(webhooks::delete)),
+        (
+            Method::GET,
+            "/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
         ),
         (Method::GET, "/audit", get(sources::audit)),
     ]

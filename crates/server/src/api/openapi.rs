@@ -17,18 +17,18 @@ fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
     codes.iter().map(|c| ((*c).to_owned(), err_ref())).collect()
 }
 
-fn ok(description: &str, schema: Value) -> Value {
+pub(super) fn ok(description: &str, schema: Value) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": schema } } })
 }
 
-fn responses(ok_code: &str, ok_body: Value, err_codes: &[&str]) -> Value {
+pub(super) fn responses(ok_code: &str, ok_body: Value, err_codes: &[&str]) -> Value {
     let mut m = errors(err_codes);
     m.insert(ok_code.to_owned(), ok_body);
     m.insert("401".into(), err_ref());
     Value::Object(m)
 }
 
-fn body(schema: Value) -> Value {
+pub(super) fn body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
 
@@ -40,7 +40,7 @@ fn wait_secs() -> Value {
     json!({ "type": "integer", "minimum": 0, "maximum": 300, "description": "Async only: wait up to this many seconds (less than the server's request timeout, default 60 s) for the callback and include the completed transaction (504 with the transaction id if it does not arrive in time)" })
 }
 
-fn schema(name: &str) -> Value {
+pub(super) fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
@@ -173,6 +173,12 @@ fn registry_operation(method: &str, path: &str, summary: &str) -> Value {
 /// The document.
 pub(crate) fn document() -> Value {
     let mut doc = core_document();
+    for (path, item) in super::openapi_events::paths() {
+        doc["paths"][path] = item;
+    }
+    for (name, s) in super::openapi_events::schemas() {
+        doc["components"]["schemas"][name] = s;
+    }
     for (method, path, summary) in REGISTRY_ROUTES {
         let item = &mut doc["paths"][*path];
         if item.is_null() {

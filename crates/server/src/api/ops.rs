@@ -282,3 +282,81 @@ pub(crate) async fn transaction(
         })?;
     Ok(ApiJson(view))
 }
+
+/// Query of `GET /transactions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransactionsQuery {
+    source: Option<String>,
+    state: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Stored async requests, newest first (summaries: `GET /transactions/{id}` has the ACK,
+/// callbacks and items).
+pub(crate) async fn transactions(
+    State(st): State<AppState>,
+    crate::ApiQuery(q): crate::ApiQuery<TransactionsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    use dci_client::ops::{TransactionFilter, TransactionState};
+    let state = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<TransactionState>().map_err(|_| {
+                ApiError::field(
+                    "state",
+                    format!("{s:?} is not one of pending, acknowledged, unknown, partial, completed, failed, timed_out"),
+                )
+            })
+        })
+        .transpose()?;
+    let since = super::events::time_param("since", q.since.as_deref())?;
+    let until = super::events::time_param("until", q.until.as_deref())?;
+    let limit = super::events::limit(q.limit)?;
+    // The store filters by source and state; the time window is applied here, over a wider
+    // read so that a window still fills the page.
+    let wide = if since.is_some() || until.is_some() {
+        10_000
+    } else {
+        limit
+    };
+    let list = st
+        .ops
+        .list_transactions(&TransactionFilter {
+            source_code: q.source.filter(|s| !s.is_empty()),
+            state,
+            limit: wide,
+        })
+        .await?;
+    let rows: Vec<Value> = list
+        .iter()
+        .filter(|t| {
+            since.is_none_or(|s| t.created_at >= s) && until.is_none_or(|u| t.created_at < u)
+        })
+        .take(limit as usize)
+        .map(|t| {
+            let at = |v: time::OffsetDateTime| {
+                v.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            };
+            json!({
+                "transaction_id": t.transaction_id,
+                "source_code": t.source_code,
+                "kind": t.kind,
+                "state": t.state,
+                "message_id": t.message_id,
+                "reference_ids": t.reference_ids,
+                "ack_status": t.ack.as_ref().map(|a| a.ack_status.clone()),
+                "correlation_id": t.ack.as_ref().and_then(|a| a.correlation_id.clone()),
+                "created_at": at(t.created_at),
+                "updated_at": at(t.updated_at),
+                "deadline": at(t.deadline),
+            })
+        })
+        .collect();
+    Ok(ApiJson(json!({ "transactions": rows })))
+}
