@@ -83,6 +83,14 @@ pub(crate) enum Command {
     /// Manage our signing keys: generate, list, activate, revoke, export-jwks.
     #[command(subcommand, after_help = crate::cmd::key::EXAMPLES)]
     Key(crate::cmd::key::KeyCommand),
+    /// Webhook endpoints the SPMIS receives events at (Standard Webhooks signatures):
+    /// add, list, remove, deliveries, redeliver.
+    #[command(subcommand, after_help = crate::cmd::webhook::EXAMPLES)]
+    Webhook(crate::cmd::webhook::WebhookCommand),
+    /// Events (notifications, completed searches, failures, expiries, subscription and
+    /// data-source changes): list by cursor, ack (mark processed).
+    #[command(subcommand, after_help = crate::cmd::events::EXAMPLES)]
+    Events(crate::cmd::events::EventsCommand),
     /// Run the callback receiver, the JSON gateway API and the admin console until Ctrl-C/SIGTERM.
     Serve(crate::cmd::serve::ServeArgs),
     /// The main job: start the sandbox registry and the console with a ready, tested sandbox
@@ -223,6 +231,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Unsubscribe(args) => crate::cmd::subscribe::run_unsubscribe(args, cli.json),
         Command::TxnStatus(args) => crate::cmd::txn_status::run(args, cli.json),
         Command::Key(cmd) => crate::cmd::key::run(cmd, cli.json),
+        Command::Webhook(cmd) => crate::cmd::webhook::run(cmd, cli.json),
+        Command::Events(cmd) => crate::cmd::events::run(cmd, cli.json),
         Command::Serve(args) => crate::cmd::serve::run(args, cli.json),
         Command::Demo(args) => crate::cmd::demo::run(args, cli.json),
         Command::Crvs(cmd) => crate::cmd::crvs::run(cmd, cli.json),

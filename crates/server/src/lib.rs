@@ -145,6 +145,7 @@ pub async fn serve_with(
     let shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
     tokio::spawn(expire_overdue_until_shutdown(state.clone()));
+    start_webhooks(&state);
     let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -161,6 +162,20 @@ pub async fn serve_with(
         () = trigger => {
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway");
             Ok(())
+        }
+    }
+}
+
+/// Starts the webhook delivery worker over the state's store until shutdown.
+fn start_webhooks(state: &AppState) {
+    let events: std::sync::Arc<dyn dci_client::events::EventStore> = state.ops.clone();
+    match dci_client::webhooks::WebhookWorker::new(events, state.config.webhooks.clone()) {
+        Ok(worker) => {
+            let shutdown = state.shutdown.clone();
+            tokio::spawn(async move { worker.run_until(shutdown.wait()).await });
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "webhook deliveries are off: the worker did not start")
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Longest an in-flight request may keep the server alive after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// How the webhook delivery worker (started by [`crate::serve`]) delivers and retries.
+    pub webhooks: dci_client::webhooks::WebhookSettings,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +34,7 @@ impl Default for ServerConfig {
             body_limit: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            webhooks: dci_client::webhooks::WebhookSettings::default(),
         }
     }
 }

@@ -35,6 +35,16 @@ pub(crate) struct ServeArgs {
     /// How long in-flight requests may keep running after SIGINT/SIGTERM, in seconds.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Limits")]
     shutdown_grace: u64,
+    /// Webhook attempts before a delivery goes to the dead letter.
+    #[arg(long, env = "DCI_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Webhooks")]
+    webhook_max_attempts: u32,
+    /// Age of an event, in seconds, after which its webhook delivery goes to the dead letter.
+    #[arg(long, env = "DCI_WEBHOOK_MAX_AGE_SECS", default_value_t = 3 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Webhooks")]
+    webhook_max_age_secs: u64,
+    /// First retry backoff ceiling, in milliseconds (doubled per failure, full jitter, at most
+    /// an hour; never sooner than the endpoint's Retry-After).
+    #[arg(long, env = "DCI_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000), help_heading = "Webhooks")]
+    webhook_retry_base_ms: u64,
 }
 
 pub(crate) fn run(args: ServeArgs, json: bool) -> u8 {
@@ -71,6 +81,12 @@ async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
         body_limit: usize::try_from(args.body_limit).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(args.request_timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        webhooks: dci_client::webhooks::WebhookSettings {
+            max_attempts: args.webhook_max_attempts,
+            max_age: Duration::from_secs(args.webhook_max_age_secs),
+            base_delay: Duration::from_millis(args.webhook_retry_base_ms),
+            ..dci_client::webhooks::WebhookSettings::default()
+        },
     };
     let token_origin = admin.origin().clone();
     let state = AppState::with_config(store, ops, admin, config);

@@ -48,6 +48,9 @@ pub struct EndpointInput {
     pub enabled: Option<bool>,
     /// Free text.
     pub description: Option<String>,
+    /// The signing secret (`whsec_…`) when the SPMIS already has one; `None` generates one.
+    /// Write-only: never listed.
+    pub secret: Option<secrecy::SecretString>,
 }
 
 impl EndpointInput {
@@ -92,8 +95,9 @@ impl EndpointInput {
     }
 }
 
-/// Validates `input`, stores a new endpoint with a fresh secret and returns both; the secret
-/// is not retrievable through any listing afterwards (only the delivery worker opens it).
+/// Validates `input`, stores a new endpoint with its secret (the given one, or a fresh one)
+/// and returns both; the secret is not retrievable through any listing afterwards (only the
+/// delivery worker opens it).
 pub async fn create_endpoint(
     store: &dyn EventStore,
     input: &EndpointInput,
@@ -109,7 +113,18 @@ pub async fn create_endpoint(
         created_at: now,
         updated_at: now,
     };
-    let secret = WebhookSecret::generate();
+    let secret = match &input.secret {
+        Some(s) => WebhookSecret::parse(s).map_err(|e| {
+            CreateEndpointError::Invalid(FieldError {
+                field: "secret",
+                message: format!(
+                    "{e}: give a Standard Webhooks secret, or none to have one generated"
+                ),
+                label: None,
+            })
+        })?,
+        None => WebhookSecret::generate(),
+    };
     store
         .create_webhook(&endpoint, secret.expose())
         .await

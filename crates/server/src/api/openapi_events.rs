@@ -250,7 +250,8 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
                     "url": { "type": "string", "format": "uri", "description": "http:// or https://, no credentials in it" },
                     "kinds": { "type": "array", "items": schema("EventKind"), "description": "Empty or absent: every kind" },
                     "enabled": { "type": "boolean", "default": true },
-                    "description": { "type": "string" }
+                    "description": { "type": "string" },
+                    "secret": { "type": "string", "pattern": "^whsec_", "writeOnly": true, "description": "Create only: the signing secret if you have one (base64 of 24+ bytes after whsec_); absent: one is generated and returned once" }
                 }
             }),
         ),

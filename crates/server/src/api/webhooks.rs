@@ -34,6 +34,9 @@ pub(crate) struct EndpointBody {
     enabled: Option<bool>,
     #[serde(default)]
     description: Option<String>,
+    /// Create only, write-only.
+    #[serde(default)]
+    secret: Option<secrecy::SecretString>,
 }
 
 impl EndpointBody {
@@ -43,6 +46,7 @@ impl EndpointBody {
             kinds: self.kinds,
             enabled: self.enabled,
             description: self.description,
+            secret: self.secret,
         }
     }
 }
