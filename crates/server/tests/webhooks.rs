@@ -384,6 +384,23 @@ async fn notifications_results_and_failures_arrive_as_signed_webhooks() {
         .collect();
     assert_eq!(codes, vec![&json!(503), &json!(204)]);
 
+    let (_, txns) = rig
+        .api(
+            "GET",
+            "/transactions?source=crvs_main&state=completed",
+            None,
+        )
+        .await;
+    assert!(
+        txns["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["transaction_id"] == search_txn.as_str()),
+        "{txns}"
+    );
+    let (_, failed_list) = rig.api("GET", "/transactions?state=failed", None).await;
+    assert!(!failed_list["transactions"].as_array().unwrap().is_empty());
     let (_, page) = rig
         .api("GET", "/events?kind=notification.received", None)
         .await;
