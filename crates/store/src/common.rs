@@ -273,7 +273,7 @@ pub(crate) fn map_write_err(
 /// `$after_rotation` (an `Option<&str>` statement) runs after a rotation commits, to make it
 /// durable where a commit alone is not (SQLite's WAL with `synchronous = NORMAL`).
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $key_check:expr, $after_rotation:expr) => {
+    ($store:ty, $db:ty, $key_check:expr, $after_rotation:expr, $write_event:path) => {
         mod store_impl {
             use std::collections::HashMap;
             use std::sync::Arc;
@@ -427,6 +427,80 @@ macro_rules! impl_store {
                         Ok(Some(load(conn, sealer, row).await?))
                     }
                 }
+            }
+
+            /// Moves a data source to `state` (with the test result, when given) and writes
+            /// its `source.state_changed` event in the same transaction. "Before" is the
+            /// state it leaves, or — when it leaves `testing` — the state last reported, so a
+            /// test that ends where the previous one did reports nothing.
+            async fn change_state(
+                pool: &sqlx::Pool<$db>,
+                code: &str,
+                state: SourceState,
+                test: Option<(OffsetDateTime, Option<&str>)>,
+            ) -> Result<(), StoreError> {
+                let mut tx = pool.begin().await.map_err(db("starting a transaction"))?;
+                // A no-op write first: SQLite's write lock, PostgreSQL's row lock.
+                let found = sqlx::query("UPDATE data_source SET state = state WHERE code = $1")
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("updating a data source"))?;
+                if found.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(code.to_owned()));
+                }
+                let row: String = sqlx::query_scalar("SELECT state FROM data_source WHERE code = $1")
+                    .bind(code)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db("reading a data source"))?;
+                let mut before = row.parse::<SourceState>().ok();
+                if before == Some(SourceState::Testing) {
+                    let last: Option<String> = sqlx::query_scalar(
+                        "SELECT payload FROM event WHERE kind = 'source.state_changed' \
+                         AND source_code = $1 ORDER BY seq DESC LIMIT 1",
+                    )
+                    .bind(code)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db("reading events"))?;
+                    before = last
+                        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+                        .and_then(|p| p.get("state").and_then(|s| s.as_str()).map(str::to_owned))
+                        .and_then(|s| s.parse().ok());
+                }
+                let (at, last_error) = match test {
+                    Some((at, last_error)) => {
+                        sqlx::query(
+                            "UPDATE data_source SET state = $2, last_test_at = $3, last_error = $4 \
+                             WHERE code = $1",
+                        )
+                        .bind(code)
+                        .bind(state.as_str())
+                        .bind(ts(at))
+                        .bind(last_error)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("updating a data source"))?;
+                        (at, last_error)
+                    }
+                    None => {
+                        sqlx::query("UPDATE data_source SET state = $2 WHERE code = $1")
+                            .bind(code)
+                            .bind(state.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db("updating a data source"))?;
+                        (OffsetDateTime::now_utc(), None)
+                    }
+                };
+                if let Some(e) =
+                    dci_client::events::build::source_state(code, before, state, last_error, at)
+                {
+                    $write_event(&mut tx, &e).await?;
+                }
+                tx.commit().await.map_err(db("committing"))?;
+                Ok(())
             }
 
             async fn update_by_code(
@@ -696,10 +770,7 @@ macro_rules! impl_store {
                 }
 
                 async fn set_state(&self, code: &str, state: SourceState) -> Result<(), StoreError> {
-                    let q = sqlx::query("UPDATE data_source SET state = $2 WHERE code = $1")
-                        .bind(code)
-                        .bind(state.as_str());
-                    update_by_code(&self.pool, code, q).await
+                    change_state(&self.pool, code, state, None).await
                 }
 
                 async fn record_test_result(
@@ -709,15 +780,7 @@ macro_rules! impl_store {
                     at: OffsetDateTime,
                     last_error: Option<&str>,
                 ) -> Result<(), StoreError> {
-                    let q = sqlx::query(
-                        "UPDATE data_source SET state = $2, last_test_at = $3, last_error = $4 \
-                         WHERE code = $1",
-                    )
-                    .bind(code)
-                    .bind(state.as_str())
-                    .bind(ts(at))
-                    .bind(last_error);
-                    update_by_code(&self.pool, code, q).await
+                    change_state(&self.pool, code, state, Some((at, last_error))).await
                 }
 
                 async fn put_token(

@@ -146,5 +146,6 @@ impl_store!(
     super::PgStore,
     sqlx::Postgres,
     "SELECT value FROM store_meta WHERE key = $1 FOR SHARE",
-    None::<&str>
+    None::<&str>,
+    crate::ops_postgres::events_store_impl::write_event
 );

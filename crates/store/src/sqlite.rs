@@ -108,5 +108,6 @@ impl_store!(
     super::SqliteStore,
     sqlx::Sqlite,
     "SELECT value FROM store_meta WHERE key = $1",
-    Some("PRAGMA wal_checkpoint(FULL)")
+    Some("PRAGMA wal_checkpoint(FULL)"),
+    crate::ops_sqlite::events_store_impl::write_event
 );

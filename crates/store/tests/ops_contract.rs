@@ -539,6 +539,7 @@ mod events {
         events_page_by_cursor_filter_and_are_marked_processed,
         webhook_endpoints_keep_their_secret_sealed,
         deliveries_are_leased_ordered_retried_and_redelivered,
+        source_state_changes_write_an_event_per_settled_change,
     );
 
     fn endpoint(id: &str, kinds: &[EventKind], enabled: bool) -> WebhookEndpoint {
@@ -1096,5 +1097,64 @@ mod events {
             .await
             .unwrap();
         assert_eq!(n, 0, "its filter does not take search.completed");
+    }
+
+    pub(super) async fn source_state_changes_write_an_event_per_settled_change(b: Arc<Backend>) {
+        use dci_client::{DataSourceInput, SourceState};
+        let o = b.open(&key(1)).await;
+        let source = DataSourceInput {
+            code: "crvs".into(),
+            name: "CRVS".into(),
+            registry_type: "crvs".into(),
+            base_url: "http://127.0.0.1:9/crvs".into(),
+            auth: Some("none".into()),
+            sender_id: Some("spmis".into()),
+            ..DataSourceInput::default()
+        }
+        .validate()
+        .unwrap();
+        o.store.create_data_source(&source).await.unwrap();
+        // Two tests that fail, then one that passes: testing is not reported, and the second
+        // failure changes nothing.
+        for (end, error) in [
+            (SourceState::Error, Some("could not connect")),
+            (SourceState::Error, Some("could not connect")),
+            (SourceState::Active, None),
+        ] {
+            o.store
+                .set_state("crvs", SourceState::Testing)
+                .await
+                .unwrap();
+            o.store
+                .record_test_result("crvs", end, now(), error)
+                .await
+                .unwrap();
+        }
+        let events = all_events(o.ops.as_ref()).await;
+        let seen: Vec<(serde_json::Value, serde_json::Value)> = events
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind, EventKind::SourceStateChanged);
+                (
+                    e.payload["previous_state"].clone(),
+                    e.payload["state"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (serde_json::Value::Null, json!("error")),
+                (json!("error"), json!("active")),
+            ]
+        );
+        assert_eq!(events[0].payload["last_error"], "could not connect");
+        assert!(
+            o.store
+                .set_state("nope", SourceState::Active)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 }
