@@ -236,6 +236,11 @@ fn webhooks_are_managed_from_the_cli_and_delivered_by_dci_serve() {
 
     // dci serve delivers it, signed.
     let serve = start_serve(home, "127.0.0.1:0");
+    assert!(
+        serve.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        serve.base
+    );
     let first = wait_for(&got, 1);
     let (h, body) = &first[0];
     assert_eq!(header(h, "webhook-id"), event_id);

@@ -16,6 +16,8 @@
 //! - [`auth`], [`keys`]: tokens; our signing keys and the registries' public keys.
 //! - [`source`], [`store`]: the data-source record and the storage traits.
 //! - [`test_connection`]: the staged connection test.
+//! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
+//!   causes each event) and its Standard Webhooks delivery worker.
 //!
 //! Owns: what a client does. Does not own: wire types (`dci-protocol`), databases (`dci-store`),
 //! HTTP serving (`dci-server`).

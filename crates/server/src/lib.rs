@@ -20,6 +20,8 @@
 //!   callback routes hand bodies to, [`ServerConfig`], the [`AdminToken`] verifier and the
 //!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
 //!   source's [`dci_client::Operations`] from the engine.
+//! - [`serve`] also starts the webhook delivery worker
+//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]).
 //! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
 //!   `ConnectInfo`), then drains in-flight requests; [`spawn`] does the same in the background
 //!   and returns a [`RunningServer`] (tests, embedding); `serve_with`/`spawn_with` take limits;

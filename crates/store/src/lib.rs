@@ -18,6 +18,9 @@
 //!   them all or none, in one transaction ([`dci_client::Store::apply_data_sources`]).
 //! - Both also implement [`dci_client::ops::OpsStore`] (`ops_*.rs`, migration 0002): async
 //!   requests, callbacks, subscriptions and signing keys, private keys sealed like other secrets.
+//! - And [`dci_client::events::EventStore`] (`events_common.rs`, migration 0004): the events
+//!   outbox — each event written in the database transaction of the change that causes it —
+//!   webhook endpoints (secrets sealed), leases, deliveries, attempts and redelivery.
 //!
 //! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
 //! validation live in `dci-client`).

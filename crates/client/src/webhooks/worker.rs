@@ -133,12 +133,15 @@ impl WebhookWorker {
                     false
                 }
             };
-            if busy {
-                continue;
-            }
+            // Busy: go on at once (yet still stop on shutdown); idle: wait a poll interval.
+            let pause = if busy {
+                Duration::ZERO
+            } else {
+                self.settings.poll
+            };
             tokio::select! {
                 () = &mut shutdown => return,
-                () = tokio::time::sleep(self.settings.poll) => {}
+                () = tokio::time::sleep(pause) => {}
             }
         }
     }
