@@ -59,6 +59,21 @@ pub trait OpsStore: Send + Sync {
     /// `(source_code, message_id)` exists. Returns `false` for such a duplicate (nothing changed).
     async fn insert_callback(&self, c: &CallbackRecord) -> Result<bool, StoreError>;
 
+    /// The stored callback of `source_code` with this message id, if any (to tell a re-sent
+    /// callback from a different one reusing the id).
+    async fn get_callback(
+        &self,
+        source_code: &str,
+        message_id: &str,
+    ) -> Result<Option<CallbackRecord>, StoreError>;
+
+    /// Stored requests whose ACK carried this registry correlation id (normally one; several
+    /// only if two registries chose the same id).
+    async fn transactions_by_correlation(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Vec<TransactionRecord>, StoreError>;
+
     /// Callbacks of a transaction, in order of arrival.
     async fn callbacks_for(&self, transaction_id: &str) -> Result<Vec<CallbackRecord>, StoreError>;
 
