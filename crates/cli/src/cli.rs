@@ -21,19 +21,35 @@ pub(crate) mod exit {
 
 /// The `Environment:` section of `dci --help`: every variable the binary reads.
 const ENVIRONMENT: &str = "\
+Settings come from, in order: a flag, its environment variable, the config file (TOML: --config,
+DCI_CONFIG, else DCI_HOME/config.toml), the default. `dci config show` prints the effective ones.
+Secrets (master key, admin token) are never flags nor values in the file: environment, or a file.
+
 Environment:
-  DCI_HOME                    Directory of the SQLite database and master key file
+  DCI_CONFIG                  Configuration file (TOML); --config
+  DCI_HOME                    Directory of the SQLite database and master key file; --home, home
                               (default: the platform's data directory, e.g. ~/.local/share/dci)
-  DCI_DATABASE_URL            Database instead of DCI_HOME's SQLite file (postgres://… or sqlite://…)
+  DCI_DATABASE_URL            Database instead of DCI_HOME's SQLite file (postgres://… or
+                              sqlite://…); --database-url (no password there), database_url
   DCI_MASTER_KEY              Master key sealing stored secrets (base64 of 32 bytes)
   DCI_MASTER_KEY_FILE         File holding the master key (default: DCI_HOME/master.key, created
-                              with mode 0600 on first use)
+                              with mode 0600 on first use); --master-key-file, master_key_file
   DCI_ADMIN_TOKEN             Admin token of `dci serve`/`dci demo` (console, gateway API); at
                               least 16 characters (default: generated once, only its hash kept)
+  DCI_ADMIN_TOKEN_FILE        File holding the admin token; serve --admin-token-file,
+                              serve.admin_token_file
+  DCI_LISTEN                  Address of `dci serve` (default 127.0.0.1:8080); serve --listen,
+                              serve.listen
+  DCI_BODY_LIMIT              Largest request body of `dci serve`, bytes (default 2097152);
+                              serve --body-limit, serve.body_limit
+  DCI_REQUEST_TIMEOUT         Longest request of `dci serve`, seconds (default 60);
+                              serve --request-timeout, serve.request_timeout
+  DCI_SHUTDOWN_GRACE          Drain time of `dci serve` after SIGTERM, seconds (default 30);
+                              serve --shutdown-grace, serve.shutdown_grace
   DCI_CONSOLE_READONLY_TOKEN  A token (16+ characters) that may view the console, change nothing
   DCI_CONSOLE_SECURE_COOKIES  1: mark console cookies Secure even on plain http (TLS proxy)
   DCI_LOG                     Log filter on stderr, e.g. debug or dci_client=debug (default: info
-                              for serve and sandbox, warn otherwise)
+                              for serve and sandbox, warn otherwise); --log, log
   DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets)
   DCI_SANDBOX_CLIENT_SECRET   Client secret of `dci sandbox` (default: the demo secret)
   NO_COLOR                    Set (non-empty): no colour in any output
@@ -47,6 +63,9 @@ pub(crate) struct Cli {
     /// Print machine-readable JSON instead of human-readable text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) settings: crate::config::GlobalArgs,
 
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -115,6 +134,9 @@ pub(crate) enum Command {
     Completions(crate::cmd::completions::CompletionsArgs),
     /// Write man pages (dci.1 and one per subcommand, e.g. dci-source-add.1) into a directory.
     Man(crate::cmd::man::ManArgs),
+    /// The effective settings: `dci config show [--json]` (flag > env > config file > default).
+    #[command(subcommand)]
+    Config(crate::cmd::config::ConfigCommand),
 }
 
 impl Command {
@@ -218,6 +240,13 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    let serve_flags = match &cli.command {
+        Command::Serve(args) => args.flags(),
+        _ => crate::config::ServeFlags::default(),
+    };
+    if let Err(e) = crate::config::init(&cli.settings, &serve_flags) {
+        return ExitCode::from(e.report(cli.json));
+    }
     crate::context::init_logging(cli.command.log_default());
     let code = match cli.command {
         Command::Envelope(cmd) => crate::cmd::envelope::run(cmd, cli.json),
@@ -242,6 +271,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Fr(cmd) => crate::cmd::fr::run(cmd, cli.json),
         Command::Completions(args) => crate::cmd::completions::run(&args),
         Command::Man(args) => crate::cmd::man::run(&args, cli.json),
+        Command::Config(cmd) => crate::cmd::config::run(cmd, cli.json),
     };
     ExitCode::from(code)
 }

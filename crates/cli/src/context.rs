@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use dci_client::{Engine, EngineError, Operations};
-use dci_store::{OpenError, OpenOptions, Opened};
+use dci_store::{OpenError, Opened};
 use serde_json::json;
 
 use crate::cli::exit;
@@ -28,12 +28,16 @@ pub(crate) fn colour(stream: &impl IsTerminal) -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
 }
 
-/// The one logging set-up of every command: tracing to stderr, filtered by `DCI_LOG` (an
+/// The one logging set-up of every command: tracing to stderr, filtered by `DCI_LOG` / `--log` / `log` (an
 /// `EnvFilter` directive such as `info` or `dci_client=debug`), else `default`; coloured only
 /// when [`colour`] says so. Safe to call more than once (later calls do nothing).
 pub(crate) fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DCI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = crate::config::settings()
+        .log
+        .value
+        .as_deref()
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -117,7 +121,7 @@ pub(crate) async fn operations(code: &str) -> Result<Operations, CmdError> {
 /// Opens the store the way every command does. See `dci_store::open` for the rules (key file
 /// created with mode 0600 on first use, wrong or missing key refused).
 pub(crate) async fn open_store() -> Result<Opened, CmdError> {
-    dci_store::open(&OpenOptions::from_env())
+    dci_store::open(&crate::config::settings().open_options())
         .await
         .map_err(CmdError::from)
 }

@@ -2,8 +2,10 @@
 //! user and its HEALTHCHECK passes against the real `dci serve` started with the image's command;
 //! the compose file is YAML that runs dci on PostgreSQL with the master key from a secret; the
 //! systemd unit is hardened, starts `dci serve` (which really serves with the unit's environment
-//! and the key from its credential) and passes `systemd-analyze verify`. Every `DCI_*` variable
-//! the files set is one the binary reads. (Docker itself cannot run here.)
+//! and the key from its credential) and passes `systemd-analyze verify`; the example
+//! configuration `dci.toml` loads (`dci config show`), names every setting, and `dci serve` runs
+//! from it with its master key and admin token files. Every `DCI_*` variable the files set is
+//! one the binary reads. (Docker itself cannot run here.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -542,4 +544,127 @@ fn systemd_analyze_verifies_the_unit() {
         out.status.success() && about_ours.is_empty(),
         "systemd-analyze verify: {stderr}"
     );
+}
+
+// ---- example configuration
+
+/// `dci config show --json` run with exactly `env`.
+fn config_show(args: &[&str], env: &[(&str, String)]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_dci"))
+        .args(args)
+        .args(["config", "show", "--json"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dci {args:?} config show: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_example_config_loads_and_every_setting_in_it_is_taken_from_it() {
+    let example = root().join("deploy/dci.toml");
+    let path = example.display().to_string();
+    let shown = config_show(&["--config", &path], &[]);
+    let file_keys = [
+        ("home", "/var/lib/dci"),
+        ("master_key_file", "/etc/dci/master-key"),
+        ("log", "info"),
+        ("serve.listen", "127.0.0.1:8080"),
+        ("serve.body_limit", "2097152"),
+        ("serve.request_timeout", "60"),
+        ("serve.shutdown_grace", "30"),
+        ("serve.admin_token_file", "/etc/dci/admin-token"),
+    ];
+    for (key, value) in file_keys {
+        assert_eq!(shown[key]["origin"], "file", "{key}: {shown}");
+        assert_eq!(shown[key]["value"], value, "{key}: {shown}");
+    }
+    // Every setting `dci config show` knows is in the example, set or commented out, except
+    // the secrets themselves (never values in a file).
+    let text = read("deploy/dci.toml");
+    for key in shown.as_object().unwrap().keys() {
+        let leaf = key.rsplit('.').next().unwrap();
+        if matches!(leaf, "master_key" | "admin_token" | "config") {
+            continue;
+        }
+        assert!(
+            text.lines().any(|l| l
+                .trim_start_matches(['#', ' '])
+                .starts_with(&format!("{leaf} ="))),
+            "deploy/dci.toml does not mention {key}"
+        );
+    }
+    // The same values from the environment outrank the file; so do flags.
+    let shown = config_show(
+        &["--config", &path, "--log", "debug"],
+        &[("DCI_LISTEN", "0.0.0.0:9000".into())],
+    );
+    assert_eq!(shown["serve.listen"]["origin"], "env");
+    assert_eq!(shown["log"]["origin"], "flag");
+    assert_eq!(shown["home"]["origin"], "file");
+}
+
+#[test]
+fn dci_serves_with_the_example_config_and_its_secret_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dci_store::master_key::generate();
+    std::fs::write(
+        dir.path().join("master-key"),
+        dci_store::master_key::encode(&key).as_bytes(),
+    )
+    .unwrap();
+    let token = "admin-token-from-a-file-0123456789";
+    std::fs::write(dir.path().join("admin-token"), format!("{token}\n")).unwrap();
+    let port = free_port();
+    // The example with its paths moved into the test's directory (relative: to the file).
+    let config = read("deploy/dci.toml")
+        .replace("\"/var/lib/dci\"", "\"home\"")
+        .replace("\"/etc/dci/master-key\"", "\"master-key\"")
+        .replace("\"/etc/dci/admin-token\"", "\"admin-token\"")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let file = dir.path().join("dci.toml");
+    std::fs::write(&file, config).unwrap();
+    let healthz = || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.starts_with("HTTP/1.1 200")
+    };
+    let args = vec![
+        "--config".to_owned(),
+        file.display().to_string(),
+        "serve".to_owned(),
+    ];
+    let serve = serve_until_healthy(&args, &[], healthz);
+    // The admin token is the one in the file.
+    let api = |bearer: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = s.write_all(
+            format!(
+                "GET /api/v1/sources HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.lines().next().unwrap_or_default().to_owned()
+    };
+    assert!(api(token).starts_with("HTTP/1.1 200"), "{}", api(token));
+    assert!(api("wrong-token-0123456789").starts_with("HTTP/1.1 401"));
+    drop(serve);
+    // The key came from the file the config names: none was generated in the home.
+    let home = dir.path().join("home");
+    assert!(home.join(dci_store::DATABASE_FILE).exists());
+    assert!(!home.join(dci_store::MASTER_KEY_FILE).exists());
+    assert!(!home.join("admin-token.sha256").exists());
 }

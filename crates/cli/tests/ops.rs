@@ -132,7 +132,7 @@ async fn receiver(home: &Path) -> (String, tokio::task::JoinHandle<()>) {
                 let (status, json) = match ingest(&ctx, code, body, action).await {
                     Ok(ack) => (200, serde_json::to_vec(&ack).unwrap()),
                     Err(r) => (
-                        r.http_status,
+                        r.answer_status,
                         serde_json::to_vec(&r.to_ack(OffsetDateTime::now_utc())).unwrap(),
                     ),
                 };

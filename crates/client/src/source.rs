@@ -221,6 +221,10 @@ pub struct CallbackSettings {
     /// Accept callbacks that are neither signed nor carry the secret (unsafe: anyone who can
     /// reach the receiver can then forge results).
     pub accept_unauthenticated: bool,
+    /// Answer DCI-level refusals (bad signature, unknown transaction, wrong sender, malformed
+    /// message) with their HTTP 4xx status, for registries that want that. By default they are
+    /// answered the DCI way: HTTP 200 with an ACK `ERR` and the spec's error code.
+    pub http_refusals: bool,
 }
 
 impl std::fmt::Debug for CallbackSettings {
@@ -228,6 +232,7 @@ impl std::fmt::Debug for CallbackSettings {
         f.debug_struct("CallbackSettings")
             .field("secret", &self.secret.as_ref().map(|_| MASKED))
             .field("accept_unauthenticated", &self.accept_unauthenticated)
+            .field("http_refusals", &self.http_refusals)
             .finish()
     }
 }

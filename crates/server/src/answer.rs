@@ -1,6 +1,6 @@
 //! Every request gets an answer, and every refusal the documented body of its route family:
 //! the API's `{"error": {"kind", "message", …}}` under `/api`, the DCI ACK `ERR` under
-//! `/callback`, an HTML page for the console (everything else).
+//! `/callback` and `/registry` (the root callback routes), an HTML page for the console (everything else).
 //!
 //! Three pieces, installed by [`crate::router`]:
 //! - [`fallback`]: unknown paths (404) in the family's shape.
@@ -33,7 +33,8 @@ const MAX_MESSAGE_CHARS: usize = 300;
 pub(crate) enum Family {
     /// `/api/…`, `/healthz`, `/.well-known/…`: the API's JSON error.
     Api,
-    /// `/callback/…`: the DCI ACK with `ack_status: ERR`.
+    /// `/callback/…` and the root callback routes `/registry/…`: the DCI ACK with
+    /// `ack_status: ERR`.
     Callback,
     /// Everything else: an HTML page.
     Console,
@@ -45,7 +46,7 @@ impl Family {
             path.strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         };
-        if under("/callback") {
+        if under("/callback") || under("/registry") {
             Family::Callback
         } else if under("/api") || under("/healthz") || under("/.well-known") {
             Family::Api
@@ -143,7 +144,7 @@ fn default_message(family: Family, status: StatusCode, method: &Method, path: &s
             "no such API route: GET /api/v1/openapi.json lists them".into()
         }
         (404, Family::Callback) => format!(
-            "no callback route {}: registries POST to /callback/{{code}}/registry/on-search, on-subscribe, on-unsubscribe, txn/on-status or notify",
+            "no callback route {}: registries POST to /callback/{{code}}/registry/on-search, on-subscribe, on-unsubscribe, txn/on-status or notify, or to the same /registry/… paths at the root",
             short(path)
         ),
         (404, Family::Console) => {
@@ -268,6 +269,7 @@ mod tests {
             Family::Callback
         );
         assert_eq!(Family::of("/callback"), Family::Callback);
+        assert_eq!(Family::of("/registry/on-search"), Family::Callback);
         assert_eq!(Family::of("/callbackx"), Family::Console);
         assert_eq!(Family::of("/apix"), Family::Console);
         assert_eq!(Family::of("/sources"), Family::Console);

@@ -14,8 +14,17 @@
 //! secret may instead come as `Authorization: Bearer {secret}`. Both are handed to `ingest_with`,
 //! which decides (a signed callback needs neither under a signature policy).
 //!
-//! Every answer has the DCI ACK shape; refusals are HTTP 4xx with ACK `ERR` and the spec's error
-//! code, and store nothing.
+//! The same five paths are also served at the root (`/registry/on-search`, …): the DCI default
+//! for a `sender_uri` configured once at onboarding. Such a callback names no source in its
+//! URL; `dci_client::ops::ingest_at_root` finds it from the transaction, the correlation id or
+//! the sender id, and then authenticates it exactly as the source's own route would (the secret
+//! can only come as a bearer token there).
+//!
+//! Every answer has the DCI ACK shape and stores nothing when it refuses. DCI-level refusals
+//! (signature, unknown transaction, sender, malformed message) are HTTP 200 with ACK `ERR` and
+//! the spec's error code, unless the source keeps HTTP-status refusals; transport ones (body
+//! over the limit or not JSON, wrong or missing callback secret where required, unknown source
+//! in the URL, shutting down) are HTTP 4xx/503 with ACK `ERR`.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -25,7 +34,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use dci_client::ops::callbacks::{CallbackCredentials, ingest_with};
+use dci_client::ops::callbacks::{CallbackCredentials, CallbackRejection, ingest_with};
+use dci_client::ops::ingest_at_root;
 use dci_protocol::codes::{Action, ErrorCode};
 use dci_protocol::envelope::AckResponse;
 use time::OffsetDateTime;
@@ -41,6 +51,13 @@ pub const CALLBACK_PATHS: &[(&str, &str)] = &[
     ("/registry/notify", "notify"),
 ];
 
+/// Where a callback is for: the data source named in the URL (with the callback secret when the
+/// URL carries it), or none (a root route: found from the message).
+enum Target {
+    Source(String, Option<String>),
+    Root,
+}
+
 /// The callback sub-router.
 pub(crate) fn router() -> Router<AppState> {
     let mut r = Router::new()
@@ -50,13 +67,23 @@ pub(crate) fn router() -> Router<AppState> {
         let action: &'static str = action;
         r = r
             .route(
+                path,
+                post(
+                    move |st: State<AppState>,
+                          headers: HeaderMap,
+                          body: Result<Bytes, BytesRejection>| {
+                        receive(st, headers, Ok(Target::Root), Some(action), body)
+                    },
+                ),
+            )
+            .route(
                 &format!("/callback/{{code}}{path}"),
                 post(
                     move |st: State<AppState>,
                           headers: HeaderMap,
                           code: Result<Path<String>, PathRejection>,
                           body: Result<Bytes, BytesRejection>| {
-                        let code = code.map(|Path(c)| (c, None));
+                        let code = code.map(|Path(c)| Target::Source(c, None));
                         receive(st, headers, code, Some(action), body)
                     },
                 ),
@@ -68,7 +95,7 @@ pub(crate) fn router() -> Router<AppState> {
                           headers: HeaderMap,
                           code: Result<Path<(String, String)>, PathRejection>,
                           body: Result<Bytes, BytesRejection>| {
-                        let code = code.map(|Path((c, s))| (c, Some(s)));
+                        let code = code.map(|Path((c, s))| Target::Source(c, Some(s)));
                         receive(st, headers, code, Some(action), body)
                     },
                 ),
@@ -83,7 +110,8 @@ async fn bare(
     code: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    receive(st, headers, code.map(|Path(c)| (c, None)), None, body).await
+    let target = code.map(|Path(c)| Target::Source(c, None));
+    receive(st, headers, target, None, body).await
 }
 
 async fn bare_with_secret(
@@ -95,7 +123,7 @@ async fn bare_with_secret(
     receive(
         st,
         headers,
-        code.map(|Path((c, s))| (c, Some(s))),
+        code.map(|Path((c, s))| Target::Source(c, Some(s))),
         None,
         body,
     )
@@ -161,19 +189,20 @@ impl IntoResponse for Refusal {
 async fn receive(
     State(st): State<AppState>,
     headers: HeaderMap,
-    code: Result<(String, Option<String>), PathRejection>,
+    target: Result<Target, PathRejection>,
     expected: Option<&'static str>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (code, url_secret) = match code {
-        Ok(c) => c,
+    let (code, url_secret) = match target {
+        Ok(Target::Source(code, secret)) => (Some(code), secret),
+        Ok(Target::Root) => (None, None),
         Err(rej) => return path_refusal(&rej).into_response(),
     };
     let credentials = CallbackCredentials {
         url_secret,
         bearer: bearer(&headers),
     };
-    match receive_inner(&st, &code, expected, body, &credentials).await {
+    match receive_inner(&st, code.as_deref(), expected, body, &credentials).await {
         Ok(r) | Err(r) => r,
     }
 }
@@ -197,7 +226,7 @@ fn path_refusal(rej: &PathRejection) -> Refusal {
 
 async fn receive_inner(
     st: &AppState,
-    code: &str,
+    code: Option<&str>,
     expected: Option<&'static str>,
     body: Result<Bytes, BytesRejection>,
     credentials: &CallbackCredentials,
@@ -228,14 +257,23 @@ async fn receive_inner(
         .into_response());
     }
     let path_action = expected.map(Action::parse_lenient);
-    match ingest_with(&st.ingest, code, &body, path_action, credentials).await {
+    let answer = match code {
+        Some(code) => ingest_with(&st.ingest, code, &body, path_action, credentials).await,
+        None => ingest_at_root(&st.ingest, &body, path_action, credentials).await,
+    };
+    match answer {
         Ok(ack) => Ok((StatusCode::OK, axum::Json(ack)).into_response()),
-        Err(rej) => {
-            tracing::info!(source = %code, status = rej.http_status, code = %rej.code, reason = %rej.message, "callback refused");
-            let status = StatusCode::from_u16(rej.http_status).unwrap_or(StatusCode::BAD_REQUEST);
-            Err((status, axum::Json(rej.to_ack(OffsetDateTime::now_utc()))).into_response())
-        }
+        Err(rej) => Err(refused(code.unwrap_or("(root)"), &rej)),
     }
+}
+
+/// The answer to a refusal from the library: its answer status (200 for a DCI-level refusal,
+/// unless the source keeps HTTP statuses) with the ACK `ERR`.
+fn refused(source: &str, rej: &CallbackRejection) -> Response {
+    tracing::info!(source = %source, status = rej.answer_status, meaning = rej.http_status,
+        code = %rej.code, reason = %rej.message, "callback refused");
+    let status = StatusCode::from_u16(rej.answer_status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(rej.to_ack(OffsetDateTime::now_utc()))).into_response()
 }
 
 #[cfg(test)]

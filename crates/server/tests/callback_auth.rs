@@ -1,7 +1,11 @@
 //! Callback authentication through the real router: a callback is accepted only with the
 //! source's callback secret (in the URL or as a bearer token), a signature under a signature
 //! policy, or the source's explicit opt-out; only from its registry's sender id; and never for a
-//! transaction whose result is final. Refusals keep the DCI ACK `ERR` shape and store nothing.
+//! transaction whose result is final — on the per-source routes and at the root paths
+//! (`/registry/on-search`, …), where the source is found from the message. Refusals keep the
+//! DCI ACK `ERR` shape and store nothing: DCI-level ones (signature, sender, unknown or closed
+//! transaction, reused message id) are HTTP 200, transport ones (secret) HTTP 401, and a source
+//! with `callbacks.http_refusals` gets HTTP statuses for all of them.
 
 mod support;
 
@@ -252,7 +256,7 @@ async fn the_right_secret_from_the_wrong_sender_is_refused() {
     let (status, ack) = rig
         .post(&format!("{url}/registry/on-search"), &body, None)
         .await;
-    refused(status, &ack, StatusCode::FORBIDDEN, "err.sender_id.invalid");
+    refused(status, &ack, StatusCode::OK, "err.sender_id.invalid");
     assert_eq!(rig.view(&txn).await["state"], "acknowledged");
 }
 
@@ -276,21 +280,24 @@ async fn a_late_callback_after_completion_is_refused_and_the_result_unchanged() 
     let (status, body) = rig
         .post(&route, &rig.on_search(&txn, "m-2", "LATE"), None)
         .await;
-    refused(
-        status,
-        &body,
-        StatusCode::FORBIDDEN,
-        "err.request.forbidden",
-    );
-    // A re-delivery of the stored callback is still the usual replay answer.
+    refused(status, &body, StatusCode::OK, "err.request.forbidden");
+    // A re-delivery of the stored callback (its ACK was lost) is ACKed again, stored once.
     let (status, body) = rig
         .post(&route, &rig.on_search(&txn, "m-1", "REAL"), None)
         .await;
-    refused(
-        status,
-        &body,
-        StatusCode::CONFLICT,
-        "rjct.message_id.duplicate",
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"]["ack_status"], "ACK", "{body}");
+    // The same message id with another body is refused.
+    let (status, body) = rig
+        .post(&route, &rig.on_search(&txn, "m-1", "LATE"), None)
+        .await;
+    refused(status, &body, StatusCode::OK, "err.request.bad");
+    assert!(
+        body["message"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("different body"),
+        "{body}"
     );
     let after = rig.view(&txn).await;
     assert_eq!(records(&after), records(&before));
@@ -361,7 +368,7 @@ async fn a_signed_callback_needs_no_secret_when_the_source_requires_signatures()
             .unwrap();
         v
     };
-    // Unsigned without the secret: refused (the policy wants a signature).
+    // Unsigned without the secret: refused (the policy wants a signature), the DCI way.
     let (status, ack) = rig
         .post(
             "/callback/crvs_signed/registry/on-search",
@@ -369,7 +376,17 @@ async fn a_signed_callback_needs_no_secret_when_the_source_requires_signatures()
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{ack}");
+    refused(status, &ack, StatusCode::OK, "err.signature.missing");
+    // At the root path the same: found from the transaction, refused the same way.
+    let (status, ack) = rig
+        .post(
+            "/registry/on-search",
+            &rig.on_search(&txn, "m-0", "UNSIGNED"),
+            None,
+        )
+        .await;
+    refused(status, &ack, StatusCode::OK, "err.signature.missing");
+    assert_eq!(rig.view(&txn).await["state"], "acknowledged");
     // Signed by the registry's key, on the plain route: accepted.
     let (status, ack) = rig
         .post(
@@ -424,4 +441,172 @@ async fn regenerating_the_secret_refuses_the_old_url() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn root_callbacks_find_their_source_and_are_authenticated_the_same_way() {
+    let rig = Rig::new().await;
+    let url = rig.add_source(rig.source_body("crvs_main")).await;
+    let secret = url.split('/').nth(3).unwrap().to_owned();
+    let txn = rig.submit("crvs_main").await;
+    let body = rig.on_search(&txn, "m-1", "ROOT");
+    // No secret where the source verifies no signatures: transport refusal, HTTP 401. A wrong
+    // secret (another value, or the URL form, which the root cannot carry) likewise.
+    let (status, ack) = rig.post("/registry/on-search", &body, None).await;
+    refused(
+        status,
+        &ack,
+        StatusCode::UNAUTHORIZED,
+        "err.request.unauthorized",
+    );
+    let (status, ack) = rig
+        .post("/registry/on-search", &body, Some(&"B".repeat(43)))
+        .await;
+    refused(
+        status,
+        &ack,
+        StatusCode::UNAUTHORIZED,
+        "err.request.unauthorized",
+    );
+    let (status, ack) = rig
+        .post(&format!("/{secret}/registry/on-search"), &body, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{ack}");
+    assert_eq!(rig.view(&txn).await["state"], "acknowledged");
+    // The source's secret as a bearer token: found from the transaction id, accepted.
+    let (status, ack) = rig.post("/registry/on-search", &body, Some(&secret)).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["message"]["ack_status"], "ACK", "{ack}");
+    let view = rig.view(&txn).await;
+    assert_eq!(view["state"], "completed", "{view}");
+    assert!(records(&view).iter().any(|r| r.contains("ROOT")), "{view}");
+    // Re-sent: ACKed again, stored once.
+    let (status, ack) = rig.post("/registry/on-search", &body, Some(&secret)).await;
+    assert_eq!(
+        (status, &ack["message"]["ack_status"]),
+        (StatusCode::OK, &json!("ACK"))
+    );
+    assert_eq!(
+        rig.view(&txn).await["callbacks"].as_array().unwrap().len(),
+        1
+    );
+    // A transaction nobody sent, from no known sender: refused the DCI way, nothing stored.
+    let mut unknown = rig.on_search("t-nobody-sent", "m-2", "X");
+    unknown["header"]["sender_id"] = json!("unknown-registry");
+    let (status, ack) = rig
+        .post("/registry/on-search", &unknown, Some(&secret))
+        .await;
+    refused(status, &ack, StatusCode::OK, "err.request.not_found");
+    unknown["header"]
+        .as_object_mut()
+        .unwrap()
+        .remove("sender_id");
+    let (status, ack) = rig
+        .post("/registry/on-search", &unknown, Some(&secret))
+        .await;
+    refused(status, &ack, StatusCode::OK, "err.request.not_found");
+    // Not JSON: transport refusal.
+    let req = axum::http::Request::post("/registry/on-search")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (status, ack) = rig.env.call(req).await;
+    refused(status, &ack, StatusCode::BAD_REQUEST, "err.request.bad");
+}
+
+#[tokio::test]
+async fn a_root_notify_is_matched_by_its_sender_and_an_ambiguous_one_refused() {
+    let rig = Rig::new().await;
+    let url = rig.add_source(rig.source_body("crvs_main")).await;
+    let secret = url.split('/').nth(3).unwrap().to_owned();
+    let notify = |id: &str, sender: &str| {
+        json!({
+            "header": {"version": "1.0.0", "message_id": id, "message_ts": "2026-11-29T10:00:00Z",
+                       "action": "notify", "sender_id": sender},
+            "message": {"event_notification": [{"reg_event_type": "Death",
+                "data": {"reg_records": [{"id": "DEATH-1"}]}}]}
+        })
+    };
+    let registry = rig.sandbox.registry_id().to_owned();
+    // Found by header.sender_id = the source's receiver_id; still needs the secret.
+    let (status, ack) = rig
+        .post("/registry/notify", &notify("n-1", &registry), None)
+        .await;
+    refused(
+        status,
+        &ack,
+        StatusCode::UNAUTHORIZED,
+        "err.request.unauthorized",
+    );
+    let (status, ack) = rig
+        .post("/registry/notify", &notify("n-1", &registry), Some(&secret))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["message"]["ack_status"], "ACK", "{ack}");
+    let stored = rig
+        .env
+        .state
+        .ingest
+        .ops
+        .list_callbacks(&dci_client::ops::CallbackFilter {
+            action: Some("notify".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].source_code, "crvs_main");
+    // An unknown sender: refused, the DCI way.
+    let (status, ack) = rig
+        .post("/registry/notify", &notify("n-2", "nobody"), Some(&secret))
+        .await;
+    refused(status, &ack, StatusCode::OK, "err.sender_id.invalid");
+    // Two sources with the same registry id: ambiguous, refused clearly.
+    rig.add_source(rig.source_body("crvs_second")).await;
+    let (status, ack) = rig
+        .post("/registry/notify", &notify("n-3", &registry), Some(&secret))
+        .await;
+    refused(status, &ack, StatusCode::OK, "err.sender_id.invalid");
+    let msg = ack["message"]["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("several") && msg.contains("/callback/"),
+        "{msg}"
+    );
+    let stored = rig
+        .env
+        .state
+        .ingest
+        .ops
+        .list_callbacks(&dci_client::ops::CallbackFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "refused callbacks are stored nowhere");
+}
+
+#[tokio::test]
+async fn a_source_that_keeps_http_refusals_gets_http_statuses() {
+    let rig = Rig::new().await;
+    let mut body = rig.source_body("crvs_http");
+    body["callbacks"] = json!({"http_refusals": true});
+    let url = rig.add_source(body).await;
+    let (_, shown) = rig.api("GET", "/sources/crvs_http", None).await;
+    assert_eq!(shown["callbacks"]["http_refusals"], true, "{shown}");
+    let txn = rig.submit("crvs_http").await;
+    let route = format!("{url}/registry/on-search");
+    let mut wrong_sender = rig.on_search(&txn, "m-1", "X");
+    wrong_sender["header"]["sender_id"] = json!("another-registry");
+    let (status, ack) = rig.post(&route, &wrong_sender, None).await;
+    refused(status, &ack, StatusCode::FORBIDDEN, "err.sender_id.invalid");
+    let (status, ack) = rig
+        .post(&route, &rig.on_search("t-unknown", "m-2", "X"), None)
+        .await;
+    refused(status, &ack, StatusCode::NOT_FOUND, "err.request.not_found");
+    // Switched back off through the API: the same refusal is HTTP 200 with ACK ERR.
+    let (_, mut doc) = rig.api("GET", "/sources/crvs_http", None).await;
+    doc["callbacks"]["http_refusals"] = json!(false);
+    let (status, updated) = rig.api("PUT", "/sources/crvs_http", Some(doc)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let (status, ack) = rig.post(&route, &wrong_sender, None).await;
+    refused(status, &ack, StatusCode::OK, "err.sender_id.invalid");
+    assert_eq!(rig.view(&txn).await["state"], "acknowledged");
 }

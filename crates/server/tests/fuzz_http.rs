@@ -8,7 +8,10 @@
 //! run: every request gets an HTTP answer; no 5xx but the documented ones (502/503/504: the
 //! registry failed, unavailable, timed out); every 4xx/5xx has its family's documented body —
 //! `{"error": {"kind", "message"}}` under `/api`, a DCI ACK with `ack_status: ERR` and an error
-//! code under `/callback`, an HTML page for the console.
+//! code under `/callback` and the root callback routes `/registry/…`, an HTML page for the
+//! console. Callbacks are answered the DCI way: a 200 there is an ACK or an ACK `ERR` with one
+//! of the spec's `Error.code` values, and a 4xx is only ever a transport refusal (never a
+//! signature, sender or forbidden code, which the fuzzed source answers in a 200 ACK `ERR`).
 //!
 //! Seeded and bounded: `DCI_FUZZ_SEED` (default 20240612) and `DCI_FUZZ_REQUESTS` (default
 //! 3000) reproduce or widen a run.
@@ -47,7 +50,7 @@ fn family_of(path: &str) -> Family {
         path.strip_prefix(p)
             .is_some_and(|r| r.is_empty() || r.starts_with('/') || r.starts_with('?'))
     };
-    if under("/callback") {
+    if under("/callback") || under("/registry") {
         Family::Callback
     } else if under("/api") || under("/healthz") || under("/.well-known") {
         Family::Api
@@ -209,6 +212,11 @@ fn routes_of(doc: &Value) -> Vec<Route> {
         out.push(Route {
             method: "POST".into(),
             path: format!("/callback/{{code}}{path}"),
+            body: None,
+        });
+        out.push(Route {
+            method: "POST".into(),
+            path: (*path).to_owned(),
             body: None,
         });
     }
@@ -414,7 +422,7 @@ fn query(rng: &mut StdRng) -> &'static [u8] {
 
 /// A valid body for the route, from the seeds or the document's example.
 fn base_body(rng: &mut StdRng, route: &Route, seeds: &Seeds) -> Value {
-    if route.path.starts_with("/callback") {
+    if route.path.starts_with("/callback") || route.path.starts_with("/registry") {
         let mut cb = seeds.callbacks[rng.random_range(0..seeds.callbacks.len())].clone();
         if rng.random_bool(0.7) {
             cb["header"]["message_id"] = json!(format!("fuzz-{}", rng.random::<u64>()));
@@ -628,6 +636,8 @@ struct Answer {
     status: u16,
     content_type: String,
     body: Vec<u8>,
+    /// Where the client actually sent it, if not the raw target.
+    answered_path: Option<String>,
 }
 
 async fn exchange(addr: std::net::SocketAddr, req: &RawRequest) -> Result<Answer, String> {
@@ -693,6 +703,7 @@ fn parse(buf: &[u8], head: bool) -> Result<Answer, String> {
         status,
         content_type,
         body,
+        answered_path: None,
     })
 }
 
@@ -718,22 +729,52 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Codes of DCI-level refusals: answered HTTP 200 with ACK `ERR` (the fuzzed source keeps no
+/// HTTP-status refusals), never as a 4xx.
+const DCI_LEVEL: &[&str] = &[
+    "err.signature.missing",
+    "err.signature.invalid",
+    "err.sender_id.invalid",
+    "err.request.forbidden",
+];
+
+/// A 200 on a callback route: an ACK, or an ACK `ERR` with one of the spec's codes.
+fn callback_ok(json: Option<&Value>, is_json: bool) -> Option<String> {
+    let m = json.map(|j| &j["message"]);
+    let ok = is_json
+        && m.is_some_and(|m| match m["ack_status"].as_str() {
+            Some("ACK") => m["error"].is_null() && m["timestamp"].is_string(),
+            Some("ERR") => m["error"]["code"]
+                .as_str()
+                .is_some_and(|c| dci_protocol::codes::ErrorCode::parse_lenient(c).is_known()),
+            _ => false,
+        });
+    (!ok).then(|| "200 on a callback route without an ACK or a spec ERR".to_owned())
+}
+
 /// What is wrong with an answer, if anything.
 fn judge(req: &RawRequest, a: &Answer) -> Option<String> {
     if req.wire_malformed {
         // hyper refuses it before any route sees it; an answer is all we can ask.
         return None;
     }
-    let path = String::from_utf8_lossy(&req.target).into_owned();
+    // The path the answer came from: reqwest resolves `%2e%2e` segments and follows redirects.
+    let path = a
+        .answered_path
+        .clone()
+        .unwrap_or_else(|| String::from_utf8_lossy(&req.target).into_owned());
     let family = family_of(&path);
     if a.status >= 500 && !matches!(a.status, 502..=504) {
         return Some(format!("undocumented {}", a.status));
     }
+    let json: Option<Value> = serde_json::from_slice(&a.body).ok();
+    let is_json = a.content_type.starts_with("application/json");
+    if family == Family::Callback && req.method == "POST" && a.status == 200 {
+        return callback_ok(json.as_ref(), is_json);
+    }
     if a.status < 400 || req.method == "HEAD" {
         return None;
     }
-    let json: Option<Value> = serde_json::from_slice(&a.body).ok();
-    let is_json = a.content_type.starts_with("application/json");
     match family {
         Family::Api => {
             let e = json.as_ref().map(|j| &j["error"]);
@@ -749,7 +790,13 @@ fn judge(req: &RawRequest, a: &Answer) -> Option<String> {
                         && m["error"]["code"].is_string()
                         && m["timestamp"].is_string()
                 });
-            (!ok).then(|| format!("{} without the DCI ACK ERR shape", a.status))
+            if !ok {
+                return Some(format!("{} without the DCI ACK ERR shape", a.status));
+            }
+            let code = m.and_then(|m| m["error"]["code"].as_str()).unwrap_or("");
+            DCI_LEVEL
+                .contains(&code)
+                .then(|| format!("{} for the DCI-level refusal {code}", a.status))
         }
         Family::Console => {
             let ok = a.content_type.starts_with("text/html") && !a.body.is_empty();
@@ -855,6 +902,7 @@ async fn every_request_gets_an_answer_in_its_family_shape() {
         match b.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let answered_path = Some(resp.url().path().to_owned());
                 *statuses.entry(status).or_default() += 1;
                 let content_type = resp
                     .headers()
@@ -868,6 +916,7 @@ async fn every_request_gets_an_answer_in_its_family_shape() {
                             status,
                             content_type,
                             body: body.to_vec(),
+                            answered_path,
                         };
                         if let Some(why) = judge(req, &a) {
                             problems.push(format!("keep-alive: {why}: {}", req.describe()));

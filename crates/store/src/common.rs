@@ -50,6 +50,8 @@ pub(crate) struct StoredConfig {
     profile: dci_client::registries::Profile,
     /// Absent in records written before callback authentication existed: `false`.
     accept_unauthenticated_callbacks: bool,
+    /// Absent in records written before callbacks were answered the DCI way: `false`.
+    http_refusals: bool,
     notes: String,
 }
 
@@ -95,6 +97,7 @@ impl SourceRow {
             registry_jwks_url: s.registry_jwks_url.clone(),
             profile: s.profile,
             accept_unauthenticated_callbacks: s.callbacks.accept_unauthenticated,
+            http_refusals: s.callbacks.http_refusals,
             notes: s.notes.clone(),
             ..StoredConfig::default()
         };
@@ -161,6 +164,7 @@ impl SourceRow {
         let callbacks = CallbackSettings {
             secret: secrets.remove(CALLBACK_SECRET),
             accept_unauthenticated: c.accept_unauthenticated_callbacks,
+            http_refusals: c.http_refusals,
         };
         Ok(DataSource {
             id: self.id.parse().map_err(|_| corrupt("bad id"))?,

@@ -47,6 +47,11 @@ pub(crate) fn sqlite() -> Migrator {
             "events",
             include_str!("../migrations/sqlite/0004_events.sql"),
         ),
+        (
+            6,
+            "callback_answers",
+            include_str!("../migrations/sqlite/0006_callback_answers.sql"),
+        ),
     ])
 }
 
@@ -71,6 +76,11 @@ pub(crate) fn postgres() -> Migrator {
             4,
             "events",
             include_str!("../migrations/postgres/0004_events.sql"),
+        ),
+        (
+            6,
+            "callback_answers",
+            include_str!("../migrations/postgres/0006_callback_answers.sql"),
         ),
     ])
 }

@@ -484,6 +484,40 @@ macro_rules! impl_ops_store {
                     Ok(true)
                 }
 
+                async fn get_callback(
+                    &self,
+                    source_code: &str,
+                    message_id: &str,
+                ) -> Result<Option<CallbackRecord>, StoreError> {
+                    let sql = format!(
+                        "SELECT {CB_COLUMNS} FROM op_callback \
+                         WHERE source_code = $1 AND message_id = $2"
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(source_code)
+                        .bind(message_id)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(db("reading a callback"))?;
+                    row.as_ref().map(cb_from_row).transpose()
+                }
+
+                async fn transactions_by_correlation(
+                    &self,
+                    correlation_id: &str,
+                ) -> Result<Vec<TransactionRecord>, StoreError> {
+                    let sql = format!(
+                        "SELECT {TXN_COLUMNS} FROM op_transaction WHERE correlation_id = $1 \
+                         ORDER BY created_at DESC LIMIT 2"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(correlation_id)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(db("finding a transaction by correlation id"))?;
+                    rows.iter().map(txn_from_row).collect()
+                }
+
                 async fn callbacks_for(
                     &self,
                     transaction_id: &str,

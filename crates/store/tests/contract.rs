@@ -847,7 +847,7 @@ async fn no_plaintext_secret_in_the_database(b: Arc<Backend>) {
 }
 
 /// The callback secret is sealed like the credentials, kept by an edit, and absent (not an
-/// error) for a source stored without one; the opt-out round-trips.
+/// error) for a source stored without one; the opt-out and `http_refusals` round-trip.
 async fn callback_secret_is_sealed_kept_and_optional(b: Arc<Backend>) {
     use secrecy::ExposeSecret;
     let store = b.open(&key(1)).await.unwrap();
@@ -861,10 +861,15 @@ async fn callback_secret_is_sealed_kept_and_optional(b: Arc<Backend>) {
         plain
     );
     assert!(!got.callbacks.accept_unauthenticated);
+    assert!(
+        !got.callbacks.http_refusals,
+        "refusals the DCI way by default"
+    );
     // An edit through the document keeps it (the document only ever shows it masked).
     let mut doc = dci_client::SourceDocument::from_source(&got);
     doc.name = Some("renamed".into());
     doc.callbacks.accept_unauthenticated = Some(true);
+    doc.callbacks.http_refusals = Some(true);
     let edited = store
         .update_data_source(&doc.validate_update(&got).unwrap())
         .await
@@ -875,6 +880,7 @@ async fn callback_secret_is_sealed_kept_and_optional(b: Arc<Backend>) {
         plain
     );
     assert!(edited.callbacks.accept_unauthenticated && again.callbacks.accept_unauthenticated);
+    assert!(edited.callbacks.http_refusals && again.callbacks.http_refusals);
     // A source stored without one (as before callback secrets existed) reads back without one.
     let mut legacy = simple("cb_legacy", "dr", "none", "");
     legacy.callbacks.secret = None;

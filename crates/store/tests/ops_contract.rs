@@ -222,6 +222,22 @@ async fn transactions_round_trip_and_move_forward_only(b: Arc<Backend>) {
     let got = o.ops.get_transaction("t1").await.unwrap().unwrap();
     assert_eq!(got.state, TransactionState::Completed);
     assert_eq!(got.ack.unwrap().correlation_id.as_deref(), Some("corr-1"));
+    // Found by the registry's correlation id (root callback routes name no source).
+    let by_corr = o.ops.transactions_by_correlation("corr-1").await.unwrap();
+    assert_eq!(
+        by_corr
+            .iter()
+            .map(|t| t.transaction_id.as_str())
+            .collect::<Vec<_>>(),
+        ["t1"]
+    );
+    assert!(
+        o.ops
+            .transactions_by_correlation("corr-none")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         !o.ops
             .advance_transaction("t1", TransactionState::Partial, now())
@@ -331,6 +347,28 @@ async fn callbacks_are_unique_per_source_and_message_id(b: Arc<Backend>) {
         ["m1", "m2"]
     );
     assert_eq!(for_t1[0], c1);
+    // Read back by source and message id, to tell a re-send from a reused id.
+    assert_eq!(
+        o.ops.get_callback("crvs_main", "m1").await.unwrap(),
+        Some(c1.clone())
+    );
+    assert_eq!(
+        o.ops
+            .get_callback("dr_main", "m1")
+            .await
+            .unwrap()
+            .unwrap()
+            .transaction_id
+            .as_deref(),
+        Some("t9")
+    );
+    assert!(
+        o.ops
+            .get_callback("crvs_main", "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let notes = o
         .ops
         .list_callbacks(&CallbackFilter {

@@ -3,7 +3,7 @@
 use std::io::{self, Read};
 
 use clap::Subcommand;
-use dci_store::{OpenOptions, RotateError, master_key};
+use dci_store::{RotateError, master_key};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -49,15 +49,13 @@ async fn run_async(cmd: MasterKeyCommand, json: bool) -> Result<(), CmdError> {
         None
     };
     // A supplied key (environment) with no new one is refused below, before anything is asked.
-    let supplied = ["DCI_MASTER_KEY", "DCI_MASTER_KEY_FILE"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    let supplied = crate::config::settings().master_key_supplied();
     if new_key.is_some() || !supplied {
         crate::context::confirm("re-seal every stored secret under a new master key", yes)?;
     }
     // The library stages the new key file, re-seals in one transaction and switches the file so
     // that a kill at any moment leaves a store that opens (see `dci_store::rotate`).
-    let rotation = dci_store::rotate_master_key(&OpenOptions::from_env(), new_key)
+    let rotation = dci_store::rotate_master_key(&crate::config::settings().open_options(), new_key)
         .await
         .map_err(|e| match e {
             RotateError::NewKeyNeeded(var) => CmdError::usage(format!(

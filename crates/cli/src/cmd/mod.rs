@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod completions;
+pub(crate) mod config;
 pub(crate) mod crvs;
 pub(crate) mod demo;
 pub(crate) mod dr;

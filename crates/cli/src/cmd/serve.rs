@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use dci_server::{AdminToken, AppState, ServerConfig, TokenOrigin};
-use dci_store::OpenOptions;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::cli::exit;
@@ -23,28 +22,54 @@ Examples:
   DCI_ADMIN_TOKEN=$(openssl rand -hex 32) dci serve --listen 0.0.0.0:8080
   DCI_LOG=debug dci serve --request-timeout 120 --shutdown-grace 10")]
 pub(crate) struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080", help_heading = "Listening")]
-    listen: SocketAddr,
-    /// Largest request body, in bytes (callbacks included).
-    #[arg(long, default_value_t = 2 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=(256 * 1024 * 1024)), help_heading = "Limits")]
-    body_limit: u64,
-    /// Longest a request may take, in seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Limits")]
-    request_timeout: u64,
-    /// How long in-flight requests may keep running after SIGINT/SIGTERM, in seconds.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Limits")]
-    shutdown_grace: u64,
-    /// Webhook attempts before a delivery goes to the dead letter.
-    #[arg(long, env = "DCI_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Webhooks")]
-    webhook_max_attempts: u32,
-    /// Age of an event, in seconds, after which its webhook delivery goes to the dead letter.
-    #[arg(long, env = "DCI_WEBHOOK_MAX_AGE_SECS", default_value_t = 3 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Webhooks")]
-    webhook_max_age_secs: u64,
+    /// Address to listen on (port 0 picks a free port; the address is printed) [env:
+    /// DCI_LISTEN] [default: 127.0.0.1:8080].
+    #[arg(long, help_heading = "Listening")]
+    listen: Option<SocketAddr>,
+    /// Largest request body, in bytes (callbacks included) [env: DCI_BODY_LIMIT] [default:
+    /// 2097152].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1024..=(256 * 1024 * 1024)), help_heading = "Limits")]
+    body_limit: Option<u64>,
+    /// Longest a request may take, in seconds [env: DCI_REQUEST_TIMEOUT] [default: 60].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Limits")]
+    request_timeout: Option<u64>,
+    /// How long in-flight requests may keep running after SIGINT/SIGTERM, in seconds [env:
+    /// DCI_SHUTDOWN_GRACE] [default: 30].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Limits")]
+    shutdown_grace: Option<u64>,
+    /// File holding the admin token (16+ characters) [env: DCI_ADMIN_TOKEN_FILE]; or set
+    /// DCI_ADMIN_TOKEN (default: generated once, only its hash kept).
+    #[arg(long, value_name = "FILE", help_heading = "Access")]
+    admin_token_file: Option<std::path::PathBuf>,
+    /// Webhook attempts before a delivery goes to the dead letter [env:
+    /// DCI_WEBHOOK_MAX_ATTEMPTS] [default: 12].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100), help_heading = "Webhooks")]
+    webhook_max_attempts: Option<u64>,
+    /// Age of an event, in seconds, after which its webhook delivery goes to the dead letter
+    /// [env: DCI_WEBHOOK_MAX_AGE_SECS] [default: 259200, three days].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Webhooks")]
+    webhook_max_age_secs: Option<u64>,
     /// First retry backoff ceiling, in milliseconds (doubled per failure, full jitter, at most
-    /// an hour; never sooner than the endpoint's Retry-After).
-    #[arg(long, env = "DCI_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000), help_heading = "Webhooks")]
-    webhook_retry_base_ms: u64,
+    /// an hour; never sooner than the endpoint's Retry-After) [env: DCI_WEBHOOK_RETRY_BASE_MS]
+    /// [default: 1000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000), help_heading = "Webhooks")]
+    webhook_retry_base_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The flags that are settings (resolved with their variables and the config file).
+    pub(crate) fn flags(&self) -> crate::config::ServeFlags {
+        crate::config::ServeFlags {
+            listen: self.listen,
+            body_limit: self.body_limit,
+            request_timeout: self.request_timeout,
+            shutdown_grace: self.shutdown_grace,
+            admin_token_file: self.admin_token_file.clone(),
+            webhook_max_attempts: self.webhook_max_attempts,
+            webhook_max_age_secs: self.webhook_max_age_secs,
+            webhook_retry_base_ms: self.webhook_retry_base_ms,
+        }
+    }
 }
 
 pub(crate) fn run(args: ServeArgs, json: bool) -> u8 {
@@ -61,45 +86,73 @@ pub(crate) fn run(args: ServeArgs, json: bool) -> u8 {
     }
 }
 
-async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
+async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
+    let settings = crate::config::settings();
     // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
     match dci_server::harden_process() {
         Ok(c) => tracing::debug!(core_dumps = ?c, "process hardened"),
         Err(e) => tracing::warn!(error = %e, "could not turn core dumps off"),
     }
 
-    let opened = dci_store::open(&OpenOptions::from_env()).await?;
+    let opened = dci_store::open(&settings.open_options()).await?;
     let (store, ops, home, database) = (opened.store, opened.ops, opened.home, opened.database);
 
-    let env_token = std::env::var(dci_server::ADMIN_TOKEN_ENV)
-        .ok()
-        .map(SecretString::from);
+    let env_token = settings.admin_token()?;
     let (admin, new_token) = AdminToken::load_or_generate(env_token, &home)
         .map_err(|e| CmdError::failed(e.to_string()))?;
 
+    let secs = |s: &crate::config::Setting<u64>, d: u64| Duration::from_secs(s.value.unwrap_or(d));
     let config = ServerConfig {
-        body_limit: usize::try_from(args.body_limit).unwrap_or(usize::MAX),
-        request_timeout: Duration::from_secs(args.request_timeout),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        body_limit: settings
+            .body_limit
+            .value
+            .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX)),
+        request_timeout: secs(
+            &settings.request_timeout,
+            crate::config::DEFAULT_REQUEST_TIMEOUT,
+        ),
+        shutdown_grace: secs(
+            &settings.shutdown_grace,
+            crate::config::DEFAULT_SHUTDOWN_GRACE,
+        ),
         webhooks: dci_client::webhooks::WebhookSettings {
-            max_attempts: args.webhook_max_attempts,
-            max_age: Duration::from_secs(args.webhook_max_age_secs),
-            base_delay: Duration::from_millis(args.webhook_retry_base_ms),
+            max_attempts: u32::try_from(
+                settings
+                    .webhook_max_attempts
+                    .value
+                    .unwrap_or(crate::config::DEFAULT_WEBHOOK_MAX_ATTEMPTS),
+            )
+            .unwrap_or(u32::MAX),
+            max_age: secs(
+                &settings.webhook_max_age_secs,
+                crate::config::DEFAULT_WEBHOOK_MAX_AGE_SECS,
+            ),
+            base_delay: Duration::from_millis(
+                settings
+                    .webhook_retry_base_ms
+                    .value
+                    .unwrap_or(crate::config::DEFAULT_WEBHOOK_RETRY_BASE_MS),
+            ),
             ..dci_client::webhooks::WebhookSettings::default()
         },
     };
+    let listen: SocketAddr = settings.listen.value.unwrap_or_else(|| {
+        crate::config::DEFAULT_LISTEN
+            .parse()
+            .expect("default address")
+    });
     let token_origin = admin.origin().clone();
     let state = AppState::with_config(store, ops, admin, config);
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| CmdError::failed(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| CmdError::failed(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener
         .local_addr()
         .map_err(|e| CmdError::failed(format!("listener address: {e}")))?;
 
     let base = format!("http://{addr}");
     let token_note = match &token_origin {
-        TokenOrigin::Env => "from DCI_ADMIN_TOKEN".to_owned(),
+        TokenOrigin::Env => "supplied (DCI_ADMIN_TOKEN or the admin token file)".to_owned(),
         TokenOrigin::File(p) => {
             format!("the one generated on first start (hash in {})", p.display())
         }

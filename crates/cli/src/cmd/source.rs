@@ -155,6 +155,10 @@ pub(crate) struct SourceFields {
     /// who reaches the receiver can forge results).
     #[arg(long, value_name = "BOOL")]
     accept_unauthenticated_callbacks: Option<bool>,
+    /// Answer refused callbacks (bad signature, unknown transaction, wrong sender, malformed
+    /// message) with HTTP 4xx statuses instead of HTTP 200 with an ACK ERR (default false).
+    #[arg(long, value_name = "BOOL")]
+    http_callback_refusals: Option<bool>,
     /// Free-form notes.
     #[arg(long)]
     notes: Option<String>,
@@ -618,6 +622,7 @@ fn flag_of(path: &str, code_flag: &'static str) -> Option<String> {
         "tls.verify" => "--tls-verify",
         "active" => "--disabled",
         "callbacks.accept_unauthenticated" => "--accept-unauthenticated-callbacks",
+        "callbacks.http_refusals" => "--http-callback-refusals",
         "callbacks.secret" => "--regenerate-callback-secret",
         "registry_public_keys" => "--registry-public-key",
         p if SourceDocument::SECRET_FIELDS.contains(&p) => {
@@ -648,6 +653,9 @@ fn apply_fields(doc: &mut SourceDocument, f: &SourceFields) -> Result<(), CmdErr
     }
     if let Some(v) = f.accept_unauthenticated_callbacks {
         doc.callbacks.accept_unauthenticated = Some(v);
+    }
+    if let Some(v) = f.http_callback_refusals {
+        doc.callbacks.http_refusals = Some(v);
     }
     if !f.registry_public_key.is_empty() {
         let mut keys = Vec::new();

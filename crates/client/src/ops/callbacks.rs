@@ -31,6 +31,7 @@ use crate::SignaturePolicy;
 use crate::keys::RegistryKeys;
 use crate::store::Store;
 
+pub use super::refusal::{CallbackRejection, RefusalLayer};
 use super::result::tolerated_strings;
 use super::store::{
     CallbackRecord, OpKind, OpsStore, SignatureState, SubscriptionRecord, SubscriptionState,
@@ -82,49 +83,6 @@ impl IngestContext {
     }
 }
 
-/// A refused callback: the HTTP status to answer with and the DCI error (code and message).
-/// Nothing was stored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct CallbackRejection {
-    /// Suggested HTTP status: 400 malformed, 401 signature, 403 sender, 404 unknown source or
-    /// transaction, 409 replayed message id, 413 too large, 503 storage unavailable.
-    pub http_status: u16,
-    /// `err.request.bad`, `err.signature.invalid`, `rjct.message_id.duplicate`, …
-    pub code: String,
-    /// What is wrong (no secrets, no payload).
-    pub message: String,
-}
-
-impl CallbackRejection {
-    fn new(http_status: u16, code: &str, message: impl Into<String>) -> CallbackRejection {
-        CallbackRejection {
-            http_status,
-            code: code.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    fn bad(message: impl Into<String>) -> CallbackRejection {
-        CallbackRejection::new(400, ErrorCode::RequestBad.as_str(), message)
-    }
-
-    /// The DCI body to answer with: an ACK with `ack_status: ERR` and this error.
-    pub fn to_ack(&self, now: OffsetDateTime) -> AckResponse {
-        AckResponse::err(
-            &dci_protocol::build::new_id(),
-            ErrorCode::parse_lenient(&self.code),
-            &self.message,
-            now,
-        )
-    }
-
-    /// Whether the message id was already received (a replay or a re-delivery).
-    pub fn is_duplicate(&self) -> bool {
-        self.code == StatusReasonCode::MessageIdDuplicate.as_str()
-    }
-}
-
 /// What a callback presented to authenticate itself, besides its signature: the secret from
 /// the URL (the path segment after the source's callback URI) and/or the bearer token of its
 /// `Authorization` header. Either one matching the source's callback secret authenticates it.
@@ -171,20 +129,37 @@ impl CallbackCredentials {
     }
 }
 
+/// Neither the secret nor a signature let the callback in. A wrong secret, or no secret where
+/// it is the only way in (signature policy `off`), is a transport refusal (HTTP 401); an
+/// unsigned callback where a signature would have done is a DCI one (`err.signature.missing`).
 fn unauthenticated(source: &crate::DataSource, presented: bool) -> CallbackRejection {
-    let why = if presented {
-        "the callback secret it presented is not this data source's"
+    let fix = "the registry must post to the sender_uri it was sent (it holds the secret), send Authorization: Bearer with the secret, or sign its callbacks";
+    let code = &source.code;
+    if presented {
+        CallbackRejection::transport(
+            401,
+            ErrorCode::RequestUnauthorized,
+            format!(
+                "callback for data source {code:?} refused: the callback secret it presented is not this data source's; {fix}"
+            ),
+        )
+    } else if source.reply_signature_policy == SignaturePolicy::Off {
+        CallbackRejection::transport(
+            401,
+            ErrorCode::RequestUnauthorized,
+            format!(
+                "callback for data source {code:?} refused: it carries no callback secret, and this source does not verify signatures (reply_signature_policy off); {fix}"
+            ),
+        )
     } else {
-        "it is not signed by the registry and carries no callback secret"
-    };
-    CallbackRejection::new(
-        401,
-        ErrorCode::RequestUnauthorized.as_str(),
-        format!(
-            "callback for data source {:?} refused: {why}; the registry must post to the sender_uri it was sent (it holds the secret), send Authorization: Bearer with the secret, or sign its callbacks",
-            source.code
-        ),
-    )
+        CallbackRejection::dci(
+            401,
+            ErrorCode::SignatureMissing,
+            format!(
+                "callback for data source {code:?} refused: it is not signed by the registry and carries no callback secret; {fix}"
+            ),
+        )
+    }
 }
 
 fn callback_action(a: &Action) -> bool {
@@ -275,6 +250,12 @@ pub async fn ingest(
 /// Otherwise it is refused with `err.request.unauthorized` (401). A callback for a completed or
 /// failed transaction is refused with `err.request.forbidden` (403), unless its message id was
 /// already stored (then it is the usual replay, `rjct.message_id.duplicate`).
+///
+/// Refusals are answered the DCI way (see [`CallbackRejection::answer_status`]): DCI-level
+/// ones HTTP 200 with ACK `ERR`, unless the source keeps HTTP-status refusals
+/// (`callbacks.http_refusals`); transport ones with their HTTP status. A re-sent callback
+/// identical to the stored one (same message id, same body) is ACKed again and not stored
+/// twice; the same message id with a different body is refused.
 pub async fn ingest_with(
     ctx: &IngestContext,
     source_code: &str,
@@ -282,11 +263,16 @@ pub async fn ingest_with(
     path_action: Option<Action>,
     credentials: &CallbackCredentials,
 ) -> Result<AckResponse, CallbackRejection> {
-    let now = OffsetDateTime::now_utc();
+    let body = read_body(ctx, raw_body)?;
+    ingest_value(ctx, source_code, body, path_action, credentials).await
+}
+
+/// The body as JSON, within the size limit (transport-level refusals otherwise).
+pub(crate) fn read_body(ctx: &IngestContext, raw_body: &[u8]) -> Result<Value, CallbackRejection> {
     if raw_body.len() > ctx.max_body_bytes {
-        return Err(CallbackRejection::new(
+        return Err(CallbackRejection::transport(
             413,
-            ErrorCode::RequestBad.as_str(),
+            ErrorCode::RequestBad,
             format!(
                 "the body is {} bytes; the limit is {}",
                 raw_body.len(),
@@ -294,8 +280,46 @@ pub async fn ingest_with(
             ),
         ));
     }
-    let body: Value = serde_json::from_slice(raw_body)
-        .map_err(|e| CallbackRejection::bad(format!("the body is not JSON: {e}")))?;
+    serde_json::from_slice(raw_body).map_err(|e| {
+        CallbackRejection::transport(
+            400,
+            ErrorCode::RequestBad,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+/// [`ingest_with`] on a body already read; a DCI-level refusal is answered with its HTTP
+/// status if the source keeps HTTP-status refusals.
+pub(crate) async fn ingest_value(
+    ctx: &IngestContext,
+    source_code: &str,
+    body: Value,
+    path_action: Option<Action>,
+    credentials: &CallbackCredentials,
+) -> Result<AckResponse, CallbackRejection> {
+    match ingest_checked(ctx, source_code, body, path_action, credentials).await {
+        Err(r) if r.layer == RefusalLayer::Dci && keeps_http_refusals(ctx, source_code).await => {
+            Err(r.with_http_status())
+        }
+        other => other,
+    }
+}
+
+/// Whether the source answers DCI-level refusals with HTTP statuses (read only on a refusal).
+async fn keeps_http_refusals(ctx: &IngestContext, source_code: &str) -> bool {
+    matches!(ctx.store.get_data_source(source_code).await,
+        Ok(Some(s)) if s.callbacks.http_refusals)
+}
+
+async fn ingest_checked(
+    ctx: &IngestContext,
+    source_code: &str,
+    body: Value,
+    path_action: Option<Action>,
+    credentials: &CallbackCredentials,
+) -> Result<AckResponse, CallbackRejection> {
+    let now = OffsetDateTime::now_utc();
     if !body.is_object() || !body.get("header").is_some_and(Value::is_object) {
         return Err(CallbackRejection::bad(
             "the body is not a DCI envelope: it needs a `header` object",
@@ -308,13 +332,9 @@ pub async fn ingest_with(
         .ok_or_else(|| CallbackRejection::bad("header.action is missing"))?;
     let action = Action::parse_lenient(action_str);
     if !callback_action(&action) {
-        return Err(CallbackRejection::new(
-            400,
-            ErrorCode::RequestBad.as_str(),
-            format!(
-                "header.action {action_str:?} is not a callback: expected on-search, on-subscribe, on-unsubscribe, txn-on-status or notify"
-            ),
-        ));
+        return Err(CallbackRejection::bad(format!(
+            "header.action {action_str:?} is not a callback: expected on-search, on-subscribe, on-unsubscribe, txn-on-status or notify"
+        )));
     }
     // Registries commonly POST notifications to the subscription's own callback URL.
     let notify_at_subscribe = path_action == Some(Action::OnSubscribe) && action == Action::Notify;
@@ -368,9 +388,9 @@ pub async fn ingest_with(
         .map_err(|e| unavailable(&e))?
         .filter(|s| s.active)
         .ok_or_else(|| {
-            CallbackRejection::new(
+            CallbackRejection::transport(
                 404,
-                ErrorCode::RequestNotFound.as_str(),
+                ErrorCode::RequestNotFound,
                 format!("no active data source {source_code:?} receives callbacks here"),
             )
         })?;
@@ -385,9 +405,9 @@ pub async fn ingest_with(
     if let Some(expected) = &source.receiver_id {
         let sender = non_empty(&body, "/header/sender_id");
         if sender != Some(expected.as_str()) {
-            return Err(CallbackRejection::new(
+            return Err(CallbackRejection::dci(
                 403,
-                ErrorCode::SenderIdInvalid.as_str(),
+                ErrorCode::SenderIdInvalid,
                 format!(
                     "header.sender_id {:?} is not this data source's registry ({expected:?})",
                     sender.unwrap_or("")
@@ -399,7 +419,7 @@ pub async fn ingest_with(
         .keys
         .check(&source, &body, now)
         .await
-        .map_err(|f| CallbackRejection::new(401, f.error_code().as_str(), f.to_string()))?;
+        .map_err(|f| CallbackRejection::dci(401, f.error_code(), f.to_string()))?;
     if !secret_ok && !open_door && sig.state != SignatureState::Verified {
         return Err(unauthenticated(&source, presented));
     }
@@ -415,9 +435,9 @@ pub async fn ingest_with(
                 .map_err(|e| unavailable(&e))?
                 .filter(|t| t.source_code == source.code)
                 .ok_or_else(|| {
-                    CallbackRejection::new(
+                    CallbackRejection::dci(
                         404,
-                        ErrorCode::RequestNotFound.as_str(),
+                        ErrorCode::RequestNotFound,
                         format!("transaction {id:?} was not sent by data source {source_code:?}"),
                     )
                 })?;
@@ -488,8 +508,18 @@ pub async fn ingest_with(
         tracing::debug!(source = %source.code, message_id = %message_id,
             tolerated = record.tolerated.len(), "callback read leniently");
     }
+    // A registry re-sends until it sees our ACK: the same message again is ACKed again and
+    // stored once; the same id with another body is refused (and changes nothing).
+    if let Some(stored) = ctx
+        .ops
+        .get_callback(&source.code, &message_id)
+        .await
+        .map_err(|e| unavailable(&e))?
+    {
+        return resent(&stored, &record.body, now);
+    }
     // Subscriptions first: a waiter that sees the stored callback must also see its codes.
-    // Re-applying them for a replay that is refused below changes nothing.
+    // Re-applying them for a concurrent identical re-send changes nothing.
     if let Some(t) = &transaction {
         apply_subscriptions(ctx, t, &callback, now)
             .await
@@ -501,11 +531,19 @@ pub async fn ingest_with(
         .await
         .map_err(|e| unavailable(&e))?
     {
-        return Err(CallbackRejection::new(
-            409,
-            StatusReasonCode::MessageIdDuplicate.as_str(),
-            format!("message {message_id:?} was already received"),
-        ));
+        // Stored concurrently by a re-send that overtook this one.
+        let stored = ctx
+            .ops
+            .get_callback(&source.code, &message_id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        return match stored {
+            Some(stored) => resent(&stored, &record.body, now),
+            None => Err(unavailable(&crate::store::StoreError::Corrupt(format!(
+                "callback {message_id:?} of {:?} was refused as a duplicate but is not stored",
+                source.code
+            )))),
+        };
     }
 
     // Stored: from here on, failures are logged, not answered, since the view is recomputed
@@ -519,9 +557,32 @@ pub async fn ingest_with(
     Ok(AckResponse::ack(&dci_protocol::build::new_id(), now))
 }
 
+/// The answer to a callback whose message id is already stored: ACK if it is the same message
+/// (a re-send after a lost ACK), refused if the id now comes with a different body.
+fn resent(
+    stored: &CallbackRecord,
+    body: &Value,
+    now: OffsetDateTime,
+) -> Result<AckResponse, CallbackRejection> {
+    if stored.body == *body {
+        tracing::debug!(source = %stored.source_code, message_id = %stored.message_id,
+            "re-sent callback acknowledged again, not stored twice");
+        return Ok(AckResponse::ack(&dci_protocol::build::new_id(), now));
+    }
+    Err(CallbackRejection::dci(
+        409,
+        ErrorCode::RequestBad,
+        format!(
+            "header.message_id {:?} was already received with a different body ({}): a new message needs a new message_id",
+            stored.message_id,
+            StatusReasonCode::MessageIdDuplicate.as_str()
+        ),
+    ))
+}
+
 /// A completed or failed transaction takes no further callbacks: its result is final. A
-/// re-delivery of a callback already stored is left to the duplicate check (409), so a
-/// registry retrying a lost ACK still learns that it was received.
+/// re-delivery of a callback already stored is left to the duplicate check (ACKed again if
+/// identical), so a registry retrying a lost ACK still learns that it was received.
 async fn refuse_if_closed(
     ctx: &IngestContext,
     t: &TransactionRecord,
@@ -541,9 +602,9 @@ async fn refuse_if_closed(
     if stored.iter().any(|c| c.message_id == message_id) {
         return Ok(());
     }
-    Err(CallbackRejection::new(
+    Err(CallbackRejection::dci(
         403,
-        ErrorCode::RequestForbidden.as_str(),
+        ErrorCode::RequestForbidden,
         format!(
             "transaction {:?} is already {}: its result is final and takes no further callbacks",
             t.transaction_id,
@@ -640,9 +701,9 @@ async fn apply_subscriptions(
 
 fn unavailable(e: &crate::store::StoreError) -> CallbackRejection {
     tracing::error!(error = %e, "callback storage failed");
-    CallbackRejection::new(
+    CallbackRejection::transport(
         503,
-        ErrorCode::ServiceUnavailable.as_str(),
+        ErrorCode::ServiceUnavailable,
         "the receiver cannot store the callback right now; send it again later",
     )
 }

@@ -15,7 +15,9 @@
 pub mod callbacks;
 mod error;
 mod query;
+mod refusal;
 mod result;
+pub mod root_callbacks;
 pub mod store;
 mod view;
 
@@ -27,11 +29,14 @@ use dci_protocol::codes::TxnType;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub use callbacks::{CallbackCredentials, CallbackRejection, IngestContext, ingest, ingest_with};
+pub use callbacks::{
+    CallbackCredentials, CallbackRejection, IngestContext, RefusalLayer, ingest, ingest_with,
+};
 pub use error::OpsError;
 pub use query::{EXPRESSION_TYPE, SearchQuery, SearchSpec, SubscribeSpec, TxnStatusQuery};
 pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnStatusResult};
 pub(crate) use result::{parse_item, pending_reply};
+pub use root_callbacks::ingest_at_root;
 pub use store::{
     AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, SignatureState,
     SigningKeyRecord, SubscriptionRecord, SubscriptionState, TransactionFilter, TransactionRecord,

@@ -72,6 +72,21 @@ pub trait OpsStore: crate::events::EventStore + Send + Sync {
     /// locked first, so concurrent last pages cannot both miss the completion.
     async fn insert_callback(&self, c: &CallbackRecord) -> Result<bool, StoreError>;
 
+    /// The stored callback of `source_code` with this message id, if any (to tell a re-sent
+    /// callback from a different one reusing the id).
+    async fn get_callback(
+        &self,
+        source_code: &str,
+        message_id: &str,
+    ) -> Result<Option<CallbackRecord>, StoreError>;
+
+    /// Stored requests whose ACK carried this registry correlation id (normally one; several
+    /// only if two registries chose the same id).
+    async fn transactions_by_correlation(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Vec<TransactionRecord>, StoreError>;
+
     /// Callbacks of a transaction, in order of arrival.
     async fn callbacks_for(&self, transaction_id: &str) -> Result<Vec<CallbackRecord>, StoreError>;
 

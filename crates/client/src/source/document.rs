@@ -148,6 +148,11 @@ pub struct CallbacksDocument {
     /// (default `false`; unsafe: anyone who reaches the receiver can forge results).
     #[serde(default)]
     pub accept_unauthenticated: Option<bool>,
+    /// Answer DCI-level refusals (bad signature, unknown transaction, wrong sender, malformed
+    /// message) with HTTP 4xx statuses (default `false`: HTTP 200 with an ACK `ERR` and the
+    /// spec's error code, as the DCI specs answer them).
+    #[serde(default)]
+    pub http_refusals: Option<bool>,
     /// The callback secret: shown as [`MASKED`] when one is set. On input, left out, empty or
     /// [`MASKED`] keeps the stored one (a new source gets a generated one); another value
     /// replaces it (at least 32 characters of `A-Z a-z 0-9 - _`).
@@ -267,6 +272,7 @@ impl SourceDocument {
         "tls.verify",
         "active",
         "callbacks.accept_unauthenticated",
+        "callbacks.http_refusals",
         "registry_public_keys",
     ];
 
@@ -298,6 +304,7 @@ impl SourceDocument {
             "tls.verify" => &mut self.tls.verify,
             "active" => &mut self.active,
             "callbacks.accept_unauthenticated" => &mut self.callbacks.accept_unauthenticated,
+            "callbacks.http_refusals" => &mut self.callbacks.http_refusals,
             _ => return false,
         };
         *slot = value;
@@ -310,6 +317,7 @@ impl SourceDocument {
             "tls.verify" => Some(self.tls.verify),
             "active" => Some(self.active),
             "callbacks.accept_unauthenticated" => Some(self.callbacks.accept_unauthenticated),
+            "callbacks.http_refusals" => Some(self.callbacks.http_refusals),
             _ => None,
         }
     }
@@ -458,6 +466,7 @@ impl SourceDocument {
             profile: Some(s.profile.as_str().to_owned()),
             callbacks: CallbacksDocument {
                 accept_unauthenticated: Some(s.callbacks.accept_unauthenticated),
+                http_refusals: Some(s.callbacks.http_refusals),
                 secret: s.callbacks.secret.as_ref().and_then(|_| masked()),
                 url: None,
             },

@@ -50,6 +50,8 @@ pub struct DataSourceInput {
     pub profile: Option<String>,
     /// `callbacks.accept_unauthenticated`.
     pub accept_unauthenticated_callbacks: Option<bool>,
+    /// `callbacks.http_refusals`.
+    pub http_refusals: Option<bool>,
     pub active: Option<bool>,
     pub notes: Option<String>,
 }
@@ -98,6 +100,7 @@ impl From<DataSourceInput> for SourceDocument {
             profile: i.profile,
             callbacks: CallbacksDocument {
                 accept_unauthenticated: i.accept_unauthenticated_callbacks,
+                http_refusals: i.http_refusals,
                 secret: None,
                 url: None,
             },
@@ -145,6 +148,7 @@ impl From<SourceDocument> for DataSourceInput {
             registry_jwks_url: d.registry_jwks_url,
             profile: d.profile,
             accept_unauthenticated_callbacks: d.callbacks.accept_unauthenticated,
+            http_refusals: d.callbacks.http_refusals,
             active: d.active,
             notes: d.notes,
         }

@@ -459,6 +459,7 @@ impl SourceDocument {
         CallbackSettings {
             secret: Some(secret),
             accept_unauthenticated: self.callbacks.accept_unauthenticated.unwrap_or(false),
+            http_refusals: self.callbacks.http_refusals.unwrap_or(false),
         }
     }
 

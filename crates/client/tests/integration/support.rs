@@ -39,6 +39,7 @@ pub(crate) fn source(base_url: &str, auth: AuthConfig) -> DataSource {
         callbacks: dci_client::source::CallbackSettings {
             secret: Some(dci_client::source::CallbackSettings::generate_secret()),
             accept_unauthenticated: false,
+            http_refusals: false,
         },
         active: true,
         notes: String::new(),

@@ -5,18 +5,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dci_client::ops::callbacks::{CallbackCredentials, ingest_with};
 use dci_client::ops::{
-    OpKind, SearchQuery, SearchSpec, SignatureState, SubscribeSpec, SubscriptionState,
-    TransactionState, TxnStatusQuery, expire_overdue, list_notifications, list_subscriptions,
-    transaction_view,
+    IngestContext, OpKind, RefusalLayer, SearchQuery, SearchSpec, SignatureState, SubscribeSpec,
+    SubscriptionState, TransactionState, TxnStatusQuery, expire_overdue, list_notifications,
+    list_subscriptions, transaction_view,
 };
 use dci_client::{OpsStore, Store};
 use dci_protocol::RegistryType;
 use dci_protocol::build::CallbackBuilder;
-use dci_protocol::codes::RequestStatus;
+use dci_protocol::codes::{Action, RequestStatus};
 use dci_protocol::message::{SearchResponse, SearchResponseItem};
 use dci_sandbox::{CallbackFaults, FaultTarget, Faults};
 use dci_store::SqliteStore;
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
@@ -61,7 +63,7 @@ async fn async_search_completes_through_the_callback_on_every_registry() {
 }
 
 #[tokio::test]
-async fn duplicate_callbacks_are_stored_once_and_refused_as_replays() {
+async fn a_re_sent_callback_is_acknowledged_again_and_stored_once() {
     let env = Env::default().await;
     env.sb
         .set_faults(Faults::new(FaultTarget::Crvs).callback(CallbackFaults {
@@ -87,13 +89,60 @@ async fn duplicate_callbacks_are_stored_once_and_refused_as_replays() {
     }
     let got = env.receiver.received();
     assert_eq!(got.len(), 2, "{got:?}");
-    assert_eq!(got.iter().filter(|r| r.status == 200).count(), 1);
-    let dup = got.iter().find(|r| r.status != 200).unwrap();
-    assert_eq!(dup.status, 409);
-    assert_eq!(dup.code.as_deref(), Some("rjct.message_id.duplicate"));
+    // The sandbox re-sends the same message: ACKed both times, stored once.
+    assert!(
+        got.iter().all(|r| r.status == 200 && r.code.is_none()),
+        "{got:?}"
+    );
     let view = ops.transaction(&sub.transaction_id).await.unwrap();
     assert_eq!(view.callbacks.len(), 1);
     env.assert_requests_conform();
+}
+
+#[tokio::test]
+async fn a_message_id_reused_for_a_different_body_is_refused_in_an_ack_err() {
+    let env = Env::default().await;
+    env.sb
+        .set_faults(Faults::new(FaultTarget::Crvs).callback(CallbackFaults {
+            fail: Some(true),
+            ..CallbackFaults::default()
+        }))
+        .unwrap();
+    let source = env.source(RegistryType::Crvs).await;
+    let ops = env.ops(source.clone()).with_txn_status_fallback(false);
+    let q = SearchQuery::one(SearchSpec::by_id(&found_id(&env.sb, RegistryType::Crvs)).unwrap());
+    let sub = ops.submit_search_async(&q).await.unwrap();
+    let first = part(&source, &sub.transaction_id, "r1", 1, 2);
+    let mut other = part(&source, &sub.transaction_id, "r2", 2, 2);
+    other["header"]["message_id"] = first["header"]["message_id"].clone();
+    let ctx = IngestContext::new(env.store.clone(), env.store.clone());
+    let creds =
+        CallbackCredentials::url_secret(source.callbacks.secret.as_ref().unwrap().expose_secret());
+    let send = |b: &Value| {
+        let bytes = serde_json::to_vec(b).unwrap();
+        let (ctx, creds) = (ctx.clone(), creds.clone());
+        async move { ingest_with(&ctx, "crvs_main", &bytes, Some(Action::OnSearch), &creds).await }
+    };
+    send(&first).await.expect("first delivery");
+    send(&first)
+        .await
+        .expect("identical re-send is ACKed again");
+    let refused = send(&other).await.unwrap_err();
+    assert_eq!(
+        (refused.http_status, refused.answer_status, refused.layer),
+        (409, 200, RefusalLayer::Dci),
+        "{refused:?}"
+    );
+    assert_eq!(refused.code, "err.request.bad");
+    assert!(refused.message.contains("different body"), "{refused}");
+    let view = ops.transaction(&sub.transaction_id).await.unwrap();
+    assert_eq!(
+        view.callbacks.len(),
+        1,
+        "stored once, the other body not at all"
+    );
+    let refs: Vec<&str> = view.items.iter().map(|i| i.reference_id.as_str()).collect();
+    assert_eq!(refs, ["r1"], "the refused body changed nothing");
 }
 
 pub(crate) fn part(
@@ -187,8 +236,10 @@ async fn results_split_over_callbacks_out_of_order_are_aggregated() {
 
     // A callback for a transaction this source never sent, or with the wrong action for the
     // route, is refused and changes nothing.
+    // DCI-level refusals are HTTP 200 with the ACK ERR; an unknown source in the URL, a
+    // body that is not a DCI envelope at all keep their HTTP status.
     let (s, body) = post(&url, &part(&source, "t-unknown", "r1", 1, 1)).await;
-    assert_eq!(s, 404);
+    assert_eq!(s, 200);
     assert_eq!(body["message"]["ack_status"], "ERR");
     assert_eq!(body["message"]["error"]["code"], "err.request.not_found");
     let wrong_route = format!(
@@ -200,7 +251,7 @@ async fn results_split_over_callbacks_out_of_order_are_aggregated() {
         &part(&source, &sub.transaction_id, "r9", 1, 1),
     )
     .await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 200);
     assert_eq!(body["message"]["error"]["code"], "err.request.bad");
     let (s, _) = post(
         &format!("{}/callback/nobody/registry/on-search", env.receiver.base),
@@ -211,10 +262,11 @@ async fn results_split_over_callbacks_out_of_order_are_aggregated() {
     let mut forged_sender = part(&source, &sub.transaction_id, "r9", 1, 1);
     forged_sender["header"]["sender_id"] = json!("someone-else");
     let (s, body) = post(&url, &forged_sender).await;
-    assert_eq!(s, 403);
+    assert_eq!(s, 200);
     assert_eq!(body["message"]["error"]["code"], "err.sender_id.invalid");
-    let (s, _) = post(&url, &json!({"not": "an envelope"})).await;
-    assert_eq!(s, 400);
+    let (s, body) = post(&url, &json!({"not": "an envelope"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["message"]["error"]["code"], "err.request.bad");
     assert_eq!(
         ops.transaction(&sub.transaction_id)
             .await
@@ -481,8 +533,7 @@ async fn async_calls_without_a_callback_uri_name_the_field() {
 
 #[tokio::test]
 async fn oversized_and_malformed_bodies_are_refused_with_nothing_stored() {
-    use dci_client::ops::{CallbackFilter, IngestContext, ingest};
-    use dci_protocol::codes::Action;
+    use dci_client::ops::{CallbackFilter, ingest};
 
     let env = Env::default().await;
     let source = env.source(RegistryType::Crvs).await;
@@ -492,7 +543,12 @@ async fn oversized_and_malformed_bodies_are_refused_with_nothing_stored() {
     let e = ingest(&ctx, &source.code, &big, Some(Action::OnSearch))
         .await
         .unwrap_err();
-    assert_eq!((e.http_status, e.code.as_str()), (413, "err.request.bad"));
+    // Transport level: over the limit keeps its HTTP status.
+    assert_eq!(
+        (e.http_status, e.answer_status, e.code.as_str()),
+        (413, 413, "err.request.bad")
+    );
+    assert_eq!(e.layer, RefusalLayer::Transport);
     ctx.max_body_bytes = 1 << 20;
     for (body, what) in [
         (&b"{not json"[..], "not JSON"),
@@ -517,6 +573,14 @@ async fn oversized_and_malformed_bodies_are_refused_with_nothing_stored() {
     ] {
         let e = ingest(&ctx, &source.code, body, None).await.unwrap_err();
         assert_eq!(e.http_status, 400, "{what}: {e}");
+        // Not JSON is a transport refusal (HTTP 400); a malformed DCI message is answered the
+        // DCI way: HTTP 200 with the ACK ERR.
+        let (layer, answer) = if what == "not JSON" {
+            (RefusalLayer::Transport, 400)
+        } else {
+            (RefusalLayer::Dci, 200)
+        };
+        assert_eq!((e.layer, e.answer_status), (layer, answer), "{what}: {e}");
         assert!(e.message.contains(what), "{what}: {e}");
         let ack = serde_json::to_value(e.to_ack(OffsetDateTime::now_utc())).unwrap();
         assert_eq!(ack["message"]["ack_status"], "ERR");

@@ -1,15 +1,17 @@
 //! Property tests of the receiver side (proptest): mutated callbacks — bytes flipped, bodies
 //! cut short, fields replaced by values of any type, arbitrary JSON — go through the real
-//! `ingest` on a real SQLite store. None panics; each is either acknowledged or refused with a
-//! DCI code and a documented status; without the callback secret nothing is ever accepted;
-//! and the lenient reply parser reads any JSON without panicking.
+//! `ingest` on a real SQLite store. None panics; each is either acknowledged or refused with one
+//! of the spec's `Error.code` values and a documented status, answered the DCI way (a DCI-level
+//! refusal HTTP 200 with ACK `ERR`, a transport one with its 4xx) and storing nothing; without
+//! the callback secret nothing is ever accepted; and the lenient reply parser reads any JSON
+//! without panicking.
 
 use std::sync::Arc;
 
 use dci_client::ops::callbacks::{CallbackCredentials, ingest_with};
-use dci_client::ops::{IngestContext, SearchQuery, SearchSpec};
+use dci_client::ops::{CallbackFilter, IngestContext, RefusalLayer, SearchQuery, SearchSpec};
 use dci_protocol::RegistryType;
-use dci_protocol::codes::Action;
+use dci_protocol::codes::{Action, ErrorCode};
 use dci_sandbox::{CallbackFaults, FaultTarget, Faults};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -133,6 +135,14 @@ fn mutated_callbacks_are_acknowledged_or_refused_with_a_code_never_a_panic() {
         (env, ctx, valid, secret)
     });
     let ctx = Arc::new(ctx);
+    // Every stored callback, of any transaction (a mutation may point at another one).
+    let stored = |ctx: &IngestContext| {
+        let all = CallbackFilter {
+            limit: 100_000,
+            ..CallbackFilter::default()
+        };
+        rt.block_on(ctx.ops.list_callbacks(&all)).unwrap().len()
+    };
     // The unmutated callback: refused without the secret, acknowledged with it — so the
     // properties below are about real refusals, not a receiver that refuses everything.
     let body = serde_json::to_vec(&valid).unwrap();
@@ -145,7 +155,12 @@ fn mutated_callbacks_are_acknowledged_or_refused_with_a_code_never_a_panic() {
             &CallbackCredentials::default(),
         ))
         .unwrap_err();
-    assert_eq!(refused.http_status, 401, "{refused:?}");
+    // No secret where it is the only way in (the source verifies no signatures): transport.
+    assert_eq!(
+        (refused.http_status, refused.answer_status, refused.layer),
+        (401, 401, RefusalLayer::Transport),
+        "{refused:?}"
+    );
     let with = CallbackCredentials {
         url_secret: Some(secret.clone()),
         bearer: None,
@@ -169,6 +184,7 @@ fn mutated_callbacks_are_acknowledged_or_refused_with_a_code_never_a_panic() {
             url_secret: Some(secret.clone()),
             bearer: None,
         };
+        let stored_before = stored(&ctx);
         let outcome = rt.block_on(ingest_with(
             &ctx,
             "crvs_main",
@@ -178,13 +194,29 @@ fn mutated_callbacks_are_acknowledged_or_refused_with_a_code_never_a_panic() {
         ));
         if let Err(r) = &outcome {
             prop_assert!(
-                r.code.starts_with("err.") || r.code.starts_with("rjct."),
-                "refusal without a DCI code: {r:?}"
+                !matches!(ErrorCode::parse_lenient(&r.code), ErrorCode::Other(_)),
+                "refusal without one of the spec's Error.code values: {r:?}"
             );
             prop_assert!(
                 [400, 401, 403, 404, 409, 413].contains(&r.http_status),
                 "undocumented status: {r:?}"
             );
+            // Answered the DCI way: DCI-level in an ACK ERR with HTTP 200; transport-level (not
+            // JSON: the only one a mutated body with the secret can hit) with its 4xx.
+            match r.layer {
+                RefusalLayer::Dci => prop_assert_eq!(r.answer_status, 200, "{:?}", r),
+                RefusalLayer::Transport => {
+                    prop_assert_eq!((r.http_status, r.answer_status), (400, 400), "{:?}", r);
+                    prop_assert!(r.message.contains("not JSON"), "{:?}", r);
+                }
+            }
+            let ack = serde_json::to_value(r.to_ack(time::OffsetDateTime::now_utc())).unwrap();
+            prop_assert_eq!(&ack["message"]["ack_status"], "ERR");
+            prop_assert_eq!(
+                ack["message"]["error"]["code"].as_str(),
+                Some(r.code.as_str())
+            );
+            prop_assert_eq!(stored_before, stored(&ctx), "a refused callback was stored");
         }
         // Without the secret the same body is never accepted.
         let without = rt.block_on(ingest_with(

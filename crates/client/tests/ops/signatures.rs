@@ -158,19 +158,34 @@ async fn forged_missing_unknown_expired_and_altered_signatures_are_refused() {
             "err.signature.invalid",
         ),
     ];
-    for (name, b, code) in cases {
-        let (status, ack) = post(&url, &b).await;
-        assert_eq!(status, 401, "{name}: {ack}");
+    for (name, b, code) in &cases {
+        // A DCI-level refusal: HTTP 200 with ACK ERR and the spec's code.
+        let (status, ack) = post(&url, b).await;
+        assert_eq!(status, 200, "{name}: {ack}");
         assert_eq!(ack["message"]["ack_status"], "ERR", "{name}");
-        assert_eq!(ack["message"]["error"]["code"], code, "{name}: {ack}");
-        if name == "unknown key id" {
+        assert_eq!(ack["message"]["error"]["code"], *code, "{name}: {ack}");
+        if *name == "unknown key id" {
             let msg = ack["message"]["error"]["message"].as_str().unwrap();
             assert!(msg.contains("unknown signing key id"), "{msg}");
         }
-        if name == "expired" {
+        if *name == "expired" {
             let msg = ack["message"]["error"]["message"].as_str().unwrap();
             assert!(msg.contains("expired"), "{msg}");
         }
+    }
+    // A source that keeps HTTP-status refusals gets the same refusals as HTTP 401.
+    let mut kept = env
+        .store
+        .get_data_source(&source.code)
+        .await
+        .unwrap()
+        .unwrap();
+    kept.callbacks.http_refusals = true;
+    env.store.update_data_source(&kept).await.unwrap();
+    for (name, b, code) in &cases {
+        let (status, ack) = post(&url, b).await;
+        assert_eq!(status, 401, "{name}: {ack}");
+        assert_eq!(ack["message"]["error"]["code"], *code, "{name}: {ack}");
     }
     let v = ops.transaction(&sub.transaction_id).await.unwrap();
     assert!(v.callbacks.is_empty(), "a refused callback was stored");
@@ -240,7 +255,8 @@ async fn if_present_accepts_unsigned_and_configured_pem_keys_verify() {
         OffsetDateTime::now_utc(),
     );
     let (s, ack) = post(&url, &bad).await;
-    assert_eq!(s, 401, "{ack}");
+    assert_eq!(s, 200, "{ack}");
+    assert_eq!(ack["message"]["error"]["code"], "err.signature.invalid");
 }
 
 #[tokio::test]

@@ -131,7 +131,7 @@ pub(crate) async fn receiver(ctx: IngestContext) -> Receiver {
                     match ingest_with(&ctx, code, body, action_of(suffix), &creds).await {
                         Ok(ack) => (200, serde_json::to_vec(&ack).unwrap(), None),
                         Err(r) => (
-                            r.http_status,
+                            r.answer_status,
                             serde_json::to_vec(&r.to_ack(OffsetDateTime::now_utc())).unwrap(),
                             Some(r.code.clone()),
                         ),

@@ -194,10 +194,12 @@ fn core_document() -> Value {
     // Kept apart: one json! this size reaches the macro recursion limit.
     let callbacks_input = json!({ "type": "object", "additionalProperties": false, "properties": {
                             "accept_unauthenticated": { "type": ["boolean", "null"], "description": "Accept callbacks that are neither signed nor carry the callback secret (default false; unsafe)" },
+                            "http_refusals": { "type": ["boolean", "null"], "description": "Answer DCI-level callback refusals (bad signature, unknown transaction, wrong sender, malformed message) with HTTP 4xx instead of HTTP 200 + ACK ERR (default false)" },
                             "secret": { "type": ["string", "null"], "description": "Write-only: left out or ******** keeps (or, for a new source, generates) it; otherwise 32+ characters of A-Z a-z 0-9 - _" },
                             "url": { "type": ["string", "null"], "description": "Read-only: ignored on input" } } });
     let callbacks_output = json!({ "type": "object", "properties": {
                             "accept_unauthenticated": { "type": "boolean" },
+                            "http_refusals": { "type": "boolean" },
                             "secret": { "type": "string", "description": "******** when the source has a callback secret" },
                             "url": { "type": "string", "description": "Only on creation, on reveal_callback_url=true and on regenerate_callback_secret=true: the URL registries post callbacks to, secret included" } } });
     json!({

@@ -482,6 +482,15 @@ const PROTOCOL: &[FieldSpec] = &[
         ),
     ),
     f(
+        "http_refusals",
+        "callbacks.http_refusals",
+        "Refuse bad callbacks with HTTP error statuses",
+        Kind::Check,
+        Some(
+            "Off (default): a refused callback (bad signature, unknown transaction, wrong sender, malformed message) is answered HTTP 200 with an ACK ERR and the DCI error code, as the specs do. Tick it for registries that expect HTTP 4xx instead.",
+        ),
+    ),
+    f(
         "profile",
         "profile",
         "Registry dialect",

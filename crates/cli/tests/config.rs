@@ -1,0 +1,261 @@
+//! The configuration file and the settings, through the real binary: precedence flag > env >
+//! file > default with the origin `dci config show` reports; the file found via `--config`,
+//! `DCI_CONFIG` or `DCI_HOME/config.toml`; secrets never shown, never accepted as file values
+//! or (a database password) as flags; unknown keys and bad values refused naming the key; the
+//! file's `log` honoured; every variable in `dci --help`.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn dci(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_dci"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("DCI_HOME", dir.join("home"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn show(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["config", "show", "--json"]);
+    let r = dci(dir, &all, env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+#[test]
+fn each_setting_comes_from_flag_then_env_then_file_then_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("dci.toml"),
+        "log = \"warn\"\nmaster_key_file = \"keys/master\"\n[serve]\nlisten = \"127.0.0.1:7001\"\nrequest_timeout = 90\n",
+    )
+    .unwrap();
+    let cfg = ["--config", "dci.toml"];
+    let s = show(d, &cfg, &[]);
+    assert_eq!(s["config"]["origin"], "flag");
+    assert_eq!(
+        (&s["serve.listen"]["origin"], &s["serve.listen"]["value"]),
+        (&"file".into(), &"127.0.0.1:7001".into())
+    );
+    assert_eq!(s["serve.request_timeout"]["value"], "90");
+    assert_eq!(
+        (
+            &s["serve.shutdown_grace"]["origin"],
+            &s["serve.shutdown_grace"]["value"]
+        ),
+        (&"default".into(), &"30".into())
+    );
+    // A relative path in the file is relative to the file.
+    assert_eq!(
+        s["master_key_file"]["value"],
+        d.join("keys/master").display().to_string()
+    );
+    // The environment outranks the file, the flag the environment.
+    let s = show(
+        d,
+        &cfg,
+        &[("DCI_LISTEN", "127.0.0.1:7002"), ("DCI_LOG", "info")],
+    );
+    assert_eq!(s["serve.listen"]["value"], "127.0.0.1:7002");
+    assert_eq!(s["serve.listen"]["from"], "env DCI_LISTEN");
+    assert_eq!(s["log"]["origin"], "env");
+    let mut flagged = cfg.to_vec();
+    flagged.extend(["--log", "debug"]);
+    let s = show(d, &flagged, &[("DCI_LOG", "info")]);
+    assert_eq!(
+        (&s["log"]["origin"], &s["log"]["value"]),
+        (&"flag".into(), &"debug".into())
+    );
+    // DCI_CONFIG finds the file too; so does DCI_HOME/config.toml without either.
+    let s = show(d, &[], &[("DCI_CONFIG", "dci.toml")]);
+    assert_eq!(s["config"]["from"], "env DCI_CONFIG");
+    assert_eq!(s["serve.listen"]["origin"], "file");
+    std::fs::create_dir_all(d.join("home")).unwrap();
+    std::fs::copy(d.join("dci.toml"), d.join("home/config.toml")).unwrap();
+    let s = show(d, &[], &[]);
+    assert_eq!(
+        s["config"]["value"],
+        d.join("home/config.toml").display().to_string()
+    );
+    assert_eq!(s["serve.request_timeout"]["value"], "90");
+    // The text form names the origin of each line.
+    let r = dci(d, &["config", "show"], &[("DCI_LISTEN", "127.0.0.1:7003")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("serve.listen")
+            && l.contains("127.0.0.1:7003")
+            && l.contains("[env DCI_LISTEN]")),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn secrets_are_masked_and_never_accepted_as_file_values_or_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = "c2VjcmV0LW1hc3Rlci1rZXktMzItYnl0ZXMtbG9uZyEh";
+    let token = "admin-token-never-printed-0123456789";
+    for args in [vec!["config", "show", "--json"], vec!["config", "show"]] {
+        let r = dci(
+            d,
+            &args,
+            &[
+                ("DCI_MASTER_KEY", key),
+                ("DCI_ADMIN_TOKEN", token),
+                ("DCI_DATABASE_URL", "postgres://dci:db-password-x@db/dci"),
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        for secret in [key, token, "db-password-x"] {
+            assert!(!r.stdout.contains(secret), "{secret} shown: {}", r.stdout);
+        }
+        assert!(r.stdout.contains("********"), "{}", r.stdout);
+    }
+    // In the file, a secret value is refused, naming the key and the file form to use.
+    for (text, k, instead) in [
+        (
+            format!("master_key = \"{key}\"\n"),
+            "master_key",
+            "master_key_file",
+        ),
+        (
+            format!("[serve]\nadmin_token = \"{token}\"\n"),
+            "serve.admin_token",
+            "serve.admin_token_file",
+        ),
+    ] {
+        std::fs::write(d.join("s.toml"), text).unwrap();
+        let r = dci(d, &["--config", "s.toml", "config", "show"], &[]);
+        assert_eq!(r.code, 2, "{}", r.stdout);
+        assert!(
+            r.stderr.contains(k) && r.stderr.contains(instead),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains(key) && !r.stderr.contains(token),
+            "{}",
+            r.stderr
+        );
+    }
+    // A database password on the command line is refused (argv is visible to every user).
+    let r = dci(
+        d,
+        &[
+            "--database-url",
+            "postgres://dci:pw@db/dci",
+            "config",
+            "show",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("DCI_DATABASE_URL"), "{}", r.stderr);
+    // The key given twice (variable and file reference) is refused.
+    let r = dci(
+        d,
+        &["--master-key-file", "k", "config", "show"],
+        &[("DCI_MASTER_KEY", key)],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("given twice"), "{}", r.stderr);
+}
+
+#[test]
+fn bad_files_and_values_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases = [
+        ("colour = true\n", "colour"),
+        ("[serve]\nlisten = \"nowhere\"\n", "serve.listen"),
+        ("[serve]\nbody_limit = 10\n", "body_limit"),
+        ("[serve]\nrequest_timeout = \"soon\"\n", "request_timeout"),
+    ];
+    for (text, named) in cases {
+        std::fs::write(d.join("bad.toml"), text).unwrap();
+        let r = dci(
+            d,
+            &["--config", "bad.toml", "config", "show", "--json"],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{text}: {}", r.stdout);
+        let err: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+        let msg = err["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(named), "{text}: {msg}");
+    }
+    let r = dci(d, &["--config", "missing.toml", "config", "show"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("missing.toml"), "{}", r.stderr);
+    let r = dci(d, &["config", "show"], &[("DCI_REQUEST_TIMEOUT", "soon")]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("DCI_REQUEST_TIMEOUT"), "{}", r.stderr);
+}
+
+#[test]
+fn the_files_log_filter_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("dci.toml"), "log = \"debug\"\n").unwrap();
+    // `source list` opens the store: at debug, sqlx / dci log on stderr; at the default, not.
+    let quiet = dci(d, &["source", "list"], &[]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    let loud = dci(d, &["--config", "dci.toml", "source", "list"], &[]);
+    assert_eq!(loud.code, 0, "{}", loud.stderr);
+    assert!(
+        loud.stderr.contains("DEBUG") && !quiet.stderr.contains("DEBUG"),
+        "quiet: {}\nloud: {}",
+        quiet.stderr,
+        loud.stderr
+    );
+}
+
+#[test]
+fn every_variable_is_in_the_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dci(dir.path(), &["--help"], &[]);
+    assert_eq!(r.code, 0);
+    for var in [
+        "DCI_CONFIG",
+        "DCI_HOME",
+        "DCI_DATABASE_URL",
+        "DCI_MASTER_KEY",
+        "DCI_MASTER_KEY_FILE",
+        "DCI_ADMIN_TOKEN",
+        "DCI_ADMIN_TOKEN_FILE",
+        "DCI_LISTEN",
+        "DCI_BODY_LIMIT",
+        "DCI_REQUEST_TIMEOUT",
+        "DCI_SHUTDOWN_GRACE",
+        "DCI_LOG",
+    ] {
+        assert!(r.stdout.contains(var), "{var} missing from dci --help");
+    }
+    for flag in [
+        "--config",
+        "--home",
+        "--database-url",
+        "--master-key-file",
+        "--log",
+    ] {
+        assert!(r.stdout.contains(flag), "{flag} missing from dci --help");
+    }
+}
