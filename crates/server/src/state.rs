@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Longest an in-flight request may keep the server alive after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// The console's settings; `None` reads them from the environment
+    /// ([`crate::console::ConsoleConfig::from_env`]).
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +35,7 @@ impl Default for ServerConfig {
             body_limit: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            console: None,
         }
     }
 }

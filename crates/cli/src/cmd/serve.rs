@@ -41,6 +41,14 @@ pub(crate) struct ServeArgs {
     /// DCI_ADMIN_TOKEN (default: generated once, only its hash kept).
     #[arg(long, value_name = "FILE", help_heading = "Access")]
     admin_token_file: Option<std::path::PathBuf>,
+    /// File holding a console token (16+ characters) that may view, change nothing [env:
+    /// DCI_CONSOLE_READONLY_TOKEN_FILE]; or set DCI_CONSOLE_READONLY_TOKEN.
+    #[arg(long, value_name = "FILE", help_heading = "Access")]
+    console_readonly_token_file: Option<std::path::PathBuf>,
+    /// Mark console cookies Secure even on plain http, behind a TLS proxy that sends no
+    /// X-Forwarded-Proto [env: DCI_CONSOLE_SECURE_COOKIES] [default: false].
+    #[arg(long, value_name = "BOOL", help_heading = "Access")]
+    console_secure_cookies: Option<bool>,
 }
 
 impl ServeArgs {
@@ -52,6 +60,8 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
             admin_token_file: self.admin_token_file.clone(),
+            console_readonly_token_file: self.console_readonly_token_file.clone(),
+            console_secure_cookies: self.console_secure_cookies,
         }
     }
 }
@@ -99,6 +109,7 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             &settings.shutdown_grace,
             crate::config::DEFAULT_SHUTDOWN_GRACE,
         ),
+        console: Some(settings.console_config()?),
     };
     let listen: SocketAddr = settings.listen.value.unwrap_or_else(|| {
         crate::config::DEFAULT_LISTEN
