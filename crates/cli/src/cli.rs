@@ -47,7 +47,10 @@ Environment:
   DCI_SHUTDOWN_GRACE          Drain time of `dci serve` after SIGTERM, seconds (default 30);
                               serve --shutdown-grace, serve.shutdown_grace
   DCI_CONSOLE_READONLY_TOKEN  A token (16+ characters) that may view the console, change nothing
-  DCI_CONSOLE_SECURE_COOKIES  1: mark console cookies Secure even on plain http (TLS proxy)
+  DCI_CONSOLE_READONLY_TOKEN_FILE  File holding it; serve --console-readonly-token-file,
+                              console.readonly_token_file
+  DCI_CONSOLE_SECURE_COOKIES  1: mark console cookies Secure even on plain http (TLS proxy);
+                              serve --console-secure-cookies, console.secure_cookies
   DCI_LOG                     Log filter on stderr, e.g. debug or dci_client=debug (default: info
                               for serve and sandbox, warn otherwise); --log, log
   DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets)

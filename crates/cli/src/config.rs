@@ -6,9 +6,9 @@
 //! data directory (`--home` / `DCI_HOME` / the platform default; a missing file there is no
 //! error, a missing `--config` / `DCI_CONFIG` file is). Relative paths in it are relative to
 //! the file. Unknown keys are refused, naming the key. Secrets (the master key, the admin
-//! token) are never accepted as values in the file, nor as flags (argv is visible to every
-//! user): only as environment variables or as a path to a file holding them
-//! (`master_key_file`, `serve.admin_token_file`). A database URL with a password is refused
+//! token, the console's read-only token) are never accepted as values in the file, nor as
+//! flags (argv is visible to every user): only as environment variables or as a path to a file
+//! holding them (`master_key_file`, `serve.admin_token_file`, `console.readonly_token_file`). A database URL with a password is refused
 //! as a flag for the same reason.
 //!
 //! Nothing here sets environment variables (the workspace forbids `unsafe`): commands read the
@@ -57,6 +57,8 @@ pub(crate) struct ServeFlags {
     pub(crate) webhook_max_attempts: Option<u64>,
     pub(crate) webhook_max_age_secs: Option<u64>,
     pub(crate) webhook_retry_base_ms: Option<u64>,
+    pub(crate) console_readonly_token_file: Option<PathBuf>,
+    pub(crate) console_secure_cookies: Option<bool>,
 }
 
 /// The configuration file. Keys a secret would go in exist only to refuse them clearly.
@@ -70,6 +72,16 @@ struct FileConfig {
     log: Option<String>,
     #[serde(default)]
     serve: ServeFile,
+    #[serde(default)]
+    console: ConsoleFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleFile {
+    readonly_token_file: Option<PathBuf>,
+    readonly_token: Option<toml::Value>,
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +168,10 @@ pub(crate) struct Settings {
     pub(crate) webhook_max_attempts: Setting<u64>,
     pub(crate) webhook_max_age_secs: Setting<u64>,
     pub(crate) webhook_retry_base_ms: Setting<u64>,
+    /// `DCI_CONSOLE_READONLY_TOKEN` (environment only: a secret).
+    console_readonly_token: Option<SecretString>,
+    pub(crate) console_readonly_token_file: Setting<PathBuf>,
+    pub(crate) console_secure_cookies: Setting<bool>,
 }
 
 /// Defaults of `dci serve`.
@@ -329,6 +345,23 @@ fn resolve_with(
             "DCI_MASTER_KEY",
         ));
     }
+    if file.console.readonly_token.is_some() {
+        return Err(file_secret(
+            fp,
+            "console.readonly_token",
+            "console.readonly_token_file",
+            "DCI_CONSOLE_READONLY_TOKEN",
+        ));
+    }
+    let secure_env = get("DCI_CONSOLE_SECURE_COOKIES")
+        .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => Ok(true),
+            "0" | "false" | "no" => Ok(false),
+            _ => Err(CmdError::usage(format!(
+                "DCI_CONSOLE_SECURE_COOKIES={v:?} is not a yes/no value: use 1 or 0"
+            ))),
+        })
+        .transpose()?;
     if file.serve.admin_token.is_some() {
         return Err(file_secret(
             fp,
@@ -483,8 +516,44 @@ fn resolve_with(
                 fp,
             ),
         ),
+        console_readonly_token: get("DCI_CONSOLE_READONLY_TOKEN").map(SecretString::from),
+        console_readonly_token_file: pick(
+            (
+                serve.console_readonly_token_file.clone(),
+                "--console-readonly-token-file",
+            ),
+            (
+                get("DCI_CONSOLE_READONLY_TOKEN_FILE").map(PathBuf::from),
+                "DCI_CONSOLE_READONLY_TOKEN_FILE",
+            ),
+            (
+                rel(file.console.readonly_token_file),
+                "console.readonly_token_file",
+                fp,
+            ),
+        ),
+        console_secure_cookies: {
+            let s = pick(
+                (serve.console_secure_cookies, "--console-secure-cookies"),
+                (secure_env, "DCI_CONSOLE_SECURE_COOKIES"),
+                (file.console.secure_cookies, "console.secure_cookies", fp),
+            );
+            match s.value {
+                Some(_) => s,
+                None => Setting {
+                    value: Some(false),
+                    origin: Origin::Default,
+                },
+            }
+        },
         config_file,
     };
+    if s.console_readonly_token.is_some() && s.console_readonly_token_file.value.is_some() {
+        return Err(CmdError::usage(format!(
+            "the console read-only token is given twice: DCI_CONSOLE_READONLY_TOKEN and console.readonly_token_file (from {}); keep one",
+            s.console_readonly_token_file.origin.describe()
+        )));
+    }
     if s.master_key.is_some() && s.master_key_file.value.is_some() {
         return Err(CmdError::usage(format!(
             "the master key is given twice: DCI_MASTER_KEY and master_key_file (from {}); keep one",
@@ -577,6 +646,31 @@ impl Settings {
             .transpose()
     }
 
+    /// The console's settings for `dci serve`: the read-only token (variable or file, at
+    /// least 16 characters) and the Secure-cookie switch.
+    pub(crate) fn console_config(&self) -> Result<dci_server::console::ConsoleConfig, CmdError> {
+        let readonly_token = match (
+            &self.console_readonly_token,
+            &self.console_readonly_token_file.value,
+        ) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(p)) => Some(read_secret_file(p, "console read-only token")?),
+            (None, None) => None,
+        };
+        if readonly_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().trim().len() < 16)
+        {
+            return Err(CmdError::usage(
+                "the console read-only token (DCI_CONSOLE_READONLY_TOKEN or console.readonly_token_file) is shorter than 16 characters: use a longer one",
+            ));
+        }
+        Ok(dci_server::console::ConsoleConfig {
+            readonly_token,
+            secure_cookies: self.console_secure_cookies.value.unwrap_or(false),
+        })
+    }
+
     /// The effective settings for `dci config show`: `(name, value, origin kind, origin)`,
     /// secrets masked (only whether one is set is shown).
     pub(crate) fn rows(&self) -> Vec<(&'static str, Option<String>, &'static str, String)> {
@@ -642,6 +736,16 @@ impl Settings {
             row("serve.webhook_max_attempts", &self.webhook_max_attempts),
             row("serve.webhook_max_age_secs", &self.webhook_max_age_secs),
             row("serve.webhook_retry_base_ms", &self.webhook_retry_base_ms),
+            secret(
+                "console.readonly_token",
+                &self.console_readonly_token,
+                "DCI_CONSOLE_READONLY_TOKEN",
+            ),
+            row(
+                "console.readonly_token_file",
+                &path(&self.console_readonly_token_file),
+            ),
+            row("console.secure_cookies", &self.console_secure_cookies),
         ]
     }
 }

@@ -142,6 +142,11 @@ fn secrets_are_masked_and_never_accepted_as_file_values_or_flags() {
             "serve.admin_token",
             "serve.admin_token_file",
         ),
+        (
+            format!("[console]\nreadonly_token = \"{token}\"\n"),
+            "console.readonly_token",
+            "console.readonly_token_file",
+        ),
     ] {
         std::fs::write(d.join("s.toml"), text).unwrap();
         let r = dci(d, &["--config", "s.toml", "config", "show"], &[]);
@@ -246,6 +251,9 @@ fn every_variable_is_in_the_help() {
         "DCI_REQUEST_TIMEOUT",
         "DCI_SHUTDOWN_GRACE",
         "DCI_LOG",
+        "DCI_CONSOLE_READONLY_TOKEN",
+        "DCI_CONSOLE_READONLY_TOKEN_FILE",
+        "DCI_CONSOLE_SECURE_COOKIES",
     ] {
         assert!(r.stdout.contains(var), "{var} missing from dci --help");
     }

@@ -579,6 +579,7 @@ fn the_example_config_loads_and_every_setting_in_it_is_taken_from_it() {
         ("serve.request_timeout", "60"),
         ("serve.shutdown_grace", "30"),
         ("serve.admin_token_file", "/etc/dci/admin-token"),
+        ("console.secure_cookies", "false"),
     ];
     for (key, value) in file_keys {
         assert_eq!(shown[key]["origin"], "file", "{key}: {shown}");
@@ -589,7 +590,10 @@ fn the_example_config_loads_and_every_setting_in_it_is_taken_from_it() {
     let text = read("deploy/dci.toml");
     for key in shown.as_object().unwrap().keys() {
         let leaf = key.rsplit('.').next().unwrap();
-        if matches!(leaf, "master_key" | "admin_token" | "config") {
+        if matches!(
+            leaf,
+            "master_key" | "admin_token" | "readonly_token" | "config"
+        ) {
             continue;
         }
         assert!(
@@ -626,7 +630,8 @@ fn dci_serves_with_the_example_config_and_its_secret_files() {
         .replace("\"/var/lib/dci\"", "\"home\"")
         .replace("\"/etc/dci/master-key\"", "\"master-key\"")
         .replace("\"/etc/dci/admin-token\"", "\"admin-token\"")
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("secure_cookies = false", "secure_cookies = true");
     let file = dir.path().join("dci.toml");
     std::fs::write(&file, config).unwrap();
     let healthz = || {
@@ -661,6 +666,20 @@ fn dci_serves_with_the_example_config_and_its_secret_files() {
     };
     assert!(api(token).starts_with("HTTP/1.1 200"), "{}", api(token));
     assert!(api("wrong-token-0123456789").starts_with("HTTP/1.1 401"));
+    // The console takes its settings from the file too: cookies marked Secure on plain http.
+    let login = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = s.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp
+    };
+    let cookie = login
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no session cookie: {login}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
     drop(serve);
     // The key came from the file the config names: none was generated in the home.
     let home = dir.path().join("home");

@@ -88,7 +88,10 @@ pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
         .merge(api::router(&state))
-        .merge(console::router());
+        .merge(match &state.config.console {
+            Some(c) => console::router_with(c.clone()),
+            None => console::router(),
+        });
     with_layers(routes, &state.config, throttle).with_state(state)
 }
 

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How the webhook delivery worker (started by [`crate::serve`]) delivers and retries.
     pub webhooks: dci_client::webhooks::WebhookSettings,
+    /// The console's settings; `None` reads them from the environment
+    /// ([`crate::console::ConsoleConfig::from_env`]).
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             webhooks: dci_client::webhooks::WebhookSettings::default(),
+            console: None,
         }
     }
 }

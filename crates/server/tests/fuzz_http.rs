@@ -107,6 +107,7 @@ impl Rig {
             body_limit: BODY_LIMIT,
             request_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(2),
+            console: None,
             ..ServerConfig::default()
         };
         let state = AppState::with_config(

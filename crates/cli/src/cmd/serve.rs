@@ -54,6 +54,14 @@ pub(crate) struct ServeArgs {
     /// [default: 1000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000), help_heading = "Webhooks")]
     webhook_retry_base_ms: Option<u64>,
+    /// File holding a console token (16+ characters) that may view, change nothing [env:
+    /// DCI_CONSOLE_READONLY_TOKEN_FILE]; or set DCI_CONSOLE_READONLY_TOKEN.
+    #[arg(long, value_name = "FILE", help_heading = "Access")]
+    console_readonly_token_file: Option<std::path::PathBuf>,
+    /// Mark console cookies Secure even on plain http, behind a TLS proxy that sends no
+    /// X-Forwarded-Proto [env: DCI_CONSOLE_SECURE_COOKIES] [default: false].
+    #[arg(long, value_name = "BOOL", help_heading = "Access")]
+    console_secure_cookies: Option<bool>,
 }
 
 impl ServeArgs {
@@ -68,6 +76,8 @@ impl ServeArgs {
             webhook_max_attempts: self.webhook_max_attempts,
             webhook_max_age_secs: self.webhook_max_age_secs,
             webhook_retry_base_ms: self.webhook_retry_base_ms,
+            console_readonly_token_file: self.console_readonly_token_file.clone(),
+            console_secure_cookies: self.console_secure_cookies,
         }
     }
 }
@@ -135,6 +145,7 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             ),
             ..dci_client::webhooks::WebhookSettings::default()
         },
+        console: Some(settings.console_config()?),
     };
     let listen: SocketAddr = settings.listen.value.unwrap_or_else(|| {
         crate::config::DEFAULT_LISTEN
