@@ -224,8 +224,30 @@ async fn check_page(c: &Client, name: &str, audit: &mut Audit) {
         let scroll = dims[0].as_u64().unwrap_or(u64::MAX);
         let viewport = dims[1].as_u64().unwrap_or(0);
         if scroll > viewport {
+            // Name the outermost elements sticking out (not those inside a scrolling region).
+            let culprits = c
+                .execute(
+                    r#"var vw = document.documentElement.clientWidth, out = [];
+                    function clipped(e) {
+                      for (var p = e.parentElement; p; p = p.parentElement) {
+                        var o = getComputedStyle(p).overflowX;
+                        if (o === 'auto' || o === 'scroll' || o === 'hidden') return true;
+                      }
+                      return false;
+                    }
+                    document.querySelectorAll('body *').forEach(function (e) {
+                      var r = e.getBoundingClientRect(), p = e.parentElement;
+                      if (r.right > vw + 1 && !clipped(e) && !(p && p.getBoundingClientRect().right > vw + 1))
+                        out.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '') + ' to ' + Math.round(r.right) + ' px');
+                    });
+                    return out.slice(0, 5).join(', ');"#,
+                    vec![],
+                )
+                .await
+                .unwrap();
             audit.problems.push(format!(
-                "{name} at {w} px: the page is {scroll} px wide (viewport {viewport} px)"
+                "{name} at {w} px: the page is {scroll} px wide (viewport {viewport} px): {}",
+                culprits.as_str().unwrap_or("")
             ));
         }
         for v in axe_violations(c).await {
@@ -888,6 +910,12 @@ async fn console_in_headless_chromium() {
         "a viewer sees no editable-looking inputs"
     );
     check_page(&c, "source-readonly", &mut audit).await;
+    c.goto(&format!("{ro_base}/search")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Id("search-readonly"))
+        .await
+        .unwrap();
+    check_page(&c, "search-readonly", &mut audit).await;
 
     c.close().await.unwrap();
     drop(driver);

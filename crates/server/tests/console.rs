@@ -575,6 +575,9 @@ async fn read_only_users_view_but_cannot_edit_test_or_search() {
         ro.get("/sources/ro_src/delete").await.status,
         StatusCode::FORBIDDEN
     );
+    let search = ro.get("/search").await;
+    assert!(search.body.contains(r#"id="search-readonly""#));
+    assert!(!search.body.contains(r#"id="search-form""#));
     for path in [
         "/sources/ro_src/delete",
         "/sources/ro_src",

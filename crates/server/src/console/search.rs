@@ -198,8 +198,9 @@ async fn search_view(
             p.panel { "No enabled data source: " a href="/sources/new" { "create one" } " first." }
         }
         @if !ctx.can_edit() {
-            p.notice { "Read-only logins cannot run searches: the form is shown for reference." }
-        }
+            // A search reaches the registry: viewers get no form that looks usable.
+            p.notice id="search-readonly" { "Read-only logins cannot run searches: sign in with the admin token to search." }
+        } @else {
         form method="post" action="/search" id="search-form" {
             (view::csrf(ctx))
             fieldset {
@@ -262,9 +263,8 @@ async fn search_view(
                     input type="number" id="s-page-size" name="page_size" min="1" max="1000" value=(form.page_size);
                 }
             }
-            @if ctx.can_edit() {
-                div.actions.sticky { button type="submit" id="run-search" { "Search" } }
-            }
+            div.actions.sticky { button type="submit" id="run-search" { "Search" } }
+        }
         }
         @if let Some((registry, r)) = result { (result_view(registry, r)) }
     };

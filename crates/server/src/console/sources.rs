@@ -1108,19 +1108,21 @@ fn report_table(r: &TestReport) -> Markup {
             @if !r.stages.iter().any(|s| s.status.as_str() == "fail") {
                 p id="test-summary" { (r.summary) }
             }
+            (scroll("Test stages", html! {
             table {
-                thead { tr { th { "Stage" } th { "Result" } th { "Time" } th { "Details and what to fix" } } }
-                tbody {
-                    @for s in &r.stages {
-                        tr data-stage=(s.stage.as_str()) data-status=(s.status.as_str()) {
-                            td { (s.label) }
-                            td { (badge(s.status.as_str(), s.status.as_str())) }
-                            td { (s.duration_ms) " ms" }
-                            td { (s.message) }
+                    thead { tr { th { "Stage" } th { "Result" } th { "Time" } th { "Details and what to fix" } } }
+                    tbody {
+                        @for s in &r.stages {
+                            tr data-stage=(s.stage.as_str()) data-status=(s.status.as_str()) {
+                                td { (s.label) }
+                                td { (badge(s.status.as_str(), s.status.as_str())) }
+                                td { (s.duration_ms) " ms" }
+                                td.wrap { (s.message) }
+                            }
                         }
                     }
                 }
-            }
+            }))
         }
     }
 }

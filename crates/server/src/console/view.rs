@@ -27,7 +27,7 @@ main{max-width:1100px;margin:1.2rem auto;padding:0 1.2rem}
 .crumbs{color:#486581;font-size:.9rem;margin-bottom:.3rem}
 h1{margin:.2rem 0 1rem;font-size:1.5rem;overflow-wrap:anywhere}
 h2{font-size:1.2rem}
-.scroll{overflow-x:auto;max-width:100%;margin:0 0 1rem}
+.scroll{overflow-x:auto;max-width:100%;margin:0 0 1rem;position:relative}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #e4e7eb;vertical-align:top;overflow-wrap:break-word}
 td.wrap{overflow-wrap:anywhere;min-width:8rem}
