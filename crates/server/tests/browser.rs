@@ -670,7 +670,13 @@ async fn console_in_headless_chromium() {
         .text()
         .await
         .unwrap();
-    let search_shot = shot(&c, "search-crvs-top").await;
+    wait_loaded(&c).await;
+    assert_eq!(
+        focused_id(&c).await,
+        "results-h",
+        "the focus moves to the results"
+    );
+    let search_shot = shot(&c, "search-crvs-results").await;
     assert_eq!(count.trim(), "1", "screenshot: {}", search_shot.display());
     assert!(text.contains(&ex.id_value));
     assert!(text.contains("Marital status"), "{text}");

@@ -275,7 +275,7 @@ fn result_view(registry: RegistryType, r: &SearchResult) -> Markup {
     let n: usize = r.items.iter().map(|i| i.records.len()).sum();
     html! {
         section id="results" aria-labelledby="results-h" {
-            h2 id="results-h" { "Results: " span id="record-count" { (n) } " record(s)" }
+            h2 id="results-h" tabindex="-1" { "Results: " span id="record-count" { (n) } " record(s)" }
             p.muted { "Transaction " code { (r.transaction_id) }
                 @if let Some(c) = &r.correlation_id { " · correlation " code { (c) } }
                 " · signature " (r.signature.as_str()) }

@@ -51,7 +51,7 @@ p,li,dd,.hint,.err,.notice,.error-summary,legend,label{overflow-wrap:anywhere}
 input[type=text],input[type=password],input[type=url],input[type=number],input[type=date],select,textarea{width:100%;padding:.35rem .5rem;border:1px solid #66788a;border-radius:3px;font:inherit;background:#fff;color:#1f2933}
 input[aria-invalid=true],select[aria-invalid=true],textarea[aria-invalid=true]{border:2px solid #ab091e}
 button,.button{background:#1d5f94;color:#fff;border:0;border-radius:3px;padding:.45rem .9rem;font:inherit;cursor:pointer;text-decoration:none;display:inline-block}
-button.secondary,.button.secondary{background:#486581}button.danger{background:#ab091e}
+button.secondary,.button.secondary{background:#486581}button.danger,.button.danger{background:#ab091e}
 header.top button{background:transparent;border:1px solid #bcccdc;padding:.2rem .6rem}
 :focus-visible,input:focus,select:focus,textarea:focus,button:focus{outline:3px solid #0b4f8a;outline-offset:2px}
 input[aria-invalid=true]:focus,select[aria-invalid=true]:focus,textarea[aria-invalid=true]:focus{outline:3px solid #0b4f8a;outline-offset:2px}
@@ -86,12 +86,15 @@ details summary{cursor:pointer}
 }
 "#;
 
-/// The only script: moves the focus to the error summary after a failed submit, and hides the
+/// The only script: moves the focus to the error summary after a failed submit (or to the
+/// results after a search), and hides the
 /// auth fieldsets of the types not chosen. Without it every auth fieldset shows and the server
 /// ignores the ones that do not apply.
 const SCRIPT: &str = r#"(function(){
   var summary=document.querySelector('.error-summary[tabindex]');
-  if(summary)summary.focus();
+  if(summary){summary.focus();return;}
+  var results=document.getElementById('results-h');
+  if(results)results.focus();
 })();
 (function(){
   var sel=document.getElementById('f-auth');
