@@ -1,5 +1,5 @@
-//! DCI > Configuration > Data Sources: the list, the grouped form, save, Test Connection and
-//! clear token cache.
+//! DCI > Configuration > Data Sources: the list, the grouped form, save, Test Connection,
+//! clear token cache, and delete (after a confirmation page).
 //!
 //! The form is parsed into the data-source document ([`SourceDocument`]), so validation (and its
 //! messages) is the same as the CLI's and the API's; each form field knows its document path,
@@ -8,6 +8,11 @@
 //! error on the code. Secrets are write-only: a stored secret shows as `********`, which the
 //! document reads as "keep the stored one"; a secret typed into a form that fails validation is
 //! never sent back to the browser.
+//!
+//! Required fields are marked; the error summary names each field by its label (and so do the
+//! messages that mention another field). Our signing key is a choice of the keys that may be
+//! named ([`KeyManager::choosable`]); the library's check refuses an unknown or revoked one.
+//! Read-only users see the values as text, never inputs.
 
 use std::collections::HashMap;
 
