@@ -915,6 +915,15 @@ async fn console_in_headless_chromium() {
         Some(0),
         "a viewer sees no editable-looking inputs"
     );
+    assert!(
+        c.find(Locator::Id("f-token_url"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "a viewer sees the chosen auth type's settings"
+    );
     check_page(&c, "source-readonly", &mut audit).await;
     c.goto(&format!("{ro_base}/search")).await.unwrap();
     c.wait()

@@ -834,9 +834,16 @@ fn source_form(
             fieldset {
                 legend { "Authentication" }
                 @for s in AUTH { (field(s, &v)) }
-                (fieldset("OAuth2 client credentials", Some("oauth2"), OAUTH2, &v))
-                (fieldset("Bearer token", Some("bearer"), BEARER, &v))
-                (fieldset("HTTP Basic", Some("basic"), BASIC_AUTH, &v))
+                // Read-only: only the chosen type's settings (there is no choice to follow).
+                @for (legend, kind, specs) in [
+                    ("OAuth2 client credentials", "oauth2", OAUTH2),
+                    ("Bearer token", "bearer", BEARER),
+                    ("HTTP Basic", "basic", BASIC_AUTH),
+                ] {
+                    @if !v.readonly || fs.get("auth") == kind {
+                        (fieldset(legend, Some(kind), specs, &v))
+                    }
+                }
             }
             (fieldset("Message signing", None, SIGNING, &v))
             (fieldset("Endpoints", None, ENDPOINTS, &v))

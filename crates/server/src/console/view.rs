@@ -98,7 +98,7 @@ const SCRIPT: &str = r#"(function(){
 })();
 (function(){
   var sel=document.getElementById('f-auth');
-  if(!sel)return;
+  if(!sel||sel.tagName!=='SELECT')return;
   function sync(){
     document.querySelectorAll('[data-auth]').forEach(function(el){
       el.hidden = el.getAttribute('data-auth')!==sel.value;
