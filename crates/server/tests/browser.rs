@@ -759,6 +759,12 @@ async fn console_in_headless_chromium() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     c.goto(&format!("{base}/transactions")).await.unwrap();
+    c.find(Locator::Css("section.notification details.events summary"))
+        .await
+        .expect("a notification's events fold open")
+        .click()
+        .await
+        .unwrap();
     let notes = c
         .find(Locator::Css("section.notification"))
         .await

@@ -129,12 +129,19 @@ pub(crate) async fn transactions(
                     @if events.is_empty() {
                         (json_block("Notification as received (JSON)", &n.body))
                     }
-                    @for (i, ev) in events.iter().enumerate() {
-                        div.event {
-                            h3 { "Event " (i + 1) ": " (ev.event_type.as_deref().unwrap_or("event")) }
-                            p.muted { "Subscription " code { (ev.subscription_code.as_deref().unwrap_or("—")) }
-                                @if let Some(t) = &ev.record_type { " · record type " (t) } }
-                            @for (k, rec) in ev.records.iter().enumerate() { (record_view(rec, k + 1, 4)) }
+                    @if !events.is_empty() {
+                        @let records: usize = events.iter().map(|e| e.records.len()).sum();
+                        // Folded: one notification may carry many events.
+                        details.events {
+                            summary { (events.len()) " event(s) with " (records) " record(s): show them" }
+                            @for (i, ev) in events.iter().enumerate() {
+                                div.event {
+                                    h3 { "Event " (i + 1) ": " (ev.event_type.as_deref().unwrap_or("event")) }
+                                    p.muted { "Subscription " code { (ev.subscription_code.as_deref().unwrap_or("—")) }
+                                        @if let Some(t) = &ev.record_type { " · record type " (t) } }
+                                    @for (k, rec) in ev.records.iter().enumerate() { (record_view(rec, k + 1, 4)) }
+                                }
+                            }
                         }
                     }
                 }
