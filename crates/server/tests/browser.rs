@@ -1,12 +1,19 @@
 //! End-to-end test of the console in a real headless Chromium, driven over WebDriver
-//! (chromedriver): sign in, create an OAuth2 data source pointing at the sandbox, save, click
-//! Test Connection and see Active, run a search and see a record; then save a wrong secret,
-//! test again and see the failing stage with its message.
+//! (chromedriver): sign in, fail a submit (focus on the error summary, focus visible on the
+//! invalid field), create an OAuth2 data source pointing at the sandbox, save, click Test
+//! Connection and see Active, search every registry type and see its typed record, follow an
+//! async search to its transaction page, see a notification's content, delete a source and
+//! revoke a key through their confirmation pages, view a source read-only; then save a wrong
+//! secret, test again and see the failing stage with its message once.
+//!
+//! Every page is checked at 1366 px and at 390 px wide: axe-core (vendored in
+//! `tests/assets/axe-core/`, see its README) reports no WCAG 2.1 A/AA violation, and the page
+//! does not scroll sideways (`scrollWidth <= innerWidth`). A screenshot of each page at each
+//! width is written to `target/screenshots/` (the path is printed).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them; override the paths
 //! with `DCI_CHROMIUM` / `DCI_CHROMEDRIVER`). Without a browser the test prints why and passes
-//! — unless `CI` is set, where a missing browser fails it. Screenshots go to
-//! `$TMPDIR/dci-console-*.png`.
+//! — unless `CI` is set, where a missing browser fails it.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -14,8 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dci_client::{MasterKey, OpsStore, SourceState, Store};
+use dci_client::{MasterKey, OpsStore, SourceDocument, SourceState, Store};
 use dci_protocol::RegistryType;
+use dci_server::console::{ConsoleConfig, router_with};
 use dci_server::{AdminToken, AppState};
 use dci_store::SqliteStore;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -23,6 +31,13 @@ use secrecy::SecretString;
 use serde_json::json;
 
 const ADMIN: &str = "browser-admin-token-0123456789";
+const READONLY: &str = "browser-readonly-token-987654";
+
+/// axe-core 4.14.1 (`axe.min.js` of the npm package, MPL-2.0): see `tests/assets/axe-core/README.md`.
+const AXE: &str = include_str!("assets/axe-core/axe.min.js");
+
+/// The widths every page must work at: a common laptop and a small phone.
+const WIDTHS: [(u32, u32); 2] = [(1366, 900), (390, 844)];
 
 fn tool(env: &str, default: &str) -> Option<PathBuf> {
     let p = std::env::var_os(env)
@@ -99,17 +114,30 @@ async fn fill(c: &Client, id: &str, text: &str) {
         .find(Locator::Id(id))
         .await
         .unwrap_or_else(|e| panic!("#{id}: {e}"));
+    c.execute(
+        "arguments[0].scrollIntoView({block: 'center'});",
+        vec![serde_json::to_value(&e).unwrap()],
+    )
+    .await
+    .unwrap();
     e.clear().await.unwrap();
     e.send_keys(text).await.unwrap();
 }
 
+/// Clicks an element after scrolling it to the middle of the window, as a person would
+/// (WebDriver only scrolls it barely into view, which may leave it under the sticky actions).
 async fn click(c: &Client, id: &str) {
-    c.find(Locator::Id(id))
+    let e = c
+        .find(Locator::Id(id))
         .await
-        .unwrap_or_else(|e| panic!("#{id}: {e}"))
-        .click()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("#{id}: {e}"));
+    c.execute(
+        "arguments[0].scrollIntoView({block: 'center'});",
+        vec![serde_json::to_value(&e).unwrap()],
+    )
+    .await
+    .unwrap();
+    e.click().await.unwrap();
 }
 
 /// htmx is loaded with `defer`: a click before it has run submits the plain form (the
@@ -131,11 +159,234 @@ async fn wait_for_htmx(c: &Client) {
     panic!("htmx did not load within 10 s");
 }
 
+/// Where screenshots go: `target/screenshots/` of the workspace (or `CARGO_TARGET_DIR`).
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What the checks of every page found; the test fails at the end listing all of it.
+#[derive(Default)]
+struct Audit {
+    problems: Vec<String>,
+    pages: Vec<String>,
+}
+
+/// Runs axe-core's WCAG 2.1 A/AA rules on the current page; the violations, one line each.
+async fn axe_violations(c: &Client) -> Vec<String> {
+    // WebDriver scripts run outside the page's CSP, so the vendored file is evaluated as is.
+    c.execute(&format!("{AXE}\n;return typeof window.axe;"), vec![])
+        .await
+        .expect("axe-core loads");
+    let out = c
+        .execute_async(
+            r#"var done = arguments[arguments.length - 1];
+            axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+                               resultTypes: ['violations']})
+              .then(function (r) {
+                done(r.violations.map(function (v) {
+                  return v.id + ' (' + v.impact + '): ' + v.help + ' — ' + v.nodes.map(function (n) {
+                    return n.target.join(' ') + ' [' + (n.failureSummary || '').replace(/\s+/g, ' ') + ']';
+                  }).join('; ');
+                }));
+              })
+              .catch(function (e) { done(['axe failed: ' + e]); });"#,
+            vec![],
+        )
+        .await
+        .expect("axe-core runs");
+    out.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks the current page at every width (axe-core, no sideways scrolling) and writes a
+/// screenshot of it at each width.
+async fn check_page(c: &Client, name: &str, audit: &mut Audit) {
+    for (w, h) in WIDTHS {
+        c.set_window_size(w, h).await.unwrap();
+        let dims = c
+            .execute(
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        // The viewport without its scrollbar: content wider than it scrolls sideways.
+        let scroll = dims[0].as_u64().unwrap_or(u64::MAX);
+        let viewport = dims[1].as_u64().unwrap_or(0);
+        if scroll > viewport {
+            // Name the outermost elements sticking out (not those inside a scrolling region).
+            let culprits = c
+                .execute(
+                    r#"var vw = document.documentElement.clientWidth, out = [];
+                    function clipped(e) {
+                      for (var p = e.parentElement; p; p = p.parentElement) {
+                        var o = getComputedStyle(p).overflowX;
+                        if (o === 'auto' || o === 'scroll' || o === 'hidden') return true;
+                      }
+                      return false;
+                    }
+                    document.querySelectorAll('body *').forEach(function (e) {
+                      var r = e.getBoundingClientRect(), p = e.parentElement;
+                      if (r.right > vw + 1 && !clipped(e) && !(p && p.getBoundingClientRect().right > vw + 1))
+                        out.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '') + ' to ' + Math.round(r.right) + ' px');
+                    });
+                    return out.slice(0, 5).join(', ');"#,
+                    vec![],
+                )
+                .await
+                .unwrap();
+            audit.problems.push(format!(
+                "{name} at {w} px: the page is {scroll} px wide (viewport {viewport} px): {}",
+                culprits.as_str().unwrap_or("")
+            ));
+        }
+        for v in axe_violations(c).await {
+            audit.problems.push(format!("{name} at {w} px: {v}"));
+        }
+        // The whole page in the screenshot: the window as tall as the page (bounded).
+        let height = c
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .and_then(|h| u32::try_from(h).ok())
+            .unwrap_or(h)
+            .clamp(h, 8000);
+        c.set_window_size(w, height).await.unwrap();
+        let path = screenshot_dir().join(format!("console-{name}-{w}.png"));
+        std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
+        audit.pages.push(path.display().to_string());
+    }
+    c.set_window_size(WIDTHS[0].0, WIDTHS[0].1).await.unwrap();
+}
+
 async fn shot(c: &Client, name: &str) -> PathBuf {
     let png = c.screenshot().await.unwrap();
-    let path = std::env::temp_dir().join(format!("dci-console-{name}.png"));
+    let path = screenshot_dir().join(format!("console-{name}.png"));
     std::fs::write(&path, png).unwrap();
     path
+}
+
+/// The id of the focused element.
+async fn focused_id(c: &Client) -> String {
+    c.execute(
+        "return document.activeElement ? document.activeElement.id : '';",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or("")
+    .to_owned()
+}
+
+/// The focused element's outline as `style width` (e.g. `solid 3px`).
+async fn focused_outline(c: &Client) -> String {
+    c.execute(
+        "var s = getComputedStyle(document.activeElement); return s.outlineStyle + ' ' + s.outlineWidth;",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or("")
+    .to_owned()
+}
+
+/// Waits until the page's deferred scripts ran.
+async fn wait_loaded(c: &Client) {
+    for _ in 0..100 {
+        let ready = c
+            .execute("return document.readyState === 'complete';", vec![])
+            .await
+            .unwrap();
+        if ready.as_bool() == Some(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page did not finish loading within 5 s");
+}
+
+/// An active OAuth2 source of `registry` on the sandbox, stored directly (the form is tested
+/// with the CRVS one).
+async fn stored_source(
+    store: &Arc<dyn Store>,
+    sb: &dci_sandbox::Sandbox,
+    code: &str,
+    registry: RegistryType,
+    callback: Option<(String, String)>,
+) {
+    let mut d = SourceDocument::default();
+    let text = [
+        ("code", code.to_owned()),
+        (
+            "name",
+            format!("Sandbox {}", registry.as_str().to_uppercase()),
+        ),
+        ("registry_type", registry.as_str().to_owned()),
+        ("base_url", sb.registry_url(registry)),
+        ("sender_id", "spmis.example.org".to_owned()),
+        ("auth.token_url", sb.token_url()),
+        ("auth.client_id", dci_sandbox::DEMO_CLIENT_ID.to_owned()),
+    ];
+    for (path, v) in text {
+        assert!(d.set_text(path, Some(v)), "{path}");
+    }
+    d.auth.kind = Some("oauth2".into());
+    if let Some((uri, receiver)) = callback {
+        assert!(d.set_text("callback_uri", Some(uri)));
+        assert!(d.set_text("receiver_id", Some(receiver)));
+    }
+    assert!(d.set_secret_at(
+        "auth.client_secret",
+        Some(SecretString::from(dci_sandbox::DEMO_CLIENT_SECRET))
+    ));
+    let s = d.validate().unwrap();
+    store.create_data_source(&s).await.unwrap();
+    store.set_state(code, SourceState::Active).await.unwrap();
+}
+
+/// Runs an identifier search of `source` from the search page and returns the results' text.
+async fn search_by_id(
+    c: &Client,
+    base: &str,
+    source: &str,
+    id_type: &str,
+    id_value: &str,
+) -> String {
+    c.goto(&format!("{base}/search")).await.unwrap();
+    c.find(Locator::Id("s-source"))
+        .await
+        .unwrap()
+        .select_by_value(source)
+        .await
+        .unwrap();
+    c.find(Locator::Id("s-id-type"))
+        .await
+        .unwrap()
+        .select_by_value(id_type)
+        .await
+        .unwrap();
+    fill(c, "s-id-value", id_value).await;
+    click(c, "run-search").await;
+    c.wait().for_element(Locator::Id("results")).await.unwrap();
+    c.find(Locator::Id("results"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,17 +415,39 @@ async fn console_in_headless_chromium() {
     let ops: Arc<dyn OpsStore> = s;
     let state = AppState::new(
         store.clone(),
-        ops,
+        ops.clone(),
         AdminToken::from_secret(&SecretString::from(ADMIN)),
     );
-    let server = dci_server::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), state)
+    let server = dci_server::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), state.clone())
         .await
         .unwrap();
     let base = server.base_url();
+    // A second console on the same data that also knows a read-only token.
+    let ro_listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .unwrap();
+    let ro_base = format!("http://{}", ro_listener.local_addr().unwrap());
+    let ro_app = router_with(ConsoleConfig {
+        readonly_token: Some(SecretString::from(READONLY)),
+        secure_cookies: false,
+    })
+    .with_state(state.clone());
+    let ro_server = tokio::spawn(async move { axum::serve(ro_listener, ro_app).await });
 
     let driver = start_driver(&driver_path).await;
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, &chromium, profile.path()).await;
+    let mut audit = Audit::default();
+
+    // The audit itself works: axe-core sees a known violation (an image without text).
+    c.goto("data:text/html,<!doctype html><html lang=en><title>t</title><main><img src=x.png></main></html>")
+        .await
+        .unwrap();
+    let seen = axe_violations(&c).await;
+    assert!(
+        seen.iter().any(|v| v.starts_with("image-alt")),
+        "axe-core reports a missing alt text: {seen:?}"
+    );
 
     // Sign in.
     c.goto(&format!("{base}/sources")).await.unwrap();
@@ -182,12 +455,14 @@ async fn console_in_headless_chromium() {
         c.current_url().await.unwrap().path().ends_with("/login"),
         "pages need a login"
     );
+    check_page(&c, "login", &mut audit).await;
     fill(&c, "token", ADMIN).await;
     click(&c, "login").await;
     c.wait()
         .for_element(Locator::Id("new-source"))
         .await
         .unwrap();
+    check_page(&c, "sources-empty", &mut audit).await;
 
     // DCI > Configuration > Data Sources > New: an OAuth2 source pointing at the sandbox.
     click(&c, "new-source").await;
@@ -195,12 +470,56 @@ async fn console_in_headless_chromium() {
         .for_element(Locator::Id("source-form"))
         .await
         .unwrap();
+    let form_html = c.source().await.unwrap();
+    assert!(form_html.contains("DCI › Configuration › Data Sources"));
     assert!(
-        c.source()
-            .await
-            .unwrap()
-            .contains("DCI › Configuration › Data Sources")
+        form_html
+            .contains(r#"<label for="f-name">Name <span class="req" aria-hidden="true">*</span>"#),
+        "required fields are marked"
     );
+    check_page(&c, "source-new", &mut audit).await;
+
+    // A failed submit: the focus moves to the error summary, which names fields by label;
+    // an invalid field shows its focus.
+    fill(&c, "f-code", "Bad Code").await;
+    fill(&c, "f-base_url", "crvs.example.org/api/").await;
+    click(&c, "save").await;
+    c.wait()
+        .for_element(Locator::Id("error-summary"))
+        .await
+        .unwrap();
+    wait_loaded(&c).await;
+    assert_eq!(
+        focused_id(&c).await,
+        "error-summary",
+        "the focus moves to the error summary"
+    );
+    let summary = c
+        .find(Locator::Id("error-summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(summary.contains("Base URL"), "{summary}");
+    assert!(!summary.contains("base_url"), "labels, not keys: {summary}");
+    assert!(
+        summary.contains("use https://crvs.example.org/api"),
+        "a valid suggestion: {summary}"
+    );
+    assert_eq!(
+        summary.matches("Base URL").count(),
+        1,
+        "one message per error: {summary}"
+    );
+    check_page(&c, "source-new-errors", &mut audit).await;
+    click(&c, "f-base_url").await;
+    let outline = focused_outline(&c).await;
+    assert!(
+        outline.starts_with("solid") && !outline.ends_with(" 0px"),
+        "focus is visible on an invalid field: {outline}"
+    );
+
     fill(&c, "f-code", "sandbox_crvs").await;
     fill(&c, "f-name", "Sandbox CRVS").await;
     c.find(Locator::Id("f-registry_type"))
@@ -242,6 +561,20 @@ async fn console_in_headless_chromium() {
     fill(&c, "f-client_id", dci_sandbox::DEMO_CLIENT_ID).await;
     fill(&c, "f-client_secret", dci_sandbox::DEMO_CLIENT_SECRET).await;
     fill(&c, "f-scope", "crvs.read").await;
+    // Save is on screen without scrolling (sticky actions), even at the top of a long form.
+    c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
+    let save_visible = c
+        .execute(
+            "var r = document.getElementById('save').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        save_visible.as_bool(),
+        Some(true),
+        "Save is reachable without scrolling"
+    );
     click(&c, "save").await;
     c.wait()
         .for_element(Locator::Id("test-connection"))
@@ -253,6 +586,7 @@ async fn console_in_headless_chromium() {
         !page.contains(dci_sandbox::DEMO_CLIENT_SECRET),
         "the secret is write-only"
     );
+    check_page(&c, "source-edit", &mut audit).await;
 
     // Test Connection: every stage shown, state Active.
     wait_for_htmx(&c).await;
@@ -266,7 +600,7 @@ async fn console_in_headless_chromium() {
         c.current_url().await.unwrap().path(),
         "/sources/sandbox_crvs"
     );
-    let state = c
+    let state_text = c
         .find(Locator::Id("state"))
         .await
         .unwrap()
@@ -275,7 +609,7 @@ async fn console_in_headless_chromium() {
         .unwrap();
     let active_shot = shot(&c, "test-active").await;
     assert_eq!(
-        state.trim(),
+        state_text.trim(),
         "active",
         "screenshot: {}",
         active_shot.display()
@@ -297,20 +631,38 @@ async fn console_in_headless_chromium() {
             .state,
         SourceState::Active
     );
+    check_page(&c, "source-test-passed", &mut audit).await;
 
-    // Search by identifier and see the record.
-    let ex = sb.examples()[&RegistryType::Crvs].found[0].clone();
+    // The other registries (stored directly), and an async CRVS source whose callbacks reach
+    // this server.
+    for (code, rt) in [
+        ("sandbox_dr", RegistryType::Dr),
+        ("sandbox_ibr", RegistryType::Ibr),
+        ("sandbox_sr", RegistryType::Social),
+        ("sandbox_fr", RegistryType::Fr),
+    ] {
+        stored_source(&store, &sb, code, rt, None).await;
+    }
+    stored_source(
+        &store,
+        &sb,
+        "async_crvs",
+        RegistryType::Crvs,
+        Some((
+            format!("{base}/callback/async_crvs"),
+            sb.registry_id().to_owned(),
+        )),
+    )
+    .await;
+    c.goto(&format!("{base}/sources")).await.unwrap();
+    check_page(&c, "sources", &mut audit).await;
+
+    // Search: the page preselects an active source; each registry's record is typed.
     c.goto(&format!("{base}/search")).await.unwrap();
-    c.find(Locator::Id("s-source"))
-        .await
-        .unwrap()
-        .select_by_value("sandbox_crvs")
-        .await
-        .unwrap();
-    fill(&c, "s-id-type", &ex.id_type).await;
-    fill(&c, "s-id-value", &ex.id_value).await;
-    click(&c, "run-search").await;
-    c.wait().for_element(Locator::Id("results")).await.unwrap();
+    check_page(&c, "search", &mut audit).await;
+    let examples = sb.examples();
+    let ex = examples[&RegistryType::Crvs].found[0].clone();
+    let text = search_by_id(&c, &base, "sandbox_crvs", &ex.id_type, &ex.id_value).await;
     let count = c
         .find(Locator::Id("record-count"))
         .await
@@ -318,19 +670,180 @@ async fn console_in_headless_chromium() {
         .text()
         .await
         .unwrap();
-    let search_shot = shot(&c, "search").await;
+    wait_loaded(&c).await;
+    assert_eq!(
+        focused_id(&c).await,
+        "results-h",
+        "the focus moves to the results"
+    );
+    let search_shot = shot(&c, "search-crvs-results").await;
     assert_eq!(count.trim(), "1", "screenshot: {}", search_shot.display());
+    assert!(text.contains(&ex.id_value));
+    assert!(text.contains("Marital status"), "{text}");
     assert!(
-        c.find(Locator::Id("results"))
+        c.find(Locator::Css(r#"article[data-kind="person"]"#))
+            .await
+            .is_ok(),
+        "a CRVS record is shown as a person"
+    );
+    check_page(&c, "search-crvs", &mut audit).await;
+    for (code, rt, kind, label) in [
+        (
+            "sandbox_dr",
+            RegistryType::Dr,
+            "disability",
+            "Counts as disabled",
+        ),
+        (
+            "sandbox_ibr",
+            RegistryType::Ibr,
+            "beneficiary",
+            "Enrolments",
+        ),
+        ("sandbox_sr", RegistryType::Social, "group", "Members"),
+        ("sandbox_fr", RegistryType::Fr, "farmer", "Farm type"),
+    ] {
+        let ex = examples[&rt].found[0].clone();
+        let text = search_by_id(&c, &base, code, &ex.id_type, &ex.id_value).await;
+        assert!(text.contains(label), "{code}: {text}");
+        assert!(
+            c.find(Locator::Css(&format!(r#"article[data-kind="{kind}"]"#)))
+                .await
+                .is_ok(),
+            "{code}: a {kind} view"
+        );
+        check_page(&c, &format!("search-{}", rt.as_str()), &mut audit).await;
+    }
+
+    // An async search and a subscription with a notification: the transaction page, the
+    // notification's content.
+    let aops = state.operations("async_crvs").await.unwrap();
+    let spec =
+        dci_client::ops::SearchSpec::by_id(&format!("{}:{}", ex.id_type, ex.id_value)).unwrap();
+    let sub = aops
+        .submit_search_async(&dci_client::ops::SearchQuery::one(spec))
+        .await
+        .unwrap();
+    let view = aops
+        .await_transaction(&sub.transaction_id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(view.state.as_str(), "completed");
+    let crvs = dci_client::CrvsClient::new(aops.clone()).unwrap();
+    let subscribed = crvs
+        .subscribe(&[dci_client::registries::VitalEventKind::Birth])
+        .await;
+    assert!(subscribed[0].result.is_ok(), "{:?}", subscribed[0].result);
+    let mut sub_code = None;
+    for _ in 0..200 {
+        sub_code = dci_client::ops::list_subscriptions(ops.as_ref(), Some("async_crvs"))
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+            .map(|s| s.code);
+        if sub_code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sub_code = sub_code.expect("the subscription code arrives");
+    assert_eq!(sb.notify(RegistryType::Crvs, Some(&sub_code)).await, 1);
+    for _ in 0..200 {
+        let n = dci_client::ops::list_notifications(ops.as_ref(), Some("async_crvs"), 5)
+            .await
+            .unwrap();
+        if !n.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.goto(&format!("{base}/transactions")).await.unwrap();
+    c.find(Locator::Css("section.notification details.events summary"))
+        .await
+        .expect("a notification's events fold open")
+        .click()
+        .await
+        .unwrap();
+    let notes = c
+        .find(Locator::Css("section.notification"))
+        .await
+        .expect("a notification is listed")
+        .text()
+        .await
+        .unwrap();
+    assert!(notes.contains("Person 1"), "its records are shown: {notes}");
+    check_page(&c, "transactions", &mut audit).await;
+    c.find(Locator::Css(&format!(
+        r#"a[href="/transactions/{}"]"#,
+        sub.transaction_id
+    )))
+    .await
+    .expect("transaction ids are links")
+    .click()
+    .await
+    .unwrap();
+    c.wait().for_element(Locator::Id("txn")).await.unwrap();
+    let detail = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        detail.contains("Acknowledgement") && detail.contains("on-search"),
+        "{detail}"
+    );
+    assert_eq!(
+        c.find(Locator::Id("txn-record-count"))
             .await
             .unwrap()
             .text()
             .await
             .unwrap()
-            .contains(&ex.id_value)
+            .trim(),
+        "1"
     );
+    check_page(&c, "transaction", &mut audit).await;
 
-    // A wrong secret: Test Connection shows the failing stage and its message.
+    c.goto(&format!("{base}/log")).await.unwrap();
+    check_page(&c, "log", &mut audit).await;
+
+    // Signing keys: generate one; the source form offers it as a choice; revoke it through
+    // the confirmation page.
+    c.goto(&format!("{base}/keys")).await.unwrap();
+    fill(&c, "k-id", "spmis-2026-12").await;
+    click(&c, "generate").await;
+    c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    check_page(&c, "keys", &mut audit).await;
+    c.goto(&format!("{base}/sources/sandbox_crvs"))
+        .await
+        .unwrap();
+    c.find(Locator::Id("f-signing_key_id"))
+        .await
+        .expect("the signing key is a choice")
+        .select_by_value("spmis-2026-12")
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/keys/spmis-2026-12/revoke"))
+        .await
+        .unwrap();
+    check_page(&c, "key-revoke-confirm", &mut audit).await;
+    click(&c, "confirm").await;
+    c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    assert!(c.source().await.unwrap().contains(r#"b-revoked">revoked"#));
+
+    // Delete a source through its confirmation page.
+    c.goto(&format!("{base}/sources/sandbox_fr")).await.unwrap();
+    click(&c, "delete-source").await;
+    c.wait().for_element(Locator::Id("confirm")).await.unwrap();
+    check_page(&c, "source-delete-confirm", &mut audit).await;
+    click(&c, "confirm").await;
+    c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    assert!(store.get_data_source("sandbox_fr").await.unwrap().is_none());
+
+    // A wrong secret: Test Connection shows the failing stage and its message, once.
     c.goto(&format!("{base}/sources/sandbox_crvs"))
         .await
         .unwrap();
@@ -366,14 +879,74 @@ async fn console_in_headless_chromium() {
             .trim(),
         "error"
     );
+    let status_text = c
+        .find(Locator::Id("status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let stage_message = message.lines().last().unwrap_or(&message).trim().to_owned();
+    let key_phrase: String = stage_message.chars().take(40).collect();
+    assert_eq!(
+        status_text.matches(key_phrase.as_str()).count(),
+        1,
+        "the error shows once: {status_text}"
+    );
     assert!(
         !c.source()
             .await
             .unwrap()
             .contains("definitely-wrong-secret")
     );
+    check_page(&c, "source-test-failed", &mut audit).await;
+
+    // Read-only: values, not inputs.
+    c.goto(&format!("{ro_base}/login")).await.unwrap();
+    fill(&c, "token", READONLY).await;
+    click(&c, "login").await;
+    c.wait().for_element(Locator::Css("table")).await.unwrap();
+    c.goto(&format!("{ro_base}/sources/sandbox_crvs"))
+        .await
+        .unwrap();
+    let inputs = c
+        .execute(
+            "return document.querySelectorAll('#source-form input:not([type=hidden]), #source-form select, #source-form textarea').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        inputs.as_u64(),
+        Some(0),
+        "a viewer sees no editable-looking inputs"
+    );
+    assert!(
+        c.find(Locator::Id("f-token_url"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "a viewer sees the chosen auth type's settings"
+    );
+    check_page(&c, "source-readonly", &mut audit).await;
+    c.goto(&format!("{ro_base}/search")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Id("search-readonly"))
+        .await
+        .unwrap();
+    check_page(&c, "search-readonly", &mut audit).await;
 
     c.close().await.unwrap();
     drop(driver);
+    ro_server.abort();
     server.shutdown().await.unwrap();
+    println!("screenshots:\n  {}", audit.pages.join("\n  "));
+    assert!(
+        audit.problems.is_empty(),
+        "{} problem(s):\n{}",
+        audit.problems.len(),
+        audit.problems.join("\n")
+    );
 }

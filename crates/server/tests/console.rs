@@ -345,8 +345,26 @@ async fn validation_errors_show_beside_their_fields_and_typed_secrets_are_not_ec
     }
     assert!(r.body.contains(r#"aria-invalid="true""#));
     assert!(
-        r.body.contains("must not end with"),
+        r.body
+            .contains("must not end with '/': use https://crvs.example.org/api"),
         "the validator's fix is shown"
+    );
+    // The summary names fields by their labels, is focusable, and required fields are marked.
+    let summary = &r.body[r.body.find(r#"id="error-summary""#).unwrap()..];
+    let summary = &summary[..summary.find("</div>").unwrap()];
+    assert!(
+        summary.contains(r##"<a href="#f-base_url">Base URL</a>"##),
+        "{summary}"
+    );
+    assert!(!summary.contains(">base_url<"), "{summary}");
+    assert!(r.body.contains(r#"id="error-summary" tabindex="-1""#));
+    assert!(r.body.contains(
+        r#"<label for="f-base_url">Base URL <span class="req" aria-hidden="true">*</span>"#
+    ));
+    assert_eq!(
+        summary.matches("f-base_url").count(),
+        1,
+        "one message per error: {summary}"
     );
     assert!(!r.body.contains(typed_secret));
     // What was typed (not secret) is kept.
@@ -357,6 +375,21 @@ async fn validation_errors_show_beside_their_fields_and_typed_secrets_are_not_ec
             .await
             .unwrap()
             .is_empty()
+    );
+    // A URL without its scheme gets a suggestion that is itself valid.
+    let mut fields = source_fields(
+        "noscheme",
+        "crvs.example.org/api",
+        "http://127.0.0.1:9/t",
+        "s",
+    );
+    fields.retain(|(k, _)| *k != "name");
+    let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    assert!(
+        r.body
+            .contains("has no scheme: use https://crvs.example.org/api"),
+        "{}",
+        r.body
     );
 }
 
@@ -461,7 +494,7 @@ async fn code_is_read_only_after_creation_and_profile_is_a_field() {
         !page.body.contains(r#"name="code""#),
         "the code is still an input"
     );
-    assert!(page.body.contains(r#"<output id="f-code""#));
+    assert!(page.body.contains(r#"<div class="value" id="f-code""#));
     assert!(
         page.body
             .contains(r#"<option value="opencrvs-1.3" selected>"#)
@@ -527,7 +560,26 @@ async fn read_only_users_view_but_cannot_edit_test_or_search() {
     assert_eq!(form.status, StatusCode::OK);
     assert!(!form.body.contains(r#"id="save""#));
     assert!(!form.body.contains(r#"id="test-connection""#));
+    assert!(!form.body.contains(r#"id="delete-source""#));
+    // Values, not inputs that look editable.
+    let settings = &form.body[form.body.find(r#"id="source-form""#).unwrap()..];
+    assert!(!settings.contains("<input type=\"text\""), "{settings}");
+    assert!(!settings.contains("<select"), "{settings}");
+    assert!(settings.contains("http://127.0.0.1:9/crvs"));
+    assert!(
+        settings.contains("stored (hidden)"),
+        "a stored secret is named, not shown"
+    );
+    assert!(!settings.contains("sek-ret-value"));
+    assert_eq!(
+        ro.get("/sources/ro_src/delete").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let search = ro.get("/search").await;
+    assert!(search.body.contains(r#"id="search-readonly""#));
+    assert!(!search.body.contains(r#"id="search-form""#));
     for path in [
+        "/sources/ro_src/delete",
         "/sources/ro_src",
         "/sources/ro_src/test",
         "/sources/ro_src/clear-token",
@@ -617,6 +669,29 @@ async fn test_connection_shows_each_stage_and_search_shows_records() {
         r.body
     );
     assert!(r.body.contains(&ex.id_value));
+    // A typed view, not raw JSON: a CRVS record is a person, its codes decoded.
+    assert!(r.body.contains(r#"data-kind="person""#), "{}", r.body);
+    assert!(r.body.contains("Marital status"));
+    assert!(r.body.contains(r#"<select id="s-id-type" name="id_type""#));
+    // An unknown identifier type is refused with the valid ones.
+    let r = b
+        .post(
+            "/search",
+            &[
+                ("csrf", &csrf),
+                ("source", "sb"),
+                ("kind", "id"),
+                ("id_type", "PASSPORT"),
+                ("id_value", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains("Identifier type: choose one of UIN"),
+        "{}",
+        r.body
+    );
 
     // The audit log shows the calls.
     let log = b.get("/log?source=sb").await;
@@ -638,6 +713,19 @@ async fn test_connection_shows_each_stage_and_search_shows_records() {
     );
     assert!(r.body.contains(r#"b-error">error</span>"#));
     assert!(!r.body.contains("wrong-secret"));
+    // The failure is said once (in its stage's row), not again as summary and last error.
+    assert!(!r.body.contains(r#"id="last-error""#));
+    assert!(!r.body.contains(r#"id="test-summary""#));
+    // The search page preselects an active source, not this one in error.
+    let fields = source_fields("sb_ok", &base, &token_url, dci_sandbox::DEMO_CLIENT_SECRET);
+    b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    b.post("/sources/sb_ok/test", &[("csrf", &csrf)]).await;
+    let page = b.get("/search").await;
+    assert!(
+        page.body.contains(r#"<option value="sb_ok" selected>"#),
+        "{}",
+        page.body
+    );
     assert_eq!(
         e.store.get_data_source("sb").await.unwrap().unwrap().state,
         SourceState::Error
@@ -677,9 +765,146 @@ async fn signing_keys_generate_and_revoke_show_only_the_public_part() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("not a valid key id"));
+    // Revoke asks first: the keys page links to a confirmation page, and a POST without the
+    // confirmation shows it and changes nothing.
+    assert!(page.body.contains(r#"href="/keys/spmis-1/revoke""#));
+    let confirm = b.get("/keys/spmis-1/revoke").await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Revoke signing key spmis-1?"));
+    assert!(confirm.body.contains(r#"name="confirm" value="yes""#));
     let r = b.post("/keys/spmis-1/revoke", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Revoke signing key spmis-1?"));
+    assert!(b.get("/keys").await.body.contains(r#"b-active">active"#));
+    let r = b
+        .post(
+            "/keys/spmis-1/revoke",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(b.get("/keys").await.body.contains(r#"b-revoked">revoked"#));
+}
+
+#[tokio::test]
+async fn the_signing_key_is_a_choice_of_existing_keys_and_an_unknown_one_is_refused() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let mut fields = source_fields(
+        "signed",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/t",
+        "s",
+    );
+    fields.push(("signing_key_id", "nosuch"));
+    let r = b
+        .post("/sources/new", &with_csrf(&csrf, fields.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .contains(r##"<a href="#f-signing_key_id">Our signing key</a>"##),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("is not one of our signing keys"),
+        "{}",
+        r.body
+    );
+    assert!(e.store.get_data_source("signed").await.unwrap().is_none());
+    b.post(
+        "/keys",
+        &[
+            ("csrf", &csrf),
+            ("key_id", "k-2026"),
+            ("algorithm", "ed25519"),
+            ("activate", "on"),
+        ],
+    )
+    .await;
+    let form = b.get("/sources/new").await;
+    assert!(
+        form.body
+            .contains(r#"<select id="f-signing_key_id" name="signing_key_id""#)
+    );
+    assert!(
+        form.body
+            .contains(r#"<option value="k-2026">k-2026 (ed25519, active)</option>"#),
+        "{}",
+        form.body
+    );
+    let fields: Vec<_> = fields
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "signing_key_id" {
+                (k, "k-2026")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let r = b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        e.store
+            .get_data_source("signed")
+            .await
+            .unwrap()
+            .unwrap()
+            .signing_key_id
+            .as_deref(),
+        Some("k-2026")
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_source_asks_for_confirmation_first() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let fields = source_fields(
+        "doomed",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/t",
+        "s",
+    );
+    b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    let page = b.get("/sources/doomed").await;
+    assert!(page.body.contains(r#"href="/sources/doomed/delete""#));
+    let confirm = b.get("/sources/doomed/delete").await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Delete data source doomed?"));
+    // Without the confirmation nothing is deleted.
+    let r = b.post("/sources/doomed/delete", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(e.store.get_data_source("doomed").await.unwrap().is_some());
+    let r = b
+        .post(
+            "/sources/doomed/delete",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/sources?notice=deleted"));
+    assert!(e.store.get_data_source("doomed").await.unwrap().is_none());
+    assert!(
+        b.get("/sources?notice=deleted")
+            .await
+            .body
+            .contains("Data source deleted.")
+    );
+    // Without the CSRF token: refused.
+    let fields = source_fields(
+        "kept",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/t",
+        "s",
+    );
+    b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    let r = b.post("/sources/kept/delete", &[("confirm", "yes")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(e.store.get_data_source("kept").await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -725,6 +950,25 @@ async fn transactions_page_shows_async_requests_with_their_callbacks() {
     assert!(page.body.contains(&sub.transaction_id), "{}", page.body);
     assert!(page.body.contains("on-search"), "the callback is listed");
     assert!(page.body.contains(r#"b-completed">completed"#));
+    // The id links to the transaction's page: ACK, callbacks, the typed result.
+    let link = format!(r#"href="/transactions/{}""#, sub.transaction_id);
+    assert!(page.body.contains(&link), "{}", page.body);
+    let detail = b
+        .get(&format!("/transactions/{}", sub.transaction_id))
+        .await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(detail.body.contains("Acknowledgement"));
+    assert!(
+        detail
+            .body
+            .contains(r#"<span id="txn-record-count">1</span>"#),
+        "{}",
+        detail.body
+    );
+    assert!(detail.body.contains(r#"data-kind="person""#));
+    assert!(detail.body.contains(&ex.id_value));
+    let missing = b.get("/transactions/no-such-txn").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
     server.shutdown().await.unwrap();
 }
 

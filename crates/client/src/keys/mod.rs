@@ -145,6 +145,37 @@ impl KeyManager {
         Ok(self.store.list_signing_keys().await?)
     }
 
+    /// The keys a data source may name as its signing key: every key not revoked, oldest
+    /// first (an inactive one signs once activated).
+    pub async fn choosable(&self) -> Result<Vec<SigningKeyRecord>, OpsError> {
+        let mut keys = self.list().await?;
+        keys.retain(|k| k.status != KeyStatus::Revoked);
+        Ok(keys)
+    }
+
+    /// Checks that a data source may name `key_id` as its signing key: it exists and is not
+    /// revoked. The error names the field `signing_key_id` and the keys that may be chosen.
+    pub async fn check_choosable(&self, key_id: &str) -> Result<(), OpsError> {
+        let keys = self.choosable().await?;
+        if keys.iter().any(|k| k.key_id == key_id) {
+            return Ok(());
+        }
+        let fix = if keys.is_empty() {
+            "there are no usable signing keys: generate one first, or leave it empty (requests are not signed)".to_owned()
+        } else {
+            let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
+            format!("choose one of {}, or leave it empty", ids.join(", "))
+        };
+        let what = match self.store.get_signing_key(key_id).await? {
+            Some(_) => "is revoked",
+            None => "is not one of our signing keys",
+        };
+        Err(OpsError::invalid(
+            "signing_key_id",
+            format!("{key_id:?} {what}: {fix}"),
+        ))
+    }
+
     /// One key.
     pub async fn get(&self, key_id: &str) -> Result<SigningKeyRecord, OpsError> {
         self.store

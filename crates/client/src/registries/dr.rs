@@ -69,6 +69,24 @@ pub struct DisabilityStatus {
     pub raw: Value,
 }
 
+impl DisabilityStatus {
+    /// The status a full DR record states (`disability_status`, `disability_level`): disabled
+    /// when approved.
+    pub fn from_record(raw: Value) -> DisabilityStatus {
+        let status = raw
+            .get("disability_status")
+            .filter(|v| !v.is_null())
+            .map(DisabilityStatusKind::parse_lenient);
+        DisabilityStatus {
+            disabled: status == Some(DisabilityStatusKind::Approved),
+            status,
+            level: text(&raw, &["/disability_level"]),
+            cached: false,
+            raw,
+        }
+    }
+}
+
 /// Impairments and their assessment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisabilityDetails {
@@ -442,19 +460,11 @@ impl DrClient {
             .core
             .search_one(SearchItem::new(id.query()).page(1, 1))
             .await?;
-        Ok(item.records.into_iter().next().map(|r| {
-            let status = r
-                .get("disability_status")
-                .filter(|v| !v.is_null())
-                .map(DisabilityStatusKind::parse_lenient);
-            DisabilityStatus {
-                disabled: status == Some(DisabilityStatusKind::Approved),
-                status,
-                level: text(&r, &["/disability_level"]),
-                cached: false,
-                raw: r,
-            }
-        }))
+        Ok(item
+            .records
+            .into_iter()
+            .next()
+            .map(DisabilityStatus::from_record))
     }
 
     /// Impairments by `sync/get-disability-details`. `None`: no record.

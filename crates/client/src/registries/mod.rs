@@ -16,6 +16,7 @@ pub mod dr;
 pub mod fr;
 pub mod ibr;
 pub mod opencrvs;
+pub mod record;
 pub mod social;
 
 use std::fmt;
@@ -40,6 +41,10 @@ pub use ibr::{
     Beneficiary, DedupeResult, Enrolment, EnrolmentStatus, IbrClient, Programme, PushOutcome,
 };
 pub use opencrvs::{OpenCrvsVersion, Profile};
+pub use record::{
+    DisabledPerson, IdentifierType, NotifiedEvent, RegistryRecord, identifier_types,
+    marital_status_label,
+};
 pub use social::{Group, Member, SocialClient};
 
 use crate::error::RegistryError;

@@ -210,8 +210,11 @@ impl SourceDocument {
                 "is required: use e.g. https://crvs.example.org/api/v1",
             );
         } else {
+            let before = errs.0.len();
             check_url("base_url", &base_url, &mut errs);
-            if base_url.ends_with('/') {
+            // One message per mistake, and a suggestion that is itself valid: the trailing
+            // slash is named only once the URL is otherwise fine.
+            if errs.0.len() == before && base_url.ends_with('/') {
                 let trimmed = base_url.trim_end_matches('/');
                 errs.push("base_url", format!("must not end with '/': use {trimmed}"));
             }
@@ -639,6 +642,15 @@ fn check_code(code: &str, errs: &mut ValidationErrors) {
 
 fn check_url(field: &'static str, value: &str, errs: &mut ValidationErrors) {
     match Url::parse(value) {
+        // `crvs.example.org/api`: the scheme is missing; suggest the value with it.
+        Err(url::ParseError::RelativeUrlWithoutBase)
+            if Url::parse(&format!("https://{value}")).is_ok_and(|u| u.host_str().is_some()) =>
+        {
+            errs.push(
+                field,
+                format!("has no scheme: use https://{}", value.trim_end_matches('/')),
+            );
+        }
         Err(e) => errs.push(
             field,
             format!("is not a valid URL ({e}): use e.g. https://registry.example.org/api"),
@@ -770,6 +782,21 @@ mod tests {
                 .secret_matches(new_url.rsplit('/').next().unwrap())
         );
         assert!(!with_uri.callbacks.secret_matches(&secret));
+    }
+
+    #[test]
+    fn a_url_without_scheme_gets_one_valid_suggestion() {
+        let errs = errors_of(with(|d| d.base_url = s("crvs.example.org/api/")));
+        let on_base: Vec<_> = errs
+            .errors()
+            .iter()
+            .filter(|e| e.field == "base_url")
+            .collect();
+        assert_eq!(on_base.len(), 1, "{errs}");
+        assert_eq!(
+            on_base[0].message,
+            "has no scheme: use https://crvs.example.org/api"
+        );
     }
 
     #[test]

@@ -7,26 +7,36 @@
 //! - [`sources`]: DCI > Configuration > Data Sources — list with state badges and filters, the
 //!   grouped form with inline validation errors and write-only secrets, Test Connection (the
 //!   same `dci_client::test_connection` as `dci source test`), clear token cache.
-//! - [`pages`]: search, transactions (with subscriptions and notifications), audit log, signing
-//!   keys.
+//! - [`search`]: one sync search, results drawn by [`records`] as the registry's typed view (a
+//!   person, a group with members, a farmer, a disability status, enrolments).
+//! - [`transactions`]: async requests with ACK and callbacks, one page per transaction,
+//!   subscriptions, notifications with their content.
+//! - [`log`]: the audit log. [`keys`]: signing keys (revoke after a confirmation page).
 //! - [`view`]: the layout and small HTML helpers (maud escapes every interpolation).
 //!
 //! Routes are stable so bookmarks and scripts keep working: `GET/POST /login`, `POST /logout`,
 //! `GET /sources`, `GET/POST /sources/new`, `GET/POST /sources/{code}`,
-//! `POST /sources/{code}/test`, `POST /sources/{code}/clear-token`, `GET/POST /search`,
-//! `GET /transactions`, `GET /log`, `GET/POST /keys`, `POST /keys/{id}/activate|revoke`.
+//! `POST /sources/{code}/test`, `POST /sources/{code}/clear-token`,
+//! `GET/POST /sources/{code}/delete` (confirmation, then delete), `GET/POST /search`,
+//! `GET /transactions`, `GET /transactions/{id}`, `GET /log`, `GET/POST /keys`,
+//! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke).
 //!
-//! Every page works without JavaScript; one small script only hides the authentication fields
-//! of the auth types not chosen, and vendored htmx (`/static/htmx.min.js`) lets Test Connection
+//! Every page works without JavaScript; one small script only moves the focus to the error
+//! summary after a failed submit and hides the authentication fields of the auth types not
+//! chosen, and vendored htmx (`/static/htmx.min.js`) lets Test Connection
 //! replace just its panel instead of reloading the page. No secret or token is ever written
 //! into HTML: stored secrets show as `********`, and a secret typed into a form that fails
 //! validation is not echoed back.
 //!
 //! Owns: HTML, sessions, CSRF. Does not own: what the pages do (`dci_client`), storage.
 
-mod pages;
+mod keys;
+mod log;
+mod records;
+mod search;
 pub mod session;
 mod sources;
+mod transactions;
 pub(crate) mod view;
 
 use axum::Router;
@@ -106,12 +116,20 @@ pub fn router_with(config: ConsoleConfig) -> Router<AppState> {
         )
         .route("/sources/{code}/test", post(sources::test))
         .route("/sources/{code}/clear-token", post(sources::clear_token))
-        .route("/search", get(pages::search_page).post(pages::search_run))
-        .route("/transactions", get(pages::transactions))
-        .route("/log", get(pages::log))
-        .route("/keys", get(pages::keys).post(pages::key_generate))
-        .route("/keys/{id}/activate", post(pages::key_activate))
-        .route("/keys/{id}/revoke", post(pages::key_revoke))
+        .route(
+            "/sources/{code}/delete",
+            get(sources::delete_confirm).post(sources::delete),
+        )
+        .route("/search", get(search::search_page).post(search::search_run))
+        .route("/transactions", get(transactions::transactions))
+        .route("/transactions/{id}", get(transactions::transaction))
+        .route("/log", get(log::log))
+        .route("/keys", get(keys::keys).post(keys::key_generate))
+        .route("/keys/{id}/activate", post(keys::key_activate))
+        .route(
+            "/keys/{id}/revoke",
+            get(keys::key_revoke_confirm).post(keys::key_revoke),
+        )
         .route("/console.js", get(view::script))
         .route("/static/htmx.min.js", get(view::htmx))
         .layer(Extension(sessions))

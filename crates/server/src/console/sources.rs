@@ -1,5 +1,5 @@
-//! DCI > Configuration > Data Sources: the list, the grouped form, save, Test Connection and
-//! clear token cache.
+//! DCI > Configuration > Data Sources: the list, the grouped form, save, Test Connection,
+//! clear token cache, and delete (after a confirmation page).
 //!
 //! The form is parsed into the data-source document ([`SourceDocument`]), so validation (and its
 //! messages) is the same as the CLI's and the API's; each form field knows its document path,
@@ -8,6 +8,11 @@
 //! error on the code. Secrets are write-only: a stored secret shows as `********`, which the
 //! document reads as "keep the stored one"; a secret typed into a form that fails validation is
 //! never sent back to the browser.
+//!
+//! Required fields are marked; the error summary names each field by its label (and so do the
+//! messages that mention another field). Our signing key is a choice of the keys that may be
+//! named ([`KeyManager::choosable`]); the library's check refuses an unknown or revoked one.
+//! Read-only users see the values as text, never inputs.
 
 use std::collections::HashMap;
 
@@ -23,8 +28,10 @@ use maud::{Markup, html};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use dci_client::keys::KeyManager;
+
 use super::session::{Ctx, Sessions, see_other};
-use super::view::{self, badge, crumbs, when};
+use super::view::{self, badge, crumbs, required_mark, scroll, when};
 use crate::state::AppState;
 
 const REGISTRY_TYPES: &[(&str, &str)] = &[
@@ -64,6 +71,8 @@ pub(crate) struct ListQuery {
     registry_type: String,
     #[serde(default)]
     state: String,
+    #[serde(default)]
+    notice: String,
 }
 
 fn state_badge(s: SourceState) -> Markup {
@@ -77,6 +86,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
+    let notice = (q.notice == "deleted").then_some("Data source deleted.");
     let ctx = match sessions.viewer(&headers) {
         Ok(c) => c,
         Err(r) => return r,
@@ -94,6 +104,7 @@ pub(crate) async fn list(
     let body = html! {
         (crumbs(&["DCI", "Configuration", "Data Sources"]))
         h1 { "Data Sources" }
+        @if let Some(n) = notice { div.notice role="status" { (n) } }
         form.filters method="get" action="/sources" {
             div {
                 label for="f-registry" { "Registry type" }
@@ -121,24 +132,26 @@ pub(crate) async fn list(
         @if sources.is_empty() {
             p.panel { "No data sources" @if !q.registry_type.is_empty() || !q.state.is_empty() { " match these filters" } "." }
         } @else {
+            (scroll("Data sources", html! {
             table {
-                caption.muted style="text-align:left" { (sources.len()) " data source(s)" }
-                thead { tr { th { "Code" } th { "Name" } th { "Registry" } th { "Base URL" } th { "Auth" } th { "State" } th { "Enabled" } th { "Last test" } } }
-                tbody {
-                    @for s in &sources {
-                        tr {
-                            td { a href={"/sources/" (s.code)} { (s.code) } }
-                            td { (s.name) }
-                            td { (s.registry_type.as_str()) }
-                            td { (s.base_url) }
-                            td { (s.auth.kind().as_str()) }
-                            td { (state_badge(s.state)) }
-                            td { @if s.active { "yes" } @else { "no" } }
-                            td { (when(s.last_test_at)) }
+                    caption.muted style="text-align:left" { (sources.len()) " data source(s)" }
+                    thead { tr { th { "Code" } th { "Name" } th { "Registry" } th { "Base URL" } th { "Auth" } th { "State" } th { "Enabled" } th { "Last test" } } }
+                    tbody {
+                        @for s in &sources {
+                            tr {
+                                td { a href={"/sources/" (s.code)} { (s.code) } }
+                                td { (s.name) }
+                                td { (s.registry_type.as_str()) }
+                                td { (s.base_url) }
+                                td { (s.auth.kind().as_str()) }
+                                td { (state_badge(s.state)) }
+                                td { @if s.active { "yes" } @else { "no" } }
+                                td { (when(s.last_test_at)) }
+                            }
                         }
                     }
                 }
-            }
+            }))
         }
     };
     view::page(StatusCode::OK, "Data Sources", Some(&ctx), "sources", body)
@@ -322,9 +335,38 @@ fn field_errs(errs: &ValidationErrors) -> FieldErrs {
             let name = all_fields()
                 .find(|f| f.path == e.field)
                 .map_or(e.field, |f| f.name);
-            (name, e.message.clone())
+            (name, labelled(&e.message))
         })
         .collect()
+}
+
+/// A library message with the other fields it names (`callback_uri`, `auth.type`) written as
+/// their labels.
+fn labelled(message: &str) -> String {
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = message.to_owned();
+    for spec in all_fields().filter(|f| f.path.contains(['_', '.'])) {
+        let mut rebuilt = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(spec.path) {
+            let end = at + spec.path.len();
+            let before = rest[..at].chars().next_back();
+            // `header.sender_id` is a wire field, not ours: only whole words are replaced.
+            let after = rest[end..].chars().next();
+            let dotted = before == Some('.')
+                || (after == Some('.') && is_word(rest[end + 1..].chars().next()));
+            rebuilt.push_str(&rest[..at]);
+            if is_word(before) || is_word(after) || dotted {
+                rebuilt.push_str(spec.path);
+            } else {
+                rebuilt.push_str(spec.label);
+            }
+            rest = &rest[end..];
+        }
+        rebuilt.push_str(rest);
+        out = rebuilt;
+    }
+    out
 }
 
 /// The label of a form field, for the error summary.
@@ -361,6 +403,8 @@ enum Kind {
     Select(&'static [(&'static str, &'static str)]),
     Check,
     Area,
+    /// One of our signing keys (or none).
+    KeyChoice,
 }
 
 const fn f(
@@ -559,9 +603,9 @@ const SIGNING: &[FieldSpec] = &[
     f(
         "signing_key_id",
         "signing_key_id",
-        "Our signing key id",
-        Kind::Text,
-        Some("A key from Signing keys; empty: requests are not signed."),
+        "Our signing key",
+        Kind::KeyChoice,
+        Some("One of the keys under Signing keys; none: requests are not signed."),
     ),
     f(
         "reply_signature_policy",
@@ -631,6 +675,21 @@ const ENDPOINTS: &[FieldSpec] = &[
 ];
 const NOTES: &[FieldSpec] = &[f("notes", "notes", "Notes", Kind::Area, None)];
 
+/// Form fields that must be filled (the auth ones when their auth type is chosen).
+const REQUIRED: &[&str] = &[
+    "code",
+    "name",
+    "registry_type",
+    "base_url",
+    "auth",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "bearer_token",
+    "basic_username",
+    "basic_password",
+];
+
 fn all_fields() -> impl Iterator<Item = &'static FieldSpec> {
     [
         BASIC, CONNECTION, PROTOCOL, AUTH, OAUTH2, BEARER, BASIC_AUTH, SIGNING, ENDPOINTS, NOTES,
@@ -639,20 +698,19 @@ fn all_fields() -> impl Iterator<Item = &'static FieldSpec> {
     .flatten()
 }
 
-fn field(
-    spec: &FieldSpec,
-    fs: &FormState,
-    errs: &HashMap<&'static str, Vec<String>>,
-    readonly: bool,
-    editing: bool,
-) -> Markup {
+fn field(spec: &FieldSpec, v: &FormView<'_>) -> Markup {
+    let fs = v.fs;
     let id = format!("f-{}", spec.name);
     let err_id = format!("{id}-err");
     let hint_id = format!("{id}-hint");
-    let e = errs.get(spec.name);
+    let e = v.errs.get(spec.name);
+    let required = REQUIRED.contains(&spec.name) && !v.readonly;
     let hint = match spec.kind {
-        Kind::Code if editing => Some("Fixed once created (used in URLs and on the command line)."),
+        Kind::Code if v.editing => {
+            Some("Fixed once created (used in URLs and on the command line).")
+        }
         Kind::Code => Some("Lowercase letters, digits and _, e.g. crvs_main."),
+        _ if v.readonly => None,
         _ => spec.hint,
     };
     let mut described = Vec::new();
@@ -664,42 +722,77 @@ fn field(
     }
     let described = (!described.is_empty()).then(|| described.join(" "));
     let invalid = e.map(|_| "true");
+    let req = required.then_some("true");
     let value = fs.get(spec.name);
+    if v.readonly || (matches!(spec.kind, Kind::Code) && v.editing) {
+        // Not an input: read-only users see values, and the code is fixed once created (a POST
+        // that changes it is refused, never ignored).
+        let shown: String = match spec.kind {
+            Kind::Secret if fs.stored_secrets.contains(&spec.name) => "stored (hidden)".into(),
+            Kind::Secret => "—".into(),
+            Kind::Check => if fs.checked(spec.name) { "Yes" } else { "No" }.into(),
+            Kind::Select(options) => options
+                .iter()
+                .find(|(o, _)| *o == value)
+                .map_or(value, |(_, l)| l)
+                .to_owned(),
+            Kind::KeyChoice if value.is_empty() => "None: requests are not signed".into(),
+            _ if value.is_empty() => "—".into(),
+            _ => value.to_owned(),
+        };
+        return html! {
+            div.field {
+                span.label id={(id) "-label"} { (spec.label) }
+                div.value id=(id) role="group" aria-labelledby={(id) "-label"} aria-describedby=[described.as_deref()] {
+                    @if matches!(spec.kind, Kind::Code) { code { (shown) } } @else { (shown) }
+                }
+                @if let Some(h) = hint { span.hint id=(hint_id) { (h) } }
+                @if let Some(e) = e {
+                    span.err id=(err_id) { @for m in e { span.visually-hidden { "Error: " } (spec.label) " " (m) br; } }
+                }
+            }
+        };
+    }
     html! {
         div.field {
-            @if matches!(spec.kind, Kind::Code) && editing {
-                // Not an input: a POST that changes the code is refused, never ignored.
-                span.label id={(id) "-label"} { (spec.label) }
-                output id=(id) aria-labelledby={(id) "-label"} aria-describedby=[described.as_deref()] { code { (value) } }
-            } @else {
-                label for=(id) { (spec.label) }
-            }
+            label for=(id) { (spec.label) @if required { (required_mark()) } }
             @match spec.kind {
-                Kind::Code if editing => {},
-                Kind::Code | Kind::Text => input type="text" id=(id) name=(spec.name) value=(value) readonly[readonly]
-                    aria-invalid=[invalid] aria-describedby=[described.as_deref()];,
-                Kind::Url => input type="url" id=(id) name=(spec.name) value=(value) readonly[readonly]
-                    aria-invalid=[invalid] aria-describedby=[described.as_deref()];,
+                Kind::Code | Kind::Text => input type="text" id=(id) name=(spec.name) value=(value)
+                    aria-required=[req] aria-invalid=[invalid] aria-describedby=[described.as_deref()];,
+                Kind::Url => input type="url" id=(id) name=(spec.name) value=(value)
+                    aria-required=[req] aria-invalid=[invalid] aria-describedby=[described.as_deref()];,
                 Kind::Secret => {
                     // The mask stands for "keep the stored secret"; the real value never leaves.
                     @let shown = if fs.stored_secrets.contains(&spec.name) { MASKED } else { "" };
                     input type="password" id=(id) name=(spec.name) value=(shown) autocomplete="new-password"
-                        readonly[readonly] aria-invalid=[invalid] aria-describedby=[described.as_deref()];
+                        aria-required=[req] aria-invalid=[invalid] aria-describedby=[described.as_deref()];
                 }
-                Kind::Select(options) => select id=(id) name=(spec.name) disabled[readonly]
+                Kind::Select(options) => select id=(id) name=(spec.name)
+                    aria-required=[req] aria-invalid=[invalid] aria-describedby=[described.as_deref()] {
+                    @for (o, l) in options {
+                        option value=(o) selected[value == *o] { (l) }
+                    }
+                },
+                Kind::KeyChoice => select id=(id) name=(spec.name)
                     aria-invalid=[invalid] aria-describedby=[described.as_deref()] {
-                    @for (v, l) in options {
-                        option value=(v) selected[value == *v] { (l) }
+                    option value="" selected[value.is_empty()] { "None: requests are not signed" }
+                    @for (k, l) in v.keys {
+                        option value=(k) selected[value == k] { (l) }
+                    }
+                    // A stored id that is no longer a usable key stays visible (and is refused
+                    // on save) rather than silently dropped.
+                    @if !value.is_empty() && !v.keys.iter().any(|(k, _)| k == value) {
+                        option value=(value) selected { (value) " (not a usable key)" }
                     }
                 },
                 Kind::Check => input type="checkbox" id=(id) name=(spec.name) checked[fs.checked(spec.name)]
-                    disabled[readonly] aria-describedby=[described.as_deref()];,
-                Kind::Area => textarea id=(id) name=(spec.name) rows="4" readonly[readonly]
+                    aria-describedby=[described.as_deref()];,
+                Kind::Area => textarea id=(id) name=(spec.name) rows="4"
                     aria-invalid=[invalid] aria-describedby=[described.as_deref()] { (value) },
             }
             @if let Some(h) = hint { span.hint id=(hint_id) { (h) } }
             @if let Some(e) = e {
-                span.err id=(err_id) { @for m in e { (spec.label) " " (m) br; } }
+                span.err id=(err_id) { @for m in e { span.visually-hidden { "Error: " } (spec.label) " " (m) br; } }
             }
         }
     }
@@ -711,13 +804,15 @@ struct FormView<'a> {
     errs: &'a HashMap<&'static str, Vec<String>>,
     readonly: bool,
     editing: bool,
+    /// The signing keys that may be chosen: (key id, label).
+    keys: &'a [(String, String)],
 }
 
 fn fieldset(legend: &str, auth: Option<&str>, specs: &[FieldSpec], v: &FormView<'_>) -> Markup {
     html! {
         fieldset data-auth=[auth] {
             legend { (legend) }
-            @for s in specs { (field(s, v.fs, v.errs, v.readonly, v.editing)) }
+            @for s in specs { (field(s, v)) }
         }
     }
 }
@@ -730,31 +825,45 @@ fn source_form(
     fs: &FormState,
     errs: &HashMap<&'static str, Vec<String>>,
     editing: bool,
+    keys: &[(String, String)],
 ) -> Markup {
     let v = FormView {
         fs,
         errs,
         readonly: !ctx.can_edit(),
         editing,
+        keys,
     };
     html! {
-        form method="post" action=(action) id="source-form" novalidate {
+        form method="post" action=(action) id="source-form" novalidate aria-label=[v.readonly.then_some("Data source settings (read-only)")] {
             (view::csrf(ctx))
             (fieldset("Basic", None, BASIC, &v))
-            (fieldset("Connection", None, CONNECTION, &v))
+            (fieldset("Network and TLS", None, CONNECTION, &v))
             (fieldset("DCI protocol", None, PROTOCOL, &v))
             fieldset {
                 legend { "Authentication" }
-                @for s in AUTH { (field(s, fs, errs, v.readonly, editing)) }
-                (fieldset("OAuth2 client credentials", Some("oauth2"), OAUTH2, &v))
-                (fieldset("Bearer token", Some("bearer"), BEARER, &v))
-                (fieldset("HTTP Basic", Some("basic"), BASIC_AUTH, &v))
+                @for s in AUTH { (field(s, &v)) }
+                // Read-only: only the chosen type's settings (there is no choice to follow).
+                @for (legend, kind, specs) in [
+                    ("OAuth2 client credentials", "oauth2", OAUTH2),
+                    ("Bearer token", "bearer", BEARER),
+                    ("HTTP Basic", "basic", BASIC_AUTH),
+                ] {
+                    @if !v.readonly || fs.get("auth") == kind {
+                        (fieldset(legend, Some(kind), specs, &v))
+                    }
+                }
             }
             (fieldset("Message signing", None, SIGNING, &v))
             (fieldset("Endpoints", None, ENDPOINTS, &v))
             (fieldset("Notes", None, NOTES, &v))
             @if !v.readonly {
-                div.actions { button type="submit" id="save" { "Save" } }
+                // Sticky: Save stays on screen however far down the form one is.
+                div.actions.sticky {
+                    button type="submit" id="save" { "Save" }
+                    a.button.secondary href="/sources" { "Cancel" }
+                    span.muted { "Fields marked " span.req aria-hidden="true" { "*" } " are required." }
+                }
             }
         }
     }
@@ -762,8 +871,9 @@ fn source_form(
 
 fn error_summary(errs: &FieldErrs) -> Markup {
     html! {
-        div.error-summary role="alert" id="error-summary" {
-            strong { "The data source was not saved: fix these fields." }
+        // Focused by the script after a failed submit (tabindex -1: focusable, not in the tab order).
+        div.error-summary role="alert" id="error-summary" tabindex="-1" aria-labelledby="error-summary-h" {
+            h2 id="error-summary-h" style="font-size:1rem;margin:0" { "The data source was not saved: fix " (errs.len()) " field(s)." }
             ul { @for (f, m) in errs { li { a href={"#f-" (f)} { (label_of(f)) } " " (m) } } }
         }
     }
@@ -787,6 +897,7 @@ pub(crate) struct FormQuery {
 
 /// `GET /sources/new`.
 pub(crate) async fn new_form(
+    State(st): State<AppState>,
     Extension(sessions): Extension<Sessions>,
     headers: HeaderMap,
 ) -> Response {
@@ -794,18 +905,57 @@ pub(crate) async fn new_form(
         Ok(c) => c,
         Err(r) => return r,
     };
-    new_page(&ctx, StatusCode::OK, &FormState::new_source(), None)
+    let keys = key_choices(&st).await;
+    new_page(&ctx, StatusCode::OK, &FormState::new_source(), None, &keys)
 }
 
-fn new_page(ctx: &Ctx, status: StatusCode, fs: &FormState, errs: Option<&FieldErrs>) -> Response {
+fn new_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    fs: &FormState,
+    errs: Option<&FieldErrs>,
+    keys: &[(String, String)],
+) -> Response {
     let by_field = errs.map(errors_by_field).unwrap_or_default();
     let body = html! {
         (crumbs(&["DCI", "Configuration", "Data Sources", "New"]))
         h1 { "New data source" }
         @if let Some(e) = errs { (error_summary(e)) }
-        (source_form(ctx, "/sources/new", fs, &by_field, false))
+        (source_form(ctx, "/sources/new", fs, &by_field, false, keys))
     };
     view::page(status, "New data source", Some(ctx), "sources", body)
+}
+
+/// The signing keys a source may name, as (key id, label) for the choice.
+async fn key_choices(st: &AppState) -> Vec<(String, String)> {
+    KeyManager::new(st.ops.clone())
+        .choosable()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| {
+            let state = if k.status.as_str() == "active" {
+                "active"
+            } else {
+                "inactive: activate it to sign"
+            };
+            let label = format!("{} ({}, {state})", k.key_id, k.algorithm.as_str());
+            (k.key_id, label)
+        })
+        .collect()
+}
+
+/// The library's check that the named signing key exists and is not revoked, as a field
+/// error on the key choice.
+async fn key_errs(st: &AppState, source: &DataSource) -> Option<FieldErrs> {
+    let id = source.signing_key_id.as_deref()?;
+    match KeyManager::new(st.ops.clone()).check_choosable(id).await {
+        Ok(()) => None,
+        Err(dci_client::OpsError::Invalid { message, .. }) => {
+            Some(vec![("signing_key_id", message)])
+        }
+        Err(e) => Some(vec![("signing_key_id", e.to_string())]),
+    }
 }
 
 /// `POST /sources/new`.
@@ -820,6 +970,7 @@ pub(crate) async fn create(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let keys = key_choices(&st).await;
     let source = match document_of(&form).validate() {
         Ok(s) => s,
         Err(errs) => {
@@ -828,9 +979,19 @@ pub(crate) async fn create(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &FormState::from_submission(&form, None),
                 Some(&field_errs(&errs)),
+                &keys,
             );
         }
     };
+    if let Some(errs) = key_errs(&st, &source).await {
+        return new_page(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &FormState::from_submission(&form, None),
+            Some(&errs),
+            &keys,
+        );
+    }
     match st.store.create_data_source(&source).await {
         Ok(()) => see_other(&format!("/sources/{}?notice=created", source.code)),
         Err(StoreError::CodeTaken(code)) => {
@@ -843,6 +1004,7 @@ pub(crate) async fn create(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &FormState::from_submission(&form, None),
                 Some(&errs),
+                &keys,
             )
         }
         Err(e) => store_failed(&ctx, &e),
@@ -888,10 +1050,11 @@ pub(crate) async fn edit_form(
         None,
         notice_text(&q.notice),
     )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
-fn edit_page(
+async fn edit_page(
     st: &AppState,
     ctx: &Ctx,
     status: StatusCode,
@@ -907,13 +1070,14 @@ fn edit_page(
         .cached_client(&source.code)
         .and_then(|c| c.cached_token_info());
     let code = &source.code;
+    let keys = key_choices(st).await;
     let body = html! {
         (crumbs(&["DCI", "Configuration", "Data Sources", code]))
         h1 { (source.name) " " small.muted { "(" (code) ")" } }
         @if let Some(n) = notice { div.notice role="status" { (n) } }
         @if let Some(e) = errs { (error_summary(e)) }
         section.panel aria-labelledby="status-h" id="status" {
-            h2 id="status-h" style="font-size:1.1rem;margin:0 0 .5rem" { "Connection" }
+            h2 id="status-h" style="font-size:1.1rem;margin:0 0 .5rem" { "Status" }
             p {
                 "State: " span id="state" { (state_badge(source.state)) }
                 " · last test: " span id="last-test" { (when(source.last_test_at)) }
@@ -921,7 +1085,8 @@ fn edit_page(
                     " · token cached in this server, expires " (when(Some(t.expires_at)))
                 }
             }
-            @if let Some(e) = &source.last_error {
+            // After a test its report says what failed; the stored error would only repeat it.
+            @if let (Some(e), None) = (&source.last_error, report) {
                 p id="last-error" { "Last error: " (e) }
             }
             @if ctx.can_edit() {
@@ -940,11 +1105,13 @@ fn edit_page(
                         (view::csrf(ctx))
                         button.secondary type="submit" id="clear-token" { "Clear token cache" }
                     }
+                    a.button.danger href={"/sources/" (code) "/delete"} id="delete-source" { "Delete…" }
                 }
             }
             @if let Some(r) = report { (report_table(r)) }
         }
-        (source_form(ctx, &format!("/sources/{code}"), fs, &by_field, true))
+        h2 { "Settings" }
+        (source_form(ctx, &format!("/sources/{code}"), fs, &by_field, true, &keys))
     };
     view::page(status, &source.name, Some(ctx), "sources", body)
 }
@@ -957,20 +1124,26 @@ fn report_table(r: &TestReport) -> Markup {
                 "Test result: " (badge(overall, if r.ok { "passed" } else { "failed" }))
                 " " span.muted { "(" (r.duration_ms) " ms)" }
             }
-            p id="test-summary" { (r.summary) }
+            // The failing stage's row carries its message: the summary is shown only when no
+            // stage failed (passed, or reachable but not verified), so each error shows once.
+            @if !r.stages.iter().any(|s| s.status.as_str() == "fail") {
+                p id="test-summary" { (r.summary) }
+            }
+            (scroll("Test stages", html! {
             table {
-                thead { tr { th { "Stage" } th { "Result" } th { "Time" } th { "Details and what to fix" } } }
-                tbody {
-                    @for s in &r.stages {
-                        tr data-stage=(s.stage.as_str()) data-status=(s.status.as_str()) {
-                            td { (s.label) }
-                            td { (badge(s.status.as_str(), s.status.as_str())) }
-                            td { (s.duration_ms) " ms" }
-                            td { (s.message) }
+                    thead { tr { th { "Stage" } th { "Result" } th { "Time" } th { "Details and what to fix" } } }
+                    tbody {
+                        @for s in &r.stages {
+                            tr data-stage=(s.stage.as_str()) data-status=(s.status.as_str()) {
+                                td { (s.label) }
+                                td { (badge(s.status.as_str(), s.status.as_str())) }
+                                td { (s.duration_ms) " ms" }
+                                td.wrap { (s.message) }
+                            }
                         }
                     }
                 }
-            }
+            }))
         }
     }
 }
@@ -994,7 +1167,14 @@ pub(crate) async fn update(
     };
     // The code is fixed once created (URLs and scripts use it): a form that names another code
     // is refused with an error on the code.
-    let source = match document_of(&form).validate_update(&existing) {
+    let errs = match document_of(&form).validate_update(&existing) {
+        Ok(source) => match key_errs(&st, &source).await {
+            None => Ok(source),
+            Some(e) => Err(e),
+        },
+        Err(errs) => Err(field_errs(&errs)),
+    };
+    let source = match errs {
         Ok(s) => s,
         Err(errs) => {
             return edit_page(
@@ -1003,10 +1183,11 @@ pub(crate) async fn update(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &existing,
                 &FormState::from_submission(&form, Some(&existing)),
-                Some(&field_errs(&errs)),
+                Some(&errs),
                 None,
                 None,
-            );
+            )
+            .await;
         }
     };
     match st.store.update_data_source(&source).await {
@@ -1079,6 +1260,7 @@ pub(crate) async fn test(
         Some(&report),
         None,
     )
+    .await
 }
 
 /// `POST /sources/{code}/clear-token`.
@@ -1112,9 +1294,99 @@ pub(crate) async fn clear_token(
     }
 }
 
+/// The delete confirmation form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `GET /sources/{code}/delete`: what deleting removes, and a button that does it.
+pub(crate) async fn delete_confirm(
+    State(st): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Response {
+    let ctx = match sessions.viewer(&headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !ctx.can_edit() {
+        return view::message_page(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            Some(&ctx),
+            "Read-only logins cannot delete data sources.",
+        );
+    }
+    let source = match load(&st, &ctx, &code).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    delete_confirmation(&ctx, &source)
+}
+
+fn delete_confirmation(ctx: &Ctx, source: &DataSource) -> Response {
+    let code = &source.code;
+    view::confirm_page(
+        ctx,
+        "sources",
+        &["DCI", "Configuration", "Data Sources", code, "Delete"],
+        &format!("Delete data source {code}?"),
+        html! {
+            p { (source.name) " (" code { (code) } ", " (source.registry_type.as_str()) ", " (source.base_url) ")" }
+            p { "Its settings, stored secrets and cached token are deleted; it can no longer be searched, and callbacks for it are refused. Requests already recorded stay in the transactions and the audit log. This cannot be undone." }
+            p { "To stop calling it but keep its settings, untick " strong { "Enabled" } " and save instead." }
+        },
+        &format!("/sources/{code}/delete"),
+        "Delete the data source",
+        &format!("/sources/{code}"),
+    )
+}
+
+/// `POST /sources/{code}/delete`: deletes when confirmed; otherwise shows the confirmation.
+pub(crate) async fn delete(
+    State(st): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    let ctx = match sessions.editor(&headers, &form.csrf) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let source = match load(&st, &ctx, &code).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if form.confirm != "yes" {
+        return delete_confirmation(&ctx, &source);
+    }
+    match st.store.delete_data_source(&code).await {
+        Ok(()) => {
+            st.engine.invalidate(&code);
+            see_other("/sources?notice=deleted")
+        }
+        Err(e) => store_failed(&ctx, &e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_name_other_fields_by_their_labels() {
+        let m = labelled("is required with callback_uri: set the id it sends in header.sender_id");
+        assert_eq!(
+            m,
+            "is required with Callback URI: set the id it sends in header.sender_id"
+        );
+    }
 
     #[test]
     fn pems_split_after_each_end_line() {
