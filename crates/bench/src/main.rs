@@ -29,6 +29,11 @@ use dci_client::{DataSourceInput, Engine};
 use secrecy::SecretString;
 
 use crate::procs::{ChildProc, clock_ticks, cpu_time};
+
+/// The same allocator as the `dci` binary (the gateway and the sandbox run in children of
+/// this one, so each side measures what `dci serve` / `dci sandbox` would do).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::raw::{RawRequest, replay};
 
 const SOURCE: &str = "bench_crvs";

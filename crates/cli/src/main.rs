@@ -9,6 +9,11 @@ mod progress;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: the engine allocates per request on every worker
+/// thread, where glibc's arenas spend a fifth of the CPU (bench/RESULTS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     cli::main()
 }

@@ -36,6 +36,29 @@ pub fn jcs(v: &Value) -> String {
     out
 }
 
+/// [`python_json`] of the object `{"header": header, "message": message}`, without building
+/// it (both forms sort `header` before `message`).
+pub fn python_json_envelope(header: &Value, message: &Value) -> String {
+    let mut out = String::with_capacity(1024);
+    out.push_str("{\"header\":");
+    write_python(&mut out, header);
+    out.push_str(",\"message\":");
+    write_python(&mut out, message);
+    out.push('}');
+    out
+}
+
+/// [`jcs`] of the object `{"header": header, "message": message}`, without building it.
+pub fn jcs_envelope(header: &Value, message: &Value) -> String {
+    let mut out = String::with_capacity(1024);
+    out.push_str("{\"header\":");
+    write_jcs(&mut out, header);
+    out.push_str(",\"message\":");
+    write_jcs(&mut out, message);
+    out.push('}');
+    out
+}
+
 fn write_python(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("null"),
@@ -57,15 +80,15 @@ fn write_python(out: &mut String, v: &Value) {
             out.push('{');
             // Python sorts `str` keys by code point; Rust's `str` ordering is by UTF-8 bytes,
             // which orders code points identically.
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
                 write_python_string(out, k);
                 out.push(':');
-                write_python(out, &map[k]);
+                write_python(out, v);
             }
             out.push('}');
         }
@@ -74,7 +97,14 @@ fn write_python(out: &mut String, v: &Value) {
 
 fn write_python_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
+    // Runs of printable ASCII other than `"` and `\\` are copied as they are.
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        if matches!(c, ' '..='~') && c != '"' && c != '\\' {
+            continue;
+        }
+        out.push_str(&s[plain..i]);
+        plain = i + c.len_utf8();
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -84,7 +114,6 @@ fn write_python_string(out: &mut String, s: &str) {
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
             // Python's ESCAPE_ASCII: everything outside ' '..='~' is escaped, DEL included.
-            ' '..='~' => out.push(c),
             _ => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
@@ -93,6 +122,7 @@ fn write_python_string(out: &mut String, s: &str) {
             }
         }
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 

@@ -124,6 +124,32 @@ impl<M: Serialize> Envelope<M> {
         Ok(())
     }
 
+    /// Signs the envelope and returns it as JSON: the same value as `sign` then `to_value`,
+    /// with the header and message serialised once (for the digest and the envelope both).
+    pub fn into_signed_value(
+        self,
+        signer: &Signer,
+        now: OffsetDateTime,
+    ) -> Result<Value, SignatureError> {
+        let header = serde_json::to_value(&self.header).unwrap_or(Value::Null);
+        let message = match &self.message {
+            Some(m) => serde_json::to_value(m).unwrap_or(Value::Null),
+            None => Value::Null,
+        };
+        let signature = signer.sign(&header, &message, now)?;
+        // The field order of `Envelope`'s `Serialize`: signature, header, message, extra.
+        let mut out = Map::new();
+        out.insert("signature".into(), Value::String(signature));
+        out.insert("header".into(), header);
+        if self.message.is_some() {
+            out.insert("message".into(), message);
+        }
+        for (k, v) in self.extra {
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+
     /// Signs and returns the envelope.
     pub fn signed(mut self, signer: &Signer, now: OffsetDateTime) -> Result<Self, SignatureError> {
         self.sign(signer, now)?;

@@ -5,6 +5,8 @@
 //!
 //! Registry data (`reg_records`, `query`, `filter`, `consent`, `meta`, …) is never touched.
 
+use std::fmt::Write as _;
+
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
 
@@ -114,52 +116,52 @@ const OPAQUE_KEYS: &[&str] = &[
 /// Repairs known shape deviations in place and reports them.
 pub fn normalize(v: &mut Value) -> Vec<Tolerated> {
     let mut out = Vec::new();
-    walk(v, "", &mut out);
+    let mut path = String::new();
+    walk(v, &mut path, &mut out);
     out
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn walk(v: &mut Value, path: &str, out: &mut Vec<Tolerated>) {
+/// Walks `v` at `path` (one buffer for the whole walk, restored on return).
+fn walk(v: &mut Value, path: &mut String, out: &mut Vec<Tolerated>) {
     match v {
         Value::Object(map) => walk_object(map, path, out),
         Value::Array(items) => {
+            let len = path.len();
             for (i, item) in items.iter_mut().enumerate() {
-                walk(item, &format!("{path}[{i}]"), out);
+                let _ = write!(path, "[{i}]");
+                walk(item, path, out);
+                path.truncate(len);
             }
         }
         _ => {}
     }
 }
 
-fn walk_object(map: &mut Map<String, Value>, path: &str, out: &mut Vec<Tolerated>) {
-    let keys: Vec<String> = map.keys().cloned().collect();
-    for key in keys {
-        let p = join(path, &key);
+fn walk_object(map: &mut Map<String, Value>, path: &mut String, out: &mut Vec<Tolerated>) {
+    let len = path.len();
+    let mut absent: Vec<String> = Vec::new();
+    for (key, value) in map.iter_mut() {
         let k = key.as_str();
-        if EMPTY_AS_ABSENT_KEYS.contains(&k) && map[k].as_str() == Some("") {
-            map.remove(k);
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(k);
+        if EMPTY_AS_ABSENT_KEYS.contains(&k) && value.as_str() == Some("") {
+            // Removed after the walk (in this order), which leaves the same map.
+            absent.push(key.clone());
             out.push(Tolerated {
-                path: p,
+                path: path.clone(),
                 what: "empty string treated as absent".into(),
             });
+            path.truncate(len);
             continue;
         }
-        let Some(value) = map.get_mut(k) else {
-            continue;
-        };
         if NUMERIC_KEYS.contains(&k)
             && let Value::String(s) = value
             && let Some(n) = number_from_str(s)
         {
             out.push(Tolerated {
-                path: p.clone(),
+                path: path.clone(),
                 what: format!("number sent as string {s:?}"),
             });
             *value = Value::Number(n);
@@ -168,7 +170,7 @@ fn walk_object(map: &mut Map<String, Value>, path: &str, out: &mut Vec<Tolerated
             && let Value::Number(n) = value
         {
             out.push(Tolerated {
-                path: p.clone(),
+                path: path.clone(),
                 what: format!("identifier sent as number {n}"),
             });
             *value = Value::String(n.to_string());
@@ -183,7 +185,7 @@ fn walk_object(map: &mut Map<String, Value>, path: &str, out: &mut Vec<Tolerated
             };
             if let Some(b) = b {
                 out.push(Tolerated {
-                    path: p.clone(),
+                    path: path.clone(),
                     what: format!("boolean sent as string {s:?}"),
                 });
                 *value = Value::Bool(b);
@@ -191,15 +193,19 @@ fn walk_object(map: &mut Map<String, Value>, path: &str, out: &mut Vec<Tolerated
         }
         if ARRAY_KEYS.contains(&k) && (value.is_object() || value.is_string()) {
             out.push(Tolerated {
-                path: p.clone(),
+                path: path.clone(),
                 what: "a single value where an array is expected; wrapped in an array".into(),
             });
             let single = value.take();
             *value = Value::Array(vec![single]);
         }
         if !OPAQUE_KEYS.contains(&k) {
-            walk(value, &p, out);
+            walk(value, path, out);
         }
+        path.truncate(len);
+    }
+    for k in absent {
+        map.remove(&k);
     }
 }
 

@@ -589,7 +589,10 @@ impl VerifyingKey {
 
 /// The canonical text that is digested: `{"header":…,"message":…}` in the given form.
 pub fn canonical_payload(header: &Value, message: &Value, c: Canonicalization) -> String {
-    c.apply(&json!({ "header": header, "message": message }))
+    match c {
+        Canonicalization::PythonJson => canonical::python_json_envelope(header, message),
+        Canonicalization::Jcs => canonical::jcs_envelope(header, message),
+    }
 }
 
 /// `base64(SHA-256(canonical payload))`.

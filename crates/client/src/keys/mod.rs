@@ -412,8 +412,8 @@ impl RegistryKeys {
             }
         };
         let parsed = signature::parse(sig).map_err(|e| SignatureFailure::Invalid(e.to_string()))?;
-        let header = envelope.get("header").cloned().unwrap_or(Value::Null);
-        let message = envelope.get("message").cloned().unwrap_or(Value::Null);
+        let header = envelope.get("header").unwrap_or(&Value::Null);
+        let message = envelope.get("message").unwrap_or(&Value::Null);
         let mut candidates: Vec<(Option<String>, VerifyingKey)> = Vec::new();
         for (i, pem) in source.registry_public_keys.iter().enumerate() {
             match VerifyingKey::from_spki_pem(pem) {
@@ -435,7 +435,7 @@ impl RegistryKeys {
                     if key.algorithm() != parsed.algorithm {
                         continue;
                     }
-                    match signature::verify(sig, &header, &message, key, &self.inner.verify, now) {
+                    match signature::verify(sig, header, message, key, &self.inner.verify, now) {
                         Ok(p) => return Some(Ok(kid.clone().unwrap_or(p.key_id))),
                         Err(e) => last = Some(Err(e)),
                     }

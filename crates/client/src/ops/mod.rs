@@ -367,7 +367,7 @@ impl Operations {
     /// Signs `env` with the source's signing key, when it names one (from the signer cache).
     pub(crate) async fn sign<M: serde::Serialize>(
         &self,
-        mut env: dci_protocol::envelope::Envelope<M>,
+        env: dci_protocol::envelope::Envelope<M>,
         now: OffsetDateTime,
     ) -> Result<Value, OpsError> {
         if let Some(key_id) = &self.source().signing_key_id
@@ -377,7 +377,9 @@ impl Operations {
                 .signers
                 .signer(self.ops.as_ref(), key_id, self.sender_id()?, now)
                 .await?;
-            env.sign(&signer, now).map_err(OpsError::Signing)?;
+            return env
+                .into_signed_value(&signer, now)
+                .map_err(OpsError::Signing);
         }
         Ok(env.to_value())
     }
@@ -443,7 +445,7 @@ impl Operations {
         let reply = self
             .exchange(p.envelope, Endpoint::SyncSearch, true)
             .await?;
-        Ok(result::search_result(&reply.body, reply.signature.state))
+        Ok(result::search_result(reply.body, reply.signature.state))
     }
 
     /// Pages of a sync search, from its page (default 1) to the last.

@@ -9,6 +9,7 @@
 //! acknowledgement, not an answer: it gets one whole-message entry whose `status` is `rcvd` /
 //! `pdng` (and [`SearchResult::is_pending`] is true), so it never reads as an empty success.
 
+use dci_protocol::envelope::Payload;
 use dci_protocol::inbound::{self, MessageStatus};
 use dci_protocol::lenient::Tolerated;
 use dci_protocol::message::{SearchResponse, SearchResponseItem, TxnStatus, TxnStatusResponse};
@@ -134,11 +135,16 @@ fn as_items(v: Option<&Value>) -> Vec<&Value> {
 /// `reg_records` as a list. Where a spec types reg_records as an object (DR search, CRVS/FR
 /// txn status), `{}` means none.
 fn record_list(v: Option<&Value>) -> Vec<Value> {
+    record_list_owned(v.cloned())
+}
+
+/// [`record_list`] of a value we own (the records move).
+fn record_list_owned(v: Option<Value>) -> Vec<Value> {
     match v {
-        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Array(a)) => a,
         Some(Value::Object(o)) if o.is_empty() => Vec::new(),
         Some(Value::Null) | None => Vec::new(),
-        Some(other) => vec![other.clone()],
+        Some(other) => vec![other],
     }
 }
 
@@ -178,27 +184,34 @@ pub(crate) fn parse_item(item: &Value) -> SearchItemResult {
 /// One typed item; `raw` is the item as received (before normalisation). Record and event
 /// types are shown as sent (the typed codes would canonicalise them).
 fn typed_item(item: &SearchResponseItem, raw: &Value) -> SearchItemResult {
+    typed_item_owned(item.clone(), raw.clone())
+}
+
+/// [`typed_item`] taking both by value, so the records move instead of being copied.
+fn typed_item_owned(item: SearchResponseItem, raw: Value) -> SearchItemResult {
     let data = raw.get("data");
+    let record_type = data
+        .and_then(|d| str_at(d, "reg_record_type"))
+        .map(str::to_owned);
+    let event_type = data
+        .and_then(|d| str_at(d, "reg_event_type"))
+        .map(str::to_owned);
     SearchItemResult {
-        reference_id: item.reference_id.clone(),
         status: item.status.as_str().to_ascii_lowercase(),
         reason: RegistryError::new(
             item.status_reason_code.as_ref().map(|c| c.as_str()),
             item.status_reason_message.as_deref(),
         ),
-        record_type: data
-            .and_then(|d| str_at(d, "reg_record_type"))
-            .map(str::to_owned),
-        event_type: data
-            .and_then(|d| str_at(d, "reg_event_type"))
-            .map(str::to_owned),
-        records: record_list(item.data.as_ref().map(|d| &d.reg_records.0)),
+        reference_id: item.reference_id,
+        record_type,
+        event_type,
+        records: record_list_owned(item.data.map(|d| d.reg_records.0)),
         pagination: item.pagination.map(|p| PageInfo {
             page_number: p.page_number.max(1),
             page_size: p.page_size,
             total_count: p.total_count,
         }),
-        raw: raw.clone(),
+        raw,
     }
 }
 
@@ -279,35 +292,47 @@ fn mark_pending(items: &mut Vec<SearchItemResult>, envelope: &Value, h: &HeaderI
 }
 
 /// Builds a [`SearchResult`] from a whole envelope (sync reply or `on-search` callback).
-pub(crate) fn search_result(envelope: &Value, signature: SignatureState) -> SearchResult {
-    let h = header_info(envelope);
-    let raw_message = envelope.get("message").unwrap_or(&Value::Null);
+pub(crate) fn search_result(mut envelope: Value, signature: SignatureState) -> SearchResult {
+    let h = header_info(&envelope);
+    // The typed parse normalises its own copy; the items as received move out of `envelope`.
     let (transaction_id, correlation_id, mut items, tolerated) =
         match inbound::parse_reply::<SearchResponse>(envelope.clone()) {
             Ok(parsed) => {
                 let tolerated = tolerated_strings(&parsed.tolerated);
-                match parsed.value.plain_message() {
-                    Some(m) => (
-                        m.transaction_id.clone(),
-                        Some(m.correlation_id.clone()).filter(|c| !c.is_empty()),
-                        typed_items(m, raw_message),
-                        tolerated,
-                    ),
-                    None => (String::new(), None, Vec::new(), tolerated),
+                match parsed.value.message {
+                    Some(Payload::Plain(m)) => {
+                        let raws = take_items(&mut envelope, "search_response");
+                        let mut raws = raws.into_iter();
+                        let items = m
+                            .search_response
+                            .into_iter()
+                            .map(|it| typed_item_owned(it, raws.next().unwrap_or(Value::Null)))
+                            .collect();
+                        (
+                            m.transaction_id,
+                            Some(m.correlation_id).filter(|c| !c.is_empty()),
+                            items,
+                            tolerated,
+                        )
+                    }
+                    _ => (String::new(), None, Vec::new(), tolerated),
                 }
             }
-            Err(e) => (
-                str_at(raw_message, "transaction_id")
-                    .unwrap_or_default()
-                    .to_owned(),
-                str_at(raw_message, "correlation_id").map(str::to_owned),
-                parse_search_items(raw_message),
-                vec![format!(
-                    "{e}; not a typed SearchResponse, read field by field"
-                )],
-            ),
+            Err(e) => {
+                let raw_message = envelope.get("message").unwrap_or(&Value::Null);
+                (
+                    str_at(raw_message, "transaction_id")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    str_at(raw_message, "correlation_id").map(str::to_owned),
+                    parse_search_items(raw_message),
+                    vec![format!(
+                        "{e}; not a typed SearchResponse, read field by field"
+                    )],
+                )
+            }
         };
-    mark_pending(&mut items, envelope, &h);
+    mark_pending(&mut items, &envelope, &h);
     SearchResult {
         transaction_id,
         correlation_id,
@@ -317,6 +342,19 @@ pub(crate) fn search_result(envelope: &Value, signature: SignatureState) -> Sear
         status: h.status,
         reason: h.reason,
         tolerated,
+    }
+}
+
+/// `message.{key}` taken out of `envelope` as a list of items (an object is one item).
+fn take_items(envelope: &mut Value, key: &str) -> Vec<Value> {
+    match envelope
+        .get_mut("message")
+        .and_then(|m| m.get_mut(key))
+        .map(Value::take)
+    {
+        Some(Value::Array(a)) => a,
+        Some(o @ Value::Object(_)) => vec![o],
+        _ => Vec::new(),
     }
 }
 
@@ -447,7 +485,7 @@ mod tests {
              "pagination": {"page_size": "2", "page_number": 1, "total_count": 5}},
             {"reference_id": "r2", "status": "rjct", "status_reason_code": "rjct.x", "status_reason_message": "bad"}
         ]}});
-        let r = search_result(&env, SignatureState::NotChecked);
+        let r = search_result(env.clone(), SignatureState::NotChecked);
         assert_eq!(r.items.len(), 2);
         assert_eq!(r.items[0].records[0]["x"]["y"], 2);
         assert!(r.items[0].pagination.unwrap().has_more());
@@ -466,7 +504,7 @@ mod tests {
                 {"reference_id": "r1", "timestamp": "", "status": "SUCC",
                  "data": {"reg_record_type": "Person", "reg_records": {}},
                  "pagination": {"page_size": 10, "page_number": 1, "total_count": "0"}}}});
-        let r = search_result(&env, SignatureState::NotChecked);
+        let r = search_result(env.clone(), SignatureState::NotChecked);
         assert_eq!(r.status.as_deref(), Some("succ"));
         assert!(!r.is_pending());
         assert_eq!(r.items.len(), 1);
@@ -496,7 +534,7 @@ mod tests {
             json!({"header": {"message_id": "m", "message_ts": "2025-01-01T00:00:00Z",
                 "action": "on-search", "status": status, "status_reason_message": "queued"}})
         };
-        let r = search_result(&h("pdng"), SignatureState::NotChecked);
+        let r = search_result(h("pdng"), SignatureState::NotChecked);
         assert!(r.is_pending());
         assert_eq!(r.items[0].status, "pdng");
         assert_eq!(
@@ -506,7 +544,7 @@ mod tests {
         let e = pending_reply(&h("rcvd")).unwrap();
         assert!(e.is_pending() && e.to_string().contains("received"), "{e}");
         assert!(pending_reply(&h("rjct")).is_none());
-        let ok = search_result(&h("succ"), SignatureState::NotChecked);
+        let ok = search_result(h("succ"), SignatureState::NotChecked);
         assert!(ok.items.is_empty() && !ok.is_pending());
     }
 }

@@ -624,8 +624,7 @@ impl DciClient {
             };
             let sent = self.send(call.phase, &call.url, rb).await;
             let (result, retry_after) = match sent {
-                Ok((raw, headers)) => {
-                    let ra = retry::retry_after(&headers);
+                Ok((raw, ra)) => {
                     if raw.status == StatusCode::UNAUTHORIZED
                         && kind == AuthKind::OAuth2
                         && call.authenticate
@@ -718,13 +717,13 @@ impl DciClient {
         phase: Phase,
         url: &Url,
         rb: reqwest::RequestBuilder,
-    ) -> Result<(RawResponse, HeaderMap)> {
+    ) -> Result<(RawResponse, Option<Duration>)> {
         let resp = rb
             .send()
             .await
             .map_err(|e| Error::from_reqwest(phase, url, e))?;
         let status = resp.status();
-        let headers = resp.headers().clone();
+        let retry_after = retry::retry_after(resp.headers());
         let body = resp
             .bytes()
             .await
@@ -734,7 +733,7 @@ impl DciClient {
                 status,
                 body: body.to_vec(),
             },
-            headers,
+            retry_after,
         ))
     }
 
