@@ -10,7 +10,8 @@
 //!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
 //!   API JSON error, DCI ACK `ERR`, console HTML — axum's own rejections, 404, 405 included),
 //!   the brute-force limits' shared [`Throttle`], panics answered 500, a request timeout and a
-//!   stalled-body timeout (408) and a body limit. [`router_with`] takes explicit limits.
+//!   stalled-body timeout (408), a body limit, and `Connection: close` on an answer given before
+//!   the request body was read (`keepalive`). [`router_with`] takes explicit limits.
 //! - [`throttle`]: failed admin-token attempts per client address (API and console login);
 //!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
 //! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
@@ -41,6 +42,7 @@ mod error;
 pub mod extract;
 pub mod harden;
 mod health;
+mod keepalive;
 mod state;
 pub mod throttle;
 
@@ -124,6 +126,7 @@ fn with_layers(
                 )
             }),
         )
+        .layer(middleware::from_fn(keepalive::close_if_unread))
 }
 
 /// Serves `state` on `listener` until `signal` resolves, then stops accepting, fires
