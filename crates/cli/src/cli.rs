@@ -55,6 +55,10 @@ Environment:
                               for serve and sandbox, warn otherwise); --log, log
   DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets)
   DCI_SANDBOX_CLIENT_SECRET   Client secret of `dci sandbox` (default: the demo secret)
+  DCI_WEBHOOK_MAX_ATTEMPTS    `dci serve`: webhook attempts before the dead letter (default 12)
+  DCI_WEBHOOK_MAX_AGE_SECS    `dci serve`: event age after which its webhook delivery is
+                              dead-lettered (default 259200, 3 days)
+  DCI_WEBHOOK_RETRY_BASE_MS   `dci serve`: first webhook retry backoff ceiling (default 1000)
   NO_COLOR                    Set (non-empty): no colour in any output
 
 Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 not found.";

@@ -893,6 +893,16 @@ async fn every_request_gets_an_answer_in_its_family_shape() {
             continue;
         };
         let url = format!("{base}{}", String::from_utf8_lossy(&req.target));
+        // The URL as reqwest sends it (dot segments, %2e%2e included, resolved): the answer's
+        // family follows the path the server sees.
+        let mut sent = req.clone();
+        if let Ok(u) = reqwest::Url::parse(&url) {
+            let mut target = u.path().to_owned();
+            if let Some(q) = u.query() {
+                target = format!("{target}?{q}");
+            }
+            sent.target = target.into_bytes();
+        }
         let mut b = pooled.request(method, &url).body(req.body.clone());
         for (name, value) in &req.headers {
             if let Ok(v) = reqwest::header::HeaderValue::from_bytes(value) {
@@ -919,7 +929,7 @@ async fn every_request_gets_an_answer_in_its_family_shape() {
                             body: body.to_vec(),
                             answered_path,
                         };
-                        if let Some(why) = judge(req, &a) {
+                        if let Some(why) = judge(&sent, &a) {
                             problems.push(format!("keep-alive: {why}: {}", req.describe()));
                         }
                     }
