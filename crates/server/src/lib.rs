@@ -144,7 +144,7 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
-    tokio::spawn(expire_overdue_until_shutdown(state.clone()));
+    tokio::spawn(recover_until_shutdown(state.clone()));
     let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -165,39 +165,31 @@ pub async fn serve_with(
     }
 }
 
-/// How often waiting async requests are recovered and overdue ones marked timed out.
-const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+/// How often the recovery loop looks at the waiting async requests (each is asked about
+/// under its source's `recovery` settings: expected callback time, poll interval, give-up).
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How long an async search waits for its callback before its registry is asked for it.
-const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Marks overdue async requests as timed out (at start, so a restart catches up, then
-/// periodically) until shutdown.
-async fn expire_overdue_until_shutdown(state: AppState) {
-    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+/// Runs the engine's recovery pass (at start, so a restart catches up, then periodically)
+/// until shutdown: every waiting async request ends with its result or a definite state
+/// (`failed` when it never arrived, `expired` at its source's give-up time).
+async fn recover_until_shutdown(state: AppState) {
+    let mut tick = tokio::time::interval(RECOVERY_INTERVAL);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = state.shutdown.wait() => return,
         }
-        // Searches whose reply was lost or whose callback has not come: ask their registries.
-        match state.engine.recover_transactions(RECOVER_AFTER).await {
-            Ok(r) if r.resolved > 0 => {
+        match state.engine.recover_transactions().await {
+            Ok(r) if r.resolved > 0 || r.expired > 0 => {
                 tracing::info!(
                     looked_up = r.looked_up,
                     resolved = r.resolved,
-                    "completed async requests from their registries' transaction status"
+                    expired = r.expired,
+                    "recovered waiting async requests"
                 )
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not recover waiting requests"),
-        }
-        match dci_client::ops::expire_overdue(state.ops.as_ref(), time::OffsetDateTime::now_utc())
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(count = n, "marked overdue async requests as timed out"),
-            Err(e) => tracing::warn!(error = %e, "could not mark overdue requests"),
         }
     }
 }

@@ -9,6 +9,7 @@ use dci_client::{
     AuthConfig, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, StoreError, TlsSettings,
 };
+use dci_client::{RecoverySettings, RetrySettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};
@@ -50,6 +51,10 @@ pub(crate) struct StoredConfig {
     profile: dci_client::registries::Profile,
     /// Absent in records written before callback authentication existed: `false`.
     accept_unauthenticated_callbacks: bool,
+    /// Absent in records written before per-source recovery settings existed: the defaults.
+    recovery: RecoverySettings,
+    /// Absent in records written before per-source retry settings existed: the engine's.
+    retry: RetrySettings,
     notes: String,
 }
 
@@ -95,6 +100,8 @@ impl SourceRow {
             registry_jwks_url: s.registry_jwks_url.clone(),
             profile: s.profile,
             accept_unauthenticated_callbacks: s.callbacks.accept_unauthenticated,
+            recovery: s.recovery,
+            retry: s.retry,
             notes: s.notes.clone(),
             ..StoredConfig::default()
         };
@@ -193,6 +200,8 @@ impl SourceRow {
             registry_jwks_url: c.registry_jwks_url,
             profile: c.profile,
             callbacks,
+            recovery: c.recovery,
+            retry: c.retry,
             active: self.active,
             notes: c.notes,
             last_test_at: self.last_test_at,

@@ -42,6 +42,11 @@ pub(crate) fn sqlite() -> Migrator {
             "tolerated",
             include_str!("../migrations/sqlite/0003_tolerated.sql"),
         ),
+        (
+            5,
+            "transaction_reason",
+            include_str!("../migrations/sqlite/0005_transaction_reason.sql"),
+        ),
     ])
 }
 
@@ -61,6 +66,11 @@ pub(crate) fn postgres() -> Migrator {
             3,
             "tolerated",
             include_str!("../migrations/postgres/0003_tolerated.sql"),
+        ),
+        (
+            5,
+            "transaction_reason",
+            include_str!("../migrations/postgres/0005_transaction_reason.sql"),
         ),
     ])
 }

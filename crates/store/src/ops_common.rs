@@ -47,7 +47,7 @@ macro_rules! impl_ops_store {
 
             const TXN_COLUMNS: &str = "transaction_id, source_code, kind, message_id, \
                 reference_ids, request, state, ack_status, correlation_id, error_code, \
-                error_message, ack_at, created_at, deadline_ms, updated_at";
+                error_message, ack_at, created_at, deadline_ms, updated_at, state_reason";
 
             const CB_COLUMNS: &str = "source_code, message_id, action, transaction_id, \
                 correlation_id, status, total_count, completed_count, signature, \
@@ -105,6 +105,7 @@ macro_rules! impl_ops_store {
                     created_at: r.try_get("created_at").map_err(read)?,
                     deadline: from_ms(r.try_get("deadline_ms").map_err(read)?),
                     updated_at: r.try_get("updated_at").map_err(read)?,
+                    reason: r.try_get("state_reason").map_err(read)?,
                 })
             }
 
@@ -170,6 +171,7 @@ macro_rules! impl_ops_store {
                     TransactionState::Acknowledged,
                     TransactionState::Unknown,
                     TransactionState::TimedOut,
+                    TransactionState::Expired,
                     TransactionState::Partial,
                     TransactionState::Completed,
                     TransactionState::Failed,
@@ -191,8 +193,10 @@ macro_rules! impl_ops_store {
                     sqlx::query(
                         "INSERT INTO op_transaction (transaction_id, source_code, kind, \
                          message_id, reference_ids, request, state, ack_status, correlation_id, \
-                         error_code, error_message, ack_at, created_at, deadline_ms, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                         error_code, error_message, ack_at, created_at, deadline_ms, updated_at, \
+                         state_reason) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                         $16)",
                     )
                     .bind(&t.transaction_id)
                     .bind(&t.source_code)
@@ -209,6 +213,7 @@ macro_rules! impl_ops_store {
                     .bind(ts(t.created_at))
                     .bind(to_ms(t.deadline))
                     .bind(ts(t.updated_at))
+                    .bind(t.reason.as_deref())
                     .execute(self.pool())
                     .await
                     .map_err(db("storing a transaction"))?;
@@ -259,17 +264,19 @@ macro_rules! impl_ops_store {
                     transaction_id: &str,
                     state: TransactionState,
                     at: OffsetDateTime,
+                    reason: Option<&str>,
                 ) -> Result<bool, StoreError> {
                     let mut changed = false;
                     for from in below(state) {
                         let done = sqlx::query(
-                            "UPDATE op_transaction SET state = $2, updated_at = $3 \
-                             WHERE transaction_id = $1 AND state = $4",
+                            "UPDATE op_transaction SET state = $2, updated_at = $3, \
+                             state_reason = $5 WHERE transaction_id = $1 AND state = $4",
                         )
                         .bind(transaction_id)
                         .bind(state.as_str())
                         .bind(ts(at))
                         .bind(from)
+                        .bind(reason)
                         .execute(self.pool())
                         .await
                         .map_err(db("updating a transaction"))?;

@@ -7,7 +7,8 @@
 use secrecy::SecretString;
 
 use super::document::{
-    AuthDocument, CallbacksDocument, EndpointsDocument, SourceDocument, TlsDocument,
+    AuthDocument, CallbacksDocument, EndpointsDocument, RecoveryDocument, RetryDocument,
+    SourceDocument, TlsDocument,
 };
 use super::{DataSource, ValidationErrors};
 
@@ -50,6 +51,10 @@ pub struct DataSourceInput {
     pub profile: Option<String>,
     /// `callbacks.accept_unauthenticated`.
     pub accept_unauthenticated_callbacks: Option<bool>,
+    /// `recovery.*`.
+    pub recovery: RecoveryDocument,
+    /// `retry.*`.
+    pub retry: RetryDocument,
     pub active: Option<bool>,
     pub notes: Option<String>,
 }
@@ -101,6 +106,8 @@ impl From<DataSourceInput> for SourceDocument {
                 secret: None,
                 url: None,
             },
+            recovery: i.recovery,
+            retry: i.retry,
             active: i.active,
             notes: i.notes,
             ..SourceDocument::default()
@@ -145,6 +152,8 @@ impl From<SourceDocument> for DataSourceInput {
             registry_jwks_url: d.registry_jwks_url,
             profile: d.profile,
             accept_unauthenticated_callbacks: d.callbacks.accept_unauthenticated,
+            recovery: d.recovery,
+            retry: d.retry,
             active: d.active,
             notes: d.notes,
         }

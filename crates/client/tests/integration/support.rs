@@ -40,6 +40,8 @@ pub(crate) fn source(base_url: &str, auth: AuthConfig) -> DataSource {
             secret: Some(dci_client::source::CallbackSettings::generate_secret()),
             accept_unauthenticated: false,
         },
+        recovery: Default::default(),
+        retry: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Draft,

@@ -6,6 +6,7 @@ mod asynchronous;
 mod fuzz;
 mod inbound;
 mod lost_reply;
+mod recovery;
 mod signatures;
 mod support;
 mod synchronous;
