@@ -11,6 +11,8 @@
 //!   API JSON error, DCI ACK `ERR`, console HTML — axum's own rejections, 404, 405 included),
 //!   the brute-force limits' shared [`Throttle`], panics answered 500, a request timeout and a
 //!   stalled-body timeout (408) and a body limit. [`router_with`] takes explicit limits.
+//! - [`admission`]: at most [`ServerConfig::max_in_flight`] gateway requests in flight; one
+//!   more is answered 503 with `Retry-After` at once (no queueing).
 //! - [`throttle`]: failed admin-token attempts per client address (API and console login);
 //!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
 //! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
@@ -31,6 +33,7 @@
 //! types (`dci-protocol`).
 
 pub mod admin_token;
+pub mod admission;
 mod answer;
 pub mod api;
 pub mod callback;
@@ -85,7 +88,10 @@ pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
-        .merge(api::router(&state))
+        .merge(api::router(&state).layer(middleware::from_fn_with_state(
+            admission::Admission::new(state.config.max_in_flight),
+            admission::admit,
+        )))
         .merge(console::router());
     with_layers(routes, &state.config, throttle).with_state(state)
 }

@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Longest an in-flight request may keep the server alive after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Most gateway (`/api/v1`) requests in flight at once; beyond it a request is answered
+    /// 503 with `Retry-After` at once instead of queueing (admission control). Default 256.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +35,7 @@ impl Default for ServerConfig {
             body_limit: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            max_in_flight: 256,
         }
     }
 }

@@ -586,7 +586,11 @@ impl DciClient {
         let kind = self.inner.source.auth.kind();
         let mut retry = self.inner.retry.start();
         let mut attempt = 0u32;
-        let mut reauthed = false;
+        // New tokens fetched after a 401: one for any call; up to three for a retried one,
+        // whose token may be revoked again (or a concurrent caller's refresh may hand it the
+        // old token once more) during a long run of retries. Wrong credentials end there.
+        let max_reauths = if call.retry { 3 } else { 1 };
+        let mut reauths = 0u32;
         loop {
             attempt += 1;
             // A token fetch has its own audit entry; this one times the call itself.
@@ -627,11 +631,11 @@ impl DciClient {
                     if raw.status == StatusCode::UNAUTHORIZED
                         && kind == AuthKind::OAuth2
                         && call.authenticate
-                        && !reauthed
+                        && reauths < max_reauths
                     {
                         // The registry may have revoked or expired our token early: drop it
-                        // (only if nobody replaced it already), fetch a new one, retry once.
-                        reauthed = true;
+                        // (only if nobody replaced it already), fetch a new one, retry.
+                        reauths += 1;
                         if let Some(g) = generation
                             && self.inner.tokens.invalidate(g)
                         {

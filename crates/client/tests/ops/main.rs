@@ -3,6 +3,7 @@
 //! against the official request schema.
 
 mod asynchronous;
+mod fault_storm;
 mod fuzz;
 mod inbound;
 mod lost_reply;
