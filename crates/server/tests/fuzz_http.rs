@@ -104,6 +104,7 @@ impl Rig {
             body_limit: BODY_LIMIT,
             request_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(2),
+            ..ServerConfig::default()
         };
         let state = AppState::with_config(
             env.store.clone(),

@@ -35,6 +35,10 @@ pub(crate) struct ServeArgs {
     /// How long in-flight requests may keep running after SIGINT/SIGTERM, in seconds.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Limits")]
     shutdown_grace: u64,
+    /// Most gateway requests in flight at once; beyond it a request is answered 503 with
+    /// Retry-After at once (admission control) instead of queueing.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Limits")]
+    max_in_flight: u64,
 }
 
 pub(crate) fn run(args: ServeArgs, json: bool) -> u8 {
@@ -71,6 +75,7 @@ async fn serve(args: ServeArgs, json: bool) -> Result<(), CmdError> {
         body_limit: usize::try_from(args.body_limit).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(args.request_timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
     };
     let token_origin = admin.origin().clone();
     let state = AppState::with_config(store, ops, admin, config);
