@@ -567,7 +567,7 @@ async fn get(store: &dyn Store, code: &str) -> Result<DataSource, CmdError> {
 }
 
 /// The text flags shared by `add` and `edit`: the document path each sets, the flag, its value.
-fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>); 26] {
+fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>); 31] {
     [
         ("name", "--name", &f.name),
         ("registry_type", "--registry-type", &f.registry_type),

@@ -745,7 +745,7 @@ impl Operations {
                 )
                 .await?;
         }
-        Ok(Lookup::Answered(view))
+        Ok(Lookup::Answered(Box::new(view)))
     }
 
     /// Ends `t` as `failed`: the registry answered that it has no such transaction.
@@ -774,7 +774,7 @@ impl Operations {
 #[derive(Debug)]
 pub(crate) enum Lookup {
     /// Results came (stored; the view is the transaction after them).
-    Answered(TransactionView),
+    Answered(Box<TransactionView>),
     /// The registry has no such transaction (its words).
     Absent(String),
     /// No definite answer (an error, or no result yet).

@@ -452,7 +452,8 @@ pub(crate) struct Call<'a> {
 
 enum Auth {
     None,
-    Basic(String, String),
+    /// User name and the decrypted password, wiped from memory when dropped.
+    Basic(String, zeroize::Zeroizing<String>),
     Header(HeaderValue, Option<u64>),
 }
 
@@ -619,7 +620,7 @@ impl DciClient {
                 }
                 // reqwest marks the header sensitive.
                 Auth::Basic(u, p) => {
-                    rb = rb.basic_auth(u, Some(p));
+                    rb = rb.basic_auth(u, Some(p.as_str()));
                     None
                 }
                 Auth::None => None,
@@ -743,16 +744,24 @@ impl DciClient {
     async fn authorization(&self) -> Result<Auth> {
         Ok(match &self.inner.source.auth {
             AuthConfig::None => Auth::None,
+            // The header text holding a secret is wiped once the header value is built.
             AuthConfig::Bearer { token } => Auth::Header(
-                sensitive(&format!("Bearer {}", token.expose_secret()))?,
+                sensitive(&zeroize::Zeroizing::new(format!(
+                    "Bearer {}",
+                    token.expose_secret()
+                )))?,
                 None,
             ),
-            AuthConfig::Basic { username, password } => {
-                Auth::Basic(username.clone(), password.expose_secret().to_owned())
-            }
+            AuthConfig::Basic { username, password } => Auth::Basic(
+                username.clone(),
+                zeroize::Zeroizing::new(password.expose_secret().to_owned()),
+            ),
             AuthConfig::OAuth2(_) => {
                 let cached = self.cached_token(false).await?;
-                let v = sensitive(&format!("Bearer {}", cached.token.access_token.secret()))?;
+                let v = sensitive(&zeroize::Zeroizing::new(format!(
+                    "Bearer {}",
+                    cached.token.access_token.secret()
+                )))?;
                 Auth::Header(v, Some(cached.generation))
             }
         })
