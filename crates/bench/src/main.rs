@@ -53,6 +53,9 @@ struct Cli {
 enum Cmd {
     /// The engine benchmark: library, gateway and CLI against raw HTTP replay.
     Engine(EngineArgs),
+    /// Gateway latency under load: p50/p99 at many concurrent clients, with admission
+    /// control against the same gateway without it.
+    Latency(LatencyArgs),
     /// (internal) runs the sandbox and prints its base URL.
     #[command(hide = true)]
     ChildSandbox,
@@ -83,6 +86,28 @@ struct EngineArgs {
     out: Option<std::path::PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct LatencyArgs {
+    /// Concurrent gateway clients.
+    #[arg(long, default_value_t = 500)]
+    clients: usize,
+    /// Seconds per round.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Rounds per side (alternating).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// The admitted gateway's limit of requests in flight.
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: usize,
+    /// Where to write the results (Markdown).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+/// The child gateway's limit of requests in flight (unset: the server's default).
+const MAX_IN_FLIGHT_ENV: &str = "DCI_BENCH_MAX_IN_FLIGHT";
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new()?;
@@ -90,6 +115,7 @@ fn main() -> Result<()> {
         Cmd::ChildSandbox => rt.block_on(child_sandbox()),
         Cmd::ChildGateway => rt.block_on(child_gateway()),
         Cmd::Engine(a) => rt.block_on(engine_bench(a)),
+        Cmd::Latency(a) => rt.block_on(latency_bench(a)),
     }
 }
 
@@ -103,7 +129,14 @@ async fn child_sandbox() -> Result<()> {
 async fn child_gateway() -> Result<()> {
     let opened = dci_store::open(&dci_store::OpenOptions::from_env()).await?;
     let admin = dci_server::AdminToken::from_secret(&SecretString::from(ADMIN_TOKEN));
-    let state = dci_server::AppState::new(opened.store, opened.ops, admin);
+    let mut config = dci_server::ServerConfig::default();
+    if let Some(n) = std::env::var(MAX_IN_FLIGHT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.max_in_flight = n;
+    }
+    let state = dci_server::AppState::with_config(opened.store, opened.ops, admin, config);
     let server = dci_server::spawn("127.0.0.1:0".parse()?, state).await?;
     println!("{}", server.addr());
     wait_for_parent().await;
@@ -194,10 +227,20 @@ fn per_request_us(d: Duration, n: u64) -> f64 {
     }
 }
 
-async fn engine_bench(a: EngineArgs) -> Result<()> {
-    let round = Duration::from_secs_f64(a.seconds);
-    let ticks = clock_ticks();
+/// What every benchmark runs over: the sandbox in its own process, and a store in a
+/// temporary home holding one OAuth2 CRVS source with signed requests.
+struct Setup {
+    sandbox: ChildProc,
+    sb_url: String,
+    sb_addr: SocketAddr,
+    uin: String,
+    home: tempfile::TempDir,
+    home_s: String,
+    opened: dci_store::Opened,
+    engine: Engine,
+}
 
+async fn setup() -> Result<Setup> {
     // The sandbox, in its own process.
     let sandbox = ChildProc::start(&["child-sandbox"], &[])?;
     let sb_url = sandbox.line.clone();
@@ -247,6 +290,32 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
     .validate()
     .map_err(|e| anyhow!("the benchmark source is invalid: {e}"))?;
     opened.store.create_data_source(&source).await?;
+    Ok(Setup {
+        sandbox,
+        sb_url,
+        sb_addr,
+        uin,
+        home,
+        home_s,
+        opened,
+        engine,
+    })
+}
+
+async fn engine_bench(a: EngineArgs) -> Result<()> {
+    let round = Duration::from_secs_f64(a.seconds);
+    let ticks = clock_ticks();
+
+    let Setup {
+        sandbox,
+        sb_url,
+        sb_addr,
+        uin,
+        home: _home,
+        home_s,
+        opened: _opened,
+        engine,
+    } = setup().await?;
 
     // The gateway, in its own process over the same store.
     let gateway = ChildProc::start(&["child-gateway"], &[("DCI_HOME", &home_s)])?;
@@ -535,4 +604,122 @@ async fn get_json(url: &str) -> Result<serde_json::Value> {
         .rfind('}')
         .ok_or_else(|| anyhow!("no JSON from {url}"))?;
     Ok(serde_json::from_str(&body[start..=end])?)
+}
+
+/// p-th percentile (0–100) of microsecond latencies, in milliseconds.
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    f64::from(sorted[i.min(sorted.len() - 1)]) / 1e3
+}
+
+/// One side's latency rounds.
+#[derive(Default)]
+struct LatencySide {
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    rps: Vec<f64>,
+    unavailable: u64,
+    other_errors: u64,
+    requests: u64,
+}
+
+impl LatencySide {
+    fn record(&mut self, mut c: raw::Counts, elapsed: f64) {
+        c.latencies_us.sort_unstable();
+        self.p50.push(percentile_ms(&c.latencies_us, 50.0));
+        self.p99.push(percentile_ms(&c.latencies_us, 99.0));
+        self.rps.push(c.ok as f64 / elapsed);
+        self.unavailable += c.unavailable;
+        self.other_errors += c.errors - c.unavailable;
+        self.requests += c.ok + c.errors;
+    }
+
+    fn row(&self, name: &str) -> String {
+        let (p50, p99) = (median(self.p50.clone()), median(self.p99.clone()));
+        format!(
+            "| {name} | {p50:.1} | {p99:.1} | **{:.1}×** | {:.0} | {:.1} % | {} |\n",
+            if p50 > 0.0 { p99 / p50 } else { 0.0 },
+            median(self.rps.clone()),
+            100.0 * self.unavailable as f64 / self.requests.max(1) as f64,
+            self.other_errors
+        )
+    }
+}
+
+async fn latency_bench(a: LatencyArgs) -> Result<()> {
+    let round = Duration::from_secs_f64(a.seconds);
+    let Setup {
+        sandbox,
+        uin,
+        home: _home,
+        home_s,
+        opened: _opened,
+        engine,
+        ..
+    } = setup().await?;
+    let limit = a.max_in_flight.to_string();
+    let unbounded = (1usize << 30).to_string();
+    let admitted = ChildProc::start(
+        &["child-gateway"],
+        &[("DCI_HOME", &home_s), (MAX_IN_FLIGHT_ENV, &limit)],
+    )?;
+    let queued = ChildProc::start(
+        &["child-gateway"],
+        &[("DCI_HOME", &home_s), (MAX_IN_FLIGHT_ENV, &unbounded)],
+    )?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "query_type": "idtype-value", "query": format!("UIN:{uin}"), "mode": "sync",
+        "page": 1, "page_size": 10,
+    }))?;
+    let path = format!("/api/v1/sources/{SOURCE}/search");
+    let request = |line: &str| -> Result<RawRequest> {
+        let addr: SocketAddr = line.parse().context("a gateway's address")?;
+        Ok(RawRequest::post_json(addr, &path, ADMIN_TOKEN, &body))
+    };
+    let (with, without) = (request(&admitted.line)?, request(&queued.line)?);
+    for (name, r) in [("admitted", &with), ("queued", &without)] {
+        if replay(r, 1, Duration::from_millis(300)).await.ok == 0 {
+            return Err(anyhow!("{name} gateway warm-up got no 2xx reply"));
+        }
+    }
+    let (mut adm, mut que) = (LatencySide::default(), LatencySide::default());
+    for r in 0..a.rounds {
+        let t0 = Instant::now();
+        let c = replay(&without, a.clients, round).await;
+        que.record(c, t0.elapsed().as_secs_f64());
+        let t0 = Instant::now();
+        let c = replay(&with, a.clients, round).await;
+        adm.record(c, t0.elapsed().as_secs_f64());
+        eprintln!("round {r}: done");
+    }
+    let report = format!(
+        "Run: {} UTC, {} concurrent gateway clients (keep-alive, raw HTTP), {} s rounds, {} \
+         rounds per side, alternating; `{}` cores. A refused client waits 50 ms and tries again.\n\n\
+         | gateway | p50 (ms) | p99 (ms) | p99 / p50 | 2xx/s | 503 share | other errors |\n\
+         |---|---|---|---|---|---|---|\n{}{}",
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        a.clients,
+        a.seconds,
+        a.rounds,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        que.row("no admission control (queues)"),
+        adm.row(&format!(
+            "admission control, max_in_flight {}",
+            a.max_in_flight
+        )),
+    );
+    engine.close().await;
+    drop(admitted);
+    drop(queued);
+    drop(sandbox);
+    println!("{report}");
+    if let Some(out) = &a.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
 }

@@ -31,12 +31,16 @@ impl RawRequest {
 }
 
 /// What a load run counted.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Counts {
     /// Replies with a 2xx status.
     pub(crate) ok: u64,
     /// Anything else (non-2xx, connection errors).
     pub(crate) errors: u64,
+    /// Of the errors, replies 503 (admission control's refusal).
+    pub(crate) unavailable: u64,
+    /// Latency of each 2xx reply, microseconds (write to last byte).
+    pub(crate) latencies_us: Vec<u32>,
 }
 
 /// Replays `req` on `connections` keep-alive connections until `duration` has passed.
@@ -64,9 +68,22 @@ pub(crate) async fn replay(req: &RawRequest, connections: usize, duration: Durat
                         }
                     },
                 };
+                let t0 = Instant::now();
                 match one(stream, &req.bytes, &mut buf).await {
-                    Ok(status) if (200..300).contains(&status) => c.ok += 1,
-                    Ok(_) => c.errors += 1,
+                    Ok(status) if (200..300).contains(&status) => {
+                        c.ok += 1;
+                        c.latencies_us
+                            .push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    }
+                    Ok(status) => {
+                        c.errors += 1;
+                        if status == 503 {
+                            c.unavailable += 1;
+                            // As a well-behaved client does with `Retry-After`, but briefly:
+                            // the load stays at `connections` callers.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
                     Err(_) => {
                         c.errors += 1;
                         conn = None;
@@ -81,6 +98,8 @@ pub(crate) async fn replay(req: &RawRequest, connections: usize, duration: Durat
         if let Ok(c) = t.await {
             total.ok += c.ok;
             total.errors += c.errors;
+            total.unavailable += c.unavailable;
+            total.latencies_us.extend(c.latencies_us);
         }
     }
     total

@@ -54,6 +54,7 @@ pub(crate) struct ServeFlags {
     pub(crate) request_timeout: Option<u64>,
     pub(crate) shutdown_grace: Option<u64>,
     pub(crate) admin_token_file: Option<PathBuf>,
+    pub(crate) max_in_flight: Option<u64>,
     pub(crate) webhook_max_attempts: Option<u64>,
     pub(crate) webhook_max_age_secs: Option<u64>,
     pub(crate) webhook_retry_base_ms: Option<u64>,
@@ -93,6 +94,7 @@ struct ServeFile {
     shutdown_grace: Option<u64>,
     admin_token_file: Option<PathBuf>,
     admin_token: Option<toml::Value>,
+    max_in_flight: Option<u64>,
     webhook_max_attempts: Option<u64>,
     webhook_max_age_secs: Option<u64>,
     webhook_retry_base_ms: Option<u64>,
@@ -165,6 +167,7 @@ pub(crate) struct Settings {
     /// `DCI_ADMIN_TOKEN` (environment only: a secret).
     admin_token: Option<SecretString>,
     pub(crate) admin_token_file: Setting<PathBuf>,
+    pub(crate) max_in_flight: Setting<u64>,
     pub(crate) webhook_max_attempts: Setting<u64>,
     pub(crate) webhook_max_age_secs: Setting<u64>,
     pub(crate) webhook_retry_base_ms: Setting<u64>,
@@ -179,6 +182,7 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub(crate) const DEFAULT_BODY_LIMIT: u64 = 2 * 1024 * 1024;
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: u64 = 60;
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: u64 = 30;
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: u64 = 256;
 pub(crate) const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u64 = 12;
 pub(crate) const DEFAULT_WEBHOOK_MAX_AGE_SECS: u64 = 3 * 24 * 3600;
 pub(crate) const DEFAULT_WEBHOOK_RETRY_BASE_MS: u64 = 1000;
@@ -467,6 +471,18 @@ fn resolve_with(
             0..=3600,
             "shutdown_grace",
         )?,
+        max_in_flight: in_range(
+            num(
+                serve.max_in_flight,
+                "--max-in-flight",
+                "DCI_MAX_IN_FLIGHT",
+                file.serve.max_in_flight,
+                "serve.max_in_flight",
+            )?,
+            DEFAULT_MAX_IN_FLIGHT,
+            1..=1_000_000,
+            "max_in_flight",
+        )?,
         webhook_max_attempts: in_range(
             num(
                 serve.webhook_max_attempts,
@@ -733,6 +749,7 @@ impl Settings {
             row("serve.shutdown_grace", &self.shutdown_grace),
             secret("serve.admin_token", &self.admin_token, "DCI_ADMIN_TOKEN"),
             row("serve.admin_token_file", &path(&self.admin_token_file)),
+            row("serve.max_in_flight", &self.max_in_flight),
             row("serve.webhook_max_attempts", &self.webhook_max_attempts),
             row("serve.webhook_max_age_secs", &self.webhook_max_age_secs),
             row("serve.webhook_retry_base_ms", &self.webhook_retry_base_ms),

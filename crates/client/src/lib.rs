@@ -44,8 +44,8 @@ pub use registries::{
     SocialClient,
 };
 pub use source::{
-    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
-    SourceState, TlsSettings,
+    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config,
+    RecoverySettings, RetrySettings, SignaturePolicy, SourceState, TlsSettings,
 };
 pub use source::{
     AuthDocument, DataSourceInput, EndpointsDocument, FieldError, MASKED, SourceDocument,

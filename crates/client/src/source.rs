@@ -19,7 +19,8 @@ pub mod names;
 mod validate;
 
 pub use document::{
-    AuthDocument, CallbacksDocument, EndpointsDocument, MASKED, SourceDocument, TlsDocument,
+    AuthDocument, CallbacksDocument, EndpointsDocument, MASKED, RecoveryDocument, RetryDocument,
+    SourceDocument, TlsDocument,
 };
 pub use input::DataSourceInput;
 pub use names::UnknownName;
@@ -262,6 +263,84 @@ impl CallbackSettings {
     }
 }
 
+/// How the recovery loop ([`crate::Engine::recover_transactions`]) follows up this source's
+/// async requests whose result has not come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecoverySettings {
+    /// Expected callback time: how long after sending a result normally arrives; after it the
+    /// registry is asked with a sync txn-status (where it has one). Seconds, > 0.
+    pub callback_within_secs: u32,
+    /// How often a request still waiting is asked about again. Seconds, > 0.
+    pub poll_interval_secs: u32,
+    /// Give-up rule: a request still without a result this long after it was sent is marked
+    /// `expired`, with the reason. Seconds, at least `callback_within_secs`.
+    pub give_up_after_secs: u32,
+}
+
+impl RecoverySettings {
+    /// Default expected callback time.
+    pub const DEFAULT_CALLBACK_WITHIN_SECS: u32 = 30;
+    /// Default poll interval.
+    pub const DEFAULT_POLL_INTERVAL_SECS: u32 = 30;
+    /// Default give-up time (one hour).
+    pub const DEFAULT_GIVE_UP_AFTER_SECS: u32 = 3600;
+    /// Largest value of any of the three (30 days).
+    pub const MAX_SECS: u32 = 30 * 24 * 3600;
+
+    /// The expected callback time.
+    pub fn callback_within(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.callback_within_secs.into())
+    }
+
+    /// The poll interval.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.poll_interval_secs.into())
+    }
+
+    /// The give-up time.
+    pub fn give_up_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.give_up_after_secs.into())
+    }
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        RecoverySettings {
+            callback_within_secs: Self::DEFAULT_CALLBACK_WITHIN_SECS,
+            poll_interval_secs: Self::DEFAULT_POLL_INTERVAL_SECS,
+            give_up_after_secs: Self::DEFAULT_GIVE_UP_AFTER_SECS,
+        }
+    }
+}
+
+/// This source's retry policy for idempotent calls; a field left `None` takes the engine's
+/// ([`crate::transport::RetryPolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetrySettings {
+    /// Retries after the first attempt (0: none). At most 10.
+    pub max_retries: Option<u32>,
+    /// Size of the source's retry quota (token bucket; 0: no quota). At most 100 000.
+    pub quota: Option<u32>,
+}
+
+impl RetrySettings {
+    /// Largest `max_retries`.
+    pub const MAX_RETRIES: u32 = 10;
+    /// Largest `quota`.
+    pub const MAX_QUOTA: u32 = 100_000;
+
+    /// `base` with this source's fields applied.
+    pub fn apply(&self, base: crate::transport::RetryPolicy) -> crate::transport::RetryPolicy {
+        crate::transport::RetryPolicy {
+            max_retries: self.max_retries.unwrap_or(base.max_retries),
+            quota: self.quota.unwrap_or(base.quota),
+            ..base
+        }
+    }
+}
+
 /// Lifecycle state of a data source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -328,6 +407,10 @@ pub struct DataSource {
     pub profile: crate::registries::Profile,
     /// How its callbacks are authenticated.
     pub callbacks: CallbackSettings,
+    /// How its async requests without a result are followed up and given up.
+    pub recovery: RecoverySettings,
+    /// Its retry policy for idempotent calls.
+    pub retry: RetrySettings,
     /// Whether the source may be used.
     pub active: bool,
     /// Free-form notes.

@@ -75,6 +75,8 @@ fn source(sb: &Sandbox, prefix: &str, profile: Profile) -> DataSource {
         registry_jwks_url: None,
         profile,
         callbacks: Default::default(),
+        recovery: Default::default(),
+        retry: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Active,

@@ -75,6 +75,8 @@ fn source(sb: &Sandbox, registry: RegistryType) -> DataSource {
         registry_jwks_url: Some(sb.jwks_url()),
         profile: Default::default(),
         callbacks: Default::default(),
+        recovery: Default::default(),
+        retry: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Active,

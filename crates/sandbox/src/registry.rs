@@ -703,8 +703,10 @@ fn txn_status_of(ctx: &Ctx<'_>) -> Result<Computed, Reject> {
         match found {
             TxnLookup::Found { txn_type, message } => Some((txn_type, message)),
             TxnLookup::NotFound => None,
+            // Known, so not "no such transaction" (a client may take that as "never
+            // arrived"): an error that says the result is gone.
             TxnLookup::ResultDropped { transaction_id } => {
-                return Err(Reject::NotFound(format!(
+                return Err(Reject::bad(format!(
                     "transaction {transaction_id:?} is known but its result is no longer kept: \
                      the sandbox keeps results up to its log body budget (log_body_budget)"
                 )));

@@ -36,6 +36,10 @@ pub struct RecordedRequest {
     /// `drop_reply`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// For a dropped reply (`drop_reply`), the status the registry had answered before the
+    /// reply was lost: 2xx when it processed the request, 401 when it refused the token, ….
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_status: Option<u16>,
     /// The JSON body of registry requests, only with `?bodies=true` (never for the token
     /// endpoint), and only while it fits the log's body budget (see `body_size`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -444,6 +448,7 @@ impl AppState {
                 status: 0,
                 at: reply::now(),
                 fault: Some("reset".to_owned()),
+                dropped_status: None,
                 body: None,
                 body_size: None,
             },
@@ -501,6 +506,7 @@ pub(crate) async fn record(State(state): State<AppState>, req: Request, next: Ne
             },
             at: reply::now(),
             fault: fault.map(str::to_owned),
+            dropped_status: drop_reply.then(|| resp.status().as_u16()),
             body: None,
             body_size: body.as_ref().map(|b| b.len()),
         },

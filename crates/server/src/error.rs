@@ -59,6 +59,12 @@ pub enum ApiError {
         /// Seconds until the address may try again (also sent as `Retry-After`).
         retry_after_secs: u64,
     },
+    /// The gateway is at its limit of requests in flight (admission control): try again
+    /// after `Retry-After` rather than wait in a queue.
+    Overloaded {
+        /// Seconds to wait before trying again (also sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The request is well-formed but some fields are invalid.
     Invalid {
         /// Summary.
@@ -131,6 +137,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Client(e) => client_status(e),
@@ -165,6 +172,13 @@ impl ApiError {
                 "kind": "too_many_requests",
                 "message": format!(
                     "too many failed admin-token attempts from your address: wait {retry_after_secs} s (Retry-After) and send the right token"
+                ),
+                "retry_after_secs": retry_after_secs,
+            }),
+            ApiError::Overloaded { retry_after_secs } => json!({
+                "kind": "overloaded",
+                "message": format!(
+                    "the gateway is at its limit of requests in flight: try again in {retry_after_secs} s (Retry-After); nothing was sent for this request"
                 ),
                 "retry_after_secs": retry_after_secs,
             }),
@@ -276,7 +290,8 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"dci\""),
                 );
             }
-            ApiError::TooManyRequests { retry_after_secs } => {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::Overloaded { retry_after_secs } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }

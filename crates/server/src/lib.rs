@@ -12,6 +12,8 @@
 //!   the brute-force limits' shared [`Throttle`], panics answered 500, a request timeout and a
 //!   stalled-body timeout (408), a body limit, and `Connection: close` on an answer given before
 //!   the request body was read (`keepalive`). [`router_with`] takes explicit limits.
+//! - [`admission`]: at most [`ServerConfig::max_in_flight`] gateway requests in flight; one
+//!   more is answered 503 with `Retry-After` at once (no queueing).
 //! - [`throttle`]: failed admin-token attempts per client address (API and console login);
 //!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
 //! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
@@ -34,6 +36,7 @@
 //! types (`dci-protocol`).
 
 pub mod admin_token;
+pub mod admission;
 mod answer;
 pub mod api;
 pub mod callback;
@@ -89,7 +92,10 @@ pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
-        .merge(api::router(&state))
+        .merge(api::router(&state).layer(middleware::from_fn_with_state(
+            admission::Admission::new(state.config.max_in_flight),
+            admission::admit,
+        )))
         .merge(match &state.config.console {
             Some(c) => console::router_with(c.clone()),
             None => console::router(),
@@ -152,7 +158,7 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
-    tokio::spawn(expire_overdue_until_shutdown(state.clone()));
+    tokio::spawn(recover_until_shutdown(state.clone()));
     start_webhooks(&state);
     let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
@@ -188,39 +194,31 @@ fn start_webhooks(state: &AppState) {
     }
 }
 
-/// How often waiting async requests are recovered and overdue ones marked timed out.
-const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+/// How often the recovery loop looks at the waiting async requests (each is asked about
+/// under its source's `recovery` settings: expected callback time, poll interval, give-up).
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How long an async search waits for its callback before its registry is asked for it.
-const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Marks overdue async requests as timed out (at start, so a restart catches up, then
-/// periodically) until shutdown.
-async fn expire_overdue_until_shutdown(state: AppState) {
-    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+/// Runs the engine's recovery pass (at start, so a restart catches up, then periodically)
+/// until shutdown: every waiting async request ends with its result or a definite state
+/// (`failed` when it never arrived, `expired` at its source's give-up time).
+async fn recover_until_shutdown(state: AppState) {
+    let mut tick = tokio::time::interval(RECOVERY_INTERVAL);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = state.shutdown.wait() => return,
         }
-        // Searches whose reply was lost or whose callback has not come: ask their registries.
-        match state.engine.recover_transactions(RECOVER_AFTER).await {
-            Ok(r) if r.resolved > 0 => {
+        match state.engine.recover_transactions().await {
+            Ok(r) if r.resolved > 0 || r.expired > 0 => {
                 tracing::info!(
                     looked_up = r.looked_up,
                     resolved = r.resolved,
-                    "completed async requests from their registries' transaction status"
+                    expired = r.expired,
+                    "recovered waiting async requests"
                 )
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not recover waiting requests"),
-        }
-        match dci_client::ops::expire_overdue(state.ops.as_ref(), time::OffsetDateTime::now_utc())
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(count = n, "marked overdue async requests as timed out"),
-            Err(e) => tracing::warn!(error = %e, "could not mark overdue requests"),
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     /// The console's settings; `None` reads them from the environment
     /// ([`crate::console::ConsoleConfig::from_env`]).
     pub console: Option<crate::console::ConsoleConfig>,
+    /// Most gateway (`/api/v1`) requests in flight at once; beyond it a request is answered
+    /// 503 with `Retry-After` at once instead of queueing (admission control). Default 256.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +42,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             webhooks: dci_client::webhooks::WebhookSettings::default(),
             console: None,
+            max_in_flight: 256,
         }
     }
 }

@@ -9,6 +9,7 @@ use dci_client::{
     AuthConfig, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, StoreError, TlsSettings,
 };
+use dci_client::{RecoverySettings, RetrySettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};
@@ -52,6 +53,10 @@ pub(crate) struct StoredConfig {
     accept_unauthenticated_callbacks: bool,
     /// Absent in records written before callbacks were answered the DCI way: `false`.
     http_refusals: bool,
+    /// Absent in records written before per-source recovery settings existed: the defaults.
+    recovery: RecoverySettings,
+    /// Absent in records written before per-source retry settings existed: the engine's.
+    retry: RetrySettings,
     notes: String,
 }
 
@@ -98,6 +103,8 @@ impl SourceRow {
             profile: s.profile,
             accept_unauthenticated_callbacks: s.callbacks.accept_unauthenticated,
             http_refusals: s.callbacks.http_refusals,
+            recovery: s.recovery,
+            retry: s.retry,
             notes: s.notes.clone(),
             ..StoredConfig::default()
         };
@@ -197,6 +204,8 @@ impl SourceRow {
             registry_jwks_url: c.registry_jwks_url,
             profile: c.profile,
             callbacks,
+            recovery: c.recovery,
+            retry: c.retry,
             active: self.active,
             notes: c.notes,
             last_test_at: self.last_test_at,

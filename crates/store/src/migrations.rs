@@ -48,6 +48,11 @@ pub(crate) fn sqlite() -> Migrator {
             include_str!("../migrations/sqlite/0004_events.sql"),
         ),
         (
+            5,
+            "transaction_reason",
+            include_str!("../migrations/sqlite/0005_transaction_reason.sql"),
+        ),
+        (
             6,
             "callback_answers",
             include_str!("../migrations/sqlite/0006_callback_answers.sql"),
@@ -76,6 +81,11 @@ pub(crate) fn postgres() -> Migrator {
             4,
             "events",
             include_str!("../migrations/postgres/0004_events.sql"),
+        ),
+        (
+            5,
+            "transaction_reason",
+            include_str!("../migrations/postgres/0005_transaction_reason.sql"),
         ),
         (
             6,

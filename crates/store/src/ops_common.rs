@@ -51,7 +51,7 @@ macro_rules! impl_ops_store {
 
             const TXN_COLUMNS: &str = "transaction_id, source_code, kind, message_id, \
                 reference_ids, request, state, ack_status, correlation_id, error_code, \
-                error_message, ack_at, created_at, deadline_ms, updated_at";
+                error_message, ack_at, created_at, deadline_ms, updated_at, state_reason";
 
             const CB_COLUMNS: &str = "source_code, message_id, action, transaction_id, \
                 correlation_id, status, total_count, completed_count, signature, \
@@ -109,6 +109,7 @@ macro_rules! impl_ops_store {
                     created_at: r.try_get("created_at").map_err(read)?,
                     deadline: from_ms(r.try_get("deadline_ms").map_err(read)?),
                     updated_at: r.try_get("updated_at").map_err(read)?,
+                    reason: r.try_get("state_reason").map_err(read)?,
                 })
             }
 
@@ -174,6 +175,7 @@ macro_rules! impl_ops_store {
                     TransactionState::Acknowledged,
                     TransactionState::Unknown,
                     TransactionState::TimedOut,
+                    TransactionState::Expired,
                     TransactionState::Partial,
                     TransactionState::Completed,
                     TransactionState::Failed,
@@ -190,6 +192,7 @@ macro_rules! impl_ops_store {
                 transaction_id: &str,
                 state: TransactionState,
                 at: OffsetDateTime,
+                reason: Option<&str>,
             ) -> Result<bool, StoreError> {
                 let below = below(state);
                 if below.is_empty() {
@@ -202,13 +205,14 @@ macro_rules! impl_ops_store {
                     .collect::<Vec<_>>()
                     .join(", ");
                 let sql = format!(
-                    "UPDATE op_transaction SET state = $2, updated_at = $3 \
+                    "UPDATE op_transaction SET state = $2, updated_at = $3, state_reason = $4 \
                      WHERE transaction_id = $1 AND state IN ({list})"
                 );
                 let done = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(transaction_id)
                     .bind(state.as_str())
                     .bind(ts(at))
+                    .bind(reason)
                     .execute(&mut *conn)
                     .await
                     .map_err(db("updating a transaction"))?;
@@ -258,6 +262,7 @@ macro_rules! impl_ops_store {
                     TransactionState::Completed
                         | TransactionState::Failed
                         | TransactionState::TimedOut
+                        | TransactionState::Expired
                 ) {
                     return Ok(());
                 }
@@ -283,8 +288,10 @@ macro_rules! impl_ops_store {
                     sqlx::query(
                         "INSERT INTO op_transaction (transaction_id, source_code, kind, \
                          message_id, reference_ids, request, state, ack_status, correlation_id, \
-                         error_code, error_message, ack_at, created_at, deadline_ms, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                         error_code, error_message, ack_at, created_at, deadline_ms, updated_at, \
+                         state_reason) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                         $16)",
                     )
                     .bind(&t.transaction_id)
                     .bind(&t.source_code)
@@ -301,6 +308,7 @@ macro_rules! impl_ops_store {
                     .bind(ts(t.created_at))
                     .bind(to_ms(t.deadline))
                     .bind(ts(t.updated_at))
+                    .bind(t.reason.as_deref())
                     .execute(self.pool())
                     .await
                     .map_err(db("storing a transaction"))?;
@@ -356,9 +364,10 @@ macro_rules! impl_ops_store {
                     transaction_id: &str,
                     state: TransactionState,
                     at: OffsetDateTime,
+                    reason: Option<&str>,
                 ) -> Result<bool, StoreError> {
                     let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
-                    let changed = advance_in(&mut tx, transaction_id, state, at).await?;
+                    let changed = advance_in(&mut tx, transaction_id, state, at, reason).await?;
                     if changed {
                         transition_event_in(&mut tx, transaction_id, state, at).await?;
                     }
@@ -475,7 +484,7 @@ macro_rules! impl_ops_store {
                         let view = dci_client::ops::build_view(&t, &callbacks);
                         if view.state != t.state
                             && view.state != TransactionState::Pending
-                            && advance_in(&mut tx, id, view.state, c.received_at).await?
+                            && advance_in(&mut tx, id, view.state, c.received_at, None).await?
                         {
                             transition_event_in(&mut tx, id, view.state, c.received_at).await?;
                         }

@@ -139,6 +139,7 @@ macro_rules! contract {
 contract!(
     transactions_round_trip_and_move_forward_only,
     overdue_requests_time_out,
+    given_up_requests_keep_their_reason_until_a_result_comes,
     callbacks_are_unique_per_source_and_message_id,
     subscriptions_upsert_keeps_history,
     signing_keys_are_sealed_and_survive_rotation,
@@ -166,6 +167,7 @@ fn txn(id: &str, source: &str, deadline: OffsetDateTime) -> TransactionRecord {
         created_at: at,
         deadline,
         updated_at: at,
+        reason: None,
     }
 }
 
@@ -205,7 +207,7 @@ async fn transactions_round_trip_and_move_forward_only(b: Arc<Backend>) {
     // A callback that beats the ACK completes it; the ACK then must not move it back.
     assert!(
         o.ops
-            .advance_transaction("t1", TransactionState::Completed, now())
+            .advance_transaction("t1", TransactionState::Completed, now(), None)
             .await
             .unwrap()
     );
@@ -240,7 +242,7 @@ async fn transactions_round_trip_and_move_forward_only(b: Arc<Backend>) {
     );
     assert!(
         !o.ops
-            .advance_transaction("t1", TransactionState::Partial, now())
+            .advance_transaction("t1", TransactionState::Partial, now(), None)
             .await
             .unwrap()
     );
@@ -293,7 +295,7 @@ async fn overdue_requests_time_out(b: Arc<Backend>) {
         .await
         .unwrap();
     o.ops
-        .advance_transaction("done", TransactionState::Completed, now())
+        .advance_transaction("done", TransactionState::Completed, now(), None)
         .await
         .unwrap();
     assert_eq!(o.ops.expire_overdue(now()).await.unwrap(), 1);
@@ -307,11 +309,71 @@ async fn overdue_requests_time_out(b: Arc<Backend>) {
     // A late callback still completes a timed-out request.
     assert!(
         o.ops
-            .advance_transaction("late", TransactionState::Completed, now())
+            .advance_transaction("late", TransactionState::Completed, now(), None)
             .await
             .unwrap()
     );
     assert_eq!(o.ops.expire_overdue(now()).await.unwrap(), 0);
+}
+
+async fn given_up_requests_keep_their_reason_until_a_result_comes(b: Arc<Backend>) {
+    let o = b.open(&key(1)).await;
+    let later = now() + Duration::hours(1);
+    for id in ["gone", "partial", "done"] {
+        o.ops
+            .insert_transaction(&txn(id, "s", later))
+            .await
+            .unwrap();
+    }
+    let why = "no result 3600 s after it was sent: given up";
+    let get = |id: &'static str| {
+        let ops = o.ops.clone();
+        async move { ops.get_transaction(id).await.unwrap().unwrap() }
+    };
+    assert!(
+        o.ops
+            .advance_transaction("gone", TransactionState::Expired, now(), Some(why))
+            .await
+            .unwrap()
+    );
+    let t = get("gone").await;
+    assert_eq!(t.state, TransactionState::Expired);
+    assert_eq!(t.reason.as_deref(), Some(why));
+    // A partial result is given up too; a finished one is not.
+    o.ops
+        .advance_transaction("partial", TransactionState::Partial, now(), None)
+        .await
+        .unwrap();
+    o.ops
+        .advance_transaction("done", TransactionState::Completed, now(), None)
+        .await
+        .unwrap();
+    for (id, expect) in [
+        ("partial", TransactionState::Expired),
+        ("done", TransactionState::Completed),
+    ] {
+        o.ops
+            .advance_transaction(id, TransactionState::Expired, now(), Some(why))
+            .await
+            .unwrap();
+        assert_eq!(get(id).await.state, expect, "{id}");
+    }
+    assert_eq!(get("done").await.reason, None);
+    // A later partial callback does not reopen it; a complete result replaces the reason.
+    assert!(
+        !o.ops
+            .advance_transaction("gone", TransactionState::Partial, now(), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        o.ops
+            .advance_transaction("gone", TransactionState::Completed, now(), None)
+            .await
+            .unwrap()
+    );
+    let t = get("gone").await;
+    assert_eq!((t.state, t.reason), (TransactionState::Completed, None));
 }
 
 async fn callbacks_are_unique_per_source_and_message_id(b: Arc<Backend>) {
@@ -711,7 +773,7 @@ mod events {
         assert_eq!(pending_for(ops, "wh_all").await.len(), 2);
         // Advancing again changes nothing and writes nothing.
         assert!(
-            !ops.advance_transaction("t-1", TransactionState::Completed, now())
+            !ops.advance_transaction("t-1", TransactionState::Completed, now(), None)
                 .await
                 .unwrap()
         );

@@ -207,10 +207,14 @@ pub(crate) async fn submitted(
     let view = view.map_err(ops_error)?;
     print_view(&view, json);
     if view.state == dci_client::ops::TransactionState::Failed {
-        let reason = view
-            .error
-            .as_ref()
-            .map_or_else(|| "no reason given".to_owned(), ToString::to_string);
+        let reason = view.error.as_ref().map_or_else(
+            || {
+                view.reason
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".to_owned())
+            },
+            ToString::to_string,
+        );
         return Err(CmdError {
             code: exit::FAILED,
             kind: "rejected",
@@ -263,6 +267,9 @@ pub(crate) fn print_view(v: &TransactionView, json: bool) {
     print_items(&v.items);
     if let Some(e) = &v.error {
         say!("  registry error: {e}");
+    }
+    if let Some(r) = &v.reason {
+        say!("  reason: {r}");
     }
 }
 

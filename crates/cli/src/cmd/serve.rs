@@ -41,6 +41,11 @@ pub(crate) struct ServeArgs {
     /// DCI_ADMIN_TOKEN (default: generated once, only its hash kept).
     #[arg(long, value_name = "FILE", help_heading = "Access")]
     admin_token_file: Option<std::path::PathBuf>,
+    /// Most gateway requests in flight at once; beyond it a request is answered 503 with
+    /// Retry-After at once (admission control) instead of queueing [env: DCI_MAX_IN_FLIGHT]
+    /// [default: 256].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Limits")]
+    max_in_flight: Option<u64>,
     /// Webhook attempts before a delivery goes to the dead letter [env:
     /// DCI_WEBHOOK_MAX_ATTEMPTS] [default: 12].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100), help_heading = "Webhooks")]
@@ -73,6 +78,7 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
             admin_token_file: self.admin_token_file.clone(),
+            max_in_flight: self.max_in_flight,
             webhook_max_attempts: self.webhook_max_attempts,
             webhook_max_age_secs: self.webhook_max_age_secs,
             webhook_retry_base_ms: self.webhook_retry_base_ms,
@@ -125,6 +131,13 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             &settings.shutdown_grace,
             crate::config::DEFAULT_SHUTDOWN_GRACE,
         ),
+        max_in_flight: usize::try_from(
+            settings
+                .max_in_flight
+                .value
+                .unwrap_or(crate::config::DEFAULT_MAX_IN_FLIGHT),
+        )
+        .unwrap_or(usize::MAX),
         webhooks: dci_client::webhooks::WebhookSettings {
             max_attempts: u32::try_from(
                 settings

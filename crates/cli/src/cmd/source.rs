@@ -135,6 +135,23 @@ pub(crate) struct SourceFields {
     /// Request timeout in seconds (default 30).
     #[arg(long)]
     timeout: Option<String>,
+    /// Expected callback time in seconds: after it the registry is asked with txn-status
+    /// (default 30).
+    #[arg(long)]
+    callback_within: Option<String>,
+    /// How often, in seconds, a request still waiting is asked about again (default 30).
+    #[arg(long)]
+    poll_interval: Option<String>,
+    /// Give up (mark expired) a request without a result this many seconds after sending
+    /// (default 3600).
+    #[arg(long)]
+    give_up_after: Option<String>,
+    /// Retries of idempotent calls, 0-10 (default 5).
+    #[arg(long)]
+    max_retries: Option<String>,
+    /// Size of the retry quota (token bucket), 0 for none (default 500).
+    #[arg(long)]
+    retry_quota: Option<String>,
     /// Signing key reference for outgoing envelopes.
     #[arg(long)]
     signing_key: Option<String>,
@@ -554,7 +571,7 @@ async fn get(store: &dyn Store, code: &str) -> Result<DataSource, CmdError> {
 }
 
 /// The text flags shared by `add` and `edit`: the document path each sets, the flag, its value.
-fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>); 26] {
+fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>); 31] {
     [
         ("name", "--name", &f.name),
         ("registry_type", "--registry-type", &f.registry_type),
@@ -598,6 +615,23 @@ fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>
         ("tls.client_cert_file", "--client-cert", &f.client_cert),
         ("tls.client_key_file", "--client-key", &f.client_key),
         ("timeout_secs", "--timeout", &f.timeout),
+        (
+            "recovery.callback_within_secs",
+            "--callback-within",
+            &f.callback_within,
+        ),
+        (
+            "recovery.poll_interval_secs",
+            "--poll-interval",
+            &f.poll_interval,
+        ),
+        (
+            "recovery.give_up_after_secs",
+            "--give-up-after",
+            &f.give_up_after,
+        ),
+        ("retry.max_retries", "--max-retries", &f.max_retries),
+        ("retry.quota", "--retry-quota", &f.retry_quota),
         ("signing_key_id", "--signing-key", &f.signing_key),
         (
             "reply_signature_policy",

@@ -55,7 +55,13 @@ pub struct Recovery {
     pub looked_up: u32,
     /// Of those, how many the answer completed (or failed).
     pub resolved: u32,
+    /// Transactions given up (marked `expired`).
+    pub expired: u32,
 }
+
+/// Most waiting transactions of one state looked at in one recovery pass (the oldest wait
+/// for the next passes when there are more).
+const RECOVERY_BATCH: u32 = 500;
 
 /// How often, at most, a source's record is compared with the store by default.
 pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_millis(500);
@@ -159,6 +165,7 @@ impl EngineBuilder {
                 signers: SignerCache::new(self.signer_ttl),
                 audit,
                 sources: Mutex::new(HashMap::new()),
+                asked: Mutex::new(HashMap::new()),
                 store: self.store,
                 ops: self.ops,
                 dr_cache: self.dr_cache,
@@ -187,6 +194,8 @@ struct Inner {
     signers: SignerCache,
     audit: Option<AuditWriter>,
     sources: Mutex<HashMap<String, Arc<SourceRuntime>>>,
+    /// When the recovery loop last asked about each waiting transaction.
+    asked: Mutex<HashMap<String, OffsetDateTime>>,
     dr_cache: DrCacheSettings,
     token_settings: TokenSettings,
     retry: RetryPolicy,
@@ -329,10 +338,11 @@ impl Engine {
     fn build_runtime(&self, source: DataSource) -> Result<SourceRuntime, EngineError> {
         let i = &self.inner;
         let (id, updated_at, registry) = (source.id, source.updated_at, source.registry_type);
+        let retry = source.retry.apply(i.retry);
         let mut b = DciClient::builder(source)
             .store(i.store.clone())
             .token_settings(i.token_settings)
-            .retry_policy(i.retry);
+            .retry_policy(retry);
         if let Some(a) = &i.audit {
             b = b.audit_writer(a.clone());
         }
@@ -444,50 +454,108 @@ impl Engine {
         Ok(report)
     }
 
-    /// One pass of the recovery loop: every async search still waiting (`unknown` — its reply
-    /// was lost —, `acknowledged` or `partial`) for longer than `older_than` is looked up with
-    /// a sync txn-status at its registry (where the registry has one) and completed from the
-    /// answer. Returns how many were looked up and how many that completed or failed.
-    /// Transactions past their deadline are left to [`crate::ops::expire_overdue`].
-    pub async fn recover_transactions(
+    /// One pass of the recovery loop at the current time: see
+    /// [`Engine::recover_transactions_at`].
+    pub async fn recover_transactions(&self) -> Result<Recovery, EngineError> {
+        self.recover_transactions_at(OffsetDateTime::now_utc())
+            .await
+    }
+
+    /// One pass of the recovery loop as at `now`: every async request still waiting
+    /// (`pending` — stored, its process stopped before the answer —, `unknown` — its reply was
+    /// lost —, `acknowledged`, `partial`) is followed up under its source's
+    /// [`crate::RecoverySettings`] by [`Operations::recover`]: after the expected callback
+    /// time its registry is asked with a sync txn-status (again after each poll interval), and
+    /// the answer completes it, or fails a request that never arrived; at its give-up time it
+    /// is marked `expired` with the reason. A request whose source was deleted or disabled is
+    /// expired at its give-up time too (nothing can be asked). Ends every waiting request
+    /// with a result or a definite state by its deadline.
+    pub async fn recover_transactions_at(
         &self,
-        older_than: Duration,
+        now: OffsetDateTime,
     ) -> Result<Recovery, EngineError> {
-        use crate::ops::{OpKind, TransactionFilter, TransactionState as S};
-        let now = OffsetDateTime::now_utc();
+        use crate::ops::{RecoveryStep, TransactionFilter, TransactionState as S};
         let mut out = Recovery::default();
-        for state in [S::Unknown, S::Acknowledged, S::Partial] {
+        for state in [S::Pending, S::Unknown, S::Acknowledged, S::Partial] {
             let waiting = self
                 .inner
                 .ops
                 .list_transactions(&TransactionFilter {
                     source_code: None,
                     state: Some(state),
-                    limit: 200,
+                    limit: RECOVERY_BATCH,
                 })
                 .await
                 .map_err(EngineError::Store)?;
             for t in waiting {
-                if t.kind != OpKind::Search || now - t.updated_at < older_than || t.deadline <= now
-                {
-                    continue;
-                }
-                let Ok(ops) = self.operations(&t.source_code).await else {
-                    continue;
+                let overdue = now >= t.deadline;
+                let ops = match self.operations(&t.source_code).await {
+                    Ok(ops) => ops,
+                    Err(e) if overdue => {
+                        let reason = format!(
+                            "no result by its deadline, and its data source cannot be asked ({e}): given up"
+                        );
+                        self.inner
+                            .ops
+                            .advance_transaction(&t.transaction_id, S::Expired, now, Some(&reason))
+                            .await
+                            .map_err(EngineError::Store)?;
+                        out.expired += 1;
+                        continue;
+                    }
+                    Err(_) => continue,
                 };
-                if !ops.source().registry_type.has_txn_status() {
+                let poll = ops.source().recovery.poll_interval();
+                if !overdue && !self.due_for_lookup(&t.transaction_id, now, poll) {
                     continue;
                 }
-                out.looked_up += 1;
-                match ops.resolve(&t.transaction_id).await {
-                    Ok(v) if v.state.is_terminal() => out.resolved += 1,
-                    Ok(_) | Err(crate::ops::OpsError::Timeout { .. }) => {}
-                    Err(e) => tracing::debug!(source = %t.source_code, error = %e,
-                        "recovery lookup failed; the next pass tries again"),
+                match ops.recover(&t, now).await {
+                    Ok(RecoveryStep::NotDue) => {}
+                    Ok(RecoveryStep::Waiting) => {
+                        out.looked_up += 1;
+                        self.asked(&t.transaction_id, now);
+                    }
+                    Ok(RecoveryStep::Resolved(_)) => {
+                        out.looked_up += 1;
+                        out.resolved += 1;
+                        self.forget(&t.transaction_id);
+                    }
+                    Ok(RecoveryStep::Expired(_)) => {
+                        out.expired += 1;
+                        self.forget(&t.transaction_id);
+                    }
+                    Err(e) => {
+                        self.asked(&t.transaction_id, now);
+                        tracing::debug!(source = %t.source_code, error = %e,
+                            "recovery step failed; the next pass tries again");
+                    }
                 }
             }
         }
         Ok(out)
+    }
+
+    fn lock_asked(&self) -> std::sync::MutexGuard<'_, HashMap<String, OffsetDateTime>> {
+        self.inner.asked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `id` was not asked about within the last `poll`.
+    fn due_for_lookup(&self, id: &str, now: OffsetDateTime, poll: Duration) -> bool {
+        self.lock_asked().get(id).is_none_or(|at| now - *at >= poll)
+    }
+
+    fn asked(&self, id: &str, now: OffsetDateTime) {
+        let mut asked = self.lock_asked();
+        if asked.len() >= 10 * RECOVERY_BATCH as usize {
+            // Bounded: entries of requests ended elsewhere (a callback) are dropped wholesale;
+            // at worst each is asked once more.
+            asked.clear();
+        }
+        asked.insert(id.to_owned(), now);
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock_asked().remove(id);
     }
 
     /// Marks sources left in `testing` by a test that never finished (its process died) as

@@ -70,7 +70,9 @@ pub fn transaction(view: &TransactionView, at: time::OffsetDateTime) -> Option<N
     let kind = match (view.state, view.kind) {
         (TransactionState::Completed, OpKind::Search) => EventKind::SearchCompleted,
         (TransactionState::Failed, _) => EventKind::TransactionFailed,
-        (TransactionState::TimedOut, _) => EventKind::TransactionExpired,
+        (TransactionState::TimedOut | TransactionState::Expired, _) => {
+            EventKind::TransactionExpired
+        }
         _ => return None,
     };
     let mut e = NewEvent::new(kind, serde_json::to_value(view).unwrap_or(Value::Null));

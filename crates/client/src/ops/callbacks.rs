@@ -622,7 +622,7 @@ async fn after_store(
     let view = build_view(t, &callbacks);
     if view.state != t.state && view.state != TransactionState::Pending {
         ctx.ops
-            .advance_transaction(&t.transaction_id, view.state, now)
+            .advance_transaction(&t.transaction_id, view.state, now, None)
             .await?;
     }
     Ok(())

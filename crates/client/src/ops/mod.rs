@@ -15,6 +15,7 @@
 pub mod callbacks;
 mod error;
 mod query;
+mod recover;
 mod refusal;
 mod result;
 pub mod root_callbacks;
@@ -34,6 +35,7 @@ pub use callbacks::{
 };
 pub use error::OpsError;
 pub use query::{EXPRESSION_TYPE, SearchQuery, SearchSpec, SubscribeSpec, TxnStatusQuery};
+pub use recover::{RecoveryStep, never_arrived};
 pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnStatusResult};
 pub(crate) use result::{parse_item, pending_reply};
 pub use root_callbacks::ingest_at_root;
@@ -157,12 +159,13 @@ impl std::fmt::Debug for Operations {
 impl Operations {
     /// Operations through `client`, keeping requests, callbacks and keys in `ops`.
     pub fn new(client: DciClient, ops: Arc<dyn OpsStore>) -> Operations {
+        let deadline = client.source().recovery.give_up_after();
         Operations {
             client,
             ops,
             keys: RegistryKeys::new(),
             signers: SignerCache::new(Duration::ZERO),
-            deadline: DEFAULT_ASYNC_DEADLINE,
+            deadline,
             poll: DEFAULT_POLL_INTERVAL,
             txn_status_fallback: true,
         }
@@ -197,7 +200,8 @@ impl Operations {
         self.source().profile
     }
 
-    /// How long async requests may take before [`expire_overdue`] times them out.
+    /// How long async requests may take before they are given up (default: the source's
+    /// `recovery.give_up_after_secs`).
     #[must_use]
     pub fn with_async_deadline(mut self, d: Duration) -> Operations {
         self.deadline = d;
@@ -478,6 +482,7 @@ impl Operations {
             created_at: now,
             deadline: now + self.deadline,
             updated_at: now,
+            reason: None,
         };
         // Stored before it is sent: a callback that beats the ACK finds it.
         self.ops.insert_transaction(&record).await?;
@@ -555,6 +560,7 @@ impl Operations {
                         &p.transaction_id,
                         TransactionState::Unknown,
                         OffsetDateTime::now_utc(),
+                        None,
                     )
                     .await?;
                 Err(OpsError::OutcomeUnknown {
@@ -623,24 +629,49 @@ impl Operations {
 
     /// Asks the registry (sync txn-status) for the result of a stored search whose callback
     /// has not come — the lost reply, the missed callback — and completes the transaction
-    /// from the answer. Fails with [`OpsError::Timeout`] (state kept) when the registry has no
-    /// txn status, no answer yet, or the transaction is not a search.
+    /// from the answer. A registry that answers it has no such transaction ends a request that
+    /// was never acknowledged (`pending` or `unknown`, unchanged for [`Operations::settle_time`]) as `failed`
+    /// with that reason — it never arrived, so it is safe to send again. Fails with
+    /// [`OpsError::Timeout`] (state kept) when the registry has no txn status, no answer yet,
+    /// or the transaction is not a search.
     pub async fn resolve(&self, transaction_id: &str) -> Result<TransactionView, OpsError> {
         let t = self
             .ops
             .get_transaction(transaction_id)
             .await?
             .ok_or_else(|| unknown_transaction(transaction_id))?;
-        let timeout = || OpsError::Timeout {
-            transaction_id: transaction_id.to_owned(),
-            state: t.state,
+        let state = match self.look_up(&t).await? {
+            Lookup::Answered(view) => view.state,
+            Lookup::Absent(words)
+                if never_arrived(&t, OffsetDateTime::now_utc(), self.settle_time()) =>
+            {
+                self.fail_never_arrived(&t, &words).await?;
+                TransactionState::Failed
+            }
+            Lookup::Absent(_) | Lookup::NoAnswer(_) | Lookup::Unsupported => t.state,
         };
+        if matches!(
+            state,
+            TransactionState::Completed | TransactionState::Failed
+        ) {
+            self.transaction(transaction_id).await
+        } else {
+            Err(OpsError::Timeout {
+                transaction_id: transaction_id.to_owned(),
+                state,
+            })
+        }
+    }
+
+    /// Asks the registry (sync txn-status) about stored search `t`; an answer with results is
+    /// stored as a `txn-on-status` callback and moves the transaction on.
+    pub(crate) async fn look_up(&self, t: &TransactionRecord) -> Result<Lookup, OpsError> {
         if t.kind != OpKind::Search || !self.source().registry_type.has_txn_status() {
-            return Err(timeout());
+            return Ok(Lookup::Unsupported);
         }
         let q = TxnStatusQuery {
             txn_type: TxnType::Search,
-            lookup: TxnLookup::TransactionId(transaction_id.to_owned()),
+            lookup: TxnLookup::TransactionId(t.transaction_id.clone()),
         };
         let p = self.prepare(&Operation::TxnStatus(q)).await?;
         let resp = match self
@@ -649,8 +680,11 @@ impl Operations {
         {
             Ok(r) => r,
             Err(OpsError::Client(e)) => {
-                tracing::debug!(error = %e, "txn-status fallback failed");
-                return Err(timeout());
+                tracing::debug!(error = %e, "txn-status lookup failed");
+                return Ok(match no_such_transaction(&e) {
+                    Some(words) => Lookup::Absent(words),
+                    None => Lookup::NoAnswer(e.summary()),
+                });
             }
             Err(e) => return Err(e),
         };
@@ -658,7 +692,25 @@ impl Operations {
         let read = result::txn_status_result(&resp.body, sig.state);
         let (items, tolerated) = (read.items, read.tolerated);
         if items.is_empty() {
-            return Err(timeout());
+            // `rjct` with no txn-status body: the registry has no such transaction.
+            let absent = read.status.as_deref() == Some("rjct")
+                && resp
+                    .body
+                    .pointer("/message/txnstatus_response")
+                    .is_none_or(Value::is_null);
+            let words = read
+                .reason
+                .as_ref()
+                .and_then(|r| r.message.clone().or_else(|| r.code.clone()))
+                .unwrap_or_else(|| "no such transaction".to_owned());
+            return Ok(if absent {
+                Lookup::Absent(words)
+            } else {
+                Lookup::NoAnswer(format!(
+                    "txn-status had no result yet (status {:?})",
+                    read.status.as_deref().unwrap_or("none")
+                ))
+            });
         }
         let message_id = resp
             .body
@@ -672,7 +724,7 @@ impl Operations {
             source_code: t.source_code.clone(),
             message_id,
             action: "txn-on-status".into(),
-            transaction_id: Some(transaction_id.to_owned()),
+            transaction_id: Some(t.transaction_id.clone()),
             correlation_id: None,
             status: resp
                 .body
@@ -688,25 +740,73 @@ impl Operations {
             received_at: OffsetDateTime::now_utc(),
         };
         self.ops.insert_callback(&record).await?;
-        let callbacks = self.ops.callbacks_for(transaction_id).await?;
-        let view = build_view(&t, &callbacks);
+        let callbacks = self.ops.callbacks_for(&t.transaction_id).await?;
+        let view = build_view(t, &callbacks);
         if view.state != t.state {
             self.ops
-                .advance_transaction(transaction_id, view.state, OffsetDateTime::now_utc())
+                .advance_transaction(
+                    &t.transaction_id,
+                    view.state,
+                    OffsetDateTime::now_utc(),
+                    None,
+                )
                 .await?;
         }
-        if matches!(
-            view.state,
-            TransactionState::Completed | TransactionState::Failed
-        ) {
-            Ok(view)
-        } else {
-            Err(OpsError::Timeout {
-                transaction_id: transaction_id.to_owned(),
-                state: view.state,
-            })
-        }
+        Ok(Lookup::Answered(Box::new(view)))
     }
+
+    /// Ends `t` as `failed`: the registry answered that it has no such transaction.
+    pub(crate) async fn fail_never_arrived(
+        &self,
+        t: &TransactionRecord,
+        words: &str,
+    ) -> Result<bool, OpsError> {
+        let reason = format!(
+            "the registry has no such transaction (it answered: {words}): the request never \
+             arrived, nothing was done, and it is safe to send it again"
+        );
+        Ok(self
+            .ops
+            .advance_transaction(
+                &t.transaction_id,
+                TransactionState::Failed,
+                OffsetDateTime::now_utc(),
+                Some(&reason),
+            )
+            .await?)
+    }
+}
+
+/// What a registry's sync txn-status said about a stored search.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// Results came (stored; the view is the transaction after them).
+    Answered(Box<TransactionView>),
+    /// The registry has no such transaction (its words).
+    Absent(String),
+    /// No definite answer (an error, or no result yet).
+    NoAnswer(String),
+    /// Not a search, or the registry has no txn status.
+    Unsupported,
+}
+
+/// The registry's words when `e` is its definite answer that it has no such transaction: a
+/// DCI rejection (`rjct` / ACK `ERR`) inside an HTTP 200, with no reason code or a
+/// `*.not_found` one. A rejection naming another problem (version, signature, …) is not.
+fn no_such_transaction(e: &crate::Error) -> Option<String> {
+    if !e.is_rejected() || e.status() != Some(reqwest::StatusCode::OK) {
+        return None;
+    }
+    let reason = e.registry_error();
+    let code = reason.and_then(|r| r.code.as_deref());
+    if code.is_some_and(|c| !c.ends_with(".not_found")) {
+        return None;
+    }
+    Some(
+        reason
+            .and_then(|r| r.message.clone().or_else(|| r.code.clone()))
+            .unwrap_or_else(|| "no such transaction".to_owned()),
+    )
 }
 
 fn unknown_transaction(id: &str) -> OpsError {

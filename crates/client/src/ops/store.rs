@@ -35,14 +35,18 @@ pub trait OpsStore: crate::events::EventStore + Send + Sync {
     async fn record_ack(&self, transaction_id: &str, ack: &AckRecord) -> Result<bool, StoreError>;
 
     /// Moves a transaction to `state` unless it is already in a state that outranks it (see
-    /// [`TransactionState::rank`]): concurrent callbacks can only move it forward. Returns
-    /// whether the row changed. A change to `completed` (search), `failed` or `timed_out`
-    /// writes its event ([`crate::events::build::transaction`]) in the same transaction.
+    /// [`TransactionState::rank`]): concurrent callbacks can only move it forward. `reason`
+    /// says why, for states that need one (`failed` without a registry answer, `expired`); it
+    /// replaces the stored reason when the state changes. The one method that changes a
+    /// transaction's state. Returns whether the row changed. A change to `completed` (search),
+    /// `failed`, `timed_out` or `expired` writes its event ([`crate::events::build::transaction`])
+    /// in the same transaction.
     async fn advance_transaction(
         &self,
         transaction_id: &str,
         state: TransactionState,
         at: OffsetDateTime,
+        reason: Option<&str>,
     ) -> Result<bool, StoreError>;
 
     /// The stored request with this transaction id, if any.
@@ -198,19 +202,25 @@ str_enum! {
         Failed => "failed",
         /// The deadline passed without a complete result.
         TimedOut => "timed_out",
+        /// Given up by the recovery loop: no result by the source's give-up time, however
+        /// often the registry was asked (the reason says what was tried).
+        Expired => "expired",
     }
 }
 
 impl TransactionState {
     /// Order in which states may follow each other: a state only replaces one of lower rank.
-    /// A late callback may still complete a timed-out request (the data did arrive).
+    /// A late callback may still complete a timed-out or expired request (the data did
+    /// arrive).
     pub fn rank(self) -> u8 {
         match self {
             TransactionState::Pending => 0,
             TransactionState::Acknowledged | TransactionState::Unknown => 1,
             TransactionState::TimedOut => 2,
             TransactionState::Partial => 3,
-            TransactionState::Completed | TransactionState::Failed => 4,
+            // Given up on the rest of a partial result too; a late complete result still wins.
+            TransactionState::Expired => 4,
+            TransactionState::Completed | TransactionState::Failed => 5,
         }
     }
 
@@ -218,7 +228,10 @@ impl TransactionState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TransactionState::Completed | TransactionState::Failed | TransactionState::TimedOut
+            TransactionState::Completed
+                | TransactionState::Failed
+                | TransactionState::TimedOut
+                | TransactionState::Expired
         )
     }
 }
@@ -282,10 +295,13 @@ pub struct TransactionRecord {
     pub ack: Option<AckRecord>,
     /// When it was stored.
     pub created_at: OffsetDateTime,
-    /// After this, the request is timed out if incomplete.
+    /// After this, the request is given up if incomplete.
     pub deadline: OffsetDateTime,
     /// Last change.
     pub updated_at: OffsetDateTime,
+    /// Why it is in its state, when no registry answer says so (`expired`, or `failed`
+    /// because the registry has no such transaction).
+    pub reason: Option<String>,
 }
 
 /// The synchronous ACK/NACK/ERR to an async request.
@@ -456,6 +472,7 @@ mod tests {
             TransactionState::Completed,
             TransactionState::Failed,
             TransactionState::TimedOut,
+            TransactionState::Expired,
         ] {
             assert_eq!(s.as_str().parse::<TransactionState>().unwrap(), s);
         }

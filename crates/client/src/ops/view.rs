@@ -59,10 +59,13 @@ pub struct TransactionView {
     pub subscriptions: Vec<Value>,
     /// The registry's reason when it failed.
     pub error: Option<RegistryError>,
+    /// Why it is in its state when no registry answer says so: `expired` (given up, and what
+    /// was tried), or `failed` because the registry has no such transaction.
+    pub reason: Option<String>,
     /// When it was stored.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    /// When it times out if incomplete.
+    /// When it is given up if incomplete.
     #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
 }
@@ -379,6 +382,7 @@ pub fn build_view(t: &TransactionRecord, callbacks: &[CallbackRecord]) -> Transa
         items,
         subscriptions,
         error,
+        reason: t.reason.clone(),
         created_at: t.created_at,
         deadline: t.deadline,
     }

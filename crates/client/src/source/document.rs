@@ -84,6 +84,12 @@ pub struct SourceDocument {
     /// How callbacks are authenticated.
     #[serde(default)]
     pub callbacks: CallbacksDocument,
+    /// How async requests without a result are followed up and given up.
+    #[serde(default)]
+    pub recovery: RecoveryDocument,
+    /// Retry policy of idempotent calls (defaults: the engine's).
+    #[serde(default)]
+    pub retry: RetryDocument,
     /// Enabled (default `true`).
     #[serde(default)]
     pub active: Option<bool>,
@@ -162,6 +168,34 @@ pub struct CallbacksDocument {
     /// the URL the registry posts callbacks to, secret included (ignored on input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+}
+
+/// `recovery`: when the registry is asked for a result that has not come, and when it is
+/// given up (marked `expired`). Seconds; JSON may give numbers or strings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryDocument {
+    /// Expected callback time (default 30): after it, the registry is asked with txn-status.
+    #[serde(default, with = "number_or_text")]
+    pub callback_within_secs: Option<String>,
+    /// How often a request still waiting is asked about again (default 30).
+    #[serde(default, with = "number_or_text")]
+    pub poll_interval_secs: Option<String>,
+    /// Give up (mark `expired`) this long after sending (default 3600).
+    #[serde(default, with = "number_or_text")]
+    pub give_up_after_secs: Option<String>,
+}
+
+/// `retry`: retries of idempotent calls (token, sync search, txn status).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryDocument {
+    /// Retries after the first attempt, 0–10 (default: the engine's, 5).
+    #[serde(default, with = "number_or_text")]
+    pub max_retries: Option<String>,
+    /// Size of the retry quota (token bucket), 0 (none) – 100000 (default: the engine's, 500).
+    #[serde(default, with = "number_or_text")]
+    pub quota: Option<String>,
 }
 
 /// `endpoints`: paths relative to the base URL.
@@ -256,6 +290,11 @@ impl SourceDocument {
         "tls.client_cert_file" => tls.client_cert_file;
         "tls.client_key_file" => tls.client_key_file;
         "timeout_secs" => timeout_secs;
+        "recovery.callback_within_secs" => recovery.callback_within_secs;
+        "recovery.poll_interval_secs" => recovery.poll_interval_secs;
+        "recovery.give_up_after_secs" => recovery.give_up_after_secs;
+        "retry.max_retries" => retry.max_retries;
+        "retry.quota" => retry.quota;
         "signing_key_id" => signing_key_id;
         "reply_signature_policy" => reply_signature_policy;
         "registry_jwks_url" => registry_jwks_url;
@@ -469,6 +508,15 @@ impl SourceDocument {
                 http_refusals: Some(s.callbacks.http_refusals),
                 secret: s.callbacks.secret.as_ref().and_then(|_| masked()),
                 url: None,
+            },
+            recovery: RecoveryDocument {
+                callback_within_secs: Some(s.recovery.callback_within_secs.to_string()),
+                poll_interval_secs: Some(s.recovery.poll_interval_secs.to_string()),
+                give_up_after_secs: Some(s.recovery.give_up_after_secs.to_string()),
+            },
+            retry: RetryDocument {
+                max_retries: s.retry.max_retries.map(|n| n.to_string()),
+                quota: s.retry.quota.map(|n| n.to_string()),
             },
             active: Some(s.active),
             notes: Some(s.notes.clone()),

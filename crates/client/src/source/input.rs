@@ -7,7 +7,8 @@
 use secrecy::SecretString;
 
 use super::document::{
-    AuthDocument, CallbacksDocument, EndpointsDocument, SourceDocument, TlsDocument,
+    AuthDocument, CallbacksDocument, EndpointsDocument, RecoveryDocument, RetryDocument,
+    SourceDocument, TlsDocument,
 };
 use super::{DataSource, ValidationErrors};
 
@@ -52,6 +53,10 @@ pub struct DataSourceInput {
     pub accept_unauthenticated_callbacks: Option<bool>,
     /// `callbacks.http_refusals`.
     pub http_refusals: Option<bool>,
+    /// `recovery.*`.
+    pub recovery: RecoveryDocument,
+    /// `retry.*`.
+    pub retry: RetryDocument,
     pub active: Option<bool>,
     pub notes: Option<String>,
 }
@@ -104,6 +109,8 @@ impl From<DataSourceInput> for SourceDocument {
                 secret: None,
                 url: None,
             },
+            recovery: i.recovery,
+            retry: i.retry,
             active: i.active,
             notes: i.notes,
             ..SourceDocument::default()
@@ -149,6 +156,8 @@ impl From<SourceDocument> for DataSourceInput {
             profile: d.profile,
             accept_unauthenticated_callbacks: d.callbacks.accept_unauthenticated,
             http_refusals: d.callbacks.http_refusals,
+            recovery: d.recovery,
+            retry: d.retry,
             active: d.active,
             notes: d.notes,
         }

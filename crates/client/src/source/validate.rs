@@ -20,7 +20,8 @@ use uuid::Uuid;
 use super::document::{MASKED, SourceDocument};
 use super::{
     AuthConfig, AuthKind, CallbackSettings, CredentialLocation, DataSource, Endpoints,
-    OAuth2Config, SignaturePolicy, SourceState, TlsSettings, names,
+    OAuth2Config, RecoverySettings, RetrySettings, SignaturePolicy, SourceState, TlsSettings,
+    names,
 };
 use crate::registries::Profile;
 
@@ -327,6 +328,24 @@ impl SourceDocument {
             },
         };
 
+        let recovery = self.recovery_settings(&mut errs);
+        let retry = RetrySettings {
+            max_retries: whole(
+                &mut errs,
+                "retry.max_retries",
+                &self.retry.max_retries,
+                0..=RetrySettings::MAX_RETRIES,
+                "a count of retries, e.g. 5",
+            ),
+            quota: whole(
+                &mut errs,
+                "retry.quota",
+                &self.retry.quota,
+                0..=RetrySettings::MAX_QUOTA,
+                "a quota size, e.g. 500 (0: no quota)",
+            ),
+        };
+
         let signing_key_id = opt(&self.signing_key_id);
 
         let reply_signature_policy = match opt(&self.reply_signature_policy) {
@@ -419,6 +438,8 @@ impl SourceDocument {
             registry_jwks_url,
             profile,
             callbacks,
+            recovery,
+            retry,
             active: self.active.unwrap_or(true),
             notes: self.notes.map(|n| n.trim().to_owned()).unwrap_or_default(),
             state: existing.map_or(SourceState::Draft, |e| e.state),
@@ -595,6 +616,79 @@ fn parse_or_push<T>(
     errs: &mut ValidationErrors,
 ) -> Option<T> {
     parsed.map_err(|e| errs.push(field, e.to_string())).ok()
+}
+
+impl SourceDocument {
+    /// `recovery.*`, each a whole number of seconds in range; the give-up time not shorter than
+    /// the expected callback time.
+    fn recovery_settings(&self, errs: &mut ValidationErrors) -> RecoverySettings {
+        let d = RecoverySettings::default();
+        let r = &self.recovery;
+        let max = RecoverySettings::MAX_SECS;
+        let mut secs = |path, v: &Option<String>, default: u32, example| {
+            whole(errs, path, v, 1..=max, example).unwrap_or(default)
+        };
+        let out = RecoverySettings {
+            callback_within_secs: secs(
+                "recovery.callback_within_secs",
+                &r.callback_within_secs,
+                d.callback_within_secs,
+                "seconds, e.g. 30",
+            ),
+            poll_interval_secs: secs(
+                "recovery.poll_interval_secs",
+                &r.poll_interval_secs,
+                d.poll_interval_secs,
+                "seconds, e.g. 30",
+            ),
+            give_up_after_secs: secs(
+                "recovery.give_up_after_secs",
+                &r.give_up_after_secs,
+                d.give_up_after_secs,
+                "seconds, e.g. 3600",
+            ),
+        };
+        if out.give_up_after_secs < out.callback_within_secs {
+            errs.push(
+                "recovery.give_up_after_secs",
+                format!(
+                    "must be at least recovery.callback_within_secs ({}): a request is given up only after its result was due",
+                    out.callback_within_secs
+                ),
+            );
+        }
+        out
+    }
+}
+
+/// A whole number in `range` from an optional text field; `None` when not given (or wrong,
+/// with the error recorded naming `field` and the fix).
+fn whole(
+    errs: &mut ValidationErrors,
+    field: &'static str,
+    value: &Option<String>,
+    range: std::ops::RangeInclusive<u32>,
+    example: &str,
+) -> Option<u32> {
+    let s = opt(value)?;
+    match s.parse::<u32>() {
+        Ok(n) if range.contains(&n) => Some(n),
+        Ok(_) => {
+            errs.push(
+                field,
+                format!(
+                    "must be from {} to {}: use {example}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
+        Err(_) => {
+            errs.push(field, format!("{s:?} is not a whole number: use {example}"));
+            None
+        }
+    }
 }
 
 fn opt(s: &Option<String>) -> Option<String> {

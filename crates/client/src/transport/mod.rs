@@ -454,7 +454,8 @@ pub(crate) struct Call<'a> {
 
 enum Auth {
     None,
-    Basic(String, String),
+    /// User name and the decrypted password, wiped from memory when dropped.
+    Basic(String, zeroize::Zeroizing<String>),
     Header(HeaderValue, Option<u64>),
 }
 
@@ -588,7 +589,11 @@ impl DciClient {
         let kind = self.inner.source.auth.kind();
         let mut retry = self.inner.retry.start();
         let mut attempt = 0u32;
-        let mut reauthed = false;
+        // New tokens fetched after a 401: one for any call; up to three for a retried one,
+        // whose token may be revoked again (or a concurrent caller's refresh may hand it the
+        // old token once more) during a long run of retries. Wrong credentials end there.
+        let max_reauths = if call.retry { 3 } else { 1 };
+        let mut reauths = 0u32;
         loop {
             attempt += 1;
             // A token fetch has its own audit entry; this one times the call itself.
@@ -617,7 +622,7 @@ impl DciClient {
                 }
                 // reqwest marks the header sensitive.
                 Auth::Basic(u, p) => {
-                    rb = rb.basic_auth(u, Some(p));
+                    rb = rb.basic_auth(u, Some(p.as_str()));
                     None
                 }
                 Auth::None => None,
@@ -628,11 +633,11 @@ impl DciClient {
                     if raw.status == StatusCode::UNAUTHORIZED
                         && kind == AuthKind::OAuth2
                         && call.authenticate
-                        && !reauthed
+                        && reauths < max_reauths
                     {
                         // The registry may have revoked or expired our token early: drop it
-                        // (only if nobody replaced it already), fetch a new one, retry once.
-                        reauthed = true;
+                        // (only if nobody replaced it already), fetch a new one, retry.
+                        reauths += 1;
                         if let Some(g) = generation
                             && self.inner.tokens.invalidate(g)
                         {
@@ -740,16 +745,24 @@ impl DciClient {
     async fn authorization(&self) -> Result<Auth> {
         Ok(match &self.inner.source.auth {
             AuthConfig::None => Auth::None,
+            // The header text holding a secret is wiped once the header value is built.
             AuthConfig::Bearer { token } => Auth::Header(
-                sensitive(&format!("Bearer {}", token.expose_secret()))?,
+                sensitive(&zeroize::Zeroizing::new(format!(
+                    "Bearer {}",
+                    token.expose_secret()
+                )))?,
                 None,
             ),
-            AuthConfig::Basic { username, password } => {
-                Auth::Basic(username.clone(), password.expose_secret().to_owned())
-            }
+            AuthConfig::Basic { username, password } => Auth::Basic(
+                username.clone(),
+                zeroize::Zeroizing::new(password.expose_secret().to_owned()),
+            ),
             AuthConfig::OAuth2(_) => {
                 let cached = self.cached_token(false).await?;
-                let v = sensitive(&format!("Bearer {}", cached.token.access_token.secret()))?;
+                let v = sensitive(&zeroize::Zeroizing::new(format!(
+                    "Bearer {}",
+                    cached.token.access_token.secret()
+                )))?;
                 Auth::Header(v, Some(cached.generation))
             }
         })

@@ -41,6 +41,8 @@ pub(crate) fn source(base_url: &str, auth: AuthConfig) -> DataSource {
             accept_unauthenticated: false,
             http_refusals: false,
         },
+        recovery: Default::default(),
+        retry: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Draft,

@@ -70,8 +70,10 @@ async fn a_dropped_reply_and_a_lost_callback_are_recovered_from_txn_status() {
     assert_eq!(stored.state, TransactionState::Unknown, "not failed");
     env.sb.clear_faults();
 
-    // No callback will come: the recovery pass asks the registry and completes it.
-    let r = engine.recover_transactions(Duration::ZERO).await.unwrap();
+    // No callback will come: after the expected callback time the recovery pass asks the
+    // registry and completes it.
+    let due = time::OffsetDateTime::now_utc() + ops.source().recovery.callback_within();
+    let r = engine.recover_transactions_at(due).await.unwrap();
     assert_eq!((r.looked_up, r.resolved), (1, 1), "{r:?}");
     let view = transaction_view(env.store.as_ref(), &id)
         .await
@@ -80,6 +82,6 @@ async fn a_dropped_reply_and_a_lost_callback_are_recovered_from_txn_status() {
     assert_eq!(view.state, TransactionState::Completed);
     assert_eq!(view.items.len(), 1);
     // A second pass finds nothing left to do.
-    let r = engine.recover_transactions(Duration::ZERO).await.unwrap();
+    let r = engine.recover_transactions_at(due).await.unwrap();
     assert_eq!(r.looked_up, 0);
 }

@@ -3,9 +3,11 @@
 //! against the official request schema.
 
 mod asynchronous;
+mod fault_storm;
 mod fuzz;
 mod inbound;
 mod lost_reply;
+mod recovery;
 mod signatures;
 mod support;
 mod synchronous;

@@ -197,6 +197,17 @@ fn core_document() -> Value {
                             "http_refusals": { "type": ["boolean", "null"], "description": "Answer DCI-level callback refusals (bad signature, unknown transaction, wrong sender, malformed message) with HTTP 4xx instead of HTTP 200 + ACK ERR (default false)" },
                             "secret": { "type": ["string", "null"], "description": "Write-only: left out or ******** keeps (or, for a new source, generates) it; otherwise 32+ characters of A-Z a-z 0-9 - _" },
                             "url": { "type": ["string", "null"], "description": "Read-only: ignored on input" } } });
+    let recovery_input = json!({ "type": "object", "additionalProperties": false,
+                            "description": "When a result that has not come is asked for (txn-status) and when it is given up (expired)",
+                            "properties": {
+                            "callback_within_secs": { "type": "integer", "minimum": 1, "maximum": 2592000, "description": "Expected callback time (default 30)" },
+                            "poll_interval_secs": { "type": "integer", "minimum": 1, "maximum": 2592000, "description": "Ask again after (default 30)" },
+                            "give_up_after_secs": { "type": "integer", "minimum": 1, "maximum": 2592000, "description": "Mark expired after (default 3600; at least callback_within_secs)" } } });
+    let retry_input = json!({ "type": "object", "additionalProperties": false,
+                            "description": "Retries of idempotent calls (defaults: the server's)",
+                            "properties": {
+                            "max_retries": { "type": ["integer", "null"], "minimum": 0, "maximum": 10 },
+                            "quota": { "type": ["integer", "null"], "minimum": 0, "maximum": 100000 } } });
     let callbacks_output = json!({ "type": "object", "properties": {
                             "accept_unauthenticated": { "type": "boolean" },
                             "http_refusals": { "type": "boolean" },
@@ -394,6 +405,8 @@ fn core_document() -> Value {
                         "registry_jwks_url": { "type": ["string", "null"], "format": "uri" },
                         "profile": { "type": "string", "description": "standard (default), or opencrvs, opencrvs-1.5, opencrvs-1.3 for CRVS sources" },
                         "callbacks": callbacks_input,
+                        "recovery": recovery_input,
+                        "retry": retry_input,
                         "active": { "type": "boolean" },
                         "notes": { "type": ["string", "null"] }
                     }

@@ -141,10 +141,17 @@ async fn with_wait(
 /// A transaction the registry refused is an error with its code, never a success.
 fn failed(view: &TransactionView) -> Option<ApiError> {
     (view.state == dci_client::ops::TransactionState::Failed).then(|| {
-        ApiError::Rejected(view.error.clone().unwrap_or(dci_client::RegistryError {
-            code: None,
-            message: Some(format!("transaction {} failed", view.transaction_id)),
-        }))
+        ApiError::Rejected(view.error.clone().unwrap_or(
+            dci_client::RegistryError {
+                code: None,
+                message:
+                    Some(
+                        view.reason.clone().unwrap_or_else(|| {
+                            format!("transaction {} failed", view.transaction_id)
+                        }),
+                    ),
+            },
+        ))
     })
 }
 

@@ -462,6 +462,43 @@ const CONNECTION: &[FieldSpec] = &[
         None,
     ),
     f(
+        "callback_within_secs",
+        "recovery.callback_within_secs",
+        "Expected callback time (seconds)",
+        Kind::Text,
+        Some("After it, a result that has not come is asked for with txn-status (default 30)."),
+    ),
+    f(
+        "poll_interval_secs",
+        "recovery.poll_interval_secs",
+        "Poll interval (seconds)",
+        Kind::Text,
+        Some("How often a request still waiting is asked about again (default 30)."),
+    ),
+    f(
+        "give_up_after_secs",
+        "recovery.give_up_after_secs",
+        "Give up after (seconds)",
+        Kind::Text,
+        Some(
+            "A request without a result this long after sending is marked expired (default 3600).",
+        ),
+    ),
+    f(
+        "max_retries",
+        "retry.max_retries",
+        "Retries of idempotent calls",
+        Kind::Text,
+        Some("0–10; empty: the server's default (5)."),
+    ),
+    f(
+        "retry_quota",
+        "retry.quota",
+        "Retry quota",
+        Kind::Text,
+        Some("Token-bucket size, 0 for none; empty: the server's default (500)."),
+    ),
+    f(
         "tls_verify",
         "tls.verify",
         "Verify TLS certificate",
