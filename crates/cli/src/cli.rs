@@ -55,10 +55,15 @@ Environment:
                               for serve and sandbox, warn otherwise); --log, log
   DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets)
   DCI_SANDBOX_CLIENT_SECRET   Client secret of `dci sandbox` (default: the demo secret)
-  DCI_WEBHOOK_MAX_ATTEMPTS    `dci serve`: webhook attempts before the dead letter (default 12)
-  DCI_WEBHOOK_MAX_AGE_SECS    `dci serve`: event age after which its webhook delivery is
-                              dead-lettered (default 259200, 3 days)
-  DCI_WEBHOOK_RETRY_BASE_MS   `dci serve`: first webhook retry backoff ceiling (default 1000)
+  DCI_MAX_IN_FLIGHT           Gateway requests of `dci serve` at once, more get 503 (default
+                              256); serve --max-in-flight, serve.max_in_flight
+  DCI_WEBHOOK_MAX_ATTEMPTS    Webhook attempts before the dead letter (default 12); serve
+                              --webhook-max-attempts, serve.webhook_max_attempts
+  DCI_WEBHOOK_MAX_AGE_SECS    Event age after which its webhook delivery is dead-lettered
+                              (default 259200, 3 days); serve --webhook-max-age-secs,
+                              serve.webhook_max_age_secs
+  DCI_WEBHOOK_RETRY_BASE_MS   First webhook retry backoff ceiling, ms (default 1000); serve
+                              --webhook-retry-base-ms, serve.webhook_retry_base_ms
   NO_COLOR                    Set (non-empty): no colour in any output
 
 Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 not found.";
