@@ -117,7 +117,8 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
     let (admin, new_token) = AdminToken::load_or_generate(env_token, &home)
         .map_err(|e| CmdError::failed(e.to_string()))?;
 
-    let secs = |s: &crate::config::Setting<u64>, d: u64| Duration::from_secs(s.value.unwrap_or(d));
+    let num = |s: &crate::config::Setting<u64>, d: u64| s.value.unwrap_or(d);
+    let secs = |s: &crate::config::Setting<u64>, d: u64| Duration::from_secs(num(s, d));
     let config = ServerConfig {
         body_limit: settings
             .body_limit
@@ -131,31 +132,25 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             &settings.shutdown_grace,
             crate::config::DEFAULT_SHUTDOWN_GRACE,
         ),
-        max_in_flight: usize::try_from(
-            settings
-                .max_in_flight
-                .value
-                .unwrap_or(crate::config::DEFAULT_MAX_IN_FLIGHT),
-        )
+        max_in_flight: usize::try_from(num(
+            &settings.max_in_flight,
+            crate::config::DEFAULT_MAX_IN_FLIGHT,
+        ))
         .unwrap_or(usize::MAX),
         webhooks: dci_client::webhooks::WebhookSettings {
-            max_attempts: u32::try_from(
-                settings
-                    .webhook_max_attempts
-                    .value
-                    .unwrap_or(crate::config::DEFAULT_WEBHOOK_MAX_ATTEMPTS),
-            )
+            max_attempts: u32::try_from(num(
+                &settings.webhook_max_attempts,
+                crate::config::DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+            ))
             .unwrap_or(u32::MAX),
             max_age: secs(
                 &settings.webhook_max_age_secs,
                 crate::config::DEFAULT_WEBHOOK_MAX_AGE_SECS,
             ),
-            base_delay: Duration::from_millis(
-                settings
-                    .webhook_retry_base_ms
-                    .value
-                    .unwrap_or(crate::config::DEFAULT_WEBHOOK_RETRY_BASE_MS),
-            ),
+            base_delay: Duration::from_millis(num(
+                &settings.webhook_retry_base_ms,
+                crate::config::DEFAULT_WEBHOOK_RETRY_BASE_MS,
+            )),
             ..dci_client::webhooks::WebhookSettings::default()
         },
         console: Some(settings.console_config()?),

@@ -221,18 +221,10 @@ pub(crate) async fn key_revoke_confirm(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
+    let ctx = match sessions.admin_viewer(&headers, "revoke keys") {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if !ctx.can_edit() {
-        return view::message_page(
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            Some(&ctx),
-            "Read-only logins cannot revoke keys.",
-        );
-    }
     revoke_confirmation(&st, &ctx, &id).await
 }
 

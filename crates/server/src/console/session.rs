@@ -231,6 +231,22 @@ impl Sessions {
         }
     }
 
+    /// The logged-in user of a page only an admin may see (a confirmation step): a read-only
+    /// login gets 403 saying it cannot `what` (e.g. "revoke keys").
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn admin_viewer(&self, headers: &HeaderMap, what: &str) -> Result<Ctx, Response> {
+        let ctx = self.viewer(headers)?;
+        if !ctx.can_edit() {
+            return Err(view::message_page(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                Some(&ctx),
+                &format!("Read-only logins cannot {what}."),
+            ));
+        }
+        Ok(ctx)
+    }
+
     /// The logged-in user of a state-changing request: the form's CSRF token must match the
     /// session's, and the role must allow editing.
     #[allow(clippy::result_large_err)]

@@ -1347,18 +1347,10 @@ pub(crate) async fn delete_confirm(
     headers: HeaderMap,
     Path(code): Path<String>,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
+    let ctx = match sessions.admin_viewer(&headers, "delete data sources") {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if !ctx.can_edit() {
-        return view::message_page(
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            Some(&ctx),
-            "Read-only logins cannot delete data sources.",
-        );
-    }
     let source = match load(&st, &ctx, &code).await {
         Ok(s) => s,
         Err(r) => return r,
