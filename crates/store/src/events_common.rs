@@ -560,7 +560,7 @@ macro_rules! impl_event_store {
                 ) -> Result<Vec<AttemptRecord>, StoreError> {
                     let rows = sqlx::query(
                         "SELECT endpoint_id, event_id, attempt, at, status, error, duration_ms \
-                         FROM webhook_attempt WHERE endpoint_id = $1 AND event_id = $2 ORDER BY at",
+                         FROM webhook_attempt WHERE endpoint_id = $1 AND event_id = $2 ORDER BY at, attempt",
                     )
                     .bind(endpoint_id)
                     .bind(event_id)
