@@ -37,7 +37,6 @@ use super::store::{
     CallbackRecord, OpKind, OpsStore, SignatureState, SubscriptionRecord, SubscriptionState,
     TransactionFilter, TransactionRecord, TransactionState,
 };
-use super::view::build_view;
 
 /// Default limit of a callback body (search results can be large).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -546,14 +545,8 @@ async fn ingest_checked(
         };
     }
 
-    // Stored: from here on, failures are logged, not answered, since the view is recomputed
-    // from the stored callbacks on every read.
-    if let Some(t) = transaction
-        && let Err(e) = after_store(ctx, &t, now).await
-    {
-        tracing::warn!(source = %source.code, transaction_id = %t.transaction_id, error = %e,
-            "callback stored, but updating the transaction failed");
-    }
+    // Stored: the store moved the transaction to the state its callbacks now show, with its
+    // event, in the same database transaction (`OpsStore::insert_callback`).
     Ok(AckResponse::ack(&dci_protocol::build::new_id(), now))
 }
 
@@ -611,21 +604,6 @@ async fn refuse_if_closed(
             t.state.as_str()
         ),
     ))
-}
-
-async fn after_store(
-    ctx: &IngestContext,
-    t: &super::store::TransactionRecord,
-    now: OffsetDateTime,
-) -> Result<(), crate::store::StoreError> {
-    let callbacks = ctx.ops.callbacks_for(&t.transaction_id).await?;
-    let view = build_view(t, &callbacks);
-    if view.state != t.state && view.state != TransactionState::Pending {
-        ctx.ops
-            .advance_transaction(&t.transaction_id, view.state, now, None)
-            .await?;
-    }
-    Ok(())
 }
 
 async fn apply_subscriptions(
