@@ -292,6 +292,14 @@ impl Engine {
         self.lock_sources().remove(code);
     }
 
+    /// Deletes the data source `code` (with its secrets and cached token) from the store and
+    /// drops what the engine held for it.
+    pub async fn delete_source(&self, code: &str) -> Result<(), crate::store::StoreError> {
+        self.inner.store.delete_data_source(code).await?;
+        self.invalidate(code);
+        Ok(())
+    }
+
     /// Writes every audit entry queued so far.
     pub async fn flush(&self) {
         if let Some(a) = &self.inner.audit {

@@ -132,8 +132,7 @@ pub(crate) async fn delete(
     Path(code): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     load(&st, &code).await?;
-    st.store.delete_data_source(&code).await?;
-    st.engine.invalidate(&code);
+    st.engine.delete_source(&code).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1395,11 +1395,8 @@ pub(crate) async fn delete(
     if form.confirm != "yes" {
         return delete_confirmation(&ctx, &source);
     }
-    match st.store.delete_data_source(&code).await {
-        Ok(()) => {
-            st.engine.invalidate(&code);
-            see_other("/sources?notice=deleted")
-        }
+    match st.engine.delete_source(&code).await {
+        Ok(()) => see_other("/sources?notice=deleted"),
         Err(e) => store_failed(&ctx, &e),
     }
 }
