@@ -159,6 +159,14 @@ impl Command {
             _ => "warn",
         }
     }
+
+    /// Whether the command runs until stopped (it shows no progress spinners).
+    fn is_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Sandbox(_) | Command::Demo(_)
+        )
+    }
 }
 
 /// Whether `--json` is on the command line (before any `--`), read without clap: for the
@@ -260,6 +268,9 @@ pub(crate) fn main() -> ExitCode {
         return ExitCode::from(e.report(cli.json));
     }
     crate::context::init_logging(cli.command.log_default());
+    if !cli.command.is_server() {
+        crate::progress::enable(cli.json);
+    }
     let code = match cli.command {
         Command::Envelope(cmd) => crate::cmd::envelope::run(cmd, cli.json),
         Command::Source(cmd) => crate::cmd::source::run(cmd, cli.json),
@@ -285,5 +296,6 @@ pub(crate) fn main() -> ExitCode {
         Command::Man(args) => crate::cmd::man::run(&args, cli.json),
         Command::Config(cmd) => crate::cmd::config::run(cmd, cli.json),
     };
+    crate::progress::finish();
     ExitCode::from(code)
 }

@@ -680,3 +680,47 @@ async fn unknown_identifier_types_warn_and_waits_print_nothing_extra_off_a_termi
     assert_eq!(code, 0, "{quiet}");
     assert!(!quiet.contains("waiting"), "{quiet}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_show_a_spinner_on_a_terminal_naming_the_call_and_attempt() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default()).await.unwrap();
+    let (_d, h) = home();
+    crvs_source(&h, &sb).await;
+    let known = {
+        let e = &sb.examples()[&RegistryType::Crvs].found[0];
+        format!("{}:{}", e.id_type, e.id_value)
+    };
+    // The registry answers 503 (Retry-After 1 s) to everything: the search is retried, then fails.
+    sb.set_faults(dci_sandbox::Faults::new(dci_sandbox::FaultTarget::Crvs).down(true))
+        .unwrap();
+    let bin = sh_quote(env!("CARGO_BIN_EXE_dci"));
+    let env = format!(
+        "env -u NO_COLOR -u DCI_LOG -u DCI_MASTER_KEY -u DCI_MASTER_KEY_FILE -u DCI_DATABASE_URL DCI_HOME={}",
+        sh_quote(h.to_str().unwrap())
+    );
+    let search = |json: &'static str| {
+        let cmd = format!("{env} {bin} {json} search crvs_sb --id {known}");
+        tokio::task::spawn_blocking(move || on_terminal(&cmd, ""))
+    };
+    let Some((code, shown)) = search("").await.unwrap() else {
+        skip("util-linux `script` is not installed: no pseudo-terminal to test on");
+        return;
+    };
+    assert_ne!(code, 0, "the registry stayed down: {shown}");
+    assert!(
+        shown.contains("retrying sync_search at crvs_sb (attempt 2, next in"),
+        "{shown}"
+    );
+    assert!(shown.contains("): HTTP 503"), "{shown}");
+    assert!(
+        !shown.contains("HTTP 503 — retrying"),
+        "each retry replaces the last: {shown}"
+    );
+    // Piped or --json: nothing but the error.
+    let (code, quiet) = search("--json").await.unwrap().unwrap();
+    assert_ne!(code, 0, "{quiet}");
+    assert!(!quiet.contains("retrying"), "{quiet}");
+    let out = run(&h, &["search", "crvs_sb", "--id", &known]).await;
+    assert_ne!(out.code, 0);
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+}

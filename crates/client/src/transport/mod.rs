@@ -707,7 +707,8 @@ impl DciClient {
                             retry.next_delay(&self.inner.quota, retry_after, e.is_timeout())
                     {
                         tracing::debug!(source = %self.inner.source.code, action = call.action,
-                                attempt, ?delay, class = e.class(), "retrying transient failure");
+                                attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), class = e.class(), status = status.unwrap_or_default(),
+                                "retrying transient failure");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
