@@ -53,8 +53,10 @@ Environment:
                               serve --console-secure-cookies, console.secure_cookies
   DCI_LOG                     Log filter on stderr, e.g. debug or dci_client=debug (default: info
                               for serve and sandbox, warn otherwise); --log, log
-  DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets)
+  DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets);
+                              serve --allow-core-dumps, serve.allow_core_dumps
   DCI_SANDBOX_CLIENT_SECRET   Client secret of `dci sandbox` (default: the demo secret)
+  DCI_SANDBOX_CLIENT_SECRET_FILE  File holding it; sandbox --client-secret-file
   DCI_MAX_IN_FLIGHT           Gateway requests of `dci serve` at once, more get 503 (default
                               256); serve --max-in-flight, serve.max_in_flight
   DCI_WEBHOOK_MAX_ATTEMPTS    Webhook attempts before the dead letter (default 12); serve

@@ -724,3 +724,70 @@ async fn retries_show_a_spinner_on_a_terminal_naming_the_call_and_attempt() {
     assert_ne!(out.code, 0);
     assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
 }
+
+/// Status code of a client-credentials token request to `token_url`, over plain HTTP/1.1.
+fn token_status(token_url: &str, client_id: &str, secret: &str) -> u16 {
+    use std::io::Read as _;
+    let rest = token_url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let body =
+        format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}");
+    let mut sock = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        sock,
+        "POST /{path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_sandbox_reads_its_client_secret_from_a_file() {
+    let (d, h) = home();
+    let file = d.path().join("sandbox-secret");
+    std::fs::write(&file, "file-secret-0123456789\n").unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let args = [
+        "--json",
+        "sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--client-id",
+        "spmis",
+        "--client-secret-file",
+        &file,
+    ];
+    let mut child = command(&h, &args)
+        .env_remove("DCI_SANDBOX_CLIENT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let v: Value = serde_json::from_str(&banner).unwrap();
+    assert_eq!(v["demo_credentials"], false, "{v}");
+    assert!(!banner.contains("file-secret"), "never shown: {banner}");
+    let url = v["token_url"].as_str().unwrap();
+    assert_eq!(token_status(url, "spmis", "file-secret-0123456789"), 200);
+    assert_eq!(
+        token_status(url, "spmis", dci_sandbox::DEMO_CLIENT_SECRET),
+        401
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Both sources at once is refused; so is an empty file.
+    let out = dci_with(&h, &args, None, &[("DCI_SANDBOX_CLIENT_SECRET", "x")]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stdout.contains("given twice"), "{}", out.stdout);
+    std::fs::write(&file, "\n").unwrap();
+    let out = dci_with(&h, &args, None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stdout.contains("is empty"), "{}", out.stdout);
+}
