@@ -4,7 +4,9 @@
 //! [`AppState`].
 //!
 //! Map:
-//! - [`router`] merges the sub-routers: `/healthz`, `/.well-known/jwks.json`, the callback
+//! - [`router`] merges the sub-routers: `/healthz` (alive), `/readyz` (store reachable, schema
+//!   current), `/metrics` (`metrics`: the library's Prometheus series, admin or read-only
+//!   token unless [`ServerConfig::metrics_open`]), `/.well-known/jwks.json`, the callback
 //!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (admin
 //!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
 //!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
@@ -46,6 +48,7 @@ pub mod extract;
 pub mod harden;
 mod health;
 mod keepalive;
+mod metrics;
 mod state;
 pub mod throttle;
 
@@ -90,6 +93,11 @@ pub const BODY_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/metrics",
+            get(metrics::serve).layer(Extension(metrics::MetricsAccess::of(&state))),
+        )
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
         .merge(api::router(&state).layer(middleware::from_fn_with_state(

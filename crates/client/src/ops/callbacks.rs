@@ -262,8 +262,19 @@ pub async fn ingest_with(
     path_action: Option<Action>,
     credentials: &CallbackCredentials,
 ) -> Result<AckResponse, CallbackRejection> {
-    let body = read_body(ctx, raw_body)?;
-    ingest_value(ctx, source_code, body, path_action, credentials).await
+    let answer = match read_body(ctx, raw_body) {
+        Ok(body) => ingest_value(ctx, source_code, body, path_action, credentials).await,
+        Err(r) => Err(r),
+    };
+    counted(answer)
+}
+
+/// Counts a callback's answer in the metrics (`dci_callbacks_total`) and passes it on.
+pub(crate) fn counted(
+    answer: Result<AckResponse, CallbackRejection>,
+) -> Result<AckResponse, CallbackRejection> {
+    crate::metrics::callback(answer.as_ref().err().map(|r| r.code.as_str()));
+    answer
 }
 
 /// The body as JSON, within the size limit (transport-level refusals otherwise).

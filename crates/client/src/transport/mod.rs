@@ -638,6 +638,7 @@ impl DciClient {
                         // The registry may have revoked or expired our token early: drop it
                         // (only if nobody replaced it already), fetch a new one, retry.
                         reauths += 1;
+                        crate::metrics::reauthentication(&self.inner.source.code);
                         if let Some(g) = generation
                             && self.inner.tokens.invalidate(g)
                         {
@@ -708,6 +709,7 @@ impl DciClient {
                     {
                         tracing::debug!(source = %self.inner.source.code, action = call.action,
                                 attempt, ?delay, class = e.class(), "retrying transient failure");
+                        crate::metrics::retry(&self.inner.source.code, call.action);
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -822,11 +824,14 @@ impl DciClient {
             ids: (None, None),
         };
         let mut token = None;
-        self.execute(call, |u, raw| {
-            token = Some(auth::parse_token_response(&raw.body, u, cfg, &settings)?);
-            Ok(())
-        })
-        .await?;
+        let fetched = self
+            .execute(call, |u, raw| {
+                token = Some(auth::parse_token_response(&raw.body, u, cfg, &settings)?);
+                Ok(())
+            })
+            .await;
+        crate::metrics::token_fetch(&self.inner.source.code, fetched.is_ok());
+        fetched?;
         Ok(token.expect("set by the check on success"))
     }
 
@@ -962,6 +967,7 @@ impl DciClient {
         outcome: AuditOutcome,
         error: Option<&str>,
     ) {
+        crate::metrics::call_attempt(&self.inner.source.code, call.action, outcome, t0.elapsed());
         if matches!(self.inner.audit, AuditSink::None) {
             return;
         }
