@@ -348,7 +348,12 @@ mod tests {
 
     #[test]
     fn rendered_series_carry_their_labels_and_the_build_version() {
-        call_attempt("unit-src", "search", AuditOutcome::Ok, Duration::from_millis(30));
+        call_attempt(
+            "unit-src",
+            "search",
+            AuditOutcome::Ok,
+            Duration::from_millis(30),
+        );
         callback(Some("err.request.bad"));
         let text = render();
         assert!(

@@ -26,6 +26,9 @@ pub(crate) async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     (StatusCode::OK, Json(json!({ "status": "ok" })))
 }
 
+/// Longest `/readyz` waits for the store: a probe must answer, not hang on a dead database.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `GET /readyz` (readiness): 200 `{"status":"ready"}` when the store answers and its schema
 /// is exactly this build's migrations; 503 otherwise, saying which (`store: unavailable`, or
 /// the missing / unknown migration versions with the fix), and while shutting down, so a load
@@ -37,8 +40,9 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
             Json(json!({ "status": "shutting_down" })),
         );
     }
-    match st.ops.schema_status().await {
-        Ok(schema) if schema.is_current() => (
+    let status = tokio::time::timeout(READY_TIMEOUT, st.ops.schema_status()).await;
+    match status {
+        Ok(Ok(schema)) if schema.is_current() => (
             StatusCode::OK,
             Json(json!({
                 "status": "ready",
@@ -46,7 +50,7 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
                 "schema": { "version": schema.expected },
             })),
         ),
-        Ok(schema) => {
+        Ok(Ok(schema)) => {
             let fix = if schema.unknown.is_empty() {
                 "the database lacks migrations this build needs: restart dci serve (it applies them on start)"
             } else {
@@ -68,8 +72,18 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
                 })),
             )
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "readyz: store failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not_ready", "store": "unavailable" })),
+            )
+        }
+        Err(_) => {
+            tracing::error!(
+                timeout_secs = READY_TIMEOUT.as_secs(),
+                "readyz: the store did not answer in time"
+            );
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "status": "not_ready", "store": "unavailable" })),

@@ -40,8 +40,8 @@ pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnS
 pub(crate) use result::{parse_item, pending_reply};
 pub use root_callbacks::ingest_at_root;
 pub use store::{
-    AckRecord, Backlog, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, SignatureState,
-    SchemaStatus, SigningKeyRecord, SubscriptionRecord, SubscriptionState, TransactionFilter,
+    AckRecord, Backlog, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, SchemaStatus,
+    SignatureState, SigningKeyRecord, SubscriptionRecord, SubscriptionState, TransactionFilter,
     TransactionRecord, TransactionState,
 };
 pub use view::{AckView, CallbackSummary, TransactionView, build_view};
