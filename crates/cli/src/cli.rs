@@ -53,6 +53,13 @@ Environment:
                               serve --console-secure-cookies, console.secure_cookies
   DCI_LOG                     Log filter on stderr, e.g. debug or dci_client=debug (default: info
                               for serve and sandbox, warn otherwise); --log, log
+  DCI_LOG_FORMAT              Log lines as text or json (one object a line; default text);
+                              --log-format, log_format
+  OTEL_EXPORTER_OTLP_ENDPOINT Export traces over OTLP/HTTP to this collector, e.g.
+                              http://127.0.0.1:4318 (default: none); --otlp-endpoint,
+                              otlp_endpoint (OTEL_SERVICE_NAME: the service, default dci)
+  DCI_METRICS_OPEN            1: serve /metrics without a token (default 0: admin or read-only
+                              token); serve --metrics-open, serve.metrics_open
   DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets)
   DCI_SANDBOX_CLIENT_SECRET   Client secret of `dci sandbox` (default: the demo secret)
   DCI_MAX_IN_FLIGHT           Gateway requests of `dci serve` at once, more get 503 (default
@@ -259,7 +266,7 @@ pub(crate) fn main() -> ExitCode {
     if let Err(e) = crate::config::init(&cli.settings, &serve_flags) {
         return ExitCode::from(e.report(cli.json));
     }
-    crate::context::init_logging(cli.command.log_default());
+    let telemetry = crate::telemetry::init(cli.command.log_default());
     let code = match cli.command {
         Command::Envelope(cmd) => crate::cmd::envelope::run(cmd, cli.json),
         Command::Source(cmd) => crate::cmd::source::run(cmd, cli.json),
@@ -285,5 +292,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Man(args) => crate::cmd::man::run(&args, cli.json),
         Command::Config(cmd) => crate::cmd::config::run(cmd, cli.json),
     };
+    // The last spans are exported before the process ends.
+    drop(telemetry);
     ExitCode::from(code)
 }

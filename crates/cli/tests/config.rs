@@ -254,6 +254,9 @@ fn every_variable_is_in_the_help() {
         "DCI_CONSOLE_READONLY_TOKEN",
         "DCI_CONSOLE_READONLY_TOKEN_FILE",
         "DCI_CONSOLE_SECURE_COOKIES",
+        "DCI_LOG_FORMAT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "DCI_METRICS_OPEN",
     ] {
         assert!(r.stdout.contains(var), "{var} missing from dci --help");
     }
@@ -263,6 +266,8 @@ fn every_variable_is_in_the_help() {
         "--database-url",
         "--master-key-file",
         "--log",
+        "--log-format",
+        "--otlp-endpoint",
     ] {
         assert!(r.stdout.contains(flag), "{flag} missing from dci --help");
     }

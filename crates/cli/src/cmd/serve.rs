@@ -67,6 +67,10 @@ pub(crate) struct ServeArgs {
     /// X-Forwarded-Proto [env: DCI_CONSOLE_SECURE_COOKIES] [default: false].
     #[arg(long, value_name = "BOOL", help_heading = "Access")]
     console_secure_cookies: Option<bool>,
+    /// Serve /metrics without a token, for a scraper on a private network (default: the admin
+    /// or read-only token is needed) [env: DCI_METRICS_OPEN] [default: false].
+    #[arg(long, value_name = "BOOL", help_heading = "Access")]
+    metrics_open: Option<bool>,
 }
 
 impl ServeArgs {
@@ -84,6 +88,7 @@ impl ServeArgs {
             webhook_retry_base_ms: self.webhook_retry_base_ms,
             console_readonly_token_file: self.console_readonly_token_file.clone(),
             console_secure_cookies: self.console_secure_cookies,
+            metrics_open: self.metrics_open,
         }
     }
 }
@@ -154,6 +159,7 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             ..dci_client::webhooks::WebhookSettings::default()
         },
         console: Some(settings.console_config()?),
+        metrics_open: settings.metrics_open.value.unwrap_or(false),
     };
     let listen: SocketAddr = settings.listen.value.unwrap_or_else(|| {
         crate::config::DEFAULT_LISTEN
@@ -187,6 +193,8 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
                 "openapi": format!("{base}/api/v1/openapi.json"),
                 "console": format!("{base}/login"),
                 "callbacks": format!("{base}/callback/{{code}}"),
+                "metrics": format!("{base}/metrics"),
+                "readyz": format!("{base}/readyz"),
                 "database": database,
             });
             if let Some(t) = &new_token {
@@ -209,7 +217,16 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             );
             let _ = writeln!(
                 out,
-                "  health, JWKS: {base}/healthz, {base}/.well-known/jwks.json"
+                "  health, JWKS: {base}/healthz, {base}/readyz, {base}/.well-known/jwks.json"
+            );
+            let _ = writeln!(
+                out,
+                "  metrics:      {base}/metrics  ({})",
+                if settings.metrics_open.value == Some(true) {
+                    "open"
+                } else {
+                    "admin or read-only token"
+                }
             );
             let _ = writeln!(out, "  database:     {database}");
             match &new_token {

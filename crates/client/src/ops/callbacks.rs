@@ -262,18 +262,26 @@ pub async fn ingest_with(
     path_action: Option<Action>,
     credentials: &CallbackCredentials,
 ) -> Result<AckResponse, CallbackRejection> {
-    let answer = match read_body(ctx, raw_body) {
-        Ok(body) => ingest_value(ctx, source_code, body, path_action, credentials).await,
-        Err(r) => Err(r),
-    };
-    counted(answer)
+    use tracing::Instrument;
+    let span = crate::telemetry::callback_span(source_code);
+    let answer = async {
+        let body = read_body(ctx, raw_body)?;
+        ingest_value(ctx, source_code, body, path_action, credentials).await
+    }
+    .instrument(span.clone())
+    .await;
+    counted(&span, answer)
 }
 
-/// Counts a callback's answer in the metrics (`dci_callbacks_total`) and passes it on.
+/// Counts a callback's answer in the metrics (`dci_callbacks_total`), records it on the
+/// callback's span, and passes it on.
 pub(crate) fn counted(
+    span: &tracing::Span,
     answer: Result<AckResponse, CallbackRejection>,
 ) -> Result<AckResponse, CallbackRejection> {
-    crate::metrics::callback(answer.as_ref().err().map(|r| r.code.as_str()));
+    let refused = answer.as_ref().err().map(|r| r.code.as_str());
+    crate::metrics::callback(refused);
+    crate::telemetry::callback_answered(span, refused);
     answer
 }
 
@@ -434,6 +442,8 @@ async fn ingest_checked(
         return Err(unauthenticated(&source, presented));
     }
 
+    crate::telemetry::callback_identified(action.as_str(), &message_id, callback.transaction_id())
+        .await;
     let status = callback.status();
     let transaction = match (&action, callback.transaction_id()) {
         (Action::Notify, _) => None,

@@ -31,12 +31,17 @@ pub async fn ingest_at_root(
     path_action: Option<Action>,
     credentials: &CallbackCredentials,
 ) -> Result<AckResponse, CallbackRejection> {
+    use tracing::Instrument;
+    let span = crate::telemetry::callback_span("");
     let answer = async {
         let body = read_body(ctx, raw_body)?;
         let code = source_of(ctx, &body, path_action.as_ref()).await?;
+        tracing::Span::current().record("dci.source", code.as_str());
         ingest_value(ctx, &code, body, path_action, credentials).await
-    };
-    counted(answer.await)
+    }
+    .instrument(span.clone())
+    .await;
+    counted(&span, answer)
 }
 
 /// Where to post instead, for refusal messages.

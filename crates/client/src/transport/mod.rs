@@ -31,6 +31,7 @@ use crate::auth::{self, Token, TokenCache, TokenInfo, TokenOrigin, TokenSettings
 use crate::error::{Error, Phase, Result, redact_url};
 use crate::source::{AuthConfig, AuthKind, DataSource};
 use crate::store::{AuditEntry, AuditOutcome, CachedToken, Store};
+use crate::telemetry;
 
 /// The DCI endpoints a client calls, each with its default retry safety.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -579,9 +580,38 @@ impl DciClient {
         Ok((raw, attempts, parsed))
     }
 
-    /// Makes one call with auth, the 401 path, retries and audit. `check` judges a 2xx reply
-    /// (parse, DCI rejection) so that its verdict is what the audit records.
+    /// Makes one call with auth, the 401 path, retries and audit, in its own span
+    /// ([`crate::telemetry::call_span`]). `check` judges a 2xx reply (parse, DCI rejection) so
+    /// that its verdict is what the audit records.
     pub(crate) async fn execute(
+        &self,
+        call: Call<'_>,
+        check: impl FnMut(&Url, &RawResponse) -> Result<()>,
+    ) -> Result<(RawResponse, u32)> {
+        use tracing::Instrument;
+        let span = telemetry::call_span(
+            &self.inner.source.code,
+            call.action,
+            call.method.as_str(),
+            call.url.path(),
+            &call.ids,
+        );
+        if let Some(t) = &call.ids.1 {
+            telemetry::remember(&span, t).await;
+        }
+        let result = self.attempts(call, check).instrument(span.clone()).await;
+        match &result {
+            Ok((raw, attempts)) => {
+                telemetry::call_ended(&span, Some(raw.status.as_u16()), *attempts, true)
+            }
+            Err(e) => {
+                telemetry::call_ended(&span, e.status().map(|s| s.as_u16()), e.attempts(), false)
+            }
+        }
+        result
+    }
+
+    async fn attempts(
         &self,
         call: Call<'_>,
         mut check: impl FnMut(&Url, &RawResponse) -> Result<()>,
