@@ -5,7 +5,7 @@
 //! OTLP/HTTP (protobuf) to `{endpoint}/v1/traces` in batches, flushed when the command ends.
 //!
 //! The log filter does not apply to the export: traces take the `dci_*` crates' spans at info
-//! whatever the log level. `OTEL_SERVICE_NAME` names the service (default `dci`); the
+//! (and `dci serve`'s per-request HTTP span) whatever the log level. `OTEL_SERVICE_NAME` names the service (default `dci`); the
 //! exporter's own settings (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_EXPORTER_OTLP_HEADERS`, …) are
 //! read by the OpenTelemetry SDK.
 
@@ -62,9 +62,7 @@ pub(crate) fn init(default: &str) -> Telemetry {
                 let tracer = provider.tracer("dci");
                 let layer = tracing_opentelemetry::layer()
                     .with_tracer(tracer)
-                    .with_filter(EnvFilter::new(
-                        "warn,dci_client=info,dci_server=info,dci_store=info,dci=info",
-                    ));
+                    .with_filter(tracing_subscriber::filter::filter_fn(exported));
                 (Some(provider), Some(layer))
             }
             Err(e) => {
@@ -79,6 +77,14 @@ pub(crate) fn init(default: &str) -> Telemetry {
         .with(traces)
         .try_init();
     Telemetry { provider }
+}
+
+/// What the trace export takes: the `dci_*` crates' spans and events at info or above, and
+/// `dci-server`'s per-request HTTP span (debug, so that it stays out of the logs by default).
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    let ours = meta.target().starts_with("dci");
+    ours && (*meta.level() <= tracing::Level::INFO
+        || (meta.is_span() && meta.target().starts_with("dci_server")))
 }
 
 fn exporter(endpoint: &str) -> Result<SdkTracerProvider, String> {

@@ -1,8 +1,8 @@
 //! Traces and JSON logs of the real binary: `dci serve` with `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! pointing at an OTLP/HTTP receiver in this test (protobuf, decoded with opentelemetry-proto)
 //! and `DCI_LOG_FORMAT=json`. An async search through the gateway API against the sandbox must
-//! arrive as a client span carrying its `message_id` and `transaction_id`, and the callback's
-//! span must link to it; every log line must parse as JSON and hold no secret and no
+//! arrive as a client span carrying its `message_id` and `transaction_id` inside the gateway
+//! request's server span, and the callback's span must link to it; every log line must parse as JSON and hold no secret and no
 //! identifier of a person.
 
 use std::io::{BufRead, BufReader};
@@ -217,7 +217,37 @@ async fn serve_exports_linked_spans_over_otlp_and_logs_json_without_secrets() {
             s.name == "dci callback" && attr(s, "dci.transaction_id").as_deref() == Some(&txn)
         })
         .unwrap_or_else(|| panic!("no callback span for {txn}: {names:?}"));
-    assert_eq!(callback.kind, 2, "SPAN_KIND_SERVER");
+    assert_eq!(callback.kind, 1, "SPAN_KIND_INTERNAL");
+    // Inside the HTTP server span of the request that brought it, like the search inside the
+    // gateway request's.
+    let parent = |child: &Span| {
+        spans
+            .iter()
+            .map(|(_, s)| s)
+            .find(|s| s.span_id == child.parent_span_id)
+            .cloned()
+    };
+    let http = parent(callback).expect("the callback's HTTP request span");
+    assert_eq!(
+        (http.name.as_str(), http.kind),
+        ("HTTP POST", 2),
+        "SPAN_KIND_SERVER"
+    );
+    assert_eq!(
+        attr(&http, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert!(
+        attr(&http, "path")
+            .unwrap_or_default()
+            .starts_with(&format!("/callback/{code}")),
+        "{http:?}"
+    );
+    let gateway = parent(search).expect("the gateway request's span");
+    assert_eq!(
+        attr(&gateway, "path").as_deref(),
+        Some(format!("/api/v1/sources/{code}/search").as_str())
+    );
     assert_eq!(
         attr(callback, "dci.outcome").as_deref(),
         Some("acknowledged")

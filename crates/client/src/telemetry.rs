@@ -86,13 +86,14 @@ pub(crate) async fn remember(span: &tracing::Span, transaction_id: &str) {
     }
 }
 
-/// The span of one callback received for data source `source`: `dci callback`, kind server.
+/// The span of one callback received for data source `source`: `dci callback`, kind internal
+/// (the HTTP server span, if the front end makes one, is its parent).
 pub(crate) fn callback_span(source: &str) -> tracing::Span {
     tracing::info_span!(
         target: "dci_client",
         "dci.callback",
         otel.name = "dci callback",
-        otel.kind = "server",
+        otel.kind = "internal",
         otel.status_code = tracing::field::Empty,
         dci.source = %source,
         dci.action = tracing::field::Empty,

@@ -130,15 +130,33 @@ fn with_layers(
         .layer(CatchPanicLayer::custom(answer::panic_response))
         .layer(Extension(Throttle::new(throttle)))
         .layer(middleware::from_fn(answer::normalize))
-        // The span names the path with any callback secret masked (it rides in the URL).
+        // The span names the path with any callback secret masked (it rides in the URL), never
+        // the query (identifiers ride there); exported as the server span of the request when
+        // traces are (`otel.*` fields), its status recorded when the answer goes out.
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-                tracing::debug_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %callback::redacted_path(req.uri().path()),
-                )
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::extract::Request| {
+                    tracing::debug_span!(
+                        "request",
+                        otel.name = %format_args!("HTTP {}", req.method()),
+                        otel.kind = "server",
+                        method = %req.method(),
+                        path = %callback::redacted_path(req.uri().path()),
+                        http.response.status_code = tracing::field::Empty,
+                    )
+                })
+                .on_response(
+                    |resp: &axum::response::Response,
+                     latency: std::time::Duration,
+                     span: &tracing::Span| {
+                        span.record("http.response.status_code", resp.status().as_u16());
+                        tracing::debug!(
+                            status = resp.status().as_u16(),
+                            latency_ms = latency.as_millis(),
+                            "answered"
+                        );
+                    },
+                ),
         )
         .layer(middleware::from_fn(keepalive::close_if_unread))
 }
