@@ -124,21 +124,18 @@ fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| {
         let mut registry = Registry::default();
-        let m = Metrics {
-            calls: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            token_fetches: Family::default(),
-            retries: Family::default(),
-            reauths: Family::default(),
-            callbacks: Family::default(),
-            webhook_attempts: Family::default(),
-            audit_queue: Gauge::default(),
-            open_transactions: Family::default(),
-            deliveries: Family::default(),
-            unprocessed_events: Gauge::default(),
-            store_errors: Counter::default(),
-            registry: Registry::default(),
-        };
+        let calls = Family::default();
+        let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
+        let token_fetches = Family::default();
+        let retries = Family::default();
+        let reauths = Family::default();
+        let callbacks = Family::default();
+        let webhook_attempts = Family::default();
+        let audit_queue = Gauge::default();
+        let open_transactions = Family::default();
+        let deliveries = Family::default();
+        let unprocessed_events = Gauge::default();
+        let store_errors = Counter::default();
         registry.register(
             "dci_build",
             "Build information: the dci-client version",
@@ -149,64 +146,78 @@ fn metrics() -> &'static Metrics {
         registry.register(
             "dci_registry_requests",
             "Attempts of outgoing registry calls (token requests included) by outcome",
-            m.calls.clone(),
+            calls.clone(),
         );
         registry.register(
             "dci_registry_request_duration_seconds",
             "Latency of each attempt of an outgoing registry call",
-            m.latency.clone(),
+            latency.clone(),
         );
         registry.register(
             "dci_token_fetches",
             "Requests to a token endpoint by outcome",
-            m.token_fetches.clone(),
+            token_fetches.clone(),
         );
         registry.register(
             "dci_registry_retries",
             "Resends of an idempotent call after a transient failure",
-            m.retries.clone(),
+            retries.clone(),
         );
         registry.register(
             "dci_registry_reauthentications",
             "New tokens fetched because the registry answered HTTP 401",
-            m.reauths.clone(),
+            reauths.clone(),
         );
         registry.register(
             "dci_callbacks",
             "Callbacks received, acknowledged or refused (with the DCI error code)",
-            m.callbacks.clone(),
+            callbacks.clone(),
         );
         registry.register(
             "dci_webhook_attempts",
             "Webhook delivery attempts by outcome",
-            m.webhook_attempts.clone(),
+            webhook_attempts.clone(),
         );
         registry.register(
             "dci_audit_queue_entries",
             "Audit entries queued for the audit writer, not yet stored",
-            m.audit_queue.clone(),
+            audit_queue.clone(),
         );
         registry.register(
             "dci_transactions_open",
             "Async requests waiting for their answer, by state (read from the store)",
-            m.open_transactions.clone(),
+            open_transactions.clone(),
         );
         registry.register(
             "dci_webhook_deliveries_backlog",
             "Webhook deliveries not delivered, by state (read from the store)",
-            m.deliveries.clone(),
+            deliveries.clone(),
         );
         registry.register(
             "dci_events_unprocessed",
             "Outbox events not yet marked processed (read from the store)",
-            m.unprocessed_events.clone(),
+            unprocessed_events.clone(),
         );
         registry.register(
             "dci_metrics_store_errors",
             "Scrapes whose backlog read from the store failed",
-            m.store_errors.clone(),
+            store_errors.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            calls,
+            latency,
+            token_fetches,
+            retries,
+            reauths,
+            callbacks,
+            webhook_attempts,
+            audit_queue,
+            open_transactions,
+            deliveries,
+            unprocessed_events,
+            store_errors,
+        }
     })
 }
 
@@ -370,9 +381,16 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("dci_registry_request_duration_seconds_bucket{le=\"0.05\",source=\"unit-src\",action=\"search\"}")
-                || text.contains("dci_registry_request_duration_seconds_bucket{source=\"unit-src\",action=\"search\",le=\"0.05\"}"),
+            text.contains(
+                "dci_registry_request_duration_seconds_bucket{le=\"0.05\",source=\"unit-src\",action=\"search\"} 1"
+            ),
             "{text}"
+        );
+        assert!(
+            text.contains(
+                "dci_registry_request_duration_seconds_bucket{le=\"0.025\",source=\"unit-src\",action=\"search\"} 0"
+            ),
+            "30 ms is above the 25 ms bucket: {text}"
         );
         assert!(
             text.contains("dci_callbacks_total{outcome=\"refused\",code=\"err.request.bad\"}"),
