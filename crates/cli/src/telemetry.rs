@@ -4,8 +4,9 @@
 //! / `otlp_endpoint`), the library's spans (every outgoing call, every callback) exported over
 //! OTLP/HTTP (protobuf) to `{endpoint}/v1/traces` in batches, flushed when the command ends.
 //!
-//! The log filter does not apply to the export: traces take the `dci_*` crates' spans at info
-//! (and `dci serve`'s per-request HTTP span) whatever the log level. `OTEL_SERVICE_NAME` names the service (default `dci`); the
+//! The log filter does not apply to the export: traces take every span of the `dci_*` crates
+//! (debug-level: the outgoing calls, the callbacks, `dci serve`'s HTTP requests) and their
+//! events at info or above, whatever the log level. `OTEL_SERVICE_NAME` names the service (default `dci`); the
 //! exporter's own settings (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_EXPORTER_OTLP_HEADERS`, …) are
 //! read by the OpenTelemetry SDK.
 
@@ -79,12 +80,11 @@ pub(crate) fn init(default: &str) -> Telemetry {
     Telemetry { provider }
 }
 
-/// What the trace export takes: the `dci_*` crates' spans and events at info or above, and
-/// `dci-server`'s per-request HTTP span (debug, so that it stays out of the logs by default).
+/// What the trace export takes: every span of the `dci_*` crates (the call, callback and HTTP
+/// request spans are debug-level, so that they stay out of info logs) and their events at info
+/// or above (as span events).
 fn exported(meta: &tracing::Metadata<'_>) -> bool {
-    let ours = meta.target().starts_with("dci");
-    ours && (*meta.level() <= tracing::Level::INFO
-        || (meta.is_span() && meta.target().starts_with("dci_server")))
+    meta.target().starts_with("dci") && (meta.is_span() || *meta.level() <= tracing::Level::INFO)
 }
 
 fn exporter(endpoint: &str) -> Result<SdkTracerProvider, String> {

@@ -1,9 +1,10 @@
 //! Traces: the span of every outgoing call and of every callback received, and the link from a
 //! callback's span to the span of the request that caused it.
 //!
-//! The spans are `tracing` spans (target `dci_client`, level info); a front end that installs
-//! `tracing-opentelemetry` exports them (`dci` does, over OTLP, when an endpoint is
-//! configured), and without it they cost what any disabled span costs. Attributes: `dci.source`,
+//! The spans are `tracing` spans (target `dci_client`, level debug, so that info-level logs
+//! neither show nor format them); a front end that installs `tracing-opentelemetry` with a
+//! filter taking them exports them (`dci` does, over OTLP, when an endpoint is configured), and
+//! without one they cost what any disabled span costs. Attributes: `dci.source`,
 //! `dci.action`, `dci.message_id`, `dci.transaction_id`, `http.request.method`, `url.path` (never
 //! the query: a token request may carry credentials there), `http.response.status_code`,
 //! `dci.attempts`; never a body, a record identifier or a credential.
@@ -42,7 +43,7 @@ pub(crate) fn call_span(
     path: &str,
     ids: &(Option<String>, Option<String>),
 ) -> tracing::Span {
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         target: "dci_client",
         "dci.call",
         otel.name = %format_args!("dci {action}"),
@@ -89,7 +90,7 @@ pub(crate) async fn remember(span: &tracing::Span, transaction_id: &str) {
 /// The span of one callback received for data source `source`: `dci callback`, kind internal
 /// (the HTTP server span, if the front end makes one, is its parent).
 pub(crate) fn callback_span(source: &str) -> tracing::Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         target: "dci_client",
         "dci.callback",
         otel.name = "dci callback",
