@@ -136,6 +136,10 @@ fn with_layers(
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::extract::Request| {
+                    // Probes and scrapes come every few seconds: no span (nor trace) each.
+                    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+                        return tracing::Span::none();
+                    }
                     tracing::debug_span!(
                         "request",
                         otel.name = %format_args!("HTTP {}", req.method()),
