@@ -55,6 +55,13 @@ Environment:
                               for serve and sandbox, warn otherwise); --log, log
   DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets);
                               serve --allow-core-dumps, serve.allow_core_dumps
+  DCI_LOG_FORMAT              Log lines as text or json (one object a line; default text);
+                              --log-format, log_format
+  OTEL_EXPORTER_OTLP_ENDPOINT Export traces over OTLP/HTTP to this collector, e.g.
+                              http://127.0.0.1:4318 (default: none); --otlp-endpoint,
+                              otlp_endpoint (OTEL_SERVICE_NAME: the service, default dci)
+  DCI_METRICS_OPEN            1: serve /metrics without a token (default 0: admin or read-only
+                              token); serve --metrics-open, serve.metrics_open
   DCI_SANDBOX_CLIENT_SECRET   Client secret of `dci sandbox` (default: the demo secret)
   DCI_SANDBOX_CLIENT_SECRET_FILE  File holding it; sandbox --client-secret-file
   DCI_MAX_IN_FLIGHT           Gateway requests of `dci serve` at once, more get 503 (default
@@ -269,7 +276,7 @@ pub(crate) fn main() -> ExitCode {
     if let Err(e) = crate::config::init(&cli.settings, &serve_flags) {
         return ExitCode::from(e.report(cli.json));
     }
-    crate::context::init_logging(cli.command.log_default());
+    let telemetry = crate::telemetry::init(cli.command.log_default());
     if !cli.command.is_server() {
         crate::progress::enable(cli.json);
     }
@@ -299,5 +306,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Config(cmd) => crate::cmd::config::run(cmd, cli.json),
     };
     crate::progress::finish();
+    // The last spans are exported before the process ends.
+    drop(telemetry);
     ExitCode::from(code)
 }

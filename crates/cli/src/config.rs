@@ -44,6 +44,46 @@ pub(crate) struct GlobalArgs {
     /// Log filter on stderr, e.g. debug or dci_client=debug [env: DCI_LOG].
     #[arg(long, global = true, value_name = "FILTER", help_heading = "Settings")]
     pub(crate) log: Option<String>,
+    /// Log lines as text or json (one JSON object a line) [env: DCI_LOG_FORMAT] [default:
+    /// text].
+    #[arg(long, global = true, value_name = "FORMAT", help_heading = "Settings")]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Export traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (traces go
+    /// to its /v1/traces) [env: OTEL_EXPORTER_OTLP_ENDPOINT] [default: no export].
+    #[arg(long, global = true, value_name = "URL", help_heading = "Settings")]
+    pub(crate) otlp_endpoint: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line (timestamp, level, target, message, fields, spans).
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(()),
+        }
+    }
 }
 
 /// Flags of `dci serve` that are settings (also variables and file keys).
@@ -61,6 +101,7 @@ pub(crate) struct ServeFlags {
     pub(crate) console_readonly_token_file: Option<PathBuf>,
     pub(crate) console_secure_cookies: Option<bool>,
     pub(crate) allow_core_dumps: Option<bool>,
+    pub(crate) metrics_open: Option<bool>,
 }
 
 /// The configuration file. Keys a secret would go in exist only to refuse them clearly.
@@ -72,6 +113,8 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     master_key: Option<toml::Value>,
     log: Option<String>,
+    log_format: Option<LogFormat>,
+    otlp_endpoint: Option<String>,
     #[serde(default)]
     serve: ServeFile,
     #[serde(default)]
@@ -100,6 +143,7 @@ struct ServeFile {
     webhook_max_age_secs: Option<u64>,
     webhook_retry_base_ms: Option<u64>,
     allow_core_dumps: Option<bool>,
+    metrics_open: Option<bool>,
 }
 
 /// Where a setting's value came from.
@@ -162,6 +206,8 @@ pub(crate) struct Settings {
     master_key: Option<SecretString>,
     pub(crate) master_key_file: Setting<PathBuf>,
     pub(crate) log: Setting<String>,
+    pub(crate) log_format: Setting<LogFormat>,
+    pub(crate) otlp_endpoint: Setting<String>,
     pub(crate) listen: Setting<SocketAddr>,
     pub(crate) body_limit: Setting<u64>,
     pub(crate) request_timeout: Setting<u64>,
@@ -178,6 +224,7 @@ pub(crate) struct Settings {
     pub(crate) console_readonly_token_file: Setting<PathBuf>,
     pub(crate) console_secure_cookies: Setting<bool>,
     pub(crate) allow_core_dumps: Setting<bool>,
+    pub(crate) metrics_open: Setting<bool>,
 }
 
 /// Defaults of `dci serve`.
@@ -373,7 +420,7 @@ fn resolve_with(
             "DCI_CONSOLE_READONLY_TOKEN",
         ));
     }
-    let yes_no = |var: &str| {
+    let yes_no = |var: &'static str| {
         get(var)
             .map(|v| match v.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" => Ok(true),
@@ -386,6 +433,7 @@ fn resolve_with(
     };
     let secure_env = yes_no("DCI_CONSOLE_SECURE_COOKIES")?;
     let core_dumps_env = yes_no(dci_server::ALLOW_CORE_DUMPS_ENV)?;
+    let metrics_open_env = yes_no("DCI_METRICS_OPEN")?;
     if file.serve.admin_token.is_some() {
         return Err(file_secret(
             fp,
@@ -453,6 +501,31 @@ fn resolve_with(
             (global.log.clone(), "--log"),
             (get("DCI_LOG"), "DCI_LOG"),
             (file.log, "log", fp),
+        ),
+        log_format: {
+            let s = pick(
+                (global.log_format, "--log-format"),
+                (
+                    parse_env(get, "DCI_LOG_FORMAT", "text or json")?,
+                    "DCI_LOG_FORMAT",
+                ),
+                (file.log_format, "log_format", fp),
+            );
+            match s.value {
+                Some(_) => s,
+                None => Setting {
+                    value: Some(LogFormat::Text),
+                    origin: Origin::Default,
+                },
+            }
+        },
+        otlp_endpoint: pick(
+            (global.otlp_endpoint.clone(), "--otlp-endpoint"),
+            (
+                get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (file.otlp_endpoint, "otlp_endpoint", fp),
         ),
         listen,
         body_limit: in_range(
@@ -582,8 +655,24 @@ fn resolve_with(
             (file.serve.allow_core_dumps, "serve.allow_core_dumps", fp),
         )
         .or_default(false),
+        metrics_open: pick(
+            (serve.metrics_open, "--metrics-open"),
+            (metrics_open_env, "DCI_METRICS_OPEN"),
+            (file.serve.metrics_open, "serve.metrics_open", fp),
+        )
+        .or_default(false),
         config_file,
     };
+    if let Some(e) = &s.otlp_endpoint.value {
+        let ok = url::Url::parse(e.trim())
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if !ok {
+            return Err(CmdError::usage(format!(
+                "otlp_endpoint {e:?} (from {}) is not an http(s) URL: give the collector's base URL, e.g. http://127.0.0.1:4318",
+                s.otlp_endpoint.origin.describe()
+            )));
+        }
+    }
     if s.console_readonly_token.is_some() && s.console_readonly_token_file.value.is_some() {
         return Err(CmdError::usage(format!(
             "the console read-only token is given twice: DCI_CONSOLE_READONLY_TOKEN and console.readonly_token_file (from {}); keep one",
@@ -763,6 +852,8 @@ impl Settings {
             secret("master_key", &self.master_key, "DCI_MASTER_KEY"),
             row("master_key_file", &path(&self.master_key_file)),
             row("log", &self.log),
+            row("log_format", &self.log_format),
+            row("otlp_endpoint", &self.otlp_endpoint),
             row("serve.listen", &self.listen),
             row("serve.body_limit", &self.body_limit),
             row("serve.request_timeout", &self.request_timeout),
@@ -774,6 +865,7 @@ impl Settings {
             row("serve.webhook_max_age_secs", &self.webhook_max_age_secs),
             row("serve.webhook_retry_base_ms", &self.webhook_retry_base_ms),
             row("serve.allow_core_dumps", &self.allow_core_dumps),
+            row("serve.metrics_open", &self.metrics_open),
             secret(
                 "console.readonly_token",
                 &self.console_readonly_token,

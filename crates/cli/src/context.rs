@@ -1,6 +1,6 @@
 //! What every command that touches stored state shares: opening the store from the environment
 //! (`DCI_HOME`, `DCI_DATABASE_URL`, `DCI_MASTER_KEY`) and the one [`Engine`] over it, the async
-//! runtime, logging (`DCI_LOG`) and colour (`NO_COLOR`), and reporting errors as text or JSON
+//! runtime, colour (`NO_COLOR`), and reporting errors as text or JSON
 //! with the documented exit codes.
 
 use std::future::Future;
@@ -26,34 +26,6 @@ pub(crate) use say;
 /// set to a non-empty value (<https://no-color.org>).
 pub(crate) fn colour(stream: &impl IsTerminal) -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
-}
-
-/// The one logging set-up of every command: tracing to stderr, filtered by `DCI_LOG` / `--log` / `log` (an
-/// `EnvFilter` directive such as `info` or `dci_client=debug`), else `default`; coloured only
-/// when [`colour`] says so. Safe to call more than once (later calls do nothing).
-pub(crate) fn init_logging(default: &str) {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = crate::config::settings()
-        .log
-        .value
-        .as_deref()
-        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour(&std::io::stderr()))
-        .with_filter(filter);
-    // The retry notices see the transport's debug events whatever the log filter says.
-    let retries = crate::progress::RetryNotices.with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_target("dci_client::transport", tracing::Level::DEBUG),
-    );
-    let _ = tracing_subscriber::registry()
-        .with(logs)
-        .with(retries)
-        .try_init();
 }
 
 /// Asks before a destructive step, `action` saying what (e.g. `revoke key k1`): passes with

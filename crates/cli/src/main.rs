@@ -6,6 +6,7 @@ mod cmd;
 mod config;
 mod context;
 mod progress;
+mod telemetry;
 
 use std::process::ExitCode;
 

@@ -255,6 +255,9 @@ fn every_variable_is_in_the_help() {
         "DCI_CONSOLE_READONLY_TOKEN_FILE",
         "DCI_CONSOLE_SECURE_COOKIES",
         "DCI_ALLOW_CORE_DUMPS",
+        "DCI_LOG_FORMAT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "DCI_METRICS_OPEN",
     ] {
         assert!(r.stdout.contains(var), "{var} missing from dci --help");
     }
@@ -264,6 +267,8 @@ fn every_variable_is_in_the_help() {
         "--database-url",
         "--master-key-file",
         "--log",
+        "--log-format",
+        "--otlp-endpoint",
     ] {
         assert!(r.stdout.contains(flag), "{flag} missing from dci --help");
     }
@@ -352,4 +357,61 @@ fn serve_turns_core_dumps_off_unless_the_setting_keeps_them() {
         ours,
         "kept when asked"
     );
+}
+
+#[test]
+fn log_format_trace_export_and_open_metrics_resolve_and_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("dci.toml"),
+        "log_format = \"json\"\notlp_endpoint = \"http://127.0.0.1:4318\"\n[serve]\nmetrics_open = true\n",
+    )
+    .unwrap();
+    let s = show(d, &[], &[]);
+    assert_eq!(s["log_format"]["value"], "text");
+    assert_eq!(s["log_format"]["origin"], "default");
+    assert_eq!(s["otlp_endpoint"]["value"], Value::Null);
+    assert_eq!(s["serve.metrics_open"]["value"], "false");
+
+    let s = show(d, &["--config", "dci.toml"], &[]);
+    assert_eq!(s["log_format"]["value"], "json");
+    assert_eq!(s["log_format"]["origin"], "file");
+    assert_eq!(s["otlp_endpoint"]["value"], "http://127.0.0.1:4318");
+    assert_eq!(s["serve.metrics_open"]["value"], "true");
+
+    let s = show(
+        d,
+        &["--config", "dci.toml", "--log-format", "text"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("DCI_METRICS_OPEN", "0"),
+        ],
+    );
+    assert_eq!(s["log_format"]["origin"], "flag");
+    assert_eq!(s["otlp_endpoint"]["value"], "http://collector:4318");
+    assert_eq!(s["otlp_endpoint"]["origin"], "env");
+    assert_eq!(s["serve.metrics_open"]["value"], "false");
+
+    let r = dci(d, &["config", "show"], &[("DCI_LOG_FORMAT", "xml")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("DCI_LOG_FORMAT") && r.stderr.contains("text or json"),
+        "{}",
+        r.stderr
+    );
+    let r = dci(
+        d,
+        &["config", "show"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("otlp_endpoint") && r.stderr.contains("http://127.0.0.1:4318"),
+        "{}",
+        r.stderr
+    );
+    let r = dci(d, &["config", "show"], &[("DCI_METRICS_OPEN", "maybe")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("DCI_METRICS_OPEN"), "{}", r.stderr);
 }

@@ -16,6 +16,10 @@
 //! - [`auth`], [`keys`]: tokens; our signing keys and the registries' public keys.
 //! - [`source`], [`store`]: the data-source record and the storage traits.
 //! - [`test_connection`]: the staged connection test.
+//! - [`metrics`]: the Prometheus series every front end shares, recorded where calls,
+//!   callbacks and deliveries happen; [`metrics::scrape`] renders them with the store's backlogs.
+//! - `telemetry`: the span of every outgoing call and callback (exported by a front end that
+//!   installs `tracing-opentelemetry`), and the link from a callback to its request's span.
 //! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
 //!   causes each event) and its Standard Webhooks delivery worker.
 //!
@@ -27,10 +31,12 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod metrics;
 pub mod ops;
 pub mod registries;
 pub mod source;
 pub mod store;
+mod telemetry;
 pub mod test_connection;
 pub mod transport;
 pub mod webhooks;

@@ -31,7 +31,7 @@ const MAX_MESSAGE_CHARS: usize = 300;
 /// Which shape a path's refusals take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Family {
-    /// `/api/…`, `/healthz`, `/.well-known/…`: the API's JSON error.
+    /// `/api/…`, `/healthz`, `/readyz`, `/metrics`, `/.well-known/…`: the API's JSON error.
     Api,
     /// `/callback/…` and the root callback routes `/registry/…`: the DCI ACK with
     /// `ack_status: ERR`.
@@ -48,7 +48,12 @@ impl Family {
         };
         if under("/callback") || under("/registry") {
             Family::Callback
-        } else if under("/api") || under("/healthz") || under("/.well-known") {
+        } else if under("/api")
+            || under("/healthz")
+            || under("/readyz")
+            || under("/metrics")
+            || under("/.well-known")
+        {
             Family::Api
         } else {
             Family::Console

@@ -4,7 +4,9 @@
 //! [`AppState`].
 //!
 //! Map:
-//! - [`router`] merges the sub-routers: `/healthz`, `/.well-known/jwks.json`, the callback
+//! - [`router`] merges the sub-routers: `/healthz` (alive), `/readyz` (store reachable, schema
+//!   current), `/metrics` (`metrics`: the library's Prometheus series, admin or read-only
+//!   token unless [`ServerConfig::metrics_open`]), `/.well-known/jwks.json`, the callback
 //!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (admin
 //!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
 //!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
@@ -46,6 +48,7 @@ pub mod extract;
 pub mod harden;
 mod health;
 mod keepalive;
+mod metrics;
 mod state;
 pub mod throttle;
 
@@ -92,6 +95,11 @@ pub const BODY_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/metrics",
+            get(metrics::serve).layer(Extension(metrics::MetricsAccess::of(&state))),
+        )
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
         .merge(api::router(&state).layer(middleware::from_fn_with_state(
@@ -124,15 +132,37 @@ fn with_layers(
         .layer(CatchPanicLayer::custom(answer::panic_response))
         .layer(Extension(Throttle::new(throttle)))
         .layer(middleware::from_fn(answer::normalize))
-        // The span names the path with any callback secret masked (it rides in the URL).
+        // The span names the path with any callback secret masked (it rides in the URL), never
+        // the query (identifiers ride there); exported as the server span of the request when
+        // traces are (`otel.*` fields), its status recorded when the answer goes out.
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-                tracing::debug_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %callback::redacted_path(req.uri().path()),
-                )
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::extract::Request| {
+                    // Probes and scrapes come every few seconds: no span (nor trace) each.
+                    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+                        return tracing::Span::none();
+                    }
+                    tracing::debug_span!(
+                        "request",
+                        otel.name = %format_args!("HTTP {}", req.method()),
+                        otel.kind = "server",
+                        method = %req.method(),
+                        path = %callback::redacted_path(req.uri().path()),
+                        http.response.status_code = tracing::field::Empty,
+                    )
+                })
+                .on_response(
+                    |resp: &axum::response::Response,
+                     latency: std::time::Duration,
+                     span: &tracing::Span| {
+                        span.record("http.response.status_code", resp.status().as_u16());
+                        tracing::debug!(
+                            status = resp.status().as_u16(),
+                            latency_ms = latency.as_millis(),
+                            "answered"
+                        );
+                    },
+                ),
         )
         .layer(middleware::from_fn(keepalive::close_if_unread))
 }

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     /// Most gateway (`/api/v1`) requests in flight at once; beyond it a request is answered
     /// 503 with `Retry-After` at once instead of queueing (admission control). Default 256.
     pub max_in_flight: usize,
+    /// Serve `/metrics` without a token (default off: the admin or read-only token is needed).
+    pub metrics_open: bool,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +45,7 @@ impl Default for ServerConfig {
             webhooks: dci_client::webhooks::WebhookSettings::default(),
             console: None,
             max_in_flight: 256,
+            metrics_open: false,
         }
     }
 }

@@ -52,7 +52,12 @@ fn family_of(path: &str) -> Family {
     };
     if under("/callback") || under("/registry") {
         Family::Callback
-    } else if under("/api") || under("/healthz") || under("/.well-known") {
+    } else if under("/api")
+        || under("/healthz")
+        || under("/readyz")
+        || under("/metrics")
+        || under("/.well-known")
+    {
         Family::Api
     } else {
         Family::Console

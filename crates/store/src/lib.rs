@@ -17,7 +17,9 @@
 //! - [`transfer`] exports data sources (secrets sealed under an export key, if asked) and imports
 //!   them all or none, in one transaction ([`dci_client::Store::apply_data_sources`]).
 //! - Both also implement [`dci_client::ops::OpsStore`] (`ops_*.rs`, migration 0002): async
-//!   requests, callbacks, subscriptions and signing keys, private keys sealed like other secrets.
+//!   requests, callbacks, subscriptions and signing keys, private keys sealed like other secrets;
+//!   the backlog counts and the schema status against this build's migrations (for `/metrics`
+//!   and `/readyz`).
 //! - And [`dci_client::events::EventStore`] (`events_common.rs`, migration 0004): the events
 //!   outbox — each event written in the database transaction of the change that causes it —
 //!   webhook endpoints (secrets sealed), leases, deliveries, attempts and redelivery.

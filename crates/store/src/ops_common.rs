@@ -21,16 +21,17 @@ pub(crate) fn from_ms(ms: i64) -> time::OffsetDateTime {
 }
 
 /// Implements `OpsStore` for a backend struct with `fn pool(&self) -> &sqlx::Pool<$db>` and
-/// `fn sealer(&self) -> Arc<Sealer>`.
+/// `fn sealer(&self) -> Arc<Sealer>`; `$migrator` is the backend's migration list (for
+/// `schema_status`).
 macro_rules! impl_ops_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $migrator:path) => {
         mod ops_store_impl {
             use async_trait::async_trait;
             use dci_client::StoreError;
             use dci_client::events::build as events;
             use dci_client::ops::store::{
-                AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpsStore,
-                SigningKeyRecord, SubscriptionRecord, TransactionFilter, TransactionRecord,
+                AckRecord, Backlog, CallbackFilter, CallbackRecord, KeyStatus, OpsStore,
+                SchemaStatus, SigningKeyRecord, SubscriptionRecord, TransactionFilter, TransactionRecord,
                 TransactionState,
             };
             use secrecy::SecretString;
@@ -763,6 +764,71 @@ macro_rules! impl_ops_store {
                         .await
                         .map_err(db("updating a signing key"))?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn backlog(&self) -> Result<Backlog, StoreError> {
+                    let mut b = Backlog::default();
+                    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                    let rows: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT state, COUNT(*) FROM op_transaction \
+                         WHERE state IN ($1, $2, $3) GROUP BY state",
+                    )
+                    .bind(TransactionState::Pending.as_str())
+                    .bind(TransactionState::Acknowledged.as_str())
+                    .bind(TransactionState::Partial.as_str())
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(db("counting open transactions"))?;
+                    for (state, n) in rows {
+                        match state.parse::<TransactionState>() {
+                            Ok(TransactionState::Pending) => b.pending_transactions = count(n),
+                            Ok(TransactionState::Acknowledged) => {
+                                b.acknowledged_transactions = count(n)
+                            }
+                            Ok(TransactionState::Partial) => b.partial_transactions = count(n),
+                            _ => {}
+                        }
+                    }
+                    let rows: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT state, COUNT(*) FROM webhook_delivery \
+                         WHERE state IN ('pending', 'dead') GROUP BY state",
+                    )
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(db("counting webhook deliveries"))?;
+                    for (state, n) in rows {
+                        match state.as_str() {
+                            "pending" => b.pending_deliveries = count(n),
+                            "dead" => b.dead_deliveries = count(n),
+                            _ => {}
+                        }
+                    }
+                    let events: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM event WHERE processed_at IS NULL")
+                            .fetch_one(self.pool())
+                            .await
+                            .map_err(db("counting unprocessed events"))?;
+                    b.unprocessed_events = count(events);
+                    Ok(b)
+                }
+
+                async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
+                    let applied: Vec<(i64, bool)> =
+                        sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+                            .fetch_all(self.pool())
+                            .await
+                            .map_err(db("reading the applied migrations"))?;
+                    let known: Vec<i64> = $migrator().iter().map(|m| m.version).collect();
+                    let ok: Vec<i64> = applied.iter().filter(|(_, s)| *s).map(|(v, _)| *v).collect();
+                    Ok(SchemaStatus {
+                        expected: known.iter().copied().max().unwrap_or(0),
+                        missing: known.iter().copied().filter(|v| !ok.contains(v)).collect(),
+                        unknown: applied
+                            .iter()
+                            .map(|(v, _)| *v)
+                            .filter(|v| !known.contains(v))
+                            .collect(),
+                    })
                 }
             }
         }

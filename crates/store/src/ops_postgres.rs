@@ -11,5 +11,5 @@ const FOR_UPDATE: &str = " FOR UPDATE";
 /// Row-lock clause of the webhook claim: concurrent instances skip an endpoint being claimed.
 const SKIP_LOCKED: &str = " FOR UPDATE OF e SKIP LOCKED";
 
-impl_ops_store!(crate::PgStore, sqlx::Postgres);
+impl_ops_store!(crate::PgStore, sqlx::Postgres, crate::migrations::postgres);
 impl_event_store!(crate::PgStore, sqlx::Postgres);

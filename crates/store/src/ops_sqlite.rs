@@ -11,5 +11,5 @@ const FOR_UPDATE: &str = "";
 /// Row-lock clause of the webhook claim: none (as above).
 const SKIP_LOCKED: &str = "";
 
-impl_ops_store!(crate::SqliteStore, sqlx::Sqlite);
+impl_ops_store!(crate::SqliteStore, sqlx::Sqlite, crate::migrations::sqlite);
 impl_event_store!(crate::SqliteStore, sqlx::Sqlite);

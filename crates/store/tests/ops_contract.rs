@@ -640,7 +640,57 @@ mod events {
         webhook_endpoints_keep_their_secret_sealed,
         deliveries_are_leased_ordered_retried_and_redelivered,
         source_state_changes_write_an_event_per_settled_change,
+        the_backlog_counts_open_work_and_the_schema_is_current,
     );
+
+    pub(super) async fn the_backlog_counts_open_work_and_the_schema_is_current(b: Arc<Backend>) {
+        use dci_client::ops::Backlog;
+        let o = b.open(&key(1)).await;
+        let ops = o.ops.as_ref();
+        let schema = ops.schema_status().await.unwrap();
+        assert!(schema.is_current(), "{schema:?}");
+        assert!(schema.expected >= 6, "{schema:?}");
+        assert_eq!(ops.backlog().await.unwrap(), Backlog::default());
+
+        let secret = SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        ops.create_webhook(&endpoint("wh_backlog", &[], true), &secret)
+            .await
+            .unwrap();
+        let later = now() + Duration::hours(1);
+        for id in ["b-pending", "b-acked", "b-partial", "b-done"] {
+            ops.insert_transaction(&txn(id, "crvs", later))
+                .await
+                .unwrap();
+        }
+        for (id, state) in [
+            ("b-acked", TransactionState::Acknowledged),
+            ("b-partial", TransactionState::Partial),
+            ("b-done", TransactionState::Completed),
+        ] {
+            assert!(
+                ops.advance_transaction(id, state, now(), None)
+                    .await
+                    .unwrap()
+            );
+        }
+        let b = ops.backlog().await.unwrap();
+        assert_eq!(
+            (
+                b.pending_transactions,
+                b.acknowledged_transactions,
+                b.partial_transactions
+            ),
+            (1, 1, 1),
+            "{b:?}"
+        );
+        // The completed search wrote its event, queued for the endpoint.
+        assert!(b.unprocessed_events >= 1, "{b:?}");
+        assert_eq!(b.pending_deliveries, b.unprocessed_events, "{b:?}");
+        assert_eq!(b.dead_deliveries, 0);
+        let ids: Vec<String> = all_events(ops).await.into_iter().map(|e| e.id).collect();
+        ops.mark_events_processed(&ids, now()).await.unwrap();
+        assert_eq!(ops.backlog().await.unwrap().unprocessed_events, 0);
+    }
 
     fn endpoint(id: &str, kinds: &[EventKind], enabled: bool) -> WebhookEndpoint {
         WebhookEndpoint {

@@ -71,6 +71,10 @@ pub(crate) struct ServeArgs {
     /// [env: DCI_ALLOW_CORE_DUMPS] [default: false].
     #[arg(long, value_name = "BOOL", help_heading = "Access")]
     allow_core_dumps: Option<bool>,
+    /// Serve /metrics without a token, for a scraper on a private network (default: the admin
+    /// or read-only token is needed) [env: DCI_METRICS_OPEN] [default: false].
+    #[arg(long, value_name = "BOOL", help_heading = "Access")]
+    metrics_open: Option<bool>,
 }
 
 impl ServeArgs {
@@ -89,6 +93,7 @@ impl ServeArgs {
             console_readonly_token_file: self.console_readonly_token_file.clone(),
             console_secure_cookies: self.console_secure_cookies,
             allow_core_dumps: self.allow_core_dumps,
+            metrics_open: self.metrics_open,
         }
     }
 }
@@ -159,6 +164,7 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             ..dci_client::webhooks::WebhookSettings::default()
         },
         console: Some(settings.console_config()?),
+        metrics_open: settings.metrics_open.value.unwrap_or(false),
     };
     let listen: SocketAddr = settings.listen.value.unwrap_or_else(|| {
         crate::config::DEFAULT_LISTEN
@@ -192,6 +198,8 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
                 "openapi": format!("{base}/api/v1/openapi.json"),
                 "console": format!("{base}/login"),
                 "callbacks": format!("{base}/callback/{{code}}"),
+                "metrics": format!("{base}/metrics"),
+                "readyz": format!("{base}/readyz"),
                 "database": database,
             });
             if let Some(t) = &new_token {
@@ -214,7 +222,16 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             );
             let _ = writeln!(
                 out,
-                "  health, JWKS: {base}/healthz, {base}/.well-known/jwks.json"
+                "  health, JWKS: {base}/healthz, {base}/readyz, {base}/.well-known/jwks.json"
+            );
+            let _ = writeln!(
+                out,
+                "  metrics:      {base}/metrics  ({})",
+                if settings.metrics_open.value == Some(true) {
+                    "open"
+                } else {
+                    "admin or read-only token"
+                }
             );
             let _ = writeln!(out, "  database:     {database}");
             match &new_token {

@@ -262,8 +262,27 @@ pub async fn ingest_with(
     path_action: Option<Action>,
     credentials: &CallbackCredentials,
 ) -> Result<AckResponse, CallbackRejection> {
-    let body = read_body(ctx, raw_body)?;
-    ingest_value(ctx, source_code, body, path_action, credentials).await
+    use tracing::Instrument;
+    let span = crate::telemetry::callback_span(source_code);
+    let answer = async {
+        let body = read_body(ctx, raw_body)?;
+        ingest_value(ctx, source_code, body, path_action, credentials).await
+    }
+    .instrument(span.clone())
+    .await;
+    counted(&span, answer)
+}
+
+/// Counts a callback's answer in the metrics (`dci_callbacks_total`), records it on the
+/// callback's span, and passes it on.
+pub(crate) fn counted(
+    span: &tracing::Span,
+    answer: Result<AckResponse, CallbackRejection>,
+) -> Result<AckResponse, CallbackRejection> {
+    let refused = answer.as_ref().err().map(|r| r.code.as_str());
+    crate::metrics::callback(refused);
+    crate::telemetry::callback_answered(span, refused);
+    answer
 }
 
 /// The body as JSON, within the size limit (transport-level refusals otherwise).
@@ -423,6 +442,8 @@ async fn ingest_checked(
         return Err(unauthenticated(&source, presented));
     }
 
+    crate::telemetry::callback_identified(action.as_str(), &message_id, callback.transaction_id())
+        .await;
     let status = callback.status();
     let transaction = match (&action, callback.transaction_id()) {
         (Action::Notify, _) => None,

@@ -19,7 +19,7 @@ use dci_protocol::envelope::AckResponse;
 use dci_protocol::inbound::Callback;
 use serde_json::Value;
 
-use super::callbacks::{CallbackCredentials, IngestContext, ingest_value, read_body};
+use super::callbacks::{CallbackCredentials, IngestContext, counted, ingest_value, read_body};
 use super::refusal::CallbackRejection;
 use crate::store::SourceFilter;
 
@@ -31,9 +31,17 @@ pub async fn ingest_at_root(
     path_action: Option<Action>,
     credentials: &CallbackCredentials,
 ) -> Result<AckResponse, CallbackRejection> {
-    let body = read_body(ctx, raw_body)?;
-    let code = source_of(ctx, &body, path_action.as_ref()).await?;
-    ingest_value(ctx, &code, body, path_action, credentials).await
+    use tracing::Instrument;
+    let span = crate::telemetry::callback_span("");
+    let answer = async {
+        let body = read_body(ctx, raw_body)?;
+        let code = source_of(ctx, &body, path_action.as_ref()).await?;
+        tracing::Span::current().record("dci.source", code.as_str());
+        ingest_value(ctx, &code, body, path_action, credentials).await
+    }
+    .instrument(span.clone())
+    .await;
+    counted(&span, answer)
 }
 
 /// Where to post instead, for refusal messages.

@@ -134,6 +134,48 @@ pub trait OpsStore: crate::events::EventStore + Send + Sync {
         status: KeyStatus,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// How much work is waiting, counted in one read (the metrics' backlog gauges).
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// Whether the database's schema is the one this build expects (for `/readyz`).
+    async fn schema_status(&self) -> Result<SchemaStatus, StoreError>;
+}
+
+/// How much work is waiting: async requests without their final answer, webhook deliveries not
+/// delivered, events not yet processed. Counts only, no identifiers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Async requests sent, not yet acknowledged.
+    pub pending_transactions: u64,
+    /// Async requests acknowledged, waiting for their callback.
+    pub acknowledged_transactions: u64,
+    /// Async requests with some of their callbacks.
+    pub partial_transactions: u64,
+    /// Webhook deliveries waiting for a (first or next) attempt.
+    pub pending_deliveries: u64,
+    /// Webhook deliveries given up (the dead letter).
+    pub dead_deliveries: u64,
+    /// Outbox events the SPMIS has not marked processed.
+    pub unprocessed_events: u64,
+}
+
+/// The database's migrations against this build's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The newest migration this build knows.
+    pub expected: i64,
+    /// Migrations this build has that the database has not applied (or applied and failed).
+    pub missing: Vec<i64>,
+    /// Migrations applied to the database that this build does not know (a newer build ran).
+    pub unknown: Vec<i64>,
+}
+
+impl SchemaStatus {
+    /// Whether the schema is exactly this build's.
+    pub fn is_current(&self) -> bool {
+        self.missing.is_empty() && self.unknown.is_empty()
+    }
 }
 
 macro_rules! str_enum {

@@ -46,9 +46,11 @@ impl AuditSink {
             AuditSink::None => {}
             AuditSink::Direct(store) => write(store.as_ref(), std::slice::from_ref(&entry)).await,
             AuditSink::Queued(tx, store) => {
+                crate::metrics::audit_queue(1);
                 if let Err(mpsc::error::SendError(Msg::Entry(entry))) =
                     tx.send(Msg::Entry(entry)).await
                 {
+                    crate::metrics::audit_queue(-1);
                     // The writer has stopped (its runtime is going away): write it ourselves.
                     write(store.as_ref(), std::slice::from_ref(&entry)).await;
                 }
@@ -108,6 +110,7 @@ impl AuditWriter {
                 }
                 if !batch.is_empty() {
                     write(writer_store.as_ref(), &batch).await;
+                    crate::metrics::audit_queue(-i64::try_from(batch.len()).unwrap_or(i64::MAX));
                     batch.clear();
                 }
                 for done in flushed {

@@ -32,6 +32,7 @@ use crate::auth::{self, Token, TokenCache, TokenInfo, TokenOrigin, TokenSettings
 use crate::error::{Error, Phase, Result, redact_url};
 use crate::source::{AuthConfig, AuthKind, DataSource};
 use crate::store::{AuditEntry, AuditOutcome, CachedToken, Store};
+use crate::telemetry;
 
 /// The DCI endpoints a client calls, each with its default retry safety.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -582,9 +583,38 @@ impl DciClient {
         Ok((raw, attempts, parsed))
     }
 
-    /// Makes one call with auth, the 401 path, retries and audit. `check` judges a 2xx reply
-    /// (parse, DCI rejection) so that its verdict is what the audit records.
+    /// Makes one call with auth, the 401 path, retries and audit, in its own span
+    /// ([`crate::telemetry::call_span`]). `check` judges a 2xx reply (parse, DCI rejection) so
+    /// that its verdict is what the audit records.
     pub(crate) async fn execute(
+        &self,
+        call: Call<'_>,
+        check: impl FnMut(&Url, &RawResponse) -> Result<()>,
+    ) -> Result<(RawResponse, u32)> {
+        use tracing::Instrument;
+        let span = telemetry::call_span(
+            &self.inner.source.code,
+            call.action,
+            call.method.as_str(),
+            call.url.path(),
+            &call.ids,
+        );
+        if let Some(t) = &call.ids.1 {
+            telemetry::remember(&span, t).await;
+        }
+        let result = self.attempts(call, check).instrument(span.clone()).await;
+        match &result {
+            Ok((raw, attempts)) => {
+                telemetry::call_ended(&span, Some(raw.status.as_u16()), *attempts, true)
+            }
+            Err(e) => {
+                telemetry::call_ended(&span, e.status().map(|s| s.as_u16()), e.attempts(), false)
+            }
+        }
+        result
+    }
+
+    async fn attempts(
         &self,
         call: Call<'_>,
         mut check: impl FnMut(&Url, &RawResponse) -> Result<()>,
@@ -640,6 +670,7 @@ impl DciClient {
                         // The registry may have revoked or expired our token early: drop it
                         // (only if nobody replaced it already), fetch a new one, retry.
                         reauths += 1;
+                        crate::metrics::reauthentication(&self.inner.source.code);
                         if let Some(g) = generation
                             && self.inner.tokens.invalidate(g)
                         {
@@ -711,6 +742,7 @@ impl DciClient {
                         tracing::debug!(source = %self.inner.source.code, action = call.action,
                                 attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), class = e.class(), status = status.unwrap_or_default(),
                                 "retrying transient failure");
+                        crate::metrics::retry(&self.inner.source.code, call.action);
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -812,11 +844,14 @@ impl DciClient {
             ids: (None, None),
         };
         let mut token = None;
-        self.execute(call, |u, raw| {
-            token = Some(auth::parse_token_response(&raw.body, u, cfg, &settings)?);
-            Ok(())
-        })
-        .await?;
+        let fetched = self
+            .execute(call, |u, raw| {
+                token = Some(auth::parse_token_response(&raw.body, u, cfg, &settings)?);
+                Ok(())
+            })
+            .await;
+        crate::metrics::token_fetch(&self.inner.source.code, fetched.is_ok());
+        fetched?;
         Ok(token.expect("set by the check on success"))
     }
 
@@ -952,6 +987,7 @@ impl DciClient {
         outcome: AuditOutcome,
         error: Option<&str>,
     ) {
+        crate::metrics::call_attempt(&self.inner.source.code, call.action, outcome, t0.elapsed());
         if matches!(self.inner.audit, AuditSink::None) {
             return;
         }

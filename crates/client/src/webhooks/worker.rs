@@ -226,6 +226,11 @@ impl WebhookWorker {
                 attempts += 1;
                 self.attempt(endpoint, &secret, &delivery, &event).await
             };
+            crate::metrics::webhook_attempt(match outcome {
+                AttemptOutcome::Delivered => "delivered",
+                AttemptOutcome::Retry(_) => "retry",
+                AttemptOutcome::Dead(_) => "dead",
+            });
             let retry = matches!(outcome, AttemptOutcome::Retry(_));
             if !self
                 .store
