@@ -16,6 +16,9 @@
 //! - [`auth`], [`keys`]: tokens; our signing keys and the registries' public keys.
 //! - [`source`], [`store`]: the data-source record and the storage traits.
 //! - [`test_connection`]: the staged connection test.
+//! - [`users`]: named users with roles, personal API tokens, console sessions, the change
+//!   audit ([`users::UserStore`], [`users::Users`]); [`export`]: the audit log and the change
+//!   audit as JSON Lines or CSV.
 //! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
 //!   causes each event) and its Standard Webhooks delivery worker.
 //!
@@ -26,6 +29,7 @@ pub mod auth;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod keys;
 pub mod ops;
 pub mod registries;
@@ -33,6 +37,7 @@ pub mod source;
 pub mod store;
 pub mod test_connection;
 pub mod transport;
+pub mod users;
 pub mod webhooks;
 
 pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
@@ -53,7 +58,7 @@ pub use source::{
 };
 pub use store::{
     AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceChange,
-    SourceFilter, Store, StoreError,
+    SourceFilter, Store, StoreError, TimeRange,
 };
 pub use test_connection::{
     Stage, StageReport, StageStatus, TestOptions, TestReport, test_connection,

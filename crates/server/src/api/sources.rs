@@ -197,6 +197,7 @@ pub(crate) async fn audit(
         .list_audit(&AuditFilter {
             source_code: q.source,
             limit,
+            ..AuditFilter::default()
         })
         .await?;
     let entries: Vec<Value> = entries

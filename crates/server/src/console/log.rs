@@ -35,6 +35,7 @@ pub(crate) async fn log(
         .list_audit(&AuditFilter {
             source_code: source.clone(),
             limit: 200,
+            ..AuditFilter::default()
         })
         .await
     {
