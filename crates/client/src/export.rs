@@ -148,7 +148,12 @@ pub fn write_changes(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    write_rows(changes.iter().map(change_json), &CHANGE_COLUMNS, format, out)
+    write_rows(
+        changes.iter().map(change_json),
+        &CHANGE_COLUMNS,
+        format,
+        out,
+    )
 }
 
 #[cfg(test)]

@@ -62,9 +62,9 @@ pub fn source_fields(before: &DataSource, after: &DataSource) -> Vec<String> {
         (AuthConfig::Basic { password: x, .. }, AuthConfig::Basic { password: y, .. }) => {
             (secret(x) != secret(y)).then_some("auth.password")
         }
-        (AuthConfig::OAuth2(x), AuthConfig::OAuth2(y)) => (secret(&x.client_secret)
-            != secret(&y.client_secret))
-        .then_some("auth.client_secret"),
+        (AuthConfig::OAuth2(x), AuthConfig::OAuth2(y)) => {
+            (secret(&x.client_secret) != secret(&y.client_secret)).then_some("auth.client_secret")
+        }
         _ => None,
     };
     fields.extend(changed.map(str::to_owned));

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use crate::store::TimeRange;
 use crate::store::StoreError;
+pub use crate::store::TimeRange;
 
 pub use service::{UserError, Users};
 
@@ -303,8 +303,7 @@ pub trait UserStore: Send + Sync {
 
     /// Marks a token revoked at `at` (a revoked token stays listed). Returns the record, or
     /// [`StoreError::Missing`] for an unknown id.
-    async fn revoke_api_token(&self, id: Uuid, at: OffsetDateTime)
-    -> Result<ApiToken, StoreError>;
+    async fn revoke_api_token(&self, id: Uuid, at: OffsetDateTime) -> Result<ApiToken, StoreError>;
 
     /// Inserts or replaces a console session.
     async fn put_session(&self, session: &ConsoleSession) -> Result<(), StoreError>;
