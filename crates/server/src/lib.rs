@@ -5,7 +5,7 @@
 //!
 //! Map:
 //! - [`router`] merges the sub-routers: `/healthz`, `/.well-known/jwks.json`, the callback
-//!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (admin
+//!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (a
 //!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
 //!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
 //!   API JSON error, DCI ACK `ERR`, console HTML — axum's own rejections, 404, 405 included),
@@ -14,7 +14,12 @@
 //!   the request body was read (`keepalive`). [`router_with`] takes explicit limits.
 //! - [`admission`]: at most [`ServerConfig::max_in_flight`] gateway requests in flight; one
 //!   more is answered 503 with `Retry-After` at once (no queueing).
-//! - [`throttle`]: failed admin-token attempts per client address (API and console login);
+//! - [`auth`]: who an API request acts as ([`auth::Principal`]: the admin token, the read-only
+//!   token or a personal API token) and the role extractors every API handler takes
+//!   ([`auth::ApiViewer`], [`auth::ApiOperator`], [`auth::ApiAdmin`]); the console's are
+//!   `console::session`'s, over sessions kept in the store.
+//! - [`throttle`]: failed token attempts per client address (API and console login) and failed
+//!   console sign-ins per username;
 //!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
 //! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
 //!   `DCI_ALLOW_CORE_DUMPS=1`; `dci serve` calls it first.
@@ -39,6 +44,7 @@ pub mod admin_token;
 pub mod admission;
 mod answer;
 pub mod api;
+pub mod auth;
 pub mod callback;
 pub mod console;
 mod error;

@@ -30,6 +30,16 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
                 }
             }
         }
+        (Value::Object(x), Value::Null) => {
+            for (k, va) in x {
+                walk(&join(path, k), va, &Value::Null, out);
+            }
+        }
+        (Value::Null, Value::Object(y)) => {
+            for (k, vb) in y {
+                walk(&join(path, k), &Value::Null, vb, out);
+            }
+        }
         _ if a == b => {}
         _ => out.push(if path.is_empty() {
             "document".into()
@@ -91,5 +101,13 @@ mod tests {
             ["endpoints.search", "endpoints.sub", "new", "tags"]
         );
         assert!(json_fields(&a, &a).is_empty());
+        // A creation names every field set.
+        assert_eq!(
+            json_fields(
+                &Value::Null,
+                &json!({"name": "A", "auth": {"kind": "none"}})
+            ),
+            ["auth.kind", "name"]
+        );
     }
 }

@@ -506,7 +506,7 @@ mod tests {
         }
         let mut routed: BTreeSet<(String, String)> = crate::api::routes()
             .into_iter()
-            .map(|(m, p, _)| (m.to_string(), p.to_owned()))
+            .map(|(m, p, _, _)| (m.to_string(), p.to_owned()))
             .collect();
         for (m, p) in crate::api::PUBLIC_ROUTES {
             routed.insert((m.to_string(), (*p).to_owned()));

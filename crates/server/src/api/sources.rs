@@ -17,10 +17,12 @@ use dci_client::source::names;
 use dci_client::{AuditFilter, SourceDocument, SourceFilter, TestOptions};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
 
+use crate::auth::{ApiAdmin, ApiOperator, ApiViewer};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
+use dci_client::users::ChangeTarget;
+use dci_client::users::changes::{json_fields, source_fields};
 
 /// Query of `GET /sources`.
 #[derive(Debug, Deserialize)]
@@ -32,6 +34,7 @@ pub(crate) struct ListQuery {
 }
 
 pub(crate) async fn list(
+    _: ApiViewer,
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -54,11 +57,21 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn create(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<SourceDocument>,
 ) -> ApiResult<impl IntoResponse> {
     let source = body.validate()?;
     st.store.create_data_source(&source).await?;
+    let fields = json_fields(&serde_json::Value::Null, &source.to_redacted_json());
+    st.record_change(
+        &who,
+        ChangeTarget::DataSource,
+        &source.code,
+        "create",
+        fields,
+    )
+    .await;
     let stored = st
         .store
         .get_data_source(&source.code)
@@ -83,6 +96,7 @@ pub(crate) struct GetQuery {
 }
 
 pub(crate) async fn get(
+    _: ApiViewer,
     State(st): State<AppState>,
     Path(code): Path<String>,
     Query(q): Query<GetQuery>,
@@ -106,6 +120,7 @@ pub(crate) struct UpdateQuery {
 }
 
 pub(crate) async fn update(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     Path(code): Path<String>,
     Query(q): Query<UpdateQuery>,
@@ -119,6 +134,14 @@ pub(crate) async fn update(
     }
     let stored = st.store.update_data_source(&source).await?;
     st.engine.invalidate(&code);
+    st.record_change(
+        &who,
+        ChangeTarget::DataSource,
+        &code,
+        "update",
+        source_fields(&existing, &stored),
+    )
+    .await;
     if q.regenerate_callback_secret {
         return Ok(ApiJson(
             serde_json::to_value(revealed(&stored)).unwrap_or_default(),
@@ -128,11 +151,14 @@ pub(crate) async fn update(
 }
 
 pub(crate) async fn delete(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     Path(code): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     load(&st, &code).await?;
     st.engine.delete_source(&code).await?;
+    st.record_change(&who, ChangeTarget::DataSource, &code, "delete", Vec::new())
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -156,6 +182,7 @@ impl Default for TestBody {
 }
 
 pub(crate) async fn test(
+    _: ApiOperator,
     State(st): State<AppState>,
     Path(code): Path<String>,
     body: axum::body::Bytes,
@@ -182,6 +209,7 @@ pub(crate) struct AuditQuery {
 }
 
 pub(crate) async fn audit(
+    _: ApiViewer,
     State(st): State<AppState>,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -200,24 +228,7 @@ pub(crate) async fn audit(
             ..AuditFilter::default()
         })
         .await?;
-    let entries: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "at": e.at.format(&Rfc3339).unwrap_or_default(),
-                "source": e.source_code,
-                "endpoint": e.endpoint,
-                "action": e.action,
-                "message_id": e.message_id,
-                "transaction_id": e.transaction_id,
-                "http_status": e.http_status,
-                "outcome": e.outcome.as_str(),
-                "duration_ms": e.duration_ms,
-                "attempt": e.attempt,
-                "error": e.error,
-            })
-        })
-        .collect();
+    let entries: Vec<Value> = entries.iter().map(dci_client::export::audit_json).collect();
     Ok(ApiJson(json!({ "entries": entries })))
 }
 
