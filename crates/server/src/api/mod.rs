@@ -23,6 +23,7 @@ pub(crate) mod audit;
 pub(crate) mod events;
 pub(crate) mod openapi;
 pub(crate) mod openapi_events;
+pub(crate) mod openapi_users;
 pub(crate) mod ops;
 pub(crate) mod registries;
 pub(crate) mod sources;

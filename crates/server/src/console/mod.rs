@@ -1,9 +1,11 @@
 //! The admin console: server-rendered HTML pages for sysadmins, merged into [`crate::router`].
 //!
 //! Map:
-//! - [`session`]: login with the admin token (or a read-only token), server-side sessions in
-//!   memory, cookies (`HttpOnly`, `SameSite=Strict`, `Secure` over https), a CSRF token on every
-//!   form.
+//! - [`session`]: sign-in with a username and password, or with the admin token (or a
+//!   read-only token); server-side sessions in the store (they survive a restart and are
+//!   shared by instances); cookies (`HttpOnly`, `SameSite=Strict`, `Secure` over https); a
+//!   CSRF token on every form; the role extractors every page takes (viewer: pages; operator:
+//!   also search and Test Connection; admin: also changes and keys).
 //! - [`sources`]: DCI > Configuration > Data Sources — list with state badges and filters, the
 //!   grouped form with inline validation errors and write-only secrets, Test Connection (the
 //!   same `dci_client::test_connection` as `dci source test`), clear token cache.
@@ -11,14 +13,15 @@
 //!   person, a group with members, a farmer, a disability status, enrolments).
 //! - [`transactions`]: async requests with ACK and callbacks, one page per transaction,
 //!   subscriptions, notifications with their content.
-//! - [`log`]: the audit log. [`keys`]: signing keys (revoke after a confirmation page).
+//! - [`log`]: the audit log. [`changes`]: the change audit (who changed what, when, which
+//!   fields). [`keys`]: signing keys (revoke after a confirmation page).
 //! - [`view`]: the layout and small HTML helpers (maud escapes every interpolation).
 //!
 //! Routes are stable so bookmarks and scripts keep working: `GET/POST /login`, `POST /logout`,
 //! `GET /sources`, `GET/POST /sources/new`, `GET/POST /sources/{code}`,
 //! `POST /sources/{code}/test`, `POST /sources/{code}/clear-token`,
 //! `GET/POST /sources/{code}/delete` (confirmation, then delete), `GET/POST /search`,
-//! `GET /transactions`, `GET /transactions/{id}`, `GET /log`, `GET/POST /keys`,
+//! `GET /transactions`, `GET /transactions/{id}`, `GET /log`, `GET /changes`, `GET/POST /keys`,
 //! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke).
 //!
 //! Every page works without JavaScript; one small script only moves the focus to the error
@@ -30,6 +33,7 @@
 //!
 //! Owns: HTML, sessions, CSRF. Does not own: what the pages do (`dci_client`), storage.
 
+mod changes;
 mod keys;
 mod log;
 mod records;
@@ -101,7 +105,8 @@ pub fn router() -> Router<AppState> {
     router_with(ConsoleConfig::from_env())
 }
 
-/// The console with explicit settings. Sessions live in this router (one per server).
+/// The console with explicit settings. Sessions live in the store; the settings and the
+/// fallback sign-in limits live in this router.
 pub fn router_with(config: ConsoleConfig) -> Router<AppState> {
     let sessions = Sessions::new(config);
     Router::new()
@@ -124,6 +129,7 @@ pub fn router_with(config: ConsoleConfig) -> Router<AppState> {
         .route("/transactions", get(transactions::transactions))
         .route("/transactions/{id}", get(transactions::transaction))
         .route("/log", get(log::log))
+        .route("/changes", get(changes::changes))
         .route("/keys", get(keys::keys).post(keys::key_generate))
         .route("/keys/{id}/activate", post(keys::key_activate))
         .route(
