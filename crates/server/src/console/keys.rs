@@ -273,7 +273,7 @@ async fn change_key(st: &AppState, ctx: &Ctx, id: &str, csrf: &str, change: KeyC
         Err(e) => {
             keys_view(
                 st,
-                &ctx,
+                ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
                 Some(&e.to_string()),

@@ -208,7 +208,11 @@ impl Sessions {
             tracing::error!(error = %e, "console: could not store a session");
             return Err(unavailable());
         }
-        if self.inner.created.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == 0
+        if self
+            .inner
+            .created
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PURGE_EVERY)
             && let Err(e) = store.purge_sessions(now).await
         {
             tracing::warn!(error = %e, "console: could not purge expired sessions");
