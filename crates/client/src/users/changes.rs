@@ -57,12 +57,30 @@ fn join(path: &str, k: &str) -> String {
     }
 }
 
+/// Bookkeeping fields a person does not set: never listed as changed.
+const BOOKKEEPING: [&str; 6] = [
+    "id",
+    "created_at",
+    "updated_at",
+    "state",
+    "last_test_at",
+    "last_error",
+];
+
+/// The fields a new data source sets (its document's fields, secrets by name), without the
+/// bookkeeping ones.
+pub fn created_source_fields(source: &DataSource) -> Vec<String> {
+    let mut fields = json_fields(&Value::Null, &source.to_redacted_json());
+    fields.retain(|f| !BOOKKEEPING.contains(&f.as_str()));
+    fields
+}
+
 /// The fields of a data source that an update changed: its document's fields (secrets show
 /// masked there, so they never differ) plus, by name, each secret whose value changed.
 /// `updated_at`-like bookkeeping fields are left out.
 pub fn source_fields(before: &DataSource, after: &DataSource) -> Vec<String> {
     let mut fields = json_fields(&before.to_redacted_json(), &after.to_redacted_json());
-    fields.retain(|f| !matches!(f.as_str(), "updated_at" | "created_at" | "state"));
+    fields.retain(|f| !BOOKKEEPING.contains(&f.as_str()));
     let secret = |s: &secrecy::SecretString| s.expose_secret().to_owned();
     let (a, b) = (&before.auth, &after.auth);
     let changed = match (a, b) {

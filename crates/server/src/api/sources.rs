@@ -22,7 +22,7 @@ use crate::auth::{ApiAdmin, ApiOperator, ApiViewer};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 use dci_client::users::ChangeTarget;
-use dci_client::users::changes::{json_fields, source_fields};
+use dci_client::users::changes::{created_source_fields, source_fields};
 
 /// Query of `GET /sources`.
 #[derive(Debug, Deserialize)]
@@ -63,7 +63,7 @@ pub(crate) async fn create(
 ) -> ApiResult<impl IntoResponse> {
     let source = body.validate()?;
     st.store.create_data_source(&source).await?;
-    let fields = json_fields(&serde_json::Value::Null, &source.to_redacted_json());
+    let fields = created_source_fields(&source);
     st.record_change(
         &who,
         ChangeTarget::DataSource,

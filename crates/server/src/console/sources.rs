@@ -35,7 +35,7 @@ use super::session::{Ctx, see_other};
 use super::view::{self, badge, crumbs, required_mark, scroll, when};
 use crate::state::AppState;
 use dci_client::users::ChangeTarget;
-use dci_client::users::changes::{json_fields, source_fields};
+use dci_client::users::changes::{created_source_fields, source_fields};
 
 const REGISTRY_TYPES: &[(&str, &str)] = &[
     ("crvs", "CRVS (civil registration)"),
@@ -1022,7 +1022,7 @@ pub(crate) async fn create(
     }
     match st.store.create_data_source(&source).await {
         Ok(()) => {
-            let fields = json_fields(&serde_json::Value::Null, &source.to_redacted_json());
+            let fields = created_source_fields(&source);
             st.record_change(
                 &ctx.who,
                 ChangeTarget::DataSource,
