@@ -564,6 +564,12 @@ async fn the_change_audit_records_actor_and_field_names_and_no_secret() {
             .iter()
             .any(|f| f == "auth.client_secret")
     );
+    let created = create["fields"].as_array().unwrap();
+    assert!(created.iter().any(|f| f == "base_url"));
+    assert!(
+        !created.iter().any(|f| f == "id" || f == "created_at"),
+        "no bookkeeping"
+    );
     for secret in [SECRET, NEW_SECRET, &token] {
         assert!(!r.body.contains(secret), "no secret in the change audit");
     }
