@@ -109,7 +109,7 @@ macro_rules! impl_user_store {
 
             fn no_user(id: Uuid) -> StoreError {
                 StoreError::Missing(format!(
-                    "no user with id {id}: `dci user list` shows the users"
+                    "no user with id {id}: check it against the list of users"
                 ))
             }
 
@@ -307,7 +307,7 @@ macro_rules! impl_user_store {
                         .transpose()?
                         .ok_or_else(|| {
                             StoreError::Missing(format!(
-                                "no API token {id}: `dci user token list USERNAME` shows a user's tokens"
+                                "no API token {id}: check the id against the user's list of tokens"
                             ))
                         })
                 }

@@ -129,7 +129,7 @@ async fn hash(pw: &SecretString) -> Result<String, UserError> {
 
 fn no_user(name: &str) -> UserError {
     UserError::NotFound(format!(
-        "no user {name:?}: `dci user list` (or GET /api/v1/users) shows the usernames"
+        "no user {name:?}: check the username against the list of users"
     ))
 }
 
