@@ -232,6 +232,34 @@ fn users_and_tokens_through_the_cli() {
 }
 
 #[test]
+fn key_changes_made_with_the_cli_are_in_the_change_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let r = dci(home, &["key", "generate", "--id", "k-2026"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = dci(home, &["key", "revoke", "k-2026", "--yes"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = dci(
+        home,
+        &["audit", "export", "--log", "changes", "--format", "csv"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(rows[0], "at,actor,target,target_id,action,fields");
+    assert!(
+        rows[1].ends_with(",cli,signing_key,k-2026,create,algorithm;status"),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[2].ends_with(",cli,signing_key,k-2026,revoke,status"),
+        "{}",
+        rows[2]
+    );
+}
+
+#[test]
 fn audit_export_checks_its_range_and_format() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();

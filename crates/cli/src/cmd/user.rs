@@ -17,8 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::cli::exit;
 use crate::context::{CmdError, block_on, open_store, say};
 
-/// Who the change audit records for changes made with the CLI.
-const ACTOR: &str = "cli";
+use crate::context::CLI_ACTOR as ACTOR;
 
 /// Examples shown under `--help`.
 pub(crate) const EXAMPLES: &str = "\
