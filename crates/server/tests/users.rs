@@ -251,6 +251,37 @@ async fn every_console_page_answers_each_role_as_its_table_says() {
     callers.push(("admin token".into(), Role::Admin, cookie));
     let routes = dci_server::console::route_roles();
     assert!(routes.len() > 20, "the table lists every page");
+    // What each role is offered: an operator tests and searches, an admin also edits.
+    let source = json!({
+        "code": "src_a", "name": "A", "registry_type": "crvs",
+        "base_url": "http://127.0.0.1:9/crvs", "auth": {"type": "none"},
+        "sender_id": "spmis.example.org", "receiver_id": "crvs.example.org",
+        "callback_uri": "http://127.0.0.1:8080/callback/src_a",
+    });
+    let r = send(
+        &app,
+        FROM,
+        api(Method::POST, "/api/v1/sources", Some(TOKEN), Some(source)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    for (who, role, cookie) in &callers {
+        let page = send(&app, FROM, get("/sources/src_a", Some(cookie))).await;
+        let shown = |id: &str| page.body.contains(&format!("id=\"{id}\""));
+        assert_eq!(
+            shown("test-connection"),
+            role.allows(Role::Operator),
+            "{who}"
+        );
+        assert_eq!(shown("delete-source"), role.allows(Role::Admin), "{who}");
+        assert_eq!(shown("save"), role.allows(Role::Admin), "{who}");
+        let search = send(&app, FROM, get("/search", Some(cookie))).await;
+        assert_eq!(
+            search.body.contains("id=\"search-form\""),
+            role.allows(Role::Operator),
+            "{who}"
+        );
+    }
     for (method, path, needed) in &routes {
         let Some(needed) = needed else { continue };
         let url = fill(path);

@@ -1123,7 +1123,7 @@ async fn edit_page(
             @if let (Some(e), None) = (&source.last_error, report) {
                 p id="last-error" { "Last error: " (e) }
             }
-            @if ctx.can_edit() {
+            @if ctx.can_operate() {
                 div.actions {
                     // With htmx the result replaces only this panel; without it, the page reloads.
                     form method="post" action={"/sources/" (code) "/test"}
@@ -1135,11 +1135,13 @@ async fn edit_page(
                         button type="submit" id="test-connection" { "Test Connection" }
                         span.htmx-indicator.muted { " testing…" }
                     }
-                    form method="post" action={"/sources/" (code) "/clear-token"} {
-                        (view::csrf(ctx))
-                        button.secondary type="submit" id="clear-token" { "Clear token cache" }
+                    @if ctx.can_edit() {
+                        form method="post" action={"/sources/" (code) "/clear-token"} {
+                            (view::csrf(ctx))
+                            button.secondary type="submit" id="clear-token" { "Clear token cache" }
+                        }
+                        a.button.danger href={"/sources/" (code) "/delete"} id="delete-source" { "Delete…" }
                     }
-                    a.button.danger href={"/sources/" (code) "/delete"} id="delete-source" { "Delete…" }
                 }
             }
             @if let Some(r) = report { (report_table(r)) }
