@@ -6,10 +6,12 @@
 //! Map:
 //! - [`router`] merges the sub-routers: `/healthz`, `/.well-known/jwks.json`, the callback
 //!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (a
-//!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
+//!   token whose role allows the route; OpenAPI at `/api/v1/openapi.json`), and the console
+//!   (`console::router()`). Tower
 //!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
 //!   API JSON error, DCI ACK `ERR`, console HTML — axum's own rejections, 404, 405 included),
-//!   the brute-force limits' shared [`Throttle`], panics answered 500, a request timeout and a
+//!   the brute-force limits' shared [`Throttle`] (per address) and
+//!   [`throttle::UserThrottle`] (per username), panics answered 500, a request timeout and a
 //!   stalled-body timeout (408), a body limit, and `Connection: close` on an answer given before
 //!   the request body was read (`keepalive`). [`router_with`] takes explicit limits.
 //! - [`admission`]: at most [`ServerConfig::max_in_flight`] gateway requests in flight; one
@@ -27,7 +29,8 @@
 //!   and caches) with its stores (`store`, `ops`), the [`dci_client::ops::IngestContext`] the
 //!   callback routes hand bodies to, [`ServerConfig`], the [`AdminToken`] verifier and the
 //!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
-//!   source's [`dci_client::Operations`] from the engine.
+//!   source's [`dci_client::Operations`] from the engine, [`AppState::users`] the user
+//!   operations over the same store and [`AppState::record_change`] writes the change audit.
 //! - [`serve`] also starts the webhook delivery worker
 //!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]).
 //! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
@@ -36,7 +39,7 @@
 //!   [`shutdown_signal`] is SIGINT or SIGTERM.
 //! - [`AdminToken::load_or_generate`]: `DCI_ADMIN_TOKEN`, else a generated token stored hashed.
 //!
-//! Owns: HTTP serving, request/response shapes, the admin token.
+//! Owns: HTTP serving, request/response shapes, the admin token, role checks.
 //! Does not own: what the operations do (`dci_client::ops`), storage (`dci-store`), the wire
 //! types (`dci-protocol`).
 
