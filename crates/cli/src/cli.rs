@@ -53,8 +53,10 @@ Environment:
                               serve --console-secure-cookies, console.secure_cookies
   DCI_LOG                     Log filter on stderr, e.g. debug or dci_client=debug (default: info
                               for serve and sandbox, warn otherwise); --log, log
-  DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets)
+  DCI_ALLOW_CORE_DUMPS        1: keep core dumps on for serve/demo (they may hold secrets);
+                              serve --allow-core-dumps, serve.allow_core_dumps
   DCI_SANDBOX_CLIENT_SECRET   Client secret of `dci sandbox` (default: the demo secret)
+  DCI_SANDBOX_CLIENT_SECRET_FILE  File holding it; sandbox --client-secret-file
   DCI_MAX_IN_FLIGHT           Gateway requests of `dci serve` at once, more get 503 (default
                               256); serve --max-in-flight, serve.max_in_flight
   DCI_WEBHOOK_MAX_ATTEMPTS    Webhook attempts before the dead letter (default 12); serve
@@ -166,6 +168,14 @@ impl Command {
             _ => "warn",
         }
     }
+
+    /// Whether the command runs until stopped (it shows no progress spinners).
+    fn is_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Sandbox(_) | Command::Demo(_)
+        )
+    }
 }
 
 /// Whether `--json` is on the command line (before any `--`), read without clap: for the
@@ -267,6 +277,9 @@ pub(crate) fn main() -> ExitCode {
         return ExitCode::from(e.report(cli.json));
     }
     crate::context::init_logging(cli.command.log_default());
+    if !cli.command.is_server() {
+        crate::progress::enable(cli.json);
+    }
     let code = match cli.command {
         Command::Envelope(cmd) => crate::cmd::envelope::run(cmd, cli.json),
         Command::Source(cmd) => crate::cmd::source::run(cmd, cli.json),
@@ -294,5 +307,6 @@ pub(crate) fn main() -> ExitCode {
         Command::Man(args) => crate::cmd::man::run(&args, cli.json),
         Command::Config(cmd) => crate::cmd::config::run(cmd, cli.json),
     };
+    crate::progress::finish();
     ExitCode::from(code)
 }

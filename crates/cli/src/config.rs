@@ -60,6 +60,7 @@ pub(crate) struct ServeFlags {
     pub(crate) webhook_retry_base_ms: Option<u64>,
     pub(crate) console_readonly_token_file: Option<PathBuf>,
     pub(crate) console_secure_cookies: Option<bool>,
+    pub(crate) allow_core_dumps: Option<bool>,
 }
 
 /// The configuration file. Keys a secret would go in exist only to refuse them clearly.
@@ -98,6 +99,7 @@ struct ServeFile {
     webhook_max_attempts: Option<u64>,
     webhook_max_age_secs: Option<u64>,
     webhook_retry_base_ms: Option<u64>,
+    allow_core_dumps: Option<bool>,
 }
 
 /// Where a setting's value came from.
@@ -175,6 +177,7 @@ pub(crate) struct Settings {
     console_readonly_token: Option<SecretString>,
     pub(crate) console_readonly_token_file: Setting<PathBuf>,
     pub(crate) console_secure_cookies: Setting<bool>,
+    pub(crate) allow_core_dumps: Setting<bool>,
 }
 
 /// Defaults of `dci serve`.
@@ -218,6 +221,19 @@ fn env(name: &str) -> Option<String> {
 /// Resolves from the real environment.
 pub(crate) fn resolve(global: &GlobalArgs, serve: &ServeFlags) -> Result<Settings, CmdError> {
     resolve_with(global, serve, &env)
+}
+
+impl<T> Setting<T> {
+    /// This setting, or `value` as the default when nothing set it.
+    fn or_default(self, value: T) -> Setting<T> {
+        match self.value {
+            Some(_) => self,
+            None => Setting {
+                value: Some(value),
+                origin: Origin::Default,
+            },
+        }
+    }
 }
 
 fn pick<T: Clone>(
@@ -357,15 +373,19 @@ fn resolve_with(
             "DCI_CONSOLE_READONLY_TOKEN",
         ));
     }
-    let secure_env = get("DCI_CONSOLE_SECURE_COOKIES")
-        .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" => Ok(true),
-            "0" | "false" | "no" => Ok(false),
-            _ => Err(CmdError::usage(format!(
-                "DCI_CONSOLE_SECURE_COOKIES={v:?} is not a yes/no value: use 1 or 0"
-            ))),
-        })
-        .transpose()?;
+    let yes_no = |var: &str| {
+        get(var)
+            .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => Ok(true),
+                "0" | "false" | "no" => Ok(false),
+                _ => Err(CmdError::usage(format!(
+                    "{var}={v:?} is not a yes/no value: use 1 or 0"
+                ))),
+            })
+            .transpose()
+    };
+    let secure_env = yes_no("DCI_CONSOLE_SECURE_COOKIES")?;
+    let core_dumps_env = yes_no(dci_server::ALLOW_CORE_DUMPS_ENV)?;
     if file.serve.admin_token.is_some() {
         return Err(file_secret(
             fp,
@@ -554,14 +574,14 @@ fn resolve_with(
                 (secure_env, "DCI_CONSOLE_SECURE_COOKIES"),
                 (file.console.secure_cookies, "console.secure_cookies", fp),
             );
-            match s.value {
-                Some(_) => s,
-                None => Setting {
-                    value: Some(false),
-                    origin: Origin::Default,
-                },
-            }
+            s.or_default(false)
         },
+        allow_core_dumps: pick(
+            (serve.allow_core_dumps, "--allow-core-dumps"),
+            (core_dumps_env, dci_server::ALLOW_CORE_DUMPS_ENV),
+            (file.serve.allow_core_dumps, "serve.allow_core_dumps", fp),
+        )
+        .or_default(false),
         config_file,
     };
     if s.console_readonly_token.is_some() && s.console_readonly_token_file.value.is_some() {
@@ -620,7 +640,7 @@ fn read_file(path: &Path, origin: &Origin) -> Result<FileConfig, CmdError> {
     })
 }
 
-fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, CmdError> {
+pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, CmdError> {
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         CmdError::failed(format!(
             "cannot read the {what} file {}: {e}",
@@ -753,6 +773,7 @@ impl Settings {
             row("serve.webhook_max_attempts", &self.webhook_max_attempts),
             row("serve.webhook_max_age_secs", &self.webhook_max_age_secs),
             row("serve.webhook_retry_base_ms", &self.webhook_retry_base_ms),
+            row("serve.allow_core_dumps", &self.allow_core_dumps),
             secret(
                 "console.readonly_token",
                 &self.console_readonly_token,

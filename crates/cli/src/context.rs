@@ -32,16 +32,27 @@ pub(crate) fn colour(stream: &impl IsTerminal) -> bool {
 /// `EnvFilter` directive such as `info` or `dci_client=debug`), else `default`; coloured only
 /// when [`colour`] says so. Safe to call more than once (later calls do nothing).
 pub(crate) fn init_logging(default: &str) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = crate::config::settings()
         .log
         .value
         .as_deref()
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour(&std::io::stderr()))
+        .with_filter(filter);
+    // The retry notices see the transport's debug events whatever the log filter says.
+    let retries = crate::progress::RetryNotices.with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_target("dci_client::transport", tracing::Level::DEBUG),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(retries)
         .try_init();
 }
 

@@ -680,3 +680,114 @@ async fn unknown_identifier_types_warn_and_waits_print_nothing_extra_off_a_termi
     assert_eq!(code, 0, "{quiet}");
     assert!(!quiet.contains("waiting"), "{quiet}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_show_a_spinner_on_a_terminal_naming_the_call_and_attempt() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default()).await.unwrap();
+    let (_d, h) = home();
+    crvs_source(&h, &sb).await;
+    let known = {
+        let e = &sb.examples()[&RegistryType::Crvs].found[0];
+        format!("{}:{}", e.id_type, e.id_value)
+    };
+    // The registry answers 503 (Retry-After 1 s) to everything: the search is retried, then fails.
+    sb.set_faults(dci_sandbox::Faults::new(dci_sandbox::FaultTarget::Crvs).down(true))
+        .unwrap();
+    let bin = sh_quote(env!("CARGO_BIN_EXE_dci"));
+    let env = format!(
+        "env -u NO_COLOR -u DCI_LOG -u DCI_MASTER_KEY -u DCI_MASTER_KEY_FILE -u DCI_DATABASE_URL DCI_HOME={}",
+        sh_quote(h.to_str().unwrap())
+    );
+    let search = |json: &'static str| {
+        let cmd = format!("{env} {bin} {json} search crvs_sb --id {known}");
+        tokio::task::spawn_blocking(move || on_terminal(&cmd, ""))
+    };
+    let Some((code, shown)) = search("").await.unwrap() else {
+        skip("util-linux `script` is not installed: no pseudo-terminal to test on");
+        return;
+    };
+    assert_ne!(code, 0, "the registry stayed down: {shown}");
+    assert!(
+        shown.contains("retrying sync_search at crvs_sb (attempt 2, next in"),
+        "{shown}"
+    );
+    assert!(shown.contains("): HTTP 503"), "{shown}");
+    assert!(
+        !shown.contains("HTTP 503 — retrying"),
+        "each retry replaces the last: {shown}"
+    );
+    // Piped or --json: nothing but the error.
+    let (code, quiet) = search("--json").await.unwrap().unwrap();
+    assert_ne!(code, 0, "{quiet}");
+    assert!(!quiet.contains("retrying"), "{quiet}");
+    let out = run(&h, &["search", "crvs_sb", "--id", &known]).await;
+    assert_ne!(out.code, 0);
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+}
+
+/// Status code of a client-credentials token request to `token_url`, over plain HTTP/1.1.
+fn token_status(token_url: &str, client_id: &str, secret: &str) -> u16 {
+    use std::io::Read as _;
+    let rest = token_url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let body =
+        format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}");
+    let mut sock = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        sock,
+        "POST /{path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_sandbox_reads_its_client_secret_from_a_file() {
+    let (d, h) = home();
+    let file = d.path().join("sandbox-secret");
+    std::fs::write(&file, "file-secret-0123456789\n").unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let args = [
+        "--json",
+        "sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--client-id",
+        "spmis",
+        "--client-secret-file",
+        &file,
+    ];
+    let mut child = command(&h, &args)
+        .env_remove("DCI_SANDBOX_CLIENT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let v: Value = serde_json::from_str(&banner).unwrap();
+    assert_eq!(v["demo_credentials"], false, "{v}");
+    assert!(!banner.contains("file-secret"), "never shown: {banner}");
+    let url = v["token_url"].as_str().unwrap();
+    assert_eq!(token_status(url, "spmis", "file-secret-0123456789"), 200);
+    assert_eq!(
+        token_status(url, "spmis", dci_sandbox::DEMO_CLIENT_SECRET),
+        401
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Both sources at once is refused; so is an empty file.
+    let out = dci_with(&h, &args, None, &[("DCI_SANDBOX_CLIENT_SECRET", "x")]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stdout.contains("given twice"), "{}", out.stdout);
+    std::fs::write(&file, "\n").unwrap();
+    let out = dci_with(&h, &args, None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stdout.contains("is empty"), "{}", out.stdout);
+}

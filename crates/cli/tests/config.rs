@@ -254,6 +254,7 @@ fn every_variable_is_in_the_help() {
         "DCI_CONSOLE_READONLY_TOKEN",
         "DCI_CONSOLE_READONLY_TOKEN_FILE",
         "DCI_CONSOLE_SECURE_COOKIES",
+        "DCI_ALLOW_CORE_DUMPS",
     ] {
         assert!(r.stdout.contains(var), "{var} missing from dci --help");
     }
@@ -266,4 +267,89 @@ fn every_variable_is_in_the_help() {
     ] {
         assert!(r.stdout.contains(flag), "{flag} missing from dci --help");
     }
+}
+
+#[test]
+fn allow_core_dumps_is_a_flag_a_variable_and_a_file_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("dci.toml"), "[serve]\nallow_core_dumps = true\n").unwrap();
+    let key = "serve.allow_core_dumps";
+    let s = show(d, &[], &[]);
+    assert_eq!(
+        (&s[key]["origin"], &s[key]["value"]),
+        (&"default".into(), &"false".into())
+    );
+    let s = show(d, &["--config", "dci.toml"], &[]);
+    assert_eq!(
+        (&s[key]["origin"], &s[key]["value"]),
+        (&"file".into(), &"true".into())
+    );
+    let s = show(
+        d,
+        &["--config", "dci.toml"],
+        &[("DCI_ALLOW_CORE_DUMPS", "0")],
+    );
+    assert_eq!(s[key]["from"], "env DCI_ALLOW_CORE_DUMPS");
+    assert_eq!(s[key]["value"], "false");
+    let r = dci(d, &["config", "show"], &[("DCI_ALLOW_CORE_DUMPS", "maybe")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("DCI_ALLOW_CORE_DUMPS=\"maybe\" is not a yes/no value"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `Max core file size` of a running process: (soft, hard).
+#[cfg(target_os = "linux")]
+fn core_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let mut cols = line["Max core file size".len()..].split_whitespace();
+    (
+        cols.next().unwrap().to_owned(),
+        cols.next().unwrap().to_owned(),
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_turns_core_dumps_off_unless_the_setting_keeps_them() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ours = core_limits(std::process::id());
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["--json", "serve", "--listen", "127.0.0.1:0"];
+        args.extend(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
+            .args(&args)
+            .env_clear()
+            .env("DCI_HOME", d.join("home"))
+            .env("DCI_ADMIN_TOKEN", "config-test-admin-token-0123456789")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut banner = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut banner)
+            .unwrap();
+        assert!(banner.contains("listening"), "{banner}");
+        let limits = core_limits(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        limits
+    };
+    assert_eq!(serve(&[]), ("0".into(), "0".into()), "off by default");
+    assert_eq!(
+        serve(&["--allow-core-dumps", "true"]),
+        ours,
+        "kept when asked"
+    );
 }

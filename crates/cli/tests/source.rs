@@ -946,3 +946,53 @@ fn an_import_that_fails_on_one_source_imports_none() {
     assert_eq!(codes, ["src_2"]);
     from.assert_no_plaintext(&["PLAIN-secret-0-9f1c", "PLAIN-secret-2-9f1c"]);
 }
+
+#[test]
+fn a_signing_key_must_be_one_of_ours() {
+    let mut h = Home::new();
+    h.add_oauth2("crvs_main");
+    let out = h.run(
+        &[
+            "--json",
+            "source",
+            "edit",
+            "crvs_main",
+            "--signing-key",
+            "nosuch",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let field = &v["error"]["fields"][0];
+    assert_eq!(
+        (&field["field"], &field["label"]),
+        (&"signing_key_id".into(), &"--signing-key".into()),
+        "{v}"
+    );
+    assert!(
+        field["message"].as_str().unwrap().contains(
+            "\"nosuch\" is not one of our signing keys: there are no usable signing keys"
+        ),
+        "{v}"
+    );
+    assert_eq!(h.stored("crvs_main").signing_key_id, None, "nothing stored");
+
+    h.ok(&["key", "generate", "--id", "k1"], None);
+    h.ok(
+        &["source", "edit", "crvs_main", "--signing-key", "k1"],
+        None,
+    );
+    assert_eq!(h.stored("crvs_main").signing_key_id.as_deref(), Some("k1"));
+    h.ok(&["key", "revoke", "k1", "--yes"], None);
+    let out = h.run(
+        &["source", "edit", "crvs_main", "--signing-key", "k1"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("--signing-key") && err.contains("\"k1\" is revoked"),
+        "{err}"
+    );
+}

@@ -128,12 +128,17 @@ impl Default for TokenSettings {
     }
 }
 
-/// Builds the token request for the configured credential placement.
+/// Builds the token request for the configured credential placement: the request without its
+/// body, and the body (form or JSON), whose bytes — holding the client secret — are wiped
+/// when the last copy is dropped ([`crate::transport::wipe`]).
 pub(crate) fn token_request(
     http: &reqwest::Client,
     cfg: &OAuth2Config,
     url: &Url,
-) -> reqwest::RequestBuilder {
+) -> Result<(reqwest::RequestBuilder, Option<bytes::Bytes>)> {
+    use crate::transport::wipe;
+    use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+    const FORM: &str = "application/x-www-form-urlencoded";
     let secret = cfg.client_secret.expose_secret();
     let mut params: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
     let creds = [
@@ -147,43 +152,62 @@ pub(crate) fn token_request(
         // The DCI auth spec requires an HTTP-date `timestamp` header on token calls.
         .header("timestamp", httpdate::fmt_http_date(SystemTime::now()))
         .header("message_id", uuid::Uuid::new_v4().to_string());
-    match cfg.credential_location {
+    Ok(match cfg.credential_location {
         CredentialLocation::Body => {
             params.extend(creds);
             if let Some(s) = scope {
                 params.push(("scope", s));
             }
-            req.form(&params)
+            let form = req.header(CONTENT_TYPE, HeaderValue::from_static(FORM));
+            (form, Some(wipe::form_body(&params)))
         }
         CredentialLocation::Basic => {
             // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
-            let enc = |s: &str| -> String {
-                url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+            let enc = |s: &str| -> zeroize::Zeroizing<String> {
+                zeroize::Zeroizing::new(
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect(),
+                )
             };
             if let Some(s) = scope {
                 params.push(("scope", s));
             }
-            req.basic_auth(enc(&cfg.client_id), Some(enc(secret)))
-                .form(&params)
+            let basic = wipe::basic(&enc(&cfg.client_id), &enc(secret))?;
+            let form = req
+                .header(AUTHORIZATION, basic)
+                .header(CONTENT_TYPE, HeaderValue::from_static(FORM));
+            (form, Some(wipe::form_body(&params)))
         }
+        // A quirk of some servers (OpenCRVS): the secret rides in the URL, which reqwest and
+        // hyper copy as plain strings; prefer any other placement.
         CredentialLocation::Query => {
             params.extend(creds);
             if let Some(s) = scope {
                 params.push(("scope", s));
             }
-            req.query(&params)
+            (req.query(&params), None)
         }
         CredentialLocation::Json => {
-            let mut body = serde_json::Map::new();
-            body.insert("grant_type".into(), "client_credentials".into());
-            body.insert("client_id".into(), cfg.client_id.clone().into());
-            body.insert("client_secret".into(), secret.into());
-            if let Some(s) = scope {
-                body.insert("scope".into(), s.into());
-            }
-            req.json(&body)
+            let body = JsonCredentials {
+                grant_type: "client_credentials",
+                client_id: &cfg.client_id,
+                client_secret: secret,
+                scope,
+            };
+            let json = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            (json, Some(wipe::json_body(&body)))
         }
-    }
+    })
+}
+
+/// The JSON body of a token request, serialised straight from borrowed fields (no owned copy
+/// of the secret on the way).
+#[derive(Serialize)]
+struct JsonCredentials<'a> {
+    grant_type: &'a str,
+    client_id: &'a str,
+    client_secret: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
 }
 
 #[derive(Deserialize)]

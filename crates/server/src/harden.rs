@@ -17,7 +17,7 @@ pub const ALLOW_CORE_DUMPS_ENV: &str = "DCI_ALLOW_CORE_DUMPS";
 pub enum CoreDumps {
     /// Core dumps are off and the process is not dumpable.
     Disabled,
-    /// Left as they were because [`ALLOW_CORE_DUMPS_ENV`] asked for it.
+    /// Left as they were because the caller (or [`ALLOW_CORE_DUMPS_ENV`]) asked for it.
     AllowedByRequest,
     /// This platform has no way to turn them off here (not Unix).
     Unsupported,
@@ -43,10 +43,14 @@ pub enum HardenError {
 pub fn harden_process() -> Result<CoreDumps, HardenError> {
     let allow = std::env::var(ALLOW_CORE_DUMPS_ENV)
         .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
-    if allow {
-        tracing::warn!(
-            "{ALLOW_CORE_DUMPS_ENV} is set: core dumps stay enabled and may contain secrets"
-        );
+    harden_process_with(allow)
+}
+
+/// [`harden_process`] with the choice already made (a front end that resolves the setting from
+/// its own flag, environment and configuration file): `allow_core_dumps` keeps them.
+pub fn harden_process_with(allow_core_dumps: bool) -> Result<CoreDumps, HardenError> {
+    if allow_core_dumps {
+        tracing::warn!("allow_core_dumps is on: core dumps stay enabled and may contain secrets");
         return Ok(CoreDumps::AllowedByRequest);
     }
     disable_core_dumps()

@@ -76,7 +76,9 @@ pub use admin_token::{
 };
 pub use error::{ApiError, ApiFieldError, ApiJson, ApiResult};
 pub use extract::{ApiPath, ApiQuery};
-pub use harden::{ALLOW_CORE_DUMPS_ENV, CoreDumps, HardenError, harden_process};
+pub use harden::{
+    ALLOW_CORE_DUMPS_ENV, CoreDumps, HardenError, harden_process, harden_process_with,
+};
 pub use state::{AppState, ServerConfig, Shutdown};
 pub use throttle::{Throttle, ThrottleConfig};
 

@@ -709,3 +709,42 @@ async fn shutdown_ends_a_long_wait_instead_of_holding_the_drain() {
         "the caller learns the transaction id to look up later: {body}"
     );
 }
+
+/// A data source may name only one of our signing keys (not revoked): the API refuses others
+/// on `/signing_key_id` and stores nothing.
+#[tokio::test]
+async fn the_api_refuses_a_signing_key_that_is_not_ours() {
+    let rig = Rig::new().await;
+    let body = json!({
+        "code": "crvs_k",
+        "name": "Keyed",
+        "registry_type": "crvs",
+        "base_url": rig.sandbox.registry_url(RegistryType::Crvs),
+        "auth": {"type": "none"},
+        "sender_id": "spmis.example.org",
+        "receiver_id": rig.sandbox.registry_id(),
+        "callback_uri": format!("{}/callback/crvs_k", rig.base()),
+        "signing_key_id": "nosuch",
+    });
+    let (status, v) = rig.api("POST", "/sources", Some(body.clone())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["fields"][0]["pointer"], "/signing_key_id", "{v}");
+    assert!(
+        v["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"nosuch\" is not one of our signing keys"),
+        "{v}"
+    );
+    let (status, _) = rig.api("GET", "/sources/crvs_k", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+
+    let mut unsigned = body.clone();
+    unsigned.as_object_mut().unwrap().remove("signing_key_id");
+    let (status, v) = rig.api("POST", "/sources", Some(unsigned.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (status, v) = rig.api("PUT", "/sources/crvs_k", Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, stored) = rig.api("GET", "/sources/crvs_k", None).await;
+    assert!(stored["signing_key_id"].is_null(), "{stored}");
+}

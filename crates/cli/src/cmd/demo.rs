@@ -65,7 +65,11 @@ impl Drop for TempHome {
 
 async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
     // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
-    if let Err(e) = dci_server::harden_process() {
+    let allow = crate::config::settings()
+        .allow_core_dumps
+        .value
+        .unwrap_or(false);
+    if let Err(e) = dci_server::harden_process_with(allow) {
         tracing::warn!(error = %e, "could not turn core dumps off");
     }
 

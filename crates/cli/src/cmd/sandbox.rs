@@ -14,12 +14,14 @@ use dci_sandbox::{
     ClientConfig, ClientQuirks, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig,
     SignaturePolicy,
 };
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::cli::exit;
 use crate::context::CmdError;
 
-/// The environment variable that overrides the demo client secret (never a flag: argv leaks).
+/// The environment variable that overrides the demo client secret (never a flag value: argv
+/// leaks; `--client-secret-file` names a file holding it instead).
 pub(crate) const SECRET_ENV: &str = "DCI_SANDBOX_CLIENT_SECRET";
 
 #[derive(Debug, Args)]
@@ -28,6 +30,7 @@ Examples:
   dci sandbox
   dci sandbox --listen 127.0.0.1:4010 --population 10000 --seed 42
   DCI_SANDBOX_CLIENT_SECRET=s3cret dci sandbox --client-id spmis --opencrvs-quirks
+  dci sandbox --client-id spmis --client-secret-file /run/secrets/sandbox-client
   dci sandbox --signature-policy require --client-public-key client.pem")]
 pub(crate) struct SandboxArgs {
     /// Address to listen on. Loopback only unless --allow-remote.
@@ -36,9 +39,19 @@ pub(crate) struct SandboxArgs {
     /// Allow listening on a non-loopback address (exposes the sandbox to the network).
     #[arg(long, help_heading = "Network")]
     allow_remote: bool,
-    /// OAuth2 client id (the secret comes from DCI_SANDBOX_CLIENT_SECRET, else the demo secret).
+    /// OAuth2 client id (the secret comes from DCI_SANDBOX_CLIENT_SECRET or
+    /// --client-secret-file, else the demo secret).
     #[arg(long, default_value = DEMO_CLIENT_ID, help_heading = "OAuth2")]
     client_id: String,
+    /// File holding the OAuth2 client secret (instead of DCI_SANDBOX_CLIENT_SECRET)
+    /// [env: DCI_SANDBOX_CLIENT_SECRET_FILE].
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DCI_SANDBOX_CLIENT_SECRET_FILE",
+        help_heading = "OAuth2"
+    )]
+    client_secret_file: Option<PathBuf>,
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 600, help_heading = "OAuth2")]
     token_lifetime: u64,
@@ -195,14 +208,43 @@ pub(crate) fn banner(
             "Client id {client_id:?}, secret {DEMO_CLIENT_SECRET:?}  << DEMO ONLY: never use these credentials outside a sandbox"
         )?;
     } else {
-        writeln!(out, "Client id {client_id:?}, secret from {SECRET_ENV}")?;
+        writeln!(
+            out,
+            "Client id {client_id:?}, secret from {SECRET_ENV} or --client-secret-file"
+        )?;
     }
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()
 }
 
+/// The client secret from [`SECRET_ENV`] or `--client-secret-file` (not both), if either.
+fn client_secret(args: &SandboxArgs) -> Result<Option<String>, CmdError> {
+    let env = std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty());
+    match (env, &args.client_secret_file) {
+        (Some(_), Some(_)) => Err(CmdError::usage(format!(
+            "the sandbox client secret is given twice: {SECRET_ENV} and --client-secret-file; keep one"
+        ))),
+        (Some(s), None) => Ok(Some(s)),
+        (None, Some(path)) => {
+            let secret = crate::config::read_secret_file(path, "sandbox client secret")?;
+            if secret.expose_secret().is_empty() {
+                return Err(CmdError::usage(format!(
+                    "--client-secret-file: {} is empty; write the client secret in it",
+                    path.display()
+                )));
+            }
+            Ok(Some(secret.expose_secret().to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 pub(crate) fn run(args: SandboxArgs, json: bool) -> u8 {
-    let (config, demo) = match config(&args, std::env::var(SECRET_ENV).ok()) {
+    let secret = match client_secret(&args) {
+        Ok(s) => s,
+        Err(e) => return e.report(json),
+    };
+    let (config, demo) = match config(&args, secret) {
         Ok(c) => c,
         Err(e) => return CmdError::usage(format!("{e:#}")).report(json),
     };

@@ -67,6 +67,10 @@ pub(crate) struct ServeArgs {
     /// X-Forwarded-Proto [env: DCI_CONSOLE_SECURE_COOKIES] [default: false].
     #[arg(long, value_name = "BOOL", help_heading = "Access")]
     console_secure_cookies: Option<bool>,
+    /// Keep core dumps enabled (debugging a crash; a core file holds the secrets in clear)
+    /// [env: DCI_ALLOW_CORE_DUMPS] [default: false].
+    #[arg(long, value_name = "BOOL", help_heading = "Access")]
+    allow_core_dumps: Option<bool>,
 }
 
 impl ServeArgs {
@@ -84,6 +88,7 @@ impl ServeArgs {
             webhook_retry_base_ms: self.webhook_retry_base_ms,
             console_readonly_token_file: self.console_readonly_token_file.clone(),
             console_secure_cookies: self.console_secure_cookies,
+            allow_core_dumps: self.allow_core_dumps,
         }
     }
 }
@@ -105,7 +110,7 @@ pub(crate) fn run(args: ServeArgs, json: bool) -> u8 {
 async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
     let settings = crate::config::settings();
     // Before any secret is loaded: no core dumps (they would hold the secrets in clear).
-    match dci_server::harden_process() {
+    match dci_server::harden_process_with(settings.allow_core_dumps.value.unwrap_or(false)) {
         Ok(c) => tracing::debug!(core_dumps = ?c, "process hardened"),
         Err(e) => tracing::warn!(error = %e, "could not turn core dumps off"),
     }

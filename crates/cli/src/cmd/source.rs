@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use dci_client::source::names;
 use dci_client::{
     AuthKind, DataSource, SourceDocument, SourceFilter, SourceState, Store, UnknownName,
+    ValidationErrors,
 };
 use dci_store::transfer::{self, ImportOptions, TransferError};
 use secrecy::SecretString;
@@ -337,6 +338,7 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
         .validate()
         .map_err(|e| CmdError::invalid(e.relabel(|f| flag_of(f, "--code"))))?;
     let opened = open_store().await?;
+    check_key(&opened, &source).await?;
     let store = opened.store;
     store.create_data_source(&source).await?;
     let fields = created_source_fields(&source);
@@ -364,6 +366,19 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// The library's check of the signing key a source names, its error on `--signing-key`.
+async fn check_key(opened: &dci_store::Opened, source: &DataSource) -> Result<(), CmdError> {
+    dci_client::keys::KeyManager::new(opened.ops.clone())
+        .check_source_key(source)
+        .await
+        .map_err(|e| match e {
+            dci_client::OpsError::Invalid { message, .. } => CmdError::invalid(
+                ValidationErrors::one("signing_key_id", message).relabel(|f| flag_of(f, "--code")),
+            ),
+            other => crate::cmd::search::ops_error(other),
+        })
+}
+
 async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
     // Read a new secret first: stdin is only available once, and a prompt should not hold a
     // database connection.
@@ -373,7 +388,7 @@ async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
         None
     };
     let opened = open_store().await?;
-    let store = opened.store;
+    let store = opened.store.clone();
     let existing = get(&*store, &args.code).await?;
     let mut doc = SourceDocument::from_source(&existing);
     // Switching auth type: the old type's settings would be refused as foreign fields.
@@ -399,6 +414,7 @@ async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
     if args.regenerate_callback_secret {
         updated.regenerate_callback_secret();
     }
+    check_key(&opened, &updated).await?;
     // One transaction: the row, its secrets and (on new credentials) the cached token.
     let stored = store.update_data_source(&updated).await?;
     let fields = source_fields(&existing, &stored);

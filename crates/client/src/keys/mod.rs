@@ -176,6 +176,15 @@ impl KeyManager {
         ))
     }
 
+    /// Checks the signing key a data source names (if it names one) with
+    /// [`KeyManager::check_choosable`]: every front end runs this before storing a source.
+    pub async fn check_source_key(&self, source: &crate::DataSource) -> Result<(), OpsError> {
+        match source.signing_key_id.as_deref() {
+            Some(id) => self.check_choosable(id).await,
+            None => Ok(()),
+        }
+    }
+
     /// One key.
     pub async fn get(&self, key_id: &str) -> Result<SigningKeyRecord, OpsError> {
         self.store

@@ -8,6 +8,7 @@ mod audit;
 mod dci;
 mod retry;
 mod tls;
+pub(crate) mod wipe;
 
 use std::sync::Arc;
 
@@ -140,7 +141,8 @@ pub struct DciResponse {
 #[derive(Debug, Clone)]
 pub(crate) struct RawResponse {
     pub(crate) status: StatusCode,
-    pub(crate) body: Vec<u8>,
+    /// As hyper read it (no copy: a token reply's bytes are not duplicated on the heap).
+    pub(crate) body: bytes::Bytes,
 }
 
 /// What [`DciClient::token`] returns: metadata, and the token itself.
@@ -444,7 +446,8 @@ pub(crate) struct Call<'a> {
     pub(crate) url: Url,
     pub(crate) action: &'a str,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Option<Vec<u8>>,
+    /// Shared by every attempt (a clone is a reference count, not a copy).
+    pub(crate) body: Option<bytes::Bytes>,
     pub(crate) authenticate: bool,
     pub(crate) retry: bool,
     /// Any HTTP status is an answer (reachability checks): only transport failures are errors.
@@ -545,7 +548,7 @@ impl DciClient {
             url,
             action: req.endpoint.action(),
             headers,
-            body: Some(body),
+            body: Some(bytes::Bytes::from(body)),
             authenticate: true,
             retry: req.retry.unwrap_or(req.endpoint.is_idempotent()),
             any_status: false,
@@ -620,9 +623,8 @@ impl DciClient {
                     rb = rb.header(reqwest::header::AUTHORIZATION, v);
                     g
                 }
-                // reqwest marks the header sensitive.
                 Auth::Basic(u, p) => {
-                    rb = rb.basic_auth(u, Some(p.as_str()));
+                    rb = rb.header(reqwest::header::AUTHORIZATION, wipe::basic(&u, &p)?);
                     None
                 }
                 Auth::None => None,
@@ -707,7 +709,8 @@ impl DciClient {
                             retry.next_delay(&self.inner.quota, retry_after, e.is_timeout())
                     {
                         tracing::debug!(source = %self.inner.source.code, action = call.action,
-                                attempt, ?delay, class = e.class(), "retrying transient failure");
+                                attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), class = e.class(), status = status.unwrap_or_default(),
+                                "retrying transient failure");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -733,36 +736,23 @@ impl DciClient {
             .bytes()
             .await
             .map_err(|e| Error::from_reqwest(phase, url, e))?;
-        Ok((
-            RawResponse {
-                status,
-                body: body.to_vec(),
-            },
-            retry_after,
-        ))
+        Ok((RawResponse { status, body }, retry_after))
     }
 
     async fn authorization(&self) -> Result<Auth> {
         Ok(match &self.inner.source.auth {
             AuthConfig::None => Auth::None,
             // The header text holding a secret is wiped once the header value is built.
-            AuthConfig::Bearer { token } => Auth::Header(
-                sensitive(&zeroize::Zeroizing::new(format!(
-                    "Bearer {}",
-                    token.expose_secret()
-                )))?,
-                None,
-            ),
+            AuthConfig::Bearer { token } => {
+                Auth::Header(wipe::header(bearer(token.expose_secret()))?, None)
+            }
             AuthConfig::Basic { username, password } => Auth::Basic(
                 username.clone(),
                 zeroize::Zeroizing::new(password.expose_secret().to_owned()),
             ),
             AuthConfig::OAuth2(_) => {
                 let cached = self.cached_token(false).await?;
-                let v = sensitive(&zeroize::Zeroizing::new(format!(
-                    "Bearer {}",
-                    cached.token.access_token.secret()
-                )))?;
+                let v = wipe::header(bearer(cached.token.access_token.secret()))?;
                 Auth::Header(v, Some(cached.generation))
             }
         })
@@ -805,7 +795,7 @@ impl DciClient {
             .expect("validated by build() for OAuth2");
         let settings = self.inner.token_settings;
         // The `timestamp` header is set once per call; retries stay within the retry budget.
-        let rb = auth::token_request(&self.inner.http, cfg, &url);
+        let (rb, body) = auth::token_request(&self.inner.http, cfg, &url)?;
         let req = rb
             .build()
             .map_err(|e| Error::from_reqwest(Phase::Token, &url, e))?;
@@ -815,7 +805,7 @@ impl DciClient {
             url: req.url().clone(),
             action: "token",
             headers: req.headers().clone(),
-            body: req.body().and_then(|b| b.as_bytes()).map(<[u8]>::to_vec),
+            body,
             authenticate: false,
             retry: true,
             any_status: false,
@@ -982,12 +972,12 @@ impl DciClient {
     }
 }
 
-fn sensitive(v: &str) -> Result<HeaderValue> {
-    let mut h = HeaderValue::from_str(v).map_err(|_| {
-        Error::config("the credential contains characters not allowed in an HTTP header")
-    })?;
-    h.set_sensitive(true);
-    Ok(h)
+/// `Bearer TOKEN` in a buffer of exactly its size (no reallocation leaves a copy behind).
+fn bearer(token: &str) -> zeroize::Zeroizing<String> {
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(7 + token.len()));
+    text.push_str("Bearer ");
+    text.push_str(token);
+    text
 }
 
 fn outcome_of(e: &Error) -> AuditOutcome {

@@ -13,6 +13,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use dci_client::keys::KeyManager;
 use dci_client::source::names;
 use dci_client::{AuditFilter, SourceDocument, SourceFilter, TestOptions};
 use serde::Deserialize;
@@ -62,6 +63,9 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<SourceDocument>,
 ) -> ApiResult<impl IntoResponse> {
     let source = body.validate()?;
+    KeyManager::new(st.ops.clone())
+        .check_source_key(&source)
+        .await?;
     st.store.create_data_source(&source).await?;
     let fields = created_source_fields(&source);
     st.record_change(
@@ -132,6 +136,9 @@ pub(crate) async fn update(
     if q.regenerate_callback_secret {
         source.regenerate_callback_secret();
     }
+    KeyManager::new(st.ops.clone())
+        .check_source_key(&source)
+        .await?;
     let stored = st.store.update_data_source(&source).await?;
     st.engine.invalidate(&code);
     st.record_change(

@@ -978,8 +978,10 @@ async fn key_choices(st: &AppState) -> Vec<(String, String)> {
 /// The library's check that the named signing key exists and is not revoked, as a field
 /// error on the key choice.
 async fn key_errs(st: &AppState, source: &DataSource) -> Option<FieldErrs> {
-    let id = source.signing_key_id.as_deref()?;
-    match KeyManager::new(st.ops.clone()).check_choosable(id).await {
+    match KeyManager::new(st.ops.clone())
+        .check_source_key(source)
+        .await
+    {
         Ok(()) => None,
         Err(dci_client::OpsError::Invalid { message, .. }) => {
             Some(vec![("signing_key_id", message)])
