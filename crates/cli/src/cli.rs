@@ -110,6 +110,13 @@ pub(crate) enum Command {
     Token(crate::cmd::token::TokenArgs),
     /// Show the audit log of outgoing calls (newest first).
     Log(crate::cmd::log::LogArgs),
+    /// Export the audit log (or the change audit) by time range as JSON Lines or CSV.
+    #[command(subcommand)]
+    Audit(crate::cmd::audit::AuditCommand),
+    /// Named users of `dci serve` (viewer, operator, admin) and their personal API tokens:
+    /// add, list, remove, passwd, token create|list|revoke.
+    #[command(subcommand, after_help = crate::cmd::user::EXAMPLES)]
+    User(crate::cmd::user::UserCommand),
     /// Search a registry: --id TYPE:VALUE, --expression or --predicate JSON; sync (one page or
     /// --all-pages) or --async [--wait SECS]; --dry-run prints the signed envelope.
     Search(crate::cmd::search::SearchArgs),
@@ -287,6 +294,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Sandbox(args) => crate::cmd::sandbox::run(args, cli.json),
         Command::Token(args) => crate::cmd::token::run(args, cli.json),
         Command::Log(args) => crate::cmd::log::run(args, cli.json),
+        Command::Audit(cmd) => crate::cmd::audit::run(cmd, cli.json),
+        Command::User(cmd) => crate::cmd::user::run(cmd, cli.json),
         Command::Search(args) => crate::cmd::search::run(args, cli.json),
         Command::Subscribe(args) => crate::cmd::subscribe::run(args, cli.json),
         Command::Unsubscribe(args) => crate::cmd::subscribe::run_unsubscribe(args, cli.json),

@@ -62,6 +62,24 @@ pub(crate) fn confirm(action: &str, yes: bool) -> Result<(), CmdError> {
     }
 }
 
+/// Who the change audit records for changes made with the CLI.
+pub(crate) const CLI_ACTOR: &str = "cli";
+
+/// Writes a change-audit record of a change the CLI made (actor [`CLI_ACTOR`]): `target` `id`,
+/// `action`, the fields by name. The change is already made, so a failure is a warning.
+pub(crate) async fn record_change(
+    ops: std::sync::Arc<dyn dci_client::OpsStore>,
+    target: dci_client::users::ChangeTarget,
+    id: &str,
+    action: &str,
+    fields: Vec<String>,
+) {
+    let change = dci_client::users::ChangeRecord::now(CLI_ACTOR, target, id, action, fields);
+    if let Err(e) = dci_client::users::Users::new(ops).record(change).await {
+        tracing::warn!(error = %e, "could not write the change audit");
+    }
+}
+
 /// The process's engine, once a command opened it (see [`engine`]).
 static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
 

@@ -20,6 +20,9 @@
 //!   callbacks and deliveries happen; [`metrics::scrape`] renders them with the store's backlogs.
 //! - `telemetry`: the span of every outgoing call and callback (exported by a front end that
 //!   installs `tracing-opentelemetry`), and the link from a callback to its request's span.
+//! - [`users`]: named users with roles, personal API tokens, console sessions, the change
+//!   audit ([`users::UserStore`], [`users::Users`]); [`export`]: the audit log and the change
+//!   audit as JSON Lines or CSV.
 //! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
 //!   causes each event) and its Standard Webhooks delivery worker.
 //!
@@ -30,6 +33,7 @@ pub mod auth;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod keys;
 pub mod metrics;
 pub mod ops;
@@ -39,6 +43,7 @@ pub mod store;
 mod telemetry;
 pub mod test_connection;
 pub mod transport;
+pub mod users;
 pub mod webhooks;
 
 pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
@@ -59,7 +64,7 @@ pub use source::{
 };
 pub use store::{
     AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceChange,
-    SourceFilter, Store, StoreError,
+    SourceFilter, Store, StoreError, TimeRange,
 };
 pub use test_connection::{
     Stage, StageReport, StageStatus, TestOptions, TestReport, test_connection,

@@ -239,7 +239,9 @@ pub struct AuditEntry {
 pub struct AuditFilter {
     /// Only this data source's entries.
     pub source_code: Option<String>,
-    /// At most this many entries (newest first).
+    /// Only entries within this range (of their `at`).
+    pub range: TimeRange,
+    /// At most this many entries (newest first); 0 means no limit (an export).
     pub limit: u32,
 }
 
@@ -247,8 +249,25 @@ impl Default for AuditFilter {
     fn default() -> Self {
         AuditFilter {
             source_code: None,
+            range: TimeRange::default(),
             limit: 100,
         }
+    }
+}
+
+/// A time range (both ends optional): `since` inclusive, `until` exclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// From this instant on.
+    pub since: Option<OffsetDateTime>,
+    /// Before this instant.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl TimeRange {
+    /// Whether `at` lies in the range.
+    pub fn contains(&self, at: OffsetDateTime) -> bool {
+        self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at < u)
     }
 }
 
@@ -304,6 +323,14 @@ pub enum StoreError {
     /// The master key does not open the stored secrets.
     #[error("{0}")]
     WrongMasterKey(String),
+    /// A name other than a data source's code is taken (a username); the message says which
+    /// and what to do.
+    #[error("{0}")]
+    Conflict(String),
+    /// Something other than a data source does not exist (a user, an API token); the message
+    /// says which and where to look.
+    #[error("{0}")]
+    Missing(String),
     /// A stored value could not be read back (corrupt row or a newer schema).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),

@@ -389,6 +389,7 @@ async fn audit_entries_are_queued_and_all_written_by_close() {
         .list_audit(&AuditFilter {
             source_code: Some("crvs_audit".into()),
             limit: 1000,
+            ..AuditFilter::default()
         })
         .await
         .unwrap();

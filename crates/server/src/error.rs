@@ -34,6 +34,11 @@ pub struct ApiFieldError {
 pub enum ApiError {
     /// No or wrong admin token.
     Unauthorized,
+    /// A personal API token we know but that no longer works (expired, revoked): the message
+    /// says which and what to do.
+    TokenRejected(String),
+    /// The caller's role does not allow the route: the message names the role it needs.
+    Forbidden(String),
     /// The thing named does not exist.
     NotFound(String),
     /// The request is malformed (bad JSON, wrong content type).
@@ -129,7 +134,8 @@ impl ApiError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenRejected(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) | ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -155,8 +161,10 @@ impl ApiError {
         let mut err = match self {
             ApiError::Unauthorized => json!({
                 "kind": "unauthorized",
-                "message": "missing or wrong admin token: send `Authorization: Bearer <DCI_ADMIN_TOKEN>`",
+                "message": "missing or wrong token: send `Authorization: Bearer <token>` with the admin token (DCI_ADMIN_TOKEN) or a personal API token (`dci user token create`)",
             }),
+            ApiError::TokenRejected(m) => json!({ "kind": "unauthorized", "message": m }),
+            ApiError::Forbidden(m) => json!({ "kind": "forbidden", "message": m }),
             ApiError::NotFound(m) => json!({ "kind": "not_found", "message": m }),
             ApiError::BadRequest(m) => json!({ "kind": "bad_request", "message": m }),
             ApiError::BadParam { message, field } => json!({
@@ -171,7 +179,7 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after_secs } => json!({
                 "kind": "too_many_requests",
                 "message": format!(
-                    "too many failed admin-token attempts from your address: wait {retry_after_secs} s (Retry-After) and send the right token"
+                    "too many failed token attempts from your address: wait {retry_after_secs} s (Retry-After) and send the right token"
                 ),
                 "retry_after_secs": retry_after_secs,
             }),
@@ -284,7 +292,7 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (self.status(), Json(self.body())).into_response();
         match &self {
-            ApiError::Unauthorized => {
+            ApiError::Unauthorized | ApiError::TokenRejected(_) => {
                 resp.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"dci\""),
@@ -354,7 +362,27 @@ impl From<StoreError> for ApiError {
                 ),
                 field: Some("code"),
             },
+            StoreError::Missing(m) => ApiError::NotFound(m),
+            StoreError::Conflict(m) => ApiError::Conflict {
+                message: m,
+                field: None,
+            },
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<dci_client::users::UserError> for ApiError {
+    fn from(e: dci_client::users::UserError) -> Self {
+        use dci_client::users::UserError as E;
+        match e {
+            E::Invalid { field, message } => ApiError::field(field, message),
+            E::NotFound(m) => ApiError::NotFound(m),
+            ref t @ E::Taken(_) => ApiError::Conflict {
+                message: t.to_string(),
+                field: Some("username"),
+            },
+            E::Store(s) => s.into(),
         }
     }
 }

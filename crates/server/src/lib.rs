@@ -7,16 +7,23 @@
 //! - [`router`] merges the sub-routers: `/healthz` (alive), `/readyz` (store reachable, schema
 //!   current), `/metrics` (`metrics`: the library's Prometheus series, admin or read-only
 //!   token unless [`ServerConfig::metrics_open`]), `/.well-known/jwks.json`, the callback
-//!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (admin
-//!   token; OpenAPI at `/api/v1/openapi.json`), and the console (`console::router()`). Tower
+//!   receiver under `/callback/{code}` ([`callback`]), the gateway API under `/api/v1` (a
+//!   token whose role allows the route; OpenAPI at `/api/v1/openapi.json`), and the console
+//!   (`console::router()`). Tower
 //!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
 //!   API JSON error, DCI ACK `ERR`, console HTML — axum's own rejections, 404, 405 included),
-//!   the brute-force limits' shared [`Throttle`], panics answered 500, a request timeout and a
+//!   the brute-force limits' shared [`Throttle`] (per address) and
+//!   [`throttle::UserThrottle`] (per username), panics answered 500, a request timeout and a
 //!   stalled-body timeout (408), a body limit, and `Connection: close` on an answer given before
 //!   the request body was read (`keepalive`). [`router_with`] takes explicit limits.
 //! - [`admission`]: at most [`ServerConfig::max_in_flight`] gateway requests in flight; one
 //!   more is answered 503 with `Retry-After` at once (no queueing).
-//! - [`throttle`]: failed admin-token attempts per client address (API and console login);
+//! - [`auth`]: who an API request acts as ([`auth::Principal`]: the admin token, the read-only
+//!   token or a personal API token) and the role extractors every API handler takes
+//!   ([`auth::ApiViewer`], [`auth::ApiOperator`], [`auth::ApiAdmin`]); the console's are
+//!   `console::session`'s, over sessions kept in the store.
+//! - [`throttle`]: failed token attempts per client address (API and console login) and failed
+//!   console sign-ins per username;
 //!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
 //! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
 //!   `DCI_ALLOW_CORE_DUMPS=1`; `dci serve` calls it first.
@@ -24,7 +31,8 @@
 //!   and caches) with its stores (`store`, `ops`), the [`dci_client::ops::IngestContext`] the
 //!   callback routes hand bodies to, [`ServerConfig`], the [`AdminToken`] verifier and the
 //!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
-//!   source's [`dci_client::Operations`] from the engine.
+//!   source's [`dci_client::Operations`] from the engine, [`AppState::users`] the user
+//!   operations over the same store and [`AppState::record_change`] writes the change audit.
 //! - [`serve`] also starts the webhook delivery worker
 //!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]).
 //! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
@@ -33,7 +41,7 @@
 //!   [`shutdown_signal`] is SIGINT or SIGTERM.
 //! - [`AdminToken::load_or_generate`]: `DCI_ADMIN_TOKEN`, else a generated token stored hashed.
 //!
-//! Owns: HTTP serving, request/response shapes, the admin token.
+//! Owns: HTTP serving, request/response shapes, the admin token, role checks.
 //! Does not own: what the operations do (`dci_client::ops`), storage (`dci-store`), the wire
 //! types (`dci-protocol`).
 
@@ -41,6 +49,7 @@ pub mod admin_token;
 pub mod admission;
 mod answer;
 pub mod api;
+pub mod auth;
 pub mod callback;
 pub mod console;
 mod error;
@@ -130,7 +139,8 @@ fn with_layers(
             config.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(answer::panic_response))
-        .layer(Extension(Throttle::new(throttle)))
+        .layer(Extension(Throttle::<throttle::ClientKey>::new(throttle)))
+        .layer(Extension(throttle::UserThrottle::new(throttle)))
         .layer(middleware::from_fn(answer::normalize))
         // The span names the path with any callback secret masked (it rides in the URL), never
         // the query (identifiers ride there); exported as the server span of the request when

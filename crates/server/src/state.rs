@@ -104,6 +104,27 @@ impl AppState {
         }
     }
 
+    /// The user operations (users, personal API tokens, the change audit) over the store.
+    pub fn users(&self) -> dci_client::users::Users {
+        dci_client::users::Users::new(self.ops.clone())
+    }
+
+    /// Writes a change-audit record: `who` changed `target` `id` (`action`, these `fields`).
+    /// The change is already made, so a failure to record it is logged, not answered.
+    pub async fn record_change(
+        &self,
+        who: &crate::auth::Principal,
+        target: dci_client::users::ChangeTarget,
+        id: &str,
+        action: &str,
+        fields: Vec<String>,
+    ) {
+        let change = dci_client::users::ChangeRecord::now(&who.actor, target, id, action, fields);
+        if let Err(e) = self.users().record(change).await {
+            tracing::error!(error = %e, target = target.as_str(), action, "could not write the change audit");
+        }
+    }
+
     /// The operations of data source `code`, from the engine. Disabled sources are refused
     /// here, so no handler sends on their behalf.
     pub async fn operations(&self, code: &str) -> Result<Operations, EngineError> {

@@ -12,6 +12,12 @@
 //! reverse proxy every client is the proxy's address: forwarded headers are not trusted, so the
 //! proxy should rate-limit too.
 //!
+//! The same limiter, keyed by [`UserKey`] (a digest of the username typed), counts the
+//! console's failed sign-ins per user ([`UserThrottle`]), whichever addresses they come from:
+//! a locked-out username is refused 429 without its password being checked. Unknown usernames
+//! count the same way, so a lock-out does not tell whether a user exists. It is kept per
+//! process, like the address limits.
+//!
 //! Owns: counting failures, lock-outs. Does not own: checking tokens (`AdminToken`), answers.
 
 use std::collections::HashMap;
@@ -100,6 +106,40 @@ impl std::fmt::Display for ClientKey {
     }
 }
 
+/// A username, as far as the throttle is concerned: the SHA-256 of its trimmed, lowercased
+/// text, so a username is never kept or logged by the throttle (`Display` names no one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserKey([u8; 32]);
+
+impl UserKey {
+    /// The key of a username as typed.
+    pub fn of(username: &str) -> UserKey {
+        use sha2::Digest as _;
+        UserKey(sha2::Sha256::digest(username.trim().to_lowercase().as_bytes()).into())
+    }
+}
+
+impl std::fmt::Display for UserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A username is an identifier of a person: never in a log line.
+        f.write_str("a username")
+    }
+}
+
+/// What a throttle may be keyed by.
+pub trait ThrottleKey:
+    Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync + 'static
+{
+}
+
+impl<K: Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync + 'static> ThrottleKey
+    for K
+{
+}
+
+/// Failed console sign-ins per username (one per server, beside the address [`Throttle`]).
+pub type UserThrottle = Throttle<UserKey>;
+
 /// An address that is locked out: refuse it for `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Locked {
@@ -115,27 +155,30 @@ impl Locked {
     }
 }
 
-type Limiter = RateLimiter<
-    ClientKey,
-    DefaultKeyedStateStore<ClientKey>,
-    DefaultClock,
-    StateInformationMiddleware,
->;
+type Limiter<K> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
-/// Failed admin-token attempts per address (cheap to clone; one per server, shared by the API
-/// and the console so they add up).
-#[derive(Clone)]
-pub struct Throttle {
-    inner: Arc<Inner>,
+/// Failed attempts per key: per address by default (cheap to clone; one per server, shared by
+/// the API and the console so they add up).
+pub struct Throttle<K: ThrottleKey = ClientKey> {
+    inner: Arc<Inner<K>>,
 }
 
-struct Inner {
+impl<K: ThrottleKey> Clone for Throttle<K> {
+    fn clone(&self) -> Self {
+        Throttle {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<K: ThrottleKey> {
     config: ThrottleConfig,
-    limiter: Limiter,
-    locked: Mutex<HashMap<ClientKey, Instant>>,
+    limiter: Limiter<K>,
+    locked: Mutex<HashMap<K, Instant>>,
 }
 
-impl std::fmt::Debug for Throttle {
+impl<K: ThrottleKey> std::fmt::Debug for Throttle<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Throttle")
             .field("config", &self.inner.config)
@@ -143,15 +186,15 @@ impl std::fmt::Debug for Throttle {
     }
 }
 
-impl Default for Throttle {
+impl<K: ThrottleKey> Default for Throttle<K> {
     fn default() -> Self {
         Throttle::new(ThrottleConfig::default())
     }
 }
 
-impl Throttle {
+impl<K: ThrottleKey> Throttle<K> {
     /// A throttle with these limits. A zero `period` is taken as one nanosecond per failure.
-    pub fn new(config: ThrottleConfig) -> Throttle {
+    pub fn new(config: ThrottleConfig) -> Throttle<K> {
         let per = (config.period / config.max_failures.get()).max(Duration::from_nanos(1));
         let quota = Quota::with_period(per)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -170,13 +213,13 @@ impl Throttle {
         self.inner.config
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Instant>> {
         self.inner.locked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether `client` is locked out now. Call before checking a presented token, and do not
     /// check it when this says locked.
-    pub fn check(&self, client: ClientKey) -> Result<(), Locked> {
+    pub fn check(&self, client: K) -> Result<(), Locked> {
         let now = Instant::now();
         let mut locked = self.lock();
         match locked.get(&client) {
@@ -194,7 +237,7 @@ impl Throttle {
     /// Records a failed attempt of `client`. Returns the lock-out when this failure used up the
     /// allowance (the attempt itself is still answered as a wrong token; the next one is
     /// refused).
-    pub fn failed(&self, client: ClientKey) -> Option<Locked> {
+    pub fn failed(&self, client: K) -> Option<Locked> {
         let limiter = &self.inner.limiter;
         if limiter.len() > MAX_TRACKED {
             limiter.retain_recent();
@@ -215,13 +258,13 @@ impl Throttle {
         if locked.len() >= MAX_TRACKED {
             locked.retain(|_, until| *until > now);
         }
-        locked.insert(client, now + wait);
+        locked.insert(client.clone(), now + wait);
         drop(locked);
         let lock = Locked { retry_after: wait };
         tracing::warn!(
             client = %client,
             retry_after_secs = lock.retry_after_secs(),
-            "too many failed admin-token attempts: this address is locked out"
+            "too many failed attempts: locked out"
         );
         Some(lock)
     }
@@ -254,6 +297,18 @@ mod tests {
         assert!(locked.retry_after_secs() >= 1);
         assert!(t.check(a).is_err());
         assert!(t.check(b).is_ok(), "other addresses are not affected");
+    }
+
+    #[test]
+    fn usernames_lock_alone_and_are_never_shown() {
+        let t: UserThrottle = Throttle::new(cfg(2, 60_000));
+        let alice = UserKey::of(" Alice ");
+        assert_eq!(alice, UserKey::of("alice"), "as typed, trimmed, any case");
+        assert!(t.failed(alice).is_none());
+        assert!(t.failed(alice).is_some());
+        assert!(t.check(alice).is_err());
+        assert!(t.check(UserKey::of("bob")).is_ok());
+        assert!(!alice.to_string().contains("alice"));
     }
 
     #[test]

@@ -810,6 +810,21 @@ async fn console_in_headless_chromium() {
     c.goto(&format!("{base}/log")).await.unwrap();
     check_page(&c, "log", &mut audit).await;
 
+    // The change audit: the source created above, by the admin token, fields by name.
+    c.goto(&format!("{base}/changes")).await.unwrap();
+    let changes = c
+        .find(Locator::Id("changes"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        changes.contains("admin-token") && changes.contains("sandbox_crvs"),
+        "{changes}"
+    );
+    check_page(&c, "changes", &mut audit).await;
+
     // Signing keys: generate one; the source form offers it as a choice; revoke it through
     // the confirmation page.
     c.goto(&format!("{base}/keys")).await.unwrap();
@@ -901,7 +916,9 @@ async fn console_in_headless_chromium() {
     );
     check_page(&c, "source-test-failed", &mut audit).await;
 
-    // Read-only: values, not inputs.
+    // Read-only: values, not inputs. Sessions live in the store, so the second console knows
+    // the admin's session (cookies are per host, not per port): start afresh.
+    c.delete_all_cookies().await.unwrap();
     c.goto(&format!("{ro_base}/login")).await.unwrap();
     fill(&c, "token", READONLY).await;
     click(&c, "login").await;

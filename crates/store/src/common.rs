@@ -907,10 +907,16 @@ macro_rules! impl_store {
                     let rows = sqlx::query(
                         "SELECT at, source_code, endpoint, action, message_id, transaction_id, \
                          http_status, outcome, duration_ms, attempt, error FROM audit_log \
-                         WHERE ($1 IS NULL OR source_code = $1) ORDER BY id DESC LIMIT $2",
+                         WHERE ($1 IS NULL OR source_code = $1) \
+                         AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) \
+                         ORDER BY id DESC LIMIT $2",
                     )
                     .bind(filter.source_code.as_deref())
-                    .bind(i64::from(filter.limit))
+                    .bind(if filter.limit == 0 { i64::MAX } else { i64::from(filter.limit) })
+                    // Both backends compare instants in UTC at microseconds (see `ts`); SQLite's
+                    // text form sorts like the instants it holds.
+                    .bind(filter.range.since.map(common::ts))
+                    .bind(filter.range.until.map(common::ts))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db("reading the audit log"))?;

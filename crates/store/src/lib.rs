@@ -23,6 +23,9 @@
 //! - And [`dci_client::events::EventStore`] (`events_common.rs`, migration 0004): the events
 //!   outbox — each event written in the database transaction of the change that causes it —
 //!   webhook endpoints (secrets sealed), leases, deliveries, attempts and redelivery.
+//! - And [`dci_client::users::UserStore`] (`users_common.rs`, migration 0008): named users
+//!   (argon2 hashes), personal API tokens (digests only), console sessions (by the digest of
+//!   their id) and the append-only change audit.
 //!
 //! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
 //! validation live in `dci-client`).
@@ -40,6 +43,7 @@ pub mod rotate;
 mod seal;
 mod sqlite;
 pub mod transfer;
+mod users_common;
 
 pub use master_key::{MASTER_KEY_FILE, MasterKeyError};
 pub use open::{

@@ -57,6 +57,11 @@ pub(crate) fn sqlite() -> Migrator {
             "callback_answers",
             include_str!("../migrations/sqlite/0006_callback_answers.sql"),
         ),
+        (
+            8,
+            "users",
+            include_str!("../migrations/sqlite/0008_users.sql"),
+        ),
     ])
 }
 
@@ -91,6 +96,11 @@ pub(crate) fn postgres() -> Migrator {
             6,
             "callback_answers",
             include_str!("../migrations/postgres/0006_callback_answers.sql"),
+        ),
+        (
+            8,
+            "users",
+            include_str!("../migrations/postgres/0008_users.sql"),
         ),
     ])
 }

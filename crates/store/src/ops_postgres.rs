@@ -1,9 +1,11 @@
 //! [`dci_client::ops::OpsStore`] and [`dci_client::events::EventStore`] for
 //! [`crate::PgStore`]: async requests, callbacks, subscriptions, signing keys, events and
-//! webhooks in the same database (see `ops_common`, `events_common`).
+//! webhooks, users, sessions and the change audit in the same database (see `ops_common`,
+//! `events_common`, `users_common`).
 
 use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
+use crate::users_common::impl_user_store;
 
 /// Row-lock clause of reads that precede a change (a transaction row before its callbacks
 /// decide its state).
@@ -13,3 +15,4 @@ const SKIP_LOCKED: &str = " FOR UPDATE OF e SKIP LOCKED";
 
 impl_ops_store!(crate::PgStore, sqlx::Postgres, crate::migrations::postgres);
 impl_event_store!(crate::PgStore, sqlx::Postgres);
+impl_user_store!(crate::PgStore, sqlx::Postgres);

@@ -1,9 +1,11 @@
 //! [`dci_client::ops::OpsStore`] and [`dci_client::events::EventStore`] for
 //! [`crate::SqliteStore`]: async requests, callbacks, subscriptions, signing keys, events and
-//! webhooks in the same SQLite file (see `ops_common`, `events_common`).
+//! webhooks, users, sessions and the change audit in the same SQLite file (see
+//! `ops_common`, `events_common`, `users_common`).
 
 use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
+use crate::users_common::impl_user_store;
 
 /// Row-lock clause of reads that precede a change: none (SQLite's writer lock, taken by the
 /// write that starts each such transaction, serialises them).
@@ -13,3 +15,4 @@ const SKIP_LOCKED: &str = "";
 
 impl_ops_store!(crate::SqliteStore, sqlx::Sqlite, crate::migrations::sqlite);
 impl_event_store!(crate::SqliteStore, sqlx::Sqlite);
+impl_user_store!(crate::SqliteStore, sqlx::Sqlite);

@@ -751,6 +751,7 @@ async fn audit_log_is_append_only_newest_first(b: Arc<Backend>) {
         .list_audit(&AuditFilter {
             source_code: Some("aa".into()),
             limit: 2,
+            ..AuditFilter::default()
         })
         .await
         .unwrap();
@@ -760,6 +761,7 @@ async fn audit_log_is_append_only_newest_first(b: Arc<Backend>) {
         .list_audit(&AuditFilter {
             source_code: Some("aa".into()),
             limit: 10,
+            ..AuditFilter::default()
         })
         .await
         .unwrap()[2];
@@ -779,6 +781,7 @@ async fn audit_batches_are_written_whole_in_order(b: Arc<Backend>) {
         .list_audit(&AuditFilter {
             source_code: Some("batch".into()),
             limit: 1000,
+            ..AuditFilter::default()
         })
         .await
         .unwrap();
@@ -1068,6 +1071,7 @@ async fn concurrent_writers(b: Arc<Backend>) {
         .list_audit(&AuditFilter {
             source_code: None,
             limit: 1000,
+            ..AuditFilter::default()
         })
         .await
         .unwrap();

@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 
 use crate::cli::exit;
 use crate::cmd::search::ops_error;
+use crate::context::record_change;
 use crate::context::{CmdError, block_on, say};
+use dci_client::users::ChangeTarget;
 
 /// Examples shown under `--help`.
 pub(crate) const EXAMPLES: &str = "\
@@ -88,7 +90,9 @@ fn show(k: &SigningKeyRecord, json: bool) {
 }
 
 async fn execute(cmd: KeyCommand, json: bool) -> Result<(), CmdError> {
-    let km = crate::context::engine().await?.keys();
+    let engine = crate::context::engine().await?;
+    let km = engine.keys();
+    let ops = engine.ops_store().clone();
     match cmd {
         KeyCommand::Generate {
             alg,
@@ -110,6 +114,8 @@ async fn execute(cmd: KeyCommand, json: bool) -> Result<(), CmdError> {
                 )
                 .await
                 .map_err(ops_error)?;
+            let fields = vec!["algorithm".into(), "status".into()];
+            record_change(ops, ChangeTarget::SigningKey, &k.key_id, "create", fields).await;
             show(&k, json);
             if !json {
                 say!(
@@ -130,12 +136,20 @@ async fn execute(cmd: KeyCommand, json: bool) -> Result<(), CmdError> {
                 }
             }
         }
-        KeyCommand::Activate { id } => show(&km.activate(&id).await.map_err(ops_error)?, json),
+        KeyCommand::Activate { id } => {
+            let k = km.activate(&id).await.map_err(ops_error)?;
+            let fields = vec!["status".into()];
+            record_change(ops, ChangeTarget::SigningKey, &id, "activate", fields).await;
+            show(&k, json);
+        }
         KeyCommand::Revoke { id, yes } => {
             // An unknown key is "not found" before anyone is asked anything.
             km.get(&id).await.map_err(ops_error)?;
             crate::context::confirm(&format!("revoke key {id}"), yes)?;
-            show(&km.revoke(&id).await.map_err(ops_error)?, json);
+            let k = km.revoke(&id).await.map_err(ops_error)?;
+            let fields = vec!["status".into()];
+            record_change(ops, ChangeTarget::SigningKey, &id, "revoke", fields).await;
+            show(&k, json);
         }
         KeyCommand::ExportJwks => {
             let jwks = km

@@ -51,6 +51,7 @@ pub(crate) async fn execute(
     let filter = AuditFilter {
         source_code: args.source.clone(),
         limit: args.limit,
+        ..AuditFilter::default()
     };
     let entries = store.list_audit(&filter).await?;
     // No entries for a code no source has (nor had): a typo, not an empty log.

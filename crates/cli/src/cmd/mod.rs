@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod audit;
 pub(crate) mod completions;
 pub(crate) mod config;
 pub(crate) mod crvs;
@@ -22,4 +23,5 @@ pub(crate) mod subscribe;
 pub(crate) mod test_connection;
 pub(crate) mod token;
 pub(crate) mod txn_status;
+pub(crate) mod user;
 pub(crate) mod webhook;

@@ -18,7 +18,10 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::cli::exit;
+use crate::context::record_change;
 use crate::context::{CmdError, block_on, open_store, say};
+use dci_client::users::ChangeTarget;
+use dci_client::users::changes::{created_source_fields, source_fields};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SourceCommand {
@@ -278,7 +281,8 @@ async fn run_async(cmd: SourceCommand, json: bool) -> Result<(), CmdError> {
         }
         SourceCommand::Edit(args) => edit(*args, json).await,
         SourceCommand::Remove { code, yes } => {
-            let store = open_store().await?.store;
+            let opened = open_store().await?;
+            let store = opened.store;
             // An unknown code says so (exit 3) before anything is asked.
             if store.get_data_source(&code).await?.is_none() {
                 return Err(dci_client::StoreError::NotFound(code).into());
@@ -288,6 +292,14 @@ async fn run_async(cmd: SourceCommand, json: bool) -> Result<(), CmdError> {
                 yes,
             )?;
             store.delete_data_source(&code).await?;
+            record_change(
+                opened.ops,
+                ChangeTarget::DataSource,
+                &code,
+                "delete",
+                Vec::new(),
+            )
+            .await;
             out(
                 json,
                 json!({ "removed": code }),
@@ -329,6 +341,15 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
     check_key(&opened, &source).await?;
     let store = opened.store;
     store.create_data_source(&source).await?;
+    let fields = created_source_fields(&source);
+    record_change(
+        opened.ops,
+        ChangeTarget::DataSource,
+        &source.code,
+        "create",
+        fields,
+    )
+    .await;
     let stored = get(&*store, &source.code).await?;
     // The callback URL carries the callback secret: shown once here (and on request later).
     if json {
@@ -396,6 +417,15 @@ async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
     check_key(&opened, &updated).await?;
     // One transaction: the row, its secrets and (on new credentials) the cached token.
     let stored = store.update_data_source(&updated).await?;
+    let fields = source_fields(&existing, &stored);
+    record_change(
+        opened.ops,
+        ChangeTarget::DataSource,
+        &existing.code,
+        "update",
+        fields,
+    )
+    .await;
     let reset = stored.state == SourceState::Draft && existing.state != SourceState::Draft;
     if json {
         let mut v = if args.regenerate_callback_secret {
@@ -468,8 +498,10 @@ async fn list(args: ListArgs, json: bool) -> Result<(), CmdError> {
 }
 
 async fn set_active(code: &str, active: bool, json: bool) -> Result<(), CmdError> {
-    let store = open_store().await?.store;
-    store.set_active(code, active).await?;
+    let opened = open_store().await?;
+    opened.store.set_active(code, active).await?;
+    let fields = vec!["active".to_owned()];
+    record_change(opened.ops, ChangeTarget::DataSource, code, "update", fields).await;
     let word = if active { "enabled" } else { "disabled" };
     out(
         json,

@@ -15,7 +15,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::exit;
+use crate::context::record_change;
 use crate::context::{CmdError, block_on, say};
+use dci_client::users::ChangeTarget;
 
 /// Examples shown under `--help`.
 pub(crate) const EXAMPLES: &str = "\
@@ -156,6 +158,17 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
                         }
                         CreateEndpointError::Store(s) => s.into(),
                     })?;
+            let fields = ["url", "kinds", "enabled", "secret"]
+                .map(str::to_owned)
+                .to_vec();
+            record_change(
+                ops.clone(),
+                ChangeTarget::Webhook,
+                &endpoint.id,
+                "create",
+                fields,
+            )
+            .await;
             if json {
                 let mut v = serde_json::to_value(&endpoint).unwrap_or_default();
                 if shown {
@@ -200,6 +213,14 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
             }
             crate::context::confirm(&format!("remove webhook {id}"), yes)?;
             ops.delete_webhook(&id).await?;
+            record_change(
+                ops.clone(),
+                ChangeTarget::Webhook,
+                &id,
+                "delete",
+                Vec::new(),
+            )
+            .await;
             if json {
                 say!("{}", json!({ "removed": id }));
             } else {

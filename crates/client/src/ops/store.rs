@@ -19,12 +19,14 @@ use time::OffsetDateTime;
 use crate::store::StoreError;
 
 /// Storage for the DCI operations. Implementations: `dci_store::SqliteStore`, `dci_store::PgStore`.
+/// Every operations store also stores users, sessions and the change audit
+/// ([`crate::users::UserStore`]), so a server reaches them through the same handle.
 ///
 /// Events ([`crate::events`]): the methods that change a transaction, store a callback or change
 /// a subscription write the events the change causes in the same database transaction (built by
 /// [`crate::events::build`]), and fan them out to the webhook endpoints.
 #[async_trait]
-pub trait OpsStore: crate::events::EventStore + Send + Sync {
+pub trait OpsStore: crate::events::EventStore + crate::users::UserStore + Send + Sync {
     /// Stores a new outgoing async request *before* it is sent. The transaction id is unique:
     /// inserting an existing one fails.
     async fn insert_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError>;

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ApiQuery;
+use crate::auth::{ApiOperator, ApiViewer};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 
@@ -51,6 +52,7 @@ pub(crate) struct EventsQuery {
 }
 
 pub(crate) async fn list(
+    _: ApiViewer,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -92,6 +94,7 @@ pub(crate) struct AckBody {
 }
 
 pub(crate) async fn ack(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<AckBody>,
 ) -> ApiResult<impl IntoResponse> {
@@ -109,6 +112,7 @@ pub(crate) async fn ack(
 }
 
 pub(crate) async fn get(
+    _: ApiViewer,
     State(st): State<AppState>,
     crate::ApiPath(id): crate::ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
@@ -127,6 +131,7 @@ pub(crate) struct SourceQuery {
 }
 
 pub(crate) async fn notifications(
+    _: ApiViewer,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<SourceQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -141,6 +146,7 @@ pub(crate) async fn notifications(
 }
 
 pub(crate) async fn subscriptions(
+    _: ApiViewer,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<SourceQuery>,
 ) -> ApiResult<impl IntoResponse> {

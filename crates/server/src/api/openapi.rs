@@ -25,6 +25,7 @@ pub(super) fn responses(ok_code: &str, ok_body: Value, err_codes: &[&str]) -> Va
     let mut m = errors(err_codes);
     m.insert(ok_code.to_owned(), ok_body);
     m.insert("401".into(), err_ref());
+    m.insert("403".into(), err_ref());
     Value::Object(m)
 }
 
@@ -174,6 +175,9 @@ fn registry_operation(method: &str, path: &str, summary: &str) -> Value {
 pub(crate) fn document() -> Value {
     let mut doc = core_document();
     for (path, item) in super::openapi_events::paths() {
+        doc["paths"][path] = item;
+    }
+    for (path, item) in super::openapi_users::paths() {
         doc["paths"][path] = item;
     }
     for (name, s) in super::openapi_events::schemas() {
@@ -506,7 +510,7 @@ mod tests {
         }
         let mut routed: BTreeSet<(String, String)> = crate::api::routes()
             .into_iter()
-            .map(|(m, p, _)| (m.to_string(), p.to_owned()))
+            .map(|(m, p, _, _)| (m.to_string(), p.to_owned()))
             .collect();
         for (m, p) in crate::api::PUBLIC_ROUTES {
             routed.insert((m.to_string(), (*p).to_owned()));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::extract::State;
 
 use crate::ApiPath;
+use crate::auth::{ApiOperator, ApiViewer};
 use axum::response::IntoResponse;
 use dci_client::ops::{
     AsyncSubmission, SearchQuery, SearchSpec, SubscribeSpec, TransactionView, TxnStatusQuery,
@@ -156,6 +157,7 @@ fn failed(view: &TransactionView) -> Option<ApiError> {
 }
 
 pub(crate) async fn search(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<SearchBody>,
@@ -186,6 +188,7 @@ pub(crate) struct SubscribeBody {
 }
 
 pub(crate) async fn subscribe(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<SubscribeBody>,
@@ -213,6 +216,7 @@ pub(crate) struct UnsubscribeBody {
 }
 
 pub(crate) async fn unsubscribe(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<UnsubscribeBody>,
@@ -245,6 +249,7 @@ pub(crate) struct TxnStatusBody {
 }
 
 pub(crate) async fn txn_status(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<TxnStatusBody>,
@@ -273,6 +278,7 @@ pub(crate) async fn txn_status(
 }
 
 pub(crate) async fn transaction(
+    _: ApiViewer,
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
@@ -300,6 +306,7 @@ pub(crate) struct TransactionsQuery {
 /// Stored async requests, newest first (summaries: `GET /transactions/{id}` has the ACK,
 /// callbacks and items).
 pub(crate) async fn transactions(
+    _: ApiViewer,
     State(st): State<AppState>,
     crate::ApiQuery(q): crate::ApiQuery<TransactionsQuery>,
 ) -> ApiResult<impl IntoResponse> {

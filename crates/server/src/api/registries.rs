@@ -7,6 +7,7 @@
 use axum::Router;
 use axum::extract::State;
 
+use crate::auth::ApiOperator;
 use crate::{ApiPath, ApiQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -80,6 +81,7 @@ async fn crvs(st: &AppState, code: &str) -> ApiResult<CrvsClient> {
 }
 
 async fn crvs_person(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -89,6 +91,7 @@ async fn crvs_person(
 }
 
 async fn crvs_verify_birth(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -98,6 +101,7 @@ async fn crvs_verify_birth(
 }
 
 async fn crvs_check_death(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -116,6 +120,7 @@ pub(crate) struct EventsQuery {
 }
 
 async fn crvs_events(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<EventsQuery>,
@@ -140,6 +145,7 @@ pub(crate) struct SubscribeBody {
 }
 
 async fn crvs_subscribe(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<SubscribeBody>,
@@ -171,6 +177,7 @@ async fn dr(st: &AppState, code: &str) -> ApiResult<DrClient> {
 }
 
 async fn dr_status(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -186,6 +193,7 @@ async fn dr_status(
 }
 
 async fn dr_details(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -195,6 +203,7 @@ async fn dr_details(
 }
 
 async fn dr_support(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -208,6 +217,7 @@ async fn ibr(st: &AppState, code: &str) -> ApiResult<IbrClient> {
 }
 
 async fn ibr_enrolled(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -224,6 +234,7 @@ pub(crate) struct DedupeBody {
 }
 
 async fn ibr_dedupe(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<DedupeBody>,
@@ -246,6 +257,7 @@ pub(crate) struct PushBody {
 }
 
 async fn ibr_push(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<PushBody>,
@@ -267,6 +279,7 @@ async fn social(st: &AppState, code: &str) -> ApiResult<SocialClient> {
 }
 
 async fn social_group(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -276,6 +289,7 @@ async fn social_group(
 }
 
 async fn social_member(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,
@@ -285,6 +299,7 @@ async fn social_member(
 }
 
 async fn fr_farmer(
+    _: ApiOperator,
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<IdQuery>,

@@ -18,10 +18,12 @@ use dci_client::source::names;
 use dci_client::{AuditFilter, SourceDocument, SourceFilter, TestOptions};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
 
+use crate::auth::{ApiAdmin, ApiOperator, ApiViewer};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
+use dci_client::users::ChangeTarget;
+use dci_client::users::changes::{created_source_fields, source_fields};
 
 /// Query of `GET /sources`.
 #[derive(Debug, Deserialize)]
@@ -33,6 +35,7 @@ pub(crate) struct ListQuery {
 }
 
 pub(crate) async fn list(
+    _: ApiViewer,
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -55,6 +58,7 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn create(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<SourceDocument>,
 ) -> ApiResult<impl IntoResponse> {
@@ -63,6 +67,15 @@ pub(crate) async fn create(
         .check_source_key(&source)
         .await?;
     st.store.create_data_source(&source).await?;
+    let fields = created_source_fields(&source);
+    st.record_change(
+        &who,
+        ChangeTarget::DataSource,
+        &source.code,
+        "create",
+        fields,
+    )
+    .await;
     let stored = st
         .store
         .get_data_source(&source.code)
@@ -87,6 +100,7 @@ pub(crate) struct GetQuery {
 }
 
 pub(crate) async fn get(
+    _: ApiViewer,
     State(st): State<AppState>,
     Path(code): Path<String>,
     Query(q): Query<GetQuery>,
@@ -110,6 +124,7 @@ pub(crate) struct UpdateQuery {
 }
 
 pub(crate) async fn update(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     Path(code): Path<String>,
     Query(q): Query<UpdateQuery>,
@@ -126,6 +141,14 @@ pub(crate) async fn update(
         .await?;
     let stored = st.store.update_data_source(&source).await?;
     st.engine.invalidate(&code);
+    st.record_change(
+        &who,
+        ChangeTarget::DataSource,
+        &code,
+        "update",
+        source_fields(&existing, &stored),
+    )
+    .await;
     if q.regenerate_callback_secret {
         return Ok(ApiJson(
             serde_json::to_value(revealed(&stored)).unwrap_or_default(),
@@ -135,11 +158,14 @@ pub(crate) async fn update(
 }
 
 pub(crate) async fn delete(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     Path(code): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     load(&st, &code).await?;
     st.engine.delete_source(&code).await?;
+    st.record_change(&who, ChangeTarget::DataSource, &code, "delete", Vec::new())
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -163,6 +189,7 @@ impl Default for TestBody {
 }
 
 pub(crate) async fn test(
+    _: ApiOperator,
     State(st): State<AppState>,
     Path(code): Path<String>,
     body: axum::body::Bytes,
@@ -189,6 +216,7 @@ pub(crate) struct AuditQuery {
 }
 
 pub(crate) async fn audit(
+    _: ApiViewer,
     State(st): State<AppState>,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -204,26 +232,10 @@ pub(crate) async fn audit(
         .list_audit(&AuditFilter {
             source_code: q.source,
             limit,
+            ..AuditFilter::default()
         })
         .await?;
-    let entries: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "at": e.at.format(&Rfc3339).unwrap_or_default(),
-                "source": e.source_code,
-                "endpoint": e.endpoint,
-                "action": e.action,
-                "message_id": e.message_id,
-                "transaction_id": e.transaction_id,
-                "http_status": e.http_status,
-                "outcome": e.outcome.as_str(),
-                "duration_ms": e.duration_ms,
-                "attempt": e.attempt,
-                "error": e.error,
-            })
-        })
-        .collect();
+    let entries: Vec<Value> = entries.iter().map(dci_client::export::audit_json).collect();
     Ok(ApiJson(json!({ "entries": entries })))
 }
 

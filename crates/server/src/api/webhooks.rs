@@ -13,9 +13,12 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::events::{limit, time_param};
+use crate::auth::{ApiAdmin, ApiViewer};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 use crate::{ApiPath, ApiQuery};
+use dci_client::users::ChangeTarget;
+use dci_client::users::changes::json_fields;
 
 fn unknown(id: &str) -> ApiError {
     ApiError::NotFound(format!(
@@ -56,6 +59,7 @@ fn invalid(e: dci_client::FieldError) -> ApiError {
 }
 
 pub(crate) async fn create(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> ApiResult<impl IntoResponse> {
@@ -65,18 +69,32 @@ pub(crate) async fn create(
             dci_client::webhooks::CreateEndpointError::Invalid(f) => invalid(f),
             dci_client::webhooks::CreateEndpointError::Store(s) => s.into(),
         })?;
+    st.record_change(
+        &who,
+        ChangeTarget::Webhook,
+        &endpoint.id,
+        "create",
+        vec![
+            "url".into(),
+            "kinds".into(),
+            "enabled".into(),
+            "secret".into(),
+        ],
+    )
+    .await;
     let mut out = serde_json::to_value(&endpoint).map_err(ApiError::internal)?;
     out["secret"] = secret.expose().expose_secret().into();
     Ok((StatusCode::CREATED, ApiJson(out)))
 }
 
-pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn list(_: ApiViewer, State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
     Ok(ApiJson(
         json!({ "webhooks": st.ops.list_webhooks().await? }),
     ))
 }
 
 pub(crate) async fn get(
+    _: ApiViewer,
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
@@ -86,11 +104,13 @@ pub(crate) async fn get(
 }
 
 pub(crate) async fn update(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> ApiResult<impl IntoResponse> {
     let mut endpoint = st.ops.get_webhook(&id).await?.ok_or_else(|| unknown(&id))?;
+    let before = serde_json::to_value(&endpoint).unwrap_or_default();
     let input = body.input();
     let (url, kinds) = input.validate().map_err(invalid)?;
     endpoint.url = url;
@@ -105,16 +125,26 @@ pub(crate) async fn update(
     if !st.ops.update_webhook(&endpoint).await? {
         return Err(unknown(&id));
     }
+    let mut fields = json_fields(
+        &before,
+        &serde_json::to_value(&endpoint).unwrap_or_default(),
+    );
+    fields.retain(|f| f != "updated_at");
+    st.record_change(&who, ChangeTarget::Webhook, &id, "update", fields)
+        .await;
     Ok(ApiJson(endpoint))
 }
 
 pub(crate) async fn delete(
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     if !st.ops.delete_webhook(&id).await? {
         return Err(unknown(&id));
     }
+    st.record_change(&who, ChangeTarget::Webhook, &id, "delete", Vec::new())
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -128,6 +158,7 @@ pub(crate) struct DeliveriesQuery {
 }
 
 pub(crate) async fn deliveries(
+    _: ApiViewer,
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
@@ -184,6 +215,7 @@ pub(crate) struct RedeliverBody {
 }
 
 pub(crate) async fn redeliver(
+    _: ApiAdmin,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<RedeliverBody>,
 ) -> ApiResult<impl IntoResponse> {

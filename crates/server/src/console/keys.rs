@@ -1,16 +1,18 @@
 //! Signing keys: list (public part only), generate, activate, revoke (after a confirmation
 //! page). A thin view over `dci_client::keys`.
 
-use axum::extract::{Extension, Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use dci_client::keys::{GenerateOptions, KeyManager, parse_algorithm};
 use maud::html;
 use serde::Deserialize;
 
-use super::session::{Ctx, Sessions, see_other};
+use super::session::{ConsoleAdmin, ConsoleViewer};
+use super::session::{Ctx, see_other};
 use super::view::{self, badge, crumbs, failed, required_mark, scroll, when};
 use crate::state::AppState;
+use dci_client::users::ChangeTarget;
 
 /// Query of `GET /keys`.
 #[derive(Debug, Default, Deserialize)]
@@ -22,14 +24,9 @@ pub(crate) struct KeysQuery {
 /// `GET /keys`: our signing keys (public part only).
 pub(crate) async fn keys(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleViewer(ctx): ConsoleViewer,
     Query(q): Query<KeysQuery>,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let notice = match q.notice.as_str() {
         "generated" => Some("Key generated."),
         "activated" => Some("Key activated."),
@@ -124,14 +121,12 @@ pub(crate) struct KeyForm {
 /// `POST /keys`.
 pub(crate) async fn key_generate(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Form(form): Form<KeyForm>,
 ) -> Response {
-    let ctx = match sessions.editor(&headers, &form.csrf) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Err(r) = ctx.check_csrf(&form.csrf) {
+        return r;
+    }
     let alg = match parse_algorithm(&form.algorithm) {
         Ok(a) => a,
         Err(e) => {
@@ -153,7 +148,18 @@ pub(crate) async fn key_generate(
         .generate(form.key_id.trim(), alg, opts)
         .await
     {
-        Ok(_) => see_other("/keys?notice=generated"),
+        Ok(k) => {
+            let fields = vec!["algorithm".into(), "status".into()];
+            st.record_change(
+                &ctx.who,
+                ChangeTarget::SigningKey,
+                &k.key_id,
+                "create",
+                fields,
+            )
+            .await;
+            see_other("/keys?notice=generated")
+        }
         Err(e) => {
             keys_view(
                 &st,
@@ -179,52 +185,36 @@ pub(crate) struct CsrfOnly {
 /// `POST /keys/{id}/activate`.
 pub(crate) async fn key_activate(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    change_key(
-        &st,
-        &sessions,
-        &headers,
-        &id,
-        &form.csrf,
-        KeyChange::Activate,
-    )
-    .await
+    change_key(&st, &ctx, &id, &form.csrf, KeyChange::Activate).await
 }
 
 /// `POST /keys/{id}/revoke`.
 pub(crate) async fn key_revoke(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
     if form.confirm != "yes" {
         // Not from the confirmation page: ask first (revoking cannot be undone).
-        let ctx = match sessions.editor(&headers, &form.csrf) {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
+        if let Err(r) = ctx.check_csrf(&form.csrf) {
+            return r;
+        }
         return revoke_confirmation(&st, &ctx, &id).await;
     }
-    change_key(&st, &sessions, &headers, &id, &form.csrf, KeyChange::Revoke).await
+    change_key(&st, &ctx, &id, &form.csrf, KeyChange::Revoke).await
 }
 
 /// `GET /keys/{id}/revoke`: what revoking does, and a button that does it.
 pub(crate) async fn key_revoke_confirm(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = match sessions.admin_viewer(&headers, "revoke keys") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     revoke_confirmation(&st, &ctx, &id).await
 }
 
@@ -264,29 +254,26 @@ enum KeyChange {
 
 /// Checks the editor's CSRF token, applies the change, and redirects with a notice (or shows
 /// the keys page with the error).
-async fn change_key(
-    st: &AppState,
-    sessions: &Sessions,
-    headers: &HeaderMap,
-    id: &str,
-    csrf: &str,
-    change: KeyChange,
-) -> Response {
-    let ctx = match sessions.editor(headers, csrf) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn change_key(st: &AppState, ctx: &Ctx, id: &str, csrf: &str, change: KeyChange) -> Response {
+    if let Err(r) = ctx.check_csrf(csrf) {
+        return r;
+    }
     let keys = KeyManager::new(st.ops.clone());
-    let (outcome, notice) = match change {
-        KeyChange::Activate => (keys.activate(id).await, "activated"),
-        KeyChange::Revoke => (keys.revoke(id).await, "revoked"),
+    let (outcome, notice, action) = match change {
+        KeyChange::Activate => (keys.activate(id).await, "activated", "activate"),
+        KeyChange::Revoke => (keys.revoke(id).await, "revoked", "revoke"),
     };
     match outcome {
-        Ok(_) => see_other(&format!("/keys?notice={notice}")),
+        Ok(_) => {
+            let fields = vec!["status".into()];
+            st.record_change(&ctx.who, ChangeTarget::SigningKey, id, action, fields)
+                .await;
+            see_other(&format!("/keys?notice={notice}"))
+        }
         Err(e) => {
             keys_view(
                 st,
-                &ctx,
+                ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
                 Some(&e.to_string()),

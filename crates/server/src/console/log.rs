@@ -1,13 +1,13 @@
 //! The audit log of outgoing calls. A thin view over the store.
 
-use axum::extract::{Extension, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use dci_client::AuditFilter;
 use maud::html;
 use serde::Deserialize;
 
-use super::session::Sessions;
+use super::session::ConsoleViewer;
 use super::view::{self, crumbs, failed, scroll, when};
 use crate::state::AppState;
 
@@ -21,20 +21,16 @@ pub(crate) struct LogQuery {
 /// `GET /log`: the audit log of outgoing calls.
 pub(crate) async fn log(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleViewer(ctx): ConsoleViewer,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let source = Some(q.source.trim().to_owned()).filter(|s| !s.is_empty());
     let entries = match st
         .store
         .list_audit(&AuditFilter {
             source_code: source.clone(),
             limit: 200,
+            ..AuditFilter::default()
         })
         .await
     {

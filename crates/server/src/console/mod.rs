@@ -1,9 +1,11 @@
 //! The admin console: server-rendered HTML pages for sysadmins, merged into [`crate::router`].
 //!
 //! Map:
-//! - [`session`]: login with the admin token (or a read-only token), server-side sessions in
-//!   memory, cookies (`HttpOnly`, `SameSite=Strict`, `Secure` over https), a CSRF token on every
-//!   form.
+//! - [`session`]: sign-in with a username and password, or with the admin token (or a
+//!   read-only token); server-side sessions in the store (they survive a restart and are
+//!   shared by instances); cookies (`HttpOnly`, `SameSite=Strict`, `Secure` over https); a
+//!   CSRF token on every form; the role extractors every page takes (viewer: pages; operator:
+//!   also search and Test Connection; admin: also changes and keys).
 //! - [`sources`]: DCI > Configuration > Data Sources — list with state badges and filters, the
 //!   grouped form with inline validation errors and write-only secrets, Test Connection (the
 //!   same `dci_client::test_connection` as `dci source test`), clear token cache.
@@ -11,14 +13,15 @@
 //!   person, a group with members, a farmer, a disability status, enrolments).
 //! - [`transactions`]: async requests with ACK and callbacks, one page per transaction,
 //!   subscriptions, notifications with their content.
-//! - [`log`]: the audit log. [`keys`]: signing keys (revoke after a confirmation page).
+//! - [`log`]: the audit log. [`changes`]: the change audit (who changed what, when, which
+//!   fields). [`keys`]: signing keys (revoke after a confirmation page).
 //! - [`view`]: the layout and small HTML helpers (maud escapes every interpolation).
 //!
 //! Routes are stable so bookmarks and scripts keep working: `GET/POST /login`, `POST /logout`,
 //! `GET /sources`, `GET/POST /sources/new`, `GET/POST /sources/{code}`,
 //! `POST /sources/{code}/test`, `POST /sources/{code}/clear-token`,
 //! `GET/POST /sources/{code}/delete` (confirmation, then delete), `GET/POST /search`,
-//! `GET /transactions`, `GET /transactions/{id}`, `GET /log`, `GET/POST /keys`,
+//! `GET /transactions`, `GET /transactions/{id}`, `GET /log`, `GET /changes`, `GET/POST /keys`,
 //! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke).
 //!
 //! Every page works without JavaScript; one small script only moves the focus to the error
@@ -30,6 +33,7 @@
 //!
 //! Owns: HTML, sessions, CSRF. Does not own: what the pages do (`dci_client`), storage.
 
+mod changes;
 mod keys;
 mod log;
 mod records;
@@ -41,8 +45,10 @@ pub(crate) mod view;
 
 use axum::Router;
 use axum::extract::Extension;
+use axum::http::Method;
 use axum::response::Redirect;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
+use dci_client::users::Role;
 use secrecy::SecretString;
 
 use crate::state::AppState;
@@ -101,36 +107,134 @@ pub fn router() -> Router<AppState> {
     router_with(ConsoleConfig::from_env())
 }
 
-/// The console with explicit settings. Sessions live in this router (one per server).
+/// Every console route: method, path, the role it needs (`None`: the sign-in pages and static
+/// files, open to all), handler. The handler's role extractor (`session::ConsoleViewer`, …)
+/// enforces the role; a test calls every route with every role and checks the answers
+/// against this table.
+pub(crate) fn routes() -> Vec<(Method, &'static str, Option<Role>, MethodRouter<AppState>)> {
+    use Role::{Admin, Operator, Viewer};
+    vec![
+        (
+            Method::GET,
+            "/",
+            None,
+            get(|| async { Redirect::to("/sources") }),
+        ),
+        (Method::GET, "/login", None, get(session::login_page)),
+        (Method::POST, "/login", None, post(session::login)),
+        (Method::POST, "/logout", None, post(session::logout)),
+        (Method::GET, "/sources", Some(Viewer), get(sources::list)),
+        (
+            Method::GET,
+            "/sources/new",
+            Some(Viewer),
+            get(sources::new_form),
+        ),
+        (
+            Method::POST,
+            "/sources/new",
+            Some(Admin),
+            post(sources::create),
+        ),
+        (
+            Method::GET,
+            "/sources/{code}",
+            Some(Viewer),
+            get(sources::edit_form),
+        ),
+        (
+            Method::POST,
+            "/sources/{code}",
+            Some(Admin),
+            post(sources::update),
+        ),
+        (
+            Method::POST,
+            "/sources/{code}/test",
+            Some(Operator),
+            post(sources::test),
+        ),
+        (
+            Method::POST,
+            "/sources/{code}/clear-token",
+            Some(Admin),
+            post(sources::clear_token),
+        ),
+        (
+            Method::GET,
+            "/sources/{code}/delete",
+            Some(Admin),
+            get(sources::delete_confirm),
+        ),
+        (
+            Method::POST,
+            "/sources/{code}/delete",
+            Some(Admin),
+            post(sources::delete),
+        ),
+        (
+            Method::GET,
+            "/search",
+            Some(Viewer),
+            get(search::search_page),
+        ),
+        (
+            Method::POST,
+            "/search",
+            Some(Operator),
+            post(search::search_run),
+        ),
+        (
+            Method::GET,
+            "/transactions",
+            Some(Viewer),
+            get(transactions::transactions),
+        ),
+        (
+            Method::GET,
+            "/transactions/{id}",
+            Some(Viewer),
+            get(transactions::transaction),
+        ),
+        (Method::GET, "/log", Some(Viewer), get(log::log)),
+        (Method::GET, "/changes", Some(Viewer), get(changes::changes)),
+        (Method::GET, "/keys", Some(Viewer), get(keys::keys)),
+        (Method::POST, "/keys", Some(Admin), post(keys::key_generate)),
+        (
+            Method::POST,
+            "/keys/{id}/activate",
+            Some(Admin),
+            post(keys::key_activate),
+        ),
+        (
+            Method::GET,
+            "/keys/{id}/revoke",
+            Some(Admin),
+            get(keys::key_revoke_confirm),
+        ),
+        (
+            Method::POST,
+            "/keys/{id}/revoke",
+            Some(Admin),
+            post(keys::key_revoke),
+        ),
+        (Method::GET, "/console.js", None, get(view::script)),
+        (Method::GET, "/static/htmx.min.js", None, get(view::htmx)),
+    ]
+}
+
+/// Every console route with the role it needs (`None`: open to all): method, path, role.
+pub fn route_roles() -> Vec<(Method, &'static str, Option<Role>)> {
+    routes().into_iter().map(|(m, p, r, _)| (m, p, r)).collect()
+}
+
+/// The console with explicit settings. Sessions live in the store; the settings and the
+/// fallback sign-in limits live in this router.
 pub fn router_with(config: ConsoleConfig) -> Router<AppState> {
     let sessions = Sessions::new(config);
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/sources") }))
-        .route("/login", get(session::login_page).post(session::login))
-        .route("/logout", post(session::logout))
-        .route("/sources", get(sources::list))
-        .route("/sources/new", get(sources::new_form).post(sources::create))
-        .route(
-            "/sources/{code}",
-            get(sources::edit_form).post(sources::update),
-        )
-        .route("/sources/{code}/test", post(sources::test))
-        .route("/sources/{code}/clear-token", post(sources::clear_token))
-        .route(
-            "/sources/{code}/delete",
-            get(sources::delete_confirm).post(sources::delete),
-        )
-        .route("/search", get(search::search_page).post(search::search_run))
-        .route("/transactions", get(transactions::transactions))
-        .route("/transactions/{id}", get(transactions::transaction))
-        .route("/log", get(log::log))
-        .route("/keys", get(keys::keys).post(keys::key_generate))
-        .route("/keys/{id}/activate", post(keys::key_activate))
-        .route(
-            "/keys/{id}/revoke",
-            get(keys::key_revoke_confirm).post(keys::key_revoke),
-        )
-        .route("/console.js", get(view::script))
-        .route("/static/htmx.min.js", get(view::htmx))
-        .layer(Extension(sessions))
+    let mut router = Router::new();
+    for (_, path, _, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router.layer(Extension(sessions))
 }

@@ -1,8 +1,8 @@
 //! Search: one sync search against a data source, its results drawn as the registry's typed
 //! records ([`super::records`]). A thin view over `dci_client::ops`.
 
-use axum::extract::{Extension, Form, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use dci_client::ops::{SearchQuery, SearchResult, SearchSpec};
 use dci_client::registries::{IdentifierType, identifier_types};
@@ -12,7 +12,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::records::item_view;
-use super::session::{Ctx, Sessions};
+use super::session::Ctx;
+use super::session::{ConsoleOperator, ConsoleViewer};
 use super::view::{self, crumbs, required_mark};
 use crate::state::AppState;
 
@@ -45,14 +46,9 @@ pub(crate) struct SearchForm {
 /// `GET /search`.
 pub(crate) async fn search_page(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleViewer(ctx): ConsoleViewer,
     Query(form): Query<SearchForm>,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     search_view(&st, &ctx, StatusCode::OK, &form, None, None).await
 }
 
@@ -60,14 +56,12 @@ pub(crate) async fn search_page(
 /// and the CSRF token).
 pub(crate) async fn search_run(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleOperator(ctx): ConsoleOperator,
     Form(form): Form<SearchForm>,
 ) -> Response {
-    let ctx = match sessions.editor(&headers, &form.csrf) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Err(r) = ctx.check_csrf(&form.csrf) {
+        return r;
+    }
     let refuse = |status, e: String| {
         let (st, ctx, form) = (&st, &ctx, &form);
         async move { search_view(st, ctx, status, form, Some(&e), None).await }
@@ -197,7 +191,7 @@ async fn search_view(
         @if sources.is_empty() {
             p.panel { "No enabled data source: " a href="/sources/new" { "create one" } " first." }
         }
-        @if !ctx.can_edit() {
+        @if !ctx.can_operate() {
             // A search reaches the registry: viewers get no form that looks usable.
             p.notice id="search-readonly" { "Read-only logins cannot run searches: sign in with the admin token to search." }
         } @else {

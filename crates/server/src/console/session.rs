@@ -1,33 +1,41 @@
-//! Console sessions: login with the admin token (or the read-only token), a server-side session
-//! per browser, and a CSRF token per session that every form carries.
+//! Console sessions: sign-in with a username and password (a named user) or with the admin
+//! token or the read-only token (the token-only mode of a single-operator setup), a server-side
+//! session per browser, and a CSRF token per session that every form carries; the role
+//! extractors every console page takes ([`ConsoleViewer`], [`ConsoleOperator`],
+//! [`ConsoleAdmin`]), so the role a page needs shows in its handler's signature.
 //!
-//! Sessions are kept in memory: a restart logs everyone out, which is acceptable for an admin
-//! console and keeps session ids out of the database. The cookie holds only a random id.
+//! Sessions live in the store ([`dci_client::users::UserStore`]): they survive a restart and
+//! every instance on the same database shares them. The store keeps only the SHA-256 of a
+//! session id; the cookie holds the id.
 //!
-//! No id or CSRF token lives forever: a failed login replaces the anonymous session (one form,
-//! one attempt), a login replaces it with a new one, and a logged-in session ends after 8 h idle
-//! or 24 h in all. Failed logins count against the caller's address ([`crate::throttle`]).
+//! No id or CSRF token lives forever: a failed sign-in replaces the anonymous session (one
+//! form, one attempt), a sign-in replaces it with a new one, and a logged-in session ends after
+//! 8 h idle or 24 h in all; a new password ends the user's sessions. Failed sign-ins count
+//! against the caller's address and, for a username, against that username
+//! ([`crate::throttle`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{Extension, Form, State};
+use axum::extract::{Extension, Form, FromRequestParts, State};
 use axum::http::header::{COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dci_client::users::secret::{digest_hex, random};
+use dci_client::users::{ConsoleSession, Role, SessionLogin, UserStore};
 use maud::html;
-use rand::RngCore;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
 
 use super::ConsoleConfig;
 use super::view;
 use crate::admin_token::AdminToken;
-use crate::throttle::{ClientKey, Throttle};
+use crate::auth::Principal;
+use crate::state::AppState;
+use crate::throttle::{ClientKey, Throttle, UserKey, UserThrottle};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "dci_console";
@@ -35,48 +43,19 @@ pub const COOKIE_NAME: &str = "dci_console";
 pub const CSRF_FIELD: &str = "csrf";
 
 /// How long a logged-in session lives without use.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+const IDLE_TIMEOUT: Duration = Duration::hours(8);
 /// How long a logged-in session lives at most, however much it is used: then its id and CSRF
 /// token are retired and the user signs in again.
-const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+const MAX_AGE: Duration = Duration::hours(24);
 /// How long a not-logged-in session (the login form's CSRF token) lives.
-const ANON_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// Bounds memory when something requests the login page in a loop.
-const MAX_SESSIONS: usize = 10_000;
+const ANON_TIMEOUT: Duration = Duration::minutes(30);
+/// A logged-in session's expiry is written back only when it moves by more than this, so
+/// browsing is not one database write per page.
+const TOUCH_STEP: Duration = Duration::minutes(1);
+/// Expired sessions are purged from the store every this many new sessions.
+const PURGE_EVERY: u64 = 64;
 
-/// What a logged-in user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Everything: edit, test, search, manage keys.
-    Admin,
-    /// View only.
-    ReadOnly,
-}
-
-impl Role {
-    /// `admin` or `read-only`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::ReadOnly => "read-only",
-        }
-    }
-}
-
-struct Session {
-    role: Option<Role>,
-    csrf: String,
-    expires: Instant,
-    created: Instant,
-}
-
-impl Session {
-    fn live(&self, now: Instant) -> bool {
-        self.expires > now && now.saturating_duration_since(self.created) < MAX_AGE
-    }
-}
-
-/// The console's sessions (cheap to clone).
+/// The console's session settings and limits (cheap to clone).
 #[derive(Clone)]
 pub struct Sessions {
     inner: Arc<Inner>,
@@ -85,9 +64,10 @@ pub struct Sessions {
 struct Inner {
     config: ConsoleConfig,
     readonly_digest: Option<[u8; 32]>,
-    map: Mutex<HashMap<String, Session>>,
-    /// Used when the console runs without [`crate::router`]'s shared throttle.
+    /// Used when the console runs without [`crate::router`]'s shared throttles.
     throttle: Throttle,
+    user_throttle: UserThrottle,
+    created: AtomicU64,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -99,14 +79,58 @@ impl std::fmt::Debug for Sessions {
 /// The logged-in user of a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
+    /// What the user may do.
     pub(crate) role: Role,
+    /// Who is signed in, as the page header shows it (`admin`, `read-only`, `alice (operator)`).
+    pub(crate) label: String,
+    /// Who acts, for the change audit.
+    pub(crate) who: Principal,
+    /// The session's CSRF token.
     pub(crate) csrf: String,
 }
 
 impl Ctx {
+    /// Whether the user may change settings (an admin).
     pub(crate) fn can_edit(&self) -> bool {
-        self.role == Role::Admin
+        self.role.allows(Role::Admin)
     }
+
+    /// Whether the user may search and test connections (an operator or admin).
+    pub(crate) fn can_operate(&self) -> bool {
+        self.role.allows(Role::Operator)
+    }
+
+    /// Checks a state-changing form's CSRF token against the session's.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn check_csrf(&self, form_csrf: &str) -> Result<(), Response> {
+        if ct_eq_str(&self.csrf, form_csrf) {
+            Ok(())
+        } else {
+            Err(csrf_failed(Some(self)))
+        }
+    }
+
+    fn of(login: &SessionLogin, csrf: String) -> Ctx {
+        let label = match (login.actor.strip_prefix("user:"), login.role) {
+            (Some(name), role) => format!("{name} ({role})"),
+            (None, Role::Viewer) => "read-only".into(),
+            (None, role) => role.as_str().into(),
+        };
+        Ctx {
+            role: login.role,
+            label,
+            who: Principal {
+                role: login.role,
+                actor: login.actor.clone(),
+                user_id: login.user_id,
+            },
+            csrf,
+        }
+    }
+}
+
+fn store_of(st: &AppState) -> Arc<dyn UserStore> {
+    st.ops.clone()
 }
 
 impl Sessions {
@@ -119,78 +143,103 @@ impl Sessions {
             inner: Arc::new(Inner {
                 config,
                 readonly_digest,
-                map: Mutex::new(HashMap::new()),
                 throttle: Throttle::default(),
+                user_throttle: Throttle::default(),
+                created: AtomicU64::new(0),
             }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.inner.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The live session of the request's cookie: its role (if logged in) and CSRF token. A
-    /// logged-in session's idle timer restarts.
-    fn lookup(&self, headers: &HeaderMap) -> Option<(String, Option<Role>, String)> {
+    /// The live session of the request's cookie (its id digest and record). A logged-in
+    /// session's idle timer restarts. A store failure reads as no session (logged).
+    async fn lookup(
+        &self,
+        store: &dyn UserStore,
+        headers: &HeaderMap,
+    ) -> Option<(String, ConsoleSession)> {
         let id = cookie_value(headers)?;
-        let mut map = self.lock();
-        let now = Instant::now();
-        let live = map.get(&id).is_some_and(|s| s.live(now));
-        if !live {
-            map.remove(&id);
-            return None;
+        let digest = digest_hex(&id);
+        let now = OffsetDateTime::now_utc();
+        let s = match store.get_session(&digest, now).await {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::warn!(error = %e, "console: could not read a session");
+                return None;
+            }
+        };
+        if s.login.is_some() {
+            let end = s.created_at + MAX_AGE;
+            if now >= end {
+                let _ = store.delete_session(&digest).await;
+                return None;
+            }
+            let next = (now + IDLE_TIMEOUT).min(end);
+            if next - s.expires_at > TOUCH_STEP
+                && let Err(e) = store.touch_session(&digest, next).await
+            {
+                tracing::warn!(error = %e, "console: could not extend a session");
+            }
         }
-        let s = map.get_mut(&id)?;
-        if s.role.is_some() {
-            s.expires = (now + IDLE_TIMEOUT).min(s.created + MAX_AGE);
-        }
-        Some((id, s.role, s.csrf.clone()))
+        Some((digest, s))
     }
 
-    fn create(&self, role: Option<Role>) -> (String, String) {
-        let id = random_token();
-        let csrf = random_token();
-        let ttl = if role.is_some() {
+    /// Makes and stores a session: its id (for the cookie) and CSRF token.
+    async fn create(
+        &self,
+        store: &dyn UserStore,
+        login: Option<SessionLogin>,
+    ) -> Result<(String, String), Response> {
+        let id = random();
+        let csrf = random();
+        let now = OffsetDateTime::now_utc();
+        let ttl = if login.is_some() {
             IDLE_TIMEOUT
         } else {
             ANON_TIMEOUT
         };
-        let mut map = self.lock();
-        if map.len() >= MAX_SESSIONS {
-            let now = Instant::now();
-            map.retain(|_, s| s.live(now));
-            if map.len() >= MAX_SESSIONS {
-                // Still full of live sessions: drop the not-logged-in ones first.
-                map.retain(|_, s| s.role.is_some());
-            }
+        let session = ConsoleSession {
+            id_digest: digest_hex(&id),
+            csrf: csrf.clone(),
+            login,
+            created_at: now,
+            expires_at: now + ttl,
+        };
+        if let Err(e) = store.put_session(&session).await {
+            tracing::error!(error = %e, "console: could not store a session");
+            return Err(unavailable());
         }
-        let now = Instant::now();
-        map.insert(
-            id.clone(),
-            Session {
-                role,
-                csrf: csrf.clone(),
-                expires: now + ttl,
-                created: now,
-            },
-        );
-        (id, csrf)
+        if self
+            .inner
+            .created
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PURGE_EVERY)
+            && let Err(e) = store.purge_sessions(now).await
+        {
+            tracing::warn!(error = %e, "console: could not purge expired sessions");
+        }
+        Ok((id, csrf))
     }
 
-    fn remove(&self, id: &str) {
-        self.lock().remove(id);
+    async fn remove(&self, store: &dyn UserStore, digest: &str) {
+        if let Err(e) = store.delete_session(digest).await {
+            tracing::warn!(error = %e, "console: could not delete a session");
+        }
     }
 
-    /// The role a presented token logs in with, if any.
-    fn role_for(&self, admin: &AdminToken, presented: &str) -> Option<Role> {
-        if admin.verify(presented) {
-            return Some(Role::Admin);
-        }
-        let d = digest(presented.trim());
-        self.inner
-            .readonly_digest
-            .filter(|r| ct_eq(r, &d))
-            .map(|_| Role::ReadOnly)
+    /// The login a presented token signs in with, if any.
+    fn token_login(&self, admin: &AdminToken, presented: &str) -> Option<SessionLogin> {
+        let p = if admin.verify(presented) {
+            Principal::admin_token()
+        } else {
+            let d = digest(presented.trim());
+            self.inner.readonly_digest.filter(|r| ct_eq(r, &d))?;
+            Principal::readonly_token()
+        };
+        Some(SessionLogin {
+            user_id: None,
+            role: p.role,
+            actor: p.actor,
+        })
     }
 
     /// `Secure` is set when the console is reached over https (directly or behind a proxy that
@@ -222,50 +271,79 @@ impl Sessions {
         .unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
     }
 
-    /// The logged-in user, or a redirect to the login page.
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn viewer(&self, headers: &HeaderMap) -> Result<Ctx, Response> {
-        match self.lookup(headers) {
-            Some((_, Some(role), csrf)) => Ok(Ctx { role, csrf }),
-            _ => Err(see_other("/login")),
-        }
-    }
-
-    /// The logged-in user of a page only an admin may see (a confirmation step): a read-only
-    /// login gets 403 saying it cannot `what` (e.g. "revoke keys").
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn admin_viewer(&self, headers: &HeaderMap, what: &str) -> Result<Ctx, Response> {
-        let ctx = self.viewer(headers)?;
-        if !ctx.can_edit() {
-            return Err(view::message_page(
-                StatusCode::FORBIDDEN,
-                "Not allowed",
-                Some(&ctx),
-                &format!("Read-only logins cannot {what}."),
-            ));
-        }
-        Ok(ctx)
-    }
-
-    /// The logged-in user of a state-changing request: the form's CSRF token must match the
-    /// session's, and the role must allow editing.
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn editor(&self, headers: &HeaderMap, form_csrf: &str) -> Result<Ctx, Response> {
-        let ctx = self.viewer(headers)?;
-        if !ct_eq_str(&ctx.csrf, form_csrf) {
-            return Err(csrf_failed(Some(&ctx)));
-        }
-        if !ctx.can_edit() {
-            return Err(view::message_page(
-                StatusCode::FORBIDDEN,
-                "Not allowed",
-                Some(&ctx),
-                "Your login is read-only: you may view pages but not edit, test or search. Log in with the admin token to make changes.",
-            ));
-        }
-        Ok(ctx)
+    /// The logged-in user of a request, if any.
+    async fn ctx(&self, st: &AppState, headers: &HeaderMap) -> Option<Ctx> {
+        let (_, s) = self.lookup(store_of(st).as_ref(), headers).await?;
+        let login = s.login?;
+        Some(Ctx::of(&login, s.csrf))
     }
 }
+
+fn unavailable() -> Response {
+    view::message_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Store unavailable",
+        None,
+        "The console could not reach its database to keep your session. Try again in a moment; if it persists, check the server's log.",
+    )
+}
+
+/// The 403 page of a role that does not allow a page or action.
+fn forbidden(ctx: &Ctx, needed: Role) -> Response {
+    let message = match (ctx.role, needed) {
+        (Role::Viewer, _) => {
+            "Your login is read-only: you may view pages but not edit, test or search. Sign in as an operator to search and test connections, or as an admin to make changes."
+        }
+        _ => {
+            "Operators may view, search and test connections, but not change settings, keys or users. Sign in as an admin to make changes."
+        }
+    };
+    view::message_page(StatusCode::FORBIDDEN, "Not allowed", Some(ctx), message)
+}
+
+macro_rules! console_role {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub(crate) struct $name(pub(crate) Ctx);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = Response;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                st: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                let Some(sessions) = parts.extensions.get::<Sessions>().cloned() else {
+                    return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+                };
+                let Some(ctx) = sessions.ctx(st, &parts.headers).await else {
+                    return Err(see_other("/login"));
+                };
+                if !ctx.role.allows($role) {
+                    return Err(forbidden(&ctx, $role));
+                }
+                Ok($name(ctx))
+            }
+        }
+    };
+}
+
+console_role!(
+    /// A signed-in console user with at least the viewer role (pages).
+    ConsoleViewer,
+    Role::Viewer
+);
+console_role!(
+    /// A signed-in console user with at least the operator role (search, Test Connection).
+    ConsoleOperator,
+    Role::Operator
+);
+console_role!(
+    /// A signed-in console user with the admin role (changes, keys, confirmation pages).
+    ConsoleAdmin,
+    Role::Admin
+);
 
 fn csrf_failed(ctx: Option<&Ctx>) -> Response {
     view::message_page(
@@ -297,12 +375,6 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -319,19 +391,24 @@ fn ct_eq_str(a: &str, b: &str) -> bool {
     !b.is_empty() && ct_eq(&digest(a), &digest(b))
 }
 
-fn login_form(csrf: &str, error: Option<&str>) -> maud::Markup {
+fn login_form(csrf: &str, username: &str, error: Option<&str>) -> maud::Markup {
     html! {
         h1 { "Sign in" }
-        p { "Sign in with the admin token printed by " code { "dci serve" } " or " code { "dci demo" }
-            " (or the one in " code { "DCI_ADMIN_TOKEN" } "). A read-only token ("
-            code { "DCI_CONSOLE_READONLY_TOKEN" } ") may view but not change anything." }
+        p { "Sign in with your username and password. Without a username, the password field takes the admin token printed by "
+            code { "dci serve" } " or " code { "dci demo" } " (or the one in " code { "DCI_ADMIN_TOKEN" }
+            "); a read-only token (" code { "DCI_CONSOLE_READONLY_TOKEN" } ") may view but not change anything." }
         @if let Some(e) = error {
             div.error-summary role="alert" id="login-error" { (e) }
         }
         form method="post" action="/login" {
             input type="hidden" name=(CSRF_FIELD) value=(csrf);
             div.field {
-                label for="token" { "Admin token" }
+                label for="username" { "Username (leave empty to sign in with a token)" }
+                input id="username" name="username" type="text" autocomplete="username"
+                    value=(username) autocapitalize="none" spellcheck="false";
+            }
+            div.field {
+                label for="token" { "Password or token" }
                 input id="token" name="token" type="password" autocomplete="current-password"
                     required aria-invalid=[error.map(|_| "true")]
                     aria-describedby=[error.map(|_| "login-error")];
@@ -341,19 +418,37 @@ fn login_form(csrf: &str, error: Option<&str>) -> maud::Markup {
     }
 }
 
+fn login_page_with(
+    status: StatusCode,
+    csrf: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    view::page(
+        status,
+        "Sign in",
+        None,
+        "",
+        login_form(csrf, username, error),
+    )
+}
+
 /// `GET /login`.
 pub(crate) async fn login_page(
+    State(st): State<AppState>,
     Extension(sessions): Extension<Sessions>,
     headers: HeaderMap,
 ) -> Response {
-    match sessions.lookup(&headers) {
-        Some((_, Some(_), _)) => see_other("/sources"),
-        Some((_, None, csrf)) => {
-            view::page(StatusCode::OK, "Sign in", None, "", login_form(&csrf, None))
-        }
+    let store = store_of(&st);
+    match sessions.lookup(store.as_ref(), &headers).await {
+        Some((_, s)) if s.login.is_some() => see_other("/sources"),
+        Some((_, s)) => login_page_with(StatusCode::OK, &s.csrf, "", None),
         None => {
-            let (id, csrf) = sessions.create(None);
-            let mut r = view::page(StatusCode::OK, "Sign in", None, "", login_form(&csrf, None));
+            let (id, csrf) = match sessions.create(store.as_ref(), None).await {
+                Ok(x) => x,
+                Err(r) => return r,
+            };
+            let mut r = login_page_with(StatusCode::OK, &csrf, "", None);
             r.headers_mut()
                 .insert(SET_COOKIE, sessions.set_cookie(&headers, &id));
             r
@@ -367,70 +462,125 @@ pub(crate) struct LoginForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
+    username: String,
+    /// The password, or (without a username) the admin or read-only token.
+    #[serde(default)]
     token: String,
 }
 
-/// `POST /login`. A wrong token counts against the caller's address ([`crate::throttle`],
-/// shared with the gateway API) and starts a new anonymous session (new id, new CSRF token), so
-/// a form is good for one attempt. A locked-out address is answered 429 without its token being
-/// checked.
+fn locked_out(csrf: &str, username: &str, secs: u64, message: String) -> Response {
+    let mut r = login_page_with(
+        StatusCode::TOO_MANY_REQUESTS,
+        csrf,
+        username,
+        Some(&message),
+    );
+    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
+/// `POST /login`. A wrong password or token counts against the caller's address (shared with
+/// the gateway API) and, with a username, against that username ([`crate::throttle`]); it
+/// starts a new anonymous session (new id, new CSRF token), so a form is good for one attempt.
+/// A locked-out address or username is answered 429 without its password being checked.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn login(
-    State(admin): State<AdminToken>,
+    State(st): State<AppState>,
     Extension(sessions): Extension<Sessions>,
     throttle: Option<Extension<Throttle>>,
+    user_throttle: Option<Extension<UserThrottle>>,
     client: ClientKey,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let throttle = throttle.map_or_else(|| sessions.inner.throttle.clone(), |Extension(t)| t);
-    let Some((old_id, _, csrf)) = sessions.lookup(&headers) else {
+    let user_throttle =
+        user_throttle.map_or_else(|| sessions.inner.user_throttle.clone(), |Extension(t)| t);
+    let store = store_of(&st);
+    let Some((old_id, session)) = sessions.lookup(store.as_ref(), &headers).await else {
         return csrf_failed(None);
     };
+    let csrf = session.csrf;
     if !ct_eq_str(&csrf, &form.csrf) {
         return csrf_failed(None);
     }
+    let username = form.username.trim().to_owned();
     if let Err(locked) = throttle.check(client) {
         let secs = locked.retry_after_secs();
-        let mut r = view::page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Sign in",
-            None,
-            "",
-            login_form(
-                &csrf,
-                Some(&format!(
-                    "Too many failed sign-ins from your address. Wait {secs} seconds, then sign in with the right token."
-                )),
+        return locked_out(
+            &csrf,
+            &username,
+            secs,
+            format!(
+                "Too many failed sign-ins from your address. Wait {secs} seconds, then sign in with the right password or token."
             ),
         );
-        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
-        return r;
     }
-    let Some(role) = sessions.role_for(&admin, &form.token) else {
-        tracing::info!(client = %client, "console login refused: wrong token");
-        throttle.failed(client);
-        // One form, one attempt: the next try needs the new session's CSRF token.
-        sessions.remove(&old_id);
-        let (id, csrf) = sessions.create(None);
-        let mut r = view::page(
-            StatusCode::UNAUTHORIZED,
-            "Sign in",
-            None,
-            "",
-            login_form(
-                &csrf,
-                Some(
-                    "That token is not valid. Use the admin token printed when the server started (only its hash is stored), or set DCI_ADMIN_TOKEN and restart.",
-                ),
+    let user_key = UserKey::of(&username);
+    if !username.is_empty()
+        && let Err(locked) = user_throttle.check(user_key)
+    {
+        let secs = locked.retry_after_secs();
+        return locked_out(
+            &csrf,
+            &username,
+            secs,
+            format!(
+                "Too many failed sign-ins for this username. Wait {secs} seconds, then sign in again; an admin can set a new password with `dci user passwd USERNAME`."
             ),
         );
+    }
+    let login = if username.is_empty() {
+        sessions.token_login(&st.admin, &form.token)
+    } else {
+        match st
+            .users()
+            .authenticate(&username, &SecretString::from(form.token.clone()))
+            .await
+        {
+            Ok(user) => user.map(|u| {
+                let p = Principal::user(&u);
+                SessionLogin {
+                    user_id: p.user_id,
+                    role: p.role,
+                    actor: p.actor,
+                }
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "console login: could not check the password");
+                return unavailable();
+            }
+        }
+    };
+    let Some(login) = login else {
+        tracing::info!(client = %client, "console login refused: wrong password or token");
+        throttle.failed(client);
+        if !username.is_empty() {
+            user_throttle.failed(user_key);
+        }
+        // One form, one attempt: the next try needs the new session's CSRF token.
+        sessions.remove(store.as_ref(), &old_id).await;
+        let (id, csrf) = match sessions.create(store.as_ref(), None).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let message = if username.is_empty() {
+            "That token is not valid. Use the admin token printed when the server started (only its hash is stored), or set DCI_ADMIN_TOKEN and restart; or enter your username with your password."
+        } else {
+            "That username and password do not match. Check both (the username is lowercase); an admin can set a new password with `dci user passwd USERNAME`."
+        };
+        let mut r = login_page_with(StatusCode::UNAUTHORIZED, &csrf, &username, Some(message));
         r.headers_mut()
             .insert(SET_COOKIE, sessions.set_cookie(&headers, &id));
         return r;
     };
     // A fresh session id on login, so an id planted before login is worth nothing after it.
-    sessions.remove(&old_id);
-    let (id, _) = sessions.create(Some(role));
+    sessions.remove(store.as_ref(), &old_id).await;
+    let role = login.role;
+    let (id, _) = match sessions.create(store.as_ref(), Some(login)).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     tracing::info!(role = role.as_str(), "console login");
     let mut r = see_other("/sources");
     r.headers_mut()
@@ -447,17 +597,19 @@ pub(crate) struct CsrfForm {
 
 /// `POST /logout` (any role; needs the CSRF token so another site cannot log you out).
 pub(crate) async fn logout(
+    State(st): State<AppState>,
     Extension(sessions): Extension<Sessions>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let Some((id, _, csrf)) = sessions.lookup(&headers) else {
+    let store = store_of(&st);
+    let Some((id, session)) = sessions.lookup(store.as_ref(), &headers).await else {
         return see_other("/login");
     };
-    if !ct_eq_str(&csrf, &form.csrf) {
+    if !ct_eq_str(&session.csrf, &form.csrf) {
         return csrf_failed(None);
     }
-    sessions.remove(&id);
+    sessions.remove(store.as_ref(), &id).await;
     let mut r = see_other("/login");
     r.headers_mut()
         .insert(SET_COOKIE, sessions.clear_cookie(&headers));
@@ -510,33 +662,25 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_session_still_ends_at_its_maximum_age() {
-        let s = Sessions::new(ConsoleConfig::default());
-        let (id, _) = s.create(Some(Role::Admin));
-        let mut h = HeaderMap::new();
-        h.insert(
-            COOKIE,
-            HeaderValue::from_str(&format!("{COOKIE_NAME}={id}")).unwrap(),
-        );
-        assert!(s.viewer(&h).is_ok());
-        let map = s.lock();
-        let session = map.get(&id).unwrap();
-        // Each use pushes the idle expiry out, but never past the maximum age.
-        assert!(session.expires <= session.created + MAX_AGE);
-        let busy = Session {
-            role: Some(Role::Admin),
-            csrf: String::new(),
-            expires: session.created + MAX_AGE * 2,
-            created: session.created,
-        };
-        assert!(busy.live(session.created + Duration::from_secs(3600)));
-        assert!(!busy.live(session.created + MAX_AGE));
-    }
-
-    #[test]
     fn empty_csrf_never_matches() {
         assert!(!ct_eq_str("", ""));
         assert!(ct_eq_str("abc", "abc"));
         assert!(!ct_eq_str("abc", "abd"));
+    }
+
+    #[test]
+    fn the_header_names_the_login() {
+        let user = SessionLogin {
+            user_id: None,
+            role: Role::Operator,
+            actor: "user:alice".into(),
+        };
+        assert_eq!(Ctx::of(&user, String::new()).label, "alice (operator)");
+        let ro = SessionLogin {
+            user_id: None,
+            role: Role::Viewer,
+            actor: "readonly-token".into(),
+        };
+        assert_eq!(Ctx::of(&ro, String::new()).label, "read-only");
     }
 }

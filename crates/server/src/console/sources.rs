@@ -16,8 +16,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Extension, Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use dci_client::{
     DataSource, MASKED, SourceDocument, SourceFilter, SourceState, StoreError, TestOptions,
@@ -30,9 +30,12 @@ use serde::Deserialize;
 
 use dci_client::keys::KeyManager;
 
-use super::session::{Ctx, Sessions, see_other};
+use super::session::{ConsoleAdmin, ConsoleOperator, ConsoleViewer};
+use super::session::{Ctx, see_other};
 use super::view::{self, badge, crumbs, required_mark, scroll, when};
 use crate::state::AppState;
+use dci_client::users::ChangeTarget;
+use dci_client::users::changes::{created_source_fields, source_fields};
 
 const REGISTRY_TYPES: &[(&str, &str)] = &[
     ("crvs", "CRVS (civil registration)"),
@@ -82,15 +85,10 @@ fn state_badge(s: SourceState) -> Markup {
 /// `GET /sources`.
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleViewer(ctx): ConsoleViewer,
     Query(q): Query<ListQuery>,
 ) -> Response {
     let notice = (q.notice == "deleted").then_some("Data source deleted.");
-    let ctx = match sessions.viewer(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     // Unknown filter values are ignored (the selects offer only valid ones).
     let filter = SourceFilter {
         registry_type: q.registry_type.parse::<RegistryType>().ok(),
@@ -935,13 +933,8 @@ pub(crate) struct FormQuery {
 /// `GET /sources/new`.
 pub(crate) async fn new_form(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleViewer(ctx): ConsoleViewer,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let keys = key_choices(&st).await;
     new_page(&ctx, StatusCode::OK, &FormState::new_source(), None, &keys)
 }
@@ -1000,15 +993,13 @@ async fn key_errs(st: &AppState, source: &DataSource) -> Option<FieldErrs> {
 /// `POST /sources/new`.
 pub(crate) async fn create(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
     let form: HashMap<String, String> = form.into_iter().collect();
-    let ctx = match sessions.editor(&headers, form.get("csrf").map_or("", |s| s)) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Err(r) = ctx.check_csrf(form.get("csrf").map_or("", |s| s)) {
+        return r;
+    }
     let keys = key_choices(&st).await;
     let source = match document_of(&form).validate() {
         Ok(s) => s,
@@ -1032,7 +1023,18 @@ pub(crate) async fn create(
         );
     }
     match st.store.create_data_source(&source).await {
-        Ok(()) => see_other(&format!("/sources/{}?notice=created", source.code)),
+        Ok(()) => {
+            let fields = created_source_fields(&source);
+            st.record_change(
+                &ctx.who,
+                ChangeTarget::DataSource,
+                &source.code,
+                "create",
+                fields,
+            )
+            .await;
+            see_other(&format!("/sources/{}?notice=created", source.code))
+        }
         Err(StoreError::CodeTaken(code)) => {
             let errs = vec![(
                 "code",
@@ -1066,15 +1068,10 @@ async fn load(st: &AppState, ctx: &Ctx, code: &str) -> Result<DataSource, Respon
 /// `GET /sources/{code}`.
 pub(crate) async fn edit_form(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleViewer(ctx): ConsoleViewer,
     Path(code): Path<String>,
     Query(q): Query<FormQuery>,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let source = match load(&st, &ctx, &code).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -1128,7 +1125,7 @@ async fn edit_page(
             @if let (Some(e), None) = (&source.last_error, report) {
                 p id="last-error" { "Last error: " (e) }
             }
-            @if ctx.can_edit() {
+            @if ctx.can_operate() {
                 div.actions {
                     // With htmx the result replaces only this panel; without it, the page reloads.
                     form method="post" action={"/sources/" (code) "/test"}
@@ -1140,11 +1137,13 @@ async fn edit_page(
                         button type="submit" id="test-connection" { "Test Connection" }
                         span.htmx-indicator.muted { " testing…" }
                     }
-                    form method="post" action={"/sources/" (code) "/clear-token"} {
-                        (view::csrf(ctx))
-                        button.secondary type="submit" id="clear-token" { "Clear token cache" }
+                    @if ctx.can_edit() {
+                        form method="post" action={"/sources/" (code) "/clear-token"} {
+                            (view::csrf(ctx))
+                            button.secondary type="submit" id="clear-token" { "Clear token cache" }
+                        }
+                        a.button.danger href={"/sources/" (code) "/delete"} id="delete-source" { "Delete…" }
                     }
-                    a.button.danger href={"/sources/" (code) "/delete"} id="delete-source" { "Delete…" }
                 }
             }
             @if let Some(r) = report { (report_table(r)) }
@@ -1190,16 +1189,14 @@ fn report_table(r: &TestReport) -> Markup {
 /// `POST /sources/{code}`.
 pub(crate) async fn update(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Path(code): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
     let form: HashMap<String, String> = form.into_iter().collect();
-    let ctx = match sessions.editor(&headers, form.get("csrf").map_or("", |s| s)) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Err(r) = ctx.check_csrf(form.get("csrf").map_or("", |s| s)) {
+        return r;
+    }
     let existing = match load(&st, &ctx, &code).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -1230,8 +1227,11 @@ pub(crate) async fn update(
         }
     };
     match st.store.update_data_source(&source).await {
-        Ok(_) => {
+        Ok(stored) => {
             st.engine.invalidate(&code);
+            let fields = source_fields(&existing, &stored);
+            st.record_change(&ctx.who, ChangeTarget::DataSource, &code, "update", fields)
+                .await;
             see_other(&format!("/sources/{code}?notice=saved"))
         }
         Err(e) => store_failed(&ctx, &e),
@@ -1251,15 +1251,13 @@ pub(crate) struct TestForm {
 /// and shows the page with each stage's result.
 pub(crate) async fn test(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleOperator(ctx): ConsoleOperator,
     Path(code): Path<String>,
     Form(form): Form<TestForm>,
 ) -> Response {
-    let ctx = match sessions.editor(&headers, &form.csrf) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Err(r) = ctx.check_csrf(&form.csrf) {
+        return r;
+    }
     let source = match load(&st, &ctx, &code).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -1305,15 +1303,13 @@ pub(crate) async fn test(
 /// `POST /sources/{code}/clear-token`.
 pub(crate) async fn clear_token(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Path(code): Path<String>,
     Form(form): Form<TestForm>,
 ) -> Response {
-    let ctx = match sessions.editor(&headers, &form.csrf) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Err(r) = ctx.check_csrf(&form.csrf) {
+        return r;
+    }
     let source = match load(&st, &ctx, &code).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -1345,14 +1341,9 @@ pub(crate) struct DeleteForm {
 /// `GET /sources/{code}/delete`: what deleting removes, and a button that does it.
 pub(crate) async fn delete_confirm(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Path(code): Path<String>,
 ) -> Response {
-    let ctx = match sessions.admin_viewer(&headers, "delete data sources") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let source = match load(&st, &ctx, &code).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -1381,15 +1372,13 @@ fn delete_confirmation(ctx: &Ctx, source: &DataSource) -> Response {
 /// `POST /sources/{code}/delete`: deletes when confirmed; otherwise shows the confirmation.
 pub(crate) async fn delete(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleAdmin(ctx): ConsoleAdmin,
     Path(code): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Response {
-    let ctx = match sessions.editor(&headers, &form.csrf) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Err(r) = ctx.check_csrf(&form.csrf) {
+        return r;
+    }
     let source = match load(&st, &ctx, &code).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -1398,7 +1387,17 @@ pub(crate) async fn delete(
         return delete_confirmation(&ctx, &source);
     }
     match st.engine.delete_source(&code).await {
-        Ok(()) => see_other("/sources?notice=deleted"),
+        Ok(()) => {
+            st.record_change(
+                &ctx.who,
+                ChangeTarget::DataSource,
+                &code,
+                "delete",
+                Vec::new(),
+            )
+            .await;
+            see_other("/sources?notice=deleted")
+        }
         Err(e) => store_failed(&ctx, &e),
     }
 }

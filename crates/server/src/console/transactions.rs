@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use dci_client::SourceFilter;
 use dci_client::ops::{TransactionFilter, TransactionView, transaction_view};
@@ -15,7 +15,7 @@ use dci_protocol::RegistryType;
 use maud::{Markup, html};
 
 use super::records::{item_view, json_block, record_view};
-use super::session::Sessions;
+use super::session::ConsoleViewer;
 use super::view::{self, badge, crumbs, failed, scroll, when};
 use crate::state::AppState;
 
@@ -38,13 +38,8 @@ pub(crate) fn txn_link(id: &str) -> Markup {
 /// `GET /transactions`: async requests with their callbacks, subscriptions, notifications.
 pub(crate) async fn transactions(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleViewer(ctx): ConsoleViewer,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let txns = st
         .ops
         .list_transactions(&TransactionFilter {
@@ -160,14 +155,9 @@ pub(crate) async fn transactions(
 /// `GET /transactions/{id}`: one transaction with its ACK, callbacks, items and result.
 pub(crate) async fn transaction(
     State(st): State<AppState>,
-    Extension(sessions): Extension<Sessions>,
-    headers: HeaderMap,
+    ConsoleViewer(ctx): ConsoleViewer,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = match sessions.viewer(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let view = match transaction_view(st.ops.as_ref(), &id).await {
         Ok(Some(v)) => v,
         Ok(None) => {

@@ -139,6 +139,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("search", "/search", "Search"),
     ("transactions", "/transactions", "Transactions"),
     ("log", "/log", "Audit log"),
+    ("changes", "/changes", "Changes"),
     ("keys", "/keys", "Signing keys"),
 ];
 
@@ -168,7 +169,7 @@ pub(crate) fn page(
                                 a href=(href) aria-current=[(*key == nav).then_some("page")] { (label) }
                             }
                         }
-                        span.who { "signed in: " (ctx.role.as_str()) }
+                        span.who { "signed in: " (ctx.label) }
                         form method="post" action="/logout" {
                             input type="hidden" name=(CSRF_FIELD) value=(ctx.csrf);
                             button type="submit" { "Sign out" }
