@@ -16,6 +16,11 @@
 //! - [`auth`], [`keys`]: tokens; our signing keys and the registries' public keys.
 //! - [`source`], [`store`]: the data-source record and the storage traits.
 //! - [`test_connection`]: the staged connection test.
+//! - [`limits`]: per-source limits of a run — bounded concurrency, a `governor` rate limit and a
+//!   circuit breaker — from the source's `limits` settings.
+//! - [`bulk`]: bulk search — streaming CSV / JSONL / `TYPE:VALUE` input, batches of identifiers
+//!   per envelope through [`Operations`], streaming JSONL / CSV output, a checkpointed job in
+//!   the store ([`bulk::BulkStore`]) that resumes after a crash.
 //! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
 //!   causes each event) and its Standard Webhooks delivery worker.
 //!
@@ -23,10 +28,12 @@
 //! HTTP serving (`dci-server`).
 
 pub mod auth;
+pub mod bulk;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod limits;
 pub mod ops;
 pub mod registries;
 pub mod source;
@@ -44,12 +51,12 @@ pub use registries::{
     SocialClient,
 };
 pub use source::{
-    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config,
+    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, LimitSettings, OAuth2Config,
     RecoverySettings, RetrySettings, SignaturePolicy, SourceState, TlsSettings,
 };
 pub use source::{
-    AuthDocument, DataSourceInput, EndpointsDocument, FieldError, MASKED, SourceDocument,
-    TlsDocument, UnknownName, ValidationErrors,
+    AuthDocument, DataSourceInput, EndpointsDocument, FieldError, LimitsDocument, MASKED,
+    SourceDocument, TlsDocument, UnknownName, ValidationErrors,
 };
 pub use store::{
     AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceChange,

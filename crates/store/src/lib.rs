@@ -21,10 +21,13 @@
 //! - And [`dci_client::events::EventStore`] (`events_common.rs`, migration 0004): the events
 //!   outbox — each event written in the database transaction of the change that causes it —
 //!   webhook endpoints (secrets sealed), leases, deliveries, attempts and redelivery.
+//! - And [`dci_client::bulk::BulkStore`] (`bulk_common.rs`, migration 0007): bulk jobs and
+//!   their checkpoints.
 //!
 //! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
 //! validation live in `dci-client`).
 
+mod bulk_common;
 mod common;
 mod events_common;
 pub mod master_key;

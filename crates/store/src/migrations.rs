@@ -57,6 +57,11 @@ pub(crate) fn sqlite() -> Migrator {
             "callback_answers",
             include_str!("../migrations/sqlite/0006_callback_answers.sql"),
         ),
+        (
+            7,
+            "bulk_jobs",
+            include_str!("../migrations/sqlite/0007_bulk_jobs.sql"),
+        ),
     ])
 }
 
@@ -91,6 +96,11 @@ pub(crate) fn postgres() -> Migrator {
             6,
             "callback_answers",
             include_str!("../migrations/postgres/0006_callback_answers.sql"),
+        ),
+        (
+            7,
+            "bulk_jobs",
+            include_str!("../migrations/postgres/0007_bulk_jobs.sql"),
         ),
     ])
 }

@@ -2,6 +2,7 @@
 //! [`crate::PgStore`]: async requests, callbacks, subscriptions, signing keys, events and
 //! webhooks in the same database (see `ops_common`, `events_common`).
 
+use crate::bulk_common::impl_bulk_store;
 use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
 
@@ -13,3 +14,4 @@ const SKIP_LOCKED: &str = " FOR UPDATE OF e SKIP LOCKED";
 
 impl_ops_store!(crate::PgStore, sqlx::Postgres);
 impl_event_store!(crate::PgStore, sqlx::Postgres);
+impl_bulk_store!(crate::PgStore, sqlx::Postgres);
