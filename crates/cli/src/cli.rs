@@ -104,6 +104,10 @@ pub(crate) enum Command {
     /// Search a registry: --id TYPE:VALUE, --expression or --predicate JSON; sync (one page or
     /// --all-pages) or --async [--wait SECS]; --dry-run prints the signed envelope.
     Search(crate::cmd::search::SearchArgs),
+    /// Bulk searches: every identifier of a CSV/JSONL/TYPE:VALUE file, batched, rate-limited,
+    /// with progress and a resumable job (search, resume, list, show, cancel).
+    #[command(subcommand, after_help = crate::cmd::bulk::EXAMPLES)]
+    Bulk(crate::cmd::bulk::BulkCommand),
     /// Subscribe to a registry event type (async; --wait SECS for the subscription codes).
     Subscribe(crate::cmd::subscribe::SubscribeArgs),
     /// Cancel subscriptions by code (async; --wait SECS for the answer).
@@ -268,6 +272,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Token(args) => crate::cmd::token::run(args, cli.json),
         Command::Log(args) => crate::cmd::log::run(args, cli.json),
         Command::Search(args) => crate::cmd::search::run(args, cli.json),
+        Command::Bulk(cmd) => crate::cmd::bulk::run(cmd, cli.json),
         Command::Subscribe(args) => crate::cmd::subscribe::run(args, cli.json),
         Command::Unsubscribe(args) => crate::cmd::subscribe::run_unsubscribe(args, cli.json),
         Command::TxnStatus(args) => crate::cmd::txn_status::run(args, cli.json),

@@ -144,6 +144,7 @@ contract!(
     subscriptions_upsert_keeps_history,
     signing_keys_are_sealed_and_survive_rotation,
     everything_survives_a_reopen,
+    bulk_jobs_keep_their_checkpoint_and_final_state,
 );
 
 fn now() -> OffsetDateTime {
@@ -1257,4 +1258,116 @@ mod events {
                 .is_not_found()
         );
     }
+}
+
+fn bulk_job(id: &str, created_at: OffsetDateTime) -> dci_client::bulk::BulkJob {
+    use dci_client::bulk::{BulkJob, Checkpoint, InputFormat, JobSpec, JobState, OutputFormat};
+    BulkJob {
+        id: id.into(),
+        source_code: "crvs_main".into(),
+        state: JobState::Running,
+        spec: JobSpec {
+            input: Some("/data/in.csv".into()),
+            input_format: InputFormat::Csv,
+            output: Some("/data/out.jsonl".into()),
+            output_format: OutputFormat::Jsonl,
+            batch_size: 50,
+            record_type: Some("Person".into()),
+            total_rows: Some(1000),
+        },
+        checkpoint: Checkpoint::default(),
+        reason: None,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+/// A bulk job round-trips; checkpoints replace each other while it runs; a cancelled job keeps
+/// its last checkpoint, says so to the next save, and cannot change state again; jobs list
+/// newest first; everything survives a reopen.
+async fn bulk_jobs_keep_their_checkpoint_and_final_state(b: Arc<Backend>) {
+    use dci_client::bulk::{Checkpoint, JobState};
+    let o = b.open(&key(1)).await;
+    let older = bulk_job("j1", now() - Duration::minutes(5));
+    let job = bulk_job("j2", now());
+    o.ops.create_bulk_job(&older).await.unwrap();
+    o.ops.create_bulk_job(&job).await.unwrap();
+    assert!(
+        o.ops.create_bulk_job(&job).await.is_err(),
+        "a job id is unique"
+    );
+    assert_eq!(o.ops.get_bulk_job("j2").await.unwrap().unwrap(), job);
+    assert!(o.ops.get_bulk_job("nope").await.unwrap().is_none());
+
+    let cp = Checkpoint {
+        rows_done: 150,
+        input_offset: 4096,
+        input_line: 151,
+        output_offset: 9000,
+        found: 100,
+        not_found: 40,
+        errors: 10,
+        batches_sent: 4,
+        retries: 1,
+        runs: 1,
+    };
+    let at = now();
+    assert_eq!(
+        o.ops.save_bulk_checkpoint("j2", &cp, at).await.unwrap(),
+        Some(JobState::Running)
+    );
+    assert_eq!(
+        o.ops.save_bulk_checkpoint("nope", &cp, at).await.unwrap(),
+        None
+    );
+    let got = o.ops.get_bulk_job("j2").await.unwrap().unwrap();
+    assert_eq!(got.checkpoint, cp);
+    assert_eq!(got.updated_at, at);
+
+    assert!(
+        o.ops
+            .set_bulk_job_state("j2", JobState::Cancelled, Some("by the user"), now())
+            .await
+            .unwrap()
+    );
+    // A run still going sees the cancellation at its next save; the checkpoint stays.
+    let later = Checkpoint {
+        rows_done: 200,
+        ..cp
+    };
+    assert_eq!(
+        o.ops
+            .save_bulk_checkpoint("j2", &later, now())
+            .await
+            .unwrap(),
+        Some(JobState::Cancelled)
+    );
+    assert!(
+        !o.ops
+            .set_bulk_job_state("j2", JobState::Completed, None, now())
+            .await
+            .unwrap(),
+        "a final state is final"
+    );
+    let got = o.ops.get_bulk_job("j2").await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Cancelled);
+    assert_eq!(got.reason.as_deref(), Some("by the user"));
+    assert_eq!(got.checkpoint, cp);
+
+    let ids: Vec<_> = o
+        .ops
+        .list_bulk_jobs(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, ["j2", "j1"]);
+    assert_eq!(o.ops.list_bulk_jobs(1).await.unwrap().len(), 1);
+    drop(o);
+    let o = b.open(&key(1)).await;
+    assert_eq!(
+        o.ops.get_bulk_job("j2").await.unwrap().unwrap().checkpoint,
+        cp
+    );
 }

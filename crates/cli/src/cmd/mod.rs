@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod bulk;
 pub(crate) mod completions;
 pub(crate) mod config;
 pub(crate) mod crvs;
