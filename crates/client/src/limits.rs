@@ -227,11 +227,12 @@ impl Pass {
     }
 }
 
-/// Whether `e` is transient trouble (connection, timeout, HTTP 429 / 5xx without a DCI answer)
-/// that another attempt may get past.
+/// Whether `e` is transient trouble (connection, timeout, HTTP 429 / 500 / 502 / 503 / 504)
+/// that another attempt may get past. A DCI refusal (`rjct`, ACK `ERR` in an HTTP 200) is an
+/// answer, not trouble.
 pub fn is_transient(e: &OpsError) -> bool {
     match e {
-        OpsError::Client(c) => c.is_transient() && c.registry_error().is_none(),
+        OpsError::Client(c) => c.is_transient(),
         _ => false,
     }
 }
@@ -249,9 +250,9 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn breaker_opens_after_n_failures_probes_and_closes() {
-        let l = Limiter::new(&settings(3, 10));
+        let l = Limiter::new(&settings(3, 1));
         let url = url::Url::parse("http://127.0.0.1:9/registry/sync/search").unwrap();
         let transient = || {
             OpsError::Client(crate::Error::timeout(
@@ -266,7 +267,7 @@ mod tests {
         assert_eq!(l.stats().breaker, Some(BreakerState::Open));
         let t0 = Instant::now();
         let probe = l.acquire().await;
-        assert!(Instant::now() - t0 >= Duration::from_secs(10));
+        assert!(Instant::now() - t0 >= Duration::from_millis(990));
         assert!(probe.probe);
         assert_eq!(l.stats().breaker, Some(BreakerState::HalfOpen));
         probe.failed(&transient());

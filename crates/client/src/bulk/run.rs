@@ -422,13 +422,13 @@ pub async fn run_job(
     loop {
         while !eof && inflight.len() < concurrency {
             match read_batch(&mut reader, batch_size).map_err(BulkError::io("reading the input"))? {
-                Some(b) => inflight.push_back(tokio::spawn(send_batch(
+                Some(b) => inflight.push_back(Task(tokio::spawn(send_batch(
                     ops.clone(),
                     limiter.clone(),
                     b,
                     job.spec.record_type.clone(),
                     opts.clone(),
-                ))),
+                )))),
                 None => eof = true,
             }
         }
@@ -503,6 +503,26 @@ pub async fn run_job(
         limits: limiter.stats(),
         runs: cp.runs,
     })
+}
+
+/// A spawned batch, aborted when dropped (a run dropped by its caller stops sending).
+struct Task<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for Task<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The job's input at its checkpoint and its output cut back to it.
