@@ -932,6 +932,52 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_validated_by_field_and_round_trip_through_the_document() {
+        let errs = with(|d| {
+            d.limits.max_concurrency = s("0");
+            d.limits.rate_per_sec = s("fast");
+            d.limits.burst = s("200000");
+            d.limits.max_batch_size = s("1001");
+            d.limits.breaker_failures = s("-1");
+            d.limits.breaker_cooldown_secs = s("0");
+        })
+        .validate()
+        .unwrap_err();
+        for f in [
+            "limits.max_concurrency",
+            "limits.rate_per_sec",
+            "limits.burst",
+            "limits.max_batch_size",
+            "limits.breaker_failures",
+            "limits.breaker_cooldown_secs",
+        ] {
+            assert!(errs.has(f), "{f}: {errs}");
+        }
+        let src = with(|d| {
+            d.limits.max_concurrency = s("8");
+            d.limits.rate_per_sec = s("50");
+            d.limits.max_batch_size = s("250");
+            d.limits.breaker_failures = s("0");
+        })
+        .validate()
+        .unwrap();
+        assert_eq!(src.limits.concurrency(), 8);
+        assert_eq!(src.limits.batch_size(), 250);
+        assert_eq!(src.limits.breaker_threshold(), 0);
+        assert_eq!(src.limits.burst, None, "the burst defaults to the rate");
+        let doc = SourceDocument::from_source(&src);
+        assert_eq!(doc.text("limits.rate_per_sec"), Some(Some("50")));
+        assert_eq!(doc.validate_update(&src).unwrap().limits, src.limits);
+        // Defaults when unset.
+        let plain = oauth2_doc().validate().unwrap();
+        assert_eq!(
+            plain.limits.concurrency(),
+            LimitSettings::DEFAULT_CONCURRENCY
+        );
+        assert_eq!(plain.limits.batch_size(), LimitSettings::DEFAULT_BATCH_SIZE);
+    }
+
+    #[test]
     fn a_url_without_scheme_gets_one_valid_suggestion() {
         let errs = errors_of(with(|d| d.base_url = s("crvs.example.org/api/")));
         let on_base: Vec<_> = errs
