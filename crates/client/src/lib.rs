@@ -21,6 +21,10 @@
 //! - [`bulk`]: bulk search — streaming CSV / JSONL / `TYPE:VALUE` input, batches of identifiers
 //!   per envelope through [`Operations`], streaming JSONL / CSV output, a checkpointed job in
 //!   the store ([`bulk::BulkStore`]) that resumes after a crash.
+//! - [`jobs`]: bulk jobs run in the background of `dci serve` ([`jobs::JobRunner`]: upload,
+//!   progress, cancel, results, resume after a restart) and schedules ([`jobs::Schedule`] with a
+//!   cron expression, [`jobs::Scheduler`], one claimed row per occurrence in
+//!   [`jobs::ScheduleStore`]).
 //! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
 //!   causes each event) and its Standard Webhooks delivery worker.
 //!
@@ -32,6 +36,7 @@ pub mod bulk;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod ops;

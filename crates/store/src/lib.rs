@@ -23,11 +23,14 @@
 //!   webhook endpoints (secrets sealed), leases, deliveries, attempts and redelivery.
 //! - And [`dci_client::bulk::BulkStore`] (`bulk_common.rs`, migration 0007): bulk jobs and
 //!   their checkpoints.
+//! - And [`dci_client::jobs::ScheduleStore`] (`schedule_common.rs`, migration 0012): schedules
+//!   and one row per claimed occurrence (its key makes the claim exclusive across instances).
 //!
 //! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
 //! validation live in `dci-client`).
 
 mod bulk_common;
+mod schedule_common;
 mod common;
 mod events_common;
 pub mod master_key;

@@ -62,6 +62,11 @@ pub(crate) fn sqlite() -> Migrator {
             "bulk_jobs",
             include_str!("../migrations/sqlite/0007_bulk_jobs.sql"),
         ),
+        (
+            12,
+            "schedules",
+            include_str!("../migrations/sqlite/0012_schedules.sql"),
+        ),
     ])
 }
 
@@ -101,6 +106,11 @@ pub(crate) fn postgres() -> Migrator {
             7,
             "bulk_jobs",
             include_str!("../migrations/postgres/0007_bulk_jobs.sql"),
+        ),
+        (
+            12,
+            "schedules",
+            include_str!("../migrations/postgres/0012_schedules.sql"),
         ),
     ])
 }

@@ -3,6 +3,7 @@
 //! webhooks in the same database (see `ops_common`, `events_common`).
 
 use crate::bulk_common::impl_bulk_store;
+use crate::schedule_common::impl_schedule_store;
 use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
 
@@ -15,3 +16,4 @@ const SKIP_LOCKED: &str = " FOR UPDATE OF e SKIP LOCKED";
 impl_ops_store!(crate::PgStore, sqlx::Postgres);
 impl_event_store!(crate::PgStore, sqlx::Postgres);
 impl_bulk_store!(crate::PgStore, sqlx::Postgres);
+impl_schedule_store!(crate::PgStore, sqlx::Postgres);

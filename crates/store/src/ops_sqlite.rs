@@ -3,6 +3,7 @@
 //! webhooks in the same SQLite file (see `ops_common`, `events_common`).
 
 use crate::bulk_common::impl_bulk_store;
+use crate::schedule_common::impl_schedule_store;
 use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
 
@@ -15,3 +16,4 @@ const SKIP_LOCKED: &str = "";
 impl_ops_store!(crate::SqliteStore, sqlx::Sqlite);
 impl_event_store!(crate::SqliteStore, sqlx::Sqlite);
 impl_bulk_store!(crate::SqliteStore, sqlx::Sqlite);
+impl_schedule_store!(crate::SqliteStore, sqlx::Sqlite);
