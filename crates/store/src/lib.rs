@@ -30,7 +30,6 @@
 //! validation live in `dci-client`).
 
 mod bulk_common;
-mod schedule_common;
 mod common;
 mod events_common;
 pub mod master_key;
@@ -41,6 +40,7 @@ mod ops_postgres;
 mod ops_sqlite;
 mod postgres;
 pub mod rotate;
+mod schedule_common;
 mod seal;
 mod sqlite;
 pub mod transfer;

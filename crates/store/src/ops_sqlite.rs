@@ -3,9 +3,9 @@
 //! webhooks in the same SQLite file (see `ops_common`, `events_common`).
 
 use crate::bulk_common::impl_bulk_store;
-use crate::schedule_common::impl_schedule_store;
 use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
+use crate::schedule_common::impl_schedule_store;
 
 /// Row-lock clause of reads that precede a change: none (SQLite's writer lock, taken by the
 /// write that starts each such transaction, serialises them).

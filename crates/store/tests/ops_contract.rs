@@ -145,6 +145,7 @@ contract!(
     signing_keys_are_sealed_and_survive_rotation,
     everything_survives_a_reopen,
     bulk_jobs_keep_their_checkpoint_and_final_state,
+    schedules_round_trip_and_each_occurrence_is_claimed_once,
 );
 
 fn now() -> OffsetDateTime {
@@ -1370,4 +1371,145 @@ async fn bulk_jobs_keep_their_checkpoint_and_final_state(b: Arc<Backend>) {
         o.ops.get_bulk_job("j2").await.unwrap().unwrap().checkpoint,
         cp
     );
+}
+
+fn schedule(id: &str, created_at: OffsetDateTime) -> dci_client::jobs::Schedule {
+    use dci_client::bulk::{InputFormat, OutputFormat};
+    dci_client::jobs::Schedule {
+        id: id.into(),
+        name: format!("schedule {id}"),
+        source_code: "crvs_main".into(),
+        cron: "0 2 * * *".into(),
+        input: "https://spmis.example/ids.csv".into(),
+        input_format: InputFormat::Csv,
+        output_format: OutputFormat::Csv,
+        batch_size: Some(50),
+        record_type: Some("Person".into()),
+        catch_up: dci_client::jobs::CatchUp::None,
+        enabled: true,
+        created_at,
+    }
+}
+
+/// A schedule round-trips; of two handles claiming the same occurrence at once, exactly one
+/// wins (the key decides); runs list latest occurrence first; a job's end finishes its run;
+/// deleting a schedule deletes its runs.
+async fn schedules_round_trip_and_each_occurrence_is_claimed_once(b: Arc<Backend>) {
+    use dci_client::jobs::{RunState, ScheduleRun};
+    let o = b.open(&key(1)).await;
+    let other = b.open(&key(1)).await;
+    let older = schedule("s1", now() - Duration::hours(1));
+    let mut s = schedule("s2", now());
+    s.batch_size = None;
+    s.record_type = None;
+    o.ops.create_schedule(&older).await.unwrap();
+    o.ops.create_schedule(&s).await.unwrap();
+    assert!(o.ops.create_schedule(&s).await.is_err(), "the id is unique");
+    assert_eq!(other.ops.get_schedule("s2").await.unwrap().unwrap(), s);
+    assert!(o.ops.get_schedule("nope").await.unwrap().is_none());
+    let ids: Vec<String> = o
+        .ops
+        .list_schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["s1", "s2"], "oldest first");
+
+    let occurrence = time::macros::datetime!(2026-03-01 02:00 UTC);
+    let run = |instance: &str, occurrence_at| ScheduleRun {
+        schedule_id: "s2".into(),
+        occurrence_at,
+        instance: instance.into(),
+        state: RunState::Running,
+        job_id: None,
+        reason: None,
+        skipped: 3,
+        started_at: now(),
+        finished_at: None,
+    };
+    let mut claims = Vec::new();
+    for i in 0..10 {
+        let (a, b2) = (o.ops.clone(), other.ops.clone());
+        let (ra, rb) = (
+            run(&format!("a{i}"), occurrence),
+            run(&format!("b{i}"), occurrence),
+        );
+        claims.push(tokio::spawn(async move {
+            a.claim_schedule_run(&ra).await.unwrap()
+        }));
+        claims.push(tokio::spawn(async move {
+            b2.claim_schedule_run(&rb).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for c in claims {
+        won += usize::from(c.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one claim of an occurrence wins");
+    let later = occurrence + Duration::days(1);
+    assert!(o.ops.claim_schedule_run(&run("a", later)).await.unwrap());
+    let runs = o.ops.list_schedule_runs("s2", 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].occurrence_at, later, "latest occurrence first");
+    assert_eq!(runs[1].skipped, 3);
+    assert_eq!(
+        o.ops
+            .latest_schedule_run("s2")
+            .await
+            .unwrap()
+            .unwrap()
+            .occurrence_at,
+        later
+    );
+    assert!(o.ops.latest_schedule_run("s1").await.unwrap().is_none());
+
+    assert!(
+        o.ops
+            .update_schedule_run(
+                "s2",
+                later,
+                Some("job-1"),
+                RunState::Running,
+                Some("caught up"),
+                None
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !o.ops
+            .finish_schedule_run_of_job("job-x", RunState::Completed, None, now())
+            .await
+            .unwrap(),
+        "a job of no schedule changes nothing"
+    );
+    let end = now();
+    assert!(
+        o.ops
+            .finish_schedule_run_of_job("job-1", RunState::Completed, None, end)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !o.ops
+            .finish_schedule_run_of_job("job-1", RunState::Failed, Some("late"), end)
+            .await
+            .unwrap(),
+        "an ended run stays ended"
+    );
+    let got = other.ops.latest_schedule_run("s2").await.unwrap().unwrap();
+    assert_eq!(got.state, RunState::Completed);
+    assert_eq!(got.job_id.as_deref(), Some("job-1"));
+    assert_eq!(
+        got.reason.as_deref(),
+        Some("caught up"),
+        "the reason is kept"
+    );
+    assert_eq!(got.finished_at, Some(end));
+
+    assert!(o.ops.delete_schedule("s2").await.unwrap());
+    assert!(!o.ops.delete_schedule("s2").await.unwrap());
+    assert!(o.ops.list_schedule_runs("s2", 10).await.unwrap().is_empty());
 }

@@ -230,7 +230,10 @@ impl JobRunner {
         let mut total = 0u64;
         let result = async {
             loop {
-                let n = body.read(&mut buf).await.map_err(io("reading the upload"))?;
+                let n = body
+                    .read(&mut buf)
+                    .await
+                    .map_err(io("reading the upload"))?;
                 if n == 0 {
                     break;
                 }

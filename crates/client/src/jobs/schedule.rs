@@ -138,7 +138,10 @@ impl ScheduleInput {
         let mut errs = ValidationErrors::default();
         let name = self.name.trim().to_owned();
         if name.is_empty() || name.len() > 200 {
-            errs.push("name", "must be 1 to 200 characters: e.g. monthly death check");
+            errs.push(
+                "name",
+                "must be 1 to 200 characters: e.g. monthly death check",
+            );
         }
         let source_code = self.source_code.trim().to_owned();
         if source_code.is_empty() {
@@ -169,7 +172,10 @@ impl ScheduleInput {
         }
         let input_format = match &self.input_format {
             Some(f) => InputFormat::parse(f).unwrap_or_else(|| {
-                errs.push("input_format", format!("{f:?} is not a format: use csv, jsonl or lines"));
+                errs.push(
+                    "input_format",
+                    format!("{f:?} is not a format: use csv, jsonl or lines"),
+                );
                 InputFormat::Lines
             }),
             None => {
@@ -179,7 +185,10 @@ impl ScheduleInput {
         };
         let output_format = match &self.output_format {
             Some(f) => OutputFormat::parse(f).unwrap_or_else(|| {
-                errs.push("output_format", format!("{f:?} is not a format: use jsonl or csv"));
+                errs.push(
+                    "output_format",
+                    format!("{f:?} is not a format: use jsonl or csv"),
+                );
                 OutputFormat::Jsonl
             }),
             None => OutputFormat::Jsonl,
@@ -197,7 +206,10 @@ impl ScheduleInput {
         }
         let catch_up = match &self.catch_up {
             Some(c) => CatchUp::parse(c.trim()).unwrap_or_else(|| {
-                errs.push("catch_up", format!("{c:?}: use latest (run the latest missed occurrence once) or none"));
+                errs.push(
+                    "catch_up",
+                    format!("{c:?}: use latest (run the latest missed occurrence once) or none"),
+                );
                 CatchUp::Latest
             }),
             None => CatchUp::Latest,
