@@ -24,7 +24,10 @@
 //!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
 //!   source's [`dci_client::Operations`] from the engine.
 //! - [`serve`] also starts the webhook delivery worker
-//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]).
+//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]), and,
+//!   with a [`ServerConfig::jobs_dir`], resumes the bulk jobs a restart interrupted and runs the
+//!   scheduler ([`dci_client::jobs::Scheduler`]); [`AppState::jobs`] runs the jobs of
+//!   `/api/v1/jobs` and the console's Jobs page.
 //! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
 //!   `ConnectInfo`), then drains in-flight requests; [`spawn`] does the same in the background
 //!   and returns a [`RunningServer`] (tests, embedding); `serve_with`/`spawn_with` take limits;
@@ -160,6 +163,7 @@ pub async fn serve_with(
     let grace = state.config.shutdown_grace;
     tokio::spawn(recover_until_shutdown(state.clone()));
     start_webhooks(&state);
+    start_jobs(&state);
     let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -192,6 +196,27 @@ fn start_webhooks(state: &AppState) {
             tracing::error!(error = %e, "webhook deliveries are off: the worker did not start")
         }
     }
+}
+
+/// Resumes the bulk jobs a restart interrupted and starts the scheduler, until shutdown.
+fn start_jobs(state: &AppState) {
+    if state.config.jobs_dir.is_none() {
+        tracing::info!("background jobs and schedules are off: no jobs directory");
+        return;
+    }
+    let runner = state.jobs.clone();
+    let shutdown = state.shutdown.clone();
+    let tick = state.config.schedule_tick;
+    tokio::spawn(async move {
+        match runner.resume_interrupted().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "resumed bulk jobs interrupted by a restart"),
+            Err(e) => tracing::warn!(error = %e, "could not resume interrupted bulk jobs"),
+        }
+        dci_client::jobs::Scheduler::new(runner, tick)
+            .run_until(shutdown.wait())
+            .await;
+    });
 }
 
 /// How often the recovery loop looks at the waiting async requests (each is asked about

@@ -179,3 +179,51 @@ impl Scheduler {
         Ok(())
     }
 }
+
+/// Checks `input` and stores the schedule: the data source must exist and a local input file
+/// must be readable now (a URL is fetched only at run time). Occurrences count from now.
+pub async fn add_schedule(
+    engine: &crate::Engine,
+    input: super::schedule::ScheduleInput,
+) -> Result<Schedule, AddScheduleError> {
+    let s = input.validate(OffsetDateTime::now_utc())?;
+    if engine
+        .store()
+        .get_data_source(&s.source_code)
+        .await?
+        .is_none()
+    {
+        return Err(crate::source::ValidationErrors::one(
+            "source_code",
+            format!(
+                "no data source {:?}: use the code of one that exists",
+                s.source_code
+            ),
+        )
+        .into());
+    }
+    if !s.input_is_url() && !std::path::Path::new(&s.input).is_file() {
+        return Err(crate::source::ValidationErrors::one(
+            "input",
+            format!(
+                "{}: no such file here: give a file this server can read, or an http(s) URL",
+                s.input
+            ),
+        )
+        .into());
+    }
+    engine.ops_store().create_schedule(&s).await?;
+    Ok(s)
+}
+
+/// Why [`add_schedule`] refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddScheduleError {
+    /// Fields are invalid (each named).
+    #[error("{0}")]
+    Invalid(#[from] crate::source::ValidationErrors),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -21,8 +21,10 @@ use crate::state::AppState;
 use crate::throttle::{ClientKey, Throttle};
 
 pub(crate) mod events;
+pub(crate) mod jobs;
 pub(crate) mod openapi;
 pub(crate) mod openapi_events;
+pub(crate) mod openapi_jobs;
 pub(crate) mod ops;
 pub(crate) mod registries;
 pub(crate) mod sources;
@@ -83,6 +85,24 @@ pub(crate) fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             get(webhooks::deliveries),
         ),
         (Method::GET, "/audit", get(sources::audit)),
+        (Method::POST, "/sources/{code}/jobs", post(jobs::submit)),
+        (Method::GET, "/jobs", get(jobs::list)),
+        (Method::GET, "/jobs/{id}", get(jobs::get)),
+        (Method::GET, "/jobs/{id}/results", get(jobs::results)),
+        (Method::POST, "/jobs/{id}/cancel", post(jobs::cancel)),
+        (Method::GET, "/schedules", get(jobs::schedules)),
+        (Method::POST, "/schedules", post(jobs::create_schedule)),
+        (Method::GET, "/schedules/{id}", get(jobs::schedule)),
+        (
+            Method::DELETE,
+            "/schedules/{id}",
+            delete(jobs::delete_schedule),
+        ),
+        (
+            Method::GET,
+            "/schedules/{id}/runs",
+            get(jobs::schedule_runs),
+        ),
     ]
 }
 

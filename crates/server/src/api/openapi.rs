@@ -176,6 +176,9 @@ pub(crate) fn document() -> Value {
     for (path, item) in super::openapi_events::paths() {
         doc["paths"][path] = item;
     }
+    for (path, item) in super::openapi_jobs::paths() {
+        doc["paths"][path] = item;
+    }
     for (name, s) in super::openapi_events::schemas() {
         doc["components"]["schemas"][name] = s;
     }
