@@ -11,6 +11,8 @@
 //!   person, a group with members, a farmer, a disability status, enrolments).
 //! - [`transactions`]: async requests with ACK and callbacks, one page per transaction,
 //!   subscriptions, notifications with their content.
+//! - [`jobs`]: background bulk jobs (upload, progress, download results, cancel) and the
+//!   schedules with their latest runs.
 //! - [`log`]: the audit log. [`keys`]: signing keys (revoke after a confirmation page).
 //! - [`view`]: the layout and small HTML helpers (maud escapes every interpolation).
 //!
@@ -18,7 +20,8 @@
 //! `GET /sources`, `GET/POST /sources/new`, `GET/POST /sources/{code}`,
 //! `POST /sources/{code}/test`, `POST /sources/{code}/clear-token`,
 //! `GET/POST /sources/{code}/delete` (confirmation, then delete), `GET/POST /search`,
-//! `GET /transactions`, `GET /transactions/{id}`, `GET /log`, `GET/POST /keys`,
+//! `GET /transactions`, `GET /transactions/{id}`, `GET/POST /jobs`, `GET /jobs/{id}/results`,
+//! `POST /jobs/{id}/cancel`, `GET /log`, `GET/POST /keys`,
 //! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke).
 //!
 //! Every page works without JavaScript; one small script only moves the focus to the error
@@ -30,6 +33,7 @@
 //!
 //! Owns: HTML, sessions, CSRF. Does not own: what the pages do (`dci_client`), storage.
 
+mod jobs;
 mod keys;
 mod log;
 mod records;
@@ -40,7 +44,7 @@ mod transactions;
 pub(crate) mod view;
 
 use axum::Router;
-use axum::extract::Extension;
+use axum::extract::{DefaultBodyLimit, Extension};
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use secrecy::SecretString;
@@ -123,6 +127,15 @@ pub fn router_with(config: ConsoleConfig) -> Router<AppState> {
         .route("/search", get(search::search_page).post(search::search_run))
         .route("/transactions", get(transactions::transactions))
         .route("/transactions/{id}", get(transactions::transaction))
+        .route(
+            "/jobs",
+            get(jobs::jobs_page)
+                .post(jobs::job_start)
+                // The input is streamed to a file; the jobs runner bounds its size.
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/jobs/{id}/results", get(jobs::job_results))
+        .route("/jobs/{id}/cancel", post(jobs::job_cancel))
         .route("/log", get(log::log))
         .route("/keys", get(keys::keys).post(keys::key_generate))
         .route("/keys/{id}/activate", post(keys::key_activate))
