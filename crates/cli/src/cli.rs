@@ -108,6 +108,10 @@ pub(crate) enum Command {
     /// with progress and a resumable job (search, resume, list, show, cancel).
     #[command(subcommand, after_help = crate::cmd::bulk::EXAMPLES)]
     Bulk(crate::cmd::bulk::BulkCommand),
+    /// Schedules that dci serve runs: a bulk job at each occurrence of a cron expression on an
+    /// input file or URL (add, list, show, remove, runs).
+    #[command(subcommand, after_help = crate::cmd::schedule::EXAMPLES)]
+    Schedule(crate::cmd::schedule::ScheduleCommand),
     /// Subscribe to a registry event type (async; --wait SECS for the subscription codes).
     Subscribe(crate::cmd::subscribe::SubscribeArgs),
     /// Cancel subscriptions by code (async; --wait SECS for the answer).
@@ -273,6 +277,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Log(args) => crate::cmd::log::run(args, cli.json),
         Command::Search(args) => crate::cmd::search::run(args, cli.json),
         Command::Bulk(cmd) => crate::cmd::bulk::run(cmd, cli.json),
+        Command::Schedule(cmd) => crate::cmd::schedule::run(cmd, cli.json),
         Command::Subscribe(args) => crate::cmd::subscribe::run(args, cli.json),
         Command::Unsubscribe(args) => crate::cmd::subscribe::run_unsubscribe(args, cli.json),
         Command::TxnStatus(args) => crate::cmd::txn_status::run(args, cli.json),

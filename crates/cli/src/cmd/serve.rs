@@ -154,6 +154,9 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
             ..dci_client::webhooks::WebhookSettings::default()
         },
         console: Some(settings.console_config()?),
+        // Background bulk jobs keep their input and results files here.
+        jobs_dir: Some(home.join("jobs")),
+        ..ServerConfig::default()
     };
     let listen: SocketAddr = settings.listen.value.unwrap_or_else(|| {
         crate::config::DEFAULT_LISTEN
