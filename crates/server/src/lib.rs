@@ -164,6 +164,7 @@ pub async fn serve_with(
     tokio::spawn(recover_until_shutdown(state.clone()));
     start_webhooks(&state);
     start_jobs(&state);
+    let state_jobs = state.jobs.clone();
     let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -175,13 +176,17 @@ pub async fn serve_with(
         shutdown.trigger();
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
+    let jobs = state_jobs;
+    let result = tokio::select! {
         r = server => r,
         () = trigger => {
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway");
             Ok(())
         }
-    }
+    };
+    // Jobs stop at their checkpoint (still `running`): the next start resumes them.
+    jobs.stop_all();
+    result
 }
 
 /// Starts the webhook delivery worker over the state's store until shutdown.
@@ -198,7 +203,8 @@ fn start_webhooks(state: &AppState) {
     }
 }
 
-/// Resumes the bulk jobs a restart interrupted and starts the scheduler, until shutdown.
+/// Resumes the bulk jobs a restart interrupted and starts the scheduler, until shutdown; then
+/// stops the running jobs at their checkpoint (they resume at the next start).
 fn start_jobs(state: &AppState) {
     if state.config.jobs_dir.is_none() {
         tracing::info!("background jobs and schedules are off: no jobs directory");
@@ -213,9 +219,16 @@ fn start_jobs(state: &AppState) {
             Ok(n) => tracing::info!(jobs = n, "resumed bulk jobs interrupted by a restart"),
             Err(e) => tracing::warn!(error = %e, "could not resume interrupted bulk jobs"),
         }
-        dci_client::jobs::Scheduler::new(runner, tick)
+        dci_client::jobs::Scheduler::new(runner.clone(), tick)
             .run_until(shutdown.wait())
             .await;
+        let stopped = runner.stop_all();
+        if stopped > 0 {
+            tracing::info!(
+                jobs = stopped,
+                "stopped running bulk jobs at their checkpoint: they resume at the next start"
+            );
+        }
     });
 }
 

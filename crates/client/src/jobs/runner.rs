@@ -458,6 +458,18 @@ impl JobRunner {
         Ok(changed)
     }
 
+    /// Stops every job running here without changing its state (a server shutting down): each
+    /// stays `running` at its last checkpoint, and [`Self::resume_interrupted`] continues it at
+    /// the next start. Returns how many were stopped.
+    pub fn stop_all(&self) -> usize {
+        let mut live = self.live();
+        let n = live.len();
+        for (_, l) in live.drain() {
+            l.abort.abort();
+        }
+        n
+    }
+
     /// Starts every job of this directory that is still `running` in the store (interrupted by
     /// a restart). Returns how many were started.
     pub async fn resume_interrupted(&self) -> Result<usize, JobsError> {
