@@ -158,8 +158,8 @@ impl Scheduler {
                 .await?
         };
         let req = JobRequest {
-            input_format: Some(format!("{:?}", s.input_format).to_lowercase()),
-            output_format: Some(format!("{:?}", s.output_format).to_lowercase()),
+            input_format: Some(name_of(s.input_format)),
+            output_format: Some(name_of(s.output_format)),
             batch_size: s.batch_size,
             record_type: s.record_type.clone(),
         };
@@ -178,6 +178,14 @@ impl Scheduler {
         self.runner.start(&job);
         Ok(())
     }
+}
+
+/// A format's name as the job request takes it (its serde name: `csv`, `jsonl`, `lines`).
+fn name_of(format: impl serde::Serialize) -> String {
+    serde_json::to_value(format)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Checks `input` and stores the schedule: the data source must exist and a local input file
