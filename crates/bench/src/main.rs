@@ -15,6 +15,7 @@
 //! Map: [`raw`] (the replay baseline), [`procs`] (child processes, CPU time), this file (the
 //! setup, the rounds and the report).
 
+mod bulk;
 mod procs;
 mod raw;
 
@@ -56,6 +57,9 @@ enum Cmd {
     /// Gateway latency under load: p50/p99 at many concurrent clients, with admission
     /// control against the same gateway without it.
     Latency(LatencyArgs),
+    /// Bulk search: `dci bulk search` at batch sizes 1/10/100 against the library's
+    /// single-item sync search, peak RSS of the `dci` process, resume after kill -9 at 50 %.
+    Bulk(crate::bulk::BulkArgs),
     /// (internal) runs the sandbox and prints its base URL.
     #[command(hide = true)]
     ChildSandbox,
@@ -116,11 +120,19 @@ fn main() -> Result<()> {
         Cmd::ChildGateway => rt.block_on(child_gateway()),
         Cmd::Engine(a) => rt.block_on(engine_bench(a)),
         Cmd::Latency(a) => rt.block_on(latency_bench(a)),
+        Cmd::Bulk(a) => rt.block_on(crate::bulk::bulk_bench(a)),
     }
 }
 
 async fn child_sandbox() -> Result<()> {
-    let sb = dci_sandbox::spawn(dci_sandbox::SandboxConfig::default()).await?;
+    let mut config = dci_sandbox::SandboxConfig::default();
+    if let Some(n) = std::env::var("DCI_BENCH_POPULATION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config = config.population(n);
+    }
+    let sb = dci_sandbox::spawn(config).await?;
     println!("{}", sb.base_url());
     wait_for_parent().await;
     Ok(())
@@ -240,9 +252,9 @@ struct Setup {
     engine: Engine,
 }
 
-async fn setup() -> Result<Setup> {
+async fn setup(sandbox_env: &[(&str, &str)]) -> Result<Setup> {
     // The sandbox, in its own process.
-    let sandbox = ChildProc::start(&["child-sandbox"], &[])?;
+    let sandbox = ChildProc::start(&["child-sandbox"], sandbox_env)?;
     let sb_url = sandbox.line.clone();
     let sb_addr: SocketAddr = sb_url
         .trim_start_matches("http://")
@@ -315,7 +327,7 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
         home_s,
         opened: _opened,
         engine,
-    } = setup().await?;
+    } = setup(&[]).await?;
 
     // The gateway, in its own process over the same store.
     let gateway = ChildProc::start(&["child-gateway"], &[("DCI_HOME", &home_s)])?;
@@ -659,7 +671,7 @@ async fn latency_bench(a: LatencyArgs) -> Result<()> {
         opened: _opened,
         engine,
         ..
-    } = setup().await?;
+    } = setup(&[]).await?;
     let limit = a.max_in_flight.to_string();
     let unbounded = (1usize << 30).to_string();
     let admitted = ChildProc::start(

@@ -120,6 +120,14 @@ pub(crate) enum Command {
     /// Search a registry: --id TYPE:VALUE, --expression or --predicate JSON; sync (one page or
     /// --all-pages) or --async [--wait SECS]; --dry-run prints the signed envelope.
     Search(crate::cmd::search::SearchArgs),
+    /// Bulk searches: every identifier of a CSV/JSONL/TYPE:VALUE file, batched, rate-limited,
+    /// with progress and a resumable job (search, resume, list, show, cancel).
+    #[command(subcommand, after_help = crate::cmd::bulk::EXAMPLES)]
+    Bulk(crate::cmd::bulk::BulkCommand),
+    /// Schedules that dci serve runs: a bulk job at each occurrence of a cron expression on an
+    /// input file or URL (add, list, show, remove, runs).
+    #[command(subcommand, after_help = crate::cmd::schedule::EXAMPLES)]
+    Schedule(crate::cmd::schedule::ScheduleCommand),
     /// Subscribe to a registry event type (async; --wait SECS for the subscription codes).
     Subscribe(crate::cmd::subscribe::SubscribeArgs),
     /// Cancel subscriptions by code (async; --wait SECS for the answer).
@@ -297,6 +305,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Audit(cmd) => crate::cmd::audit::run(cmd, cli.json),
         Command::User(cmd) => crate::cmd::user::run(cmd, cli.json),
         Command::Search(args) => crate::cmd::search::run(args, cli.json),
+        Command::Bulk(cmd) => crate::cmd::bulk::run(cmd, cli.json),
+        Command::Schedule(cmd) => crate::cmd::schedule::run(cmd, cli.json),
         Command::Subscribe(args) => crate::cmd::subscribe::run(args, cli.json),
         Command::Unsubscribe(args) => crate::cmd::subscribe::run_unsubscribe(args, cli.json),
         Command::TxnStatus(args) => crate::cmd::txn_status::run(args, cli.json),

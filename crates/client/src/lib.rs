@@ -23,6 +23,15 @@
 //! - [`users`]: named users with roles, personal API tokens, console sessions, the change
 //!   audit ([`users::UserStore`], [`users::Users`]); [`export`]: the audit log and the change
 //!   audit as JSON Lines or CSV.
+//! - [`limits`]: per-source limits of a run — bounded concurrency, a `governor` rate limit and a
+//!   circuit breaker — from the source's `limits` settings.
+//! - [`bulk`]: bulk search — streaming CSV / JSONL / `TYPE:VALUE` input, batches of identifiers
+//!   per envelope through [`Operations`], streaming JSONL / CSV output, a checkpointed job in
+//!   the store ([`bulk::BulkStore`]) that resumes after a crash.
+//! - [`jobs`]: bulk jobs run in the background of `dci serve` ([`jobs::JobRunner`]: upload,
+//!   progress, cancel, results, resume after a restart) and schedules ([`jobs::Schedule`] with a
+//!   cron expression, [`jobs::Scheduler`], one claimed row per occurrence in
+//!   [`jobs::ScheduleStore`]).
 //! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
 //!   causes each event) and its Standard Webhooks delivery worker.
 //!
@@ -30,11 +39,14 @@
 //! HTTP serving (`dci-server`).
 
 pub mod auth;
+pub mod bulk;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod jobs;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
 pub mod registries;
@@ -55,12 +67,12 @@ pub use registries::{
     SocialClient,
 };
 pub use source::{
-    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, OAuth2Config,
+    AuthConfig, AuthKind, CredentialLocation, DataSource, Endpoints, LimitSettings, OAuth2Config,
     RecoverySettings, RetrySettings, SignaturePolicy, SourceState, TlsSettings,
 };
 pub use source::{
-    AuthDocument, DataSourceInput, EndpointsDocument, FieldError, MASKED, SourceDocument,
-    TlsDocument, UnknownName, ValidationErrors,
+    AuthDocument, DataSourceInput, EndpointsDocument, FieldError, LimitsDocument, MASKED,
+    SourceDocument, TlsDocument, UnknownName, ValidationErrors,
 };
 pub use store::{
     AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceChange,

@@ -19,8 +19,8 @@ pub mod names;
 mod validate;
 
 pub use document::{
-    AuthDocument, CallbacksDocument, EndpointsDocument, MASKED, RecoveryDocument, RetryDocument,
-    SourceDocument, TlsDocument,
+    AuthDocument, CallbacksDocument, EndpointsDocument, LimitsDocument, MASKED, RecoveryDocument,
+    RetryDocument, SourceDocument, TlsDocument,
 };
 pub use input::DataSourceInput;
 pub use names::UnknownName;
@@ -341,6 +341,74 @@ impl RetrySettings {
     }
 }
 
+/// This source's limits: how many calls may run at once, how fast they may be sent (a token
+/// bucket: `rate_per_sec` with `burst`), the largest batch of identifiers in one envelope, and
+/// when the circuit breaker opens. `None` takes the default named on each constant; applied by
+/// [`crate::limits::Limiter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    /// Calls in flight at once, 1–256 (default 4).
+    pub max_concurrency: Option<u32>,
+    /// Requests per second, 1–100 000 (default: no rate limit).
+    pub rate_per_sec: Option<u32>,
+    /// Requests that may be sent at once after a quiet spell, 1–100 000 (default: the rate).
+    pub burst: Option<u32>,
+    /// Identifiers in one search envelope, 1–1000 (default 100).
+    pub max_batch_size: Option<u32>,
+    /// Consecutive transient failures that open the circuit breaker, 0 (no breaker) – 1000
+    /// (default 5).
+    pub breaker_failures: Option<u32>,
+    /// Seconds the breaker stays open before one probe is let through, 1–3600 (default 30).
+    pub breaker_cooldown_secs: Option<u32>,
+}
+
+impl LimitSettings {
+    /// Default calls in flight.
+    pub const DEFAULT_CONCURRENCY: u32 = 4;
+    /// Largest `max_concurrency`.
+    pub const MAX_CONCURRENCY: u32 = 256;
+    /// Largest `rate_per_sec` and `burst`.
+    pub const MAX_RATE: u32 = 100_000;
+    /// Default identifiers per envelope.
+    pub const DEFAULT_BATCH_SIZE: u32 = 100;
+    /// Largest `max_batch_size`.
+    pub const MAX_BATCH_SIZE: u32 = 1000;
+    /// Default consecutive failures that open the breaker.
+    pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+    /// Largest `breaker_failures`.
+    pub const MAX_BREAKER_FAILURES: u32 = 1000;
+    /// Default seconds the breaker stays open.
+    pub const DEFAULT_BREAKER_COOLDOWN_SECS: u32 = 30;
+    /// Largest `breaker_cooldown_secs`.
+    pub const MAX_BREAKER_COOLDOWN_SECS: u32 = 3600;
+
+    /// Calls in flight at once.
+    pub fn concurrency(&self) -> u32 {
+        self.max_concurrency.unwrap_or(Self::DEFAULT_CONCURRENCY)
+    }
+
+    /// Identifiers per envelope.
+    pub fn batch_size(&self) -> u32 {
+        self.max_batch_size.unwrap_or(Self::DEFAULT_BATCH_SIZE)
+    }
+
+    /// Consecutive transient failures that open the breaker (0: never).
+    pub fn breaker_threshold(&self) -> u32 {
+        self.breaker_failures
+            .unwrap_or(Self::DEFAULT_BREAKER_FAILURES)
+    }
+
+    /// How long the breaker stays open before a probe.
+    pub fn breaker_cooldown(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.breaker_cooldown_secs
+                .unwrap_or(Self::DEFAULT_BREAKER_COOLDOWN_SECS)
+                .into(),
+        )
+    }
+}
+
 /// Lifecycle state of a data source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -411,6 +479,8 @@ pub struct DataSource {
     pub recovery: RecoverySettings,
     /// Its retry policy for idempotent calls.
     pub retry: RetrySettings,
+    /// Its concurrency, rate, batch-size and circuit-breaker limits.
+    pub limits: LimitSettings,
     /// Whether the source may be used.
     pub active: bool,
     /// Free-form notes.

@@ -77,6 +77,7 @@ fn source(sb: &Sandbox, prefix: &str, profile: Profile) -> DataSource {
         callbacks: Default::default(),
         recovery: Default::default(),
         retry: Default::default(),
+        limits: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Active,

@@ -497,3 +497,57 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
         Json(self.0).into_response()
     }
 }
+
+impl From<dci_client::jobs::JobsError> for ApiError {
+    fn from(e: dci_client::jobs::JobsError) -> Self {
+        use dci_client::bulk::BulkError as B;
+        use dci_client::jobs::JobsError as J;
+        match e {
+            J::NoDirectory => ApiError::Conflict {
+                message: e.to_string(),
+                field: None,
+            },
+            J::Invalid { field, message } => ApiError::field(field, message),
+            J::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+            J::NotFound(_) => ApiError::NotFound(format!("{e}: GET /api/v1/jobs lists them")),
+            J::Fetch { .. } => ApiError::BadRequest(e.to_string()),
+            J::Engine(e) => e.into(),
+            J::Store(s) => s.into(),
+            J::Bulk(B::Invalid { field, message }) => ApiError::field(&field, message),
+            J::Bulk(b) if b.is_invalid_input() => ApiError::field(
+                "body",
+                format!("the input cannot be read: {b}: check input_format and the file"),
+            ),
+            J::Bulk(B::NotFound(id)) => {
+                ApiError::NotFound(format!("no job {id:?}: GET /api/v1/jobs lists them"))
+            }
+            J::Bulk(B::Store(s)) => s.into(),
+            J::Bulk(B::Ops(o)) => o.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<dci_client::jobs::AddScheduleError> for ApiError {
+    fn from(e: dci_client::jobs::AddScheduleError) -> Self {
+        match e {
+            dci_client::jobs::AddScheduleError::Invalid(errs) => {
+                let fields = errs
+                    .errors()
+                    .iter()
+                    .map(|e| ApiFieldError {
+                        field: e.field.to_owned(),
+                        pointer: e.pointer(),
+                        message: e.message.clone(),
+                    })
+                    .collect();
+                ApiError::Invalid {
+                    message: format!("invalid schedule: {errs}").replace('\n', "; "),
+                    fields,
+                }
+            }
+            dci_client::jobs::AddScheduleError::Store(s) => s.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

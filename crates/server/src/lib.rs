@@ -34,7 +34,10 @@
 //!   source's [`dci_client::Operations`] from the engine, [`AppState::users`] the user
 //!   operations over the same store and [`AppState::record_change`] writes the change audit.
 //! - [`serve`] also starts the webhook delivery worker
-//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]).
+//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]), and,
+//!   with a [`ServerConfig::jobs_dir`], resumes the bulk jobs a restart interrupted and runs the
+//!   scheduler ([`dci_client::jobs::Scheduler`]); [`AppState::jobs`] runs the jobs of
+//!   `/api/v1/jobs` and the console's Jobs page.
 //! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
 //!   `ConnectInfo`), then drains in-flight requests; [`spawn`] does the same in the background
 //!   and returns a [`RunningServer`] (tests, embedding); `serve_with`/`spawn_with` take limits;
@@ -202,6 +205,8 @@ pub async fn serve_with(
     let grace = state.config.shutdown_grace;
     tokio::spawn(recover_until_shutdown(state.clone()));
     start_webhooks(&state);
+    start_jobs(&state);
+    let state_jobs = state.jobs.clone();
     let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -213,13 +218,17 @@ pub async fn serve_with(
         shutdown.trigger();
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
+    let jobs = state_jobs;
+    let result = tokio::select! {
         r = server => r,
         () = trigger => {
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway");
             Ok(())
         }
-    }
+    };
+    // Jobs stop at their checkpoint (still `running`): the next start resumes them.
+    jobs.stop_all();
+    result
 }
 
 /// Starts the webhook delivery worker over the state's store until shutdown.
@@ -234,6 +243,35 @@ fn start_webhooks(state: &AppState) {
             tracing::error!(error = %e, "webhook deliveries are off: the worker did not start")
         }
     }
+}
+
+/// Resumes the bulk jobs a restart interrupted and starts the scheduler, until shutdown; then
+/// stops the running jobs at their checkpoint (they resume at the next start).
+fn start_jobs(state: &AppState) {
+    if state.config.jobs_dir.is_none() {
+        tracing::info!("background jobs and schedules are off: no jobs directory");
+        return;
+    }
+    let runner = state.jobs.clone();
+    let shutdown = state.shutdown.clone();
+    let tick = state.config.schedule_tick;
+    tokio::spawn(async move {
+        match runner.resume_interrupted().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "resumed bulk jobs interrupted by a restart"),
+            Err(e) => tracing::warn!(error = %e, "could not resume interrupted bulk jobs"),
+        }
+        dci_client::jobs::Scheduler::new(runner.clone(), tick)
+            .run_until(shutdown.wait())
+            .await;
+        let stopped = runner.stop_all();
+        if stopped > 0 {
+            tracing::info!(
+                jobs = stopped,
+                "stopped running bulk jobs at their checkpoint: they resume at the next start"
+            );
+        }
+    });
 }
 
 /// How often the recovery loop looks at the waiting async requests (each is asked about

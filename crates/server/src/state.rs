@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use dci_client::jobs::JobRunner;
 use dci_client::ops::{IngestContext, Operations};
 use dci_client::{Engine, EngineError, OpsStore, Store};
 use tokio::sync::watch;
@@ -34,6 +35,13 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// Serve `/metrics` without a token (default off: the admin or read-only token is needed).
     pub metrics_open: bool,
+    /// Where background bulk jobs keep their input and results files (`dci serve`: `DCI_HOME/
+    /// jobs`); `None`: jobs are refused (schedules too).
+    pub jobs_dir: Option<std::path::PathBuf>,
+    /// Largest job input accepted (upload or a schedule's fetched input). Default 1 GiB.
+    pub max_job_input: u64,
+    /// How often the scheduler looks for due occurrences. Default 15 s.
+    pub schedule_tick: Duration,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +54,9 @@ impl Default for ServerConfig {
             console: None,
             max_in_flight: 256,
             metrics_open: false,
+            jobs_dir: None,
+            max_job_input: dci_client::jobs::DEFAULT_MAX_UPLOAD,
+            schedule_tick: Duration::from_secs(15),
         }
     }
 }
@@ -68,6 +79,8 @@ pub struct AppState {
     pub admin: AdminToken,
     /// Fires when the server starts shutting down.
     pub shutdown: Shutdown,
+    /// Background bulk jobs (API and console uploads, schedules).
+    pub jobs: JobRunner,
 }
 
 impl AppState {
@@ -93,7 +106,14 @@ impl AppState {
     pub fn with_engine(engine: Engine, admin: AdminToken, config: ServerConfig) -> AppState {
         let mut ingest = engine.ingest_context();
         ingest.max_body_bytes = config.body_limit;
+        let jobs = JobRunner::with_limits(
+            engine.clone(),
+            config.jobs_dir.clone(),
+            config.max_job_input,
+            dci_client::bulk::RunOptions::default(),
+        );
         AppState {
+            jobs,
             store: engine.store().clone(),
             ops: engine.ops_store().clone(),
             ingest,
@@ -174,6 +194,12 @@ impl FromRef<AppState> for Arc<ServerConfig> {
 impl FromRef<AppState> for AdminToken {
     fn from_ref(s: &AppState) -> Self {
         s.admin.clone()
+    }
+}
+
+impl FromRef<AppState> for JobRunner {
+    fn from_ref(s: &AppState) -> Self {
+        s.jobs.clone()
     }
 }
 

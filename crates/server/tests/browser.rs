@@ -413,10 +413,14 @@ async fn console_in_headless_chromium() {
     );
     let store: Arc<dyn Store> = s.clone();
     let ops: Arc<dyn OpsStore> = s;
-    let state = AppState::new(
+    let state = AppState::with_config(
         store.clone(),
         ops.clone(),
         AdminToken::from_secret(&SecretString::from(ADMIN)),
+        dci_server::ServerConfig {
+            jobs_dir: Some(dir.path().join("jobs")),
+            ..dci_server::ServerConfig::default()
+        },
     );
     let server = dci_server::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), state.clone())
         .await
@@ -824,6 +828,72 @@ async fn console_in_headless_chromium() {
         "{changes}"
     );
     check_page(&c, "changes", &mut audit).await;
+    // Jobs: upload a CSV for a background bulk search; it completes; its results download.
+    let upload = dir.path().join("caseload.csv");
+    let mut csv = String::from("id_type,id_value\n");
+    for e in sb.identifiers(RegistryType::Crvs, 0, 5) {
+        csv.push_str(&format!("{},{}\n", e.id_type, e.id_value));
+    }
+    std::fs::write(&upload, csv).unwrap();
+    c.goto(&format!("{base}/jobs")).await.unwrap();
+    c.find(Locator::Id("j-source"))
+        .await
+        .expect("the upload form")
+        .select_by_value("sandbox_crvs")
+        .await
+        .unwrap();
+    c.find(Locator::Id("j-format"))
+        .await
+        .unwrap()
+        .select_by_value("csv")
+        .await
+        .unwrap();
+    c.find(Locator::Id("j-file"))
+        .await
+        .unwrap()
+        .send_keys(&upload.display().to_string())
+        .await
+        .unwrap();
+    click(&c, "start-job").await;
+    c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    let job = ops.list_bulk_jobs(1).await.unwrap().remove(0);
+    let mut table = String::new();
+    for _ in 0..400 {
+        c.goto(&format!("{base}/jobs")).await.unwrap();
+        table = c
+            .find(Locator::Id("jobs"))
+            .await
+            .expect("the job is listed")
+            .text()
+            .await
+            .unwrap();
+        if table.contains("completed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        table.contains("completed") && table.contains("found 5"),
+        "the job completes with its outcomes: {table}"
+    );
+    check_page(&c, "jobs", &mut audit).await;
+    let href = format!("/jobs/{}/results", job.id);
+    c.find(Locator::Css(&format!(r#"a[href="{href}"]"#)))
+        .await
+        .expect("a download link");
+    let downloaded = c
+        .execute_async(
+            "var done = arguments[arguments.length - 1]; fetch(arguments[0]).then(function (r) { return r.text(); }).then(done);",
+            vec![serde_json::Value::String(href)],
+        )
+        .await
+        .unwrap();
+    let answers: Vec<&str> = downloaded.as_str().unwrap().lines().collect();
+    assert_eq!(answers.len(), 5, "{downloaded}");
+    assert!(
+        answers.iter().all(|a| a.contains("\"found\"")),
+        "{downloaded}"
+    );
 
     // Signing keys: generate one; the source form offers it as a choice; revoke it through
     // the confirmation page.

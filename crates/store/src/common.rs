@@ -57,6 +57,8 @@ pub(crate) struct StoredConfig {
     recovery: RecoverySettings,
     /// Absent in records written before per-source retry settings existed: the engine's.
     retry: RetrySettings,
+    /// Absent in records written before per-source limits existed: the defaults.
+    limits: dci_client::LimitSettings,
     notes: String,
 }
 
@@ -105,6 +107,7 @@ impl SourceRow {
             http_refusals: s.callbacks.http_refusals,
             recovery: s.recovery,
             retry: s.retry,
+            limits: s.limits,
             notes: s.notes.clone(),
             ..StoredConfig::default()
         };
@@ -206,6 +209,7 @@ impl SourceRow {
             callbacks,
             recovery: c.recovery,
             retry: c.retry,
+            limits: c.limits,
             active: self.active,
             notes: c.notes,
             last_test_at: self.last_test_at,

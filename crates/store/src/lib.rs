@@ -26,10 +26,15 @@
 //! - And [`dci_client::users::UserStore`] (`users_common.rs`, migration 0008): named users
 //!   (argon2 hashes), personal API tokens (digests only), console sessions (by the digest of
 //!   their id) and the append-only change audit.
+//! - And [`dci_client::bulk::BulkStore`] (`bulk_common.rs`, migration 0007): bulk jobs and
+//!   their checkpoints.
+//! - And [`dci_client::jobs::ScheduleStore`] (`schedule_common.rs`, migration 0012): schedules
+//!   and one row per claimed occurrence (its key makes the claim exclusive across instances).
 //!
 //! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
 //! validation live in `dci-client`).
 
+mod bulk_common;
 mod common;
 mod events_common;
 pub mod master_key;
@@ -40,6 +45,7 @@ mod ops_postgres;
 mod ops_sqlite;
 mod postgres;
 pub mod rotate;
+mod schedule_common;
 mod seal;
 mod sqlite;
 pub mod transfer;

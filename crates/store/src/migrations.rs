@@ -58,9 +58,19 @@ pub(crate) fn sqlite() -> Migrator {
             include_str!("../migrations/sqlite/0006_callback_answers.sql"),
         ),
         (
+            7,
+            "bulk_jobs",
+            include_str!("../migrations/sqlite/0007_bulk_jobs.sql"),
+        ),
+        (
             8,
             "users",
             include_str!("../migrations/sqlite/0008_users.sql"),
+        ),
+        (
+            12,
+            "schedules",
+            include_str!("../migrations/sqlite/0012_schedules.sql"),
         ),
     ])
 }
@@ -98,9 +108,19 @@ pub(crate) fn postgres() -> Migrator {
             include_str!("../migrations/postgres/0006_callback_answers.sql"),
         ),
         (
+            7,
+            "bulk_jobs",
+            include_str!("../migrations/postgres/0007_bulk_jobs.sql"),
+        ),
+        (
             8,
             "users",
             include_str!("../migrations/postgres/0008_users.sql"),
+        ),
+        (
+            12,
+            "schedules",
+            include_str!("../migrations/postgres/0012_schedules.sql"),
         ),
     ])
 }

@@ -3,8 +3,10 @@
 //! webhooks, users, sessions and the change audit in the same database (see `ops_common`,
 //! `events_common`, `users_common`).
 
+use crate::bulk_common::impl_bulk_store;
 use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
+use crate::schedule_common::impl_schedule_store;
 use crate::users_common::impl_user_store;
 
 /// Row-lock clause of reads that precede a change (a transaction row before its callbacks
@@ -16,3 +18,5 @@ const SKIP_LOCKED: &str = " FOR UPDATE OF e SKIP LOCKED";
 impl_ops_store!(crate::PgStore, sqlx::Postgres, crate::migrations::postgres);
 impl_event_store!(crate::PgStore, sqlx::Postgres);
 impl_user_store!(crate::PgStore, sqlx::Postgres);
+impl_bulk_store!(crate::PgStore, sqlx::Postgres);
+impl_schedule_store!(crate::PgStore, sqlx::Postgres);

@@ -144,6 +144,8 @@ contract!(
     subscriptions_upsert_keeps_history,
     signing_keys_are_sealed_and_survive_rotation,
     everything_survives_a_reopen,
+    bulk_jobs_keep_their_checkpoint_and_final_state,
+    schedules_round_trip_and_each_occurrence_is_claimed_once,
 );
 
 fn now() -> OffsetDateTime {
@@ -1307,4 +1309,257 @@ mod events {
                 .is_not_found()
         );
     }
+}
+
+fn bulk_job(id: &str, created_at: OffsetDateTime) -> dci_client::bulk::BulkJob {
+    use dci_client::bulk::{BulkJob, Checkpoint, InputFormat, JobSpec, JobState, OutputFormat};
+    BulkJob {
+        id: id.into(),
+        source_code: "crvs_main".into(),
+        state: JobState::Running,
+        spec: JobSpec {
+            input: Some("/data/in.csv".into()),
+            input_format: InputFormat::Csv,
+            output: Some("/data/out.jsonl".into()),
+            output_format: OutputFormat::Jsonl,
+            batch_size: 50,
+            record_type: Some("Person".into()),
+            total_rows: Some(1000),
+        },
+        checkpoint: Checkpoint::default(),
+        reason: None,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+/// A bulk job round-trips; checkpoints replace each other while it runs; a cancelled job keeps
+/// its last checkpoint, says so to the next save, and cannot change state again; jobs list
+/// newest first; everything survives a reopen.
+async fn bulk_jobs_keep_their_checkpoint_and_final_state(b: Arc<Backend>) {
+    use dci_client::bulk::{Checkpoint, JobState};
+    let o = b.open(&key(1)).await;
+    let older = bulk_job("j1", now() - Duration::minutes(5));
+    let job = bulk_job("j2", now());
+    o.ops.create_bulk_job(&older).await.unwrap();
+    o.ops.create_bulk_job(&job).await.unwrap();
+    assert!(
+        o.ops.create_bulk_job(&job).await.is_err(),
+        "a job id is unique"
+    );
+    assert_eq!(o.ops.get_bulk_job("j2").await.unwrap().unwrap(), job);
+    assert!(o.ops.get_bulk_job("nope").await.unwrap().is_none());
+
+    let cp = Checkpoint {
+        rows_done: 150,
+        input_offset: 4096,
+        input_line: 151,
+        output_offset: 9000,
+        found: 100,
+        not_found: 40,
+        errors: 10,
+        batches_sent: 4,
+        retries: 1,
+        runs: 1,
+    };
+    let at = now();
+    assert_eq!(
+        o.ops.save_bulk_checkpoint("j2", &cp, at).await.unwrap(),
+        Some(JobState::Running)
+    );
+    assert_eq!(
+        o.ops.save_bulk_checkpoint("nope", &cp, at).await.unwrap(),
+        None
+    );
+    let got = o.ops.get_bulk_job("j2").await.unwrap().unwrap();
+    assert_eq!(got.checkpoint, cp);
+    assert_eq!(got.updated_at, at);
+
+    assert!(
+        o.ops
+            .set_bulk_job_state("j2", JobState::Cancelled, Some("by the user"), now())
+            .await
+            .unwrap()
+    );
+    // A run still going sees the cancellation at its next save; the checkpoint stays.
+    let later = Checkpoint {
+        rows_done: 200,
+        ..cp
+    };
+    assert_eq!(
+        o.ops
+            .save_bulk_checkpoint("j2", &later, now())
+            .await
+            .unwrap(),
+        Some(JobState::Cancelled)
+    );
+    assert!(
+        !o.ops
+            .set_bulk_job_state("j2", JobState::Completed, None, now())
+            .await
+            .unwrap(),
+        "a final state is final"
+    );
+    let got = o.ops.get_bulk_job("j2").await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Cancelled);
+    assert_eq!(got.reason.as_deref(), Some("by the user"));
+    assert_eq!(got.checkpoint, cp);
+
+    let ids: Vec<_> = o
+        .ops
+        .list_bulk_jobs(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, ["j2", "j1"]);
+    assert_eq!(o.ops.list_bulk_jobs(1).await.unwrap().len(), 1);
+    drop(o);
+    let o = b.open(&key(1)).await;
+    assert_eq!(
+        o.ops.get_bulk_job("j2").await.unwrap().unwrap().checkpoint,
+        cp
+    );
+}
+
+fn schedule(id: &str, created_at: OffsetDateTime) -> dci_client::jobs::Schedule {
+    use dci_client::bulk::{InputFormat, OutputFormat};
+    dci_client::jobs::Schedule {
+        id: id.into(),
+        name: format!("schedule {id}"),
+        source_code: "crvs_main".into(),
+        cron: "0 2 * * *".into(),
+        input: "https://spmis.example/ids.csv".into(),
+        input_format: InputFormat::Csv,
+        output_format: OutputFormat::Csv,
+        batch_size: Some(50),
+        record_type: Some("Person".into()),
+        catch_up: dci_client::jobs::CatchUp::None,
+        enabled: true,
+        created_at,
+    }
+}
+
+/// A schedule round-trips; of two handles claiming the same occurrence at once, exactly one
+/// wins (the key decides); runs list latest occurrence first; a job's end finishes its run;
+/// deleting a schedule deletes its runs.
+async fn schedules_round_trip_and_each_occurrence_is_claimed_once(b: Arc<Backend>) {
+    use dci_client::jobs::{RunState, ScheduleRun};
+    let o = b.open(&key(1)).await;
+    let other = b.open(&key(1)).await;
+    let older = schedule("s1", now() - Duration::hours(1));
+    let mut s = schedule("s2", now());
+    s.batch_size = None;
+    s.record_type = None;
+    o.ops.create_schedule(&older).await.unwrap();
+    o.ops.create_schedule(&s).await.unwrap();
+    assert!(o.ops.create_schedule(&s).await.is_err(), "the id is unique");
+    assert_eq!(other.ops.get_schedule("s2").await.unwrap().unwrap(), s);
+    assert!(o.ops.get_schedule("nope").await.unwrap().is_none());
+    let ids: Vec<String> = o
+        .ops
+        .list_schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["s1", "s2"], "oldest first");
+
+    let occurrence = time::macros::datetime!(2026-03-01 02:00 UTC);
+    let run = |instance: &str, occurrence_at| ScheduleRun {
+        schedule_id: "s2".into(),
+        occurrence_at,
+        instance: instance.into(),
+        state: RunState::Running,
+        job_id: None,
+        reason: None,
+        skipped: 3,
+        started_at: now(),
+        finished_at: None,
+    };
+    let mut claims = Vec::new();
+    for i in 0..10 {
+        let (a, b2) = (o.ops.clone(), other.ops.clone());
+        let (ra, rb) = (
+            run(&format!("a{i}"), occurrence),
+            run(&format!("b{i}"), occurrence),
+        );
+        claims.push(tokio::spawn(async move {
+            a.claim_schedule_run(&ra).await.unwrap()
+        }));
+        claims.push(tokio::spawn(async move {
+            b2.claim_schedule_run(&rb).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for c in claims {
+        won += usize::from(c.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one claim of an occurrence wins");
+    let later = occurrence + Duration::days(1);
+    assert!(o.ops.claim_schedule_run(&run("a", later)).await.unwrap());
+    let runs = o.ops.list_schedule_runs("s2", 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].occurrence_at, later, "latest occurrence first");
+    assert_eq!(runs[1].skipped, 3);
+    assert_eq!(
+        o.ops
+            .latest_schedule_run("s2")
+            .await
+            .unwrap()
+            .unwrap()
+            .occurrence_at,
+        later
+    );
+    assert!(o.ops.latest_schedule_run("s1").await.unwrap().is_none());
+
+    assert!(
+        o.ops
+            .update_schedule_run(
+                "s2",
+                later,
+                Some("job-1"),
+                RunState::Running,
+                Some("caught up"),
+                None
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !o.ops
+            .finish_schedule_run_of_job("job-x", RunState::Completed, None, now())
+            .await
+            .unwrap(),
+        "a job of no schedule changes nothing"
+    );
+    let end = now();
+    assert!(
+        o.ops
+            .finish_schedule_run_of_job("job-1", RunState::Completed, None, end)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !o.ops
+            .finish_schedule_run_of_job("job-1", RunState::Failed, Some("late"), end)
+            .await
+            .unwrap(),
+        "an ended run stays ended"
+    );
+    let got = other.ops.latest_schedule_run("s2").await.unwrap().unwrap();
+    assert_eq!(got.state, RunState::Completed);
+    assert_eq!(got.job_id.as_deref(), Some("job-1"));
+    assert_eq!(
+        got.reason.as_deref(),
+        Some("caught up"),
+        "the reason is kept"
+    );
+    assert_eq!(got.finished_at, Some(end));
+
+    assert!(o.ops.delete_schedule("s2").await.unwrap());
+    assert!(!o.ops.delete_schedule("s2").await.unwrap());
+    assert!(o.ops.list_schedule_runs("s2", 10).await.unwrap().is_empty());
 }

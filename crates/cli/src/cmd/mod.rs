@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod audit;
+pub(crate) mod bulk;
 pub(crate) mod completions;
 pub(crate) mod config;
 pub(crate) mod crvs;
@@ -15,6 +16,7 @@ pub(crate) mod log;
 pub(crate) mod man;
 pub(crate) mod master_key;
 pub(crate) mod sandbox;
+pub(crate) mod schedule;
 pub(crate) mod search;
 pub(crate) mod serve;
 pub(crate) mod social;

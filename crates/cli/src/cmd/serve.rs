@@ -165,6 +165,9 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
         },
         console: Some(settings.console_config()?),
         metrics_open: settings.metrics_open.value.unwrap_or(false),
+        // Background bulk jobs keep their input and results files here.
+        jobs_dir: Some(home.join("jobs")),
+        ..ServerConfig::default()
     };
     let listen: SocketAddr = settings.listen.value.unwrap_or_else(|| {
         crate::config::DEFAULT_LISTEN

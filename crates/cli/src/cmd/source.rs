@@ -156,6 +156,24 @@ pub(crate) struct SourceFields {
     /// Size of the retry quota (token bucket), 0 for none (default 500).
     #[arg(long)]
     retry_quota: Option<String>,
+    /// Calls in flight at once to this registry, 1-256 (default 4).
+    #[arg(long)]
+    max_concurrency: Option<String>,
+    /// Requests per second to this registry, 1-100000 (default: no limit).
+    #[arg(long)]
+    rate_limit: Option<String>,
+    /// Requests that may go at once after a quiet spell, 1-100000 (default: the rate).
+    #[arg(long)]
+    rate_burst: Option<String>,
+    /// Identifiers per search envelope in bulk runs, 1-1000 (default 100).
+    #[arg(long)]
+    max_batch_size: Option<String>,
+    /// Consecutive transient failures that open the circuit breaker, 0 for none (default 5).
+    #[arg(long)]
+    breaker_failures: Option<String>,
+    /// Seconds the circuit breaker stays open before a probe, 1-3600 (default 30).
+    #[arg(long)]
+    breaker_cooldown: Option<String>,
     /// Signing key reference for outgoing envelopes.
     #[arg(long)]
     signing_key: Option<String>,
@@ -620,7 +638,7 @@ async fn get(store: &dyn Store, code: &str) -> Result<DataSource, CmdError> {
 }
 
 /// The text flags shared by `add` and `edit`: the document path each sets, the flag, its value.
-fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>); 31] {
+fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>); 37] {
     [
         ("name", "--name", &f.name),
         ("registry_type", "--registry-type", &f.registry_type),
@@ -681,6 +699,28 @@ fn text_flags(f: &SourceFields) -> [(&'static str, &'static str, &Option<String>
         ),
         ("retry.max_retries", "--max-retries", &f.max_retries),
         ("retry.quota", "--retry-quota", &f.retry_quota),
+        (
+            "limits.max_concurrency",
+            "--max-concurrency",
+            &f.max_concurrency,
+        ),
+        ("limits.rate_per_sec", "--rate-limit", &f.rate_limit),
+        ("limits.burst", "--rate-burst", &f.rate_burst),
+        (
+            "limits.max_batch_size",
+            "--max-batch-size",
+            &f.max_batch_size,
+        ),
+        (
+            "limits.breaker_failures",
+            "--breaker-failures",
+            &f.breaker_failures,
+        ),
+        (
+            "limits.breaker_cooldown_secs",
+            "--breaker-cooldown",
+            &f.breaker_cooldown,
+        ),
         ("signing_key_id", "--signing-key", &f.signing_key),
         (
             "reply_signature_policy",

@@ -213,6 +213,7 @@ struct SourceRuntime {
     checked: Mutex<Instant>,
     ops: Operations,
     dr: Option<DrClient>,
+    limiter: crate::limits::Limiter,
 }
 
 impl std::fmt::Debug for Engine {
@@ -368,12 +369,14 @@ impl Engine {
         let dr = (registry == RegistryType::Dr)
             .then(|| DrClient::with_cache(ops.clone(), i.dr_cache))
             .transpose()?;
+        let limiter = crate::limits::Limiter::new(&ops.source().limits);
         Ok(SourceRuntime {
             id,
             updated_at,
             checked: Mutex::new(Instant::now()),
             ops,
             dr,
+            limiter,
         })
     }
 
@@ -417,6 +420,12 @@ impl Engine {
     /// The operations of `code`. A disabled source is refused: nothing is sent on its behalf.
     pub async fn operations(&self, code: &str) -> Result<Operations, EngineError> {
         Ok(self.active_runtime(code).await?.ops.clone())
+    }
+
+    /// The limits of `code` ([`crate::limits::Limiter`], from its `limits` settings), shared by
+    /// every run on the source in this engine (rebuilt when the record changes).
+    pub async fn limiter(&self, code: &str) -> Result<crate::limits::Limiter, EngineError> {
+        Ok(self.active_runtime(code).await?.limiter.clone())
     }
 
     /// The CRVS client of `code`.

@@ -26,7 +26,14 @@ use crate::store::StoreError;
 /// a subscription write the events the change causes in the same database transaction (built by
 /// [`crate::events::build`]), and fan them out to the webhook endpoints.
 #[async_trait]
-pub trait OpsStore: crate::events::EventStore + crate::users::UserStore + Send + Sync {
+pub trait OpsStore:
+    crate::events::EventStore
+    + crate::users::UserStore
+    + crate::bulk::BulkStore
+    + crate::jobs::ScheduleStore
+    + Send
+    + Sync
+{
     /// Stores a new outgoing async request *before* it is sent. The transaction id is unique:
     /// inserting an existing one fails.
     async fn insert_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError>;

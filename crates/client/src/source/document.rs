@@ -90,6 +90,9 @@ pub struct SourceDocument {
     /// Retry policy of idempotent calls (defaults: the engine's).
     #[serde(default)]
     pub retry: RetryDocument,
+    /// Concurrency, rate, batch-size and circuit-breaker limits (defaults: see each field).
+    #[serde(default)]
+    pub limits: LimitsDocument,
     /// Enabled (default `true`).
     #[serde(default)]
     pub active: Option<bool>,
@@ -198,6 +201,30 @@ pub struct RetryDocument {
     pub quota: Option<String>,
 }
 
+/// `limits`: how hard this registry may be driven (see [`crate::LimitSettings`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDocument {
+    /// Calls in flight at once, 1–256 (default 4).
+    #[serde(default, with = "number_or_text")]
+    pub max_concurrency: Option<String>,
+    /// Requests per second, 1–100000 (default: none).
+    #[serde(default, with = "number_or_text")]
+    pub rate_per_sec: Option<String>,
+    /// Token-bucket burst, 1–100000 (default: the rate).
+    #[serde(default, with = "number_or_text")]
+    pub burst: Option<String>,
+    /// Identifiers per search envelope, 1–1000 (default 100).
+    #[serde(default, with = "number_or_text")]
+    pub max_batch_size: Option<String>,
+    /// Consecutive transient failures that open the circuit breaker, 0 (none) – 1000 (default 5).
+    #[serde(default, with = "number_or_text")]
+    pub breaker_failures: Option<String>,
+    /// Seconds the breaker stays open before a probe, 1–3600 (default 30).
+    #[serde(default, with = "number_or_text")]
+    pub breaker_cooldown_secs: Option<String>,
+}
+
 /// `endpoints`: paths relative to the base URL.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -295,6 +322,12 @@ impl SourceDocument {
         "recovery.give_up_after_secs" => recovery.give_up_after_secs;
         "retry.max_retries" => retry.max_retries;
         "retry.quota" => retry.quota;
+        "limits.max_concurrency" => limits.max_concurrency;
+        "limits.rate_per_sec" => limits.rate_per_sec;
+        "limits.burst" => limits.burst;
+        "limits.max_batch_size" => limits.max_batch_size;
+        "limits.breaker_failures" => limits.breaker_failures;
+        "limits.breaker_cooldown_secs" => limits.breaker_cooldown_secs;
         "signing_key_id" => signing_key_id;
         "reply_signature_policy" => reply_signature_policy;
         "registry_jwks_url" => registry_jwks_url;
@@ -517,6 +550,14 @@ impl SourceDocument {
             retry: RetryDocument {
                 max_retries: s.retry.max_retries.map(|n| n.to_string()),
                 quota: s.retry.quota.map(|n| n.to_string()),
+            },
+            limits: LimitsDocument {
+                max_concurrency: s.limits.max_concurrency.map(|n| n.to_string()),
+                rate_per_sec: s.limits.rate_per_sec.map(|n| n.to_string()),
+                burst: s.limits.burst.map(|n| n.to_string()),
+                max_batch_size: s.limits.max_batch_size.map(|n| n.to_string()),
+                breaker_failures: s.limits.breaker_failures.map(|n| n.to_string()),
+                breaker_cooldown_secs: s.limits.breaker_cooldown_secs.map(|n| n.to_string()),
             },
             active: Some(s.active),
             notes: Some(s.notes.clone()),

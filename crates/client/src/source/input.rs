@@ -7,8 +7,8 @@
 use secrecy::SecretString;
 
 use super::document::{
-    AuthDocument, CallbacksDocument, EndpointsDocument, RecoveryDocument, RetryDocument,
-    SourceDocument, TlsDocument,
+    AuthDocument, CallbacksDocument, EndpointsDocument, LimitsDocument, RecoveryDocument,
+    RetryDocument, SourceDocument, TlsDocument,
 };
 use super::{DataSource, ValidationErrors};
 
@@ -57,6 +57,8 @@ pub struct DataSourceInput {
     pub recovery: RecoveryDocument,
     /// `retry.*`.
     pub retry: RetryDocument,
+    /// `limits.*`.
+    pub limits: LimitsDocument,
     pub active: Option<bool>,
     pub notes: Option<String>,
 }
@@ -111,6 +113,7 @@ impl From<DataSourceInput> for SourceDocument {
             },
             recovery: i.recovery,
             retry: i.retry,
+            limits: i.limits,
             active: i.active,
             notes: i.notes,
             ..SourceDocument::default()
@@ -158,6 +161,7 @@ impl From<SourceDocument> for DataSourceInput {
             http_refusals: d.callbacks.http_refusals,
             recovery: d.recovery,
             retry: d.retry,
+            limits: d.limits,
             active: d.active,
             notes: d.notes,
         }

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::document::{MASKED, SourceDocument};
 use super::{
     AuthConfig, AuthKind, CallbackSettings, CredentialLocation, DataSource, Endpoints,
-    OAuth2Config, RecoverySettings, RetrySettings, SignaturePolicy, SourceState, TlsSettings,
-    names,
+    LimitSettings, OAuth2Config, RecoverySettings, RetrySettings, SignaturePolicy, SourceState,
+    TlsSettings, names,
 };
 use crate::registries::Profile;
 
@@ -346,6 +346,8 @@ impl SourceDocument {
             ),
         };
 
+        let limits = self.limit_settings(&mut errs);
+
         let signing_key_id = opt(&self.signing_key_id);
 
         let reply_signature_policy = match opt(&self.reply_signature_policy) {
@@ -440,6 +442,7 @@ impl SourceDocument {
             callbacks,
             recovery,
             retry,
+            limits,
             active: self.active.unwrap_or(true),
             notes: self.notes.map(|n| n.trim().to_owned()).unwrap_or_default(),
             state: existing.map_or(SourceState::Draft, |e| e.state),
@@ -619,6 +622,56 @@ fn parse_or_push<T>(
 }
 
 impl SourceDocument {
+    /// `limits.*`, each a whole number in range.
+    fn limit_settings(&self, errs: &mut ValidationErrors) -> LimitSettings {
+        let l = &self.limits;
+        let rate = 1..=LimitSettings::MAX_RATE;
+        LimitSettings {
+            max_concurrency: whole(
+                errs,
+                "limits.max_concurrency",
+                &l.max_concurrency,
+                1..=LimitSettings::MAX_CONCURRENCY,
+                "a number of calls, e.g. 4",
+            ),
+            rate_per_sec: whole(
+                errs,
+                "limits.rate_per_sec",
+                &l.rate_per_sec,
+                rate.clone(),
+                "requests per second, e.g. 50",
+            ),
+            burst: whole(
+                errs,
+                "limits.burst",
+                &l.burst,
+                rate,
+                "a number of requests, e.g. 10",
+            ),
+            max_batch_size: whole(
+                errs,
+                "limits.max_batch_size",
+                &l.max_batch_size,
+                1..=LimitSettings::MAX_BATCH_SIZE,
+                "identifiers per envelope, e.g. 100",
+            ),
+            breaker_failures: whole(
+                errs,
+                "limits.breaker_failures",
+                &l.breaker_failures,
+                0..=LimitSettings::MAX_BREAKER_FAILURES,
+                "a count of failures, e.g. 5 (0: no breaker)",
+            ),
+            breaker_cooldown_secs: whole(
+                errs,
+                "limits.breaker_cooldown_secs",
+                &l.breaker_cooldown_secs,
+                1..=LimitSettings::MAX_BREAKER_COOLDOWN_SECS,
+                "a number of seconds, e.g. 30",
+            ),
+        }
+    }
+
     /// `recovery.*`, each a whole number of seconds in range; the give-up time not shorter than
     /// the expected callback time.
     fn recovery_settings(&self, errs: &mut ValidationErrors) -> RecoverySettings {
@@ -876,6 +929,52 @@ mod tests {
                 .secret_matches(new_url.rsplit('/').next().unwrap())
         );
         assert!(!with_uri.callbacks.secret_matches(&secret));
+    }
+
+    #[test]
+    fn limits_are_validated_by_field_and_round_trip_through_the_document() {
+        let errs = with(|d| {
+            d.limits.max_concurrency = s("0");
+            d.limits.rate_per_sec = s("fast");
+            d.limits.burst = s("200000");
+            d.limits.max_batch_size = s("1001");
+            d.limits.breaker_failures = s("-1");
+            d.limits.breaker_cooldown_secs = s("0");
+        })
+        .validate()
+        .unwrap_err();
+        for f in [
+            "limits.max_concurrency",
+            "limits.rate_per_sec",
+            "limits.burst",
+            "limits.max_batch_size",
+            "limits.breaker_failures",
+            "limits.breaker_cooldown_secs",
+        ] {
+            assert!(errs.has(f), "{f}: {errs}");
+        }
+        let src = with(|d| {
+            d.limits.max_concurrency = s("8");
+            d.limits.rate_per_sec = s("50");
+            d.limits.max_batch_size = s("250");
+            d.limits.breaker_failures = s("0");
+        })
+        .validate()
+        .unwrap();
+        assert_eq!(src.limits.concurrency(), 8);
+        assert_eq!(src.limits.batch_size(), 250);
+        assert_eq!(src.limits.breaker_threshold(), 0);
+        assert_eq!(src.limits.burst, None, "the burst defaults to the rate");
+        let doc = SourceDocument::from_source(&src);
+        assert_eq!(doc.text("limits.rate_per_sec"), Some(Some("50")));
+        assert_eq!(doc.validate_update(&src).unwrap().limits, src.limits);
+        // Defaults when unset.
+        let plain = oauth2_doc().validate().unwrap();
+        assert_eq!(
+            plain.limits.concurrency(),
+            LimitSettings::DEFAULT_CONCURRENCY
+        );
+        assert_eq!(plain.limits.batch_size(), LimitSettings::DEFAULT_BATCH_SIZE);
     }
 
     #[test]

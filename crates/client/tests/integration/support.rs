@@ -43,6 +43,7 @@ pub(crate) fn source(base_url: &str, auth: AuthConfig) -> DataSource {
         },
         recovery: Default::default(),
         retry: Default::default(),
+        limits: Default::default(),
         active: true,
         notes: String::new(),
         state: SourceState::Draft,

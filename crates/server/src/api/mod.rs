@@ -21,8 +21,10 @@ use crate::state::AppState;
 
 pub(crate) mod audit;
 pub(crate) mod events;
+pub(crate) mod jobs;
 pub(crate) mod openapi;
 pub(crate) mod openapi_events;
+pub(crate) mod openapi_jobs;
 pub(crate) mod openapi_users;
 pub(crate) mod ops;
 pub(crate) mod registries;
@@ -179,6 +181,56 @@ pub(crate) fn routes() -> Vec<(Method, &'static str, Role, MethodRouter<AppState
             delete(users::delete),
         ),
         (Method::GET, "/me", Role::Viewer, get(users::me)),
+        (
+            Method::POST,
+            "/sources/{code}/jobs",
+            Role::Operator,
+            post(jobs::submit),
+        ),
+        (Method::GET, "/jobs", Role::Viewer, get(jobs::list)),
+        (Method::GET, "/jobs/{id}", Role::Viewer, get(jobs::get)),
+        (
+            Method::GET,
+            "/jobs/{id}/results",
+            Role::Viewer,
+            get(jobs::results),
+        ),
+        (
+            Method::POST,
+            "/jobs/{id}/cancel",
+            Role::Operator,
+            post(jobs::cancel),
+        ),
+        (
+            Method::GET,
+            "/schedules",
+            Role::Viewer,
+            get(jobs::schedules),
+        ),
+        (
+            Method::POST,
+            "/schedules",
+            Role::Admin,
+            post(jobs::create_schedule),
+        ),
+        (
+            Method::GET,
+            "/schedules/{id}",
+            Role::Viewer,
+            get(jobs::schedule),
+        ),
+        (
+            Method::DELETE,
+            "/schedules/{id}",
+            Role::Admin,
+            delete(jobs::delete_schedule),
+        ),
+        (
+            Method::GET,
+            "/schedules/{id}/runs",
+            Role::Viewer,
+            get(jobs::schedule_runs),
+        ),
     ]
 }
 

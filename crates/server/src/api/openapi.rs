@@ -180,6 +180,9 @@ pub(crate) fn document() -> Value {
     for (path, item) in super::openapi_users::paths() {
         doc["paths"][path] = item;
     }
+    for (path, item) in super::openapi_jobs::paths() {
+        doc["paths"][path] = item;
+    }
     for (name, s) in super::openapi_events::schemas() {
         doc["components"]["schemas"][name] = s;
     }
@@ -212,6 +215,15 @@ fn core_document() -> Value {
                             "properties": {
                             "max_retries": { "type": ["integer", "null"], "minimum": 0, "maximum": 10 },
                             "quota": { "type": ["integer", "null"], "minimum": 0, "maximum": 100000 } } });
+    let limits_input = json!({ "type": "object", "additionalProperties": false,
+                            "description": "How hard this registry may be driven: calls in flight, a rate limit (token bucket), identifiers per envelope in bulk runs, and the circuit breaker",
+                            "properties": {
+                            "max_concurrency": { "type": ["integer", "null"], "minimum": 1, "maximum": 256, "description": "Calls in flight at once (default 4)" },
+                            "rate_per_sec": { "type": ["integer", "null"], "minimum": 1, "maximum": 100000, "description": "Requests per second (default: no limit)" },
+                            "burst": { "type": ["integer", "null"], "minimum": 1, "maximum": 100000, "description": "Token-bucket burst (default: the rate)" },
+                            "max_batch_size": { "type": ["integer", "null"], "minimum": 1, "maximum": 1000, "description": "Identifiers per search envelope (default 100)" },
+                            "breaker_failures": { "type": ["integer", "null"], "minimum": 0, "maximum": 1000, "description": "Consecutive transient failures that open the circuit breaker; 0: none (default 5)" },
+                            "breaker_cooldown_secs": { "type": ["integer", "null"], "minimum": 1, "maximum": 3600, "description": "Seconds open before one probe (default 30)" } } });
     let callbacks_output = json!({ "type": "object", "properties": {
                             "accept_unauthenticated": { "type": "boolean" },
                             "http_refusals": { "type": "boolean" },
@@ -411,6 +423,7 @@ fn core_document() -> Value {
                         "callbacks": callbacks_input,
                         "recovery": recovery_input,
                         "retry": retry_input,
+                        "limits": limits_input,
                         "active": { "type": "boolean" },
                         "notes": { "type": ["string", "null"] }
                     }

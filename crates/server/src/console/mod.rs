@@ -15,13 +15,16 @@
 //!   subscriptions, notifications with their content.
 //! - [`log`]: the audit log. [`changes`]: the change audit (who changed what, when, which
 //!   fields). [`keys`]: signing keys (revoke after a confirmation page).
+//! - [`jobs`]: background bulk jobs (upload, progress, download results, cancel) and the
+//!   schedules with their latest runs.
 //! - [`view`]: the layout and small HTML helpers (maud escapes every interpolation).
 //!
 //! Routes are stable so bookmarks and scripts keep working: `GET/POST /login`, `POST /logout`,
 //! `GET /sources`, `GET/POST /sources/new`, `GET/POST /sources/{code}`,
 //! `POST /sources/{code}/test`, `POST /sources/{code}/clear-token`,
 //! `GET/POST /sources/{code}/delete` (confirmation, then delete), `GET/POST /search`,
-//! `GET /transactions`, `GET /transactions/{id}`, `GET /log`, `GET /changes`, `GET/POST /keys`,
+//! `GET /transactions`, `GET /transactions/{id}`, `GET/POST /jobs`, `GET /jobs/{id}/results`,
+//! `POST /jobs/{id}/cancel`, `GET /log`, `GET /changes`, `GET/POST /keys`,
 //! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke).
 //!
 //! Every page works without JavaScript; one small script only moves the focus to the error
@@ -34,6 +37,7 @@
 //! Owns: HTML, sessions, CSRF. Does not own: what the pages do (`dci_client`), storage.
 
 mod changes;
+mod jobs;
 mod keys;
 mod log;
 mod records;
@@ -44,7 +48,7 @@ mod transactions;
 pub(crate) mod view;
 
 use axum::Router;
-use axum::extract::Extension;
+use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::Method;
 use axum::response::Redirect;
 use axum::routing::{MethodRouter, get, post};
@@ -195,6 +199,26 @@ pub(crate) fn routes() -> Vec<(Method, &'static str, Option<Role>, MethodRouter<
             "/transactions/{id}",
             Some(Viewer),
             get(transactions::transaction),
+        ),
+        (Method::GET, "/jobs", Some(Viewer), get(jobs::jobs_page)),
+        (
+            Method::POST,
+            "/jobs",
+            Some(Operator),
+            // The input is streamed to a file; the jobs runner bounds its size.
+            post(jobs::job_start).layer(DefaultBodyLimit::disable()),
+        ),
+        (
+            Method::GET,
+            "/jobs/{id}/results",
+            Some(Viewer),
+            get(jobs::job_results),
+        ),
+        (
+            Method::POST,
+            "/jobs/{id}/cancel",
+            Some(Operator),
+            post(jobs::job_cancel),
         ),
         (Method::GET, "/log", Some(Viewer), get(log::log)),
         (Method::GET, "/changes", Some(Viewer), get(changes::changes)),

@@ -35,10 +35,10 @@ th{background:#f0f4f8;font-weight:600;font-size:.85rem}
 code{overflow-wrap:anywhere}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:1rem;font-size:.8rem;font-weight:600}
 .b-draft{background:#e4e7eb;color:#3e4c59}.b-testing{background:#fff3c4;color:#8d2b0b}
-.b-active,.b-pass,.b-succ,.b-completed,.b-ok{background:#c6f7e2;color:#014d40}
-.b-error,.b-fail,.b-rjct,.b-failed,.b-revoked{background:#ffe3e3;color:#8a041a}
+.b-active,.b-pass,.b-succ,.b-completed,.b-ok,.b-running{background:#c6f7e2;color:#014d40}
+.b-error,.b-fail,.b-rjct,.b-failed,.b-revoked,.b-missed{background:#ffe3e3;color:#8a041a}
 .b-warn,.b-timed_out,.b-partial{background:#fff3c4;color:#8d2b0b}
-.b-skipped,.b-inactive,.b-pending,.b-acknowledged,.b-unknown{background:#e4e7eb;color:#3e4c59}
+.b-skipped,.b-cancelled,.b-inactive,.b-pending,.b-acknowledged,.b-unknown{background:#e4e7eb;color:#3e4c59}
 fieldset{border:1px solid #d9e2ec;background:#fff;margin:0 0 1rem;padding:.8rem 1rem;min-width:0}
 legend{font-weight:600;padding:0 .3rem}
 .field{margin:.45rem 0;display:grid;grid-template-columns:14rem minmax(0,1fr);gap:.2rem 1rem;align-items:start}
@@ -138,6 +138,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("sources", "/sources", "Data Sources"),
     ("search", "/search", "Search"),
     ("transactions", "/transactions", "Transactions"),
+    ("jobs", "/jobs", "Jobs"),
     ("log", "/log", "Audit log"),
     ("changes", "/changes", "Changes"),
     ("keys", "/keys", "Signing keys"),

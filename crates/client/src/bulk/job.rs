@@ -1,0 +1,164 @@
+//! A bulk job as stored: what it runs ([`JobSpec`]), where it is ([`Checkpoint`]) and its
+//! state, and the storage seam [`BulkStore`] that `dci-store` implements for SQLite and
+//! PostgreSQL (migration 0007). A supertrait of [`crate::ops::OpsStore`], so every operations
+//! store holds jobs too.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::store::StoreError;
+
+use super::io::{InputFormat, OutputFormat};
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Being run, or stopped without finishing (crash, Ctrl-C): `dci bulk resume` continues it.
+    Running,
+    /// Every row answered (some answers may be `error`).
+    Completed,
+    /// Cancelled: not resumed.
+    Cancelled,
+    /// Stopped by a failure that is not a row's (input unreadable, output not writable).
+    Failed,
+}
+
+impl JobState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Cancelled => "cancelled",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "running" => JobState::Running,
+            "completed" => JobState::Completed,
+            "cancelled" => JobState::Cancelled,
+            "failed" => JobState::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether the job is over (not resumable).
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Running)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a job runs: fixed when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The input file (absolute path). A job reading standard input cannot be resumed.
+    pub input: Option<String>,
+    /// Its format.
+    pub input_format: InputFormat,
+    /// The output file (absolute path); `None`: standard output (not resumable either).
+    pub output: Option<String>,
+    /// Its format.
+    pub output_format: OutputFormat,
+    /// Identifiers per envelope (at most the source's `limits.max_batch_size`).
+    pub batch_size: u32,
+    /// `reg_record_type` of every search, if set.
+    pub record_type: Option<String>,
+    /// Rows in the input, when counted before the run.
+    pub total_rows: Option<u64>,
+}
+
+/// How far a job got: every row before `rows_done` has its output row written before
+/// `output_offset`, and the input continues at `input_offset`. Saved after each batch whose
+/// rows are written (in input order), so a resume re-sends at most the batches that were in
+/// flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Checkpoint {
+    /// Input rows answered (output written).
+    pub rows_done: u64,
+    /// Byte offset in the input after those rows.
+    pub input_offset: u64,
+    /// Physical input line of the last answered row (line numbers of the rows after it follow).
+    pub input_line: u64,
+    /// Byte length of the output holding exactly those rows' answers.
+    pub output_offset: u64,
+    /// Rows answered `found`.
+    pub found: u64,
+    /// Rows answered `not_found`.
+    pub not_found: u64,
+    /// Rows answered `error`.
+    pub errors: u64,
+    /// Envelopes sent (first attempts and retries, every run of the job).
+    pub batches_sent: u64,
+    /// Envelopes sent again after a transient failure.
+    pub retries: u64,
+    /// Runs of the job (1 + resumes).
+    pub runs: u32,
+}
+
+/// A stored bulk job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkJob {
+    /// Its id (a UUID v7).
+    pub id: String,
+    /// The data source searched.
+    pub source_code: String,
+    /// Its state.
+    pub state: JobState,
+    /// What it runs.
+    pub spec: JobSpec,
+    /// How far it got.
+    pub checkpoint: Checkpoint,
+    /// Why it failed or was cancelled, if it did.
+    pub reason: Option<String>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change (checkpoint or state).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Storage of bulk jobs. Object safe.
+#[async_trait]
+pub trait BulkStore: Send + Sync {
+    /// Stores a new job. Fails if the id exists.
+    async fn create_bulk_job(&self, job: &BulkJob) -> Result<(), StoreError>;
+
+    /// One job.
+    async fn get_bulk_job(&self, id: &str) -> Result<Option<BulkJob>, StoreError>;
+
+    /// Jobs, newest first, at most `limit`.
+    async fn list_bulk_jobs(&self, limit: u32) -> Result<Vec<BulkJob>, StoreError>;
+
+    /// Saves the checkpoint of a `running` job. Returns the job's state after the call (a job
+    /// cancelled meanwhile keeps its checkpoint and says `cancelled`, so the run stops), or
+    /// `None` if the job is unknown.
+    async fn save_bulk_checkpoint(
+        &self,
+        id: &str,
+        checkpoint: &Checkpoint,
+        at: OffsetDateTime,
+    ) -> Result<Option<JobState>, StoreError>;
+
+    /// Moves a job to `state` with `reason`, unless it is already final. Returns `false` if
+    /// unknown or already final.
+    async fn set_bulk_job_state(
+        &self,
+        id: &str,
+        state: JobState,
+        reason: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}

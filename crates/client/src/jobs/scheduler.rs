@@ -1,0 +1,237 @@
+//! [`Scheduler`]: the loop of `dci serve` that runs schedules. Each tick it asks every enabled
+//! schedule what is [`due`] since its latest handled occurrence, claims that occurrence in the
+//! store (one row per occurrence, so of several instances on one database exactly one wins),
+//! fetches the input (a file copied, or a URL downloaded, into the runner's directory) and
+//! hands the job to the [`JobRunner`]; the runner records the run's outcome when the job ends.
+//! A missed occurrence after downtime follows the schedule's [`crate::jobs::CatchUp`] policy.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::runner::{JobRequest, JobRunner, JobsError};
+use super::schedule::{Due, RunState, Schedule, ScheduleRun, due};
+use crate::store::StoreError;
+
+/// Runs schedules through a [`JobRunner`].
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    runner: JobRunner,
+    instance: String,
+    tick: Duration,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// Occurrences this instance claimed and started.
+    pub started: u32,
+    /// Occurrences this instance recorded as missed.
+    pub missed: u32,
+    /// Occurrences this instance claimed whose input or job failed to start.
+    pub failed: u32,
+}
+
+/// This process's name in run rows: host, process id and a random part.
+pub fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &rand[..8])
+}
+
+impl Scheduler {
+    /// A scheduler checking every `tick`.
+    pub fn new(runner: JobRunner, tick: Duration) -> Scheduler {
+        Scheduler {
+            runner,
+            instance: instance_name(),
+            tick,
+        }
+    }
+
+    /// This instance's name in the run rows it claims.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Ticks until `stop` resolves.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
+        let mut every = tokio::time::interval(self.tick);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                () = &mut stop => return,
+            }
+            if let Err(e) = self.tick(OffsetDateTime::now_utc()).await {
+                tracing::warn!(error = %e, "schedules: could not read the schedules");
+            }
+        }
+    }
+
+    /// One pass over the schedules at `now`.
+    pub async fn tick(&self, now: OffsetDateTime) -> Result<Tick, StoreError> {
+        let store = self.runner.engine().ops_store().clone();
+        let mut out = Tick::default();
+        for s in store.list_schedules().await? {
+            if !s.enabled {
+                continue;
+            }
+            let last = store
+                .latest_schedule_run(&s.id)
+                .await?
+                .map(|r| r.occurrence_at);
+            let what = match due(&s, last, now) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(schedule = %s.id, error = %e, "schedule has an unreadable cron expression");
+                    continue;
+                }
+            };
+            let (occurrence, skipped, state) = match what {
+                Due::Nothing => continue,
+                Due::Run {
+                    occurrence,
+                    skipped,
+                } => (occurrence, skipped, RunState::Running),
+                Due::Missed {
+                    occurrence,
+                    skipped,
+                } => (occurrence, skipped, RunState::Missed),
+            };
+            let reason = match (state, skipped) {
+                (RunState::Missed, n) => Some(format!(
+                    "missed while no instance ran (catch_up = none); {n} earlier occurrence(s) also missed"
+                )),
+                (_, 0) => None,
+                (_, n) => Some(format!(
+                    "caught up after downtime (catch_up = latest): {n} earlier missed occurrence(s) not run"
+                )),
+            };
+            let run = ScheduleRun {
+                schedule_id: s.id.clone(),
+                occurrence_at: occurrence,
+                instance: self.instance.clone(),
+                state,
+                job_id: None,
+                reason,
+                skipped,
+                started_at: now,
+                finished_at: (state == RunState::Missed).then_some(now),
+            };
+            if !store.claim_schedule_run(&run).await? {
+                continue; // another instance has it
+            }
+            if state == RunState::Missed {
+                out.missed += 1;
+                continue;
+            }
+            match self.start(&s, &run).await {
+                Ok(()) => out.started += 1,
+                Err(e) => {
+                    out.failed += 1;
+                    let why = e.to_string();
+                    tracing::warn!(schedule = %s.id, error = %why, "a schedule's run did not start");
+                    store
+                        .update_schedule_run(
+                            &s.id,
+                            occurrence,
+                            None,
+                            RunState::Failed,
+                            Some(&why),
+                            Some(OffsetDateTime::now_utc()),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn start(&self, s: &Schedule, run: &ScheduleRun) -> Result<(), JobsError> {
+        let path = if s.input_is_url() {
+            self.runner.stage_url(&s.input, s.input_format).await?
+        } else {
+            self.runner
+                .stage_file(std::path::Path::new(&s.input), s.input_format)
+                .await?
+        };
+        let req = JobRequest {
+            input_format: Some(name_of(s.input_format)),
+            output_format: Some(name_of(s.output_format)),
+            batch_size: s.batch_size,
+            record_type: s.record_type.clone(),
+        };
+        let job = self.runner.create(&s.source_code, &path, &req).await?;
+        let store = self.runner.engine().ops_store().clone();
+        store
+            .update_schedule_run(
+                &s.id,
+                run.occurrence_at,
+                Some(&job.id),
+                RunState::Running,
+                run.reason.as_deref(),
+                None,
+            )
+            .await?;
+        self.runner.start(&job);
+        Ok(())
+    }
+}
+
+/// A format's name as the job request takes it (its serde name: `csv`, `jsonl`, `lines`).
+fn name_of(format: impl serde::Serialize) -> String {
+    serde_json::to_value(format)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Checks `input` and stores the schedule: the data source must exist and a local input file
+/// must be readable now (a URL is fetched only at run time). Occurrences count from now.
+pub async fn add_schedule(
+    engine: &crate::Engine,
+    input: super::schedule::ScheduleInput,
+) -> Result<Schedule, AddScheduleError> {
+    let s = input.validate(OffsetDateTime::now_utc())?;
+    if engine
+        .store()
+        .get_data_source(&s.source_code)
+        .await?
+        .is_none()
+    {
+        return Err(crate::source::ValidationErrors::one(
+            "source_code",
+            format!(
+                "no data source {:?}: use the code of one that exists",
+                s.source_code
+            ),
+        )
+        .into());
+    }
+    if !s.input_is_url() && !std::path::Path::new(&s.input).is_file() {
+        return Err(crate::source::ValidationErrors::one(
+            "input",
+            format!(
+                "{}: no such file here: give a file this server can read, or an http(s) URL",
+                s.input
+            ),
+        )
+        .into());
+    }
+    engine.ops_store().create_schedule(&s).await?;
+    Ok(s)
+}
+
+/// Why [`add_schedule`] refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddScheduleError {
+    /// Fields are invalid (each named).
+    #[error("{0}")]
+    Invalid(#[from] crate::source::ValidationErrors),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,618 @@
+//! Background bulk jobs and schedules in `dci serve`, over real HTTP against the sandbox with
+//! real stores: a job uploaded through `/api/v1/sources/{code}/jobs` runs to the end (progress,
+//! results streamed in input order), is cancelled, and survives a restart mid-way (every row
+//! answered exactly once); schedules run an occurrence exactly once with two servers on one
+//! PostgreSQL schema, catch up after downtime by their policy, and fetch a URL input from a
+//! test HTTP server.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dci_client::jobs::{CatchUp, RunState, Schedule};
+use dci_client::{DataSourceInput, MasterKey, OpsStore, Store};
+use dci_protocol::RegistryType;
+use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig};
+use dci_server::{AdminToken, AppState, RunningServer, ServerConfig};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+/// Polls `f` until it returns `Some`, for at most 60 s (a bound, not a timing assertion).
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+type Stores = (Arc<dyn Store>, Arc<dyn OpsStore>);
+
+async fn sqlite(path: &Path) -> Stores {
+    let s = Arc::new(
+        dci_store::SqliteStore::open_file(path, &MasterKey::from_bytes([9; 32]))
+            .await
+            .unwrap(),
+    );
+    (s.clone(), s)
+}
+
+fn source_input(sb: &Sandbox, tune: impl FnOnce(&mut DataSourceInput)) -> DataSourceInput {
+    let mut input = DataSourceInput {
+        code: "crvs_main".into(),
+        name: "Sandbox CRVS".into(),
+        registry_type: "crvs".into(),
+        base_url: sb.registry_url(RegistryType::Crvs),
+        auth: Some("oauth2".into()),
+        token_url: Some(sb.token_url()),
+        client_id: Some(DEMO_CLIENT_ID.into()),
+        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
+        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
+        sender_id: Some("spmis.example.org".into()),
+        receiver_id: Some(sb.registry_id().to_owned()),
+        ..DataSourceInput::default()
+    };
+    tune(&mut input);
+    input
+}
+
+async fn add_source(store: &Arc<dyn Store>, input: DataSourceInput) {
+    store
+        .create_data_source(&input.validate().unwrap())
+        .await
+        .unwrap();
+}
+
+async fn serve(stores: &Stores, jobs_dir: &Path) -> RunningServer {
+    let config = ServerConfig {
+        jobs_dir: Some(jobs_dir.to_owned()),
+        schedule_tick: Duration::from_millis(100),
+        ..ServerConfig::default()
+    };
+    let state = AppState::with_config(
+        stores.0.clone(),
+        stores.1.clone(),
+        AdminToken::from_secret(&SecretString::from(TOKEN)),
+        config,
+    );
+    dci_server::spawn("127.0.0.1:0".parse().unwrap(), state)
+        .await
+        .unwrap()
+}
+
+fn ids(sb: &Sandbox, offset: usize, n: usize) -> Vec<(String, String)> {
+    sb.identifiers(RegistryType::Crvs, offset, n)
+        .into_iter()
+        .map(|e| (e.id_type, e.id_value))
+        .collect()
+}
+
+fn csv_of(rows: &[(String, String)]) -> String {
+    let mut s = String::from("id_type,id_value,case\n");
+    for (i, (t, v)) in rows.iter().enumerate() {
+        s.push_str(&format!("{t},{v},c{i}\n"));
+    }
+    s
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(server: &RunningServer) -> Api {
+        Api {
+            base: format!("{}/api/v1", server.base_url()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn submit(&self, query: &str, content_type: &str, body: String) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/sources/crvs_main/jobs{query}", self.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn job(&self, id: &str) -> Value {
+        let (status, v) = self.get(&format!("/jobs/{id}")).await;
+        assert_eq!(status, 200, "{v}");
+        v["job"].clone()
+    }
+
+    async fn until_state(&self, id: &str, state: &str) -> Value {
+        eventually(&format!("job {id} {state}"), || async {
+            let j = self.job(id).await;
+            (j["state"] == state && j["running_here"] == false).then_some(j)
+        })
+        .await
+    }
+
+    async fn results(&self, id: &str) -> (String, String) {
+        let r = self
+            .http
+            .get(format!("{}/jobs/{id}/results", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let state = r.headers()["x-job-state"].to_str().unwrap().to_owned();
+        (state, r.text().await.unwrap())
+    }
+}
+
+fn lines_of(results: &str) -> Vec<Value> {
+    results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_uploaded_job_runs_to_the_end_with_progress_and_streamed_results() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(200))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = sqlite(&dir.path().join("db.sqlite3")).await;
+    add_source(&stores.0, source_input(&sb, |_| {})).await;
+    let server = serve(&stores, &dir.path().join("jobs")).await;
+    let api = Api::new(&server);
+
+    let mut rows = ids(&sb, 0, 40);
+    rows.push(("BRN".into(), "no-such-person-000".into()));
+    let mut body = csv_of(&rows);
+    body.push_str(",missing-type,bad\n");
+
+    let anonymous = api
+        .http
+        .post(format!("{}/sources/crvs_main/jobs", api.base))
+        .header("content-type", "text/csv")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "the admin token is required");
+    let (status, v) = api.submit("?batch_size=7", "text/csv", body).await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["job"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        v["job"]["spec"]["total_rows"], 42,
+        "the input is counted: {v}"
+    );
+    assert_eq!(v["job"]["spec"]["batch_size"], 7);
+
+    let done = api.until_state(&id, "completed").await;
+    let cp = &done["checkpoint"];
+    assert_eq!(cp["rows_done"], 42, "{done}");
+    assert_eq!(cp["found"], 40, "{done}");
+    assert_eq!(cp["not_found"], 1, "{done}");
+    assert_eq!(cp["errors"], 1, "the bad row is answered as error: {done}");
+    assert_eq!(
+        cp["batches_sent"], 6,
+        "41 valid identifiers in envelopes of 7: {done}"
+    );
+
+    let (state, text) = api.results(&id).await;
+    assert_eq!(state, "completed");
+    let answers = lines_of(&text);
+    assert_eq!(answers.len(), 42);
+    let lines: Vec<u64> = answers
+        .iter()
+        .map(|a| a["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        (2..=43).collect::<Vec<_>>(),
+        "input order, one answer per row"
+    );
+    assert_eq!(answers[0]["outcome"], "found", "{}", answers[0]);
+    assert_eq!(
+        answers[0]["fields"]["case"], "c0",
+        "CSV extras echoed: {}",
+        answers[0]
+    );
+    assert_eq!(answers[40]["outcome"], "not_found", "{}", answers[40]);
+    assert_eq!(answers[41]["outcome"], "error", "{}", answers[41]);
+
+    let (status, list) = api.get("/jobs").await;
+    assert_eq!(status, 200);
+    assert!(
+        list["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == id.as_str()),
+        "{list}"
+    );
+    let (status, v) = api.post(&format!("/jobs/{id}/cancel"), json!({})).await;
+    assert_eq!(status, 409, "a completed job cannot be cancelled: {v}");
+    let (status, v) = api.get("/jobs/nope").await;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = api.submit("", "application/octet-stream", "x".into()).await;
+    assert_eq!(status, 422, "no input format: {v}");
+    assert!(v.to_string().contains("input_format"), "{v}");
+    server.shutdown().await.unwrap();
+}
+
+/// A slow source: one identifier per envelope, a few envelopes a second.
+fn slow(i: &mut DataSourceInput) {
+    i.limits.max_concurrency = Some("1".into());
+    i.limits.rate_per_sec = Some("20".into());
+    i.limits.burst = Some("1".into());
+}
+
+#[tokio::test]
+async fn a_cancelled_job_stops_and_keeps_the_rows_it_answered() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(400))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = sqlite(&dir.path().join("db.sqlite3")).await;
+    add_source(&stores.0, source_input(&sb, slow)).await;
+    let server = serve(&stores, &dir.path().join("jobs")).await;
+    let api = Api::new(&server);
+    let body: String = ids(&sb, 0, 400)
+        .iter()
+        .map(|(t, v)| format!("{t}:{v}\n"))
+        .collect();
+    let (status, v) = api
+        .submit("?input_format=lines&batch_size=1", "text/plain", body)
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["job"]["id"].as_str().unwrap().to_owned();
+    eventually("some progress", || async {
+        let j = api.job(&id).await;
+        (j["checkpoint"]["rows_done"].as_u64().unwrap() >= 5 && j["progress"].is_object())
+            .then_some(())
+    })
+    .await;
+    let (status, v) = api.post(&format!("/jobs/{id}/cancel"), json!({})).await;
+    assert_eq!(status, 200, "{v}");
+    let job = api.until_state(&id, "cancelled").await;
+    let done = job["checkpoint"]["rows_done"].as_u64().unwrap();
+    assert!(done < 400, "it stopped before the end: {job}");
+    let (state, text) = api.results(&id).await;
+    assert_eq!(state, "cancelled");
+    assert_eq!(
+        lines_of(&text).len() as u64,
+        done,
+        "the results hold exactly the answered rows"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        api.job(&id).await["checkpoint"]["rows_done"]
+            .as_u64()
+            .unwrap(),
+        done,
+        "nothing more is answered after the cancel"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_interrupted_by_a_restart_resumes_and_answers_every_row_once() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(120))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite3");
+    let jobs_dir = dir.path().join("jobs");
+    let stores = sqlite(&db).await;
+    add_source(&stores.0, source_input(&sb, slow)).await;
+    let server = serve(&stores, &jobs_dir).await;
+    let api = Api::new(&server);
+    let (status, v) = api
+        .submit(
+            "?batch_size=1&output_format=jsonl",
+            "application/x-ndjson",
+            ids(&sb, 0, 120)
+                .iter()
+                .map(|(t, v)| json!({ "id_type": t, "id_value": v }).to_string() + "\n")
+                .collect(),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["job"]["id"].as_str().unwrap().to_owned();
+    eventually("a part of the job", || async {
+        (api.job(&id).await["checkpoint"]["rows_done"]
+            .as_u64()
+            .unwrap()
+            >= 10)
+            .then_some(())
+    })
+    .await;
+    server.shutdown().await.unwrap();
+    drop(stores);
+    let stopped = sqlite(&db).await;
+    let job = stopped.1.get_bulk_job(&id).await.unwrap().unwrap();
+    assert_eq!(
+        job.state,
+        dci_client::bulk::JobState::Running,
+        "left resumable"
+    );
+    let at_stop = job.checkpoint.rows_done;
+    assert!(at_stop < 120, "stopped mid-way: {at_stop}");
+
+    // A new server over the same database and directory continues it.
+    let server = serve(&stopped, &jobs_dir).await;
+    let api = Api::new(&server);
+    let done = api.until_state(&id, "completed").await;
+    assert_eq!(done["checkpoint"]["rows_done"], 120, "{done}");
+    assert_eq!(done["checkpoint"]["runs"], 2, "{done}");
+    let answers = lines_of(&api.results(&id).await.1);
+    let lines: Vec<u64> = answers
+        .iter()
+        .map(|a| a["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        (1..=120).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
+    assert!(answers.iter().all(|a| a["outcome"] == "found"));
+    server.shutdown().await.unwrap();
+}
+
+fn schedule(
+    id: &str,
+    cron: &str,
+    input: String,
+    catch_up: CatchUp,
+    created_at: OffsetDateTime,
+) -> Schedule {
+    Schedule {
+        id: id.into(),
+        name: format!("schedule {id}"),
+        source_code: "crvs_main".into(),
+        cron: cron.into(),
+        input_format: dci_client::bulk::InputFormat::Csv,
+        input,
+        output_format: dci_client::bulk::OutputFormat::Jsonl,
+        batch_size: Some(10),
+        record_type: None,
+        catch_up,
+        enabled: true,
+        created_at,
+    }
+}
+
+/// A test HTTP server standing for the SPMIS: serves `body` at `/caseload.csv`.
+async fn spmis(body: String) -> (String, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().route(
+        "/caseload.csv",
+        axum::routing::get(move || {
+            let b = body.clone();
+            async move { ([("content-type", "text/csv")], b) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/caseload.csv", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn after_downtime_schedules_catch_up_by_their_policy_and_a_url_input_is_fetched() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(100))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = sqlite(&dir.path().join("db.sqlite3")).await;
+    add_source(&stores.0, source_input(&sb, |_| {})).await;
+    let (url, _spmis) = spmis(csv_of(&ids(&sb, 0, 25))).await;
+    let file = dir.path().join("ids.csv");
+    std::fs::write(&file, csv_of(&ids(&sb, 30, 5))).unwrap();
+    // Hourly at a minute about 30 minutes ago, made 200 minutes ago: the server was down for
+    // three occurrences (about 30, 90 and 150 minutes ago), the latest well past on time.
+    let now = OffsetDateTime::now_utc();
+    let minute = (now.minute() + 30) % 60;
+    let cron = format!("{minute} * * * *");
+    let made = now - time::Duration::minutes(200);
+    let latest = schedule("latest", &cron, url, CatchUp::Latest, made);
+    let none = schedule(
+        "none",
+        &cron,
+        file.display().to_string(),
+        CatchUp::None,
+        made,
+    );
+    stores.1.create_schedule(&latest).await.unwrap();
+    stores.1.create_schedule(&none).await.unwrap();
+
+    let server = serve(&stores, &dir.path().join("jobs")).await;
+    let api = Api::new(&server);
+    let run = eventually("the caught-up run", || async {
+        let (_, v) = api.get("/schedules/latest/runs").await;
+        let r = v["runs"][0].clone();
+        (r["state"] == "completed").then_some(v)
+    })
+    .await;
+    let runs = run["runs"].as_array().unwrap();
+    assert_eq!(
+        runs.len(),
+        1,
+        "the latest missed occurrence runs once: {run}"
+    );
+    assert_eq!(runs[0]["skipped"], 2, "{run}");
+    let occurrence = OffsetDateTime::parse(
+        runs[0]["occurrence_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!((occurrence.minute(), occurrence.second()), (minute, 0));
+    assert!(
+        now - occurrence < time::Duration::minutes(31),
+        "the latest: {occurrence}"
+    );
+    let job_id = runs[0]["job_id"].as_str().unwrap();
+    let job = api.job(job_id).await;
+    assert_eq!(job["checkpoint"]["found"], 25, "the URL's 25 rows: {job}");
+    assert_eq!(lines_of(&api.results(job_id).await.1).len(), 25);
+
+    let (_, v) = api.get("/schedules/none/runs").await;
+    let missed = v["runs"].as_array().unwrap();
+    assert_eq!(missed.len(), 1, "{v}");
+    assert_eq!(missed[0]["state"], "missed", "{v}");
+    assert!(missed[0]["job_id"].is_null(), "nothing ran: {v}");
+
+    // Later ticks do not run the same occurrences again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, v) = api.get("/schedules/latest/runs").await;
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1, "{v}");
+    let (_, jobs) = api.get("/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
+
+    // The API checks a new schedule's fields.
+    let (status, v) = api
+        .post(
+            "/schedules",
+            json!({ "name": "x", "source_code": "crvs_main", "cron": "every day", "input": "ids.csv" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{v}");
+    let fields: Vec<&str> = v["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["cron", "input"], "{v}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_servers_on_one_postgres_schema_run_each_occurrence_once() {
+    let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        dci_protocol::test_support::skip(
+            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
+        );
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let outcome = tokio::spawn(two_servers(url.clone(), schema.clone())).await;
+    dci_store::PgStore::drop_schema(&url, &schema)
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn two_servers(url: String, schema: String) {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(50))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::from_bytes([9; 32]);
+    let open = || async {
+        let s = Arc::new(
+            dci_store::PgStore::connect_in_schema(&url, &schema, &key)
+                .await
+                .unwrap(),
+        );
+        (s.clone() as Arc<dyn Store>, s as Arc<dyn OpsStore>)
+    };
+    let a = open().await;
+    let b = open().await;
+    add_source(&a.0, source_input(&sb, |_| {})).await;
+    let file = dir.path().join("ids.csv");
+    std::fs::write(&file, csv_of(&ids(&sb, 0, 8))).unwrap();
+    // Every second: both servers see each occurrence.
+    let s = schedule(
+        "every-second",
+        "* * * * * *",
+        file.display().to_string(),
+        CatchUp::Latest,
+        OffsetDateTime::now_utc(),
+    );
+    a.1.create_schedule(&s).await.unwrap();
+    let one = serve(&a, &dir.path().join("jobs-a")).await;
+    let two = serve(&b, &dir.path().join("jobs-b")).await;
+    eventually("six runs", || async {
+        let runs = a.1.list_schedule_runs(&s.id, 100).await.unwrap();
+        (runs.len() >= 6).then_some(())
+    })
+    .await;
+    one.shutdown().await.unwrap();
+    two.shutdown().await.unwrap();
+
+    let runs = a.1.list_schedule_runs(&s.id, 1000).await.unwrap();
+    let jobs = a.1.list_bulk_jobs(1000).await.unwrap();
+    let occurrences: BTreeSet<_> = runs.iter().map(|r| r.occurrence_at).collect();
+    assert_eq!(occurrences.len(), runs.len(), "one row per occurrence");
+    let run_jobs: BTreeSet<_> = runs.iter().filter_map(|r| r.job_id.clone()).collect();
+    assert_eq!(
+        run_jobs.len(),
+        runs.iter().filter(|r| r.job_id.is_some()).count(),
+        "a job per run"
+    );
+    assert_eq!(
+        jobs.len(),
+        run_jobs.len(),
+        "no job started for an occurrence another instance claimed"
+    );
+    let instances: BTreeSet<_> = runs.iter().map(|r| r.instance.clone()).collect();
+    assert!(instances.len() <= 2, "{instances:?}");
+    let completed = runs
+        .iter()
+        .filter(|r| r.state == RunState::Completed)
+        .count();
+    assert!(completed >= 4, "runs end with their outcome: {runs:?}");
+    for j in jobs
+        .iter()
+        .filter(|j| j.state == dci_client::bulk::JobState::Completed)
+    {
+        assert_eq!(j.checkpoint.found, 8, "{j:?}");
+    }
+}
