@@ -57,6 +57,11 @@ pub(crate) fn sqlite() -> Migrator {
             "callback_answers",
             include_str!("../migrations/sqlite/0006_callback_answers.sql"),
         ),
+        (
+            9,
+            "event_sinks",
+            include_str!("../migrations/sqlite/0009_event_sinks.sql"),
+        ),
     ])
 }
 
@@ -91,6 +96,11 @@ pub(crate) fn postgres() -> Migrator {
             6,
             "callback_answers",
             include_str!("../migrations/postgres/0006_callback_answers.sql"),
+        ),
+        (
+            9,
+            "event_sinks",
+            include_str!("../migrations/postgres/0009_event_sinks.sql"),
         ),
     ])
 }
