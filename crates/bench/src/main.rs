@@ -12,9 +12,13 @@
 //! - 1 000 concurrent cold callers → token requests;
 //! - CPU time per request of each side.
 //!
-//! Map: [`raw`] (the replay baseline), [`procs`] (child processes, CPU time), this file (the
-//! setup, the rounds and the report).
+//! And `dci-bench events` ([`events`]): events/s delivered by webhooks and by RabbitMQ, and the
+//! cost per callback of writing its event.
+//!
+//! Map: [`raw`] (the replay baseline), [`procs`] (child processes, CPU time), [`events`] (the
+//! events benchmark), this file (the setup, the rounds and the report).
 
+mod events;
 mod procs;
 mod raw;
 
@@ -56,6 +60,9 @@ enum Cmd {
     /// Gateway latency under load: p50/p99 at many concurrent clients, with admission
     /// control against the same gateway without it.
     Latency(LatencyArgs),
+    /// The outbox: events/s delivered by webhook and by RabbitMQ, and the cost per callback of
+    /// writing its event (ratio to a callback that writes none).
+    Events(events::EventsArgs),
     /// (internal) runs the sandbox and prints its base URL.
     #[command(hide = true)]
     ChildSandbox,
@@ -116,6 +123,7 @@ fn main() -> Result<()> {
         Cmd::ChildGateway => rt.block_on(child_gateway()),
         Cmd::Engine(a) => rt.block_on(engine_bench(a)),
         Cmd::Latency(a) => rt.block_on(latency_bench(a)),
+        Cmd::Events(a) => rt.block_on(events::events_bench(a)),
     }
 }
 
