@@ -142,7 +142,7 @@ async fn every_acknowledged_callback_becomes_one_delivered_event_across_kill_9()
     let sb = dci_sandbox::spawn(
         SandboxConfig::default()
             .log_capacity(50_000)
-            .callback_retry(12, Duration::from_millis(200), Duration::from_secs(2)),
+            .callback_retry(40, Duration::from_millis(200), Duration::from_secs(2)),
     )
     .await
     .unwrap();

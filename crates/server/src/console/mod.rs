@@ -11,6 +11,9 @@
 //!   person, a group with members, a farmer, a disability status, enrolments).
 //! - [`transactions`]: async requests with ACK and callbacks, one page per transaction,
 //!   subscriptions, notifications with their content.
+//! - [`events`]: the events outbox, one event with its deliveries and attempts.
+//! - [`webhooks`]: delivery endpoints (webhooks and RabbitMQ sinks) with add, remove (after a
+//!   confirmation page) and redeliver.
 //! - [`log`]: the audit log. [`keys`]: signing keys (revoke after a confirmation page).
 //! - [`view`]: the layout and small HTML helpers (maud escapes every interpolation).
 //!
@@ -19,7 +22,9 @@
 //! `POST /sources/{code}/test`, `POST /sources/{code}/clear-token`,
 //! `GET/POST /sources/{code}/delete` (confirmation, then delete), `GET/POST /search`,
 //! `GET /transactions`, `GET /transactions/{id}`, `GET /log`, `GET/POST /keys`,
-//! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke).
+//! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke),
+//! `GET /events`, `GET /events/{id}`, `GET/POST /webhooks`, `GET/POST /webhooks/{id}/remove`
+//! (confirmation, then remove), `POST /webhooks/redeliver`.
 //!
 //! Every page works without JavaScript; one small script only moves the focus to the error
 //! summary after a failed submit and hides the authentication fields of the auth types not
@@ -30,6 +35,7 @@
 //!
 //! Owns: HTML, sessions, CSRF. Does not own: what the pages do (`dci_client`), storage.
 
+mod events;
 mod keys;
 mod log;
 mod records;
@@ -38,6 +44,7 @@ pub mod session;
 mod sources;
 mod transactions;
 pub(crate) mod view;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::Extension;
@@ -129,6 +136,17 @@ pub fn router_with(config: ConsoleConfig) -> Router<AppState> {
         .route(
             "/keys/{id}/revoke",
             get(keys::key_revoke_confirm).post(keys::key_revoke),
+        )
+        .route("/events", get(events::events))
+        .route("/events/{id}", get(events::event))
+        .route(
+            "/webhooks",
+            get(webhooks::webhooks).post(webhooks::webhook_add),
+        )
+        .route("/webhooks/redeliver", post(webhooks::webhook_redeliver))
+        .route(
+            "/webhooks/{id}/remove",
+            get(webhooks::webhook_remove_confirm).post(webhooks::webhook_remove),
         )
         .route("/console.js", get(view::script))
         .route("/static/htmx.min.js", get(view::htmx))

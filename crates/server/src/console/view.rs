@@ -138,6 +138,8 @@ const NAV: &[(&str, &str, &str)] = &[
     ("sources", "/sources", "Data Sources"),
     ("search", "/search", "Search"),
     ("transactions", "/transactions", "Transactions"),
+    ("events", "/events", "Events"),
+    ("webhooks", "/webhooks", "Webhooks"),
     ("log", "/log", "Audit log"),
     ("keys", "/keys", "Signing keys"),
 ];
