@@ -49,6 +49,13 @@ fn redact(u: &url::Url) -> String {
     u.to_string()
 }
 
+/// Where a message goes: the exchange and the routing key (`None`: the event's kind).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) exchange: &'a str,
+    pub(crate) routing_key: Option<&'a str>,
+}
+
 /// One sink's connection and confirm channel.
 struct Link {
     // Kept so the connection lives as long as its channel.
@@ -69,8 +76,7 @@ impl Brokers {
         &self,
         endpoint_id: &str,
         broker_url: &SecretString,
-        exchange: &str,
-        routing_key: Option<&str>,
+        target: Target<'_>,
         event: &EventRecord,
         body: &[u8],
         timeout: Duration,
@@ -80,16 +86,7 @@ impl Brokers {
             links.entry(endpoint_id.to_owned()).or_default().clone()
         };
         let mut link = slot.lock().await;
-        let result = publish_on(
-            &mut link,
-            broker_url,
-            exchange,
-            routing_key,
-            event,
-            body,
-            timeout,
-        )
-        .await;
+        let result = publish_on(&mut link, broker_url, target, event, body, timeout).await;
         if result.is_err() {
             // Reconnect on the next attempt (after the delivery's backoff).
             if let Some(old) = link.take() {
@@ -107,8 +104,10 @@ impl Brokers {
 async fn publish_on(
     link: &mut Option<Link>,
     broker_url: &SecretString,
-    exchange: &str,
-    routing_key: Option<&str>,
+    Target {
+        exchange,
+        routing_key,
+    }: Target<'_>,
     event: &EventRecord,
     body: &[u8],
     timeout: Duration,

@@ -290,8 +290,10 @@ impl WebhookWorker {
                     .publish(
                         &endpoint.id,
                         url,
-                        exchange,
-                        routing_key.as_deref(),
+                        super::amqp::Target {
+                            exchange,
+                            routing_key: routing_key.as_deref(),
+                        },
                         event,
                         body.as_bytes(),
                         self.settings.timeout,
