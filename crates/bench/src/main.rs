@@ -12,10 +12,14 @@
 //! - 1 000 concurrent cold callers → token requests;
 //! - CPU time per request of each side.
 //!
-//! Map: [`raw`] (the replay baseline), [`procs`] (child processes, CPU time), this file (the
-//! setup, the rounds and the report).
+//! And `dci-bench events` ([`events`]): events/s delivered by webhooks and by RabbitMQ, and the
+//! cost per callback of writing its event.
+//!
+//! Map: [`raw`] (the replay baseline), [`procs`] (child processes, CPU time), [`events`] (the
+//! events benchmark), this file (the setup, the rounds and the report).
 
 mod bulk;
+mod events;
 mod procs;
 mod raw;
 
@@ -60,6 +64,9 @@ enum Cmd {
     /// Bulk search: `dci bulk search` at batch sizes 1/10/100 against the library's
     /// single-item sync search, peak RSS of the `dci` process, resume after kill -9 at 50 %.
     Bulk(crate::bulk::BulkArgs),
+    /// The outbox: events/s delivered by webhook and by RabbitMQ, and the cost per callback of
+    /// writing its event (ratio to a callback that writes none).
+    Events(events::EventsArgs),
     /// (internal) runs the sandbox and prints its base URL.
     #[command(hide = true)]
     ChildSandbox,
@@ -121,6 +128,7 @@ fn main() -> Result<()> {
         Cmd::Engine(a) => rt.block_on(engine_bench(a)),
         Cmd::Latency(a) => rt.block_on(latency_bench(a)),
         Cmd::Bulk(a) => rt.block_on(crate::bulk::bulk_bench(a)),
+        Cmd::Events(a) => rt.block_on(events::events_bench(a)),
     }
 }
 

@@ -308,3 +308,67 @@ fn webhooks_are_managed_from_the_cli_and_delivered_by_dci_serve() {
     let gone = dci(home, &["--json", "webhook", "deliveries", &id2], None);
     assert_eq!(gone.code, 3, "not found: {}", gone.stdout);
 }
+
+#[test]
+fn a_rabbitmq_sink_is_added_from_the_cli_with_its_broker_url_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // Credentials never on argv.
+    let refused = dci(
+        &home,
+        &[
+            "webhook",
+            "add",
+            "--sink",
+            "amqp",
+            "--url",
+            "amqp://dci:argv-password@127.0.0.1:5672/%2f",
+        ],
+        None,
+    );
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("--url-stdin"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("argv-password"),
+        "{}",
+        refused.stderr
+    );
+    let added = dci(
+        &home,
+        &[
+            "--json",
+            "webhook",
+            "add",
+            "--sink",
+            "amqp",
+            "--url-stdin",
+            "--exchange",
+            "dci.events",
+            "--kind",
+            "notification.received",
+        ],
+        Some("amqp://dci:stdin-password@127.0.0.1:5672/%2f\n"),
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let v = added.json();
+    assert_eq!(v["sink"], "amqp");
+    assert_eq!(v["exchange"], "dci.events");
+    assert_eq!(v["url"], "amqp://127.0.0.1:5672/%2f");
+    assert!(v.get("secret").is_none(), "a sink has no signing secret");
+    assert!(!added.stdout.contains("stdin-password"));
+    let listed = dci(&home, &["--json", "webhook", "list"], None);
+    assert!(
+        !listed.stdout.contains("stdin-password"),
+        "{}",
+        listed.stdout
+    );
+    assert_eq!(listed.json()["webhooks"][0]["sink"], "amqp");
+    // A field error names the flag.
+    let bad = dci(
+        &home,
+        &["webhook", "add", "--sink", "kafka", "--url", "http://h/x"],
+        None,
+    );
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("--sink"), "{}", bad.stderr);
+}

@@ -919,6 +919,76 @@ async fn console_in_headless_chromium() {
     c.wait().for_element(Locator::Css(".notice")).await.unwrap();
     assert!(c.source().await.unwrap().contains(r#"b-revoked">revoked"#));
 
+    // Events and webhooks: an event in the outbox, a webhook added through the form (its
+    // secret shown once), the event's page with its delivery, redelivery, and removal through
+    // the confirmation page.
+    let event = ops
+        .append_event(&dci_client::events::NewEvent::new(
+            dci_client::events::EventKind::SourceStateChanged,
+            serde_json::json!({ "source_code": "sandbox_crvs", "state": "active" }),
+        ))
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/webhooks")).await.unwrap();
+    check_page(&c, "webhooks-empty", &mut audit).await;
+    fill(&c, "w-url", "http://127.0.0.1:9/dci-events").await;
+    fill(&c, "w-description", "SPMIS inbox").await;
+    click(&c, "add-webhook").await;
+    c.wait()
+        .for_element(Locator::Id("webhook-secret"))
+        .await
+        .unwrap();
+    let shown = c
+        .find(Locator::Id("webhook-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.trim().starts_with("whsec_"), "{shown}");
+    check_page(&c, "webhook-added", &mut audit).await;
+    let hooks = ops.list_webhooks().await.unwrap();
+    assert_eq!(hooks.len(), 1);
+    c.goto(&format!("{base}/webhooks")).await.unwrap();
+    assert!(
+        !c.source().await.unwrap().contains(shown.trim()),
+        "the secret is shown once only"
+    );
+    check_page(&c, "webhooks", &mut audit).await;
+    // An event after the endpoint exists is queued for it.
+    let queued = ops
+        .append_event(&dci_client::events::NewEvent::new(
+            dci_client::events::EventKind::SourceStateChanged,
+            serde_json::json!({ "source_code": "sandbox_crvs", "state": "error" }),
+        ))
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/events")).await.unwrap();
+    assert!(c.source().await.unwrap().contains(&event.id));
+    check_page(&c, "events", &mut audit).await;
+    c.goto(&format!("{base}/events/{}", queued.id))
+        .await
+        .unwrap();
+    check_page(&c, "event", &mut audit).await;
+    assert!(c.source().await.unwrap().contains(&hooks[0].id));
+    c.goto(&format!("{base}/webhooks")).await.unwrap();
+    fill(&c, "r-event", &event.id).await;
+    click(&c, "redeliver").await;
+    c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    assert!(
+        c.source()
+            .await
+            .unwrap()
+            .contains("1 deliveries queued again")
+    );
+    c.goto(&format!("{base}/webhooks/{}/remove", hooks[0].id))
+        .await
+        .unwrap();
+    check_page(&c, "webhook-remove-confirm", &mut audit).await;
+    click(&c, "confirm").await;
+    c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    assert!(ops.list_webhooks().await.unwrap().is_empty());
+
     // Delete a source through its confirmation page.
     c.goto(&format!("{base}/sources/sandbox_fr")).await.unwrap();
     click(&c, "delete-source").await;

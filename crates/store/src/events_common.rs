@@ -11,6 +11,17 @@ pub(crate) fn webhook_owner(id: &str) -> String {
 /// Field name of a webhook secret (part of the associated data: never rename).
 pub(crate) const WEBHOOK_SECRET: &str = "webhook_secret";
 
+/// Field name of an AMQP sink's broker URL (part of the associated data: never rename).
+pub(crate) const BROKER_URL: &str = "broker_url";
+
+/// The sealed field holding an endpoint's secret.
+pub(crate) fn secret_field(sink: &dci_client::webhooks::Sink) -> &'static str {
+    match sink {
+        dci_client::webhooks::Sink::Webhook => WEBHOOK_SECRET,
+        dci_client::webhooks::Sink::Amqp { .. } => BROKER_URL,
+    }
+}
+
 /// Implements `EventStore` for a backend struct with `fn pool(&self) -> &sqlx::Pool<$db>` and
 /// `fn sealer(&self) -> Arc<Sealer>`; the invoking module defines `SKIP_LOCKED` (the claim's
 /// row-lock clause: ` FOR UPDATE SKIP LOCKED` on PostgreSQL, empty on SQLite).
@@ -22,14 +33,14 @@ macro_rules! impl_event_store {
             use dci_client::events::{EventCursor, EventFilter, EventKind, EventRecord, EventStore, NewEvent};
             use dci_client::webhooks::{
                 AttemptOutcome, AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryState,
-                Redelivery, RedeliverySelection, WebhookEndpoint,
+                Redelivery, RedeliverySelection, Sink, WebhookEndpoint,
             };
             use secrecy::SecretString;
             use sqlx::Row;
             use time::OffsetDateTime;
 
             use $crate::common::{db, ts};
-            use $crate::events_common::{WEBHOOK_SECRET, webhook_owner};
+            use $crate::events_common::{BROKER_URL, WEBHOOK_SECRET, secret_field, webhook_owner};
             use $crate::ops_common::{from_ms, to_ms};
             use $crate::seal::SealedSecret;
 
@@ -39,8 +50,8 @@ macro_rules! impl_event_store {
             const EVENT_COLUMNS: &str = "seq, id, kind, source_code, transaction_id, \
                 subscription_code, created_at, payload, processed_at";
 
-            const ENDPOINT_COLUMNS: &str =
-                "id, url, kinds, enabled, description, created_at, updated_at";
+            const ENDPOINT_COLUMNS: &str = "id, url, kinds, enabled, description, created_at, \
+                updated_at, sink, exchange, routing_key";
 
             const DELIVERY_COLUMNS: &str = "endpoint_id, event_id, event_kind, state, attempts, \
                 next_attempt_ms, last_status, last_error, created_at, delivered_at";
@@ -81,9 +92,22 @@ macro_rules! impl_event_store {
                 let kinds: String = r.try_get("kinds").map_err(read)?;
                 let kinds: Vec<String> =
                     serde_json::from_str(&kinds).map_err(|e| corrupt("webhook kinds", e))?;
+                let sink: String = r.try_get("sink").map_err(read)?;
+                let sink = match sink.as_str() {
+                    "webhook" => Sink::Webhook,
+                    "amqp" => Sink::Amqp {
+                        exchange: r
+                            .try_get::<Option<String>, _>("exchange")
+                            .map_err(read)?
+                            .unwrap_or_default(),
+                        routing_key: r.try_get("routing_key").map_err(read)?,
+                    },
+                    other => return Err(corrupt("endpoint sink", other)),
+                };
                 Ok(WebhookEndpoint {
                     id: r.try_get("id").map_err(read)?,
                     url: r.try_get("url").map_err(read)?,
+                    sink,
                     kinds: kinds.iter().map(|k| kind_of(k)).collect::<Result<_, _>>()?,
                     enabled: r.try_get("enabled").map_err(read)?,
                     description: r.try_get("description").map_err(read)?,
@@ -111,6 +135,16 @@ macro_rules! impl_event_store {
                     created_at: r.try_get("created_at").map_err(read)?,
                     delivered_at: r.try_get("delivered_at").map_err(read)?,
                 })
+            }
+
+            /// The sink's stored columns: name, exchange, routing key.
+            fn sink_columns(sink: &Sink) -> (&'static str, Option<&str>, Option<&str>) {
+                match sink {
+                    Sink::Webhook => ("webhook", None, None),
+                    Sink::Amqp { exchange, routing_key } => {
+                        ("amqp", Some(exchange.as_str()), routing_key.as_deref())
+                    }
+                }
             }
 
             fn kinds_json(kinds: &[EventKind]) -> String {
@@ -245,11 +279,14 @@ macro_rules! impl_event_store {
                     secret: &SecretString,
                 ) -> Result<(), StoreError> {
                     let owner = webhook_owner(&endpoint.id);
-                    let sealed: SealedSecret = self.sealer().seal(&owner, WEBHOOK_SECRET, secret);
+                    let field = secret_field(&endpoint.sink);
+                    let sealed: SealedSecret = self.sealer().seal(&owner, field, secret);
+                    let (sink, exchange, routing_key) = sink_columns(&endpoint.sink);
                     let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
                     sqlx::query(
                         "INSERT INTO webhook_endpoint (id, url, kinds, enabled, description, \
-                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         created_at, updated_at, sink, exchange, routing_key) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
                     .bind(&endpoint.id)
                     .bind(&endpoint.url)
@@ -258,6 +295,9 @@ macro_rules! impl_event_store {
                     .bind(&endpoint.description)
                     .bind(ts(endpoint.created_at))
                     .bind(ts(endpoint.updated_at))
+                    .bind(sink)
+                    .bind(exchange)
+                    .bind(routing_key)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("storing a webhook endpoint"))?;
@@ -266,7 +306,7 @@ macro_rules! impl_event_store {
                          VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(&owner)
-                    .bind(WEBHOOK_SECRET)
+                    .bind(field)
                     .bind(&sealed.key_id)
                     .bind(&sealed.nonce)
                     .bind(&sealed.ciphertext)
@@ -306,11 +346,12 @@ macro_rules! impl_event_store {
                 async fn webhook_secret(&self, id: &str) -> Result<Option<SecretString>, StoreError> {
                     let owner = webhook_owner(id);
                     let row = sqlx::query(
-                        "SELECT key_id, nonce, ciphertext FROM sealed_secret \
-                         WHERE owner_id = $1 AND field = $2",
+                        "SELECT field, key_id, nonce, ciphertext FROM sealed_secret \
+                         WHERE owner_id = $1 AND field IN ($2, $3)",
                     )
                     .bind(&owner)
                     .bind(WEBHOOK_SECRET)
+                    .bind(BROKER_URL)
                     .fetch_optional(self.pool())
                     .await
                     .map_err(db("reading a sealed webhook secret"))?;
@@ -323,13 +364,15 @@ macro_rules! impl_event_store {
                         nonce: r.try_get("nonce").map_err(read)?,
                         ciphertext: r.try_get("ciphertext").map_err(read)?,
                     };
-                    Ok(Some(self.sealer().open(&owner, WEBHOOK_SECRET, &sealed)?))
+                    let field: String = r.try_get("field").map_err(read)?;
+                    Ok(Some(self.sealer().open(&owner, &field, &sealed)?))
                 }
 
                 async fn update_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
                     let done = sqlx::query(
                         "UPDATE webhook_endpoint SET url = $2, kinds = $3, enabled = $4, \
-                         description = $5, updated_at = $6 WHERE id = $1",
+                         description = $5, updated_at = $6, exchange = $8, routing_key = $9 \
+                         WHERE id = $1 AND sink = $7",
                     )
                     .bind(&endpoint.id)
                     .bind(&endpoint.url)
@@ -337,6 +380,9 @@ macro_rules! impl_event_store {
                     .bind(endpoint.enabled)
                     .bind(&endpoint.description)
                     .bind(ts(endpoint.updated_at))
+                    .bind(sink_columns(&endpoint.sink).0)
+                    .bind(sink_columns(&endpoint.sink).1)
+                    .bind(sink_columns(&endpoint.sink).2)
                     .execute(self.pool())
                     .await
                     .map_err(db("updating a webhook endpoint"))?;
@@ -512,7 +558,12 @@ macro_rules! impl_event_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    if attempt.status.is_some() || attempt.error.is_some() {
+                    // Every attempt made is recorded (an AMQP publish confirmed has neither status
+                    // nor error); a dead letter for age alone made none.
+                    let made = !matches!(outcome, AttemptOutcome::Dead(_))
+                        || attempt.status.is_some()
+                        || attempt.error.is_some();
+                    if made {
                         sqlx::query(
                             "INSERT INTO webhook_attempt (endpoint_id, event_id, attempt, at, \
                              status, error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -68,6 +68,11 @@ pub(crate) fn sqlite() -> Migrator {
             include_str!("../migrations/sqlite/0008_users.sql"),
         ),
         (
+            9,
+            "event_sinks",
+            include_str!("../migrations/sqlite/0009_event_sinks.sql"),
+        ),
+        (
             12,
             "schedules",
             include_str!("../migrations/sqlite/0012_schedules.sql"),
@@ -116,6 +121,11 @@ pub(crate) fn postgres() -> Migrator {
             8,
             "users",
             include_str!("../migrations/postgres/0008_users.sql"),
+        ),
+        (
+            9,
+            "event_sinks",
+            include_str!("../migrations/postgres/0009_event_sinks.sql"),
         ),
         (
             12,

@@ -631,10 +631,11 @@ mod events {
     use dci_client::events::{EventCursor, EventFilter, EventKind, NewEvent};
     use dci_client::webhooks::{
         AttemptOutcome, AttemptRecord, DeliveryFilter, DeliveryState, Redelivery,
-        RedeliverySelection, WebhookEndpoint,
+        RedeliverySelection, Sink, WebhookEndpoint,
     };
 
     contract!(
+        amqp_sinks_keep_their_broker_url_sealed,
         a_callback_and_its_events_are_written_together,
         acks_expiry_and_subscriptions_write_their_events,
         concurrent_last_pages_complete_the_search_once,
@@ -698,6 +699,7 @@ mod events {
         WebhookEndpoint {
             id: id.into(),
             url: format!("http://127.0.0.1:9/{id}"),
+            sink: Sink::Webhook,
             kinds: kinds.to_vec(),
             enabled,
             description: None,
@@ -1070,6 +1072,109 @@ mod events {
         assert!(reopened.ops.delete_webhook("wh_1").await.unwrap());
         assert!(!reopened.ops.delete_webhook("wh_1").await.unwrap());
         assert!(reopened.ops.webhook_secret("wh_1").await.unwrap().is_none());
+    }
+
+    pub(super) async fn amqp_sinks_keep_their_broker_url_sealed(b: Arc<Backend>) {
+        let o = b.open(&key(1)).await;
+        let broker = SecretString::from("amqp://dci:broker-password-never-leaks@rabbit:5672/spmis");
+        let mut e = WebhookEndpoint {
+            url: "amqp://rabbit:5672/spmis".into(),
+            sink: Sink::Amqp {
+                exchange: "dci.events".into(),
+                routing_key: None,
+            },
+            ..endpoint("wh_q", &[], true)
+        };
+        o.ops.create_webhook(&e, &broker).await.unwrap();
+        assert_eq!(o.ops.get_webhook("wh_q").await.unwrap().unwrap(), e);
+        assert_eq!(
+            o.ops
+                .webhook_secret("wh_q")
+                .await
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
+            broker.expose_secret()
+        );
+        let dump = b.raw_dump().await;
+        assert!(
+            !dump.windows(22).any(|w| w == b"broker-password-never-"),
+            "the broker URL's password is sealed at rest"
+        );
+        // Events fan out to a sink like to a webhook.
+        o.ops
+            .append_event(&NewEvent::new(
+                EventKind::SourceStateChanged,
+                json!({ "source_code": "s" }),
+            ))
+            .await
+            .unwrap();
+        let pending = o
+            .ops
+            .list_deliveries(&DeliveryFilter {
+                endpoint_id: Some("wh_q".into()),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].state, DeliveryState::Pending);
+        // Exchange and routing key change; the sink's kind does not.
+        e.sink = Sink::Amqp {
+            exchange: String::new(),
+            routing_key: Some("spmis.inbox".into()),
+        };
+        assert!(o.ops.update_webhook(&e).await.unwrap());
+        assert_eq!(o.ops.list_webhooks().await.unwrap(), vec![e.clone()]);
+        let as_webhook = WebhookEndpoint {
+            sink: Sink::Webhook,
+            ..e.clone()
+        };
+        assert!(!o.ops.update_webhook(&as_webhook).await.unwrap());
+        assert_eq!(o.ops.get_webhook("wh_q").await.unwrap().unwrap(), e);
+        // A confirmed publish (no HTTP status, no error) is recorded as an attempt.
+        let now = now();
+        let claimed = o
+            .ops
+            .claim_webhook("w1", now, now + Duration::seconds(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed, e);
+        let attempt = AttemptRecord {
+            endpoint_id: "wh_q".into(),
+            event_id: pending[0].event_id.clone(),
+            attempt: 1,
+            at: now,
+            status: None,
+            error: None,
+            duration_ms: 3,
+        };
+        assert!(
+            o.ops
+                .finish_attempt("w1", &attempt, &AttemptOutcome::Delivered)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            o.ops
+                .list_attempts("wh_q", &pending[0].event_id)
+                .await
+                .unwrap(),
+            vec![attempt]
+        );
+        o.store.rotate_master_key(key(2)).await.unwrap();
+        let reopened = b.open(&key(2)).await;
+        assert_eq!(
+            reopened
+                .ops
+                .webhook_secret("wh_q")
+                .await
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
+            broker.expose_secret()
+        );
     }
 
     pub(super) async fn deliveries_are_leased_ordered_retried_and_redelivered(b: Arc<Backend>) {

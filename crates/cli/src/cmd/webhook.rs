@@ -1,6 +1,8 @@
 //! `dci webhook add|list|remove|deliveries|redeliver`: endpoints the SPMIS receives events at
-//! (Standard Webhooks signatures). The secret is generated and printed once by `add`, or read
-//! from stdin with `--secret-stdin`; it is never taken from argv and never shown again.
+//! (Standard Webhooks signatures), and RabbitMQ sinks (`--sink amqp`). A webhook's secret is
+//! generated and printed once by `add`, or read from stdin with `--secret-stdin`; a sink's broker
+//! URL with credentials is read from stdin with `--url-stdin`. Neither is taken from argv nor
+//! shown again.
 
 use std::io::{self, Read};
 
@@ -24,6 +26,7 @@ pub(crate) const EXAMPLES: &str = "\
 Examples:
   dci webhook add --url https://spmis.example/dci-events --kind notification.received
   dci webhook add --url https://spmis.example/hooks --secret-stdin < whsec.txt
+  echo 'amqps://dci:…@rabbit.example/spmis' | dci webhook add --sink amqp --url-stdin --exchange dci.events
   dci webhook list --json
   dci webhook deliveries wh_0190… --state dead
   dci webhook redeliver --event evt_0190…
@@ -33,11 +36,26 @@ Examples:
 /// `dci webhook …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum WebhookCommand {
-    /// Add an endpoint; prints its signing secret once (unless given with --secret-stdin).
+    /// Add an endpoint; prints a webhook's signing secret once (unless given with
+    /// --secret-stdin). With --sink amqp, a RabbitMQ sink: events are published to an exchange
+    /// and count as delivered once the broker confirms them.
     Add {
-        /// Where events are POSTed (http:// or https://) [required].
+        /// Where events are POSTed (http:// or https://); with --sink amqp, the broker URL
+        /// (amqp://host:5672/vhost) when it carries no credentials [required unless --url-stdin].
+        #[arg(long, required_unless_present = "url_stdin", help_heading = "Endpoint")]
+        url: Option<String>,
+        /// Read the URL from stdin (an AMQP broker URL with its user and password).
+        #[arg(long, conflicts_with_all = ["url", "secret_stdin"], help_heading = "Endpoint")]
+        url_stdin: bool,
+        /// webhook (a signed POST per event) or amqp (a message per event to RabbitMQ).
+        #[arg(long, default_value = "webhook", help_heading = "Endpoint")]
+        sink: String,
+        /// With --sink amqp: the exchange (default: the broker's default exchange "").
         #[arg(long, help_heading = "Endpoint")]
-        url: String,
+        exchange: Option<String>,
+        /// With --sink amqp: the routing key (default: each event's kind).
+        #[arg(long, help_heading = "Endpoint")]
+        routing_key: Option<String>,
         /// An event kind it receives (repeat; none: every kind): notification.received,
         /// search.completed, transaction.failed, transaction.expired, subscription.changed,
         /// source.state_changed.
@@ -110,19 +128,40 @@ pub(crate) fn time_arg(flag: &str, s: &str) -> Result<OffsetDateTime, CmdError> 
     })
 }
 
-fn read_secret_stdin() -> Result<SecretString, CmdError> {
+fn read_stdin(flag: &str, example: &str) -> Result<SecretString, CmdError> {
     let mut text = String::new();
     io::stdin()
         .read_to_string(&mut text)
-        .map_err(|e| CmdError::failed(format!("reading the secret from stdin: {e}")))?;
+        .map_err(|e| CmdError::failed(format!("{flag}: reading stdin: {e}")))?;
     let secret = SecretString::from(text.trim().to_owned());
-    text.clear();
+    zeroize::Zeroize::zeroize(&mut text);
     if secret.expose_secret().is_empty() {
-        return Err(CmdError::usage(
-            "--secret-stdin: stdin was empty: pipe the whsec_ secret in, e.g. `dci webhook add --url … --secret-stdin < whsec.txt`",
-        ));
+        return Err(CmdError::usage(format!(
+            "{flag}: stdin was empty: pipe it in, e.g. `{example}`"
+        )));
     }
     Ok(secret)
+}
+
+/// The URL of `add`: from argv (never with credentials for a broker) or stdin.
+fn add_url(url: Option<String>, url_stdin: bool, sink: &str) -> Result<String, CmdError> {
+    if url_stdin {
+        let url = read_stdin(
+            "--url-stdin",
+            "dci webhook add --sink amqp --url-stdin < broker-url.txt",
+        )?;
+        return Ok(url.expose_secret().to_owned());
+    }
+    let url = url.unwrap_or_default();
+    if sink.trim() == "amqp"
+        && let Ok(u) = url::Url::parse(url.trim())
+        && (!u.username().is_empty() || u.password().is_some())
+    {
+        return Err(CmdError::usage(
+            "--url: the broker URL carries credentials, which must not be on the command line: pipe it in with --url-stdin instead",
+        ));
+    }
+    Ok(url)
 }
 
 async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
@@ -130,15 +169,29 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
     match cmd {
         WebhookCommand::Add {
             url,
+            url_stdin,
+            sink,
+            exchange,
+            routing_key,
             kinds,
             description,
             disabled,
             secret_stdin,
         } => {
-            let given = secret_stdin.then(read_secret_stdin).transpose()?;
-            let shown = given.is_none();
+            let url = add_url(url, url_stdin, &sink)?;
+            let given = secret_stdin
+                .then(|| {
+                    read_stdin(
+                        "--secret-stdin",
+                        "dci webhook add --url … --secret-stdin < whsec.txt",
+                    )
+                })
+                .transpose()?;
             let input = EndpointInput {
                 url,
+                sink: Some(sink),
+                exchange,
+                routing_key,
                 kinds,
                 enabled: Some(!disabled),
                 description,
@@ -152,6 +205,9 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
                             let flag = match f.field {
                                 "kinds" => "--kind",
                                 "secret" => "--secret-stdin",
+                                "sink" => "--sink",
+                                "exchange" => "--exchange",
+                                "routing_key" => "--routing-key",
                                 _ => "--url",
                             };
                             CmdError::usage(format!("{flag}: {}", f.message))
@@ -169,15 +225,22 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
                 fields,
             )
             .await;
+            // A generated secret is shown once; a given one (or a sink's broker URL) never.
+            let shown = secret.filter(|_| input.secret.is_none());
             if json {
                 let mut v = serde_json::to_value(&endpoint).unwrap_or_default();
-                if shown {
+                if let Some(secret) = &shown {
                     v["secret"] = secret.expose().expose_secret().into();
                 }
                 say!("{v}");
             } else {
-                say!("added webhook {} → {}", endpoint.id, endpoint.url);
-                if shown {
+                say!(
+                    "added {} {} → {}",
+                    endpoint.sink.as_str(),
+                    endpoint.id,
+                    endpoint.url
+                );
+                if let Some(secret) = &shown {
                     say!(
                         "signing secret (shown once; verify deliveries with it): {}",
                         secret.expose().expose_secret()
@@ -203,7 +266,17 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
                             .join(",")
                     };
                     let on = if e.enabled { "enabled" } else { "disabled" };
-                    say!("{}\t{}\t{on}\t{kinds}", e.id, e.url);
+                    let sink = match &e.sink {
+                        dci_client::webhooks::Sink::Webhook => "webhook".to_owned(),
+                        dci_client::webhooks::Sink::Amqp {
+                            exchange,
+                            routing_key,
+                        } => format!(
+                            "amqp exchange {exchange:?} key {}",
+                            routing_key.as_deref().unwrap_or("<kind>")
+                        ),
+                    };
+                    say!("{}\t{sink}\t{}\t{on}\t{kinds}", e.id, e.url);
                 }
             }
         }

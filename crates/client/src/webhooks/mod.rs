@@ -1,7 +1,11 @@
-//! Webhooks to the SPMIS: endpoints, Standard Webhooks signatures, and the delivery worker.
+//! Webhooks to the SPMIS: endpoints, Standard Webhooks signatures, the RabbitMQ sink, and the
+//! delivery worker.
 //!
-//! - [`WebhookEndpoint`]: a URL, a kind filter, enabled or not; its secret (`whsec_…`,
-//!   [`WebhookSecret`]) is sealed at rest and shown once, on creation.
+//! - [`WebhookEndpoint`]: a URL, a kind filter, enabled or not, and its [`Sink`]: a webhook
+//!   (its secret, `whsec_…`, [`WebhookSecret`], is sealed at rest and shown once, on creation)
+//!   or a RabbitMQ exchange (its broker URL, credentials included, is sealed at rest instead).
+//! - [`amqp`](self): the RabbitMQ sink — persistent messages, publisher confirms, the event id
+//!   as message id, reconnection on the delivery's backoff.
 //! - [`signature`]: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64
 //!   HMAC-SHA256("{id}.{timestamp}.{body}")>` per <https://www.standardwebhooks.com/>, so any
 //!   Standard Webhooks library verifies a delivery.
@@ -12,13 +16,14 @@
 //! - [`create_endpoint`]: validation of a new endpoint and its fresh secret, shared by the CLI
 //!   and the gateway.
 
+mod amqp;
 mod model;
 pub mod signature;
 mod worker;
 
 pub use model::{
     AttemptOutcome, AttemptRecord, CreateEndpointError, DeliveryFilter, DeliveryRecord,
-    DeliveryState, EndpointInput, Redelivery, RedeliverySelection, WebhookEndpoint,
+    DeliveryState, EndpointInput, Redelivery, RedeliverySelection, Sink, WebhookEndpoint,
     create_endpoint,
 };
 pub use signature::WebhookSecret;

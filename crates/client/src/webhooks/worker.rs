@@ -1,4 +1,7 @@
 //! The delivery worker: from the outbox to the endpoints, at least once, in order per endpoint.
+//! One machinery for both sinks: a webhook attempt is a signed POST, an AMQP attempt a publish
+//! confirmed by the broker ([`super::amqp`]); leases, order, backoff, the dead letter and the
+//! attempt records are the same.
 //!
 //! Each pass claims endpoints whose oldest pending delivery is due (a lease in the store, so
 //! that several `dci serve` instances on one PostgreSQL database deliver each event from one
@@ -20,7 +23,8 @@ use time::OffsetDateTime;
 use crate::events::{EventRecord, EventStore};
 use crate::store::StoreError;
 
-use super::{AttemptOutcome, AttemptRecord, DeliveryRecord, WebhookEndpoint, WebhookSecret};
+use super::amqp::Brokers;
+use super::{AttemptOutcome, AttemptRecord, DeliveryRecord, Sink, WebhookEndpoint, WebhookSecret};
 
 /// How deliveries are made and retried.
 #[derive(Debug, Clone)]
@@ -79,6 +83,13 @@ pub struct WebhookWorker {
     http: reqwest::Client,
     settings: Arc<WebhookSettings>,
     owner: Arc<str>,
+    brokers: Arc<Brokers>,
+}
+
+/// An endpoint's opened secret: what an attempt needs.
+enum Credential {
+    Signing(WebhookSecret),
+    Broker(secrecy::SecretString),
 }
 
 impl std::fmt::Debug for WebhookWorker {
@@ -113,6 +124,7 @@ impl WebhookWorker {
             http,
             settings: Arc::new(settings),
             owner: format!("worker-{}", uuid::Uuid::new_v4().simple()).into(),
+            brokers: Arc::new(Brokers::default()),
         })
     }
 
@@ -195,8 +207,12 @@ impl WebhookWorker {
         let Some(secret) = self.store.webhook_secret(&endpoint.id).await? else {
             return Ok(0);
         };
-        let secret = WebhookSecret::parse(&secret)
-            .map_err(|e| StoreError::Corrupt(format!("webhook {} secret: {e}", endpoint.id)))?;
+        let credential = match endpoint.sink {
+            Sink::Webhook => Credential::Signing(WebhookSecret::parse(&secret).map_err(|e| {
+                StoreError::Corrupt(format!("webhook {} secret: {e}", endpoint.id))
+            })?),
+            Sink::Amqp { .. } => Credential::Broker(secret),
+        };
         let mut attempts = 0;
         loop {
             let Some((delivery, event)) = self.store.head_delivery(&endpoint.id).await? else {
@@ -224,7 +240,7 @@ impl WebhookWorker {
                 (attempt, AttemptOutcome::Dead(why))
             } else {
                 attempts += 1;
-                self.attempt(endpoint, &secret, &delivery, &event).await
+                self.attempt(endpoint, &credential, &delivery, &event).await
             };
             crate::metrics::webhook_attempt(match outcome {
                 AttemptOutcome::Delivered => "delivered",
@@ -254,37 +270,52 @@ impl WebhookWorker {
         }
     }
 
-    /// One signed POST and what it leads to.
+    /// One attempt (a signed POST, or a confirmed publish) and what it leads to.
     async fn attempt(
         &self,
         endpoint: &WebhookEndpoint,
-        secret: &WebhookSecret,
+        credential: &Credential,
         delivery: &DeliveryRecord,
         event: &EventRecord,
     ) -> (AttemptRecord, AttemptOutcome) {
         let body = event.webhook_body().to_string();
         let at = OffsetDateTime::now_utc();
-        let timestamp = at.unix_timestamp();
-        let signature = secret.sign(&event.id, timestamp, body.as_bytes());
         let started = Instant::now();
-        let sent = self
-            .http
-            .post(&endpoint.url)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header("webhook-id", &event.id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await;
-        let number = delivery.attempts + 1;
-        let (status, error, retry_after) = match &sent {
-            Ok(r) => (
-                Some(r.status().as_u16()),
+        let (status, error, retry_after) = match (credential, &endpoint.sink) {
+            (Credential::Signing(secret), _) => self.post(endpoint, secret, event, body, at).await,
+            (
+                Credential::Broker(url),
+                Sink::Amqp {
+                    exchange,
+                    routing_key,
+                },
+            ) => {
+                let published = self
+                    .brokers
+                    .publish(
+                        &endpoint.id,
+                        url,
+                        super::amqp::Target {
+                            exchange,
+                            routing_key: routing_key.as_deref(),
+                        },
+                        event,
+                        body.as_bytes(),
+                        self.settings.timeout,
+                    )
+                    .await;
+                (None, published.err(), None)
+            }
+            (Credential::Broker(_), Sink::Webhook) => (
                 None,
-                crate::transport::retry_after(r.headers()),
+                Some("the endpoint's stored secret is not a signing secret".into()),
+                None,
             ),
-            Err(e) => (None, Some(describe(e)), None),
+        };
+        let number = delivery.attempts + 1;
+        let accepted = match endpoint.sink {
+            Sink::Webhook => status.is_some_and(|s| (200..300).contains(&s)),
+            Sink::Amqp { .. } => error.is_none(),
         };
         let attempt = AttemptRecord {
             endpoint_id: endpoint.id.clone(),
@@ -295,19 +326,52 @@ impl WebhookWorker {
             error,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
-        let outcome = match status {
-            Some(s) if (200..300).contains(&s) => AttemptOutcome::Delivered,
-            _ if number >= self.settings.max_attempts => AttemptOutcome::Dead(format!(
+        let outcome = if accepted {
+            AttemptOutcome::Delivered
+        } else if number >= self.settings.max_attempts {
+            AttemptOutcome::Dead(format!(
                 "{number} attempts failed (the maximum is {})",
                 self.settings.max_attempts
-            )),
-            _ => AttemptOutcome::Retry(
+            ))
+        } else {
+            AttemptOutcome::Retry(
                 OffsetDateTime::now_utc() + self.settings.backoff(number, retry_after),
-            ),
+            )
         };
-        tracing::debug!(endpoint = %endpoint.id, event = %event.id, attempt = number,
-            status = ?status, "webhook attempt");
+        tracing::debug!(endpoint = %endpoint.id, sink = endpoint.sink.as_str(), event = %event.id,
+            attempt = number, status = ?status, "event delivery attempt");
         (attempt, outcome)
+    }
+
+    /// One signed POST: its status, transport error and `Retry-After`.
+    async fn post(
+        &self,
+        endpoint: &WebhookEndpoint,
+        secret: &WebhookSecret,
+        event: &EventRecord,
+        body: String,
+        at: OffsetDateTime,
+    ) -> (Option<u16>, Option<String>, Option<Duration>) {
+        let timestamp = at.unix_timestamp();
+        let signature = secret.sign(&event.id, timestamp, body.as_bytes());
+        let sent = self
+            .http
+            .post(&endpoint.url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", &event.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match &sent {
+            Ok(r) => (
+                Some(r.status().as_u16()),
+                None,
+                crate::transport::retry_after(r.headers()),
+            ),
+            Err(e) => (None, Some(describe(e)), None),
+        }
     }
 }
 

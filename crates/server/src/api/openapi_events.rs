@@ -120,9 +120,9 @@ pub(crate) fn paths() -> Vec<(&'static str, Value)> {
                 },
                 "post": {
                     "operationId": "createWebhook",
-                    "summary": "Add an endpoint; the answer carries its signing secret (whsec_…) once — store it, it is not shown again",
+                    "summary": "Add an endpoint (a webhook, or an AMQP sink with sink: amqp); a webhook's answer carries its signing secret (whsec_…) once — store it, it is not shown again",
                     "requestBody": endpoint_body.clone(),
-                    "responses": responses("201", ok("The endpoint and its secret", json!({ "allOf": [schema("WebhookEndpoint"), { "type": "object", "required": ["secret"], "properties": { "secret": { "type": "string", "pattern": "^whsec_" } } }] })), &["422"])
+                    "responses": responses("201", ok("The endpoint and, for a webhook, its secret", json!({ "allOf": [schema("WebhookEndpoint"), { "type": "object", "properties": { "secret": { "type": "string", "pattern": "^whsec_", "description": "Webhooks only" } } }] })), &["422"])
                 }
             }),
         ),
@@ -150,7 +150,7 @@ pub(crate) fn paths() -> Vec<(&'static str, Value)> {
                 },
                 "put": {
                     "operationId": "updateWebhook",
-                    "summary": "Change URL, kinds, enabled, description (the secret stays)",
+                    "summary": "Change URL, kinds, enabled, description, and an AMQP sink's exchange and routing key (the secret, the sink and an AMQP sink's broker URL stay)",
                     "requestBody": endpoint_body,
                     "responses": responses("200", ok("The endpoint", schema("WebhookEndpoint")), &["404", "422"])
                 },
@@ -247,7 +247,10 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
                 "required": ["url"],
                 "additionalProperties": false,
                 "properties": {
-                    "url": { "type": "string", "format": "uri", "description": "http:// or https://, no credentials in it" },
+                    "url": { "type": "string", "format": "uri", "description": "webhook: http:// or https://, no credentials in it; amqp: the broker URL amqp://user:password@host:5672/vhost (or amqps://), sealed at rest and shown without credentials" },
+                    "sink": { "type": "string", "enum": ["webhook", "amqp"], "default": "webhook", "description": "webhook: a signed POST per event; amqp: a persistent message per event to a RabbitMQ exchange, marked delivered once the broker confirms it (the event id is the message id). Does not change on update" },
+                    "exchange": { "type": "string", "maxLength": 255, "description": "amqp only: the exchange (default \"\": the default exchange)" },
+                    "routing_key": { "type": "string", "maxLength": 255, "description": "amqp only: the routing key (default: the event's kind)" },
                     "kinds": { "type": "array", "items": schema("EventKind"), "description": "Empty or absent: every kind" },
                     "enabled": { "type": "boolean", "default": true },
                     "description": { "type": "string" },
@@ -261,6 +264,8 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
                 "type": "object",
                 "properties": {
                     "id": { "type": "string" }, "url": { "type": "string" },
+                    "sink": { "type": "string", "enum": ["webhook", "amqp"] },
+                    "exchange": { "type": "string" }, "routing_key": { "type": ["string", "null"] },
                     "kinds": { "type": "array", "items": schema("EventKind") },
                     "enabled": { "type": "boolean" }, "description": opt_text,
                     "created_at": time, "updated_at": time

@@ -31,6 +31,13 @@ fn unknown(id: &str) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub(crate) struct EndpointBody {
     url: String,
+    /// `webhook` (default) or `amqp`.
+    #[serde(default)]
+    sink: Option<String>,
+    #[serde(default)]
+    exchange: Option<String>,
+    #[serde(default)]
+    routing_key: Option<String>,
     #[serde(default)]
     kinds: Vec<String>,
     #[serde(default)]
@@ -46,6 +53,9 @@ impl EndpointBody {
     fn input(self) -> EndpointInput {
         EndpointInput {
             url: self.url,
+            sink: self.sink,
+            exchange: self.exchange,
+            routing_key: self.routing_key,
             kinds: self.kinds,
             enabled: self.enabled,
             description: self.description,
@@ -83,7 +93,9 @@ pub(crate) async fn create(
     )
     .await;
     let mut out = serde_json::to_value(&endpoint).map_err(ApiError::internal)?;
-    out["secret"] = secret.expose().expose_secret().into();
+    if let Some(secret) = secret {
+        out["secret"] = secret.expose().expose_secret().into();
+    }
     Ok((StatusCode::CREATED, ApiJson(out)))
 }
 
@@ -112,8 +124,24 @@ pub(crate) async fn update(
     let mut endpoint = st.ops.get_webhook(&id).await?.ok_or_else(|| unknown(&id))?;
     let before = serde_json::to_value(&endpoint).unwrap_or_default();
     let input = body.input();
-    let (url, kinds) = input.validate().map_err(invalid)?;
+    let (url, sink, kinds) = input.validate().map_err(invalid)?;
+    if sink.as_str() != endpoint.sink.as_str() {
+        return Err(ApiError::field(
+            "sink",
+            format!(
+                "the endpoint is a {} sink: a sink's kind does not change (add a new endpoint instead)",
+                endpoint.sink.as_str()
+            ),
+        ));
+    }
+    if matches!(sink, dci_client::webhooks::Sink::Amqp { .. }) && url != endpoint.url {
+        return Err(ApiError::field(
+            "url",
+            "an AMQP sink's broker URL is sealed and does not change: give the same broker, or add a new sink",
+        ));
+    }
     endpoint.url = url;
+    endpoint.sink = sink;
     endpoint.kinds = kinds;
     if let Some(e) = input.enabled {
         endpoint.enabled = e;

@@ -17,6 +17,9 @@
 //!   fields). [`keys`]: signing keys (revoke after a confirmation page).
 //! - [`jobs`]: background bulk jobs (upload, progress, download results, cancel) and the
 //!   schedules with their latest runs.
+//! - [`events`]: the events outbox, one event with its deliveries and attempts.
+//! - [`webhooks`]: delivery endpoints (webhooks and RabbitMQ sinks) with add, remove (after a
+//!   confirmation page) and redeliver.
 //! - [`view`]: the layout and small HTML helpers (maud escapes every interpolation).
 //!
 //! Routes are stable so bookmarks and scripts keep working: `GET/POST /login`, `POST /logout`,
@@ -25,7 +28,9 @@
 //! `GET/POST /sources/{code}/delete` (confirmation, then delete), `GET/POST /search`,
 //! `GET /transactions`, `GET /transactions/{id}`, `GET/POST /jobs`, `GET /jobs/{id}/results`,
 //! `POST /jobs/{id}/cancel`, `GET /log`, `GET /changes`, `GET/POST /keys`,
-//! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke).
+//! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke),
+//! `GET /events`, `GET /events/{id}`, `GET/POST /webhooks`, `GET/POST /webhooks/{id}/remove`
+//! (confirmation, then remove), `POST /webhooks/redeliver`.
 //!
 //! Every page works without JavaScript; one small script only moves the focus to the error
 //! summary after a failed submit and hides the authentication fields of the auth types not
@@ -37,6 +42,7 @@
 //! Owns: HTML, sessions, CSRF. Does not own: what the pages do (`dci_client`), storage.
 
 mod changes;
+mod events;
 mod jobs;
 mod keys;
 mod log;
@@ -46,6 +52,7 @@ pub mod session;
 mod sources;
 mod transactions;
 pub(crate) mod view;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Extension};
@@ -219,6 +226,43 @@ pub(crate) fn routes() -> Vec<(Method, &'static str, Option<Role>, MethodRouter<
             "/jobs/{id}/cancel",
             Some(Operator),
             post(jobs::job_cancel),
+        ),
+        (Method::GET, "/events", Some(Viewer), get(events::events)),
+        (
+            Method::GET,
+            "/events/{id}",
+            Some(Viewer),
+            get(events::event),
+        ),
+        (
+            Method::GET,
+            "/webhooks",
+            Some(Viewer),
+            get(webhooks::webhooks),
+        ),
+        (
+            Method::POST,
+            "/webhooks",
+            Some(Admin),
+            post(webhooks::webhook_add),
+        ),
+        (
+            Method::POST,
+            "/webhooks/redeliver",
+            Some(Admin),
+            post(webhooks::webhook_redeliver),
+        ),
+        (
+            Method::GET,
+            "/webhooks/{id}/remove",
+            Some(Admin),
+            get(webhooks::webhook_remove_confirm),
+        ),
+        (
+            Method::POST,
+            "/webhooks/{id}/remove",
+            Some(Admin),
+            post(webhooks::webhook_remove),
         ),
         (Method::GET, "/log", Some(Viewer), get(log::log)),
         (Method::GET, "/changes", Some(Viewer), get(changes::changes)),

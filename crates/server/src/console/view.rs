@@ -139,6 +139,8 @@ const NAV: &[(&str, &str, &str)] = &[
     ("search", "/search", "Search"),
     ("transactions", "/transactions", "Transactions"),
     ("jobs", "/jobs", "Jobs"),
+    ("events", "/events", "Events"),
+    ("webhooks", "/webhooks", "Webhooks"),
     ("log", "/log", "Audit log"),
     ("changes", "/changes", "Changes"),
     ("keys", "/keys", "Signing keys"),
