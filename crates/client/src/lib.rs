@@ -16,6 +16,9 @@
 //! - [`auth`], [`keys`]: tokens; our signing keys and the registries' public keys.
 //! - [`source`], [`store`]: the data-source record and the storage traits.
 //! - [`test_connection`]: the staged connection test.
+//! - [`changes`]: the change feed a store publishes (a transaction or a data source changed),
+//!   which wakes waits and drops a changed source from the engine; shared across instances on
+//!   PostgreSQL.
 //! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
 //!   causes each event) and its Standard Webhooks delivery worker.
 //!
@@ -23,6 +26,7 @@
 //! HTTP serving (`dci-server`).
 
 pub mod auth;
+pub mod changes;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -53,7 +57,7 @@ pub use source::{
 };
 pub use store::{
     AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceChange,
-    SourceFilter, Store, StoreError,
+    SourceFilter, Store, StoreError, TokenLease, TokenLock,
 };
 pub use test_connection::{
     Stage, StageReport, StageStatus, TestOptions, TestReport, test_connection,

@@ -18,6 +18,10 @@
 //!   them all or none, in one transaction ([`dci_client::Store::apply_data_sources`]).
 //! - Both also implement [`dci_client::ops::OpsStore`] (`ops_*.rs`, migration 0002): async
 //!   requests, callbacks, subscriptions and signing keys, private keys sealed like other secrets.
+//! - Both publish their changes (a transaction, a data source: [`dci_client::changes`]) after
+//!   each commit: SQLite in-process, PostgreSQL to every instance through `LISTEN/NOTIFY`
+//!   (`changes`), and PostgreSQL leases a source's token fetch to one instance at a time (an
+//!   advisory lock, [`dci_client::Store::token_lease`]).
 //! - And [`dci_client::events::EventStore`] (`events_common.rs`, migration 0004): the events
 //!   outbox — each event written in the database transaction of the change that causes it —
 //!   webhook endpoints (secrets sealed), leases, deliveries, attempts and redelivery.
@@ -25,6 +29,7 @@
 //! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
 //! validation live in `dci-client`).
 
+mod changes;
 mod common;
 mod events_common;
 pub mod master_key;

@@ -27,6 +27,7 @@ macro_rules! impl_ops_store {
         mod ops_store_impl {
             use async_trait::async_trait;
             use dci_client::StoreError;
+            use dci_client::changes::{Change, Changes};
             use dci_client::events::build as events;
             use dci_client::ops::store::{
                 AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpsStore,
@@ -279,6 +280,10 @@ macro_rules! impl_ops_store {
 
             #[async_trait]
             impl OpsStore for $store {
+                fn changes(&self) -> Option<Changes> {
+                    Some(self.subscribe_changes())
+                }
+
                 async fn insert_transaction(
                     &self,
                     t: &TransactionRecord,
@@ -356,6 +361,9 @@ macro_rules! impl_ops_store {
                         transition_event_in(&mut tx, transaction_id, ack.state, ack.at).await?;
                     }
                     tx.commit().await.map_err(db("committing"))?;
+                    if changed {
+                        self.publish(Change::Transaction(transaction_id.to_owned())).await;
+                    }
                     Ok(done.rows_affected() > 0)
                 }
 
@@ -372,6 +380,9 @@ macro_rules! impl_ops_store {
                         transition_event_in(&mut tx, transaction_id, state, at).await?;
                     }
                     tx.commit().await.map_err(db("committing"))?;
+                    if changed {
+                        self.publish(Change::Transaction(transaction_id.to_owned())).await;
+                    }
                     Ok(changed)
                 }
 
@@ -477,6 +488,7 @@ macro_rules! impl_ops_store {
                             write_event(&mut tx, &e).await?;
                         }
                     }
+                    let mut moved = None;
                     if let Some(id) = &c.transaction_id
                         && let Some((t, callbacks)) = read_in(&mut tx, id).await?
                         && t.source_code == c.source_code
@@ -487,9 +499,13 @@ macro_rules! impl_ops_store {
                             && advance_in(&mut tx, id, view.state, c.received_at, None).await?
                         {
                             transition_event_in(&mut tx, id, view.state, c.received_at).await?;
+                            moved = Some(id.clone());
                         }
                     }
                     tx.commit().await.map_err(db("committing"))?;
+                    if let Some(id) = moved {
+                        self.publish(Change::Transaction(id)).await;
+                    }
                     Ok(true)
                 }
 

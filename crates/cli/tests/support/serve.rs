@@ -24,13 +24,24 @@ impl Drop for Serve {
 }
 
 /// Starts `dci --json serve --listen LISTEN` over `home` and waits for its banner.
+#[allow(dead_code)]
 pub(crate) fn start_serve(home: &Path, listen: &str) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dci"))
-        .args(["--json", "serve", "--listen", listen])
+    start_serve_with(home, listen, &[])
+}
+
+/// [`start_serve`] with these environment variables set as well (e.g. `DCI_DATABASE_URL`
+/// and `DCI_MASTER_KEY` for a shared PostgreSQL store).
+pub(crate) fn start_serve_with(home: &Path, listen: &str, env: &[(&str, &str)]) -> Serve {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dci"));
+    cmd.args(["--json", "serve", "--listen", listen])
         .env("DCI_HOME", home)
         .env("DCI_ADMIN_TOKEN", ADMIN_TOKEN)
         .env_remove("DCI_DATABASE_URL")
-        .env_remove("DCI_MASTER_KEY")
+        .env_remove("DCI_MASTER_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

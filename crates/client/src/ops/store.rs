@@ -134,6 +134,13 @@ pub trait OpsStore: crate::events::EventStore + Send + Sync {
         status: KeyStatus,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// A reader of this store's changes (transactions, data sources), if it publishes them:
+    /// waits wake on them ([`crate::ops::await_transaction`]) and the engine drops a changed
+    /// source. `None` (the default): readers poll.
+    fn changes(&self) -> Option<crate::changes::Changes> {
+        None
+    }
 }
 
 macro_rules! str_enum {
