@@ -159,6 +159,9 @@ pub async fn serve_with(
     let shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
     tokio::spawn(recover_until_shutdown(state.clone()));
+    if let Some(keep) = state.config.retention {
+        tokio::spawn(purge_until_shutdown(state.clone(), keep));
+    }
     start_webhooks(&state);
     let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
@@ -219,6 +222,33 @@ async fn recover_until_shutdown(state: AppState) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not recover waiting requests"),
+        }
+    }
+}
+
+/// How often the retention purge runs (the first run is at start).
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes finished requests, callbacks and events older than `keep` (at start, then every
+/// [`PURGE_INTERVAL`]) until shutdown. Several instances may all run it: a purge deletes what
+/// is past the retention, so running it twice deletes nothing more.
+async fn purge_until_shutdown(state: AppState, keep: std::time::Duration) {
+    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.shutdown.wait() => return,
+        }
+        let before = time::OffsetDateTime::now_utc() - keep;
+        match state.ops.purge_before(before).await {
+            Ok(r) if r != dci_client::ops::PurgeReport::default() => tracing::info!(
+                transactions = r.transactions,
+                callbacks = r.callbacks,
+                events = r.events,
+                "purged what is past its retention"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not purge what is past its retention"),
         }
     }
 }

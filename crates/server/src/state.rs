@@ -32,6 +32,10 @@ pub struct ServerConfig {
     /// Most gateway (`/api/v1`) requests in flight at once; beyond it a request is answered
     /// 503 with `Retry-After` at once instead of queueing (admission control). Default 256.
     pub max_in_flight: usize,
+    /// How long requests, callbacks and events (personal data) are kept once finished: with a
+    /// value, [`crate::serve`] purges what is older at start and every hour
+    /// ([`dci_client::OpsStore::purge_before`]). `None` (default): kept until deleted.
+    pub retention: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +47,7 @@ impl Default for ServerConfig {
             webhooks: dci_client::webhooks::WebhookSettings::default(),
             console: None,
             max_in_flight: 256,
+            retention: None,
         }
     }
 }

@@ -30,7 +30,7 @@ macro_rules! impl_ops_store {
             use dci_client::changes::{Change, Changes};
             use dci_client::events::build as events;
             use dci_client::ops::store::{
-                AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpsStore,
+                AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpsStore, PurgeReport,
                 SigningKeyRecord, SubscriptionRecord, TransactionFilter, TransactionRecord,
                 TransactionState,
             };
@@ -282,6 +282,60 @@ macro_rules! impl_ops_store {
             impl OpsStore for $store {
                 fn changes(&self) -> Option<Changes> {
                     Some(self.subscribe_changes())
+                }
+
+                async fn purge_before(
+                    &self,
+                    before: OffsetDateTime,
+                ) -> Result<PurgeReport, StoreError> {
+                    let finished = "state IN ($2, $3, $4, $5) AND updated_at < $1";
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
+                    let mut deleted = [0u64; 2];
+                    let statements = [
+                        format!(
+                            "DELETE FROM op_callback WHERE transaction_id IN \
+                             (SELECT transaction_id FROM op_transaction WHERE {finished})"
+                        ),
+                        format!("DELETE FROM op_transaction WHERE {finished}"),
+                    ];
+                    for (n, sql) in deleted.iter_mut().zip(statements) {
+                        *n = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(ts(before))
+                            .bind(TransactionState::Completed.as_str())
+                            .bind(TransactionState::Failed.as_str())
+                            .bind(TransactionState::TimedOut.as_str())
+                            .bind(TransactionState::Expired.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db("purging finished transactions"))?
+                            .rows_affected();
+                    }
+                    let [of_finished, transactions] = deleted;
+                    let loose = sqlx::query(
+                        "DELETE FROM op_callback WHERE received_at < $1 AND (transaction_id IS NULL \
+                         OR transaction_id NOT IN (SELECT transaction_id FROM op_transaction))",
+                    )
+                    .bind(ts(before))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("purging callbacks"))?
+                    .rows_affected();
+                    let events = sqlx::query(
+                        "DELETE FROM event WHERE created_ms < $1 AND NOT EXISTS \
+                         (SELECT 1 FROM webhook_delivery d WHERE d.event_seq = event.seq \
+                         AND d.state = 'pending')",
+                    )
+                    .bind(to_ms(before))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("purging events"))?
+                    .rows_affected();
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(PurgeReport {
+                        transactions,
+                        callbacks: of_finished + loose,
+                        events,
+                    })
                 }
 
                 async fn insert_transaction(

@@ -144,6 +144,8 @@ contract!(
     subscriptions_upsert_keeps_history,
     signing_keys_are_sealed_and_survive_rotation,
     everything_survives_a_reopen,
+    purge_deletes_only_what_finished_before_the_cutoff,
+    changes_are_published_once_committed,
 );
 
 fn now() -> OffsetDateTime {
@@ -1257,4 +1259,113 @@ mod events {
                 .is_not_found()
         );
     }
+}
+
+async fn purge_deletes_only_what_finished_before_the_cutoff(b: Arc<Backend>) {
+    let o = b.open(&key(1)).await;
+    let long_ago = now() - Duration::days(10);
+    let later = now() + Duration::hours(1);
+    for id in ["old_done", "old_open", "new_done"] {
+        let mut t = txn(id, "s", later);
+        t.created_at = long_ago;
+        t.updated_at = long_ago;
+        o.ops.insert_transaction(&t).await.unwrap();
+    }
+    let mut cb = callback("s", "cb-old", "on-search", Some("old_done"));
+    cb.received_at = long_ago;
+    o.ops.insert_callback(&cb).await.unwrap();
+    o.ops
+        .insert_callback(&callback("s", "cb-new", "on-search", Some("new_done")))
+        .await
+        .unwrap();
+    o.ops
+        .advance_transaction("old_done", TransactionState::Completed, long_ago, None)
+        .await
+        .unwrap();
+    o.ops
+        .advance_transaction("new_done", TransactionState::Completed, now(), None)
+        .await
+        .unwrap();
+    let mut old_notify = callback("s", "n-old", "notify", None);
+    old_notify.received_at = long_ago;
+    o.ops.insert_callback(&old_notify).await.unwrap();
+    o.ops
+        .insert_callback(&callback("s", "n-new", "notify", None))
+        .await
+        .unwrap();
+
+    let cutoff = now() - Duration::days(1);
+    let events_before = o
+        .ops
+        .list_events(&dci_client::events::EventFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let r = o.ops.purge_before(cutoff).await.unwrap();
+    assert_eq!(r.transactions, 1, "{r:?}");
+    assert_eq!(
+        r.callbacks, 2,
+        "the finished one's callback and the old notification: {r:?}"
+    );
+    assert!(o.ops.get_transaction("old_done").await.unwrap().is_none());
+    assert!(o.ops.callbacks_for("old_done").await.unwrap().is_empty());
+    assert!(o.ops.get_callback("s", "n-old").await.unwrap().is_none());
+    // Still waiting (however old), finished recently, received recently: kept.
+    assert!(o.ops.get_transaction("old_open").await.unwrap().is_some());
+    assert_eq!(o.ops.callbacks_for("new_done").await.unwrap().len(), 1);
+    assert!(o.ops.get_callback("s", "n-new").await.unwrap().is_some());
+    let events_after = o
+        .ops
+        .list_events(&dci_client::events::EventFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        events_before.len() as u64 - r.events,
+        events_after.len() as u64
+    );
+    assert!(events_after.iter().all(|e| e.created_at >= cutoff));
+    // Nothing left to purge.
+    assert_eq!(
+        o.ops.purge_before(cutoff).await.unwrap(),
+        dci_client::ops::PurgeReport::default()
+    );
+}
+
+async fn changes_are_published_once_committed(b: Arc<Backend>) {
+    use dci_client::changes::Change;
+    let o = b.open(&key(1)).await;
+    let mut feed = o.ops.changes().expect("both stores publish their changes");
+    o.ops
+        .insert_transaction(&txn("t1", "s", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    o.ops
+        .advance_transaction("t1", TransactionState::Completed, now(), None)
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next());
+    assert_eq!(next.await.unwrap(), Some(Change::Transaction("t1".into())));
+    let source = dci_client::DataSourceInput {
+        code: "crvs".into(),
+        name: "CRVS".into(),
+        registry_type: "crvs".into(),
+        base_url: "http://127.0.0.1:9/crvs".into(),
+        auth: Some("none".into()),
+        sender_id: Some("spmis".into()),
+        ..dci_client::DataSourceInput::default()
+    }
+    .validate()
+    .unwrap();
+    o.store.create_data_source(&source).await.unwrap();
+    o.store.set_active("crvs", false).await.unwrap();
+    for _ in 0..2 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next());
+        assert_eq!(next.await.unwrap(), Some(Change::Source("crvs".into())));
+    }
+    assert_eq!(feed.shared(), matches!(*b, Backend::Pg { .. }));
 }

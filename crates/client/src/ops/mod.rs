@@ -40,9 +40,9 @@ pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnS
 pub(crate) use result::{parse_item, pending_reply};
 pub use root_callbacks::ingest_at_root;
 pub use store::{
-    AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, SignatureState,
-    SigningKeyRecord, SubscriptionRecord, SubscriptionState, TransactionFilter, TransactionRecord,
-    TransactionState,
+    AckRecord, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, PurgeReport,
+    SignatureState, SigningKeyRecord, SubscriptionRecord, SubscriptionState, TransactionFilter,
+    TransactionRecord, TransactionState,
 };
 pub use view::{AckView, CallbackSummary, TransactionView, build_view};
 
