@@ -989,6 +989,7 @@ macro_rules! impl_store {
                             .await?;
                         resealed += 1;
                     }
+                    reseal_bodies(&mut tx, &old, &new).await?;
                     sqlx::query(
                         "INSERT INTO store_meta (key, value) VALUES ($1, $2) \
                          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1014,6 +1015,61 @@ macro_rules! impl_store {
                     self.set_sealer(new);
                     Ok(report)
                 }
+            }
+
+            /// Re-seals the stored request and callback bodies sealed under `old` (plain ones,
+            /// stored before bodies were sealed, stay as they are), inside the rotation.
+            async fn reseal_bodies(
+                conn: &mut Conn,
+                old: &Sealer,
+                new: &Sealer,
+            ) -> Result<(), StoreError> {
+                use $crate::ops_common::{BODY, REQUEST, body_owner, request_owner};
+                let like = format!("{}%", $crate::seal::SEALED_TEXT);
+                let read = |e| db("reading sealed bodies")(e);
+                let rows = sqlx::query(
+                    "SELECT transaction_id, request FROM op_transaction WHERE request LIKE $1",
+                )
+                .bind(&like)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(read)?;
+                for r in rows {
+                    let id: String = r.try_get("transaction_id").map_err(read)?;
+                    let text: String = r.try_get("request").map_err(read)?;
+                    let owner = request_owner(&id);
+                    let plain = old.open_text(&owner, REQUEST, &text)?;
+                    sqlx::query("UPDATE op_transaction SET request = $2 WHERE transaction_id = $1")
+                        .bind(&id)
+                        .bind(new.seal_text(&owner, REQUEST, &plain))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db("re-sealing a request"))?;
+                }
+                let rows = sqlx::query(
+                    "SELECT source_code, message_id, body FROM op_callback WHERE body LIKE $1",
+                )
+                .bind(&like)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(read)?;
+                for r in rows {
+                    let source: String = r.try_get("source_code").map_err(read)?;
+                    let message_id: String = r.try_get("message_id").map_err(read)?;
+                    let text: String = r.try_get("body").map_err(read)?;
+                    let owner = body_owner(&source, &message_id);
+                    let plain = old.open_text(&owner, BODY, &text)?;
+                    sqlx::query(
+                        "UPDATE op_callback SET body = $3 WHERE source_code = $1 AND message_id = $2",
+                    )
+                    .bind(&source)
+                    .bind(&message_id)
+                    .bind(new.seal_text(&owner, BODY, &plain))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db("re-sealing a callback body"))?;
+                }
+                Ok(())
             }
 
             async fn delete_token_in(conn: &mut Conn, id: &str) -> Result<(), StoreError> {

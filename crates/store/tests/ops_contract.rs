@@ -53,6 +53,35 @@ impl Backend {
         }
     }
 
+    /// Runs `sql` on the database directly (beside the store), returning the first column of
+    /// each row as text.
+    async fn raw(&self, sql: &str) -> Vec<String> {
+        use sqlx::Connection;
+        match self {
+            Backend::Sqlite { path, .. } => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap()
+            }
+            Backend::Pg { url, schema } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SET search_path TO \"{schema}\""
+                )))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
     /// Everything the database holds, as bytes.
     async fn raw_dump(&self) -> Vec<u8> {
         match self {
@@ -146,6 +175,7 @@ contract!(
     everything_survives_a_reopen,
     purge_deletes_only_what_finished_before_the_cutoff,
     changes_are_published_once_committed,
+    bodies_are_sealed_at_rest_and_plain_old_ones_still_read,
 );
 
 fn now() -> OffsetDateTime {
@@ -1368,4 +1398,84 @@ async fn changes_are_published_once_committed(b: Arc<Backend>) {
         assert_eq!(next.await.unwrap(), Some(Change::Source("crvs".into())));
     }
     assert_eq!(feed.shared(), matches!(*b, Backend::Pg { .. }));
+}
+
+async fn bodies_are_sealed_at_rest_and_plain_old_ones_still_read(b: Arc<Backend>) {
+    let o = b.open(&key(1)).await;
+    let mut t = txn("t1", "s", now() + Duration::hours(1));
+    t.request = json!({"message": {"search_request": [{"name": "Jane Doe"}]}});
+    o.ops.insert_transaction(&t).await.unwrap();
+    let mut cb = callback("s", "m1", "notify", None);
+    cb.body = json!({"message": {"records": [{"name": "Jane Doe"}]}});
+    o.ops.insert_callback(&cb).await.unwrap();
+    let mut other = callback("s", "m2", "notify", None);
+    other.body = json!({"message": {"records": [{"name": "John Roe"}]}});
+    o.ops.insert_callback(&other).await.unwrap();
+
+    let at_rest = [
+        b.raw("SELECT request FROM op_transaction").await,
+        b.raw("SELECT body FROM op_callback").await,
+    ]
+    .concat();
+    assert_eq!(at_rest.len(), 3);
+    for text in &at_rest {
+        assert!(text.starts_with("sealed:v1:"), "{text}");
+        assert!(!text.contains("Doe") && !text.contains("Roe"), "{text}");
+    }
+    let read = o.ops.get_transaction("t1").await.unwrap().unwrap();
+    assert_eq!(read.request, t.request);
+    assert_eq!(
+        o.ops.get_callback("s", "m1").await.unwrap().unwrap().body,
+        cb.body
+    );
+
+    // A body stored before bodies were sealed (plain JSON) still reads.
+    b.raw(
+        "UPDATE op_callback SET body = '{\"plain\": true}' WHERE message_id = 'm2' RETURNING body",
+    )
+    .await;
+    assert_eq!(
+        o.ops.get_callback("s", "m2").await.unwrap().unwrap().body,
+        json!({"plain": true})
+    );
+    // A sealed body moved onto another row does not open there.
+    b.raw(
+        "UPDATE op_callback SET body = (SELECT body FROM op_callback WHERE message_id = 'm1') \
+         WHERE message_id = 'm2' RETURNING body",
+    )
+    .await;
+    assert!(o.ops.get_callback("s", "m2").await.is_err());
+    b.raw("UPDATE op_callback SET body = '{}' WHERE message_id = 'm2' RETURNING body")
+        .await;
+
+    // Rotation re-seals them under the new key.
+    o.store.rotate_master_key(key(2)).await.unwrap();
+    let again = b.open(&key(2)).await;
+    assert_eq!(
+        again
+            .ops
+            .get_transaction("t1")
+            .await
+            .unwrap()
+            .unwrap()
+            .request,
+        t.request
+    );
+    assert_eq!(
+        again
+            .ops
+            .get_callback("s", "m1")
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        cb.body
+    );
+    let id2 = dci_store::key_id(&key(2));
+    for text in b
+        .raw("SELECT body FROM op_callback WHERE message_id = 'm1'")
+        .await
+    {
+        assert!(text.starts_with(&format!("sealed:v1:{id2}:")), "{text}");
+    }
 }
