@@ -1017,20 +1017,16 @@ macro_rules! impl_store {
                 }
             }
 
-            /// Re-seals the stored request and callback bodies sealed under `old` (plain ones,
-            /// stored before bodies were sealed, stay as they are), inside the rotation.
+            /// Re-seals the stored request and callback bodies under `new`, inside the rotation;
+            /// plain ones (stored before bodies were sealed) are sealed now: the migration path.
             async fn reseal_bodies(
                 conn: &mut Conn,
                 old: &Sealer,
                 new: &Sealer,
             ) -> Result<(), StoreError> {
                 use $crate::ops_common::{BODY, REQUEST, body_owner, request_owner};
-                let like = format!("{}%", $crate::seal::SEALED_TEXT);
                 let read = |e| db("reading sealed bodies")(e);
-                let rows = sqlx::query(
-                    "SELECT transaction_id, request FROM op_transaction WHERE request LIKE $1",
-                )
-                .bind(&like)
+                let rows = sqlx::query("SELECT transaction_id, request FROM op_transaction")
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(read)?;
@@ -1046,10 +1042,7 @@ macro_rules! impl_store {
                         .await
                         .map_err(db("re-sealing a request"))?;
                 }
-                let rows = sqlx::query(
-                    "SELECT source_code, message_id, body FROM op_callback WHERE body LIKE $1",
-                )
-                .bind(&like)
+                let rows = sqlx::query("SELECT source_code, message_id, body FROM op_callback")
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(read)?;

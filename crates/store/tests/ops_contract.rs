@@ -1448,7 +1448,7 @@ async fn bodies_are_sealed_at_rest_and_plain_old_ones_still_read(b: Arc<Backend>
     b.raw("UPDATE op_callback SET body = '{}' WHERE message_id = 'm2' RETURNING body")
         .await;
 
-    // Rotation re-seals them under the new key.
+    // Rotation re-seals them under the new key, and seals the plain one.
     o.store.rotate_master_key(key(2)).await.unwrap();
     let again = b.open(&key(2)).await;
     assert_eq!(
@@ -1472,10 +1472,17 @@ async fn bodies_are_sealed_at_rest_and_plain_old_ones_still_read(b: Arc<Backend>
         cb.body
     );
     let id2 = dci_store::key_id(&key(2));
-    for text in b
-        .raw("SELECT body FROM op_callback WHERE message_id = 'm1'")
-        .await
-    {
+    for text in b.raw("SELECT body FROM op_callback").await {
         assert!(text.starts_with(&format!("sealed:v1:{id2}:")), "{text}");
     }
+    assert_eq!(
+        again
+            .ops
+            .get_callback("s", "m2")
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        json!({})
+    );
 }

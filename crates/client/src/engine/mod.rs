@@ -177,6 +177,7 @@ impl EngineBuilder {
                 signers: SignerCache::new(self.signer_ttl),
                 audit,
                 sources: Mutex::new(HashMap::new()),
+                source_changes: std::sync::atomic::AtomicU64::new(0),
                 asked: Mutex::new(HashMap::new()),
                 store: self.store,
                 ops: self.ops,
@@ -205,6 +206,11 @@ async fn drop_changed_sources(engine: std::sync::Weak<Inner>, mut feed: crate::c
         let Some(inner) = engine.upgrade() else {
             return;
         };
+        if !matches!(change, Change::Transaction(_)) {
+            inner
+                .source_changes
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         let mut sources = inner.sources.lock().unwrap_or_else(|p| p.into_inner());
         match change {
             Change::Source(code) => {
@@ -229,6 +235,9 @@ struct Inner {
     signers: SignerCache,
     audit: Option<AuditWriter>,
     sources: Mutex<HashMap<String, Arc<SourceRuntime>>>,
+    /// Counts the source changes the store's feed reported, so a runtime built from a read
+    /// that a change overtook is not kept.
+    source_changes: std::sync::atomic::AtomicU64,
     /// When the recovery loop last asked about each waiting transaction.
     asked: Mutex<HashMap<String, OffsetDateTime>>,
     dr_cache: DrCacheSettings,
@@ -361,6 +370,10 @@ impl Engine {
             }
             *checked = Instant::now();
         }
+        let seen = self
+            .inner
+            .source_changes
+            .load(std::sync::atomic::Ordering::Acquire);
         let source = self
             .inner
             .store
@@ -374,7 +387,17 @@ impl Engine {
             return Ok(rt);
         }
         let rt = Arc::new(self.build_runtime(source)?);
-        self.lock_sources().insert(code.to_owned(), rt.clone());
+        let mut sources = self.lock_sources();
+        // A change reported since the read may be newer than what was read: use it for this
+        // call only, and read again next time.
+        if self
+            .inner
+            .source_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+            == seen
+        {
+            sources.insert(code.to_owned(), rt.clone());
+        }
         Ok(rt)
     }
 
