@@ -20,6 +20,9 @@ pub struct PgStore {
     pool: PgPool,
     sealer: Arc<RwLock<Arc<Sealer>>>,
     changes: Arc<PgChanges>,
+    /// One token lease per source at a time in this process (see [`PgStore::lease_token`]).
+    leases:
+        Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -103,6 +106,7 @@ impl PgStore {
             pool,
             sealer: Arc::new(RwLock::new(Arc::new(sealer))),
             changes,
+            leases: Arc::default(),
         })
     }
 
@@ -149,39 +153,50 @@ impl PgStore {
         self.changes.hub.subscribe()
     }
 
-    /// The token lease: a transaction holding an advisory lock keyed by schema and source id,
-    /// so one instance at a time fetches a source's token. Waits at most 30 s for it.
+    /// The token lease: an advisory lock keyed by schema and source id, on a connection of its
+    /// own (waiting for it never holds one of the pool's), taken by one caller per source at a
+    /// time in this process. Waits at most 30 s for it.
     pub(crate) async fn lease_token(
         &self,
         source_id: uuid::Uuid,
     ) -> Result<Option<TokenLease>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
+        let local = {
+            let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(leases.entry(source_id).or_default())
+        };
+        let local = local.lock_owned().await;
+        let mut conn = sqlx::PgConnection::connect_with(&self.pool.connect_options())
             .await
-            .map_err(db("starting a transaction"))?;
-        sqlx::query("SET LOCAL lock_timeout = '30s'")
-            .execute(&mut *tx)
+            .map_err(db("connecting for the token lease"))?;
+        sqlx::query("SET lock_timeout = '30s'")
+            .execute(&mut conn)
             .await
             .map_err(db("setting the lock timeout"))?;
         sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':dci-token:' || $1, 0))",
+            "SELECT pg_advisory_lock(hashtextextended(current_schema() || ':dci-token:' || $1, 0))",
         )
         .bind(source_id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut conn)
         .await
         .map_err(db("taking the token lease"))?;
-        Ok(Some(TokenLease::new(PgTokenLock(tx))))
+        Ok(Some(TokenLease::new(PgTokenLock {
+            conn,
+            _local: local,
+        })))
     }
 }
 
-/// The transaction holding a token lease's advisory lock; ending it releases the lock.
-struct PgTokenLock(sqlx::Transaction<'static, sqlx::Postgres>);
+/// The session holding a token lease's advisory lock; closing it (or dropping it: the session
+/// ends) releases the lock.
+struct PgTokenLock {
+    conn: sqlx::PgConnection,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
 
 #[async_trait::async_trait]
 impl TokenLock for PgTokenLock {
     async fn release(self: Box<Self>) {
-        if let Err(e) = self.0.commit().await {
+        if let Err(e) = self.conn.close().await {
             tracing::warn!(error = %e, "could not release the token lease cleanly");
         }
     }
