@@ -24,7 +24,9 @@
 //!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
 //!   source's [`dci_client::Operations`] from the engine.
 //! - [`serve`] also starts the webhook delivery worker
-//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]).
+//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]), the
+//!   recovery loop, and with [`ServerConfig::retention`] the hourly retention purge
+//!   ([`dci_client::OpsStore::purge_before`]).
 //! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
 //!   `ConnectInfo`), then drains in-flight requests; [`spawn`] does the same in the background
 //!   and returns a [`RunningServer`] (tests, embedding); `serve_with`/`spawn_with` take limits;
