@@ -73,6 +73,9 @@ Environment:
                               serve.webhook_max_age_secs
   DCI_WEBHOOK_RETRY_BASE_MS   First webhook retry backoff ceiling, ms (default 1000); serve
                               --webhook-retry-base-ms, serve.webhook_retry_base_ms
+  DCI_RETENTION_DAYS          Days finished requests, callbacks and events are kept; `dci serve`
+                              purges older ones hourly, `dci purge` once (default: kept);
+                              serve --retention-days, serve.retention_days
   NO_COLOR                    Set (non-empty): no colour in any output
 
 Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 not found.";
@@ -117,6 +120,8 @@ pub(crate) enum Command {
     /// add, list, remove, passwd, token create|list|revoke.
     #[command(subcommand, after_help = crate::cmd::user::EXAMPLES)]
     User(crate::cmd::user::UserCommand),
+    /// Delete finished requests, callbacks and events older than the retention (for cron).
+    Purge(crate::cmd::purge::PurgeArgs),
     /// Search a registry: --id TYPE:VALUE, --expression or --predicate JSON; sync (one page or
     /// --all-pages) or --async [--wait SECS]; --dry-run prints the signed envelope.
     Search(crate::cmd::search::SearchArgs),
@@ -304,6 +309,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Log(args) => crate::cmd::log::run(args, cli.json),
         Command::Audit(cmd) => crate::cmd::audit::run(cmd, cli.json),
         Command::User(cmd) => crate::cmd::user::run(cmd, cli.json),
+        Command::Purge(args) => crate::cmd::purge::run(args, cli.json),
         Command::Search(args) => crate::cmd::search::run(args, cli.json),
         Command::Bulk(cmd) => crate::cmd::bulk::run(cmd, cli.json),
         Command::Schedule(cmd) => crate::cmd::schedule::run(cmd, cli.json),

@@ -98,6 +98,7 @@ pub(crate) struct ServeFlags {
     pub(crate) webhook_max_attempts: Option<u64>,
     pub(crate) webhook_max_age_secs: Option<u64>,
     pub(crate) webhook_retry_base_ms: Option<u64>,
+    pub(crate) retention_days: Option<u64>,
     pub(crate) console_readonly_token_file: Option<PathBuf>,
     pub(crate) console_secure_cookies: Option<bool>,
     pub(crate) allow_core_dumps: Option<bool>,
@@ -144,6 +145,7 @@ struct ServeFile {
     webhook_retry_base_ms: Option<u64>,
     allow_core_dumps: Option<bool>,
     metrics_open: Option<bool>,
+    retention_days: Option<u64>,
 }
 
 /// Where a setting's value came from.
@@ -219,6 +221,8 @@ pub(crate) struct Settings {
     pub(crate) webhook_max_attempts: Setting<u64>,
     pub(crate) webhook_max_age_secs: Setting<u64>,
     pub(crate) webhook_retry_base_ms: Setting<u64>,
+    /// Days finished requests, callbacks and events are kept (unset: until deleted).
+    pub(crate) retention_days: Setting<u64>,
     /// `DCI_CONSOLE_READONLY_TOKEN` (environment only: a secret).
     console_readonly_token: Option<SecretString>,
     pub(crate) console_readonly_token_file: Setting<PathBuf>,
@@ -344,6 +348,18 @@ fn in_range(
         )));
     }
     Ok(s)
+}
+
+/// [`in_range`] for a setting without a default (unset stays unset).
+fn optional_in_range(
+    s: Setting<u64>,
+    range: std::ops::RangeInclusive<u64>,
+    name: &str,
+) -> Result<Setting<u64>, CmdError> {
+    match s.value {
+        None => Ok(s),
+        Some(v) => in_range(s, v, range, name),
+    }
 }
 
 fn resolve_with(
@@ -612,6 +628,17 @@ fn resolve_with(
             1..=3_600_000,
             "webhook_retry_base_ms",
         )?,
+        retention_days: optional_in_range(
+            num(
+                serve.retention_days,
+                "--retention-days",
+                "DCI_RETENTION_DAYS",
+                file.serve.retention_days,
+                "serve.retention_days",
+            )?,
+            1..=36_500,
+            "retention_days",
+        )?,
         admin_token: get("DCI_ADMIN_TOKEN").map(SecretString::from),
         admin_token_file: pick(
             (serve.admin_token_file.clone(), "--admin-token-file"),
@@ -740,6 +767,13 @@ pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, 
 }
 
 impl Settings {
+    /// How long finished requests, callbacks and events are kept, if the retention is set.
+    pub(crate) fn retention(&self) -> Option<std::time::Duration> {
+        self.retention_days
+            .value
+            .map(|d| std::time::Duration::from_secs(d * 86_400))
+    }
+
     /// How to open the store.
     pub(crate) fn open_options(&self) -> OpenOptions {
         OpenOptions {
@@ -866,6 +900,7 @@ impl Settings {
             row("serve.webhook_retry_base_ms", &self.webhook_retry_base_ms),
             row("serve.allow_core_dumps", &self.allow_core_dumps),
             row("serve.metrics_open", &self.metrics_open),
+            row("serve.retention_days", &self.retention_days),
             secret(
                 "console.readonly_token",
                 &self.console_readonly_token,

@@ -32,6 +32,9 @@
 //!   progress, cancel, results, resume after a restart) and schedules ([`jobs::Schedule`] with a
 //!   cron expression, [`jobs::Scheduler`], one claimed row per occurrence in
 //!   [`jobs::ScheduleStore`]).
+//! - [`changes`]: the change feed a store publishes (a transaction or a data source changed),
+//!   which wakes waits and drops a changed source from the engine; shared across instances on
+//!   PostgreSQL.
 //! - [`events`], [`webhooks`]: the events outbox for the SPMIS (written with the change that
 //!   causes each event) and its Standard Webhooks delivery worker.
 //!
@@ -40,6 +43,7 @@
 
 pub mod auth;
 pub mod bulk;
+pub mod changes;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -76,7 +80,7 @@ pub use source::{
 };
 pub use store::{
     AuditEntry, AuditFilter, AuditOutcome, CachedToken, MasterKey, RotationReport, SourceChange,
-    SourceFilter, Store, StoreError, TimeRange,
+    SourceFilter, Store, StoreError, TimeRange, TokenLease, TokenLock,
 };
 pub use test_connection::{
     Stage, StageReport, StageStatus, TestOptions, TestReport, test_connection,

@@ -86,6 +86,16 @@ pub trait Store: Send + Sync {
     /// Drops the cached token of a data source (no error if there is none).
     async fn delete_token(&self, source_id: Uuid) -> Result<(), StoreError>;
 
+    /// Takes the lock on fetching `source_id`'s token that every process on this database
+    /// shares, waiting while another holds it: the one holder fetches and stores the token,
+    /// the others then find it stored ([`Store::get_token`]). Held until
+    /// [`TokenLease::release`] (or drop). `None` (the default): this store has no such lock, and
+    /// the single flight is per process.
+    async fn token_lease(&self, source_id: Uuid) -> Result<Option<TokenLease>, StoreError> {
+        let _ = source_id;
+        Ok(None)
+    }
+
     /// Appends one entry to the audit log. Entries are never updated or deleted.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
@@ -105,6 +115,34 @@ pub trait Store: Send + Sync {
     ///
     /// Every secret is first opened with the current key; if any cannot be opened nothing changes.
     async fn rotate_master_key(&self, new_key: MasterKey) -> Result<RotationReport, StoreError>;
+}
+
+/// What a store's [`TokenLease`] holds (e.g. the database transaction with the lock).
+#[async_trait]
+pub trait TokenLock: Send {
+    /// Gives the lock back.
+    async fn release(self: Box<Self>);
+}
+
+/// The lock of [`Store::token_lease`]; dropping it also gives the lock back, later.
+pub struct TokenLease(Box<dyn TokenLock>);
+
+impl TokenLease {
+    /// A lease over the store's lock.
+    pub fn new(lock: impl TokenLock + 'static) -> TokenLease {
+        TokenLease(Box::new(lock))
+    }
+
+    /// Gives the lock back now.
+    pub async fn release(self) {
+        self.0.release().await;
+    }
+}
+
+impl fmt::Debug for TokenLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenLease")
+    }
 }
 
 /// One change of [`Store::apply_data_sources`].

@@ -34,10 +34,12 @@
 //!   source's [`dci_client::Operations`] from the engine, [`AppState::users`] the user
 //!   operations over the same store and [`AppState::record_change`] writes the change audit.
 //! - [`serve`] also starts the webhook delivery worker
-//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]), and,
-//!   with a [`ServerConfig::jobs_dir`], resumes the bulk jobs a restart interrupted and runs the
-//!   scheduler ([`dci_client::jobs::Scheduler`]); [`AppState::jobs`] runs the jobs of
-//!   `/api/v1/jobs` and the console's Jobs page.
+//!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]), the
+//!   recovery loop, with [`ServerConfig::retention`] the hourly retention purge
+//!   ([`dci_client::OpsStore::purge_before`]), and, with a [`ServerConfig::jobs_dir`], resumes
+//!   the bulk jobs a restart interrupted and runs the scheduler
+//!   ([`dci_client::jobs::Scheduler`]); [`AppState::jobs`] runs the jobs of `/api/v1/jobs` and
+//!   the console's Jobs page.
 //! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
 //!   `ConnectInfo`), then drains in-flight requests; [`spawn`] does the same in the background
 //!   and returns a [`RunningServer`] (tests, embedding); `serve_with`/`spawn_with` take limits;
@@ -204,6 +206,9 @@ pub async fn serve_with(
     let shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
     tokio::spawn(recover_until_shutdown(state.clone()));
+    if let Some(keep) = state.config.retention {
+        tokio::spawn(purge_until_shutdown(state.clone(), keep));
+    }
     start_webhooks(&state);
     start_jobs(&state);
     let state_jobs = state.jobs.clone();
@@ -299,6 +304,33 @@ async fn recover_until_shutdown(state: AppState) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not recover waiting requests"),
+        }
+    }
+}
+
+/// How often the retention purge runs (the first run is at start).
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes finished requests, callbacks and events older than `keep` (at start, then every
+/// [`PURGE_INTERVAL`]) until shutdown. Several instances may all run it: a purge deletes what
+/// is past the retention, so running it twice deletes nothing more.
+async fn purge_until_shutdown(state: AppState, keep: std::time::Duration) {
+    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.shutdown.wait() => return,
+        }
+        let before = time::OffsetDateTime::now_utc() - keep;
+        match state.ops.purge_before(before).await {
+            Ok(r) if r != dci_client::ops::PurgeReport::default() => tracing::info!(
+                transactions = r.transactions,
+                callbacks = r.callbacks,
+                events = r.events,
+                "purged what is past its retention"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not purge what is past its retention"),
         }
     }
 }

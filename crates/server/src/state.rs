@@ -42,6 +42,10 @@ pub struct ServerConfig {
     pub max_job_input: u64,
     /// How often the scheduler looks for due occurrences. Default 15 s.
     pub schedule_tick: Duration,
+    /// How long requests, callbacks and events (personal data) are kept once finished: with a
+    /// value, [`crate::serve`] purges what is older at start and every hour
+    /// ([`dci_client::OpsStore::purge_before`]). `None` (default): kept until deleted.
+    pub retention: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +61,7 @@ impl Default for ServerConfig {
             jobs_dir: None,
             max_job_input: dci_client::jobs::DEFAULT_MAX_UPLOAD,
             schedule_tick: Duration::from_secs(15),
+            retention: None,
         }
     }
 }

@@ -295,9 +295,10 @@ macro_rules! impl_store {
             use std::collections::HashMap;
             use std::sync::Arc;
 
+            use dci_client::changes::Change;
             use dci_client::{
                 AuditEntry, AuditFilter, AuditOutcome, CachedToken, DataSource, MasterKey,
-                RotationReport, SourceChange, SourceFilter, SourceState, StoreError,
+                RotationReport, SourceChange, SourceFilter, SourceState, StoreError, TokenLease,
             };
             use secrecy::SecretString;
             use sqlx::Row;
@@ -568,12 +569,13 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            /// Replaces a data source inside the caller's transaction (see `Store::update_data_source`).
+            /// Replaces a data source inside the caller's transaction (see
+            /// `Store::update_data_source`); also returns the code it had (it may change).
             async fn update_in(
                 conn: &mut Conn,
                 sealer: &Sealer,
                 source: &DataSource,
-            ) -> Result<DataSource, StoreError> {
+            ) -> Result<(DataSource, String), StoreError> {
                 let id = source.id.to_string();
                 // Write first: takes SQLite's write lock and PostgreSQL's row lock before
                 // reading what the update is compared against.
@@ -634,12 +636,13 @@ macro_rules! impl_store {
                     delete_token_in(&mut *conn, &id).await?;
                 }
                 stored.created_at = existing.created_at;
-                Ok(DataSource {
+                let stored = DataSource {
                     created_at: row.created_at,
                     updated_at: row.updated_at,
                     last_test_at: row.last_test_at,
                     ..stored
-                })
+                };
+                Ok((stored, existing.code))
             }
 
             fn audit_from_row(r: &DbRow) -> Result<AuditEntry, sqlx::Error> {
@@ -669,6 +672,7 @@ macro_rules! impl_store {
                     let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
                     create_in(&mut tx, &sealer, source).await?;
                     tx.commit().await.map_err(db("committing"))?;
+                    self.publish(Change::Source(source.code.clone())).await;
                     Ok(())
                 }
 
@@ -722,8 +726,12 @@ macro_rules! impl_store {
                 ) -> Result<DataSource, StoreError> {
                     let sealer = self.sealer();
                     let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
-                    let stored = update_in(&mut tx, &sealer, source).await?;
+                    let (stored, was) = update_in(&mut tx, &sealer, source).await?;
                     tx.commit().await.map_err(db("committing"))?;
+                    if was != stored.code {
+                        self.publish(Change::Source(was)).await;
+                    }
+                    self.publish(Change::Source(stored.code.clone())).await;
                     Ok(stored)
                 }
 
@@ -734,15 +742,25 @@ macro_rules! impl_store {
                     let sealer = self.sealer();
                     let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
                     // Any failure returns early and drops `tx`, which rolls everything back.
+                    let mut codes = Vec::with_capacity(changes.len());
                     for change in changes {
                         match change {
-                            SourceChange::Create(s) => create_in(&mut tx, &sealer, s).await?,
+                            SourceChange::Create(s) => {
+                                create_in(&mut tx, &sealer, s).await?;
+                                codes.push(s.code.clone());
+                            }
                             SourceChange::Update(s) => {
-                                update_in(&mut tx, &sealer, s).await?;
+                                let (stored, was) = update_in(&mut tx, &sealer, s).await?;
+                                codes.push(was);
+                                codes.push(stored.code);
                             }
                         }
                     }
                     tx.commit().await.map_err(db("committing"))?;
+                    codes.dedup();
+                    for code in codes {
+                        self.publish(Change::Source(code)).await;
+                    }
                     Ok(())
                 }
 
@@ -773,6 +791,7 @@ macro_rules! impl_store {
                         return Err(StoreError::NotFound(code.to_owned()));
                     }
                     tx.commit().await.map_err(db("committing"))?;
+                    self.publish(Change::Source(code.to_owned())).await;
                     Ok(())
                 }
 
@@ -783,11 +802,15 @@ macro_rules! impl_store {
                     .bind(code)
                     .bind(active)
                     .bind(ts(OffsetDateTime::now_utc()));
-                    update_by_code(&self.pool, code, q).await
+                    update_by_code(&self.pool, code, q).await?;
+                    self.publish(Change::Source(code.to_owned())).await;
+                    Ok(())
                 }
 
                 async fn set_state(&self, code: &str, state: SourceState) -> Result<(), StoreError> {
-                    change_state(&self.pool, code, state, None).await
+                    change_state(&self.pool, code, state, None).await?;
+                    self.publish(Change::Source(code.to_owned())).await;
+                    Ok(())
                 }
 
                 async fn record_test_result(
@@ -797,7 +820,9 @@ macro_rules! impl_store {
                     at: OffsetDateTime,
                     last_error: Option<&str>,
                 ) -> Result<(), StoreError> {
-                    change_state(&self.pool, code, state, Some((at, last_error))).await
+                    change_state(&self.pool, code, state, Some((at, last_error))).await?;
+                    self.publish(Change::Source(code.to_owned())).await;
+                    Ok(())
                 }
 
                 async fn put_token(
@@ -868,6 +893,13 @@ macro_rules! impl_store {
                     delete_token_in(&mut tx, &source_id.to_string()).await?;
                     tx.commit().await.map_err(db("committing"))?;
                     Ok(())
+                }
+
+                async fn token_lease(
+                    &self,
+                    source_id: Uuid,
+                ) -> Result<Option<TokenLease>, StoreError> {
+                    self.lease_token(source_id).await
                 }
 
                 async fn append_audit_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
@@ -967,6 +999,7 @@ macro_rules! impl_store {
                             .await?;
                         resealed += 1;
                     }
+                    reseal_bodies(&mut tx, &old, &new).await?;
                     sqlx::query(
                         "INSERT INTO store_meta (key, value) VALUES ($1, $2) \
                          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -992,6 +1025,54 @@ macro_rules! impl_store {
                     self.set_sealer(new);
                     Ok(report)
                 }
+            }
+
+            /// Re-seals the stored request and callback bodies under `new`, inside the rotation;
+            /// plain ones (stored before bodies were sealed) are sealed now: the migration path.
+            async fn reseal_bodies(
+                conn: &mut Conn,
+                old: &Sealer,
+                new: &Sealer,
+            ) -> Result<(), StoreError> {
+                use $crate::ops_common::{BODY, REQUEST, body_owner, request_owner};
+                let read = |e| db("reading sealed bodies")(e);
+                let rows = sqlx::query("SELECT transaction_id, request FROM op_transaction")
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(read)?;
+                for r in rows {
+                    let id: String = r.try_get("transaction_id").map_err(read)?;
+                    let text: String = r.try_get("request").map_err(read)?;
+                    let owner = request_owner(&id);
+                    let plain = old.open_text(&owner, REQUEST, &text)?;
+                    sqlx::query("UPDATE op_transaction SET request = $2 WHERE transaction_id = $1")
+                        .bind(&id)
+                        .bind(new.seal_text(&owner, REQUEST, &plain))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db("re-sealing a request"))?;
+                }
+                let rows = sqlx::query("SELECT source_code, message_id, body FROM op_callback")
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(read)?;
+                for r in rows {
+                    let source: String = r.try_get("source_code").map_err(read)?;
+                    let message_id: String = r.try_get("message_id").map_err(read)?;
+                    let text: String = r.try_get("body").map_err(read)?;
+                    let owner = body_owner(&source, &message_id);
+                    let plain = old.open_text(&owner, BODY, &text)?;
+                    sqlx::query(
+                        "UPDATE op_callback SET body = $3 WHERE source_code = $1 AND message_id = $2",
+                    )
+                    .bind(&source)
+                    .bind(&message_id)
+                    .bind(new.seal_text(&owner, BODY, &plain))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db("re-sealing a callback body"))?;
+                }
+                Ok(())
             }
 
             async fn delete_token_in(conn: &mut Conn, id: &str) -> Result<(), StoreError> {

@@ -20,6 +20,10 @@
 //!   requests, callbacks, subscriptions and signing keys, private keys sealed like other secrets;
 //!   the backlog counts and the schema status against this build's migrations (for `/metrics`
 //!   and `/readyz`).
+//! - Both publish their changes (a transaction, a data source: [`dci_client::changes`]) after
+//!   each commit: SQLite in-process, PostgreSQL to every instance through `LISTEN/NOTIFY`
+//!   (`changes`), and PostgreSQL leases a source's token fetch to one instance at a time (an
+//!   advisory lock, [`dci_client::Store::token_lease`]).
 //! - And [`dci_client::events::EventStore`] (`events_common.rs`, migration 0004): the events
 //!   outbox — each event written in the database transaction of the change that causes it —
 //!   webhook endpoints (secrets sealed), leases, deliveries, attempts and redelivery.
@@ -35,6 +39,7 @@
 //! validation live in `dci-client`).
 
 mod bulk_common;
+mod changes;
 mod common;
 mod events_common;
 pub mod master_key;

@@ -11,6 +11,22 @@ pub(crate) fn signing_key_owner(key_id: &str) -> String {
 /// Field name of a signing key's private half (part of the associated data: never rename).
 pub(crate) const SIGNING_PRIVATE_KEY: &str = "signing_private_key";
 
+/// Owner under which a stored request (`op_transaction.request`) is sealed (associated data:
+/// never rename).
+pub(crate) fn request_owner(transaction_id: &str) -> String {
+    format!("op_transaction:{transaction_id}")
+}
+
+/// Owner under which a stored callback body (`op_callback.body`) is sealed (associated data:
+/// never rename).
+pub(crate) fn body_owner(source_code: &str, message_id: &str) -> String {
+    format!("op_callback:{source_code}:{message_id}")
+}
+
+/// Field names of the sealed request and callback body.
+pub(crate) const REQUEST: &str = "request";
+pub(crate) const BODY: &str = "body";
+
 pub(crate) fn to_ms(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -28,9 +44,10 @@ macro_rules! impl_ops_store {
         mod ops_store_impl {
             use async_trait::async_trait;
             use dci_client::StoreError;
+            use dci_client::changes::{Change, Changes};
             use dci_client::events::build as events;
             use dci_client::ops::store::{
-                AckRecord, Backlog, CallbackFilter, CallbackRecord, KeyStatus, OpsStore,
+                AckRecord, Backlog, CallbackFilter, CallbackRecord, KeyStatus, OpsStore, PurgeReport,
                 SchemaStatus, SigningKeyRecord, SubscriptionRecord, TransactionFilter, TransactionRecord,
                 TransactionState,
             };
@@ -41,9 +58,10 @@ macro_rules! impl_ops_store {
 
             use $crate::common::{db, ts};
             use $crate::ops_common::{
-                SIGNING_PRIVATE_KEY, from_ms, signing_key_owner, to_ms,
+                BODY, REQUEST, SIGNING_PRIVATE_KEY, body_owner, from_ms, request_owner,
+                signing_key_owner, to_ms,
             };
-            use $crate::seal::SealedSecret;
+            use $crate::seal::{SealedSecret, Sealer};
 
             type DbRow = <$db as sqlx::Database>::Row;
             type Conn = <$db as sqlx::Database>::Connection;
@@ -77,7 +95,7 @@ macro_rules! impl_ops_store {
                 v.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
             }
 
-            fn txn_from_row(r: &DbRow) -> Result<TransactionRecord, StoreError> {
+            fn txn_from_row(r: &DbRow, sealer: &Sealer) -> Result<TransactionRecord, StoreError> {
                 let read = |e| db("reading a transaction")(e);
                 let refs: String = r.try_get("reference_ids").map_err(read)?;
                 let request: String = r.try_get("request").map_err(read)?;
@@ -97,8 +115,11 @@ macro_rules! impl_ops_store {
                         at: ack_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
                     }),
                 };
+                let transaction_id: String = r.try_get("transaction_id").map_err(read)?;
+                let request =
+                    sealer.open_text(&request_owner(&transaction_id), REQUEST, &request)?;
                 Ok(TransactionRecord {
-                    transaction_id: r.try_get("transaction_id").map_err(read)?,
+                    transaction_id,
                     source_code: r.try_get("source_code").map_err(read)?,
                     kind: kind.parse()?,
                     message_id: r.try_get("message_id").map_err(read)?,
@@ -114,14 +135,17 @@ macro_rules! impl_ops_store {
                 })
             }
 
-            fn cb_from_row(r: &DbRow) -> Result<CallbackRecord, StoreError> {
+            fn cb_from_row(r: &DbRow, sealer: &Sealer) -> Result<CallbackRecord, StoreError> {
                 let read = |e| db("reading a callback")(e);
                 let body: String = r.try_get("body").map_err(read)?;
                 let signature: String = r.try_get("signature").map_err(read)?;
                 let tolerated: String = r.try_get("tolerated").map_err(read)?;
+                let source_code: String = r.try_get("source_code").map_err(read)?;
+                let message_id: String = r.try_get("message_id").map_err(read)?;
+                let body = sealer.open_text(&body_owner(&source_code, &message_id), BODY, &body)?;
                 Ok(CallbackRecord {
-                    source_code: r.try_get("source_code").map_err(read)?,
-                    message_id: r.try_get("message_id").map_err(read)?,
+                    source_code,
+                    message_id,
                     action: r.try_get("action").map_err(read)?,
                     transaction_id: r.try_get("transaction_id").map_err(read)?,
                     correlation_id: r.try_get("correlation_id").map_err(read)?,
@@ -224,6 +248,7 @@ macro_rules! impl_ops_store {
             /// inside the current transaction.
             async fn read_in(
                 conn: &mut Conn,
+                sealer: &Sealer,
                 transaction_id: &str,
             ) -> Result<Option<(TransactionRecord, Vec<CallbackRecord>)>, StoreError> {
                 let sql = format!(
@@ -235,7 +260,7 @@ macro_rules! impl_ops_store {
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(db("reading a transaction"))?;
-                let Some(t) = row.as_ref().map(txn_from_row).transpose()? else {
+                let Some(t) = row.as_ref().map(|r| txn_from_row(r, sealer)).transpose()? else {
                     return Ok(None);
                 };
                 let sql = format!(
@@ -246,7 +271,10 @@ macro_rules! impl_ops_store {
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db("reading callbacks"))?;
-                let callbacks = rows.iter().map(cb_from_row).collect::<Result<Vec<_>, _>>()?;
+                let callbacks = rows
+                    .iter()
+                    .map(|r| cb_from_row(r, sealer))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Some((t, callbacks)))
             }
 
@@ -254,6 +282,7 @@ macro_rules! impl_ops_store {
             /// state has one (completed search, failed, timed out).
             async fn transition_event_in(
                 conn: &mut Conn,
+                sealer: &Sealer,
                 transaction_id: &str,
                 state: TransactionState,
                 at: OffsetDateTime,
@@ -267,7 +296,7 @@ macro_rules! impl_ops_store {
                 ) {
                     return Ok(());
                 }
-                let Some((t, callbacks)) = read_in(conn, transaction_id).await? else {
+                let Some((t, callbacks)) = read_in(conn, sealer, transaction_id).await? else {
                     return Ok(());
                 };
                 let mut view = dci_client::ops::build_view(&t, &callbacks);
@@ -280,6 +309,64 @@ macro_rules! impl_ops_store {
 
             #[async_trait]
             impl OpsStore for $store {
+                fn changes(&self) -> Option<Changes> {
+                    Some(self.subscribe_changes())
+                }
+
+                async fn purge_before(
+                    &self,
+                    before: OffsetDateTime,
+                ) -> Result<PurgeReport, StoreError> {
+                    let finished = "state IN ($2, $3, $4, $5) AND updated_at < $1";
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
+                    let mut deleted = [0u64; 2];
+                    let statements = [
+                        format!(
+                            "DELETE FROM op_callback WHERE transaction_id IN \
+                             (SELECT transaction_id FROM op_transaction WHERE {finished})"
+                        ),
+                        format!("DELETE FROM op_transaction WHERE {finished}"),
+                    ];
+                    for (n, sql) in deleted.iter_mut().zip(statements) {
+                        *n = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(ts(before))
+                            .bind(TransactionState::Completed.as_str())
+                            .bind(TransactionState::Failed.as_str())
+                            .bind(TransactionState::TimedOut.as_str())
+                            .bind(TransactionState::Expired.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db("purging finished transactions"))?
+                            .rows_affected();
+                    }
+                    let [of_finished, transactions] = deleted;
+                    let loose = sqlx::query(
+                        "DELETE FROM op_callback WHERE received_at < $1 AND (transaction_id IS NULL \
+                         OR transaction_id NOT IN (SELECT transaction_id FROM op_transaction))",
+                    )
+                    .bind(ts(before))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("purging callbacks"))?
+                    .rows_affected();
+                    let events = sqlx::query(
+                        "DELETE FROM event WHERE created_ms < $1 AND NOT EXISTS \
+                         (SELECT 1 FROM webhook_delivery d WHERE d.event_seq = event.seq \
+                         AND d.state = 'pending')",
+                    )
+                    .bind(to_ms(before))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("purging events"))?
+                    .rows_affected();
+                    tx.commit().await.map_err(db("committing"))?;
+                    Ok(PurgeReport {
+                        transactions,
+                        callbacks: of_finished + loose,
+                        events,
+                    })
+                }
+
                 async fn insert_transaction(
                     &self,
                     t: &TransactionRecord,
@@ -299,7 +386,11 @@ macro_rules! impl_ops_store {
                     .bind(t.kind.as_str())
                     .bind(&t.message_id)
                     .bind(refs)
-                    .bind(t.request.to_string())
+                    .bind(self.sealer().seal_text(
+                        &request_owner(&t.transaction_id),
+                        REQUEST,
+                        &t.request.to_string(),
+                    ))
                     .bind(t.state.as_str())
                     .bind(t.ack.as_ref().map(|a| a.ack_status.clone()))
                     .bind(t.ack.as_ref().and_then(|a| a.correlation_id.clone()))
@@ -354,9 +445,12 @@ macro_rules! impl_ops_store {
                         changed |= moved.rows_affected() > 0;
                     }
                     if changed {
-                        transition_event_in(&mut tx, transaction_id, ack.state, ack.at).await?;
+                        transition_event_in(&mut tx, &self.sealer(), transaction_id, ack.state, ack.at).await?;
                     }
                     tx.commit().await.map_err(db("committing"))?;
+                    if changed {
+                        self.publish(Change::Transaction(transaction_id.to_owned())).await;
+                    }
                     Ok(done.rows_affected() > 0)
                 }
 
@@ -370,9 +464,12 @@ macro_rules! impl_ops_store {
                     let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
                     let changed = advance_in(&mut tx, transaction_id, state, at, reason).await?;
                     if changed {
-                        transition_event_in(&mut tx, transaction_id, state, at).await?;
+                        transition_event_in(&mut tx, &self.sealer(), transaction_id, state, at).await?;
                     }
                     tx.commit().await.map_err(db("committing"))?;
+                    if changed {
+                        self.publish(Change::Transaction(transaction_id.to_owned())).await;
+                    }
                     Ok(changed)
                 }
 
@@ -388,7 +485,7 @@ macro_rules! impl_ops_store {
                         .fetch_optional(self.pool())
                         .await
                         .map_err(db("reading a transaction"))?;
-                    row.as_ref().map(txn_from_row).transpose()
+                    row.as_ref().map(|r| txn_from_row(r, &self.sealer())).transpose()
                 }
 
                 async fn list_transactions(
@@ -407,7 +504,7 @@ macro_rules! impl_ops_store {
                         .fetch_all(self.pool())
                         .await
                         .map_err(db("listing transactions"))?;
-                    rows.iter().map(txn_from_row).collect()
+                    rows.iter().map(|r| txn_from_row(r, &self.sealer())).collect()
                 }
 
                 async fn expire_overdue(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
@@ -428,7 +525,7 @@ macro_rules! impl_ops_store {
                     .await
                     .map_err(db("expiring overdue transactions"))?;
                     for id in &expired {
-                        transition_event_in(&mut tx, id, TransactionState::TimedOut, now).await?;
+                        transition_event_in(&mut tx, &self.sealer(), id, TransactionState::TimedOut, now).await?;
                     }
                     tx.commit().await.map_err(db("committing"))?;
                     Ok(expired.len() as u64)
@@ -453,7 +550,11 @@ macro_rules! impl_ops_store {
                     .bind(i64_opt(c.completed_count))
                     .bind(c.signature.as_str())
                     .bind(&c.signature_key_id)
-                    .bind(c.body.to_string())
+                    .bind(self.sealer().seal_text(
+                        &body_owner(&c.source_code, &c.message_id),
+                        BODY,
+                        &c.body.to_string(),
+                    ))
                     .bind(
                         serde_json::to_string(&c.tolerated)
                             .map_err(|e| corrupt("callback tolerated", e))?,
@@ -478,8 +579,9 @@ macro_rules! impl_ops_store {
                             write_event(&mut tx, &e).await?;
                         }
                     }
+                    let mut moved = None;
                     if let Some(id) = &c.transaction_id
-                        && let Some((t, callbacks)) = read_in(&mut tx, id).await?
+                        && let Some((t, callbacks)) = read_in(&mut tx, &self.sealer(), id).await?
                         && t.source_code == c.source_code
                     {
                         let view = dci_client::ops::build_view(&t, &callbacks);
@@ -487,10 +589,14 @@ macro_rules! impl_ops_store {
                             && view.state != TransactionState::Pending
                             && advance_in(&mut tx, id, view.state, c.received_at, None).await?
                         {
-                            transition_event_in(&mut tx, id, view.state, c.received_at).await?;
+                            transition_event_in(&mut tx, &self.sealer(), id, view.state, c.received_at).await?;
+                            moved = Some(id.clone());
                         }
                     }
                     tx.commit().await.map_err(db("committing"))?;
+                    if let Some(id) = moved {
+                        self.publish(Change::Transaction(id)).await;
+                    }
                     Ok(true)
                 }
 
@@ -509,7 +615,7 @@ macro_rules! impl_ops_store {
                         .fetch_optional(self.pool())
                         .await
                         .map_err(db("reading a callback"))?;
-                    row.as_ref().map(cb_from_row).transpose()
+                    row.as_ref().map(|r| cb_from_row(r, &self.sealer())).transpose()
                 }
 
                 async fn transactions_by_correlation(
@@ -525,7 +631,7 @@ macro_rules! impl_ops_store {
                         .fetch_all(self.pool())
                         .await
                         .map_err(db("finding a transaction by correlation id"))?;
-                    rows.iter().map(txn_from_row).collect()
+                    rows.iter().map(|r| txn_from_row(r, &self.sealer())).collect()
                 }
 
                 async fn callbacks_for(
@@ -540,7 +646,7 @@ macro_rules! impl_ops_store {
                         .fetch_all(self.pool())
                         .await
                         .map_err(db("reading callbacks"))?;
-                    rows.iter().map(cb_from_row).collect()
+                    rows.iter().map(|r| cb_from_row(r, &self.sealer())).collect()
                 }
 
                 async fn list_callbacks(
@@ -559,7 +665,7 @@ macro_rules! impl_ops_store {
                         .fetch_all(self.pool())
                         .await
                         .map_err(db("listing callbacks"))?;
-                    rows.iter().map(cb_from_row).collect()
+                    rows.iter().map(|r| cb_from_row(r, &self.sealer())).collect()
                 }
 
                 async fn upsert_subscription(

@@ -4,10 +4,12 @@
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
-use dci_client::{MasterKey, StoreError};
+use dci_client::changes::{Change, Changes};
+use dci_client::{MasterKey, StoreError, TokenLease, TokenLock};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
 
+use crate::changes::{CHANNEL, PgChanges};
 use crate::common::{db, impl_store};
 use crate::migrations;
 use crate::seal::Sealer;
@@ -17,6 +19,10 @@ use crate::seal::Sealer;
 pub struct PgStore {
     pool: PgPool,
     sealer: Arc<RwLock<Arc<Sealer>>>,
+    changes: Arc<PgChanges>,
+    /// One token lease per source at a time in this process (see [`PgStore::lease_token`]).
+    leases:
+        Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -95,9 +101,12 @@ impl PgStore {
             })?;
         let sealer = Sealer::new(master_key);
         store_impl::claim_key(&pool, &sealer).await?;
+        let changes = Arc::new(PgChanges::start(&pool).await?);
         Ok(PgStore {
             pool,
             sealer: Arc::new(RwLock::new(Arc::new(sealer))),
+            changes,
+            leases: Arc::default(),
         })
     }
 
@@ -106,8 +115,9 @@ impl PgStore {
         self.sealer().key_id().to_owned()
     }
 
-    /// Closes the pool (waits for connections to return).
+    /// Closes the pool (waits for connections to return) and stops listening for changes.
     pub async fn close(&self) {
+        self.changes.close().await;
         self.pool.close().await;
     }
 
@@ -122,6 +132,73 @@ impl PgStore {
 
     fn set_sealer(&self, sealer: Arc<Sealer>) {
         *self.sealer.write().unwrap_or_else(|p| p.into_inner()) = sealer;
+    }
+
+    /// Tells every instance on this database (this one included, through its listener) about
+    /// a committed change. A failed notify is logged: readers re-read on their safety net.
+    pub(crate) async fn publish(&self, change: Change) {
+        let payload = self.changes.payload(&change);
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "could not notify the other instances of a change");
+        }
+    }
+
+    /// A reader of every instance's changes.
+    pub(crate) fn subscribe_changes(&self) -> Changes {
+        self.changes.hub.subscribe()
+    }
+
+    /// The token lease: an advisory lock keyed by schema and source id, on a connection of its
+    /// own (waiting for it never holds one of the pool's), taken by one caller per source at a
+    /// time in this process. Waits at most 30 s for it.
+    pub(crate) async fn lease_token(
+        &self,
+        source_id: uuid::Uuid,
+    ) -> Result<Option<TokenLease>, StoreError> {
+        let local = {
+            let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(leases.entry(source_id).or_default())
+        };
+        let local = local.lock_owned().await;
+        let mut conn = sqlx::PgConnection::connect_with(&self.pool.connect_options())
+            .await
+            .map_err(db("connecting for the token lease"))?;
+        sqlx::query("SET lock_timeout = '30s'")
+            .execute(&mut conn)
+            .await
+            .map_err(db("setting the lock timeout"))?;
+        sqlx::query(
+            "SELECT pg_advisory_lock(hashtextextended(current_schema() || ':dci-token:' || $1, 0))",
+        )
+        .bind(source_id.to_string())
+        .execute(&mut conn)
+        .await
+        .map_err(db("taking the token lease"))?;
+        Ok(Some(TokenLease::new(PgTokenLock {
+            conn,
+            _local: local,
+        })))
+    }
+}
+
+/// The session holding a token lease's advisory lock; closing it (or dropping it: the session
+/// ends) releases the lock.
+struct PgTokenLock {
+    conn: sqlx::PgConnection,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+#[async_trait::async_trait]
+impl TokenLock for PgTokenLock {
+    async fn release(self: Box<Self>) {
+        if let Err(e) = self.conn.close().await {
+            tracing::warn!(error = %e, "could not release the token lease cleanly");
+        }
     }
 }
 

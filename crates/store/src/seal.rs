@@ -1,5 +1,9 @@
 //! Sealing secrets at rest: XChaCha20-Poly1305 under the master key.
 //!
+//! Also the stored request and callback bodies (personal data: names, identifiers), as text in
+//! their own columns ([`Sealer::seal_text`]); a body stored before they were sealed (plain
+//! JSON) still reads, and is sealed when next written.
+//!
 //! Each secret is sealed with a fresh random 192-bit nonce (large enough that random nonces never
 //! collide) and the owner's id and the field name as associated data, so a ciphertext copied onto
 //! another record or field fails to open instead of silently becoming that record's secret.
@@ -55,18 +59,59 @@ impl Sealer {
     }
 
     pub(crate) fn seal(&self, owner: &str, field: &str, secret: &SecretString) -> SealedSecret {
+        self.seal_bytes(owner, field, secret.expose_secret().as_bytes())
+    }
+
+    /// Seals a document for a text column: `sealed:v1:KEY_ID:NONCE:CIPHERTEXT` (base64).
+    pub(crate) fn seal_text(&self, owner: &str, field: &str, text: &str) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let sealed = self.seal_bytes(owner, field, text.as_bytes());
+        format!(
+            "{SEALED_TEXT}{}:{}:{}",
+            sealed.key_id,
+            b64.encode(&sealed.nonce),
+            b64.encode(&sealed.ciphertext)
+        )
+    }
+
+    /// Opens [`Sealer::seal_text`]'s text; plain text (a row stored before bodies were
+    /// sealed) is returned as it is.
+    pub(crate) fn open_text<'a>(
+        &self,
+        owner: &str,
+        field: &str,
+        stored: &'a str,
+    ) -> Result<std::borrow::Cow<'a, str>, StoreError> {
+        use base64::Engine as _;
+        let Some(rest) = stored.strip_prefix(SEALED_TEXT) else {
+            return Ok(std::borrow::Cow::Borrowed(stored));
+        };
+        let bad = || StoreError::Corrupt(format!("{field} of {owner}: malformed sealed text"));
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let mut parts = rest.splitn(3, ':');
+        let (Some(key_id), Some(nonce), Some(ct)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let sealed = SealedSecret {
+            key_id: key_id.to_owned(),
+            nonce: b64.decode(nonce).map_err(|_| bad())?,
+            ciphertext: b64.decode(ct).map_err(|_| bad())?,
+        };
+        let plain = self.open_bytes(owner, field, &sealed)?;
+        let text = String::from_utf8(plain.to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("{field} of {owner} is not UTF-8")))?;
+        Ok(std::borrow::Cow::Owned(text))
+    }
+
+    fn seal_bytes(&self, owner: &str, field: &str, msg: &[u8]) -> SealedSecret {
         let mut nonce = [0u8; 24];
         rand::rng().fill_bytes(&mut nonce);
         let aad = aad(owner, field);
         let ciphertext = self
             .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: secret.expose_secret().as_bytes(),
-                    aad: &aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg, aad: &aad })
             // Encryption fails only for messages beyond 256 GiB.
             .expect("XChaCha20-Poly1305 encryption of a small secret");
         SealedSecret {
@@ -82,6 +127,18 @@ impl Sealer {
         field: &str,
         sealed: &SealedSecret,
     ) -> Result<SecretString, StoreError> {
+        let plain = self.open_bytes(owner, field, sealed)?;
+        let text = std::str::from_utf8(&plain)
+            .map_err(|_| StoreError::Corrupt(format!("{field} of {owner} is not UTF-8")))?;
+        Ok(SecretString::from(text.to_owned()))
+    }
+
+    fn open_bytes(
+        &self,
+        owner: &str,
+        field: &str,
+        sealed: &SealedSecret,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         if sealed.key_id != self.key_id {
             return Err(wrong_key(&sealed.key_id, &self.key_id));
         }
@@ -103,11 +160,13 @@ impl Sealer {
                     ))
                 })?,
         );
-        let text = std::str::from_utf8(&plain)
-            .map_err(|_| StoreError::Corrupt(format!("{field} of {owner} is not UTF-8")))?;
-        Ok(SecretString::from(text.to_owned()))
+        Ok(plain)
     }
 }
+
+/// Marks a document sealed in a text column. No JSON text starts with `s`, so a plain JSON
+/// body (stored before bodies were sealed) is never mistaken for one.
+pub(crate) const SEALED_TEXT: &str = "sealed:v1:";
 
 pub(crate) fn wrong_key(stored: &str, given: &str) -> StoreError {
     StoreError::WrongMasterKey(format!(
@@ -184,6 +243,24 @@ mod tests {
         let err = Sealer::new(&key(2)).open("id1", "f", &sealed).unwrap_err();
         assert!(err.is_wrong_master_key(), "{err}");
         assert!(err.to_string().contains(&key_id(&key(1))));
+    }
+
+    #[test]
+    fn documents_seal_as_text_and_plain_ones_still_read() {
+        let s = Sealer::new(&key(1));
+        let doc = r#"{"name":"Jane Doe"}"#;
+        let sealed = s.seal_text("t1", "request", doc);
+        assert!(sealed.starts_with(SEALED_TEXT) && !sealed.contains("Jane"));
+        assert_eq!(s.open_text("t1", "request", &sealed).unwrap(), doc);
+        assert!(
+            s.open_text("t2", "request", &sealed).is_err(),
+            "bound to its row"
+        );
+        assert_eq!(s.open_text("t1", "request", doc).unwrap(), doc);
+        let err = Sealer::new(&key(2))
+            .open_text("t1", "request", &sealed)
+            .unwrap_err();
+        assert!(err.is_wrong_master_key(), "{err}");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use dci_client::{MasterKey, StoreError};
+use dci_client::changes::{Change, ChangeHub, Changes};
+use dci_client::{MasterKey, StoreError, TokenLease};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -19,6 +20,8 @@ use crate::seal::Sealer;
 pub struct SqliteStore {
     pool: SqlitePool,
     sealer: Arc<RwLock<Arc<Sealer>>>,
+    /// In-process only: another process on the same file publishes nothing here.
+    changes: Arc<ChangeHub>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -77,6 +80,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             sealer: Arc::new(RwLock::new(Arc::new(sealer))),
+            changes: Arc::new(ChangeHub::new(false)),
         })
     }
 
@@ -101,6 +105,25 @@ impl SqliteStore {
 
     fn set_sealer(&self, sealer: Arc<Sealer>) {
         *self.sealer.write().unwrap_or_else(|p| p.into_inner()) = sealer;
+    }
+
+    /// Tells this process's readers about a committed change.
+    pub(crate) async fn publish(&self, change: Change) {
+        self.changes.publish(change);
+    }
+
+    /// A reader of this process's changes.
+    pub(crate) fn subscribe_changes(&self) -> Changes {
+        self.changes.subscribe()
+    }
+
+    /// No shared token lease: SQLite's single flight is per process.
+    #[allow(clippy::unused_async)]
+    pub(crate) async fn lease_token(
+        &self,
+        _source_id: uuid::Uuid,
+    ) -> Result<Option<TokenLease>, StoreError> {
+        Ok(None)
     }
 }
 

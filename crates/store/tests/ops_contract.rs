@@ -53,6 +53,35 @@ impl Backend {
         }
     }
 
+    /// Runs `sql` on the database directly (beside the store), returning the first column of
+    /// each row as text.
+    async fn raw(&self, sql: &str) -> Vec<String> {
+        use sqlx::Connection;
+        match self {
+            Backend::Sqlite { path, .. } => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap()
+            }
+            Backend::Pg { url, schema } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SET search_path TO \"{schema}\""
+                )))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
     /// Everything the database holds, as bytes.
     async fn raw_dump(&self) -> Vec<u8> {
         match self {
@@ -146,6 +175,9 @@ contract!(
     everything_survives_a_reopen,
     bulk_jobs_keep_their_checkpoint_and_final_state,
     schedules_round_trip_and_each_occurrence_is_claimed_once,
+    purge_deletes_only_what_finished_before_the_cutoff,
+    changes_are_published_once_committed,
+    bodies_are_sealed_at_rest_and_plain_old_ones_still_read,
 );
 
 fn now() -> OffsetDateTime {
@@ -1667,4 +1699,200 @@ async fn schedules_round_trip_and_each_occurrence_is_claimed_once(b: Arc<Backend
     assert!(o.ops.delete_schedule("s2").await.unwrap());
     assert!(!o.ops.delete_schedule("s2").await.unwrap());
     assert!(o.ops.list_schedule_runs("s2", 10).await.unwrap().is_empty());
+}
+
+async fn purge_deletes_only_what_finished_before_the_cutoff(b: Arc<Backend>) {
+    let o = b.open(&key(1)).await;
+    let long_ago = now() - Duration::days(10);
+    let later = now() + Duration::hours(1);
+    for id in ["old_done", "old_open", "new_done"] {
+        let mut t = txn(id, "s", later);
+        t.created_at = long_ago;
+        t.updated_at = long_ago;
+        o.ops.insert_transaction(&t).await.unwrap();
+    }
+    let mut cb = callback("s", "cb-old", "on-search", Some("old_done"));
+    cb.received_at = long_ago;
+    o.ops.insert_callback(&cb).await.unwrap();
+    o.ops
+        .insert_callback(&callback("s", "cb-new", "on-search", Some("new_done")))
+        .await
+        .unwrap();
+    o.ops
+        .advance_transaction("old_done", TransactionState::Completed, long_ago, None)
+        .await
+        .unwrap();
+    o.ops
+        .advance_transaction("new_done", TransactionState::Completed, now(), None)
+        .await
+        .unwrap();
+    let mut old_notify = callback("s", "n-old", "notify", None);
+    old_notify.received_at = long_ago;
+    o.ops.insert_callback(&old_notify).await.unwrap();
+    o.ops
+        .insert_callback(&callback("s", "n-new", "notify", None))
+        .await
+        .unwrap();
+
+    let cutoff = now() - Duration::days(1);
+    let events_before = o
+        .ops
+        .list_events(&dci_client::events::EventFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let r = o.ops.purge_before(cutoff).await.unwrap();
+    assert_eq!(r.transactions, 1, "{r:?}");
+    assert_eq!(
+        r.callbacks, 2,
+        "the finished one's callback and the old notification: {r:?}"
+    );
+    assert!(o.ops.get_transaction("old_done").await.unwrap().is_none());
+    assert!(o.ops.callbacks_for("old_done").await.unwrap().is_empty());
+    assert!(o.ops.get_callback("s", "n-old").await.unwrap().is_none());
+    // Still waiting (however old), finished recently, received recently: kept.
+    assert!(o.ops.get_transaction("old_open").await.unwrap().is_some());
+    assert_eq!(o.ops.callbacks_for("new_done").await.unwrap().len(), 1);
+    assert!(o.ops.get_callback("s", "n-new").await.unwrap().is_some());
+    let events_after = o
+        .ops
+        .list_events(&dci_client::events::EventFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        events_before.len() as u64 - r.events,
+        events_after.len() as u64
+    );
+    assert!(events_after.iter().all(|e| e.created_at >= cutoff));
+    // Nothing left to purge.
+    assert_eq!(
+        o.ops.purge_before(cutoff).await.unwrap(),
+        dci_client::ops::PurgeReport::default()
+    );
+}
+
+async fn changes_are_published_once_committed(b: Arc<Backend>) {
+    use dci_client::changes::Change;
+    let o = b.open(&key(1)).await;
+    let mut feed = o.ops.changes().expect("both stores publish their changes");
+    o.ops
+        .insert_transaction(&txn("t1", "s", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    o.ops
+        .advance_transaction("t1", TransactionState::Completed, now(), None)
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next());
+    assert_eq!(next.await.unwrap(), Some(Change::Transaction("t1".into())));
+    let source = dci_client::DataSourceInput {
+        code: "crvs".into(),
+        name: "CRVS".into(),
+        registry_type: "crvs".into(),
+        base_url: "http://127.0.0.1:9/crvs".into(),
+        auth: Some("none".into()),
+        sender_id: Some("spmis".into()),
+        ..dci_client::DataSourceInput::default()
+    }
+    .validate()
+    .unwrap();
+    o.store.create_data_source(&source).await.unwrap();
+    o.store.set_active("crvs", false).await.unwrap();
+    for _ in 0..2 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next());
+        assert_eq!(next.await.unwrap(), Some(Change::Source("crvs".into())));
+    }
+    assert_eq!(feed.shared(), matches!(*b, Backend::Pg { .. }));
+}
+
+async fn bodies_are_sealed_at_rest_and_plain_old_ones_still_read(b: Arc<Backend>) {
+    let o = b.open(&key(1)).await;
+    let mut t = txn("t1", "s", now() + Duration::hours(1));
+    t.request = json!({"message": {"search_request": [{"name": "Jane Doe"}]}});
+    o.ops.insert_transaction(&t).await.unwrap();
+    let mut cb = callback("s", "m1", "notify", None);
+    cb.body = json!({"message": {"records": [{"name": "Jane Doe"}]}});
+    o.ops.insert_callback(&cb).await.unwrap();
+    let mut other = callback("s", "m2", "notify", None);
+    other.body = json!({"message": {"records": [{"name": "John Roe"}]}});
+    o.ops.insert_callback(&other).await.unwrap();
+
+    let at_rest = [
+        b.raw("SELECT request FROM op_transaction").await,
+        b.raw("SELECT body FROM op_callback").await,
+    ]
+    .concat();
+    assert_eq!(at_rest.len(), 3);
+    for text in &at_rest {
+        assert!(text.starts_with("sealed:v1:"), "{text}");
+        assert!(!text.contains("Doe") && !text.contains("Roe"), "{text}");
+    }
+    let read = o.ops.get_transaction("t1").await.unwrap().unwrap();
+    assert_eq!(read.request, t.request);
+    assert_eq!(
+        o.ops.get_callback("s", "m1").await.unwrap().unwrap().body,
+        cb.body
+    );
+
+    // A body stored before bodies were sealed (plain JSON) still reads.
+    b.raw(
+        "UPDATE op_callback SET body = '{\"plain\": true}' WHERE message_id = 'm2' RETURNING body",
+    )
+    .await;
+    assert_eq!(
+        o.ops.get_callback("s", "m2").await.unwrap().unwrap().body,
+        json!({"plain": true})
+    );
+    // A sealed body moved onto another row does not open there.
+    b.raw(
+        "UPDATE op_callback SET body = (SELECT body FROM op_callback WHERE message_id = 'm1') \
+         WHERE message_id = 'm2' RETURNING body",
+    )
+    .await;
+    assert!(o.ops.get_callback("s", "m2").await.is_err());
+    b.raw("UPDATE op_callback SET body = '{}' WHERE message_id = 'm2' RETURNING body")
+        .await;
+
+    // Rotation re-seals them under the new key, and seals the plain one.
+    o.store.rotate_master_key(key(2)).await.unwrap();
+    let again = b.open(&key(2)).await;
+    assert_eq!(
+        again
+            .ops
+            .get_transaction("t1")
+            .await
+            .unwrap()
+            .unwrap()
+            .request,
+        t.request
+    );
+    assert_eq!(
+        again
+            .ops
+            .get_callback("s", "m1")
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        cb.body
+    );
+    let id2 = dci_store::key_id(&key(2));
+    for text in b.raw("SELECT body FROM op_callback").await {
+        assert!(text.starts_with(&format!("sealed:v1:{id2}:")), "{text}");
+    }
+    assert_eq!(
+        again
+            .ops
+            .get_callback("s", "m2")
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        json!({})
+    );
 }

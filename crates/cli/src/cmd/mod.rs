@@ -15,6 +15,7 @@ pub(crate) mod key;
 pub(crate) mod log;
 pub(crate) mod man;
 pub(crate) mod master_key;
+pub(crate) mod purge;
 pub(crate) mod sandbox;
 pub(crate) mod schedule;
 pub(crate) mod search;

@@ -59,6 +59,10 @@ pub(crate) struct ServeArgs {
     /// [default: 1000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000), help_heading = "Webhooks")]
     webhook_retry_base_ms: Option<u64>,
+    /// Days finished requests, callbacks and events (personal data) are kept; older ones are
+    /// purged at start and every hour [env: DCI_RETENTION_DAYS] [default: kept until deleted].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=36_500), help_heading = "Retention")]
+    retention_days: Option<u64>,
     /// File holding a console token (16+ characters) that may view, change nothing [env:
     /// DCI_CONSOLE_READONLY_TOKEN_FILE]; or set DCI_CONSOLE_READONLY_TOKEN.
     #[arg(long, value_name = "FILE", help_heading = "Access")]
@@ -90,6 +94,7 @@ impl ServeArgs {
             webhook_max_attempts: self.webhook_max_attempts,
             webhook_max_age_secs: self.webhook_max_age_secs,
             webhook_retry_base_ms: self.webhook_retry_base_ms,
+            retention_days: self.retention_days,
             console_readonly_token_file: self.console_readonly_token_file.clone(),
             console_secure_cookies: self.console_secure_cookies,
             allow_core_dumps: self.allow_core_dumps,
@@ -167,6 +172,7 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
         metrics_open: settings.metrics_open.value.unwrap_or(false),
         // Background bulk jobs keep their input and results files here.
         jobs_dir: Some(home.join("jobs")),
+        retention: settings.retention(),
         ..ServerConfig::default()
     };
     let listen: SocketAddr = settings.listen.value.unwrap_or_else(|| {

@@ -29,8 +29,9 @@ pub(crate) fn start_serve(home: &Path, listen: &str) -> Serve {
     start_serve_with(home, listen, &[])
 }
 
+/// [`start_serve`] with these environment variables set as well (e.g. `DCI_DATABASE_URL`
+/// and `DCI_MASTER_KEY` for a shared PostgreSQL store).
 #[allow(dead_code)]
-/// [`start_serve`] with more environment (e.g. `DCI_DATABASE_URL`, webhook settings).
 pub(crate) fn start_serve_with(home: &Path, listen: &str, env: &[(&str, &str)]) -> Serve {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dci"));
     cmd.args(["--json", "serve", "--listen", listen])

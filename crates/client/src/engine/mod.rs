@@ -5,8 +5,10 @@
 //! and the callback receiver all get what they use from here; nothing else builds clients.
 //!
 //! - A data source's state is built on first use and reused; it is dropped and rebuilt when
-//!   the source's record changes (checked against the store at most every
-//!   [`EngineBuilder::revalidate_after`], and at once after [`Engine::invalidate`]).
+//!   the source's record changes: at once after [`Engine::invalidate`] or a change the store's
+//!   feed reports ([`crate::changes`]; from every instance on PostgreSQL), and otherwise when
+//!   a check against the store finds it changed (at most every
+//!   [`EngineBuilder::revalidate_after`]).
 //! - Disabled sources are refused by [`Engine::operations`] and the registry clients.
 //! - Audit entries are queued for a writer task ([`crate::transport::AuditWriter`]), off the
 //!   call's critical path; [`Engine::close`] returns once every queued entry is stored.
@@ -66,6 +68,10 @@ const RECOVERY_BATCH: u32 = 500;
 /// How often, at most, a source's record is compared with the store by default.
 pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_millis(500);
 
+/// The default instead when the store's change feed is shared (every instance's changes
+/// arrive as they commit): the check is only a safety net.
+pub const SHARED_FEED_REVALIDATE_AFTER: Duration = Duration::from_secs(30);
+
 /// Builds an [`Engine`].
 #[must_use]
 pub struct EngineBuilder {
@@ -76,7 +82,7 @@ pub struct EngineBuilder {
     dr_cache: DrCacheSettings,
     token_settings: TokenSettings,
     retry: RetryPolicy,
-    revalidate_after: Duration,
+    revalidate_after: Option<Duration>,
     async_deadline: Option<Duration>,
     poll_interval: Option<Duration>,
     txn_status_fallback: bool,
@@ -117,9 +123,10 @@ impl EngineBuilder {
     }
 
     /// How often, at most, a source's record is compared with the store to notice a change
-    /// made by another process (default 500 ms; zero: at every call).
+    /// made by another process (default 500 ms, or 30 s when the store's change feed is shared;
+    /// zero: at every call).
     pub fn revalidate_after(mut self, d: Duration) -> Self {
-        self.revalidate_after = d;
+        self.revalidate_after = Some(d);
         self
     }
 
@@ -159,24 +166,58 @@ impl EngineBuilder {
         let audit = self
             .queued_audit
             .then(|| AuditWriter::spawn(self.store.clone()));
-        Engine {
+        let feed = self.ops.changes();
+        let revalidate_after = self.revalidate_after.unwrap_or(match &feed {
+            Some(f) if f.shared() => SHARED_FEED_REVALIDATE_AFTER,
+            _ => DEFAULT_REVALIDATE_AFTER,
+        });
+        let engine = Engine {
             inner: Arc::new(Inner {
                 registry_keys: self.registry_keys.unwrap_or_default(),
                 signers: SignerCache::new(self.signer_ttl),
                 audit,
                 sources: Mutex::new(HashMap::new()),
+                source_changes: std::sync::atomic::AtomicU64::new(0),
                 asked: Mutex::new(HashMap::new()),
                 store: self.store,
                 ops: self.ops,
                 dr_cache: self.dr_cache,
                 token_settings: self.token_settings,
                 retry: self.retry,
-                revalidate_after: self.revalidate_after,
+                revalidate_after,
                 async_deadline: self.async_deadline,
                 poll_interval: self.poll_interval,
                 txn_status_fallback: self.txn_status_fallback,
                 max_body_bytes: self.max_body_bytes,
             }),
+        };
+        if let Some(feed) = feed {
+            tokio::spawn(drop_changed_sources(Arc::downgrade(&engine.inner), feed));
+        }
+        engine
+    }
+}
+
+/// Drops what the engine holds for each data source the feed reports changed (every source on
+/// a resync), until the engine or the store is gone.
+async fn drop_changed_sources(engine: std::sync::Weak<Inner>, mut feed: crate::changes::Changes) {
+    use crate::changes::Change;
+    while let Some(change) = feed.next().await {
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        if !matches!(change, Change::Transaction(_)) {
+            inner
+                .source_changes
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        let mut sources = inner.sources.lock().unwrap_or_else(|p| p.into_inner());
+        match change {
+            Change::Source(code) => {
+                sources.remove(&code);
+            }
+            Change::Resync => sources.clear(),
+            Change::Transaction(_) => {}
         }
     }
 }
@@ -194,6 +235,9 @@ struct Inner {
     signers: SignerCache,
     audit: Option<AuditWriter>,
     sources: Mutex<HashMap<String, Arc<SourceRuntime>>>,
+    /// Counts the source changes the store's feed reported, so a runtime built from a read
+    /// that a change overtook is not kept.
+    source_changes: std::sync::atomic::AtomicU64,
     /// When the recovery loop last asked about each waiting transaction.
     asked: Mutex<HashMap<String, OffsetDateTime>>,
     dr_cache: DrCacheSettings,
@@ -246,7 +290,7 @@ impl Engine {
             dr_cache: DrCacheSettings::default(),
             token_settings: TokenSettings::default(),
             retry: RetryPolicy::default(),
-            revalidate_after: DEFAULT_REVALIDATE_AFTER,
+            revalidate_after: None,
             async_deadline: None,
             poll_interval: None,
             txn_status_fallback: true,
@@ -327,6 +371,10 @@ impl Engine {
             }
             *checked = Instant::now();
         }
+        let seen = self
+            .inner
+            .source_changes
+            .load(std::sync::atomic::Ordering::Acquire);
         let source = self
             .inner
             .store
@@ -340,7 +388,17 @@ impl Engine {
             return Ok(rt);
         }
         let rt = Arc::new(self.build_runtime(source)?);
-        self.lock_sources().insert(code.to_owned(), rt.clone());
+        let mut sources = self.lock_sources();
+        // A change reported since the read may be newer than what was read: use it for this
+        // call only, and read again next time.
+        if self
+            .inner
+            .source_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+            == seen
+        {
+            sources.insert(code.to_owned(), rt.clone());
+        }
         Ok(rt)
     }
 

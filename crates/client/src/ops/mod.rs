@@ -40,9 +40,9 @@ pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnS
 pub(crate) use result::{parse_item, pending_reply};
 pub use root_callbacks::ingest_at_root;
 pub use store::{
-    AckRecord, Backlog, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, SchemaStatus,
-    SignatureState, SigningKeyRecord, SubscriptionRecord, SubscriptionState, TransactionFilter,
-    TransactionRecord, TransactionState,
+    AckRecord, Backlog, CallbackFilter, CallbackRecord, KeyStatus, OpKind, OpsStore, PurgeReport,
+    SchemaStatus, SignatureState, SigningKeyRecord, SubscriptionRecord, SubscriptionState,
+    TransactionFilter, TransactionRecord, TransactionState,
 };
 pub use view::{AckView, CallbackSummary, TransactionView, build_view};
 
@@ -54,8 +54,13 @@ use crate::transport::{DciClient, DciRequest, Endpoint};
 /// Default time an async request may take before it counts as timed out.
 pub const DEFAULT_ASYNC_DEADLINE: Duration = Duration::from_secs(3600);
 
-/// Default interval at which [`await_transaction`] polls the store.
+/// Default interval at which [`await_transaction`] polls the store when no shared change feed
+/// wakes it.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often a wait on a shared change feed reads the store anyway, in case a notification
+/// was lost (a crash between commit and notify).
+pub const SHARED_FEED_RECHECK: Duration = Duration::from_secs(5);
 
 /// Page size used by [`Operations::search_pages`] when the search sets none.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -611,8 +616,9 @@ impl Operations {
             .ok_or_else(|| unknown_transaction(transaction_id))
     }
 
-    /// Waits until the transaction completes or fails, polling the store (so a callback
-    /// received by another process counts). On timeout, a search on a registry with txn status
+    /// Waits until the transaction completes or fails, woken by the store's change feed or
+    /// polling it (so a callback received by another process counts; see
+    /// [`await_transaction`]). On timeout, a search on a registry with txn status
     /// is looked up once with a sync txn-status (unless disabled), and its answer kept.
     pub async fn await_transaction(
         &self,
@@ -906,8 +912,14 @@ pub async fn transaction_view(
     Ok(Some(build_view(&t, &callbacks)))
 }
 
-/// Waits (polling the store every `poll`) until the transaction is completed or failed; after
-/// `timeout` fails with [`OpsError::Timeout`] carrying its state.
+/// Waits until the transaction is completed or failed; after `timeout` fails with
+/// [`OpsError::Timeout`] carrying its state.
+///
+/// Woken by the store's change feed ([`OpsStore::changes`]) when it has one. A shared feed
+/// (PostgreSQL `LISTEN/NOTIFY`) sees every instance's callbacks, so the store is read again
+/// only on a change or every [`SHARED_FEED_RECHECK`] as a safety net; an in-process feed
+/// (SQLite) also polls every `poll`, since a callback stored by another process (`dci serve`
+/// beside a CLI wait) publishes nothing here. Without a feed it polls every `poll`.
 pub async fn await_transaction(
     ops: &dyn OpsStore,
     transaction_id: &str,
@@ -915,6 +927,12 @@ pub async fn await_transaction(
     poll: Duration,
 ) -> Result<TransactionView, OpsError> {
     let until = tokio::time::Instant::now() + timeout;
+    // Subscribed before the first read, so a change between the read and the wait wakes it.
+    let mut feed = ops.changes();
+    let recheck = match &feed {
+        Some(f) if f.shared() => SHARED_FEED_RECHECK,
+        _ => poll,
+    };
     loop {
         let view = transaction_view(ops, transaction_id)
             .await?
@@ -932,7 +950,16 @@ pub async fn await_transaction(
                 state: view.state,
             });
         }
-        tokio::time::sleep(poll.min(until - now)).await;
+        let nap = tokio::time::sleep(recheck.min(until - now));
+        match &mut feed {
+            Some(f) => {
+                tokio::select! {
+                    () = nap => {}
+                    () = f.transaction(transaction_id) => {}
+                }
+            }
+            None => nap.await,
+        }
     }
 }
 

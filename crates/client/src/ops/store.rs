@@ -149,6 +149,20 @@ pub trait OpsStore:
 
     /// Whether the database's schema is the one this build expects (for `/readyz`).
     async fn schema_status(&self) -> Result<SchemaStatus, StoreError>;
+
+    /// Deletes the personal data kept past its retention: transactions in a final state
+    /// ([`TransactionState::is_terminal`]) last changed before `before`, with their callbacks;
+    /// callbacks (notifications included) received before it that belong to no kept
+    /// transaction; and events created before it that no webhook delivery still waits for. In
+    /// one database transaction. What is deleted cannot be looked up again.
+    async fn purge_before(&self, before: OffsetDateTime) -> Result<PurgeReport, StoreError>;
+
+    /// A reader of this store's changes (transactions, data sources), if it publishes them:
+    /// waits wake on them ([`crate::ops::await_transaction`]) and the engine drops a changed
+    /// source. `None` (the default): readers poll.
+    fn changes(&self) -> Option<crate::changes::Changes> {
+        None
+    }
 }
 
 /// How much work is waiting: async requests without their final answer, webhook deliveries not
@@ -185,6 +199,17 @@ impl SchemaStatus {
     pub fn is_current(&self) -> bool {
         self.missing.is_empty() && self.unknown.is_empty()
     }
+}
+
+/// What [`OpsStore::purge_before`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    /// Stored requests.
+    pub transactions: u64,
+    /// Callbacks and notifications.
+    pub callbacks: u64,
+    /// Events of the outbox.
+    pub events: u64,
 }
 
 macro_rules! str_enum {

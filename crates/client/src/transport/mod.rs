@@ -801,19 +801,53 @@ impl DciClient {
         })
     }
 
-    /// Called with the cache's gate held: at most one runs per client at a time.
+    /// Called with the cache's gate held: at most one runs per client at a time. Across
+    /// processes, the store's token lease makes one fetch serve them all: whoever holds it
+    /// fetches and stores, the others wait for it and then find the stored token.
     async fn obtain_token(&self, force: bool) -> Result<Token> {
+        let persist = self.inner.persist_tokens;
         if !force
-            && self.inner.persist_tokens
+            && persist
             && let Some(t) = self.load_stored_token().await
         {
             return Ok(t);
         }
-        let token = self.fetch_token().await?;
-        if self.inner.persist_tokens {
-            self.save_token(&token).await;
+        let lease = if persist {
+            self.token_lease().await
+        } else {
+            None
+        };
+        if !force
+            && lease.is_some()
+            && let Some(t) = self.load_stored_token().await
+        {
+            if let Some(l) = lease {
+                l.release().await;
+            }
+            return Ok(t);
         }
-        Ok(token)
+        let token = self.fetch_token().await;
+        if persist && let Ok(t) = &token {
+            self.save_token(t).await;
+        }
+        if let Some(l) = lease {
+            l.release().await;
+        }
+        token
+    }
+
+    /// The store's cross-process token lease, if it has one; a failure to take it is logged
+    /// and the token fetched without it (one extra token request, not a failed call).
+    async fn token_lease(&self) -> Option<crate::store::TokenLease> {
+        let store = self.inner.store.as_ref()?;
+        match store.token_lease(self.inner.source.id).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                tracing::warn!(source = %self.inner.source.code, error = %e,
+                    "could not take the shared token lease; fetching without it");
+                None
+            }
+        }
     }
 
     async fn fetch_token(&self) -> Result<Token> {
