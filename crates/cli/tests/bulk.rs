@@ -2,7 +2,8 @@
 //! SIGKILL half-way, `dci bulk resume` finishes it, and the output holds every input row's
 //! answer exactly once, in order, having re-sent at most one batch per worker. Also: JSON
 //! progress lines on a non-terminal stderr, the summary and exit codes, `list`, `show`,
-//! `cancel`, and `dci source add` taking the limits flags.
+//! `cancel`, `dci source edit` taking the limits flags, and `--async` batches whose callbacks
+//! `dci serve` receives into the same store.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +15,9 @@ use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig};
 use dci_store::OpenOptions;
 use secrecy::SecretString;
 use serde_json::Value;
+
+#[path = "support/serve.rs"]
+mod serve_support;
 
 fn dci(home: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dci"));
@@ -320,4 +324,87 @@ async fn stdin_to_stdout_with_an_error_row_exits_1_and_limits_flags_are_taken() 
         .unwrap();
     assert_eq!(too_big.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&too_big.stderr).contains("batch_size"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn async_batches_collect_their_callbacks_through_dci_serve() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(200))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let opened = store_with_source(&sb, &home, |i| {
+        i.callback_uri = Some(format!("http://{addr}/callback/crvs_main"));
+    })
+    .await;
+    let serve = serve_support::start_serve(&home, &addr);
+    assert_eq!(serve.base, format!("http://{addr}"));
+    let ex = &sb.examples()[&RegistryType::Crvs];
+    let mut text: String = sb
+        .identifiers(RegistryType::Crvs, 0, 45)
+        .iter()
+        .map(|e| format!("{}:{}\n", e.id_type, e.id_value))
+        .collect();
+    text.push_str(&format!(
+        "{}:{}\n",
+        ex.not_found.id_type, ex.not_found.id_value
+    ));
+    let input = dir.path().join("ids.txt");
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("answers.jsonl");
+    let out = dci(&home)
+        .args([
+            "--json",
+            "bulk",
+            "search",
+            "crvs_main",
+            "--async",
+            "--wait",
+            "60",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .args(["--batch-size", "10", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 46);
+    assert!(
+        rows[..45].iter().all(|r| r["outcome"] == "found"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[45]["outcome"], "not_found");
+    // Five async transactions (batches of 10), each completed by its callback.
+    let txns = opened
+        .ops
+        .list_transactions(&dci_client::ops::TransactionFilter {
+            source_code: Some("crvs_main".into()),
+            state: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(txns.len(), 5);
+    assert!(
+        txns.iter()
+            .all(|t| t.state == dci_client::ops::TransactionState::Completed)
+    );
+    assert!(sb.callbacks().iter().any(|c| c.status == Some(200)));
+    drop(serve);
 }

@@ -110,6 +110,7 @@ fn spec(
         batch_size: batch,
         record_type: None,
         total_rows: None,
+        async_wait_secs: None,
     }
 }
 

@@ -82,6 +82,7 @@ async fn validation_errors_are_422_naming_every_field() {
                 "base_url": "https://crvs.example.org/",
                 "auth": { "type": "basic", "username": "u" },
                 "timeout_secs": 0,
+                "limits": { "rate_per_sec": 0, "max_batch_size": "lots" },
             })),
         ))
         .await;
@@ -106,6 +107,8 @@ async fn validation_errors_are_422_naming_every_field() {
         ("auth.password", "/auth/password"),
         ("sender_id", "/sender_id"),
         ("timeout_secs", "/timeout_secs"),
+        ("limits.rate_per_sec", "/limits/rate_per_sec"),
+        ("limits.max_batch_size", "/limits/max_batch_size"),
     ] {
         assert!(
             fields.contains(&(field.to_owned(), pointer.to_owned())),

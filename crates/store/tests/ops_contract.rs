@@ -1462,6 +1462,7 @@ fn bulk_job(id: &str, created_at: OffsetDateTime) -> dci_client::bulk::BulkJob {
             batch_size: 50,
             record_type: Some("Person".into()),
             total_rows: Some(1000),
+            async_wait_secs: Some(60),
         },
         checkpoint: Checkpoint::default(),
         reason: None,

@@ -27,6 +27,7 @@ pub(crate) const EXAMPLES: &str = "\
 Examples:
   dci bulk search crvs_main --input people.csv --output answers.jsonl
   dci bulk search crvs_main --input ids.txt --output answers.csv --batch-size 50
+  dci bulk search crvs_main --input people.csv --output answers.jsonl --async --wait 300
   cat ids.txt | dci bulk search crvs_main --input - --input-format lines --output -
   dci bulk resume 0190c0de-…        (after Ctrl-C, kill or a crash)
   dci bulk list
@@ -76,6 +77,14 @@ pub(crate) struct SearchArgs {
     /// reg_record_type of every search (e.g. Person).
     #[arg(long)]
     record_type: Option<String>,
+    /// Asynchronous searches: each batch is submitted and its callback collected through the
+    /// store (run `dci serve` on the same store to receive them; the source needs a
+    /// callback_uri).
+    #[arg(long = "async")]
+    async_: bool,
+    /// With --async: wait up to SECS for each batch's result (default 600).
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "async_")]
+    wait: u64,
     #[command(flatten)]
     run: RunFlags,
 }
@@ -281,6 +290,7 @@ async fn search(a: SearchArgs, json: bool) -> Result<u8, CmdError> {
             .unwrap_or_else(|| ops.source().limits.batch_size()),
         record_type: a.record_type.clone(),
         total_rows: None,
+        async_wait_secs: a.async_.then_some(a.wait),
     };
     if let Some(input) = &spec.input
         && !Path::new(input).is_file()

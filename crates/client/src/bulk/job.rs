@@ -76,6 +76,11 @@ pub struct JobSpec {
     pub record_type: Option<String>,
     /// Rows in the input, when counted before the run.
     pub total_rows: Option<u64>,
+    /// `None`: sync searches. `Some(secs)`: async searches — each batch is submitted (stored
+    /// before it is sent) and its callback awaited through the store (received by `dci serve`
+    /// or a receiver in the same process), at most this many seconds per batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_wait_secs: Option<u64>,
 }
 
 /// How far a job got: every row before `rows_done` has its output row written before

@@ -266,6 +266,7 @@ async fn send_batch(
     limiter: Limiter,
     batch: Batch,
     record_type: Option<String>,
+    async_wait: Option<Duration>,
     opts: RunOptions,
 ) -> BatchDone {
     let specs: Vec<SearchSpec> = batch
@@ -293,7 +294,14 @@ async fn send_batch(
         loop {
             let pass = limiter.acquire().await;
             sends += 1;
-            match ops.search(&q).await {
+            let answer = match async_wait {
+                None => ops.search(&q).await.map(|r| {
+                    let pending = r.is_pending();
+                    (r.items, pending)
+                }),
+                Some(wait) => search_async(&ops, &q, wait).await,
+            };
+            match answer {
                 Ok(r) => {
                     pass.succeeded();
                     break Some(Ok(r));
@@ -315,14 +323,14 @@ async fn send_batch(
     let mut whole: Option<RowOutcome> = None;
     match result {
         None => {}
-        Some(Ok(r)) if r.is_pending() => {
+        Some(Ok((_, true))) => {
             whole = Some(RowOutcome::Error {
                 code: None,
                 message: "the registry received the search but has not answered yet (rcvd/pdng): run this row again later".into(),
             });
         }
-        Some(Ok(r)) => {
-            for item in r.items {
+        Some(Ok((items, false))) => {
+            for item in items {
                 let outcome = if item.is_success() {
                     if item.records.is_empty() {
                         RowOutcome::NotFound
@@ -386,6 +394,35 @@ async fn send_batch(
     }
 }
 
+/// An async search of one batch: submitted (stored first), then its result awaited through the
+/// store. A lost reply (outcome unknown) is not sent again: its transaction is awaited like an
+/// acknowledged one (its callback, or the txn-status lookup, settles it).
+async fn search_async(
+    ops: &Operations,
+    q: &SearchQuery,
+    wait: Duration,
+) -> Result<(Vec<crate::ops::SearchItemResult>, bool), OpsError> {
+    let txn = match ops.submit_search_async(q).await {
+        Ok(sub) => sub.transaction_id,
+        Err(OpsError::OutcomeUnknown { transaction_id, .. }) => transaction_id,
+        Err(e) => return Err(e),
+    };
+    match ops.await_transaction(&txn, wait).await {
+        Ok(view) if view.state == crate::ops::TransactionState::Failed => Err(match view.error {
+            Some(r) => OpsError::Rejected(r),
+            None => OpsError::Rejected(crate::error::RegistryError {
+                code: None,
+                message: Some(
+                    view.reason
+                        .unwrap_or_else(|| format!("transaction {txn} failed")),
+                ),
+            }),
+        }),
+        Ok(view) => Ok((view.items, false)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs (or resumes) job `id` until its input ends, it is cancelled, or the future is dropped.
 /// `input`/`output`: the streams of a job that reads standard input or writes standard output
 /// (`None`: open the job's files at its checkpoint — the output cut back to it). `progress` is
@@ -427,6 +464,7 @@ pub async fn run_job(
                     limiter.clone(),
                     b,
                     job.spec.record_type.clone(),
+                    job.spec.async_wait_secs.map(Duration::from_secs),
                     opts.clone(),
                 )))),
                 None => eof = true,
