@@ -338,6 +338,8 @@ impl JobRunner {
                 .unwrap_or_else(|| ops.source().limits.batch_size()),
             record_type: req.record_type.clone().filter(|t| !t.trim().is_empty()),
             total_rows: None,
+            // Background jobs search synchronously.
+            async_wait_secs: None,
         };
         match bulk::create_job(&ops, spec).await {
             Ok(job) => Ok(job),
