@@ -388,16 +388,24 @@ impl Engine {
             return Ok(rt);
         }
         let rt = Arc::new(self.build_runtime(source)?);
-        let mut sources = self.lock_sources();
-        // A change reported since the read may be newer than what was read: use it for this
-        // call only, and read again next time.
-        if self
+        // A change reported since the read may be newer than what was read (or be an older
+        // one, such as the source's own creation, reported late): read the record again, and
+        // keep the runtime only if it is still the record it was built from; otherwise use it
+        // for this call only, and read again next time.
+        let changed = self
             .inner
             .source_changes
             .load(std::sync::atomic::Ordering::Acquire)
-            == seen
-        {
-            sources.insert(code.to_owned(), rt.clone());
+            != seen;
+        let current = !changed
+            || self
+                .inner
+                .store
+                .get_data_source(code)
+                .await?
+                .is_some_and(|s| s.id == rt.id && s.updated_at == rt.updated_at);
+        if current {
+            self.lock_sources().insert(code.to_owned(), rt.clone());
         }
         Ok(rt)
     }
