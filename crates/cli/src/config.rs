@@ -478,14 +478,8 @@ fn resolve_with(
             "DCI_LISTEN",
         ),
         (listen_file, "serve.listen", fp),
-    );
-    let listen = match listen.value {
-        Some(_) => listen,
-        None => Setting {
-            value: Some(DEFAULT_LISTEN.parse().expect("default address")),
-            origin: Origin::Default,
-        },
-    };
+    )
+    .or_default(DEFAULT_LISTEN.parse().expect("default address"));
     let num = |flag: Option<u64>, f: &'static str, var: &'static str, filev: Option<u64>, key| {
         Ok::<_, CmdError>(pick(
             (flag, f),
@@ -527,13 +521,7 @@ fn resolve_with(
                 ),
                 (file.log_format, "log_format", fp),
             );
-            match s.value {
-                Some(_) => s,
-                None => Setting {
-                    value: Some(LogFormat::Text),
-                    origin: Origin::Default,
-                },
-            }
+            s.or_default(LogFormat::Text)
         },
         otlp_endpoint: pick(
             (global.otlp_endpoint.clone(), "--otlp-endpoint"),

@@ -139,6 +139,19 @@ impl RetryFields {
             self.action, self.source
         )
     }
+
+    fn set(&mut self, field: &Field, value: String) {
+        match field.name() {
+            "message" => self.message = value,
+            "source" => self.source = value,
+            "action" => self.action = value,
+            "attempt" => self.attempt = value,
+            "delay_ms" => self.delay_ms = value,
+            "class" => self.class = value,
+            "status" => self.status = value,
+            _ => {}
+        }
+    }
 }
 
 impl Visit for RetryFields {
@@ -153,20 +166,5 @@ impl Visit for RetryFields {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.set(field, format!("{value:?}"));
-    }
-}
-
-impl RetryFields {
-    fn set(&mut self, field: &Field, value: String) {
-        match field.name() {
-            "message" => self.message = value,
-            "source" => self.source = value,
-            "action" => self.action = value,
-            "attempt" => self.attempt = value,
-            "delay_ms" => self.delay_ms = value,
-            "class" => self.class = value,
-            "status" => self.status = value,
-            _ => {}
-        }
     }
 }
