@@ -153,6 +153,38 @@ async fn the_dr_status_cache_lives_in_the_engine_across_callers() {
     assert_eq!(registry_calls(&h.sb, "/registry/sync/disabled"), 1);
 }
 
+#[tokio::test]
+async fn a_reported_change_that_leaves_the_configuration_as_it_was_keeps_the_caches() {
+    let h = harness(Default::default()).await;
+    add(&h, input(&h.sb, "dr_b", RegistryType::Dr)).await;
+    let engine = Engine::open(h.store.clone(), h.ops.clone());
+    let id = example(&h.sb, RegistryType::Dr);
+    assert!(
+        engine
+            .dr("dr_b")
+            .await
+            .unwrap()
+            .status(&id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A state write reports a change of the source (as its own creation, reported late, does)
+    // but leaves its configuration as it was.
+    h.store
+        .set_state("dr_b", SourceState::Active)
+        .await
+        .unwrap();
+    // The change reaches the engine through the store's feed; give it time to arrive.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..2 {
+        let dr = engine.dr("dr_b").await.unwrap();
+        assert!(dr.status(&id).await.unwrap().is_some());
+    }
+    assert_eq!(registry_calls(&h.sb, "/registry/sync/disabled"), 1);
+    assert_eq!(h.sb.token_requests(), 1);
+}
+
 async fn opencrvs_harness() -> (H, Engine) {
     let cfg = dci_sandbox::SandboxConfig::default().clients([ClientConfig::new(
         DEMO_CLIENT_ID,

@@ -211,12 +211,18 @@ async fn drop_changed_sources(engine: std::sync::Weak<Inner>, mut feed: crate::c
                 .source_changes
                 .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
-        let mut sources = inner.sources.lock().unwrap_or_else(|p| p.into_inner());
+        // A reported change marks what is held stale rather than dropping it: the next use
+        // reads the record again and keeps the runtime (its token, caches) when the record is
+        // the one it was built from. A change can be reported late (a source's own creation),
+        // after a runtime was built from the changed record.
+        let sources = inner.sources.lock().unwrap_or_else(|p| p.into_inner());
         match change {
             Change::Source(code) => {
-                sources.remove(&code);
+                if let Some(rt) = sources.get(&code) {
+                    rt.mark_stale();
+                }
             }
-            Change::Resync => sources.clear(),
+            Change::Resync => sources.values().for_each(|rt| rt.mark_stale()),
             Change::Transaction(_) => {}
         }
     }
@@ -255,9 +261,29 @@ struct SourceRuntime {
     id: uuid::Uuid,
     updated_at: OffsetDateTime,
     checked: Mutex<Instant>,
+    /// Set when the store reported a change of the source: the next use reads the record again.
+    stale: std::sync::atomic::AtomicBool,
     ops: Operations,
     dr: Option<DrClient>,
     limiter: crate::limits::Limiter,
+}
+
+impl SourceRuntime {
+    fn mark_stale(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the record may have changed since the runtime was last checked against it; a
+    /// `true` answer clears the mark (the caller reads the record now).
+    fn needs_check(&self, revalidate_after: std::time::Duration) -> bool {
+        let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = self.stale.swap(false, std::sync::atomic::Ordering::AcqRel);
+        if !stale && checked.elapsed() < revalidate_after {
+            return false;
+        }
+        *checked = Instant::now();
+        true
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -364,12 +390,10 @@ impl Engine {
 
     async fn runtime(&self, code: &str) -> Result<Arc<SourceRuntime>, EngineError> {
         let cached = self.lock_sources().get(code).cloned();
-        if let Some(rt) = &cached {
-            let mut checked = rt.checked.lock().unwrap_or_else(|p| p.into_inner());
-            if checked.elapsed() < self.inner.revalidate_after {
-                return Ok(rt.clone());
-            }
-            *checked = Instant::now();
+        if let Some(rt) = &cached
+            && !rt.needs_check(self.inner.revalidate_after)
+        {
+            return Ok(rt.clone());
         }
         let seen = self
             .inner
@@ -388,25 +412,17 @@ impl Engine {
             return Ok(rt);
         }
         let rt = Arc::new(self.build_runtime(source)?);
-        // A change reported since the read may be newer than what was read (or be an older
-        // one, such as the source's own creation, reported late): read the record again, and
-        // keep the runtime only if it is still the record it was built from; otherwise use it
-        // for this call only, and read again next time.
-        let changed = self
+        // A change reported since the read may be newer than what was read: keep the runtime
+        // but marked stale, so that the next use reads the record again.
+        if self
             .inner
             .source_changes
             .load(std::sync::atomic::Ordering::Acquire)
-            != seen;
-        let current = !changed
-            || self
-                .inner
-                .store
-                .get_data_source(code)
-                .await?
-                .is_some_and(|s| s.id == rt.id && s.updated_at == rt.updated_at);
-        if current {
-            self.lock_sources().insert(code.to_owned(), rt.clone());
+            != seen
+        {
+            rt.mark_stale();
         }
+        self.lock_sources().insert(code.to_owned(), rt.clone());
         Ok(rt)
     }
 
@@ -440,6 +456,7 @@ impl Engine {
             id,
             updated_at,
             checked: Mutex::new(Instant::now()),
+            stale: std::sync::atomic::AtomicBool::new(false),
             ops,
             dr,
             limiter,
