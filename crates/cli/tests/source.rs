@@ -948,6 +948,63 @@ fn an_import_that_fails_on_one_source_imports_none() {
 }
 
 #[test]
+fn an_import_is_in_the_change_audit_by_code() {
+    let mut from = Home::new();
+    home_with_secrets(&from, 2);
+    let key_file = from.path().join("export.key");
+    let key_arg = key_file.to_str().unwrap().to_owned();
+    let export = from.ok(
+        &[
+            "source",
+            "export",
+            "--with-secrets",
+            "--secrets-key-file",
+            &key_arg,
+        ],
+        None,
+    );
+    let export_file = from.path().join("export.json");
+    std::fs::write(&export_file, &export).unwrap();
+    let mut to = Home::new();
+    home_with_secrets(&to, 0);
+    let file = export_file.to_str().unwrap();
+    to.ok(
+        &["source", "import", file, "--secrets-key-file", &key_arg],
+        None,
+    );
+    to.ok(
+        &[
+            "source",
+            "import",
+            file,
+            "--secrets-key-file",
+            &key_arg,
+            "--replace",
+        ],
+        None,
+    );
+    let audit = to.ok(
+        &["audit", "export", "--log", "changes", "--format", "csv"],
+        None,
+    );
+    let rows: Vec<&str> = audit.lines().skip(1).collect();
+    let tails: Vec<String> = rows
+        .iter()
+        .map(|r| r.splitn(2, ',').nth(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        tails,
+        [
+            "cli,data_source,src_0,import (create),",
+            "cli,data_source,src_1,import (create),",
+            "cli,data_source,src_0,import (replace),",
+            "cli,data_source,src_1,import (replace),",
+        ],
+        "{audit}"
+    );
+}
+
+#[test]
 fn a_signing_key_must_be_one_of_ours() {
     let mut h = Home::new();
     h.add_oauth2("crvs_main");

@@ -63,7 +63,7 @@ pub mod users;
 pub mod webhooks;
 
 pub use auth::{AccessToken, TokenInfo, TokenOrigin, TokenSettings};
-pub use engine::{Engine, EngineBuilder, EngineError, Recovery};
+pub use engine::{Engine, EngineBuilder, EngineError, Recovery, SaveError};
 pub use error::{Error, RegistryError, Result};
 pub use ops::{Operation, Operations, OpsError, OpsStore};
 pub use registries::{

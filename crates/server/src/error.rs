@@ -403,6 +403,15 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<dci_client::SaveError> for ApiError {
+    fn from(e: dci_client::SaveError) -> Self {
+        match e {
+            dci_client::SaveError::Invalid(errs) => errs.into(),
+            dci_client::SaveError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<ValidationErrors> for ApiError {
     fn from(errs: ValidationErrors) -> Self {
         let fields = errs

@@ -11,17 +11,13 @@ use clap::{Args, Subcommand};
 use dci_client::source::names;
 use dci_client::{
     AuthKind, DataSource, SourceDocument, SourceFilter, SourceState, Store, UnknownName,
-    ValidationErrors,
 };
 use dci_store::transfer::{self, ImportOptions, TransferError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::cli::exit;
-use crate::context::record_change;
-use crate::context::{CmdError, block_on, open_store, say};
-use dci_client::users::ChangeTarget;
-use dci_client::users::changes::{created_source_fields, source_fields};
+use crate::context::{CLI_ACTOR, CmdError, block_on, open_store, say};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SourceCommand {
@@ -299,25 +295,16 @@ async fn run_async(cmd: SourceCommand, json: bool) -> Result<(), CmdError> {
         }
         SourceCommand::Edit(args) => edit(*args, json).await,
         SourceCommand::Remove { code, yes } => {
-            let opened = open_store().await?;
-            let store = opened.store;
+            let engine = crate::context::engine().await?;
             // An unknown code says so (exit 3) before anything is asked.
-            if store.get_data_source(&code).await?.is_none() {
+            if engine.store().get_data_source(&code).await?.is_none() {
                 return Err(dci_client::StoreError::NotFound(code).into());
             }
             crate::context::confirm(
                 &format!("remove data source {code} with its secrets and cached token"),
                 yes,
             )?;
-            store.delete_data_source(&code).await?;
-            record_change(
-                opened.ops,
-                ChangeTarget::DataSource,
-                &code,
-                "delete",
-                Vec::new(),
-            )
-            .await;
+            engine.delete_source(CLI_ACTOR, &code).await?;
             out(
                 json,
                 json!({ "removed": code }),
@@ -355,20 +342,11 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
     let source = doc
         .validate()
         .map_err(|e| CmdError::invalid(e.relabel(|f| flag_of(f, "--code"))))?;
-    let opened = open_store().await?;
-    check_key(&opened, &source).await?;
-    let store = opened.store;
-    store.create_data_source(&source).await?;
-    let fields = created_source_fields(&source);
-    record_change(
-        opened.ops,
-        ChangeTarget::DataSource,
-        &source.code,
-        "create",
-        fields,
-    )
-    .await;
-    let stored = get(&*store, &source.code).await?;
+    let stored = crate::context::engine()
+        .await?
+        .create_source(CLI_ACTOR, &source)
+        .await
+        .map_err(|e| save_error(e, "--code"))?;
     // The callback URL carries the callback secret: shown once here (and on request later).
     if json {
         say!("{}", revealed_json(&stored));
@@ -384,17 +362,14 @@ async fn add(args: AddArgs, json: bool) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// The library's check of the signing key a source names, its error on `--signing-key`.
-async fn check_key(opened: &dci_store::Opened, source: &DataSource) -> Result<(), CmdError> {
-    dci_client::keys::KeyManager::new(opened.ops.clone())
-        .check_source_key(source)
-        .await
-        .map_err(|e| match e {
-            dci_client::OpsError::Invalid { message, .. } => CmdError::invalid(
-                ValidationErrors::one("signing_key_id", message).relabel(|f| flag_of(f, "--code")),
-            ),
-            other => crate::cmd::search::ops_error(other),
-        })
+/// The library's refusal of a save, its field errors on the flags (`code` on `code_flag`).
+fn save_error(e: dci_client::SaveError, code_flag: &'static str) -> CmdError {
+    match e {
+        dci_client::SaveError::Invalid(errs) => {
+            CmdError::invalid(errs.relabel(|f| flag_of(f, code_flag)))
+        }
+        dci_client::SaveError::Store(e) => e.into(),
+    }
 }
 
 async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
@@ -405,9 +380,8 @@ async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
     } else {
         None
     };
-    let opened = open_store().await?;
-    let store = opened.store.clone();
-    let existing = get(&*store, &args.code).await?;
+    let engine = crate::context::engine().await?;
+    let existing = get(&**engine.store(), &args.code).await?;
     let mut doc = SourceDocument::from_source(&existing);
     // Switching auth type: the old type's settings would be refused as foreign fields.
     if let Some(auth) = &args.fields.auth
@@ -432,18 +406,11 @@ async fn edit(args: EditArgs, json: bool) -> Result<(), CmdError> {
     if args.regenerate_callback_secret {
         updated.regenerate_callback_secret();
     }
-    check_key(&opened, &updated).await?;
     // One transaction: the row, its secrets and (on new credentials) the cached token.
-    let stored = store.update_data_source(&updated).await?;
-    let fields = source_fields(&existing, &stored);
-    record_change(
-        opened.ops,
-        ChangeTarget::DataSource,
-        &existing.code,
-        "update",
-        fields,
-    )
-    .await;
+    let stored = engine
+        .update_source(CLI_ACTOR, &existing, &updated)
+        .await
+        .map_err(|e| save_error(e, "--new-code"))?;
     let reset = stored.state == SourceState::Draft && existing.state != SourceState::Draft;
     if json {
         let mut v = if args.regenerate_callback_secret {
@@ -516,10 +483,10 @@ async fn list(args: ListArgs, json: bool) -> Result<(), CmdError> {
 }
 
 async fn set_active(code: &str, active: bool, json: bool) -> Result<(), CmdError> {
-    let opened = open_store().await?;
-    opened.store.set_active(code, active).await?;
-    let fields = vec!["active".to_owned()];
-    record_change(opened.ops, ChangeTarget::DataSource, code, "update", fields).await;
+    crate::context::engine()
+        .await?
+        .set_source_active(CLI_ACTOR, code, active)
+        .await?;
     let word = if active { "enabled" } else { "disabled" };
     out(
         json,
@@ -572,9 +539,9 @@ async fn import(args: ImportArgs, json: bool) -> Result<(), CmdError> {
         ),
         None => None,
     };
-    let store = open_store().await?.store;
+    let engine = crate::context::engine().await?;
     let report = transfer::import(
-        &*store,
+        &**engine.store(),
         file,
         ImportOptions {
             secrets_key: export_key.as_ref(),
@@ -583,6 +550,15 @@ async fn import(args: ImportArgs, json: bool) -> Result<(), CmdError> {
     )
     .await
     .map_err(transfer_error)?;
+    // Audited by code: the file's fields are its own, not a change from a stored record.
+    let created = report.created.iter().map(|c| (c, "import (create)"));
+    let changes = created.chain(report.updated.iter().map(|c| (c, "import (replace)")));
+    for (code, action) in changes {
+        engine.invalidate(code);
+        engine
+            .record_source_change(CLI_ACTOR, code, action, Vec::new())
+            .await;
+    }
     out(
         json,
         json!({ "created": report.created, "updated": report.updated }),

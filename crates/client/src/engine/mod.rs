@@ -29,6 +29,7 @@
 //! ```
 
 mod error;
+mod sources;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,7 @@ use dci_protocol::RegistryType;
 use time::OffsetDateTime;
 
 pub use error::EngineError;
+pub use sources::SaveError;
 
 use crate::auth::TokenSettings;
 use crate::keys::{DEFAULT_SIGNER_TTL, KeyManager, RegistryKeys, SignerCache};
@@ -361,14 +363,6 @@ impl Engine {
     /// rebuilds it from the store.
     pub fn invalidate(&self, code: &str) {
         self.lock_sources().remove(code);
-    }
-
-    /// Deletes the data source `code` (with its secrets and cached token) from the store and
-    /// drops what the engine held for it.
-    pub async fn delete_source(&self, code: &str) -> Result<(), crate::store::StoreError> {
-        self.inner.store.delete_data_source(code).await?;
-        self.invalidate(code);
-        Ok(())
     }
 
     /// Writes every audit entry queued so far.

@@ -13,7 +13,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use dci_client::keys::KeyManager;
 use dci_client::source::names;
 use dci_client::{AuditFilter, SourceDocument, SourceFilter, TestOptions};
 use serde::Deserialize;
@@ -22,8 +21,6 @@ use serde_json::{Value, json};
 use crate::auth::{ApiAdmin, ApiOperator, ApiViewer};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
-use dci_client::users::ChangeTarget;
-use dci_client::users::changes::{created_source_fields, source_fields};
 
 /// Query of `GET /sources`.
 #[derive(Debug, Deserialize)]
@@ -63,24 +60,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<SourceDocument>,
 ) -> ApiResult<impl IntoResponse> {
     let source = body.validate()?;
-    KeyManager::new(st.ops.clone())
-        .check_source_key(&source)
-        .await?;
-    st.store.create_data_source(&source).await?;
-    let fields = created_source_fields(&source);
-    st.record_change(
-        &who,
-        ChangeTarget::DataSource,
-        &source.code,
-        "create",
-        fields,
-    )
-    .await;
-    let stored = st
-        .store
-        .get_data_source(&source.code)
-        .await?
-        .ok_or_else(|| ApiError::internal("a created data source could not be read back"))?;
+    let stored = st.engine.create_source(&who.actor, &source).await?;
     // Shown once: the registry needs the callback URL with its secret.
     Ok((StatusCode::CREATED, ApiJson(revealed(&stored))))
 }
@@ -136,19 +116,10 @@ pub(crate) async fn update(
     if q.regenerate_callback_secret {
         source.regenerate_callback_secret();
     }
-    KeyManager::new(st.ops.clone())
-        .check_source_key(&source)
+    let stored = st
+        .engine
+        .update_source(&who.actor, &existing, &source)
         .await?;
-    let stored = st.store.update_data_source(&source).await?;
-    st.engine.invalidate(&code);
-    st.record_change(
-        &who,
-        ChangeTarget::DataSource,
-        &code,
-        "update",
-        source_fields(&existing, &stored),
-    )
-    .await;
     if q.regenerate_callback_secret {
         return Ok(ApiJson(
             serde_json::to_value(revealed(&stored)).unwrap_or_default(),
@@ -163,9 +134,7 @@ pub(crate) async fn delete(
     Path(code): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     load(&st, &code).await?;
-    st.engine.delete_source(&code).await?;
-    st.record_change(&who, ChangeTarget::DataSource, &code, "delete", Vec::new())
-        .await;
+    st.engine.delete_source(&who.actor, &code).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -20,8 +20,8 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use dci_client::{
-    DataSource, MASKED, SourceDocument, SourceFilter, SourceState, StoreError, TestOptions,
-    TestReport, ValidationErrors,
+    DataSource, MASKED, SaveError, SourceDocument, SourceFilter, SourceState, StoreError,
+    TestOptions, TestReport, ValidationErrors,
 };
 use dci_protocol::RegistryType;
 use maud::{Markup, html};
@@ -34,8 +34,6 @@ use super::session::{ConsoleAdmin, ConsoleOperator, ConsoleViewer};
 use super::session::{Ctx, see_other};
 use super::view::{self, badge, crumbs, required_mark, scroll, when};
 use crate::state::AppState;
-use dci_client::users::ChangeTarget;
-use dci_client::users::changes::{created_source_fields, source_fields};
 
 const REGISTRY_TYPES: &[(&str, &str)] = &[
     ("crvs", "CRVS (civil registration)"),
@@ -1017,21 +1015,6 @@ async fn key_choices(st: &AppState) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The library's check that the named signing key exists and is not revoked, as a field
-/// error on the key choice.
-async fn key_errs(st: &AppState, source: &DataSource) -> Option<FieldErrs> {
-    match KeyManager::new(st.ops.clone())
-        .check_source_key(source)
-        .await
-    {
-        Ok(()) => None,
-        Err(dci_client::OpsError::Invalid { message, .. }) => {
-            Some(vec![("signing_key_id", message)])
-        }
-        Err(e) => Some(vec![("signing_key_id", e.to_string())]),
-    }
-}
-
 /// `POST /sources/new`.
 pub(crate) async fn create(
     State(st): State<AppState>,
@@ -1055,29 +1038,16 @@ pub(crate) async fn create(
             );
         }
     };
-    if let Some(errs) = key_errs(&st, &source).await {
-        return new_page(
+    match st.engine.create_source(&ctx.who.actor, &source).await {
+        Ok(_) => see_other(&format!("/sources/{}?notice=created", source.code)),
+        Err(SaveError::Invalid(errs)) => new_page(
             &ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
             &FormState::from_submission(&form, None),
-            Some(&errs),
+            Some(&field_errs(&errs)),
             &keys,
-        );
-    }
-    match st.store.create_data_source(&source).await {
-        Ok(()) => {
-            let fields = created_source_fields(&source);
-            st.record_change(
-                &ctx.who,
-                ChangeTarget::DataSource,
-                &source.code,
-                "create",
-                fields,
-            )
-            .await;
-            see_other(&format!("/sources/{}?notice=created", source.code))
-        }
-        Err(StoreError::CodeTaken(code)) => {
+        ),
+        Err(SaveError::Store(StoreError::CodeTaken(code))) => {
             let errs = vec![(
                 "code",
                 format!("{code:?} is already taken by another data source: choose another code"),
@@ -1090,7 +1060,7 @@ pub(crate) async fn create(
                 &keys,
             )
         }
-        Err(e) => store_failed(&ctx, &e),
+        Err(SaveError::Store(e)) => store_failed(&ctx, &e),
     }
 }
 
@@ -1245,15 +1215,20 @@ pub(crate) async fn update(
     };
     // The code is fixed once created (URLs and scripts use it): a form that names another code
     // is refused with an error on the code.
-    let errs = match document_of(&form).validate_update(&existing) {
-        Ok(source) => match key_errs(&st, &source).await {
-            None => Ok(source),
-            Some(e) => Err(e),
+    let saved = match document_of(&form).validate_update(&existing) {
+        Ok(source) => match st
+            .engine
+            .update_source(&ctx.who.actor, &existing, &source)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SaveError::Invalid(errs)) => Err(field_errs(&errs)),
+            Err(SaveError::Store(e)) => return store_failed(&ctx, &e),
         },
         Err(errs) => Err(field_errs(&errs)),
     };
-    let source = match errs {
-        Ok(s) => s,
+    match saved {
+        Ok(()) => see_other(&format!("/sources/{code}?notice=saved")),
         Err(errs) => {
             return edit_page(
                 &st,
@@ -1267,16 +1242,6 @@ pub(crate) async fn update(
             )
             .await;
         }
-    };
-    match st.store.update_data_source(&source).await {
-        Ok(stored) => {
-            st.engine.invalidate(&code);
-            let fields = source_fields(&existing, &stored);
-            st.record_change(&ctx.who, ChangeTarget::DataSource, &code, "update", fields)
-                .await;
-            see_other(&format!("/sources/{code}?notice=saved"))
-        }
-        Err(e) => store_failed(&ctx, &e),
     }
 }
 
@@ -1428,18 +1393,8 @@ pub(crate) async fn delete(
     if form.confirm != "yes" {
         return delete_confirmation(&ctx, &source);
     }
-    match st.engine.delete_source(&code).await {
-        Ok(()) => {
-            st.record_change(
-                &ctx.who,
-                ChangeTarget::DataSource,
-                &code,
-                "delete",
-                Vec::new(),
-            )
-            .await;
-            see_other("/sources?notice=deleted")
-        }
+    match st.engine.delete_source(&ctx.who.actor, &code).await {
+        Ok(()) => see_other("/sources?notice=deleted"),
         Err(e) => store_failed(&ctx, &e),
     }
 }
