@@ -881,12 +881,12 @@ fn master_key_rotation_killed_at_any_moment_leaves_a_store_that_opens() {
     assert!(kept_old > 0, "no run was killed before the switch");
 }
 
-#[test]
-fn an_import_that_fails_on_one_source_imports_none() {
+/// A home with `n` sources exported with their secrets: the home, the export file and the
+/// export key's path.
+fn exported(n: usize) -> (Home, std::path::PathBuf, String) {
     let mut from = Home::new();
-    home_with_secrets(&from, 3);
-    let key_file = from.path().join("export.key");
-    let key_arg = key_file.to_str().unwrap().to_owned();
+    home_with_secrets(&from, n);
+    let key_arg = from.path().join("export.key").to_str().unwrap().to_owned();
     let export = from.ok(
         &[
             "source",
@@ -899,6 +899,12 @@ fn an_import_that_fails_on_one_source_imports_none() {
     );
     let export_file = from.path().join("export.json");
     std::fs::write(&export_file, &export).unwrap();
+    (from, export_file, key_arg)
+}
+
+#[test]
+fn an_import_that_fails_on_one_source_imports_none() {
+    let (from, export_file, key_arg) = exported(3);
 
     // The target already has the last source: the import fails there and adds none of them.
     let mut to = Home::new();
@@ -949,22 +955,7 @@ fn an_import_that_fails_on_one_source_imports_none() {
 
 #[test]
 fn an_import_is_in_the_change_audit_by_code() {
-    let mut from = Home::new();
-    home_with_secrets(&from, 2);
-    let key_file = from.path().join("export.key");
-    let key_arg = key_file.to_str().unwrap().to_owned();
-    let export = from.ok(
-        &[
-            "source",
-            "export",
-            "--with-secrets",
-            "--secrets-key-file",
-            &key_arg,
-        ],
-        None,
-    );
-    let export_file = from.path().join("export.json");
-    std::fs::write(&export_file, &export).unwrap();
+    let (_from, export_file, key_arg) = exported(2);
     let mut to = Home::new();
     home_with_secrets(&to, 0);
     let file = export_file.to_str().unwrap();
