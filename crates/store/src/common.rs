@@ -291,7 +291,7 @@ pub(crate) fn map_write_err(
 /// durable where a commit alone is not (SQLite's WAL with `synchronous = NORMAL`).
 macro_rules! impl_store {
     ($store:ty, $db:ty, $key_check:expr, $after_rotation:expr, $write_event:path) => {
-        mod store_impl {
+        pub(crate) mod store_impl {
             use std::collections::HashMap;
             use std::sync::Arc;
 
@@ -332,7 +332,10 @@ macro_rules! impl_store {
             /// Makes the key the database records as current (read in the caller's writing
             /// transaction, so no rotation commits in between) the one `sealer` seals with;
             /// fails when the ring does not hold it, even after re-reading it.
-            async fn check_key(conn: &mut Conn, sealer: &Sealer) -> Result<(), StoreError> {
+            pub(crate) async fn check_key(
+                conn: &mut Conn,
+                sealer: &Sealer,
+            ) -> Result<(), StoreError> {
                 let stored: Option<String> = sqlx::query_scalar($key_check)
                     .bind(common::META_MASTER_KEY_ID)
                     .fetch_optional(&mut *conn)
