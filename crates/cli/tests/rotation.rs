@@ -54,9 +54,15 @@ async fn load(base: String, uin: String, tally: Arc<Tally>) {
             Ok(r) if r.status().is_success() => {
                 let out: Value = r.json().await.unwrap_or(Value::Null);
                 let async_done = n % 2 == 1 || out["transaction"]["state"] == "completed";
-                async_done.then_some(()).ok_or(format!("not completed: {out}"))
+                async_done
+                    .then_some(())
+                    .ok_or(format!("not completed: {out}"))
             }
-            Ok(r) => Err(format!("{} {}", r.status(), r.text().await.unwrap_or_default())),
+            Ok(r) => Err(format!(
+                "{} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            )),
             Err(e) => Err(format!("request failed: {e}")),
         };
         match outcome {
@@ -114,7 +120,11 @@ async fn rotate_under_load(sb: &Sandbox, servers: &[&Serve], env: &[(&str, &str)
     assert!(failures.is_empty(), "answers outside 2xx: {failures:?}");
     let http = reqwest::Client::new();
     for s in servers {
-        let health = http.get(format!("{}/healthz", s.base)).send().await.unwrap();
+        let health = http
+            .get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(health.status(), 200, "{}", health.text().await.unwrap());
     }
     eprintln!(
@@ -143,10 +153,13 @@ async fn all_open(store: &dyn Store, ops: &dyn OpsStore) {
         })
         .await
         .unwrap();
-    let callbacks = ops.list_callbacks(&CallbackFilter {
+    let callbacks = ops
+        .list_callbacks(&CallbackFilter {
             limit: 100_000,
             ..CallbackFilter::default()
-        }).await.unwrap();
+        })
+        .await
+        .unwrap();
     assert!(!txns.is_empty() && !callbacks.is_empty());
 }
 

@@ -448,7 +448,9 @@ mod tests {
             master_key: Some(master_key::encode(&old).to_string()),
             ..options(dir.path())
         };
-        rotate_master_key(&env_old, Some(new.clone())).await.unwrap();
+        rotate_master_key(&env_old, Some(new.clone()))
+            .await
+            .unwrap();
         assert_eq!(secret_of(&*running.store, "s0").await, "tok-0");
         running
             .store
@@ -461,5 +463,26 @@ mod tests {
         };
         let opened = open::open(&env_new).await.unwrap();
         assert_eq!(secret_of(&*opened.store, "s7").await, "tok-7");
+    }
+
+    #[tokio::test]
+    async fn a_store_on_a_supplied_key_file_re_reads_it_when_the_key_changes() {
+        let (dir, old) = home_with_secrets().await;
+        let supplied = dir.path().join("supplied.key");
+        master_key::write_new_file(&supplied, &old).unwrap();
+        let file = OpenOptions {
+            master_key_file: Some(supplied.clone()),
+            ..options(dir.path())
+        };
+        let running = open::open(&file).await.unwrap();
+        let new = master_key::generate();
+        master_key::replace_ring_file(&supplied, &[new.clone(), old]).unwrap();
+        rotate_master_key(&file, Some(new)).await.unwrap();
+        running
+            .store
+            .create_data_source(&source("s6", "tok-6"))
+            .await
+            .unwrap();
+        assert_eq!(secret_of(&*running.store, "s0").await, "tok-0");
     }
 }

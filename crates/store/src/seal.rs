@@ -397,4 +397,37 @@ mod tests {
         assert_ne!(key_id(&key(1)), key_id(&key(2)));
         assert_eq!(key_id(&key(1)).len(), 16);
     }
+
+    #[test]
+    fn a_ring_opens_under_any_of_its_keys_and_seals_with_the_adopted_one() {
+        let old = Sealer::new(&key(1)).seal("id1", "f", &SecretString::from("x"));
+        let ring = Sealer::ring(&[key(2), key(1)], None);
+        assert_eq!(ring.open("id1", "f", &old).unwrap().expose_secret(), "x");
+        assert_eq!(
+            ring.seal("id1", "f", &SecretString::from("y")).key_id,
+            key_id(&key(2))
+        );
+        ring.adopt(&key_id(&key(1))).unwrap();
+        assert_eq!(
+            ring.seal("id1", "f", &SecretString::from("y")).key_id,
+            key_id(&key(1))
+        );
+        let err = ring.adopt(&key_id(&key(3))).unwrap_err();
+        assert!(err.is_wrong_master_key(), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_id_re_reads_the_ring_once() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let reload: Reload = Arc::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(vec![key(2), key(1)])
+        });
+        let ring = Sealer::ring(&[key(1)], Some(reload));
+        let sealed = Sealer::new(&key(2)).seal("id1", "f", &SecretString::from("x"));
+        assert_eq!(ring.open("id1", "f", &sealed).unwrap().expose_secret(), "x");
+        assert_eq!(ring.open("id1", "f", &sealed).unwrap().expose_secret(), "x");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }
