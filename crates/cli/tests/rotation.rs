@@ -36,10 +36,10 @@ struct Tally {
 /// for: the sandbox's signed callback completes it) ones.
 async fn load(base: String, uin: String, tally: Arc<Tally>) {
     let http = reqwest::Client::new();
-    let mut n = 0u64;
+    let mut asynchronous = false;
     while !tally.stop.load(Ordering::SeqCst) {
-        n += 1;
-        let body = if n % 2 == 0 {
+        asynchronous = !asynchronous;
+        let body = if asynchronous {
             json!({"query_type": "idtype-value", "query": uin, "mode": "async", "wait_secs": 30})
         } else {
             json!({"query_type": "idtype-value", "query": uin})
@@ -53,7 +53,7 @@ async fn load(base: String, uin: String, tally: Arc<Tally>) {
         let outcome = match resp {
             Ok(r) if r.status().is_success() => {
                 let out: Value = r.json().await.unwrap_or(Value::Null);
-                let async_done = n % 2 == 1 || out["transaction"]["state"] == "completed";
+                let async_done = !asynchronous || out["transaction"]["state"] == "completed";
                 async_done
                     .then_some(())
                     .ok_or(format!("not completed: {out}"))
