@@ -10,18 +10,16 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use dci_client::DataSourceInput;
 use dci_protocol::RegistryType;
-use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig};
+use dci_sandbox::{Sandbox, SandboxConfig};
 use dci_store::PgStore;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 #[path = "support/serve.rs"]
 mod serve_support;
 
-use serve_support::{ADMIN_TOKEN, Serve, start_serve_with};
+use serve_support::{ADMIN_TOKEN, Serve, sandbox_crvs_source, start_serve_with};
 
 /// Two instances over one schema, the sandbox, and the test's own handle on the store.
 struct Cluster {
@@ -69,26 +67,7 @@ impl Cluster {
 
     /// A CRVS source on the sandbox (OAuth2), its callbacks sent to `callbacks_to`.
     async fn add_source(&self, code: &str, callbacks_to: &Serve) {
-        let sb = &self.sandbox;
-        let source = DataSourceInput {
-            code: code.into(),
-            name: "Sandbox CRVS".into(),
-            registry_type: "crvs".into(),
-            base_url: sb.registry_url(RegistryType::Crvs),
-            auth: Some("oauth2".into()),
-            token_url: Some(sb.token_url()),
-            client_id: Some(DEMO_CLIENT_ID.into()),
-            client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
-            scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
-            sender_id: Some("spmis.example.org".into()),
-            receiver_id: Some(sb.registry_id().to_owned()),
-            callback_uri: Some(format!("{}/callback/{code}", callbacks_to.base)),
-            reply_signature_policy: Some("require".into()),
-            registry_jwks_url: Some(sb.jwks_url()),
-            ..DataSourceInput::default()
-        }
-        .validate()
-        .unwrap();
+        let source = sandbox_crvs_source(&self.sandbox, code, callbacks_to);
         dci_client::Store::create_data_source(&self.store, &source)
             .await
             .unwrap();

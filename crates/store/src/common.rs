@@ -291,7 +291,7 @@ pub(crate) fn map_write_err(
 /// durable where a commit alone is not (SQLite's WAL with `synchronous = NORMAL`).
 macro_rules! impl_store {
     ($store:ty, $db:ty, $key_check:expr, $after_rotation:expr, $write_event:path) => {
-        mod store_impl {
+        pub(crate) mod store_impl {
             use std::collections::HashMap;
             use std::sync::Arc;
 
@@ -306,7 +306,7 @@ macro_rules! impl_store {
             use uuid::Uuid;
 
             use $crate::common::{self, db, ts, SourceRow};
-            use $crate::seal::{wrong_key, SealedSecret, Sealer};
+            use $crate::seal::{SealedSecret, Sealer};
 
             type Conn = <$db as sqlx::Database>::Connection;
             type DbRow = <$db as sqlx::Database>::Row;
@@ -329,16 +329,21 @@ macro_rules! impl_store {
                 })
             }
 
-            /// Fails unless the database's secrets are sealed under `sealer`'s key.
-            async fn check_key(conn: &mut Conn, sealer: &Sealer) -> Result<(), StoreError> {
+            /// Makes the key the database records as current (read in the caller's writing
+            /// transaction, so no rotation commits in between) the one `sealer` seals with;
+            /// fails when the ring does not hold it, even after re-reading it.
+            pub(crate) async fn check_key(
+                conn: &mut Conn,
+                sealer: &Sealer,
+            ) -> Result<(), StoreError> {
                 let stored: Option<String> = sqlx::query_scalar($key_check)
                     .bind(common::META_MASTER_KEY_ID)
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(db("reading the master key id"))?;
                 match stored {
-                    Some(id) if id != sealer.key_id() => Err(wrong_key(&id, sealer.key_id())),
-                    _ => Ok(()),
+                    Some(id) => sealer.adopt(&id),
+                    None => Ok(()),
                 }
             }
 
@@ -967,7 +972,9 @@ macro_rules! impl_store {
                     new_key: MasterKey,
                 ) -> Result<RotationReport, StoreError> {
                     let old = self.sealer();
-                    let new = Arc::new(Sealer::new(&new_key));
+                    // The old ring plus the new key: what this process sealed or read before
+                    // still opens.
+                    let new = Arc::new(old.with_current(&new_key));
                     let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
                     // Write first, so that no other writer interleaves (see `impl_store!`).
                     sqlx::query("UPDATE store_meta SET value = value WHERE key = $1")
@@ -1018,8 +1025,8 @@ macro_rules! impl_store {
                             .map_err(db("making the rotation durable"))?;
                     }
                     let report = RotationReport {
-                        old_key_id: old.key_id().to_owned(),
-                        new_key_id: new.key_id().to_owned(),
+                        old_key_id: old.key_id(),
+                        new_key_id: new.key_id(),
                         resealed,
                     };
                     self.set_sealer(new);

@@ -1,5 +1,8 @@
 //! Where the master key comes from: `DCI_MASTER_KEY` (base64 of 32 bytes) or the file
 //! `DCI_MASTER_KEY_FILE` names, else a key file created with mode 0600 in `DCI_HOME` on first use.
+//!
+//! Each may hold a key ring: several keys separated by commas or line breaks, the newest first
+//! (a rotation writes the new key and the one it replaces; see [`crate::rotate`]).
 
 use std::fs;
 use std::io::{self, Write};
@@ -59,44 +62,71 @@ pub fn parse(text: &str, origin: &str) -> Result<MasterKey, MasterKeyError> {
     Ok(MasterKey::from_bytes(arr))
 }
 
+/// Parses a key ring: one or more keys (as [`parse`] takes them) separated by commas or
+/// whitespace, newest first.
+pub fn parse_ring(text: &str, origin: &str) -> Result<Vec<MasterKey>, MasterKeyError> {
+    let keys = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|k| !k.is_empty())
+        .map(|k| parse(k, origin))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(MasterKeyError::Malformed {
+            origin: origin.to_owned(),
+        });
+    }
+    Ok(keys)
+}
+
 /// The base64 text of a key, as written to key files.
 pub fn encode(key: &MasterKey) -> Zeroizing<String> {
     Zeroizing::new(STANDARD.encode(key.expose_bytes()))
 }
 
-/// Reads a key file.
+/// Reads a key file: its newest key.
 pub fn read_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
-    read_file_as(path, &path.display().to_string())
+    Ok(read_ring_file(path, &path.display().to_string())?.remove(0))
 }
 
-/// Reads a key file; a malformed key is reported as coming from `origin`.
+/// Reads a key file's newest key; a malformed key is reported as coming from `origin`.
 pub fn read_file_as(path: &Path, origin: &str) -> Result<MasterKey, MasterKeyError> {
+    Ok(read_ring_file(path, origin)?.remove(0))
+}
+
+/// Reads a key file's whole ring, newest first; a malformed key is reported as coming from
+/// `origin`.
+pub fn read_ring_file(path: &Path, origin: &str) -> Result<Vec<MasterKey>, MasterKeyError> {
     let text = Zeroizing::new(
         fs::read_to_string(path).map_err(|source| MasterKeyError::Io {
             path: path.to_owned(),
             source,
         })?,
     );
-    parse(&text, origin)
+    parse_ring(&text, origin)
 }
 
 /// Writes `key` to a new file readable only by its owner. Fails with `AlreadyExists` if the
 /// file exists. The file appears complete or not at all (written beside it, then hard-linked),
 /// so a concurrent reader never sees a partial key.
 pub fn write_new_file(path: &Path, key: &MasterKey) -> Result<(), MasterKeyError> {
+    write_new_ring_file(path, std::slice::from_ref(key))
+}
+
+/// [`write_new_file`] for a ring (newest key first), one key a line.
+pub fn write_new_ring_file(path: &Path, keys: &[MasterKey]) -> Result<(), MasterKeyError> {
     let io_err = |source| MasterKeyError::Io {
         path: path.to_owned(),
         source,
     };
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
-    write_private(&tmp, key).map_err(io_err)?;
+    write_private(&tmp, keys).map_err(io_err)?;
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     linked.map_err(io_err)
 }
 
-fn write_private(path: &Path, key: &MasterKey) -> io::Result<()> {
+fn write_private(path: &Path, keys: &[MasterKey]) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -105,16 +135,24 @@ fn write_private(path: &Path, key: &MasterKey) -> io::Result<()> {
         options.mode(0o600);
     }
     let mut file = options.open(path)?;
-    file.write_all(encode(key).as_bytes())?;
-    file.write_all(b"\n")?;
+    for key in keys {
+        file.write_all(encode(key).as_bytes())?;
+        file.write_all(b"\n")?;
+    }
     file.sync_all()
 }
 
 /// Replaces the key file atomically (write a 0600 sibling, then rename over).
 pub fn replace_file(path: &Path, key: &MasterKey) -> Result<(), MasterKeyError> {
-    let tmp = path.with_extension("key.new");
+    replace_ring_file(path, std::slice::from_ref(key))
+}
+
+/// [`replace_file`] for a ring (newest key first). The sibling is `*.ring.new`, never the
+/// staged key of an older rotation (`master.key.new`).
+pub fn replace_ring_file(path: &Path, keys: &[MasterKey]) -> Result<(), MasterKeyError> {
+    let tmp = path.with_extension("ring.new");
     let _ = fs::remove_file(&tmp);
-    write_new_file(&tmp, key)?;
+    write_new_ring_file(&tmp, keys)?;
     fs::rename(&tmp, path).map_err(|source| MasterKeyError::Io {
         path: path.to_owned(),
         source,

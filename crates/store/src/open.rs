@@ -8,6 +8,7 @@ use dci_client::{MasterKey, OpsStore, Store, StoreError};
 
 use crate::master_key::{self, MASTER_KEY_FILE, MasterKeyError};
 use crate::rotate::{KeyLock, STAGED_KEY_FILE};
+use crate::seal::Sealer;
 
 /// Name of the SQLite database file inside `DCI_HOME`.
 pub const DATABASE_FILE: &str = "dci.sqlite3";
@@ -179,13 +180,15 @@ pub async fn open(options: &OpenOptions) -> Result<Opened, OpenError> {
 /// [`open`] for a caller that holds the key lock (a rotation).
 pub(crate) async fn open_locked(options: &OpenOptions) -> Result<Opened, OpenError> {
     let home = options.resolved_home()?;
+    // The ring, and the file it is re-read from when a key id it does not hold turns up.
     let given_key = match (&options.master_key, &options.master_key_file) {
         (Some(_), Some(_)) => return Err(OpenError::TwoMasterKeys),
-        (Some(text), None) => Some(master_key::parse(text, "DCI_MASTER_KEY")?),
-        (None, Some(path)) => Some(master_key::read_file_as(
-            path,
-            &format!("DCI_MASTER_KEY_FILE ({})", path.display()),
-        )?),
+        (Some(text), None) => Some((master_key::parse_ring(text, "DCI_MASTER_KEY")?, None)),
+        (None, Some(path)) => {
+            let origin = format!("DCI_MASTER_KEY_FILE ({})", path.display());
+            let ring = master_key::read_ring_file(path, &origin)?;
+            Some((ring, Some(path.clone())))
+        }
         (None, None) => None,
     };
     let needs_home = given_key.is_none() || options.database_url.is_none();
@@ -197,10 +200,10 @@ pub(crate) async fn open_locked(options: &OpenOptions) -> Result<Opened, OpenErr
         return crate::rotate::open_resolving(options, home, staged).await;
     }
     let key_file = home.join(MASTER_KEY_FILE);
-    let (key, key_origin) = match given_key {
-        Some(key) => (key, KeyOrigin::Env),
+    let ((ring, ring_file), key_origin) = match given_key {
+        Some(given) => (given, KeyOrigin::Env),
         None if key_file.exists() => (
-            master_key::read_file(&key_file)?,
+            (read_ring(&key_file)?, Some(key_file.clone())),
             KeyOrigin::File {
                 path: key_file.clone(),
                 created: false,
@@ -210,7 +213,7 @@ pub(crate) async fn open_locked(options: &OpenOptions) -> Result<Opened, OpenErr
             let key = master_key::generate();
             match master_key::write_new_file(&key_file, &key) {
                 Ok(()) => (
-                    key,
+                    (vec![key], Some(key_file.clone())),
                     KeyOrigin::File {
                         path: key_file.clone(),
                         created: true,
@@ -221,7 +224,7 @@ pub(crate) async fn open_locked(options: &OpenOptions) -> Result<Opened, OpenErr
                     if source.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
                     (
-                        master_key::read_file(&key_file)?,
+                        (read_ring(&key_file)?, Some(key_file.clone())),
                         KeyOrigin::File {
                             path: key_file.clone(),
                             created: false,
@@ -234,7 +237,7 @@ pub(crate) async fn open_locked(options: &OpenOptions) -> Result<Opened, OpenErr
     };
     let url = database_url(options, &home)?;
     let database = redact_url(&url);
-    match connect_all(&url, &key).await {
+    match connect_ring_all(&url, key_ring(&ring, ring_file)).await {
         Ok((store, ops)) => Ok(Opened {
             store,
             ops,
@@ -269,6 +272,19 @@ pub(crate) fn database_url(options: &OpenOptions, home: &Path) -> Result<String,
     }
 }
 
+fn read_ring(path: &Path) -> Result<Vec<MasterKey>, MasterKeyError> {
+    master_key::read_ring_file(path, &path.display().to_string())
+}
+
+/// The sealer for `ring`, re-reading `file` (when the keys come from one) on an unknown key id:
+/// how a running server picks up a key another process rotated to.
+pub(crate) fn key_ring(ring: &[MasterKey], file: Option<PathBuf>) -> Sealer {
+    let reload = file.map(|path| -> crate::seal::Reload {
+        Arc::new(move || read_ring(&path).map_err(|e| e.to_string()))
+    });
+    Sealer::ring(ring, reload)
+}
+
 /// Connects to `url`, picking the backend by scheme: `sqlite:` or `postgres:`/`postgresql:`.
 pub async fn connect(url: &str, master_key: &MasterKey) -> Result<Arc<dyn Store>, StoreError> {
     Ok(connect_all(url, master_key).await?.0)
@@ -279,11 +295,19 @@ pub async fn connect_all(
     url: &str,
     master_key: &MasterKey,
 ) -> Result<(Arc<dyn Store>, Arc<dyn OpsStore>), StoreError> {
+    connect_ring_all(url, Sealer::new(master_key)).await
+}
+
+/// [`connect_all`] with a key ring.
+pub(crate) async fn connect_ring_all(
+    url: &str,
+    sealer: Sealer,
+) -> Result<(Arc<dyn Store>, Arc<dyn OpsStore>), StoreError> {
     if url.starts_with("sqlite:") {
-        let s = Arc::new(crate::SqliteStore::connect(url, master_key).await?);
+        let s = Arc::new(crate::SqliteStore::connect_ring(url, sealer).await?);
         Ok((s.clone(), s))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let s = Arc::new(crate::PgStore::connect(url, master_key).await?);
+        let s = Arc::new(crate::PgStore::connect_ring(url, sealer).await?);
         Ok((s.clone(), s))
     } else {
         Err(StoreError::Backend {

@@ -66,6 +66,19 @@ macro_rules! impl_ops_store {
             type DbRow = <$db as sqlx::Database>::Row;
             type Conn = <$db as sqlx::Database>::Connection;
 
+            /// After the write that starts the caller's transaction (SQLite's writer lock) and
+            /// sealed a body under `sealed_with`: whether a rotation has since made another key
+            /// current, so the body must be sealed again. Called before any other row lock, so
+            /// that it never waits for a rotation that waits for it.
+            async fn key_retired(
+                conn: &mut Conn,
+                sealer: &Sealer,
+                sealed_with: &str,
+            ) -> Result<bool, StoreError> {
+                super::check_key(conn, sealer).await?;
+                Ok(sealer.key_id() != sealed_with)
+            }
+
             use super::events_store_impl::write_event;
 
             const TXN_COLUMNS: &str = "transaction_id, source_code, kind, message_id, \
@@ -373,6 +386,9 @@ macro_rules! impl_ops_store {
                 ) -> Result<(), StoreError> {
                     let refs = serde_json::to_string(&t.reference_ids)
                         .map_err(|e| corrupt("reference ids", e))?;
+                    let (sealer, owner) = (self.sealer(), request_owner(&t.transaction_id));
+                    let (sealed_with, request) = (sealer.key_id(), t.request.to_string());
+                    let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
                     sqlx::query(
                         "INSERT INTO op_transaction (transaction_id, source_code, kind, \
                          message_id, reference_ids, request, state, ack_status, correlation_id, \
@@ -386,11 +402,7 @@ macro_rules! impl_ops_store {
                     .bind(t.kind.as_str())
                     .bind(&t.message_id)
                     .bind(refs)
-                    .bind(self.sealer().seal_text(
-                        &request_owner(&t.transaction_id),
-                        REQUEST,
-                        &t.request.to_string(),
-                    ))
+                    .bind(sealer.seal_text(&owner, REQUEST, &request))
                     .bind(t.state.as_str())
                     .bind(t.ack.as_ref().map(|a| a.ack_status.clone()))
                     .bind(t.ack.as_ref().and_then(|a| a.correlation_id.clone()))
@@ -401,9 +413,20 @@ macro_rules! impl_ops_store {
                     .bind(to_ms(t.deadline))
                     .bind(ts(t.updated_at))
                     .bind(t.reason.as_deref())
-                    .execute(self.pool())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db("storing a transaction"))?;
+                    if key_retired(&mut tx, &sealer, &sealed_with).await? {
+                        sqlx::query(
+                            "UPDATE op_transaction SET request = $2 WHERE transaction_id = $1",
+                        )
+                        .bind(&t.transaction_id)
+                        .bind(sealer.seal_text(&owner, REQUEST, &request))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("storing a transaction"))?;
+                    }
+                    tx.commit().await.map_err(db("committing"))?;
                     Ok(())
                 }
 
@@ -532,6 +555,8 @@ macro_rules! impl_ops_store {
                 }
 
                 async fn insert_callback(&self, c: &CallbackRecord) -> Result<bool, StoreError> {
+                    let (sealer, owner) = (self.sealer(), body_owner(&c.source_code, &c.message_id));
+                    let (sealed_with, body) = (sealer.key_id(), c.body.to_string());
                     let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
                     let done = sqlx::query(
                         "INSERT INTO op_callback (source_code, message_id, action, \
@@ -550,11 +575,7 @@ macro_rules! impl_ops_store {
                     .bind(i64_opt(c.completed_count))
                     .bind(c.signature.as_str())
                     .bind(&c.signature_key_id)
-                    .bind(self.sealer().seal_text(
-                        &body_owner(&c.source_code, &c.message_id),
-                        BODY,
-                        &c.body.to_string(),
-                    ))
+                    .bind(sealer.seal_text(&owner, BODY, &body))
                     .bind(
                         serde_json::to_string(&c.tolerated)
                             .map_err(|e| corrupt("callback tolerated", e))?,
@@ -565,6 +586,18 @@ macro_rules! impl_ops_store {
                     .map_err(db("storing a callback"))?;
                     if done.rows_affected() == 0 {
                         return Ok(false);
+                    }
+                    // Before any row lock a rotation could wait for (see `key_retired`).
+                    if key_retired(&mut tx, &sealer, &sealed_with).await? {
+                        sqlx::query(
+                            "UPDATE op_callback SET body = $3 WHERE source_code = $1 AND message_id = $2",
+                        )
+                        .bind(&c.source_code)
+                        .bind(&c.message_id)
+                        .bind(sealer.seal_text(&owner, BODY, &body))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("storing a callback"))?;
                     }
                     if c.action == "notify" {
                         let registry: Option<String> = sqlx::query_scalar(

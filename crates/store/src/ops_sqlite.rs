@@ -7,6 +7,8 @@ use crate::bulk_common::impl_bulk_store;
 use crate::events_common::impl_event_store;
 use crate::ops_common::impl_ops_store;
 use crate::schedule_common::impl_schedule_store;
+/// Adopts the master key the database records as current, inside a writing transaction.
+use crate::sqlite::store_impl::check_key;
 use crate::users_common::impl_user_store;
 
 /// Row-lock clause of reads that precede a change: none (SQLite's writer lock, taken by the

@@ -37,8 +37,13 @@ impl PgStore {
     /// Connects to `url` (`postgres://…`), applies migrations, and checks that `master_key` is
     /// the key its secrets are sealed under.
     pub async fn connect(url: &str, master_key: &MasterKey) -> Result<PgStore, StoreError> {
+        Self::connect_ring(url, Sealer::new(master_key)).await
+    }
+
+    /// [`PgStore::connect`] with a key ring (see [`crate::seal`]).
+    pub(crate) async fn connect_ring(url: &str, sealer: Sealer) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(db("parsing the PostgreSQL URL"))?;
-        Self::connect_with(options, master_key).await
+        Self::connect_with(options, sealer).await
     }
 
     /// Like [`PgStore::connect`], but keeps every table in `schema` (created if missing): one
@@ -63,7 +68,7 @@ impl PgStore {
         .map_err(db("creating the schema"))?;
         conn.close().await.map_err(db("closing a connection"))?;
         let options = options.options([("search_path", schema)]);
-        Self::connect_with(options, master_key).await
+        Self::connect_with(options, Sealer::new(master_key)).await
     }
 
     /// Drops `schema` and everything in it (the counterpart of [`PgStore::connect_in_schema`],
@@ -85,7 +90,7 @@ impl PgStore {
 
     async fn connect_with(
         options: PgConnectOptions,
-        master_key: &MasterKey,
+        sealer: Sealer,
     ) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(8)
@@ -99,7 +104,6 @@ impl PgStore {
                 message: "applying PostgreSQL migrations".into(),
                 source: Box::new(e),
             })?;
-        let sealer = Sealer::new(master_key);
         store_impl::claim_key(&pool, &sealer).await?;
         let changes = Arc::new(PgChanges::start(&pool).await?);
         Ok(PgStore {
@@ -112,7 +116,7 @@ impl PgStore {
 
     /// The id of the master key in use.
     pub fn master_key_id(&self) -> String {
-        self.sealer().key_id().to_owned()
+        self.sealer().key_id()
     }
 
     /// Closes the pool (waits for connections to return) and stops listening for changes.

@@ -1,22 +1,27 @@
-//! Crash-safe master-key rotation.
+//! Crash-safe master-key rotation that running processes follow.
 //!
-//! With the key in `DCI_HOME/master.key`, a rotation runs in stages, each leaving a state from
-//! which the store opens with the old or the new key, whenever the process is killed:
+//! With the key in `DCI_HOME/master.key`, a rotation runs in stages, each leaving a key file
+//! that holds the key the database's secrets are sealed under, whenever the process is killed:
 //!
 //! 1. take the key lock (`master.key.lock`, an OS file lock that dies with the process);
-//! 2. write the new key to `master.key.new` (the file appears complete or not at all) and sync
-//!    the directory;
+//! 2. replace `master.key` (atomically: a sibling written and synced, then renamed) with a ring:
+//!    the new key first, then the keys it held; sync the directory;
 //! 3. re-seal every secret under the new key and record the new key's id, in one database
 //!    transaction, made durable before going on;
-//! 4. rename `master.key.new` over `master.key` (atomic) and sync the directory.
+//! 4. replace `master.key` with the new key and the one it replaced (older keys dropped).
 //!
-//! Opening the store ([`crate::open`]) finishes or undoes a rotation that was cut short: when
-//! `master.key.new` exists it takes the same lock, and if the database's secrets are sealed under
-//! the staged key it completes step 4; if they are sealed under `master.key`, the staged file is a
-//! leftover of a rotation that never committed and is removed.
+//! Every process holding the store opens with the whole ring (see [`crate::seal`]): a running
+//! `dci serve` that meets the new key id (a writer reads the current id inside its transaction,
+//! a reader sees it on a re-sealed value) re-reads `master.key` and carries on, without a
+//! restart and without an error. The previous key stays in the file so that values read just
+//! before the switch, and values sealed by a process that has not yet seen it, still open.
 //!
-//! With `DCI_MASTER_KEY` no file is involved: the database switches in one transaction and the
-//! caller must then set the variable to the new key.
+//! Stores left by a rotation of an older version, which staged the new key in `master.key.new`,
+//! are finished or undone when opened: under the same lock, if the database's secrets are sealed
+//! under the staged key the rename is completed, otherwise the staged file is removed.
+//!
+//! With `DCI_MASTER_KEY` no file is involved: the database switches in one transaction; servers
+//! started with the new key in their ring (`DCI_MASTER_KEY=NEW,OLD`) follow it at once.
 
 use std::fs;
 use std::io;
@@ -91,9 +96,10 @@ pub enum RotateError {
     /// next open of the store resolves the staged key.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The secrets are re-sealed, but the key file could not be replaced.
+    /// The secrets are re-sealed and the key file holds the new key, but dropping the older
+    /// keys from it failed (harmless: the store opens).
     #[error(
-        "secrets are re-sealed under the new key, but replacing {path} failed ({source}): the next dci command finishes the switch"
+        "secrets are re-sealed under the new key, which {path} holds, but dropping the older keys from it failed ({source}): the store opens; the next rotation drops them"
     )]
     Finish {
         /// The key file.
@@ -135,31 +141,41 @@ pub async fn rotate_master_key(
         KeyOrigin::File { path, .. } => path.clone(),
         KeyOrigin::Env => home.join(MASTER_KEY_FILE),
     };
-    let staged = home.join(STAGED_KEY_FILE);
     let new_key = new_key.unwrap_or_else(master_key::generate);
-    master_key::write_new_file(&staged, &new_key)?;
+    let old_ring = master_key::read_ring_file(&key_file, &key_file.display().to_string())?;
+    // Stage 2: the file holds the new key before the database uses it.
+    let staged: Vec<MasterKey> = std::iter::once(new_key.clone())
+        .chain(old_ring.iter().cloned())
+        .collect();
+    master_key::replace_ring_file(&key_file, &staged)?;
     sync_dir(&home).map_err(|source| MasterKeyError::Io {
         path: home.clone(),
         source,
     })?;
-    // On failure the staged file stays: the next open checks which key the database holds and
-    // either removes it or finishes the switch (a failed commit may still have committed).
-    let report = opened.store.rotate_master_key(new_key).await?;
-    finish(&staged, &key_file, &home)?;
+    // On failure the file keeps both keys: the store opens whichever the database holds.
+    let report = opened.store.rotate_master_key(new_key.clone()).await?;
+    // Stage 4: keep the new key and the one it replaced.
+    let ring: Vec<MasterKey> = std::iter::once(new_key)
+        .chain(
+            old_ring
+                .into_iter()
+                .find(|k| crate::key_id(k) == report.old_key_id),
+        )
+        .collect();
+    master_key::replace_ring_file(&key_file, &ring)
+        .map_err(|e| match e {
+            MasterKeyError::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        })
+        .and_then(|()| sync_dir(&home))
+        .map_err(|source| RotateError::Finish {
+            path: key_file.clone(),
+            source,
+        })?;
     Ok(Rotation {
         report,
         key_file: Some(key_file),
     })
-}
-
-/// Step 4: the staged key becomes the key file.
-fn finish(staged: &Path, key_file: &Path, home: &Path) -> Result<(), RotateError> {
-    let failed = |source| RotateError::Finish {
-        path: key_file.to_owned(),
-        source,
-    };
-    fs::rename(staged, key_file).map_err(failed)?;
-    sync_dir(home).map_err(failed)
 }
 
 /// Opens the store while `staged` exists, with the key lock held: see the module docs.
@@ -195,8 +211,8 @@ pub(crate) async fn open_resolving(
     };
     let mut first_err = None;
     if key_file.exists() {
-        let main = master_key::read_file(&key_file)?;
-        match open::connect_all(&url, &main).await {
+        let main = master_key::read_ring_file(&key_file, &key_file.display().to_string())?;
+        match open::connect_ring_all(&url, open::key_ring(&main, Some(key_file.clone()))).await {
             Ok(pair) => {
                 // The database holds the current key: the staged one never took effect.
                 fs::remove_file(&staged).map_err(io_err(&staged))?;
@@ -212,7 +228,8 @@ pub(crate) async fn open_resolving(
             origin: staged.display().to_string(),
         }));
     };
-    match open::connect_all(&url, &staged_key).await {
+    let ring = open::key_ring(std::slice::from_ref(&staged_key), Some(key_file.clone()));
+    match open::connect_ring_all(&url, ring).await {
         Ok(pair) => {
             // The rotation committed: finish it.
             fs::rename(&staged, &key_file).map_err(io_err(&key_file))?;
@@ -351,5 +368,121 @@ mod tests {
             rotate_master_key(&env, None).await,
             Err(RotateError::NewKeyNeeded(_))
         ));
+    }
+
+    /// Why running servers failed after a rotation: their store held the old key only. Now a
+    /// store opened before another process rotates reads the re-sealed secrets and writes
+    /// under the new key, and the key file ends with the new key and the one it replaced.
+    #[tokio::test]
+    async fn a_store_opened_before_a_rotation_elsewhere_follows_it() {
+        let (dir, old) = home_with_secrets().await;
+        let running = open::open(&options(dir.path())).await.unwrap();
+        let r = rotate_master_key(&options(dir.path()), None).await.unwrap();
+        assert_eq!(secret_of(&*running.store, "s1").await, "tok-1");
+        running
+            .store
+            .create_data_source(&source("s9", "tok-9"))
+            .await
+            .unwrap();
+        let ring = master_key::read_ring_file(&dir.path().join(MASTER_KEY_FILE), "f").unwrap();
+        let ids: Vec<String> = ring.iter().map(crate::key_id).collect();
+        assert_eq!(ids, [r.report.new_key_id.clone(), crate::key_id(&old)]);
+        // Everything, the secret written by the running store included, opens under the new
+        // key alone.
+        let new_only = open::connect(
+            &format!(
+                "sqlite://{}",
+                dir.path().join(open::DATABASE_FILE).display()
+            ),
+            &ring[0],
+        )
+        .await
+        .unwrap();
+        assert_eq!(secret_of(&*new_only, "s9").await, "tok-9");
+        assert_eq!(secret_of(&*new_only, "s0").await, "tok-0");
+    }
+
+    #[tokio::test]
+    async fn killed_between_the_ring_file_and_the_commit_the_store_opens() {
+        let (dir, old) = home_with_secrets().await;
+        let key_file = dir.path().join(MASTER_KEY_FILE);
+        // Stage 2 done, the database never changed.
+        master_key::replace_ring_file(&key_file, &[master_key::generate(), old.clone()]).unwrap();
+        let opened = open::open(&options(dir.path())).await.unwrap();
+        assert_eq!(secret_of(&*opened.store, "s2").await, "tok-2");
+        opened
+            .store
+            .create_data_source(&source("s8", "tok-8"))
+            .await
+            .unwrap();
+        let old_only = open::connect(
+            &format!(
+                "sqlite://{}",
+                dir.path().join(open::DATABASE_FILE).display()
+            ),
+            &old,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            secret_of(&*old_only, "s8").await,
+            "tok-8",
+            "sealed with the key the database holds, not the file's newest"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_environment_ring_follows_a_rotation_to_its_newest_key() {
+        let (dir, old) = home_with_secrets().await;
+        let new = master_key::generate();
+        let ring = OpenOptions {
+            master_key: Some(format!(
+                "{},{}",
+                master_key::encode(&new).as_str(),
+                master_key::encode(&old).as_str()
+            )),
+            ..options(dir.path())
+        };
+        let running = open::open(&ring).await.unwrap();
+        let env_old = OpenOptions {
+            master_key: Some(master_key::encode(&old).to_string()),
+            ..options(dir.path())
+        };
+        rotate_master_key(&env_old, Some(new.clone()))
+            .await
+            .unwrap();
+        assert_eq!(secret_of(&*running.store, "s0").await, "tok-0");
+        running
+            .store
+            .create_data_source(&source("s7", "tok-7"))
+            .await
+            .unwrap();
+        let env_new = OpenOptions {
+            master_key: Some(master_key::encode(&new).to_string()),
+            ..options(dir.path())
+        };
+        let opened = open::open(&env_new).await.unwrap();
+        assert_eq!(secret_of(&*opened.store, "s7").await, "tok-7");
+    }
+
+    #[tokio::test]
+    async fn a_store_on_a_supplied_key_file_re_reads_it_when_the_key_changes() {
+        let (dir, old) = home_with_secrets().await;
+        let supplied = dir.path().join("supplied.key");
+        master_key::write_new_file(&supplied, &old).unwrap();
+        let file = OpenOptions {
+            master_key_file: Some(supplied.clone()),
+            ..options(dir.path())
+        };
+        let running = open::open(&file).await.unwrap();
+        let new = master_key::generate();
+        master_key::replace_ring_file(&supplied, &[new.clone(), old]).unwrap();
+        rotate_master_key(&file, Some(new)).await.unwrap();
+        running
+            .store
+            .create_data_source(&source("s6", "tok-6"))
+            .await
+            .unwrap();
+        assert_eq!(secret_of(&*running.store, "s0").await, "tok-0");
     }
 }

@@ -1,4 +1,11 @@
-//! Sealing secrets at rest: XChaCha20-Poly1305 under the master key.
+//! Sealing secrets at rest: XChaCha20-Poly1305 under the master key ring.
+//!
+//! The ring holds the current key (which seals) and previous keys (which still open what was
+//! sealed before a rotation). Every sealed value names the key that sealed it, so opening picks
+//! the right key; a value under a key the ring does not hold makes the ring re-read its source
+//! (the key file) once, so a process running while another rotates the key picks the new one
+//! up. Which key is current is the database's decision ([`Sealer::adopt`], called by writers
+//! inside their transaction), so a writer never seals with a key a rotation has retired.
 //!
 //! Also the stored request and callback bodies (personal data: names, identifiers), as text in
 //! their own columns ([`Sealer::seal_text`]); a body stored before they were sealed (plain
@@ -7,6 +14,8 @@
 //! Each secret is sealed with a fresh random 192-bit nonce (large enough that random nonces never
 //! collide) and the owner's id and the field name as associated data, so a ciphertext copied onto
 //! another record or field fails to open instead of silently becoming that record's secret.
+
+use std::sync::{Arc, RwLock};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -40,22 +49,131 @@ pub fn key_id(key: &MasterKey) -> String {
         .collect()
 }
 
-/// Seals and opens secrets under one master key.
+/// Re-reads the key ring from where it came from (the key file), newest key first.
+pub(crate) type Reload = Arc<dyn Fn() -> Result<Vec<MasterKey>, String> + Send + Sync>;
+
+/// Seals under the current key of a ring and opens under any key of it.
 pub(crate) struct Sealer {
-    cipher: XChaCha20Poly1305,
-    key_id: String,
+    ring: RwLock<Ring>,
+    reload: Option<Reload>,
+}
+
+#[derive(Clone)]
+struct Ring {
+    /// Index in `keys` of the key that seals.
+    current: usize,
+    keys: Vec<(String, Arc<XChaCha20Poly1305>)>,
+}
+
+impl Ring {
+    fn of(keys: &[MasterKey]) -> Ring {
+        let mut ring = Ring {
+            current: 0,
+            keys: Vec::new(),
+        };
+        ring.merge(keys);
+        ring
+    }
+
+    /// Adds the keys it does not hold yet (a key is never dropped from a running ring).
+    fn merge(&mut self, keys: &[MasterKey]) {
+        for key in keys {
+            let id = key_id(key);
+            if self.find(&id).is_none() {
+                let cipher = XChaCha20Poly1305::new(key.expose_bytes().into());
+                self.keys.push((id, Arc::new(cipher)));
+            }
+        }
+    }
+
+    fn find(&self, id: &str) -> Option<usize> {
+        self.keys.iter().position(|(k, _)| k == id)
+    }
+
+    fn current_id(&self) -> &str {
+        &self.keys[self.current].0
+    }
 }
 
 impl Sealer {
     pub(crate) fn new(key: &MasterKey) -> Sealer {
+        Sealer::ring(std::slice::from_ref(key), None)
+    }
+
+    /// A ring of `keys` (the first seals until [`Sealer::adopt`] says otherwise), re-read with
+    /// `reload` when a key id it does not hold turns up. `keys` must not be empty.
+    pub(crate) fn ring(keys: &[MasterKey], reload: Option<Reload>) -> Sealer {
+        assert!(!keys.is_empty(), "a key ring holds at least one key");
         Sealer {
-            cipher: XChaCha20Poly1305::new(key.expose_bytes().into()),
-            key_id: key_id(key),
+            ring: RwLock::new(Ring::of(keys)),
+            reload,
         }
     }
 
-    pub(crate) fn key_id(&self) -> &str {
-        &self.key_id
+    /// The same ring with `key` added as the current key (a rotation's new sealer).
+    pub(crate) fn with_current(&self, key: &MasterKey) -> Sealer {
+        let mut ring = self.read().clone();
+        ring.merge(std::slice::from_ref(key));
+        ring.current = ring.find(&key_id(key)).unwrap_or(0);
+        Sealer {
+            ring: RwLock::new(ring),
+            reload: self.reload.clone(),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Ring> {
+        self.ring.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Id of the key that seals.
+    pub(crate) fn key_id(&self) -> String {
+        self.read().current_id().to_owned()
+    }
+
+    /// Makes `id` (the key the database records as current, read inside the caller's writing
+    /// transaction) the key that seals, re-reading the ring if it does not hold it.
+    pub(crate) fn adopt(&self, id: &str) -> Result<(), StoreError> {
+        if self.read().current_id() == id {
+            return Ok(());
+        }
+        if self.read().find(id).is_none() {
+            self.refresh();
+        }
+        let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
+        match ring.find(id) {
+            Some(i) => {
+                ring.current = i;
+                Ok(())
+            }
+            None => Err(wrong_key(id, ring.current_id())),
+        }
+    }
+
+    /// Re-reads the ring's source, keeping the keys already held. A failure is logged: the
+    /// caller then reports the unknown key.
+    fn refresh(&self) {
+        let Some(reload) = &self.reload else { return };
+        match reload() {
+            Ok(keys) => self
+                .ring
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .merge(&keys),
+            Err(e) => tracing::warn!(error = %e, "could not re-read the master key ring"),
+        }
+    }
+
+    /// The cipher for `id`, re-reading the ring once if it does not hold it.
+    fn cipher_for(&self, id: &str) -> Result<Arc<XChaCha20Poly1305>, StoreError> {
+        let held = |s: &Sealer| {
+            let ring = s.read();
+            ring.find(id).map(|i| Arc::clone(&ring.keys[i].1))
+        };
+        if let Some(c) = held(self) {
+            return Ok(c);
+        }
+        self.refresh();
+        held(self).ok_or_else(|| wrong_key(id, self.read().current_id()))
     }
 
     pub(crate) fn seal(&self, owner: &str, field: &str, secret: &SecretString) -> SealedSecret {
@@ -106,16 +224,20 @@ impl Sealer {
     }
 
     fn seal_bytes(&self, owner: &str, field: &str, msg: &[u8]) -> SealedSecret {
+        let (key_id, cipher) = {
+            let ring = self.read();
+            let (id, cipher) = &ring.keys[ring.current];
+            (id.clone(), Arc::clone(cipher))
+        };
         let mut nonce = [0u8; 24];
         rand::rng().fill_bytes(&mut nonce);
         let aad = aad(owner, field);
-        let ciphertext = self
-            .cipher
+        let ciphertext = cipher
             .encrypt(XNonce::from_slice(&nonce), Payload { msg, aad: &aad })
             // Encryption fails only for messages beyond 256 GiB.
             .expect("XChaCha20-Poly1305 encryption of a small secret");
         SealedSecret {
-            key_id: self.key_id.clone(),
+            key_id,
             nonce: nonce.to_vec(),
             ciphertext,
         }
@@ -139,16 +261,14 @@ impl Sealer {
         field: &str,
         sealed: &SealedSecret,
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        if sealed.key_id != self.key_id {
-            return Err(wrong_key(&sealed.key_id, &self.key_id));
-        }
+        let cipher = self.cipher_for(&sealed.key_id)?;
         if sealed.nonce.len() != 24 {
             return Err(StoreError::Corrupt(format!(
                 "{field} of {owner}: bad nonce length"
             )));
         }
         let plain = Zeroizing::new(
-            self.cipher
+            cipher
                 .decrypt(
                     XNonce::from_slice(&sealed.nonce),
                     Payload { msg: &sealed.ciphertext, aad: &aad(owner, field) },
@@ -156,7 +276,7 @@ impl Sealer {
                 .map_err(|_| {
                     StoreError::Corrupt(format!(
                         "{field} of {owner} does not open under master key {}: it was altered or moved",
-                        self.key_id
+                        sealed.key_id
                     ))
                 })?,
         );
@@ -276,5 +396,38 @@ mod tests {
         assert_eq!(key_id(&key(1)), key_id(&key(1)));
         assert_ne!(key_id(&key(1)), key_id(&key(2)));
         assert_eq!(key_id(&key(1)).len(), 16);
+    }
+
+    #[test]
+    fn a_ring_opens_under_any_of_its_keys_and_seals_with_the_adopted_one() {
+        let old = Sealer::new(&key(1)).seal("id1", "f", &SecretString::from("x"));
+        let ring = Sealer::ring(&[key(2), key(1)], None);
+        assert_eq!(ring.open("id1", "f", &old).unwrap().expose_secret(), "x");
+        assert_eq!(
+            ring.seal("id1", "f", &SecretString::from("y")).key_id,
+            key_id(&key(2))
+        );
+        ring.adopt(&key_id(&key(1))).unwrap();
+        assert_eq!(
+            ring.seal("id1", "f", &SecretString::from("y")).key_id,
+            key_id(&key(1))
+        );
+        let err = ring.adopt(&key_id(&key(3))).unwrap_err();
+        assert!(err.is_wrong_master_key(), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_id_re_reads_the_ring_once() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let reload: Reload = Arc::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(vec![key(2), key(1)])
+        });
+        let ring = Sealer::ring(&[key(1)], Some(reload));
+        let sealed = Sealer::new(&key(2)).seal("id1", "f", &SecretString::from("x"));
+        assert_eq!(ring.open("id1", "f", &sealed).unwrap().expose_secret(), "x");
+        assert_eq!(ring.open("id1", "f", &sealed).unwrap().expose_secret(), "x");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -36,18 +36,27 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`),
     /// applies migrations, and checks that `master_key` is the key its secrets are sealed under.
     pub async fn connect(url: &str, master_key: &MasterKey) -> Result<SqliteStore, StoreError> {
+        Self::connect_ring(url, Sealer::new(master_key)).await
+    }
+
+    /// [`SqliteStore::connect`] with a key ring (see [`crate::seal`]).
+    pub(crate) async fn connect_ring(url: &str, sealer: Sealer) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(db("parsing the SQLite URL"))?;
-        Self::connect_with(options, master_key).await
+        Self::connect_with(options, sealer).await
     }
 
     /// Opens (creating if needed) the database file at `path`.
     pub async fn open_file(path: &Path, master_key: &MasterKey) -> Result<SqliteStore, StoreError> {
-        Self::connect_with(SqliteConnectOptions::new().filename(path), master_key).await
+        Self::connect_with(
+            SqliteConnectOptions::new().filename(path),
+            Sealer::new(master_key),
+        )
+        .await
     }
 
     async fn connect_with(
         options: SqliteConnectOptions,
-        master_key: &MasterKey,
+        sealer: Sealer,
     ) -> Result<SqliteStore, StoreError> {
         let options = options
             .create_if_missing(true)
@@ -75,7 +84,6 @@ impl SqliteStore {
             }
             tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
         }
-        let sealer = Sealer::new(master_key);
         store_impl::claim_key(&pool, &sealer).await?;
         Ok(SqliteStore {
             pool,
@@ -86,7 +94,7 @@ impl SqliteStore {
 
     /// The id of the master key in use.
     pub fn master_key_id(&self) -> String {
-        self.sealer().key_id().to_owned()
+        self.sealer().key_id()
     }
 
     /// Closes the pool (waits for connections to return).

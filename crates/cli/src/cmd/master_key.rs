@@ -12,10 +12,11 @@ use crate::context::{CmdError, block_on, say};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MasterKeyCommand {
-    /// Re-seal every secret under a new master key, in one transaction. With a key file, a new
-    /// key is generated and the file replaced (crash-safe: a kill at any moment leaves a store
-    /// that opens with the old or the new key); with DCI_MASTER_KEY, pass the new key on stdin
-    /// (--new-key-stdin) and then update DCI_MASTER_KEY.
+    /// Re-seal every secret under a new master key, in one transaction, while servers run. With
+    /// a key file, a new key is generated and the file then holds it and the previous one
+    /// (crash-safe: a kill at any moment leaves a store that opens); with DCI_MASTER_KEY, pass
+    /// the new key on stdin (--new-key-stdin) after restarting the servers with
+    /// DCI_MASTER_KEY=NEW,OLD (see the README, "Rotating the master key").
     Rotate {
         /// Read the new key (base64 of 32 bytes) from stdin instead of generating one.
         #[arg(long)]
