@@ -280,7 +280,6 @@ macro_rules! impl_event_store {
                 ) -> Result<(), StoreError> {
                     let owner = webhook_owner(&endpoint.id);
                     let field = secret_field(&endpoint.sink);
-                    let sealed: SealedSecret = self.sealer().seal(&owner, field, secret);
                     let (sink, exchange, routing_key) = sink_columns(&endpoint.sink);
                     let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
                     sqlx::query(
@@ -301,6 +300,11 @@ macro_rules! impl_event_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db("storing a webhook endpoint"))?;
+                    // Sealed under the key the database records as current, read in this
+                    // transaction (after its first write), so no rotation retires it unseen.
+                    let sealer = self.sealer();
+                    super::check_key(&mut *tx, &sealer).await?;
+                    let sealed: SealedSecret = sealer.seal(&owner, field, secret);
                     sqlx::query(
                         "INSERT INTO sealed_secret (owner_id, field, key_id, nonce, ciphertext) \
                          VALUES ($1, $2, $3, $4, $5)",

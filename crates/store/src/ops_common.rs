@@ -773,8 +773,6 @@ macro_rules! impl_ops_store {
                     private_pkcs8_pem: &SecretString,
                 ) -> Result<bool, StoreError> {
                     let owner = signing_key_owner(&key.key_id);
-                    let sealed: SealedSecret =
-                        self.sealer().seal(&owner, SIGNING_PRIVATE_KEY, private_pkcs8_pem);
                     let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
                     let done = sqlx::query(
                         "INSERT INTO op_signing_key (key_id, algorithm, status, public_key_pem, \
@@ -795,6 +793,12 @@ macro_rules! impl_ops_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
+                    // Sealed under the key the database records as current, read in this
+                    // transaction (after its first write), so no rotation retires it unseen.
+                    let sealer = self.sealer();
+                    super::check_key(&mut *tx, &sealer).await?;
+                    let sealed: SealedSecret =
+                        sealer.seal(&owner, SIGNING_PRIVATE_KEY, private_pkcs8_pem);
                     sqlx::query(
                         "INSERT INTO sealed_secret (owner_id, field, key_id, nonce, ciphertext) \
                          VALUES ($1, $2, $3, $4, $5)",

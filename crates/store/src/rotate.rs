@@ -402,6 +402,66 @@ mod tests {
         assert_eq!(secret_of(&*new_only, "s0").await, "tok-0");
     }
 
+    /// A store that wrote nothing across two rotations elsewhere still seals a new signing key
+    /// and a new webhook secret under the key the database records as current (it checks in
+    /// the writing transaction), not under the key it opened with, which the file no longer
+    /// holds.
+    #[tokio::test]
+    async fn new_signing_keys_and_webhook_secrets_follow_two_rotations_elsewhere() {
+        use secrecy::ExposeSecret;
+        let (dir, _) = home_with_secrets().await;
+        let running = open::open(&options(dir.path())).await.unwrap();
+        rotate_master_key(&options(dir.path()), None).await.unwrap();
+        rotate_master_key(&options(dir.path()), None).await.unwrap();
+        let key = dci_client::keys::KeyManager::new(running.ops.clone())
+            .generate(
+                "k-after",
+                dci_protocol::signature::Algorithm::Ed25519,
+                dci_client::keys::GenerateOptions::default(),
+            )
+            .await
+            .unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let hook = dci_client::webhooks::WebhookEndpoint {
+            id: "wh_after".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            sink: dci_client::webhooks::Sink::Webhook,
+            kinds: Vec::new(),
+            enabled: true,
+            description: None,
+            created_at: now,
+            updated_at: now,
+        };
+        running
+            .ops
+            .create_webhook(&hook, &secrecy::SecretString::from("whsec-after"))
+            .await
+            .unwrap();
+        let ring = master_key::read_ring_file(&dir.path().join(MASTER_KEY_FILE), "f").unwrap();
+        let (_, newest_only) = open::connect_all(
+            &format!(
+                "sqlite://{}",
+                dir.path().join(open::DATABASE_FILE).display()
+            ),
+            &ring[0],
+        )
+        .await
+        .unwrap();
+        assert!(
+            newest_only
+                .signing_key_private(&key.key_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let secret = newest_only
+            .webhook_secret("wh_after")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(secret.expose_secret(), "whsec-after");
+    }
+
     #[tokio::test]
     async fn killed_between_the_ring_file_and_the_commit_the_store_opens() {
         let (dir, old) = home_with_secrets().await;
