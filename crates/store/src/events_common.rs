@@ -623,7 +623,7 @@ macro_rules! impl_event_store {
                     .await
                     .map_err(db("listing webhook attempts"))?;
                     let read = |e| db("reading a webhook attempt")(e);
-                    rows.iter()
+                    let mut attempts = rows.iter()
                         .map(|r| {
                             let attempt: i64 = r.try_get("attempt").map_err(read)?;
                             let status: Option<i64> = r.try_get("status").map_err(read)?;
@@ -638,7 +638,11 @@ macro_rules! impl_event_store {
                                 duration_ms: u64::try_from(ms).unwrap_or(0),
                             })
                         })
-                        .collect()
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    // In time order, sorted here: SQLite keeps times as RFC 3339 text, whose
+                    // fraction has no fixed width, so its text order is not time order.
+                    attempts.sort_by_key(|a| (a.at, a.attempt));
+                    Ok(attempts)
                 }
 
                 async fn redeliver(
