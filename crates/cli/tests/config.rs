@@ -339,8 +339,16 @@ fn the_webhook_lease_is_a_variable_and_a_file_key_with_a_floor() {
         r.stderr
     );
     let help = dci(d, &["serve", "--help"], &[]);
-    assert!(help.stdout.contains("--webhook-lease-secs"), "{}", help.stdout);
-    assert!(dci(d, &["--help"], &[]).stdout.contains("DCI_WEBHOOK_LEASE_SECS"));
+    assert!(
+        help.stdout.contains("--webhook-lease-secs"),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        dci(d, &["--help"], &[])
+            .stdout
+            .contains("DCI_WEBHOOK_LEASE_SECS")
+    );
 }
 
 /// `Max core file size` of a running process: (soft, hard).

@@ -636,7 +636,8 @@ async fn a_root_callback_is_authenticated_before_its_transaction_is_looked_up() 
     let txn = rig.submit("crvs_main").await;
     let wrong = "A".repeat(43);
     let mut forged_signature = rig.on_search(&txn, "m-0", "FORGED");
-    forged_signature["signature"] = json!("Signature keyId=\"x|y|ed25519\",algorithm=\"ed25519\",signature=\"AAAA\"");
+    forged_signature["signature"] =
+        json!("Signature keyId=\"x|y|ed25519\",algorithm=\"ed25519\",signature=\"AAAA\"");
     // Whether the transaction exists or not, a caller that does not authenticate gets the same
     // answer, word for word: nothing tells it which transaction ids are real.
     let mut answers = Vec::new();
@@ -660,17 +661,28 @@ async fn a_root_callback_is_authenticated_before_its_transaction_is_looked_up() 
                 StatusCode::UNAUTHORIZED,
                 "err.request.unauthorized",
             );
-            let message = ack["message"]["error"]["message"].as_str().unwrap().to_owned();
+            let message = ack["message"]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             assert!(!message.contains(id), "{message}");
             answers.push(message);
         }
     }
     answers.dedup();
     assert_eq!(answers.len(), 1, "{answers:?}");
-    assert!(answers[0].contains("Authorization: Bearer"), "{}", answers[0]);
+    assert!(
+        answers[0].contains("Authorization: Bearer"),
+        "{}",
+        answers[0]
+    );
     let view = rig.view(&txn).await;
     assert_eq!(view["state"], "acknowledged", "{view}");
-    assert_eq!(view["callbacks"].as_array().map_or(0, Vec::len), 0, "{view}");
+    assert_eq!(
+        view["callbacks"].as_array().map_or(0, Vec::len),
+        0,
+        "{view}"
+    );
     // The secret as a bearer token authenticates it; then its transaction is found.
     let (status, ack) = rig
         .post(

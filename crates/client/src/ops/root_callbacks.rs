@@ -34,10 +34,10 @@ use time::OffsetDateTime;
 use super::callbacks::{CallbackCredentials, IngestContext, counted, ingest_value, read_body};
 use super::refusal::CallbackRejection;
 use super::store::SignatureState;
+use crate::SignaturePolicy;
 use crate::changes::{Change, Changes};
 use crate::source::DataSource;
 use crate::store::SourceFilter;
-use crate::SignaturePolicy;
 
 /// How long the snapshot of active sources is used before it is read again, when no change
 /// feed says sooner (another process's change on SQLite publishes nothing here).
