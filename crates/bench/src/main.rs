@@ -13,7 +13,8 @@
 //! - CPU time per request of each side.
 //!
 //! And `dci-bench events` ([`events`]): events/s delivered by webhooks and by RabbitMQ, and the
-//! cost per callback of writing its event.
+//! cost per callback of writing its event. And `dci-bench wakeup` ([`wakeup`]): the wake-up
+//! of a wait on one `dci serve` by a callback another stores, on PostgreSQL.
 //!
 //! Map: [`raw`] (the replay baseline), [`procs`] (child processes, CPU time), [`events`] (the
 //! events benchmark), this file (the setup, the rounds and the report).
@@ -22,6 +23,7 @@ mod bulk;
 mod events;
 mod procs;
 mod raw;
+mod wakeup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +69,9 @@ enum Cmd {
     /// The outbox: events/s delivered by webhook and by RabbitMQ, and the cost per callback of
     /// writing its event (ratio to a callback that writes none).
     Events(events::EventsArgs),
+    /// Several instances: a wait on one `dci serve` woken by a callback stored by another on
+    /// the same PostgreSQL database (median and p95 of the wake-up).
+    Wakeup(wakeup::WakeupArgs),
     /// (internal) runs the sandbox and prints its base URL.
     #[command(hide = true)]
     ChildSandbox,
@@ -129,6 +134,7 @@ fn main() -> Result<()> {
         Cmd::Latency(a) => rt.block_on(latency_bench(a)),
         Cmd::Bulk(a) => rt.block_on(crate::bulk::bulk_bench(a)),
         Cmd::Events(a) => rt.block_on(events::events_bench(a)),
+        Cmd::Wakeup(a) => rt.block_on(wakeup::wakeup_bench(a)),
     }
 }
 

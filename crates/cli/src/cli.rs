@@ -73,6 +73,9 @@ Environment:
                               serve.webhook_max_age_secs
   DCI_WEBHOOK_RETRY_BASE_MS   First webhook retry backoff ceiling, ms (default 1000); serve
                               --webhook-retry-base-ms, serve.webhook_retry_base_ms
+  DCI_WEBHOOK_LEASE_SECS      How long an instance holds an endpoint's deliveries before another
+                              may take over, s (default 60, at least 20); serve
+                              --webhook-lease-secs, serve.webhook_lease_secs
   DCI_RETENTION_DAYS          Days finished requests, callbacks and events are kept; `dci serve`
                               purges older ones hourly, `dci purge` once (default: kept);
                               serve --retention-days, serve.retention_days

@@ -98,6 +98,7 @@ pub(crate) struct ServeFlags {
     pub(crate) webhook_max_attempts: Option<u64>,
     pub(crate) webhook_max_age_secs: Option<u64>,
     pub(crate) webhook_retry_base_ms: Option<u64>,
+    pub(crate) webhook_lease_secs: Option<u64>,
     pub(crate) retention_days: Option<u64>,
     pub(crate) console_readonly_token_file: Option<PathBuf>,
     pub(crate) console_secure_cookies: Option<bool>,
@@ -143,6 +144,7 @@ struct ServeFile {
     webhook_max_attempts: Option<u64>,
     webhook_max_age_secs: Option<u64>,
     webhook_retry_base_ms: Option<u64>,
+    webhook_lease_secs: Option<u64>,
     allow_core_dumps: Option<bool>,
     metrics_open: Option<bool>,
     retention_days: Option<u64>,
@@ -221,6 +223,8 @@ pub(crate) struct Settings {
     pub(crate) webhook_max_attempts: Setting<u64>,
     pub(crate) webhook_max_age_secs: Setting<u64>,
     pub(crate) webhook_retry_base_ms: Setting<u64>,
+    /// How long a worker holds an endpoint's deliveries before another instance may take them.
+    pub(crate) webhook_lease_secs: Setting<u64>,
     /// Days finished requests, callbacks and events are kept (unset: until deleted).
     pub(crate) retention_days: Setting<u64>,
     /// `DCI_CONSOLE_READONLY_TOKEN` (environment only: a secret).
@@ -240,6 +244,7 @@ pub(crate) const DEFAULT_MAX_IN_FLIGHT: u64 = 256;
 pub(crate) const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u64 = 12;
 pub(crate) const DEFAULT_WEBHOOK_MAX_AGE_SECS: u64 = 3 * 24 * 3600;
 pub(crate) const DEFAULT_WEBHOOK_RETRY_BASE_MS: u64 = 1000;
+pub(crate) const DEFAULT_WEBHOOK_LEASE_SECS: u64 = 60;
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
@@ -616,6 +621,18 @@ fn resolve_with(
             1..=3_600_000,
             "webhook_retry_base_ms",
         )?,
+        webhook_lease_secs: in_range(
+            num(
+                serve.webhook_lease_secs,
+                "--webhook-lease-secs",
+                "DCI_WEBHOOK_LEASE_SECS",
+                file.serve.webhook_lease_secs,
+                "serve.webhook_lease_secs",
+            )?,
+            DEFAULT_WEBHOOK_LEASE_SECS,
+            20..=86_400,
+            "webhook_lease_secs",
+        )?,
         retention_days: optional_in_range(
             num(
                 serve.retention_days,
@@ -886,6 +903,7 @@ impl Settings {
             row("serve.webhook_max_attempts", &self.webhook_max_attempts),
             row("serve.webhook_max_age_secs", &self.webhook_max_age_secs),
             row("serve.webhook_retry_base_ms", &self.webhook_retry_base_ms),
+            row("serve.webhook_lease_secs", &self.webhook_lease_secs),
             row("serve.allow_core_dumps", &self.allow_core_dumps),
             row("serve.metrics_open", &self.metrics_open),
             row("serve.retention_days", &self.retention_days),

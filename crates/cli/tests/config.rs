@@ -307,6 +307,50 @@ fn allow_core_dumps_is_a_flag_a_variable_and_a_file_key() {
     );
 }
 
+#[test]
+fn the_webhook_lease_is_a_variable_and_a_file_key_with_a_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("dci.toml"), "[serve]\nwebhook_lease_secs = 300\n").unwrap();
+    let key = "serve.webhook_lease_secs";
+    let s = show(d, &[], &[]);
+    assert_eq!(
+        (&s[key]["origin"], &s[key]["value"]),
+        (&"default".into(), &"60".into())
+    );
+    let s = show(d, &["--config", "dci.toml"], &[]);
+    assert_eq!(
+        (&s[key]["origin"], &s[key]["value"]),
+        (&"file".into(), &"300".into())
+    );
+    let s = show(
+        d,
+        &["--config", "dci.toml"],
+        &[("DCI_WEBHOOK_LEASE_SECS", "25")],
+    );
+    assert_eq!(s[key]["from"], "env DCI_WEBHOOK_LEASE_SECS");
+    assert_eq!(s[key]["value"], "25");
+    // Shorter than one attempt's timeout would let a second instance deliver beside the first.
+    let r = dci(d, &["config", "show"], &[("DCI_WEBHOOK_LEASE_SECS", "5")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("webhook_lease_secs 5") && r.stderr.contains("20..=86400"),
+        "{}",
+        r.stderr
+    );
+    let help = dci(d, &["serve", "--help"], &[]);
+    assert!(
+        help.stdout.contains("--webhook-lease-secs"),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        dci(d, &["--help"], &[])
+            .stdout
+            .contains("DCI_WEBHOOK_LEASE_SECS")
+    );
+}
+
 /// `Max core file size` of a running process: (soft, hard).
 #[cfg(target_os = "linux")]
 fn core_limits(pid: u32) -> (String, String) {

@@ -455,6 +455,8 @@ async fn two_serve_processes_on_one_postgres_schema_deliver_each_event_without_l
         ("DCI_DATABASE_URL", db_url.as_str()),
         ("DCI_MASTER_KEY", key_b64.as_str()),
         ("DCI_WEBHOOK_RETRY_BASE_MS", "50"),
+        // A killed instance's endpoints are taken over once its leases run out.
+        ("DCI_WEBHOOK_LEASE_SECS", "20"),
     ];
     let a = start_serve_with(&home, "127.0.0.1:0", &env);
     let b = start_serve_with(&home, "127.0.0.1:0", &env);
@@ -465,6 +467,22 @@ async fn two_serve_processes_on_one_postgres_schema_deliver_each_event_without_l
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let at_kill = counts.lock().unwrap().len();
+    // The leases held now run for the configured 20 s, not the 60 s default.
+    let pg = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let (leased, longest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT count(*), max(lease_until_ms) - (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+         FROM webhook_endpoint WHERE lease_owner IS NOT NULL",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    pg.close().await;
+    assert!(leased > 0, "no endpoint was leased while delivering");
+    let longest = longest.unwrap_or_default();
+    assert!(
+        (1..=20_500).contains(&longest),
+        "a lease runs {longest} ms from now: DCI_WEBHOOK_LEASE_SECS=20 was not used"
+    );
     kill9(a);
     let until = Instant::now() + Duration::from_secs(120);
     loop {

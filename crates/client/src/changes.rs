@@ -102,6 +102,16 @@ impl Changes {
         }
     }
 
+    /// The next change if one is already there (never waits); [`Change::Resync`] if this
+    /// reader fell behind.
+    pub fn try_next(&mut self) -> Option<Change> {
+        match self.rx.try_recv() {
+            Ok(c) => Some(c),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => Some(Change::Resync),
+            Err(_) => None,
+        }
+    }
+
     /// Returns once `transaction_id` changed (or a resync asks everyone to look again).
     /// Pending for ever once the store is gone: the caller's own timeout ends the wait.
     pub async fn transaction(&mut self, transaction_id: &str) {

@@ -377,7 +377,7 @@ async fn a_signed_callback_needs_no_secret_when_the_source_requires_signatures()
         )
         .await;
     refused(status, &ack, StatusCode::OK, "err.signature.missing");
-    // At the root path the same: found from the transaction, refused the same way.
+    // At the root path it is refused before anything is looked up: it does not authenticate.
     let (status, ack) = rig
         .post(
             "/registry/on-search",
@@ -385,7 +385,12 @@ async fn a_signed_callback_needs_no_secret_when_the_source_requires_signatures()
             None,
         )
         .await;
-    refused(status, &ack, StatusCode::OK, "err.signature.missing");
+    refused(
+        status,
+        &ack,
+        StatusCode::UNAUTHORIZED,
+        "err.request.unauthorized",
+    );
     assert_eq!(rig.view(&txn).await["state"], "acknowledged");
     // Signed by the registry's key, on the plain route: accepted.
     let (status, ack) = rig
@@ -396,6 +401,18 @@ async fn a_signed_callback_needs_no_secret_when_the_source_requires_signatures()
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(rig.view(&txn).await["state"], "completed");
+    // Signed, at the root path: the signature authenticates it as the source.
+    let txn = rig.submit("crvs_signed").await;
+    let (status, ack) = rig
+        .post(
+            "/registry/on-search",
+            &sign(rig.on_search(&txn, "m-2", "SIGNED")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["message"]["ack_status"], "ACK", "{ack}");
     assert_eq!(rig.view(&txn).await["state"], "completed");
 }
 
@@ -609,4 +626,72 @@ async fn a_source_that_keeps_http_refusals_gets_http_statuses() {
     let (status, ack) = rig.post(&route, &wrong_sender, None).await;
     refused(status, &ack, StatusCode::OK, "err.sender_id.invalid");
     assert_eq!(rig.view(&txn).await["state"], "acknowledged");
+}
+
+#[tokio::test]
+async fn a_root_callback_is_authenticated_before_its_transaction_is_looked_up() {
+    let rig = Rig::new().await;
+    let url = rig.add_source(rig.source_body("crvs_main")).await;
+    let secret = url.split('/').nth(3).unwrap().to_owned();
+    let txn = rig.submit("crvs_main").await;
+    let wrong = "A".repeat(43);
+    let mut forged_signature = rig.on_search(&txn, "m-0", "FORGED");
+    forged_signature["signature"] =
+        json!("Signature keyId=\"x|y|ed25519\",algorithm=\"ed25519\",signature=\"AAAA\"");
+    // Whether the transaction exists or not, a caller that does not authenticate gets the same
+    // answer, word for word: nothing tells it which transaction ids are real.
+    let mut answers = Vec::new();
+    for id in [txn.as_str(), "no-such-transaction"] {
+        for (body, bearer) in [
+            (rig.on_search(id, "m-0", "FORGED"), None),
+            (rig.on_search(id, "m-0", "FORGED"), Some(wrong.as_str())),
+            (
+                {
+                    let mut b = forged_signature.clone();
+                    b["message"]["transaction_id"] = json!(id);
+                    b
+                },
+                None,
+            ),
+        ] {
+            let (status, ack) = rig.post("/registry/on-search", &body, bearer).await;
+            refused(
+                status,
+                &ack,
+                StatusCode::UNAUTHORIZED,
+                "err.request.unauthorized",
+            );
+            let message = ack["message"]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(!message.contains(id), "{message}");
+            answers.push(message);
+        }
+    }
+    answers.dedup();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(
+        answers[0].contains("Authorization: Bearer"),
+        "{}",
+        answers[0]
+    );
+    let view = rig.view(&txn).await;
+    assert_eq!(view["state"], "acknowledged", "{view}");
+    assert_eq!(
+        view["callbacks"].as_array().map_or(0, Vec::len),
+        0,
+        "{view}"
+    );
+    // The secret as a bearer token authenticates it; then its transaction is found.
+    let (status, ack) = rig
+        .post(
+            "/registry/on-search",
+            &rig.on_search(&txn, "m-1", "REAL"),
+            Some(&secret),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["message"]["ack_status"], "ACK", "{ack}");
+    assert_eq!(rig.view(&txn).await["state"], "completed");
 }

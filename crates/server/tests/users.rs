@@ -792,3 +792,113 @@ async fn the_audit_log_exports_by_time_range() {
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn webhook_changes_made_in_the_console_are_in_the_change_audit() {
+    let env = Env::new().await;
+    env.state
+        .users()
+        .add("test", "wendy", Role::Admin, &pw("wendy's long passphrase"))
+        .await
+        .unwrap();
+    let app = dci_server::router(env.state.clone());
+    let (cookie, csrf) = sign_in(&app, FROM, "wendy", "wendy's long passphrase").await;
+    let r = send(
+        &app,
+        FROM,
+        form(
+            "/webhooks",
+            Some(&cookie),
+            &[("csrf", &csrf), ("url", "http://127.0.0.1:9/hook")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = env.ops.list_webhooks().await.unwrap()[0].id.clone();
+    let r = send(
+        &app,
+        FROM,
+        form(
+            "/webhooks/redeliver",
+            Some(&cookie),
+            &[
+                ("csrf", &csrf),
+                ("since", "2026-01-01T00:00:00Z"),
+                ("endpoint_id", &id),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // The API's redelivery is recorded the same way.
+    let r = send(
+        &app,
+        FROM,
+        api(
+            Method::POST,
+            "/api/v1/webhooks/redeliver",
+            Some(TOKEN),
+            Some(json!({"since": "2026-01-01T00:00:00Z"})),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = send(
+        &app,
+        FROM,
+        form(
+            &format!("/webhooks/{id}/remove"),
+            Some(&cookie),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(env.ops.list_webhooks().await.unwrap().is_empty());
+
+    let r = send(
+        &app,
+        FROM,
+        api(Method::GET, "/api/v1/audit/changes", Some(TOKEN), None),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let changes = r.json()["changes"].as_array().unwrap().clone();
+    let summary: Vec<(&str, &str, &str, Vec<&str>)> = changes
+        .iter()
+        .filter(|c| c["target"] == "webhook")
+        .map(|c| {
+            (
+                c["actor"].as_str().unwrap(),
+                c["target_id"].as_str().unwrap(),
+                c["action"].as_str().unwrap(),
+                c["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("user:wendy", id.as_str(), "delete", vec![]),
+            ("admin-token", "*", "redeliver", vec!["since", "until"]),
+            (
+                "user:wendy",
+                id.as_str(),
+                "redeliver",
+                vec!["since", "until"]
+            ),
+            (
+                "user:wendy",
+                id.as_str(),
+                "create",
+                vec!["url", "kinds", "enabled", "secret"]
+            ),
+        ]
+    );
+    assert!(!r.body.contains("whsec_"), "no secret in the change audit");
+}

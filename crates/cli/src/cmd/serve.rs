@@ -59,6 +59,12 @@ pub(crate) struct ServeArgs {
     /// [default: 1000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000), help_heading = "Webhooks")]
     webhook_retry_base_ms: Option<u64>,
+    /// How long, in seconds, an instance holds an endpoint's deliveries without renewing its
+    /// lease (renewed after each delivery); after a crash, another instance takes over once
+    /// it runs out. At least 20: longer than one attempt's 15 s timeout [env:
+    /// DCI_WEBHOOK_LEASE_SECS] [default: 60].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(20..=86_400), help_heading = "Webhooks")]
+    webhook_lease_secs: Option<u64>,
     /// Days finished requests, callbacks and events (personal data) are kept; older ones are
     /// purged at start and every hour [env: DCI_RETENTION_DAYS] [default: kept until deleted].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=36_500), help_heading = "Retention")]
@@ -94,6 +100,7 @@ impl ServeArgs {
             webhook_max_attempts: self.webhook_max_attempts,
             webhook_max_age_secs: self.webhook_max_age_secs,
             webhook_retry_base_ms: self.webhook_retry_base_ms,
+            webhook_lease_secs: self.webhook_lease_secs,
             retention_days: self.retention_days,
             console_readonly_token_file: self.console_readonly_token_file.clone(),
             console_secure_cookies: self.console_secure_cookies,
@@ -166,6 +173,10 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
                 &settings.webhook_retry_base_ms,
                 crate::config::DEFAULT_WEBHOOK_RETRY_BASE_MS,
             )),
+            lease: secs(
+                &settings.webhook_lease_secs,
+                crate::config::DEFAULT_WEBHOOK_LEASE_SECS,
+            ),
             ..dci_client::webhooks::WebhookSettings::default()
         },
         console: Some(settings.console_config()?),

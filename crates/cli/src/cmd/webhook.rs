@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use clap::Subcommand;
 use dci_client::webhooks::{
     CreateEndpointError, DeliveryFilter, DeliveryState, EndpointInput, Redelivery,
-    RedeliverySelection, create_endpoint,
+    RedeliverySelection, add_endpoint, redeliver, remove_endpoint,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -17,9 +17,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::exit;
-use crate::context::record_change;
+use crate::context::CLI_ACTOR;
 use crate::context::{CmdError, block_on, say};
-use dci_client::users::ChangeTarget;
 
 /// Examples shown under `--help`.
 pub(crate) const EXAMPLES: &str = "\
@@ -198,7 +197,7 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
                 secret: given,
             };
             let (endpoint, secret) =
-                create_endpoint(ops.as_ref(), &input)
+                add_endpoint(&ops, CLI_ACTOR, &input)
                     .await
                     .map_err(|e| match e {
                         CreateEndpointError::Invalid(f) => {
@@ -214,17 +213,6 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
                         }
                         CreateEndpointError::Store(s) => s.into(),
                     })?;
-            let fields = ["url", "kinds", "enabled", "secret"]
-                .map(str::to_owned)
-                .to_vec();
-            record_change(
-                ops.clone(),
-                ChangeTarget::Webhook,
-                &endpoint.id,
-                "create",
-                fields,
-            )
-            .await;
             // A generated secret is shown once; a given one (or a sink's broker URL) never.
             let shown = secret.filter(|_| input.secret.is_none());
             if json {
@@ -285,15 +273,7 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
                 return Err(unknown(&id));
             }
             crate::context::confirm(&format!("remove webhook {id}"), yes)?;
-            ops.delete_webhook(&id).await?;
-            record_change(
-                ops.clone(),
-                ChangeTarget::Webhook,
-                &id,
-                "delete",
-                Vec::new(),
-            )
-            .await;
+            remove_endpoint(&ops, CLI_ACTOR, &id).await?;
             if json {
                 say!("{}", json!({ "removed": id }));
             } else {
@@ -387,15 +367,11 @@ async fn execute(cmd: WebhookCommand, json: bool) -> Result<(), CmdError> {
             {
                 return Err(unknown(e));
             }
-            let queued = ops
-                .redeliver(
-                    &Redelivery {
-                        events,
-                        endpoint_id: endpoint,
-                    },
-                    OffsetDateTime::now_utc(),
-                )
-                .await?;
+            let selection = Redelivery {
+                events,
+                endpoint_id: endpoint,
+            };
+            let queued = redeliver(&ops, CLI_ACTOR, &selection, OffsetDateTime::now_utc()).await?;
             if json {
                 say!("{}", json!({ "queued": queued }));
             } else {

@@ -53,6 +53,8 @@ pub struct IngestContext {
     pub keys: RegistryKeys,
     /// Larger bodies are refused.
     pub max_body_bytes: usize,
+    /// The active sources the root routes authenticate against (shared by clones).
+    pub(crate) root: Arc<super::root_callbacks::RootSources>,
 }
 
 impl std::fmt::Debug for IngestContext {
@@ -71,6 +73,7 @@ impl IngestContext {
             ops,
             keys: RegistryKeys::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            root: Arc::default(),
         }
     }
 
@@ -120,7 +123,7 @@ impl CallbackCredentials {
     }
 
     /// Whether either presented value is the source's callback secret.
-    fn matches(&self, source: &crate::DataSource) -> bool {
+    pub(crate) fn matches(&self, source: &crate::DataSource) -> bool {
         [&self.url_secret, &self.bearer]
             .into_iter()
             .flatten()

@@ -15,12 +15,16 @@
 //!   [`WebhookSettings::max_attempts`] or [`WebhookSettings::max_age`], records every attempt.
 //! - [`create_endpoint`]: validation of a new endpoint and its fresh secret, shared by the CLI
 //!   and the gateway.
+//! - [`add_endpoint`], [`remove_endpoint`], [`redeliver`]: those changes made on someone's
+//!   behalf, recorded in the change audit (every front end goes through them).
 
+mod admin;
 mod amqp;
 mod model;
 pub mod signature;
 mod worker;
 
+pub use admin::{add_endpoint, redeliver, remove_endpoint};
 pub use model::{
     AttemptOutcome, AttemptRecord, CreateEndpointError, DeliveryFilter, DeliveryRecord,
     DeliveryState, EndpointInput, Redelivery, RedeliverySelection, Sink, WebhookEndpoint,

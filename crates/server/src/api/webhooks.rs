@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use dci_client::webhooks::{
-    DeliveryFilter, DeliveryState, EndpointInput, Redelivery, RedeliverySelection, create_endpoint,
+    DeliveryFilter, DeliveryState, EndpointInput, Redelivery, RedeliverySelection, add_endpoint,
+    redeliver as redeliver_events, remove_endpoint,
 };
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -73,25 +74,12 @@ pub(crate) async fn create(
     State(st): State<AppState>,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let (endpoint, secret) = create_endpoint(st.ops.as_ref(), &body.input())
+    let (endpoint, secret) = add_endpoint(&st.ops, &who.actor, &body.input())
         .await
         .map_err(|e| match e {
             dci_client::webhooks::CreateEndpointError::Invalid(f) => invalid(f),
             dci_client::webhooks::CreateEndpointError::Store(s) => s.into(),
         })?;
-    st.record_change(
-        &who,
-        ChangeTarget::Webhook,
-        &endpoint.id,
-        "create",
-        vec![
-            "url".into(),
-            "kinds".into(),
-            "enabled".into(),
-            "secret".into(),
-        ],
-    )
-    .await;
     let mut out = serde_json::to_value(&endpoint).map_err(ApiError::internal)?;
     if let Some(secret) = secret {
         out["secret"] = secret.expose().expose_secret().into();
@@ -168,11 +156,9 @@ pub(crate) async fn delete(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
-    if !st.ops.delete_webhook(&id).await? {
+    if !remove_endpoint(&st.ops, &who.actor, &id).await? {
         return Err(unknown(&id));
     }
-    st.record_change(&who, ChangeTarget::Webhook, &id, "delete", Vec::new())
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -243,7 +229,7 @@ pub(crate) struct RedeliverBody {
 }
 
 pub(crate) async fn redeliver(
-    _: ApiAdmin,
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<RedeliverBody>,
 ) -> ApiResult<impl IntoResponse> {
@@ -270,15 +256,11 @@ pub(crate) async fn redeliver(
     if let Some(e) = &body.endpoint_id {
         st.ops.get_webhook(e).await?.ok_or_else(|| unknown(e))?;
     }
-    let queued = st
-        .ops
-        .redeliver(
-            &Redelivery {
-                events,
-                endpoint_id: body.endpoint_id,
-            },
-            OffsetDateTime::now_utc(),
-        )
-        .await?;
+    let selection = Redelivery {
+        events,
+        endpoint_id: body.endpoint_id,
+    };
+    let queued =
+        redeliver_events(&st.ops, &who.actor, &selection, OffsetDateTime::now_utc()).await?;
     Ok(ApiJson(json!({ "queued": queued })))
 }

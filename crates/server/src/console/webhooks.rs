@@ -9,7 +9,7 @@ use axum::response::Response;
 use dci_client::events::EventKind;
 use dci_client::webhooks::{
     CreateEndpointError, DeliveryFilter, DeliveryState, EndpointInput, Redelivery,
-    RedeliverySelection, Sink, create_endpoint,
+    RedeliverySelection, Sink, add_endpoint, redeliver, remove_endpoint,
 };
 use maud::html;
 use secrecy::ExposeSecret;
@@ -199,7 +199,7 @@ pub(crate) async fn webhook_add(
         description: Some(typed.description.clone()),
         ..EndpointInput::default()
     };
-    match create_endpoint(st.ops.as_ref(), &input).await {
+    match add_endpoint(&st.ops, &ctx.who.actor, &input).await {
         Ok((endpoint, secret)) => {
             let secret = secret
                 .map(|s| s.expose().expose_secret().to_owned())
@@ -299,7 +299,7 @@ pub(crate) async fn webhook_remove(
     if form.confirm != "yes" {
         return remove_confirmation(&st, &ctx, &id).await;
     }
-    match st.ops.delete_webhook(&id).await {
+    match remove_endpoint(&st.ops, &ctx.who.actor, &id).await {
         Ok(true) => see_other("/webhooks?notice=removed"),
         Ok(false) => remove_confirmation(&st, &ctx, &id).await,
         Err(e) => failed(&ctx, &e.to_string()),
@@ -381,16 +381,17 @@ pub(crate) async fn webhook_redeliver(
         }
     }
     let endpoint_id = Some(form.endpoint_id.trim().to_owned()).filter(|e| !e.is_empty());
-    match st
-        .ops
-        .redeliver(
-            &Redelivery {
-                events,
-                endpoint_id,
-            },
-            OffsetDateTime::now_utc(),
-        )
-        .await
+    let selection = Redelivery {
+        events,
+        endpoint_id,
+    };
+    match redeliver(
+        &st.ops,
+        &ctx.who.actor,
+        &selection,
+        OffsetDateTime::now_utc(),
+    )
+    .await
     {
         Ok(n) => see_other(&format!("/webhooks?notice=queued-{n}")),
         Err(e) => failed(&ctx, &e.to_string()),
