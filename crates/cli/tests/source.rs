@@ -981,7 +981,7 @@ fn an_import_is_in_the_change_audit_by_code() {
     let rows: Vec<&str> = audit.lines().skip(1).collect();
     let tails: Vec<String> = rows
         .iter()
-        .map(|r| r.splitn(2, ',').nth(1).unwrap().to_owned())
+        .map(|r| r.split_once(',').unwrap().1.to_owned())
         .collect();
     assert_eq!(
         tails,
