@@ -408,3 +408,162 @@ async fn async_batches_collect_their_callbacks_through_dci_serve() {
     assert!(sb.callbacks().iter().any(|c| c.status == Some(200)));
     drop(serve);
 }
+
+/// Waits until the newest job is running with at least `rows` rows checkpointed and returns it.
+async fn job_at(
+    opened: &dci_store::Opened,
+    child: &mut std::process::Child,
+    rows: u64,
+) -> dci_client::bulk::BulkJob {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(j) = opened.ops.list_bulk_jobs(10).await.unwrap().first()
+            && j.state == JobState::Running
+            && j.checkpoint.rows_done >= rows
+        {
+            return j.clone();
+        }
+        assert!(Instant::now() < until, "the run never got to {rows} rows");
+        assert!(child.try_wait().unwrap().is_none(), "dci ended early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn term(child: &mut std::process::Child) -> std::process::Output {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut out = std::process::Output {
+        status: child.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    std::io::Read::read_to_end(child.stderr.as_mut().unwrap(), &mut out.stderr).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_leaves_the_job_interrupted_and_resumable_stdin_jobs_say_they_are_not() {
+    const N: usize = 400;
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(N + 100))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let opened = store_with_source(&sb, &home, |i| {
+        i.limits.max_concurrency = Some("1".into());
+        i.limits.rate_per_sec = Some("20".into());
+        i.limits.burst = Some("1".into());
+        i.limits.max_batch_size = Some(BATCH.to_string());
+    })
+    .await;
+    let lines: String = sb
+        .identifiers(RegistryType::Crvs, 0, N)
+        .into_iter()
+        .map(|e| format!("{}:{}\n", e.id_type, e.id_value))
+        .collect();
+    let input = dir.path().join("people.txt");
+    std::fs::write(&input, &lines).unwrap();
+    let output = dir.path().join("answers.jsonl");
+
+    let mut child = dci(&home)
+        .args([
+            "bulk",
+            "search",
+            "crvs_main",
+            "--progress",
+            "none",
+            "--input",
+        ])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let job = job_at(&opened, &mut child, (N / 4) as u64).await;
+    let out = term(&mut child);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("dci bulk resume {}", job.id)),
+        "{stderr}"
+    );
+    let stored = opened.ops.get_bulk_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Interrupted);
+    assert_eq!(stored.reason.as_deref(), Some("interrupted by SIGTERM"));
+    assert!(
+        stored.checkpoint.rows_done < N as u64,
+        "stopped before the end"
+    );
+    let show = dci(&home).args(["bulk", "show", &job.id]).output().unwrap();
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.contains("state:        interrupted"), "{shown}");
+    assert!(shown.contains("resumable:    yes"), "{shown}");
+
+    let resume = dci(&home)
+        .args(["--json", "bulk", "resume", &job.id, "--progress", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        resume.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resume.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&resume.stdout).unwrap();
+    assert_eq!(summary["summary"]["state"], "completed", "{summary}");
+    let done = opened.ops.get_bulk_job(&job.id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.reason), (JobState::Completed, None));
+    let answered: Vec<u64> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        (1..=N as u64).collect::<Vec<_>>(),
+        "every row once"
+    );
+
+    // A job reading standard input: interrupted, it says up front it cannot be resumed.
+    let mut child = dci(&home)
+        .args(["bulk", "search", "crvs_main", "--progress", "none"])
+        .args(["--input", "-", "--output"])
+        .arg(dir.path().join("stdin-answers.jsonl"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), lines.as_bytes()).unwrap();
+    let job = job_at(&opened, &mut child, BATCH as u64).await;
+    let out = term(&mut child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--input FILE"), "{stderr}");
+    let show = dci(&home).args(["bulk", "show", &job.id]).output().unwrap();
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        shown.contains("resumable:    no: its input is standard input"),
+        "{shown}"
+    );
+    let resume = dci(&home)
+        .args(["bulk", "resume", &job.id])
+        .output()
+        .unwrap();
+    assert_eq!(resume.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&resume.stderr);
+    assert!(
+        err.contains("standard input") && err.contains("--input FILE --output FILE"),
+        "{err}"
+    );
+}

@@ -337,6 +337,11 @@ async fn purge_until_shutdown(state: AppState, keep: std::time::Duration) {
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
+    let _ = stop_signal().await;
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM with the signal's name (`"SIGINT"`, `"SIGTERM"`).
+pub async fn stop_signal() -> &'static str {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -352,8 +357,8 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        () = ctrl_c => "SIGINT",
+        () = term => "SIGTERM",
     }
 }
 

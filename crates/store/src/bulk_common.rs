@@ -123,7 +123,7 @@ macro_rules! impl_bulk_store {
                 ) -> Result<bool, StoreError> {
                     let done = sqlx::query(
                         "UPDATE bulk_job SET state = $2, reason = $3, updated_at = $4 \
-                         WHERE id = $1 AND state = 'running'",
+                         WHERE id = $1 AND state IN ('running', 'interrupted')",
                     )
                     .bind(id)
                     .bind(state.as_str())

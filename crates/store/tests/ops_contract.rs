@@ -1513,6 +1513,29 @@ async fn bulk_jobs_keep_their_checkpoint_and_final_state(b: Arc<Backend>) {
     assert_eq!(got.checkpoint, cp);
     assert_eq!(got.updated_at, at);
 
+    // Interrupted by a signal, then resumed: back to running, the checkpoint kept.
+    assert!(
+        o.ops
+            .set_bulk_job_state(
+                "j2",
+                JobState::Interrupted,
+                Some("interrupted by SIGINT"),
+                now()
+            )
+            .await
+            .unwrap()
+    );
+    let got = o.ops.get_bulk_job("j2").await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Interrupted);
+    assert!(!got.state.is_final(), "an interrupted job is resumable");
+    assert_eq!(got.checkpoint, cp);
+    assert!(
+        o.ops
+            .set_bulk_job_state("j2", JobState::Running, None, now())
+            .await
+            .unwrap()
+    );
+
     assert!(
         o.ops
             .set_bulk_job_state("j2", JobState::Cancelled, Some("by the user"), now())

@@ -142,6 +142,12 @@ async fn execute(cmd: BulkCommand, json: bool) -> Result<u8, CmdError> {
                 .get_bulk_job(&a.job)
                 .await?
                 .ok_or_else(|| no_job(&a.job))?;
+            if let (false, Some(why)) = (job.state.is_final(), job.spec.not_resumable()) {
+                return Err(CmdError::usage(format!(
+                    "bulk job {}: {why}; start a new job with --input FILE --output FILE",
+                    job.id
+                )));
+            }
             drive(&job, None, &a.run, json).await
         }
         BulkCommand::List(a) => {
@@ -217,6 +223,17 @@ fn line_of(j: &BulkJob) -> String {
     )
 }
 
+/// Whether `dci bulk resume` can continue `j`, and if not why (naming the flags that fix it).
+fn resumable(j: &BulkJob) -> String {
+    if j.state.is_final() {
+        return format!("no ({})", j.state);
+    }
+    match j.spec.not_resumable() {
+        None => "yes".to_owned(),
+        Some(why) => format!("no: {why} (start a new job with --input FILE --output FILE)"),
+    }
+}
+
 fn show(j: &BulkJob) {
     let cp = &j.checkpoint;
     say!("job:          {}", j.id);
@@ -235,6 +252,7 @@ fn show(j: &BulkJob) {
         j.spec.output.as_deref().unwrap_or("-"),
         j.spec.output_format
     );
+    say!("resumable:    {}", resumable(j));
     say!("batch size:   {}", j.spec.batch_size);
     say!(
         "rows:         {} of {}",
@@ -353,17 +371,33 @@ async fn drive(
     }
     let run = bulk::run_job(&ops, &job.id, &limiter, &opts, streams, |p| shown.update(p));
     let result = tokio::select! {
-        r = run => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
+        r = run => Ok(r),
+        signal = dci_server::stop_signal() => Err(signal),
     };
     shown.finish();
-    let Some(result) = result else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "interrupted: the answers up to the last checkpoint are kept; continue with `dci bulk resume {}`",
-            job.id
-        );
-        return Ok(exit::FAILED);
+    let result = match result {
+        Ok(r) => r,
+        Err(signal) => {
+            // The run is dropped: its in-flight batches stop; the checkpoint saved after the
+            // last written batch is where a resume continues.
+            ops.store()
+                .set_bulk_job_state(
+                    &job.id,
+                    JobState::Interrupted,
+                    Some(&format!("interrupted by {signal}")),
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?;
+            let next = match job.spec.not_resumable() {
+                None => format!("continue with `dci bulk resume {}`", job.id),
+                Some(_) => "it cannot be resumed (standard input or output): start it again with --input FILE and --output FILE".to_owned(),
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "interrupted by {signal}: the answers up to the last checkpoint are kept; {next}"
+            );
+            return Ok(exit::FAILED);
+        }
     };
     let summary = result.map_err(bulk_error)?;
     print_summary(&summary, json, to_stdout);
@@ -402,7 +436,7 @@ fn print_summary(s: &Summary, json: bool, to_stdout: bool) {
             s.retries,
             s.limits.breaker_opened
         );
-        if s.state == JobState::Running {
+        if !s.state.is_final() {
             t.push_str(&format!("; continue with `dci bulk resume {}`", s.job_id));
         }
         t

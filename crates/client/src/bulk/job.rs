@@ -15,8 +15,11 @@ use super::io::{InputFormat, OutputFormat};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
-    /// Being run, or stopped without finishing (crash, Ctrl-C): `dci bulk resume` continues it.
+    /// Being run, or stopped without a word (crash, `kill -9`): `dci bulk resume` continues it.
     Running,
+    /// Stopped by a signal (Ctrl-C, SIGTERM) after its last checkpoint was saved; the reason
+    /// says which. Resumable like `running`.
+    Interrupted,
     /// Every row answered (some answers may be `error`).
     Completed,
     /// Cancelled: not resumed.
@@ -30,6 +33,7 @@ impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Running => "running",
+            JobState::Interrupted => "interrupted",
             JobState::Completed => "completed",
             JobState::Cancelled => "cancelled",
             JobState::Failed => "failed",
@@ -40,6 +44,7 @@ impl JobState {
     pub fn parse(s: &str) -> Option<JobState> {
         Some(match s {
             "running" => JobState::Running,
+            "interrupted" => JobState::Interrupted,
             "completed" => JobState::Completed,
             "cancelled" => JobState::Cancelled,
             "failed" => JobState::Failed,
@@ -49,7 +54,7 @@ impl JobState {
 
     /// Whether the job is over (not resumable).
     pub fn is_final(self) -> bool {
-        !matches!(self, JobState::Running)
+        !matches!(self, JobState::Running | JobState::Interrupted)
     }
 }
 
@@ -81,6 +86,27 @@ pub struct JobSpec {
     /// or a receiver in the same process), at most this many seconds per batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub async_wait_secs: Option<u64>,
+}
+
+impl JobSpec {
+    /// Why a job with this spec can never be resumed (its input was standard input or its
+    /// output standard output, neither of which can be read again), or `None` if it can be.
+    /// Names the spec's fields, so every front end can say it before a run and in a resume
+    /// error.
+    pub fn not_resumable(&self) -> Option<&'static str> {
+        match (self.input.is_none(), self.output.is_none()) {
+            (false, false) => None,
+            (true, false) => Some(
+                "its input is standard input, which cannot be read again: to be resumable, a job's input must be a file",
+            ),
+            (false, true) => Some(
+                "its output is standard output, which cannot be cut back to a checkpoint: to be resumable, a job's output must be a file",
+            ),
+            (true, true) => Some(
+                "its input is standard input and its output standard output, neither of which can be read again: to be resumable, a job's input and output must be files",
+            ),
+        }
+    }
 }
 
 /// How far a job got: every row before `rows_done` has its output row written before

@@ -217,10 +217,10 @@ pub async fn resumable_job(ops: &Operations, id: &str) -> Result<BulkJob, BulkEr
             message: format!("it is {}: nothing to resume", job.state),
         });
     }
-    if job.spec.input.is_none() || job.spec.output.is_none() {
+    if let Some(why) = job.spec.not_resumable() {
         return Err(BulkError::NotResumable {
             id: id.to_owned(),
-            message: "it read standard input or wrote standard output, which cannot be read again: start a new job with --input and --output files".into(),
+            message: format!("{why}; start a new job"),
         });
     }
     Ok(job)
@@ -443,6 +443,14 @@ pub async fn run_job(
             .ok_or_else(|| BulkError::NotFound(id.to_owned()))?,
         None => resumable_job(ops, id).await?,
     };
+    if job.state == JobState::Interrupted {
+        // Resumed after a signal: running again (a checkpoint is saved only while running).
+        store
+            .set_bulk_job_state(id, JobState::Running, None, OffsetDateTime::now_utc())
+            .await?;
+        job.state = JobState::Running;
+        job.reason = None;
+    }
     let (mut reader, mut writer) = match streams {
         Some(s) => s,
         None => open_files(&job)?,

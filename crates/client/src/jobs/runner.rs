@@ -397,7 +397,7 @@ impl JobRunner {
             let run_state = match state {
                 JobState::Completed => RunState::Completed,
                 JobState::Cancelled => RunState::Cancelled,
-                JobState::Failed | JobState::Running => RunState::Failed,
+                JobState::Failed | JobState::Running | JobState::Interrupted => RunState::Failed,
             };
             if let Err(e) = store
                 .finish_schedule_run_of_job(&id, run_state, reason.as_deref(), now)
@@ -481,7 +481,7 @@ impl JobRunner {
         let store = self.inner.engine.ops_store().clone();
         let mut n = 0;
         for job in store.list_bulk_jobs(10_000).await? {
-            if job.state == JobState::Running && self.owns(&job) && !self.is_running(&job.id) {
+            if !job.state.is_final() && self.owns(&job) && !self.is_running(&job.id) {
                 tracing::info!(job = %job.id, rows_done = job.checkpoint.rows_done, "resuming an interrupted bulk job");
                 self.start(&job);
                 n += 1;
