@@ -529,6 +529,65 @@ async fn after_downtime_schedules_catch_up_by_their_policy_and_a_url_input_is_fe
 }
 
 #[tokio::test]
+async fn schedules_added_and_removed_through_the_api_are_in_the_change_audit() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(10))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = sqlite(&dir.path().join("db.sqlite3")).await;
+    add_source(&stores.0, source_input(&sb, |_| {})).await;
+    let file = dir.path().join("ids.csv");
+    std::fs::write(&file, csv_of(&ids(&sb, 0, 2))).unwrap();
+    let server = serve(&stores, &dir.path().join("jobs")).await;
+    let api = Api::new(&server);
+    let (status, v) = api
+        .post(
+            "/schedules",
+            json!({ "name": "nightly", "source_code": "crvs_main", "cron": "0 2 * * *",
+                    "input": file.display().to_string() }),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["schedule"]["id"].as_str().unwrap().to_owned();
+    let gone = api
+        .http
+        .delete(format!("{}/schedules/{id}", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 204);
+    let (_, v) = api.get("/audit/changes?target=schedule").await;
+    let changes = v["changes"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c["target_id"].as_str().unwrap(),
+                c["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{v}");
+    assert!(
+        seen.contains(&(id.as_str(), "create")) && seen.contains(&(id.as_str(), "delete")),
+        "{v}"
+    );
+    let created = changes.iter().find(|c| c["action"] == "create").unwrap();
+    let fields: Vec<&str> = created["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"cron") && fields.contains(&"source_code"),
+        "{v}"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn two_servers_on_one_postgres_schema_run_each_occurrence_once() {
     let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
         .ok()

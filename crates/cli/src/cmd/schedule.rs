@@ -139,17 +139,19 @@ async fn execute(cmd: ScheduleCommand, json: bool) -> Result<u8, CmdError> {
                 catch_up: a.catch_up,
                 enabled: Some(!a.disabled),
             };
-            let s = add_schedule(&engine, input).await.map_err(|e| match e {
-                dci_client::jobs::AddScheduleError::Invalid(errs) => CmdError::usage(
-                    errs.errors()
-                        .iter()
-                        .map(|f| format!("{}: {}", flag_of(f.field), f.message))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ),
-                dci_client::jobs::AddScheduleError::Store(s) => s.into(),
-                other => CmdError::failed(other.to_string()),
-            })?;
+            let s = add_schedule(&engine, crate::context::CLI_ACTOR, input)
+                .await
+                .map_err(|e| match e {
+                    dci_client::jobs::AddScheduleError::Invalid(errs) => CmdError::usage(
+                        errs.errors()
+                            .iter()
+                            .map(|f| format!("{}: {}", flag_of(f.field), f.message))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ),
+                    dci_client::jobs::AddScheduleError::Store(s) => s.into(),
+                    other => CmdError::failed(other.to_string()),
+                })?;
             if json {
                 say!("{}", json!({ "schedule": s }));
             } else {
@@ -198,7 +200,8 @@ async fn execute(cmd: ScheduleCommand, json: bool) -> Result<u8, CmdError> {
             }
         }
         ScheduleCommand::Remove(a) => {
-            if !store.delete_schedule(&a.id).await? {
+            if !dci_client::jobs::remove_schedule(&engine, crate::context::CLI_ACTOR, &a.id).await?
+            {
                 return Err(no_schedule(&a.id));
             }
             if json {

@@ -16,4 +16,6 @@ pub use runner::{DEFAULT_MAX_UPLOAD, JobRequest, JobRunner, JobsError, Results};
 pub use schedule::{
     CatchUp, Due, ON_TIME, RunState, Schedule, ScheduleInput, ScheduleRun, ScheduleStore, due,
 };
-pub use scheduler::{AddScheduleError, Scheduler, Tick, add_schedule, instance_name};
+pub use scheduler::{
+    AddScheduleError, Scheduler, Tick, add_schedule, instance_name, remove_schedule,
+};

@@ -188,10 +188,12 @@ fn name_of(format: impl serde::Serialize) -> String {
         .unwrap_or_default()
 }
 
-/// Checks `input` and stores the schedule: the data source must exist and a local input file
-/// must be readable now (a URL is fetched only at run time). Occurrences count from now.
+/// Checks `input` and stores the schedule for `actor` (recorded in the change audit): the data
+/// source must exist and a local input file must be readable now (a URL is fetched only at run
+/// time). Occurrences count from now.
 pub async fn add_schedule(
     engine: &crate::Engine,
+    actor: &str,
     input: super::schedule::ScheduleInput,
 ) -> Result<Schedule, AddScheduleError> {
     let s = input.validate(OffsetDateTime::now_utc())?;
@@ -221,7 +223,41 @@ pub async fn add_schedule(
         .into());
     }
     engine.ops_store().create_schedule(&s).await?;
+    let fields = crate::users::changes::json_fields(
+        &serde_json::Value::Null,
+        &serde_json::to_value(&s).unwrap_or_default(),
+    );
+    record_schedule_change(engine, actor, &s.id, "create", fields).await;
     Ok(s)
+}
+
+/// Deletes the schedule `id` (its runs' history goes with it) for `actor`, recorded in the
+/// change audit; `false` when there is no such schedule.
+pub async fn remove_schedule(
+    engine: &crate::Engine,
+    actor: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    if !engine.ops_store().delete_schedule(id).await? {
+        return Ok(false);
+    }
+    record_schedule_change(engine, actor, id, "delete", Vec::new()).await;
+    Ok(true)
+}
+
+/// Writes the change audit entry; a failure is logged, not returned (the change is stored).
+async fn record_schedule_change(
+    engine: &crate::Engine,
+    actor: &str,
+    id: &str,
+    action: &str,
+    fields: Vec<String>,
+) {
+    use crate::users::{ChangeRecord, ChangeTarget, Users};
+    let change = ChangeRecord::now(actor, ChangeTarget::Schedule, id, action, fields);
+    if let Err(e) = Users::new(engine.ops_store().clone()).record(change).await {
+        tracing::error!(error = %e, action, "could not write the change audit");
+    }
 }
 
 /// Why [`add_schedule`] refused.

@@ -182,6 +182,8 @@ pub enum ChangeTarget {
     User,
     /// A personal API token (id: the token's id).
     ApiToken,
+    /// A schedule (id: its id).
+    Schedule,
 }
 
 impl ChangeTarget {
@@ -193,6 +195,7 @@ impl ChangeTarget {
             ChangeTarget::SigningKey => "signing_key",
             ChangeTarget::User => "user",
             ChangeTarget::ApiToken => "api_token",
+            ChangeTarget::Schedule => "schedule",
         }
     }
 
@@ -204,6 +207,7 @@ impl ChangeTarget {
             "signing_key" => ChangeTarget::SigningKey,
             "user" => ChangeTarget::User,
             "api_token" => ChangeTarget::ApiToken,
+            "schedule" => ChangeTarget::Schedule,
             _ => return None,
         })
     }

@@ -23,7 +23,7 @@ use crate::state::AppState;
 pub(crate) struct ChangesQuery {
     since: Option<String>,
     until: Option<String>,
-    /// `data_source`, `webhook`, `signing_key`, `user` or `api_token`.
+    /// `data_source`, `webhook`, `signing_key`, `user`, `api_token` or `schedule`.
     target: Option<String>,
     limit: Option<u32>,
 }
@@ -50,7 +50,7 @@ fn target(t: Option<&str>) -> ApiResult<Option<ChangeTarget>> {
             ApiError::field(
                 "target",
                 format!(
-                    "{t:?} is unknown: use data_source, webhook, signing_key, user or api_token"
+                    "{t:?} is unknown: use data_source, webhook, signing_key, user, api_token or schedule"
                 ),
             )
         })

@@ -215,11 +215,11 @@ pub(crate) async fn schedules(
 }
 
 pub(crate) async fn create_schedule(
-    _: ApiAdmin,
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     ApiJson(body): ApiJson<ScheduleInput>,
 ) -> ApiResult<impl IntoResponse> {
-    let s = add_schedule(&st.engine, body).await?;
+    let s = add_schedule(&st.engine, &who.actor, body).await?;
     Ok((StatusCode::CREATED, ApiJson(json!({ "schedule": s }))))
 }
 
@@ -238,11 +238,11 @@ pub(crate) async fn schedule(
 }
 
 pub(crate) async fn delete_schedule(
-    _: ApiAdmin,
+    ApiAdmin(who): ApiAdmin,
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
-    if !st.ops.delete_schedule(&id).await? {
+    if !dci_client::jobs::remove_schedule(&st.engine, &who.actor, &id).await? {
         return Err(no_schedule(&id));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -38,7 +38,7 @@ fn change() -> Value {
     json!({ "type": "object", "properties": {
         "at": { "type": "string", "format": "date-time" },
         "actor": { "type": "string", "description": "user:NAME, admin-token, readonly-token or cli" },
-        "target": { "type": "string", "enum": ["data_source", "webhook", "signing_key", "user", "api_token"] },
+        "target": { "type": "string", "enum": ["data_source", "webhook", "signing_key", "user", "api_token", "schedule"] },
         "target_id": { "type": "string" },
         "action": { "type": "string", "description": "create, update, delete, activate, revoke, …" },
         "fields": { "type": "array", "items": { "type": "string" }, "description": "The fields changed, by name (never a value)" }
@@ -55,7 +55,7 @@ pub(crate) fn paths() -> Vec<(&'static str, Value)> {
                 "operationId": "auditChanges",
                 "summary": "The change audit: who changed which data source, webhook, key, user or token, when, and which fields (names only), newest first (viewer)",
                 "parameters": [since, until,
-                    q("target", json!({ "type": "string", "enum": ["data_source", "webhook", "signing_key", "user", "api_token"] }), "Only changes of this kind of thing"),
+                    q("target", json!({ "type": "string", "enum": ["data_source", "webhook", "signing_key", "user", "api_token", "schedule"] }), "Only changes of this kind of thing"),
                     q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }), "At most this many")],
                 "responses": responses("200", ok("Changes", json!({ "type": "object", "properties": { "changes": { "type": "array", "items": change() } } })), &["422"])
             } }),

@@ -19,13 +19,14 @@ pub(crate) struct ChangesQuery {
     target: String,
 }
 
-const TARGETS: [(&str, &str); 6] = [
+const TARGETS: [(&str, &str); 7] = [
     ("", "Everything"),
     ("data_source", "Data sources"),
     ("webhook", "Webhooks"),
     ("signing_key", "Signing keys"),
     ("user", "Users"),
     ("api_token", "API tokens"),
+    ("schedule", "Schedules"),
 ];
 
 /// `GET /changes`: the newest 200 configuration changes.
