@@ -145,9 +145,7 @@ impl AppState {
         fields: Vec<String>,
     ) {
         let change = dci_client::users::ChangeRecord::now(&who.actor, target, id, action, fields);
-        if let Err(e) = self.users().record(change).await {
-            tracing::error!(error = %e, target = target.as_str(), action, "could not write the change audit");
-        }
+        self.users().record_or_log(change).await;
     }
 
     /// The operations of data source `code`, from the engine. Disabled sources are refused

@@ -148,8 +148,8 @@ impl Engine {
         fields: Vec<String>,
     ) {
         let change = ChangeRecord::now(actor, ChangeTarget::DataSource, code, action, fields);
-        if let Err(e) = Users::new(self.ops_store().clone()).record(change).await {
-            tracing::error!(error = %e, action, "could not write the change audit");
-        }
+        Users::new(self.ops_store().clone())
+            .record_or_log(change)
+            .await;
     }
 }

@@ -255,9 +255,9 @@ async fn record_schedule_change(
 ) {
     use crate::users::{ChangeRecord, ChangeTarget, Users};
     let change = ChangeRecord::now(actor, ChangeTarget::Schedule, id, action, fields);
-    if let Err(e) = Users::new(engine.ops_store().clone()).record(change).await {
-        tracing::error!(error = %e, action, "could not write the change audit");
-    }
+    Users::new(engine.ops_store().clone())
+        .record_or_log(change)
+        .await;
 }
 
 /// Why [`add_schedule`] refused.

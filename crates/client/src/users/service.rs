@@ -149,6 +149,17 @@ impl Users {
         self.store.append_change(&change).await
     }
 
+    /// Writes the change-audit record of a change already made: a failure is logged, not
+    /// returned (the change itself stands). Every front end's data-source, webhook, schedule
+    /// and key change is recorded through this.
+    pub async fn record_or_log(&self, change: ChangeRecord) {
+        let target = change.target.as_str();
+        let action = change.action.clone();
+        if let Err(e) = self.record(change).await {
+            tracing::error!(error = %e, target, action, "could not write the change audit");
+        }
+    }
+
     /// Adds a user. `actor` is who does it (for the change audit).
     pub async fn add(
         &self,

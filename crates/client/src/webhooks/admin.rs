@@ -26,9 +26,7 @@ const CREATED_FIELDS: [&str; 4] = ["url", "kinds", "enabled", "secret"];
 /// it is logged, not returned.
 async fn record(ops: &Arc<dyn OpsStore>, actor: &str, id: &str, action: &str, fields: Vec<String>) {
     let change = ChangeRecord::now(actor, ChangeTarget::Webhook, id, action, fields);
-    if let Err(e) = Users::new(ops.clone()).record(change).await {
-        tracing::error!(error = %e, action, "could not write the change audit of a webhook endpoint");
-    }
+    Users::new(ops.clone()).record_or_log(change).await;
 }
 
 /// Adds an endpoint ([`create_endpoint`]) and records it (`create`) as `actor`'s.
