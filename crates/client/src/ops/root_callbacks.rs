@@ -142,7 +142,7 @@ fn unauthenticated_at_root() -> CallbackRejection {
 
 /// The code of the data source a root callback is for: first the sources it authenticates as,
 /// checked before anything the message names is looked up; then [`source_of`] (which reads
-/// the store), whose answer must be one of them.
+/// the stored transactions), whose answer must be one of them.
 async fn authenticated_source(
     ctx: &IngestContext,
     body: &Value,
@@ -177,7 +177,7 @@ async fn authenticated_source(
         return Err(unauthenticated_at_root());
     }
     // Authenticated: now what the message names may be looked up.
-    let code = source_of(ctx, body, path_action).await?;
+    let code = source_of(ctx, &sources, body, path_action).await?;
     if who.contains(&code) {
         return Ok(code);
     }
@@ -191,9 +191,11 @@ async fn authenticated_source(
     ))
 }
 
-/// The code of the data source a root callback is for.
+/// The code of the data source a root callback is for; a sender is matched against `sources`,
+/// the active data sources.
 pub async fn source_of(
     ctx: &IngestContext,
+    sources: &[DataSource],
     body: &Value,
     path_action: Option<&Action>,
 ) -> Result<String, CallbackRejection> {
@@ -245,18 +247,10 @@ pub async fn source_of(
             ),
         });
     };
-    let sources = ctx
-        .store
-        .list_data_sources(&SourceFilter {
-            active: Some(true),
-            ..SourceFilter::default()
-        })
-        .await
-        .map_err(|e| unavailable(&e))?;
     let mut matching = sources
-        .into_iter()
+        .iter()
         .filter(|s| s.receiver_id.as_deref() == Some(sender))
-        .map(|s| s.code);
+        .map(|s| s.code.clone());
     match (matching.next(), matching.next()) {
         (Some(code), None) => Ok(code),
         (None, _) if transaction_id.is_some() || correlation_id.is_some() => {
