@@ -256,6 +256,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use dci_client::{DataSourceInput, Store};
     use secrecy::SecretString;
 
@@ -289,6 +291,19 @@ mod tests {
         }
     }
 
+    /// The stores of the home `dir`'s database opened with `key` alone.
+    async fn stores_under(
+        dir: &Path,
+        key: &MasterKey,
+    ) -> (Arc<dyn Store>, Arc<dyn dci_client::OpsStore>) {
+        let url = format!("sqlite://{}", dir.join(open::DATABASE_FILE).display());
+        open::connect_all(&url, key).await.unwrap()
+    }
+
+    async fn store_under(dir: &Path, key: &MasterKey) -> Arc<dyn Store> {
+        stores_under(dir, key).await.0
+    }
+
     async fn home_with_secrets() -> (tempfile::TempDir, MasterKey) {
         let dir = tempfile::tempdir().unwrap();
         let opened = open::open(&options(dir.path())).await.unwrap();
@@ -309,15 +324,7 @@ mod tests {
         // Stages 1-3 done by hand: staged key written, database re-sealed, rename not done.
         let new = master_key::generate();
         master_key::write_new_file(&dir.path().join(STAGED_KEY_FILE), &new).unwrap();
-        let store = open::connect(
-            &format!(
-                "sqlite://{}",
-                dir.path().join(open::DATABASE_FILE).display()
-            ),
-            &old,
-        )
-        .await
-        .unwrap();
+        let store = store_under(dir.path(), &old).await;
         store.rotate_master_key(new.clone()).await.unwrap();
         drop(store);
 
@@ -389,15 +396,7 @@ mod tests {
         assert_eq!(ids, [r.report.new_key_id.clone(), crate::key_id(&old)]);
         // Everything, the secret written by the running store included, opens under the new
         // key alone.
-        let new_only = open::connect(
-            &format!(
-                "sqlite://{}",
-                dir.path().join(open::DATABASE_FILE).display()
-            ),
-            &ring[0],
-        )
-        .await
-        .unwrap();
+        let new_only = store_under(dir.path(), &ring[0]).await;
         assert_eq!(secret_of(&*new_only, "s9").await, "tok-9");
         assert_eq!(secret_of(&*new_only, "s0").await, "tok-0");
     }
@@ -438,15 +437,7 @@ mod tests {
             .await
             .unwrap();
         let ring = master_key::read_ring_file(&dir.path().join(MASTER_KEY_FILE), "f").unwrap();
-        let (_, newest_only) = open::connect_all(
-            &format!(
-                "sqlite://{}",
-                dir.path().join(open::DATABASE_FILE).display()
-            ),
-            &ring[0],
-        )
-        .await
-        .unwrap();
+        let (_, newest_only) = stores_under(dir.path(), &ring[0]).await;
         assert!(
             newest_only
                 .signing_key_private(&key.key_id)
@@ -475,15 +466,7 @@ mod tests {
             .create_data_source(&source("s8", "tok-8"))
             .await
             .unwrap();
-        let old_only = open::connect(
-            &format!(
-                "sqlite://{}",
-                dir.path().join(open::DATABASE_FILE).display()
-            ),
-            &old,
-        )
-        .await
-        .unwrap();
+        let old_only = store_under(dir.path(), &old).await;
         assert_eq!(
             secret_of(&*old_only, "s8").await,
             "tok-8",
