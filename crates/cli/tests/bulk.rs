@@ -120,6 +120,28 @@ async fn kill_9_half_way_then_resume_gives_every_answer_once() {
         assert!(child.try_wait().unwrap().is_none(), "dci ended early");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // While it runs, a second `dci bulk resume` of the job is refused, naming the process
+    // that runs it, without starting a run; `show` says who runs it.
+    let second = dci(&home)
+        .args(["bulk", "resume", &job.id])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{said}");
+    let pid = format!(":{}:", child.id());
+    assert!(
+        said.contains("is being run by") && said.contains(&pid),
+        "{said}"
+    );
+    let shown = dci(&home).args(["bulk", "show", &job.id]).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("run by:") && shown.contains(&pid), "{shown}");
+    let stored = opened.ops.get_bulk_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(stored.checkpoint.runs, 1, "the second resume did not run");
+    assert!(
+        stored.lease.is_some_and(|l| l.holder.contains(&pid)),
+        "the second resume left the lease alone"
+    );
     assert!(
         Command::new("kill")
             .args(["-KILL", &child.id().to_string()])

@@ -126,6 +126,7 @@ fn quick() -> RunOptions {
     RunOptions {
         max_attempts: 10,
         retry_pause: Duration::from_millis(20),
+        ..RunOptions::default()
     }
 }
 
@@ -348,6 +349,7 @@ async fn transient_failures_are_retried_and_counted() {
     let opts = RunOptions {
         max_attempts: 12,
         retry_pause: Duration::from_millis(1),
+        ..RunOptions::default()
     };
     let s = bulk::run_job(&ops, &job.id, &limiter, &opts, None, |_| {})
         .await
@@ -415,8 +417,17 @@ async fn a_run_dropped_midway_resumes_from_its_checkpoint_without_duplicates() {
             .unwrap();
         f.write_all(b"{\"line\": 99999, \"outc").unwrap();
     }
+    // Another holder is refused while the dropped run's lease lasts, naming that run's holder;
+    // the same holder (this process resuming its own run) continues at once.
+    match bulk::run_job(&ops, &job.id, &limiter, &quick(), None, |_| {}).await {
+        Err(bulk::BulkError::Busy { holder, until, .. }) => {
+            assert_eq!(holder, opts.holder);
+            assert!(until.is_some());
+        }
+        other => panic!("a second holder ran the job: {other:?}"),
+    }
     let sent_before = h.envelopes_sent();
-    let s = bulk::run_job(&ops, &job.id, &limiter, &quick(), None, |_| {})
+    let s = bulk::run_job(&ops, &job.id, &limiter, &opts, None, |_| {})
         .await
         .unwrap();
     assert!(s.all_answered(), "{s:?}");

@@ -231,8 +231,8 @@ pub async fn serve_with(
             Ok(())
         }
     };
-    // Jobs stop at their checkpoint (still `running`): the next start resumes them.
-    jobs.stop_all();
+    // Jobs stop at their checkpoint (`interrupted`, lease ended): the next start resumes them.
+    jobs.stop_all(STOPPED).await;
     result
 }
 
@@ -250,8 +250,12 @@ fn start_webhooks(state: &AppState) {
     }
 }
 
-/// Resumes the bulk jobs a restart interrupted and starts the scheduler, until shutdown; then
-/// stops the running jobs at their checkpoint (they resume at the next start).
+/// Why a shutdown stopped a job (its `interrupted` reason).
+const STOPPED: &str = "the server stopped: it continues at the next start";
+
+/// Resumes the bulk jobs a restart interrupted and starts the scheduler (which also continues
+/// the jobs and scheduled runs of instances that stopped or died), until shutdown; then stops
+/// the running jobs at their checkpoint (they resume at the next start).
 fn start_jobs(state: &AppState) {
     if state.config.jobs_dir.is_none() {
         tracing::info!("background jobs and schedules are off: no jobs directory");
@@ -260,16 +264,18 @@ fn start_jobs(state: &AppState) {
     let runner = state.jobs.clone();
     let shutdown = state.shutdown.clone();
     let tick = state.config.schedule_tick;
+    let takeover = state.config.schedule_takeover_after;
     tokio::spawn(async move {
-        match runner.resume_interrupted().await {
+        match runner.adopt().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "resumed bulk jobs interrupted by a restart"),
             Err(e) => tracing::warn!(error = %e, "could not resume interrupted bulk jobs"),
         }
         dci_client::jobs::Scheduler::new(runner.clone(), tick)
+            .takeover_after(takeover)
             .run_until(shutdown.wait())
             .await;
-        let stopped = runner.stop_all();
+        let stopped = runner.stop_all(STOPPED).await;
         if stopped > 0 {
             tracing::info!(
                 jobs = stopped,

@@ -40,8 +40,15 @@ pub struct ServerConfig {
     pub jobs_dir: Option<std::path::PathBuf>,
     /// Largest job input accepted (upload or a schedule's fetched input). Default 1 GiB.
     pub max_job_input: u64,
-    /// How often the scheduler looks for due occurrences. Default 15 s.
+    /// How often the scheduler looks for due occurrences (and for jobs no instance runs).
+    /// Default 15 s.
     pub schedule_tick: Duration,
+    /// How long a background job's lease lasts unless renewed (renewed every third of it):
+    /// how soon after an instance dies another may continue its jobs. Default 30 s.
+    pub job_lease: Duration,
+    /// How long after a scheduled run's lease ended an instance that cannot reach the run's
+    /// files runs the occurrence again. Default 60 s.
+    pub schedule_takeover_after: Duration,
     /// How long requests, callbacks and events (personal data) are kept once finished: with a
     /// value, [`crate::serve`] purges what is older at start and every hour
     /// ([`dci_client::OpsStore::purge_before`]). `None` (default): kept until deleted.
@@ -61,6 +68,8 @@ impl Default for ServerConfig {
             jobs_dir: None,
             max_job_input: dci_client::jobs::DEFAULT_MAX_UPLOAD,
             schedule_tick: Duration::from_secs(15),
+            job_lease: dci_client::bulk::lease::DEFAULT_LEASE,
+            schedule_takeover_after: dci_client::jobs::DEFAULT_TAKEOVER_AFTER,
             retention: None,
         }
     }
@@ -115,7 +124,10 @@ impl AppState {
             engine.clone(),
             config.jobs_dir.clone(),
             config.max_job_input,
-            dci_client::bulk::RunOptions::default(),
+            dci_client::bulk::RunOptions {
+                lease: config.job_lease,
+                ..dci_client::bulk::RunOptions::default()
+            },
         );
         AppState {
             jobs,

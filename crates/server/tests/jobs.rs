@@ -373,8 +373,20 @@ async fn a_job_interrupted_by_a_restart_resumes_and_answers_every_row_once() {
     let job = stopped.1.get_bulk_job(&id).await.unwrap().unwrap();
     assert_eq!(
         job.state,
-        dci_client::bulk::JobState::Running,
+        dci_client::bulk::JobState::Interrupted,
         "left resumable"
+    );
+    assert!(
+        job.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("server stopped"),
+        "{job:?}"
+    );
+    let lease = job.lease.as_ref().expect("the server held the job's lease");
+    assert_eq!(
+        lease.until, None,
+        "a stopped server ends its jobs' leases: {job:?}"
     );
     let at_stop = job.checkpoint.rows_done;
     assert!(at_stop < 120, "stopped mid-way: {at_stop}");
@@ -674,4 +686,202 @@ async fn two_servers(url: String, schema: String) {
     {
         assert_eq!(j.checkpoint.found, 8, "{j:?}");
     }
+}
+
+/// `serve` with a short job lease and takeover delay, so a dead instance's work moves on in
+/// seconds.
+async fn serve_quick_takeover(stores: &Stores, jobs_dir: &Path) -> RunningServer {
+    let config = ServerConfig {
+        jobs_dir: Some(jobs_dir.to_owned()),
+        schedule_tick: Duration::from_millis(100),
+        job_lease: Duration::from_secs(1),
+        schedule_takeover_after: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let state = AppState::with_config(
+        stores.0.clone(),
+        stores.1.clone(),
+        AdminToken::from_secret(&SecretString::from(TOKEN)),
+        config,
+    );
+    dci_server::spawn("127.0.0.1:0".parse().unwrap(), state)
+        .await
+        .unwrap()
+}
+
+async fn pg_stores(url: &str, schema: &str) -> Stores {
+    let s = Arc::new(
+        dci_store::PgStore::connect_in_schema(url, schema, &MasterKey::from_bytes([9; 32]))
+            .await
+            .unwrap(),
+    );
+    (s.clone(), s)
+}
+
+/// A server on its own runtime, killed by dropping that runtime: no shutdown runs, its leases
+/// are not ended (the in-process stand-in for `kill -9`). Send on the returned channel to kill.
+fn doomed_server(
+    url: String,
+    schema: String,
+    jobs_dir: std::path::PathBuf,
+) -> std::sync::mpsc::Sender<()> {
+    let (kill, killed) = std::sync::mpsc::channel::<()>();
+    let (ready, is_ready) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(async {
+            let stores = pg_stores(&url, &schema).await;
+            serve_quick_takeover(&stores, &jobs_dir).await
+        });
+        ready.send(()).unwrap();
+        let _ = killed.recv();
+        std::mem::forget(server);
+        rt.shutdown_background();
+    });
+    is_ready.recv().unwrap();
+    kill
+}
+
+/// A cron expression with one occurrence: `at` (whole seconds, UTC; the seventh field is the
+/// year).
+fn once_at(at: OffsetDateTime) -> String {
+    format!(
+        "{} {} {} {} {} * {}",
+        at.second(),
+        at.minute(),
+        at.hour(),
+        at.day(),
+        u8::from(at.month()),
+        at.year()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_run_whose_server_died_is_run_again_by_another_server() {
+    let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        dci_protocol::test_support::skip(
+            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
+        );
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let outcome = tokio::spawn(takeover(url.clone(), schema.clone())).await;
+    dci_store::PgStore::drop_schema(&url, &schema)
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn takeover(url: String, schema: String) {
+    const ROWS: usize = 120;
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(ROWS + 10))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = pg_stores(&url, &schema).await;
+    add_source(&stores.0, source_input(&sb, slow)).await;
+    let file = dir.path().join("ids.csv");
+    std::fs::write(&file, csv_of(&ids(&sb, 0, ROWS))).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut s = schedule(
+        "once",
+        &once_at(now + time::Duration::seconds(2)),
+        file.display().to_string(),
+        CatchUp::Latest,
+        now,
+    );
+    // One identifier per envelope at 20 envelopes/s: several seconds of work.
+    s.batch_size = Some(1);
+    stores.1.create_schedule(&s).await.unwrap();
+
+    // Server A claims the occurrence and runs part of it, then dies.
+    let kill_a = doomed_server(url.clone(), schema.clone(), dir.path().join("jobs-a"));
+    let (run_a, job_a) = eventually("server A running the occurrence", || async {
+        let run = stores.1.latest_schedule_run(&s.id).await.unwrap()?;
+        let job = stores
+            .1
+            .get_bulk_job(run.job_id.as_deref()?)
+            .await
+            .unwrap()?;
+        (job.checkpoint.rows_done >= 5).then_some((run, job))
+    })
+    .await;
+    kill_a.send(()).unwrap();
+    let left = eventually("server A dead (its job no longer advancing)", || async {
+        let before = stores.1.get_bulk_job(&job_a.id).await.unwrap()?;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let after = stores.1.get_bulk_job(&job_a.id).await.unwrap()?;
+        (before.checkpoint == after.checkpoint).then_some(after)
+    })
+    .await;
+    assert_eq!(
+        left.state,
+        dci_client::bulk::JobState::Running,
+        "died mid-way: {left:?}"
+    );
+    assert!(
+        left.checkpoint.rows_done < ROWS as u64,
+        "died mid-way: {left:?}"
+    );
+    let a_lease = left.lease.clone().expect("A held the job's lease");
+
+    // Server B, which cannot reach A's files, runs the occurrence again once A's lease ended.
+    let b = serve_quick_takeover(&stores, &dir.path().join("jobs-b")).await;
+    let run = eventually("the run taken over and completed", || async {
+        let run = stores.1.latest_schedule_run(&s.id).await.unwrap()?;
+        (run.state == RunState::Completed).then_some(run)
+    })
+    .await;
+    b.shutdown().await.unwrap();
+
+    let runs = stores.1.list_schedule_runs(&s.id, 10).await.unwrap();
+    assert_eq!(
+        runs.len(),
+        1,
+        "still one row for the one occurrence: {runs:?}"
+    );
+    assert_eq!(run.occurrence_at, run_a.occurrence_at);
+    assert_ne!(
+        run.instance, run_a.instance,
+        "run by another instance now: {run:?}"
+    );
+    assert_ne!(run.job_id, run_a.job_id, "{run:?}");
+    let why = run.reason.clone().unwrap_or_default();
+    assert!(
+        why.contains("taken over") && why.contains(&a_lease.holder),
+        "the run says what happened: {why}"
+    );
+    let new_job = stores
+        .1
+        .get_bulk_job(run.job_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new_job.state, dci_client::bulk::JobState::Completed);
+    assert_eq!(new_job.checkpoint.rows_done, ROWS as u64);
+    assert_eq!(new_job.checkpoint.found, ROWS as u64, "{new_job:?}");
+    assert!(new_job.spec.input.as_deref().unwrap().contains("jobs-b"));
+    let old = stores.1.get_bulk_job(&job_a.id).await.unwrap().unwrap();
+    assert_eq!(old.state, dci_client::bulk::JobState::Failed);
+    assert!(
+        old.reason
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("abandoned"),
+        "{old:?}"
+    );
+    assert_eq!(
+        stores.1.list_bulk_jobs(10).await.unwrap().len(),
+        2,
+        "one job per instance that ran the occurrence"
+    );
 }

@@ -77,6 +77,11 @@ pub(crate) fn sqlite() -> Migrator {
             "schedules",
             include_str!("../migrations/sqlite/0012_schedules.sql"),
         ),
+        (
+            13,
+            "job_leases",
+            include_str!("../migrations/sqlite/0013_job_leases.sql"),
+        ),
     ])
 }
 
@@ -131,6 +136,11 @@ pub(crate) fn postgres() -> Migrator {
             12,
             "schedules",
             include_str!("../migrations/postgres/0012_schedules.sql"),
+        ),
+        (
+            13,
+            "job_leases",
+            include_str!("../migrations/postgres/0013_job_leases.sql"),
         ),
     ])
 }

@@ -193,6 +193,44 @@ macro_rules! impl_schedule_store {
                         .collect()
                 }
 
+                async fn start_schedule_run_job(
+                    &self,
+                    run: &ScheduleRun,
+                    job: &dci_client::bulk::BulkJob,
+                    instance: &str,
+                    reason: Option<&str>,
+                ) -> Result<bool, StoreError> {
+                    let mut tx = self
+                        .pool()
+                        .begin()
+                        .await
+                        .map_err(db("starting a transaction"))?;
+                    // Write first (SQLite takes its write lock here, not at the update).
+                    super::bulk_store_impl::insert_bulk_job(&mut tx, job).await?;
+                    let done = sqlx::query(
+                        "UPDATE schedule_run SET job_id = $3, instance = $4, state = 'running', \
+                         reason = $5, finished_at = NULL \
+                         WHERE schedule_id = $1 AND occurrence_at = $2 AND instance = $6 \
+                         AND (job_id = $7 OR (job_id IS NULL AND $7 IS NULL))",
+                    )
+                    .bind(&run.schedule_id)
+                    .bind(ts(run.occurrence_at))
+                    .bind(&job.id)
+                    .bind(instance)
+                    .bind(reason)
+                    .bind(&run.instance)
+                    .bind(&run.job_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("starting a schedule's run"))?;
+                    if done.rows_affected() == 0 {
+                        tx.rollback().await.map_err(db("ending a transaction"))?;
+                        return Ok(false);
+                    }
+                    tx.commit().await.map_err(db("committing a schedule's run"))?;
+                    Ok(true)
+                }
+
                 async fn update_schedule_run(
                     &self,
                     schedule_id: &str,

@@ -174,6 +174,7 @@ contract!(
     signing_keys_are_sealed_and_survive_rotation,
     everything_survives_a_reopen,
     bulk_jobs_keep_their_checkpoint_and_final_state,
+    bulk_job_leases_admit_one_holder_at_a_time,
     schedules_round_trip_and_each_occurrence_is_claimed_once,
     purge_deletes_only_what_finished_before_the_cutoff,
     changes_are_published_once_committed,
@@ -1468,6 +1469,7 @@ fn bulk_job(id: &str, created_at: OffsetDateTime) -> dci_client::bulk::BulkJob {
         reason: None,
         created_at,
         updated_at: created_at,
+        lease: None,
     }
 }
 
@@ -1501,12 +1503,23 @@ async fn bulk_jobs_keep_their_checkpoint_and_final_state(b: Arc<Backend>) {
         runs: 1,
     };
     let at = now();
+    let me = Some("me".to_owned());
+    o.ops
+        .take_bulk_lease("j2", "me", at + Duration::seconds(30), at, None)
+        .await
+        .unwrap();
     assert_eq!(
-        o.ops.save_bulk_checkpoint("j2", &cp, at).await.unwrap(),
-        Some(JobState::Running)
+        o.ops
+            .save_bulk_checkpoint("j2", "me", &cp, at)
+            .await
+            .unwrap(),
+        Some((JobState::Running, me.clone()))
     );
     assert_eq!(
-        o.ops.save_bulk_checkpoint("nope", &cp, at).await.unwrap(),
+        o.ops
+            .save_bulk_checkpoint("nope", "me", &cp, at)
+            .await
+            .unwrap(),
         None
     );
     let got = o.ops.get_bulk_job("j2").await.unwrap().unwrap();
@@ -1549,10 +1562,10 @@ async fn bulk_jobs_keep_their_checkpoint_and_final_state(b: Arc<Backend>) {
     };
     assert_eq!(
         o.ops
-            .save_bulk_checkpoint("j2", &later, now())
+            .save_bulk_checkpoint("j2", "me", &later, now())
             .await
             .unwrap(),
-        Some(JobState::Cancelled)
+        Some((JobState::Cancelled, me))
     );
     assert!(
         !o.ops
@@ -1919,4 +1932,154 @@ async fn bodies_are_sealed_at_rest_and_plain_old_ones_still_read(b: Arc<Backend>
             .body,
         json!({})
     );
+}
+
+/// A job's lease admits one holder at a time: taken when free, renewed by its holder, refused
+/// to another until it expires, ends, or its holder is named stale; only the holder's
+/// checkpoint is saved; a stopped job's lease is free; concurrent takers: exactly one wins.
+async fn bulk_job_leases_admit_one_holder_at_a_time(b: Arc<Backend>) {
+    use dci_client::bulk::{Checkpoint, JobState};
+    let o = b.open(&key(1)).await;
+    o.ops.create_bulk_job(&bulk_job("l1", now())).await.unwrap();
+    let t0 = now();
+    let secs = move |n: i64| t0 + Duration::seconds(n);
+    assert!(
+        o.ops
+            .take_bulk_lease("nope", "a", secs(30), t0, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let got = o
+        .ops
+        .take_bulk_lease("l1", "a", secs(30), t0, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.holder, "a");
+    assert_eq!(got.until, Some(secs(30)));
+    assert!(!got.is_free(secs(29)) && got.is_free(secs(30)));
+    // Another holder is refused while the lease runs, and told who holds it.
+    let refused = o
+        .ops
+        .take_bulk_lease("l1", "b", secs(40), secs(10), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused.holder, "a");
+    assert_eq!(refused.until, Some(secs(30)));
+    // The holder renews.
+    let renewed = o
+        .ops
+        .take_bulk_lease("l1", "a", secs(50), secs(20), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (renewed.holder.as_str(), renewed.until),
+        ("a", Some(secs(50)))
+    );
+    // Only the holder's checkpoint is saved; another is told who holds the job.
+    let cp = Checkpoint {
+        rows_done: 10,
+        ..Checkpoint::default()
+    };
+    assert_eq!(
+        o.ops
+            .save_bulk_checkpoint("l1", "b", &cp, secs(21))
+            .await
+            .unwrap(),
+        Some((JobState::Running, Some("a".into())))
+    );
+    assert_eq!(
+        o.ops.get_bulk_job("l1").await.unwrap().unwrap().checkpoint,
+        Checkpoint::default()
+    );
+    // A holder known dead is taken over before the expiry.
+    let taken = o
+        .ops
+        .take_bulk_lease("l1", "b", secs(60), secs(25), Some("a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.holder, "b");
+    assert_eq!(
+        o.ops
+            .save_bulk_checkpoint("l1", "a", &cp, secs(26))
+            .await
+            .unwrap(),
+        Some((JobState::Running, Some("b".into()))),
+        "the old holder's checkpoint is fenced off"
+    );
+    // After the expiry anyone may take it.
+    let expired = o
+        .ops
+        .take_bulk_lease("l1", "c", secs(200), secs(60), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.holder, "c");
+    // Released: free at once, the holder's name kept for people.
+    o.ops.release_bulk_lease("l1", "b").await.unwrap();
+    assert_eq!(
+        o.ops
+            .get_bulk_job("l1")
+            .await
+            .unwrap()
+            .unwrap()
+            .lease
+            .unwrap()
+            .until,
+        Some(secs(200)),
+        "a release by a former holder changes nothing"
+    );
+    o.ops.release_bulk_lease("l1", "c").await.unwrap();
+    let lease = o
+        .ops
+        .get_bulk_job("l1")
+        .await
+        .unwrap()
+        .unwrap()
+        .lease
+        .unwrap();
+    assert_eq!((lease.holder.as_str(), lease.until), ("c", None));
+    assert!(lease.is_free(t0));
+    // A job that stops (interrupted, failed, …) ends its lease.
+    o.ops
+        .take_bulk_lease("l1", "d", secs(300), secs(70), None)
+        .await
+        .unwrap();
+    o.ops
+        .set_bulk_job_state("l1", JobState::Interrupted, Some("SIGINT"), secs(71))
+        .await
+        .unwrap();
+    let lease = o
+        .ops
+        .get_bulk_job("l1")
+        .await
+        .unwrap()
+        .unwrap()
+        .lease
+        .unwrap();
+    assert_eq!((lease.holder.as_str(), lease.until), ("d", None));
+
+    // Eight processes race for a free lease: exactly one holds it.
+    let ops = o.ops.clone();
+    let racers = (0..8).map(|i| {
+        let ops = ops.clone();
+        tokio::spawn(async move {
+            let me = format!("racer-{i}");
+            let l = ops
+                .take_bulk_lease("l1", &me, secs(400), secs(80), None)
+                .await
+                .unwrap()
+                .unwrap();
+            l.holder == me
+        })
+    });
+    let mut winners = 0;
+    for r in racers.collect::<Vec<_>>() {
+        winners += usize::from(r.await.unwrap());
+    }
+    assert_eq!(winners, 1);
 }

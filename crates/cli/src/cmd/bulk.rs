@@ -253,6 +253,14 @@ fn show(j: &BulkJob) {
         j.spec.output_format
     );
     say!("resumable:    {}", resumable(j));
+    if let Some(l) = &j.lease {
+        match l.until {
+            Some(u) if !l.is_free(time::OffsetDateTime::now_utc()) => {
+                say!("run by:       {} (lease until {u})", l.holder)
+            }
+            _ => say!("last run by:  {}", l.holder),
+        }
+    }
     say!("batch size:   {}", j.spec.batch_size);
     say!(
         "rows:         {} of {}",

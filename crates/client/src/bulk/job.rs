@@ -159,6 +159,28 @@ pub struct BulkJob {
     /// Last change (checkpoint or state).
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The process that runs it (or ran it last), and until when (`None`: never run).
+    #[serde(default)]
+    pub lease: Option<JobLease>,
+}
+
+/// Who runs a job: a process holds its lease, renews it while the job runs and ends it when
+/// the job stops, so no other process runs the job at the same time (see
+/// [`super::lease::HeldLease`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLease {
+    /// The holder's name (`host:pid:random:pid-namespace`, see [`super::lease::holder_name`]).
+    pub holder: String,
+    /// When the lease ends unless renewed (`None`: ended when the job stopped).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub until: Option<OffsetDateTime>,
+}
+
+impl JobLease {
+    /// Whether another process may take the lease at `now`.
+    pub fn is_free(&self, now: OffsetDateTime) -> bool {
+        self.until.is_none_or(|u| u <= now)
+    }
 }
 
 /// Storage of bulk jobs. Object safe.
@@ -173,18 +195,40 @@ pub trait BulkStore: Send + Sync {
     /// Jobs, newest first, at most `limit`.
     async fn list_bulk_jobs(&self, limit: u32) -> Result<Vec<BulkJob>, StoreError>;
 
-    /// Saves the checkpoint of a `running` job. Returns the job's state after the call (a job
-    /// cancelled meanwhile keeps its checkpoint and says `cancelled`, so the run stops), or
-    /// `None` if the job is unknown.
+    /// Every job not finished (`running` or `interrupted`), oldest first.
+    async fn list_open_bulk_jobs(&self) -> Result<Vec<BulkJob>, StoreError>;
+
+    /// Saves the checkpoint of a `running` job whose lease `holder` holds. Returns the job's
+    /// state and lease holder after the call (a job cancelled meanwhile keeps its checkpoint
+    /// and says `cancelled`, a job another process took over keeps the checkpoint that process
+    /// wrote and names it, so the run stops), or `None` if the job is unknown.
     async fn save_bulk_checkpoint(
         &self,
         id: &str,
+        holder: &str,
         checkpoint: &Checkpoint,
         at: OffsetDateTime,
-    ) -> Result<Option<JobState>, StoreError>;
+    ) -> Result<Option<(JobState, Option<String>)>, StoreError>;
 
-    /// Moves a job to `state` with `reason`, unless it is already final. Returns `false` if
-    /// unknown or already final.
+    /// Takes job `id`'s lease for `holder` until `until` if it is free at `now`: no holder,
+    /// ended or expired, already `holder`'s (a renewal), or held by `stale` (a holder the
+    /// caller knows is dead). Decided by the database in one statement, so of several
+    /// processes exactly one takes it. Returns the lease as it stands after the call, or
+    /// `None` if the job is unknown.
+    async fn take_bulk_lease(
+        &self,
+        id: &str,
+        holder: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+        stale: Option<&str>,
+    ) -> Result<Option<JobLease>, StoreError>;
+
+    /// Ends `holder`'s lease of job `id` (nothing when another process holds it).
+    async fn release_bulk_lease(&self, id: &str, holder: &str) -> Result<(), StoreError>;
+
+    /// Moves a job to `state` with `reason`, unless it is already final. Any state but
+    /// `running` ends the job's lease. Returns `false` if unknown or already final.
     async fn set_bulk_job_state(
         &self,
         id: &str,

@@ -3,6 +3,8 @@
 //!
 //! - [`io`]: streaming readers (CSV, JSONL, `TYPE:VALUE` lines) and writers (JSONL, CSV).
 //! - [`job`]: the stored job ([`BulkJob`], [`JobSpec`], [`Checkpoint`]) and [`BulkStore`].
+//! - [`lease`]: [`HeldLease`], the lease on a job's row that makes one process at a time run
+//!   it (a second resume is refused with the holder's name; a dead holder's job is taken over).
 //! - [`run`]: [`create_job`], [`run_job`] — batches of identifiers per envelope
 //!   (`search_request[]`, at most the source's `limits.max_batch_size`) sent through
 //!   [`crate::Operations::search`] (the engine's one path) under the source's
@@ -14,11 +16,15 @@
 
 pub mod io;
 pub mod job;
+pub mod lease;
 pub mod run;
 
 pub use io::{
     Identifier, InputFormat, InputReader, InputRow, OutputFormat, OutputWriter, RowAnswer,
     RowOutcome, count_rows,
 };
-pub use job::{BulkJob, BulkStore, Checkpoint, JobSpec, JobState};
-pub use run::{BulkError, Progress, RunOptions, Summary, create_job, resumable_job, run_job};
+pub use job::{BulkJob, BulkStore, Checkpoint, JobLease, JobSpec, JobState};
+pub use lease::{HeldLease, holder_is_dead, holder_name};
+pub use run::{
+    BulkError, Progress, RunOptions, Summary, create_job, prepare_job, resumable_job, run_job,
+};

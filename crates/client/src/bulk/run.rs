@@ -25,7 +25,8 @@ use crate::{LimitSettings, Operations};
 use dci_protocol::message::Query;
 
 use super::io::{InputReader, InputRow, OutputWriter, RowAnswer, RowOutcome};
-use super::job::{BulkJob, Checkpoint, JobSpec, JobState};
+use super::job::{BulkJob, BulkStore, Checkpoint, JobSpec, JobState};
+use super::lease::HeldLease;
 
 /// Why a run stopped without finishing (a row's failure is its answer, never this).
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,30 @@ pub enum BulkError {
         id: String,
         /// Why.
         message: String,
+    },
+    /// Another process runs the job now (its lease is not free).
+    #[error(
+        "bulk job {id} is being run by {holder}{}: wait for that run to end (or for its lease to run out if it died), or cancel the job",
+        until.map(|u| format!(" (its lease runs until {u}, renewed while it runs)")).unwrap_or_default()
+    )]
+    Busy {
+        /// The job.
+        id: String,
+        /// The lease holder.
+        holder: String,
+        /// Its lease's end.
+        until: Option<OffsetDateTime>,
+    },
+    /// This run lost the job's lease to another process (it stalled past the lease's end);
+    /// it stopped without writing further.
+    #[error(
+        "bulk job {id}: {holder} took the job over while this run was stalled past its lease; this run stopped and the other continues"
+    )]
+    LeaseLost {
+        /// The job.
+        id: String,
+        /// The new holder.
+        holder: String,
     },
     /// Reading the input or writing the output failed.
     #[error("{what}: {source}")]
@@ -89,6 +114,13 @@ pub struct RunOptions {
     pub max_attempts: u32,
     /// Pause before trying a batch again (default 500 ms).
     pub retry_pause: Duration,
+    /// The name this run holds the job's lease under (default: a new
+    /// [`super::lease::holder_name`]).
+    pub holder: String,
+    /// How long the job's lease lasts unless renewed (default
+    /// [`super::lease::DEFAULT_LEASE`]); after a crash another process may take the job over
+    /// once it ends.
+    pub lease: Duration,
 }
 
 impl Default for RunOptions {
@@ -96,6 +128,8 @@ impl Default for RunOptions {
         RunOptions {
             max_attempts: 3,
             retry_pause: Duration::from_millis(500),
+            holder: super::lease::holder_name(),
+            lease: super::lease::DEFAULT_LEASE,
         }
     }
 }
@@ -165,9 +199,17 @@ impl Summary {
     }
 }
 
-/// Creates a job for `spec` on `ops`'s source, checking the batch size against the source's
-/// limit. The input (when a file) is counted first, for progress.
-pub async fn create_job(ops: &Operations, mut spec: JobSpec) -> Result<BulkJob, BulkError> {
+/// Creates a job for `spec` on `ops`'s source: [`prepare_job`], then stored.
+pub async fn create_job(ops: &Operations, spec: JobSpec) -> Result<BulkJob, BulkError> {
+    let job = prepare_job(ops, spec).await?;
+    ops.store().create_bulk_job(&job).await?;
+    Ok(job)
+}
+
+/// The job `spec` would be on `ops`'s source, not stored yet (for a caller that stores it in
+/// one transaction with something else): the batch size checked against the source's limit,
+/// the input (when a file) counted, for progress.
+pub async fn prepare_job(ops: &Operations, mut spec: JobSpec) -> Result<BulkJob, BulkError> {
     let max = ops.source().limits.batch_size();
     if spec.batch_size == 0 || spec.batch_size > max.min(LimitSettings::MAX_BATCH_SIZE) {
         return Err(BulkError::Invalid {
@@ -199,8 +241,8 @@ pub async fn create_job(ops: &Operations, mut spec: JobSpec) -> Result<BulkJob, 
         reason: None,
         created_at: now,
         updated_at: now,
+        lease: None,
     };
-    ops.store().create_bulk_job(&job).await?;
     Ok(job)
 }
 
@@ -433,16 +475,43 @@ pub async fn run_job(
     limiter: &Limiter,
     opts: &RunOptions,
     streams: Option<(InputReader, OutputWriter)>,
+    progress: impl FnMut(&Progress),
+) -> Result<Summary, BulkError> {
+    let store = ops.store().clone();
+    let bulk_store: std::sync::Arc<dyn BulkStore> = store.clone();
+    // The lease first, then the job: its checkpoint is the one the last holder left.
+    let lease = HeldLease::take(bulk_store, id, &opts.holder, opts.lease).await?;
+    let result = async {
+        let job = match &streams {
+            Some(_) => store
+                .get_bulk_job(id)
+                .await?
+                .ok_or_else(|| BulkError::NotFound(id.to_owned()))?,
+            None => resumable_job(ops, id).await?,
+        };
+        run_held(ops, job, limiter, opts, streams, &lease, progress).await
+    }
+    .await;
+    if !lease.is_lost()
+        && let Err(e) = lease.release().await
+    {
+        tracing::warn!(job = %id, error = %e, "could not end a bulk job's lease: it runs out by itself");
+    }
+    result
+}
+
+async fn run_held(
+    ops: &Operations,
+    mut job: BulkJob,
+    limiter: &Limiter,
+    opts: &RunOptions,
+    streams: Option<(InputReader, OutputWriter)>,
+    lease: &HeldLease,
     mut progress: impl FnMut(&Progress),
 ) -> Result<Summary, BulkError> {
     let store = ops.store().clone();
-    let mut job = match &streams {
-        Some(_) => store
-            .get_bulk_job(id)
-            .await?
-            .ok_or_else(|| BulkError::NotFound(id.to_owned()))?,
-        None => resumable_job(ops, id).await?,
-    };
+    let id = job.id.clone();
+    let id = id.as_str();
     if job.state == JobState::Interrupted {
         // Resumed after a signal: running again (a checkpoint is saved only while running).
         store
@@ -504,9 +573,18 @@ pub async fn run_job(
         cp.output_offset = writer
             .flush()
             .map_err(BulkError::io("writing the output"))?;
-        let now_state = store
-            .save_bulk_checkpoint(id, &cp, OffsetDateTime::now_utc())
+        let saved = store
+            .save_bulk_checkpoint(id, lease.holder(), &cp, OffsetDateTime::now_utc())
             .await?;
+        if let Some((_, Some(holder))) = &saved
+            && holder != lease.holder()
+        {
+            return Err(BulkError::LeaseLost {
+                id: id.to_owned(),
+                holder: holder.clone(),
+            });
+        }
+        let now_state = saved.map(|(s, _)| s);
         let elapsed = started.elapsed().as_secs_f64();
         progress(&Progress {
             job_id: id.to_owned(),

@@ -7,15 +7,18 @@
 //!   and the storage seam [`ScheduleStore`] (migration 0012).
 //! - [`scheduler`]: [`Scheduler`] — the loop that claims each due occurrence (exactly one
 //!   instance per occurrence) and starts its job.
+//! - [`takeover`]: the runs of an instance that died, continued or run again by another.
 
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+pub mod takeover;
 
-pub use runner::{DEFAULT_MAX_UPLOAD, JobRequest, JobRunner, JobsError, Results};
+pub use runner::{DEFAULT_MAX_UPLOAD, JobRequest, JobRunner, JobsError, Results, lease_is_free};
 pub use schedule::{
     CatchUp, Due, ON_TIME, RunState, Schedule, ScheduleInput, ScheduleRun, ScheduleStore, due,
 };
 pub use scheduler::{
-    AddScheduleError, Scheduler, Tick, add_schedule, instance_name, remove_schedule,
+    AddScheduleError, DEFAULT_TAKEOVER_AFTER, Scheduler, Tick, add_schedule, instance_name,
+    remove_schedule,
 };

@@ -6,7 +6,9 @@
 //! running (or marks it `failed` with the reason when its files are gone).
 //!
 //! A job belongs to the runner whose directory holds its input: several instances on one
-//! database each resume only their own, and never a `dci bulk` job of the CLI.
+//! database each resume only the jobs whose files they can reach, never a `dci bulk` job of
+//! the CLI, and only once the job's lease is free ([`crate::bulk::HeldLease`]): a job another
+//! instance runs is left alone until that instance stops or dies ([`JobRunner::adopt`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -191,6 +193,16 @@ impl JobRunner {
         &self.inner.engine
     }
 
+    /// The name this runner holds its jobs' leases under (its instance in schedule runs).
+    pub fn instance(&self) -> &str {
+        &self.inner.opts.holder
+    }
+
+    /// How long its jobs' leases last unless renewed.
+    pub fn lease(&self) -> std::time::Duration {
+        self.inner.opts.lease
+    }
+
     fn dir(&self) -> Result<&Path, JobsError> {
         self.inner.dir.as_deref().ok_or(JobsError::NoDirectory)
     }
@@ -316,6 +328,23 @@ impl JobRunner {
         input: &Path,
         req: &JobRequest,
     ) -> Result<BulkJob, JobsError> {
+        let job = self.prepare(code, input, req).await?;
+        if let Err(e) = self.inner.engine.ops_store().create_bulk_job(&job).await {
+            let _ = tokio::fs::remove_file(input).await;
+            return Err(e.into());
+        }
+        Ok(job)
+    }
+
+    /// The job [`Self::create`] would store for a staged input, not stored (for a caller that
+    /// stores it in one transaction with something else). The input is removed if the job is
+    /// refused.
+    pub async fn prepare(
+        &self,
+        code: &str,
+        input: &Path,
+        req: &JobRequest,
+    ) -> Result<BulkJob, JobsError> {
         let (input_format, output_format) = req.formats()?;
         let ops = self.inner.engine.operations(code).await?;
         let ext = match output_format {
@@ -341,7 +370,7 @@ impl JobRunner {
             // Background jobs search synchronously.
             async_wait_secs: None,
         };
-        match bulk::create_job(&ops, spec).await {
+        match bulk::prepare_job(&ops, spec).await {
             Ok(job) => Ok(job),
             Err(e) => {
                 let _ = tokio::fs::remove_file(input).await;
@@ -381,6 +410,14 @@ impl JobRunner {
             let now = OffsetDateTime::now_utc();
             let (state, reason) = match outcome {
                 Ok(s) => (s.state, None),
+                Err(JobsError::Bulk(
+                    e @ (BulkError::Busy { .. } | BulkError::LeaseLost { .. }),
+                )) => {
+                    // Another instance runs it: its state and its schedule run are that one's.
+                    tracing::info!(job = %id, why = %e, "bulk job left to the instance that holds it");
+                    me.live().remove(&id);
+                    return;
+                }
                 Err(e) => {
                     let reason = e.to_string();
                     tracing::warn!(job = %id, error = %reason, "bulk job failed");
@@ -460,29 +497,39 @@ impl JobRunner {
         Ok(changed)
     }
 
-    /// Stops every job running here without changing its state (a server shutting down): each
-    /// stays `running` at its last checkpoint, and [`Self::resume_interrupted`] continues it at
-    /// the next start. Returns how many were stopped.
-    pub fn stop_all(&self) -> usize {
-        let mut live = self.live();
-        let n = live.len();
-        for (_, l) in live.drain() {
+    /// Stops every job running here at its last checkpoint (a server shutting down): each
+    /// becomes `interrupted` with `reason`, which ends its lease, so the next start (or another
+    /// instance reaching the same files) continues it at once ([`Self::adopt`]). Returns how
+    /// many were stopped.
+    pub async fn stop_all(&self, reason: &str) -> usize {
+        let stopped: Vec<(String, Live)> = self.live().drain().collect();
+        let store = self.inner.engine.ops_store().clone();
+        let now = OffsetDateTime::now_utc();
+        for (id, l) in &stopped {
             l.abort.abort();
+            if let Err(e) = store
+                .set_bulk_job_state(id, JobState::Interrupted, Some(reason), now)
+                .await
+            {
+                tracing::warn!(job = %id, error = %e, "could not mark a stopped bulk job interrupted: it resumes once its lease runs out");
+            }
         }
-        n
+        stopped.len()
     }
 
-    /// Starts every job of this directory that is still `running` in the store (interrupted by
-    /// a restart). Returns how many were started.
-    pub async fn resume_interrupted(&self) -> Result<usize, JobsError> {
+    /// Starts every unfinished job whose files are in this directory and whose lease is free
+    /// (its holder stopped it, died, or let the lease run out): after a restart, and while
+    /// running, when an instance sharing the directory went away. Returns how many started.
+    pub async fn adopt(&self) -> Result<usize, JobsError> {
         if self.inner.dir.is_none() {
             return Ok(0);
         }
         let store = self.inner.engine.ops_store().clone();
+        let now = OffsetDateTime::now_utc();
         let mut n = 0;
-        for job in store.list_bulk_jobs(10_000).await? {
-            if !job.state.is_final() && self.owns(&job) && !self.is_running(&job.id) {
-                tracing::info!(job = %job.id, rows_done = job.checkpoint.rows_done, "resuming an interrupted bulk job");
+        for job in store.list_open_bulk_jobs().await? {
+            if self.owns(&job) && !self.is_running(&job.id) && lease_is_free(&job, now) {
+                tracing::info!(job = %job.id, rows_done = job.checkpoint.rows_done, "resuming a bulk job no instance runs");
                 self.start(&job);
                 n += 1;
             }
@@ -528,4 +575,12 @@ impl JobRunner {
             len,
         })
     }
+}
+
+/// Whether no live process holds `job`'s lease at `now`: never taken, ended, expired, or held
+/// by a process of this machine that is gone.
+pub fn lease_is_free(job: &BulkJob, now: OffsetDateTime) -> bool {
+    job.lease
+        .as_ref()
+        .is_none_or(|l| l.is_free(now) || bulk::holder_is_dead(&l.holder))
 }

@@ -339,6 +339,18 @@ pub trait ScheduleStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ScheduleRun>, StoreError>;
 
+    /// Stores `job` and makes it the job of `run`'s occurrence, run by `instance` (with
+    /// `reason`), in one transaction — only if the run row still names `run.instance` and
+    /// `run.job_id` (compare and set: the claimer starting its first job, or an instance taking
+    /// over the run of one that died). Returns whether it did; nothing is stored otherwise.
+    async fn start_schedule_run_job(
+        &self,
+        run: &ScheduleRun,
+        job: &crate::bulk::BulkJob,
+        instance: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
     /// Sets a run's job, state and reason (`finished_at` when it ended). Returns `false` if
     /// unknown.
     async fn update_schedule_run(

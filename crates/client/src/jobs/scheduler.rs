@@ -4,6 +4,8 @@
 //! fetches the input (a file copied, or a URL downloaded, into the runner's directory) and
 //! hands the job to the [`JobRunner`]; the runner records the run's outcome when the job ends.
 //! A missed occurrence after downtime follows the schedule's [`crate::jobs::CatchUp`] policy.
+//! Each tick also continues the jobs no instance runs any more: those whose files are here
+//! ([`JobRunner::adopt`]) and the runs of instances that died ([`super::takeover`]).
 
 use std::time::Duration;
 
@@ -16,10 +18,15 @@ use crate::store::StoreError;
 /// Runs schedules through a [`JobRunner`].
 #[derive(Debug, Clone)]
 pub struct Scheduler {
-    runner: JobRunner,
-    instance: String,
+    pub(super) runner: JobRunner,
     tick: Duration,
+    pub(super) takeover_after: Duration,
 }
+
+/// How long after a run's job lease ended (its instance stopped or died) another instance
+/// runs the occurrence again, by default: time for the instance to come back and continue
+/// from its checkpoint first.
+pub const DEFAULT_TAKEOVER_AFTER: Duration = Duration::from_secs(60);
 
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,28 +37,38 @@ pub struct Tick {
     pub missed: u32,
     /// Occurrences this instance claimed whose input or job failed to start.
     pub failed: u32,
+    /// Runs of instances that died that this instance took over.
+    pub taken_over: u32,
+    /// Jobs whose files are here that this instance resumed.
+    pub adopted: u32,
 }
 
-/// This process's name in run rows: host, process id and a random part.
+/// A new name for this process in run rows and job leases: host, process id, a random part
+/// and the pid namespace ([`crate::bulk::holder_name`]).
 pub fn instance_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-    let rand = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}:{}:{}", std::process::id(), &rand[..8])
+    crate::bulk::holder_name()
 }
 
 impl Scheduler {
-    /// A scheduler checking every `tick`.
+    /// A scheduler checking every `tick`, named as its runner's instance.
     pub fn new(runner: JobRunner, tick: Duration) -> Scheduler {
         Scheduler {
             runner,
-            instance: instance_name(),
             tick,
+            takeover_after: DEFAULT_TAKEOVER_AFTER,
         }
+    }
+
+    /// Takes over a dead instance's run `after` its job's lease ended (default
+    /// [`DEFAULT_TAKEOVER_AFTER`]).
+    pub fn takeover_after(mut self, after: Duration) -> Scheduler {
+        self.takeover_after = after;
+        self
     }
 
     /// This instance's name in the run rows it claims.
     pub fn instance(&self) -> &str {
-        &self.instance
+        self.runner.instance()
     }
 
     /// Ticks until `stop` resolves.
@@ -74,7 +91,12 @@ impl Scheduler {
     pub async fn tick(&self, now: OffsetDateTime) -> Result<Tick, StoreError> {
         let store = self.runner.engine().ops_store().clone();
         let mut out = Tick::default();
+        match self.runner.adopt().await {
+            Ok(n) => out.adopted = u32::try_from(n).unwrap_or(u32::MAX),
+            Err(e) => tracing::warn!(error = %e, "could not look for bulk jobs to resume"),
+        }
         for s in store.list_schedules().await? {
+            out.taken_over += self.take_over_runs(&s, now).await?;
             if !s.enabled {
                 continue;
             }
@@ -112,7 +134,7 @@ impl Scheduler {
             let run = ScheduleRun {
                 schedule_id: s.id.clone(),
                 occurrence_at: occurrence,
-                instance: self.instance.clone(),
+                instance: self.instance().to_owned(),
                 state,
                 job_id: None,
                 reason,
@@ -127,8 +149,9 @@ impl Scheduler {
                 out.missed += 1;
                 continue;
             }
-            match self.start(&s, &run).await {
-                Ok(()) => out.started += 1,
+            match self.start(&s, &run, None).await {
+                Ok(true) => out.started += 1,
+                Ok(false) => {}
                 Err(e) => {
                     out.failed += 1;
                     let why = e.to_string();
@@ -149,7 +172,15 @@ impl Scheduler {
         Ok(out)
     }
 
-    async fn start(&self, s: &Schedule, run: &ScheduleRun) -> Result<(), JobsError> {
+    /// Fetches `s`'s input and starts its job as the job of `run` (as stored: the claim, or
+    /// the run of a dead instance) with `reason`. `Ok(false)`: another instance changed the run
+    /// first, nothing started.
+    pub(super) async fn start(
+        &self,
+        s: &Schedule,
+        run: &ScheduleRun,
+        reason: Option<&str>,
+    ) -> Result<bool, JobsError> {
         let path = if s.input_is_url() {
             self.runner.stage_url(&s.input, s.input_format).await?
         } else {
@@ -163,20 +194,22 @@ impl Scheduler {
             batch_size: s.batch_size,
             record_type: s.record_type.clone(),
         };
-        let job = self.runner.create(&s.source_code, &path, &req).await?;
+        let job = self.runner.prepare(&s.source_code, &path, &req).await?;
         let store = self.runner.engine().ops_store().clone();
-        store
-            .update_schedule_run(
-                &s.id,
-                run.occurrence_at,
-                Some(&job.id),
-                RunState::Running,
-                run.reason.as_deref(),
-                None,
-            )
-            .await?;
+        // The job and the run's link to it in one transaction: a stop in between leaves
+        // neither a job without its run nor a run without its job.
+        let reason = reason.or(run.reason.as_deref());
+        let started = store
+            .start_schedule_run_job(run, &job, self.instance(), reason)
+            .await;
+        if !matches!(started, Ok(true)) {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        if !started? {
+            return Ok(false);
+        }
         self.runner.start(&job);
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -14,7 +14,7 @@ fn id_param(description: &str) -> Value {
 }
 
 fn job() -> Value {
-    json!({ "type": "object", "description": "A bulk job: id, source_code, state (running, completed, cancelled, failed), spec (formats, batch size, total_rows), checkpoint (rows_done, found, not_found, errors, batches_sent, retries, runs), reason, running_here, progress (rate, limiter and breaker state, while it runs here), results_url" })
+    json!({ "type": "object", "description": "A bulk job: id, source_code, state (running, interrupted, completed, cancelled, failed), spec (formats, batch size, total_rows), checkpoint (rows_done, found, not_found, errors, batches_sent, retries, runs), reason, lease (holder: the process that runs it or ran it last; until: when its lease ends unless renewed, null once it stopped), running_here, progress (rate, limiter and breaker state, while it runs here), results_url" })
 }
 
 fn schedule() -> Value {
