@@ -1207,6 +1207,28 @@ async fn schedules_are_added_through_the_form_and_removed_after_a_confirmation()
     let gone = b.get(&remove).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert!(gone.body.contains("There is no schedule"));
+    let recorded = e
+        .state
+        .ops
+        .list_changes(&dci_client::users::ChangeFilter {
+            target: Some(dci_client::users::ChangeTarget::Schedule),
+            ..dci_client::users::ChangeFilter::default()
+        })
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str, &str)> = recorded
+        .iter()
+        .map(|c| (c.actor.as_str(), c.target_id.as_str(), c.action.as_str()))
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.contains(&("admin-token", s.id.as_str(), "create")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("admin-token", s.id.as_str(), "delete")),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
