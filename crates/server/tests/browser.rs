@@ -895,6 +895,42 @@ async fn console_in_headless_chromium() {
         "{downloaded}"
     );
 
+    // Schedules: the add form refuses a bad cron expression beside its field and keeps what
+    // was typed; fixed, the schedule is listed; removed through its confirmation page.
+    c.goto(&format!("{base}/jobs")).await.unwrap();
+    fill(&c, "s-name", "monthly death check").await;
+    c.find(Locator::Id("s-source_code"))
+        .await
+        .expect("the schedule form")
+        .select_by_value("sandbox_crvs")
+        .await
+        .unwrap();
+    fill(&c, "s-cron", "every night").await;
+    fill(&c, "s-input", &upload.display().to_string()).await;
+    click(&c, "add-schedule").await;
+    c.wait()
+        .for_element(Locator::Id("s-cron-err"))
+        .await
+        .unwrap();
+    wait_loaded(&c).await;
+    assert_eq!(focused_id(&c).await, "error-summary");
+    check_page(&c, "schedule-invalid", &mut audit).await;
+    assert!(ops.list_schedules().await.unwrap().is_empty());
+    fill(&c, "s-cron", "0 2 1 * *").await;
+    click(&c, "add-schedule").await;
+    c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    let schedules = ops.list_schedules().await.unwrap();
+    assert_eq!(schedules.len(), 1);
+    assert_eq!(schedules[0].name, "monthly death check");
+    check_page(&c, "jobs-schedules", &mut audit).await;
+    c.goto(&format!("{base}/schedules/{}/remove", schedules[0].id))
+        .await
+        .unwrap();
+    check_page(&c, "schedule-remove-confirm", &mut audit).await;
+    click(&c, "confirm").await;
+    c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    assert!(ops.list_schedules().await.unwrap().is_empty());
+
     // Signing keys: generate one; the source form offers it as a choice; revoke it through
     // the confirmation page.
     c.goto(&format!("{base}/keys")).await.unwrap();

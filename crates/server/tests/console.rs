@@ -183,6 +183,22 @@ fn source_fields<'a>(
     ]
 }
 
+/// A valid schedule form on `source` reading the file `input`.
+fn schedule_fields<'a>(source: &'a str, input: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("name", "monthly death check"),
+        ("source_code", source),
+        ("cron", "0 2 1 * *"),
+        ("input", input),
+        ("input_format", "csv"),
+        ("output_format", "jsonl"),
+        ("batch_size", "50"),
+        ("record_type", ""),
+        ("catch_up", "none"),
+        ("enabled", "on"),
+    ]
+}
+
 fn with_csrf<'a>(csrf: &'a str, mut fields: Vec<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
     fields.insert(0, ("csrf", csrf));
     fields
@@ -307,6 +323,8 @@ async fn every_form_post_checks_csrf() {
         "/keys",
         "/keys/k1/revoke",
         "/keys/k1/activate",
+        "/schedules",
+        "/schedules/s1/remove",
     ] {
         let r = b.post(path, &[("csrf", "nope")]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
@@ -1096,4 +1114,277 @@ async fn accepting_unauthenticated_callbacks_is_a_visible_opt_out() {
             .contains(r#"name="accept_unauthenticated_callbacks" checked"#),
         "the edit form shows it ticked"
     );
+}
+
+#[tokio::test]
+async fn schedules_are_added_through_the_form_and_removed_after_a_confirmation() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let fields = source_fields(
+        "crvs_main",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/t",
+        "s",
+    );
+    b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    let input = e._dir.path().join("caseload.csv");
+    std::fs::write(&input, "id_type,id_value\nNID,1\n").unwrap();
+    let input = input.display().to_string();
+    let page = b.get("/jobs").await;
+    assert!(page.body.contains(r#"id="schedule-form""#), "{}", page.body);
+    assert!(page.body.contains(r#"<option value="crvs_main">"#));
+    assert!(
+        page.body.contains("six fields put seconds first"),
+        "the cron hint says what the library accepts"
+    );
+    assert!(!page.body.contains("add them with"));
+    let r = b
+        .post(
+            "/schedules",
+            &with_csrf(&csrf, schedule_fields("crvs_main", &input)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location.as_deref(), Some("/jobs?notice=schedule-added"));
+    let stored = e.state.ops.list_schedules().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let s = &stored[0];
+    assert_eq!(
+        (
+            s.name.as_str(),
+            s.source_code.as_str(),
+            s.cron.as_str(),
+            s.input.as_str()
+        ),
+        (
+            "monthly death check",
+            "crvs_main",
+            "0 2 1 * *",
+            input.as_str()
+        )
+    );
+    assert_eq!(s.batch_size, Some(50));
+    assert_eq!(s.catch_up, dci_client::jobs::CatchUp::None);
+    assert_eq!(s.input_format, dci_client::bulk::InputFormat::Csv);
+    assert!(s.enabled);
+    let page = b.get("/jobs?notice=schedule-added").await;
+    assert!(page.body.contains("Schedule added"));
+    let table = &page.body[page.body.find(r#"id="schedules""#).unwrap()..];
+    assert!(table.contains("monthly death check") && table.contains("0 2 1 * *"));
+    let remove = format!("/schedules/{}/remove", s.id);
+    assert!(table.contains(&format!(r#"href="{remove}""#)));
+    // The change audit names the schedule, and who added it.
+    let changes = b.get("/changes?target=schedule").await;
+    assert!(changes.body.contains(&s.id), "{}", changes.body);
+    assert!(changes.body.contains("<td>create</td>"), "{}", changes.body);
+
+    // Removal: a confirmation page first; without the confirmation, or the CSRF token,
+    // nothing is removed.
+    let confirm = b.get(&remove).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(
+        confirm
+            .body
+            .contains("Remove schedule monthly death check?")
+    );
+    let r = b.post(&remove, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = b.post(&remove, &[("confirm", "yes")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(e.state.ops.list_schedules().await.unwrap().len(), 1);
+    let r = b
+        .post(&remove, &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/jobs?notice=schedule-removed"));
+    assert!(e.state.ops.list_schedules().await.unwrap().is_empty());
+    let page = b.get("/jobs?notice=schedule-removed").await;
+    assert!(page.body.contains("Schedule removed"));
+    assert!(page.body.contains("No schedules."));
+    let changes = b.get("/changes?target=schedule").await;
+    assert!(changes.body.contains("<td>delete</td>"), "{}", changes.body);
+    // A schedule that is gone: said so.
+    let gone = b.get(&remove).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert!(gone.body.contains("There is no schedule"));
+    let recorded = e
+        .state
+        .ops
+        .list_changes(&dci_client::users::ChangeFilter {
+            target: Some(dci_client::users::ChangeTarget::Schedule),
+            ..dci_client::users::ChangeFilter::default()
+        })
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str, &str)> = recorded
+        .iter()
+        .map(|c| (c.actor.as_str(), c.target_id.as_str(), c.action.as_str()))
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.contains(&("admin-token", s.id.as_str(), "create")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("admin-token", s.id.as_str(), "delete")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_schedule_form_shows_each_error_beside_its_field_with_the_typed_values() {
+    let e = env().await;
+    let mut b = Browser::new(app(&e));
+    let csrf = b.login(ADMIN).await;
+    let fields = source_fields(
+        "crvs_main",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/t",
+        "s",
+    );
+    b.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    let input = e._dir.path().join("caseload.csv");
+    std::fs::write(&input, "id_type,id_value\nNID,1\n").unwrap();
+    let input = input.display().to_string();
+    let field_err = |body: &str, name: &str| -> String {
+        let at = body
+            .find(&format!(r#"id="s-{name}-err""#))
+            .unwrap_or_else(|| panic!("an error beside {name}: {body}"));
+        let rest = &body[at..];
+        rest[..rest.find("</span></div>").unwrap()].to_owned()
+    };
+
+    // No name, a bad cron expression, a relative input path: each beside its field, by label.
+    let mut fields = schedule_fields("crvs_main", "caseload.csv");
+    fields[0].1 = "";
+    fields[2].1 = "every night";
+    fields[7].1 = "Person";
+    let r = b.post("/schedules", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .contains("The schedule was not added: fix 3 field(s).")
+    );
+    assert!(field_err(&r.body, "name").contains("Name: must be 1 to 200 characters"));
+    let cron = field_err(&r.body, "cron");
+    assert!(
+        cron.contains("Cron expression: is not a cron expression"),
+        "{cron}"
+    );
+    assert!(field_err(&r.body, "input").contains("Input: must be an absolute file path"));
+    assert!(
+        r.body
+            .contains(r##"<a href="#s-cron">Cron expression</a>"##)
+    );
+    assert!(
+        r.body.contains(r#"aria-invalid="true""#)
+            && r.body
+                .contains(r#"aria-describedby="s-cron-hint s-cron-err""#)
+    );
+    // What was typed is shown again, the choices too.
+    assert!(r.body.contains(r#"value="every night""#));
+    assert!(r.body.contains(r#"value="caseload.csv""#));
+    assert!(r.body.contains(r#"value="Person""#));
+    assert!(r.body.contains(r#"value="50""#));
+    assert!(r.body.contains(r#"<option value="none" selected>"#));
+    assert!(r.body.contains(r#"<option value="crvs_main" selected>"#));
+    assert!(!r.body.contains("/cron"), "labels, not JSON pointers");
+
+    // A data source that does not exist.
+    let r = b
+        .post(
+            "/schedules",
+            &with_csrf(&csrf, schedule_fields("nosuch", &input)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        field_err(&r.body, "source_code")
+            .contains("Data source: no data source &quot;nosuch&quot;")
+    );
+    assert!(
+        r.body
+            .contains(r#"<option value="nosuch" selected>nosuch (no such data source)"#)
+    );
+    assert!(r.body.contains(r#"value="monthly death check""#));
+
+    // Identifiers per envelope that is not a number, with another field's error.
+    let mut fields = schedule_fields("crvs_main", &input);
+    fields[6].1 = "many";
+    fields[8].1 = "sometimes";
+    let r = b.post("/schedules", &with_csrf(&csrf, fields)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        field_err(&r.body, "batch_size")
+            .contains("Identifiers per envelope: must be a whole number")
+    );
+    assert!(field_err(&r.body, "catch_up").contains("Catch-up: &quot;sometimes&quot;"));
+    assert!(r.body.contains(r#"value="many""#));
+    // An input file that is not there.
+    let missing = e._dir.path().join("missing.csv").display().to_string();
+    let r = b
+        .post(
+            "/schedules",
+            &with_csrf(&csrf, schedule_fields("crvs_main", &missing)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(field_err(&r.body, "input").contains("no such file here"));
+
+    assert!(
+        e.state.ops.list_schedules().await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    let changes = b.get("/changes?target=schedule").await;
+    assert!(!changes.body.contains("<td>create</td>"));
+}
+
+#[tokio::test]
+async fn read_only_users_see_schedules_but_cannot_add_or_remove_them() {
+    let e = env().await;
+    let mut admin = Browser::new(app_with_readonly(&e));
+    let csrf = admin.login(ADMIN).await;
+    let fields = source_fields(
+        "crvs_main",
+        "http://127.0.0.1:9/crvs",
+        "http://127.0.0.1:9/t",
+        "s",
+    );
+    admin.post("/sources/new", &with_csrf(&csrf, fields)).await;
+    let r = admin
+        .post(
+            "/schedules",
+            &with_csrf(
+                &csrf,
+                schedule_fields("crvs_main", "https://spmis.example/caseload.csv"),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let id = e.state.ops.list_schedules().await.unwrap()[0].id.clone();
+    let remove = format!("/schedules/{id}/remove");
+
+    let mut ro = Browser::new(app_with_readonly(&e));
+    let csrf = ro.login(READONLY).await;
+    let page = ro.get("/jobs").await;
+    assert!(page.body.contains("monthly death check"), "{}", page.body);
+    assert!(!page.body.contains(r#"id="schedule-form""#));
+    assert!(!page.body.contains(&remove));
+    let r = ro
+        .post(
+            "/schedules",
+            &with_csrf(
+                &csrf,
+                schedule_fields("crvs_main", "https://spmis.example/other.csv"),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("read-only"));
+    assert_eq!(ro.get(&remove).await.status, StatusCode::FORBIDDEN);
+    let r = ro
+        .post(&remove, &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(e.state.ops.list_schedules().await.unwrap().len(), 1);
 }

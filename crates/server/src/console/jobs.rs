@@ -1,7 +1,7 @@
 //! Jobs: upload an input file for a bulk search on a data source (streamed to the server's jobs
 //! directory, run in the background), follow each job's progress, download its results,
-//! cancel it; and the schedules with their latest runs and outcomes. A thin view over
-//! `dci_client::jobs`, like `/api/v1/jobs`.
+//! cancel it. A thin view over `dci_client::jobs`, like `/api/v1/jobs`. The page also shows
+//! the schedules ([`super::schedules`] draws them and owns their forms).
 //!
 //! Viewing needs a login (viewer); uploading and cancelling need the operator role and the
 //! form's CSRF token, as a search does.
@@ -16,6 +16,7 @@ use futures::TryStreamExt;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::schedules;
 use super::session::{CSRF_FIELD, ConsoleOperator, ConsoleViewer, Ctx, see_other};
 use super::view::{self, badge, crumbs, failed, required_mark, scroll, when};
 use crate::state::AppState;
@@ -38,7 +39,8 @@ pub(crate) async fn jobs_page(
             Some("Job started: it runs in the background. Refresh this page for its progress.")
         }
         Some("cancelled") => Some("Job cancelled."),
-        _ => None,
+        Some(n) => schedules::notice_text(n),
+        None => None,
     };
     jobs_view(&st, &ctx, StatusCode::OK, notice, None).await
 }
@@ -63,28 +65,31 @@ async fn jobs_view(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Response {
+    page_with(st, ctx, status, notice, error, None).await
+}
+
+/// The Jobs page; `schedule_form`: a refused schedule form to show again with its errors.
+pub(super) async fn page_with(
+    st: &AppState,
+    ctx: &Ctx,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+    schedule_form: Option<schedules::Shown<'_>>,
+) -> Response {
     let jobs = match st.ops.list_bulk_jobs(50).await {
         Ok(j) => j,
         Err(e) => return failed(ctx, &e.to_string()),
     };
-    let schedules = match st.ops.list_schedules().await {
-        Ok(s) => s,
-        Err(e) => return failed(ctx, &e.to_string()),
-    };
-    let mut last_runs = Vec::with_capacity(schedules.len());
-    for s in &schedules {
-        last_runs.push(
-            st.ops
-                .list_schedule_runs(&s.id, 3)
-                .await
-                .unwrap_or_default(),
-        );
-    }
     let sources = st
         .store
         .list_data_sources(&SourceFilter::default())
         .await
         .unwrap_or_default();
+    let schedules = match schedules::section(st, ctx, &sources, schedule_form).await {
+        Ok(m) => m,
+        Err(e) => return failed(ctx, &e),
+    };
     let body = html! {
         (crumbs(&["DCI", "Jobs"]))
         h1 { "Jobs" }
@@ -158,30 +163,7 @@ async fn jobs_view(
                 }
             }
         }
-        h2 { "Schedules" }
-        p.muted { "Jobs run at each occurrence of a cron expression (UTC); add them with " code { "dci schedule add" } " or POST /api/v1/schedules. With several servers on one database exactly one runs each occurrence." }
-        @if schedules.is_empty() { p.panel { "No schedules." } } @else {
-            (scroll("Schedules", html! {
-                table id="schedules" {
-                    thead { tr { th { "Name" } th { "Source" } th { "Cron" } th { "Input" } th { "Catch-up" } th { "Latest runs" } } }
-                    tbody { @for (s, runs) in schedules.iter().zip(&last_runs) { tr {
-                        td { (s.name) @if !s.enabled { " " (badge("inactive", "disabled")) } }
-                        td { (s.source_code) }
-                        td { code { (s.cron) } }
-                        td.wrap { code { (s.input) } }
-                        td { (s.catch_up.as_str()) }
-                        td {
-                            @if runs.is_empty() { "none yet" }
-                            @for r in runs {
-                                (when(Some(r.occurrence_at))) " " (badge(r.state.as_str(), r.state.as_str()))
-                                @if let Some(why) = &r.reason { " " span.muted { (why) } }
-                                br;
-                            }
-                        }
-                    } } }
-                }
-            }))
-        }
+        (schedules)
     };
     view::page(status, "Jobs", Some(ctx), "jobs", body)
 }

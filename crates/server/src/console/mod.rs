@@ -15,8 +15,9 @@
 //!   subscriptions, notifications with their content.
 //! - [`log`]: the audit log. [`changes`]: the change audit (who changed what, when, which
 //!   fields). [`keys`]: signing keys (revoke after a confirmation page).
-//! - [`jobs`]: background bulk jobs (upload, progress, download results, cancel) and the
-//!   schedules with their latest runs.
+//! - [`jobs`]: background bulk jobs (upload, progress, download results, cancel).
+//!   [`schedules`]: on the same page, the schedules with their latest runs, add (a form with
+//!   its errors beside the fields) and remove (after a confirmation page).
 //! - [`events`]: the events outbox, one event with its deliveries and attempts.
 //! - [`webhooks`]: delivery endpoints (webhooks and RabbitMQ sinks) with add, remove (after a
 //!   confirmation page) and redeliver.
@@ -27,7 +28,8 @@
 //! `POST /sources/{code}/test`, `POST /sources/{code}/clear-token`,
 //! `GET/POST /sources/{code}/delete` (confirmation, then delete), `GET/POST /search`,
 //! `GET /transactions`, `GET /transactions/{id}`, `GET/POST /jobs`, `GET /jobs/{id}/results`,
-//! `POST /jobs/{id}/cancel`, `GET /log`, `GET /changes`, `GET/POST /keys`,
+//! `POST /jobs/{id}/cancel`, `POST /schedules`, `GET/POST /schedules/{id}/remove` (confirmation,
+//! then remove), `GET /log`, `GET /changes`, `GET/POST /keys`,
 //! `POST /keys/{id}/activate`, `GET/POST /keys/{id}/revoke` (confirmation, then revoke),
 //! `GET /events`, `GET /events/{id}`, `GET/POST /webhooks`, `GET/POST /webhooks/{id}/remove`
 //! (confirmation, then remove), `POST /webhooks/redeliver`.
@@ -47,6 +49,7 @@ mod jobs;
 mod keys;
 mod log;
 mod records;
+mod schedules;
 mod search;
 pub mod session;
 mod sources;
@@ -226,6 +229,24 @@ pub(crate) fn routes() -> Vec<(Method, &'static str, Option<Role>, MethodRouter<
             "/jobs/{id}/cancel",
             Some(Operator),
             post(jobs::job_cancel),
+        ),
+        (
+            Method::POST,
+            "/schedules",
+            Some(Admin),
+            post(schedules::schedule_add),
+        ),
+        (
+            Method::GET,
+            "/schedules/{id}/remove",
+            Some(Admin),
+            get(schedules::schedule_remove_confirm),
+        ),
+        (
+            Method::POST,
+            "/schedules/{id}/remove",
+            Some(Admin),
+            post(schedules::schedule_remove),
         ),
         (Method::GET, "/events", Some(Viewer), get(events::events)),
         (
