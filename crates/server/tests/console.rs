@@ -1290,17 +1290,18 @@ async fn a_refused_schedule_form_shows_each_error_beside_its_field_with_the_type
     assert!(r.body.contains(r#"<option value="crvs_main" selected>"#));
     assert!(!r.body.contains("/cron"), "labels, not JSON pointers");
 
-    // A data source that does not exist.
-    let r = b
-        .post(
-            "/schedules",
-            &with_csrf(&csrf, schedule_fields("nosuch", &input)),
-        )
-        .await;
+    // A data source that does not exist, with a bad cron expression: both at once.
+    let mut fields = schedule_fields("nosuch", &input);
+    fields[2].1 = "every night";
+    let r = b.post("/schedules", &with_csrf(&csrf, fields)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(
         field_err(&r.body, "source_code")
             .contains("Data source: no data source &quot;nosuch&quot;")
+    );
+    assert!(
+        field_err(&r.body, "cron").contains("6 fields put seconds first"),
+        "the cron error names every accepted form"
     );
     assert!(
         r.body

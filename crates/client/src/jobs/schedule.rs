@@ -91,7 +91,7 @@ impl Schedule {
     }
 }
 
-fn is_url(s: &str) -> bool {
+pub(super) fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
@@ -151,7 +151,7 @@ impl ScheduleInput {
         if let Err(e) = parse_cron(&cron) {
             errs.push(
                 "cron",
-                format!("is not a cron expression ({e}): use 5 fields, minute hour day-of-month month day-of-week, in UTC, e.g. 0 2 1 * *"),
+                format!("is not a cron expression ({e}): use 5 fields, minute hour day-of-month month day-of-week, in UTC, e.g. 0 2 1 * * (6 fields put seconds first, a 7th is the year; @daily, @weekly and @monthly also work)"),
             );
         }
         let input = self.input.trim().to_owned();

@@ -7,6 +7,7 @@
 //! Each tick also continues the jobs no instance runs any more: those whose files are here
 //! ([`JobRunner::adopt`]) and the runs of instances that died ([`super::takeover`]).
 
+use std::path::Path;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -229,32 +230,30 @@ pub async fn add_schedule(
     actor: &str,
     input: super::schedule::ScheduleInput,
 ) -> Result<Schedule, AddScheduleError> {
-    let s = input.validate(OffsetDateTime::now_utc())?;
-    if engine
-        .store()
-        .get_data_source(&s.source_code)
-        .await?
-        .is_none()
-    {
-        return Err(crate::source::ValidationErrors::one(
+    // Every field's error at once: the checks against this server (the source exists, the
+    // file is here) beside the library's own.
+    let code = input.source_code.trim().to_owned();
+    let file = input.input.trim().to_owned();
+    let checked = input.validate(OffsetDateTime::now_utc());
+    let mut errs = checked.as_ref().err().cloned().unwrap_or_default();
+    if !errs.has("source_code") && engine.store().get_data_source(&code).await?.is_none() {
+        errs.push(
             "source_code",
-            format!(
-                "no data source {:?}: use the code of one that exists",
-                s.source_code
-            ),
-        )
-        .into());
+            format!("no data source {code:?}: use the code of one that exists"),
+        );
     }
-    if !s.input_is_url() && !std::path::Path::new(&s.input).is_file() {
-        return Err(crate::source::ValidationErrors::one(
+    if !errs.has("input") && !super::schedule::is_url(&file) && !Path::new(&file).is_file() {
+        errs.push(
             "input",
             format!(
-                "{}: no such file here: give a file this server can read, or an http(s) URL",
-                s.input
+                "{file}: no such file here: give a file this server can read, or an http(s) URL"
             ),
-        )
-        .into());
+        );
     }
+    let s = match checked {
+        Ok(s) if errs.is_empty() => s,
+        _ => return Err(errs.into()),
+    };
     engine.ops_store().create_schedule(&s).await?;
     let fields = crate::users::changes::json_fields(
         &serde_json::Value::Null,
