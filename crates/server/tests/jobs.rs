@@ -601,6 +601,16 @@ async fn schedules_added_and_removed_through_the_api_are_in_the_change_audit() {
 
 #[tokio::test]
 async fn two_servers_on_one_postgres_schema_run_each_occurrence_once() {
+    on_fresh_postgres_schema(two_servers).await;
+}
+
+/// Runs `test(url, schema)` on a new schema of `DCI_TEST_DATABASE_URL` and drops the schema
+/// afterwards, also when the test panics; skips (saying why, failing under `CI`) without it.
+async fn on_fresh_postgres_schema<F, Fut>(test: F)
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -611,7 +621,7 @@ async fn two_servers_on_one_postgres_schema_run_each_occurrence_once() {
         return;
     };
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let outcome = tokio::spawn(two_servers(url.clone(), schema.clone())).await;
+    let outcome = tokio::spawn(test(url.clone(), schema.clone())).await;
     dci_store::PgStore::drop_schema(&url, &schema)
         .await
         .unwrap();
@@ -762,23 +772,7 @@ fn once_at(at: OffsetDateTime) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scheduled_run_whose_server_died_is_run_again_by_another_server() {
-    let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        dci_protocol::test_support::skip(
-            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
-        );
-        return;
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let outcome = tokio::spawn(takeover(url.clone(), schema.clone())).await;
-    dci_store::PgStore::drop_schema(&url, &schema)
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    on_fresh_postgres_schema(takeover).await;
 }
 
 async fn takeover(url: String, schema: String) {

@@ -173,21 +173,12 @@ pub(crate) async fn key_generate(
     }
 }
 
-/// The activate/revoke forms (revoke also carries `confirm=yes` from its confirmation page).
-#[derive(Debug, Deserialize)]
-pub(crate) struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    confirm: String,
-}
-
 /// `POST /keys/{id}/activate`.
 pub(crate) async fn key_activate(
     State(st): State<AppState>,
     ConsoleAdmin(ctx): ConsoleAdmin,
     Path(id): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<view::ConfirmForm>,
 ) -> Response {
     change_key(&st, &ctx, &id, &form.csrf, KeyChange::Activate).await
 }
@@ -197,9 +188,9 @@ pub(crate) async fn key_revoke(
     State(st): State<AppState>,
     ConsoleAdmin(ctx): ConsoleAdmin,
     Path(id): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<view::ConfirmForm>,
 ) -> Response {
-    if form.confirm != "yes" {
+    if !form.is_confirmed() {
         // Not from the confirmation page: ask first (revoking cannot be undone).
         if let Err(r) = ctx.check_csrf(&form.csrf) {
             return r;

@@ -365,15 +365,6 @@ pub(crate) async fn schedule_add(
     }
 }
 
-/// The remove form (`confirm=yes` from its confirmation page).
-#[derive(Debug, Deserialize)]
-pub(crate) struct RemoveForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    confirm: String,
-}
-
 /// `GET /schedules/{id}/remove`: what removing does, and a button that does it.
 pub(crate) async fn schedule_remove_confirm(
     State(st): State<AppState>,
@@ -415,12 +406,12 @@ pub(crate) async fn schedule_remove(
     State(st): State<AppState>,
     ConsoleAdmin(ctx): ConsoleAdmin,
     Path(id): Path<String>,
-    Form(form): Form<RemoveForm>,
+    Form(form): Form<view::ConfirmForm>,
 ) -> Response {
     if let Err(r) = ctx.check_csrf(&form.csrf) {
         return r;
     }
-    if form.confirm != "yes" {
+    if !form.is_confirmed() {
         return remove_confirmation(&st, &ctx, &id).await;
     }
     match remove_schedule(&st.engine, &ctx.who.actor, &id).await {

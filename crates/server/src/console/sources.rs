@@ -1336,15 +1336,6 @@ pub(crate) async fn clear_token(
     }
 }
 
-/// The delete confirmation form.
-#[derive(Debug, Deserialize)]
-pub(crate) struct DeleteForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    confirm: String,
-}
-
 /// `GET /sources/{code}/delete`: what deleting removes, and a button that does it.
 pub(crate) async fn delete_confirm(
     State(st): State<AppState>,
@@ -1381,7 +1372,7 @@ pub(crate) async fn delete(
     State(st): State<AppState>,
     ConsoleAdmin(ctx): ConsoleAdmin,
     Path(code): Path<String>,
-    Form(form): Form<DeleteForm>,
+    Form(form): Form<view::ConfirmForm>,
 ) -> Response {
     if let Err(r) = ctx.check_csrf(&form.csrf) {
         return r;
@@ -1390,7 +1381,7 @@ pub(crate) async fn delete(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if form.confirm != "yes" {
+    if !form.is_confirmed() {
         return delete_confirmation(&ctx, &source);
     }
     match st.engine.delete_source(&ctx.who.actor, &code).await {

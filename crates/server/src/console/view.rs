@@ -272,6 +272,24 @@ pub(crate) fn required_mark() -> Markup {
     html! { " " span.req aria-hidden="true" { "*" } span.visually-hidden { " (required)" } }
 }
 
+/// The form of a confirmation page's button (and of a button that asks first): the CSRF token
+/// and `confirm=yes` when it comes from the confirmation page. One shape for every
+/// delete/remove/revoke in the console.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ConfirmForm {
+    #[serde(default)]
+    pub(crate) csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+impl ConfirmForm {
+    /// Whether it was sent from the confirmation page.
+    pub(crate) fn is_confirmed(&self) -> bool {
+        self.confirm == "yes"
+    }
+}
+
 /// A confirmation page: what will happen, a button that does it, and a way back.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn confirm_page(
