@@ -772,10 +772,17 @@ fn once_at(at: OffsetDateTime) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scheduled_run_whose_server_died_is_run_again_by_another_server() {
-    on_fresh_postgres_schema(takeover).await;
+    on_fresh_postgres_schema(|url, schema| takeover(url, schema, false)).await;
 }
 
-async fn takeover(url: String, schema: String) {
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_sharing_the_dead_ones_directory_resumes_its_job_from_the_checkpoint() {
+    on_fresh_postgres_schema(|url, schema| takeover(url, schema, true)).await;
+}
+
+/// Server A runs a scheduled occurrence and dies mid-way; server B (`shared`: on A's jobs
+/// directory, else on its own) continues it once A's lease ended.
+async fn takeover(url: String, schema: String, shared: bool) {
     const ROWS: usize = 120;
     let sb = dci_sandbox::spawn(SandboxConfig::default().population(ROWS + 10))
         .await
@@ -828,8 +835,13 @@ async fn takeover(url: String, schema: String) {
     );
     let a_lease = left.lease.clone().expect("A held the job's lease");
 
-    // Server B, which cannot reach A's files, runs the occurrence again once A's lease ended.
-    let b = serve_quick_takeover(&stores, &dir.path().join("jobs-b")).await;
+    let sent_at_death = sb
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint.ends_with("/registry/sync/search"))
+        .count();
+    let b_dir = dir.path().join(if shared { "jobs-a" } else { "jobs-b" });
+    let b = serve_quick_takeover(&stores, &b_dir).await;
     let run = eventually("the run taken over and completed", || async {
         let run = stores.1.latest_schedule_run(&s.id).await.unwrap()?;
         (run.state == RunState::Completed).then_some(run)
@@ -844,6 +856,40 @@ async fn takeover(url: String, schema: String) {
         "still one row for the one occurrence: {runs:?}"
     );
     assert_eq!(run.occurrence_at, run_a.occurrence_at);
+    if shared {
+        // B reaches A's files: the same job continues from its checkpoint.
+        assert_eq!(run.job_id, run_a.job_id, "{run:?}");
+        let job = stores.1.get_bulk_job(&job_a.id).await.unwrap().unwrap();
+        assert_eq!(job.state, dci_client::bulk::JobState::Completed);
+        assert_eq!(job.checkpoint.runs, 2, "{job:?}");
+        assert_eq!(job.checkpoint.found, ROWS as u64, "{job:?}");
+        assert_ne!(job.lease.map(|l| l.holder), Some(a_lease.holder.clone()));
+        let out = std::fs::read_to_string(job.spec.output.as_deref().unwrap()).unwrap();
+        let lines: Vec<u64> = out
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["line"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        let want: Vec<u64> = (2..ROWS as u64 + 2).collect();
+        assert_eq!(lines, want, "every row once, in order");
+        let sent_after = sb
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint.ends_with("/registry/sync/search"))
+            .count()
+            - sent_at_death;
+        let rows_left = ROWS as u64 - left.checkpoint.rows_done;
+        assert!(
+            sent_after as u64 <= rows_left + 1,
+            "at most the batch in flight is sent again: {sent_after} envelopes for {rows_left} rows"
+        );
+        assert_eq!(stores.1.list_bulk_jobs(10).await.unwrap().len(), 1);
+        return;
+    }
+    // B cannot reach A's files: it runs the occurrence again from the schedule's input.
     assert_ne!(
         run.instance, run_a.instance,
         "run by another instance now: {run:?}"
