@@ -24,7 +24,8 @@ pub(crate) fn secret_field(sink: &dci_client::webhooks::Sink) -> &'static str {
 
 /// Implements `EventStore` for a backend struct with `fn pool(&self) -> &sqlx::Pool<$db>` and
 /// `fn sealer(&self) -> Arc<Sealer>`; the invoking module defines `SKIP_LOCKED` (the claim's
-/// row-lock clause: ` FOR UPDATE SKIP LOCKED` on PostgreSQL, empty on SQLite).
+/// row-lock clause: ` FOR UPDATE SKIP LOCKED` on PostgreSQL, empty on SQLite) and
+/// `EVENT_ORDER_LOCK` (see `write_event`).
 macro_rules! impl_event_store {
     ($store:ty, $db:ty) => {
         pub(crate) mod events_store_impl {
@@ -154,7 +155,21 @@ macro_rules! impl_event_store {
 
             /// Inserts an event and one pending delivery per enabled endpoint that takes its
             /// kind, on a connection inside the caller's transaction. Returns its position.
+            ///
+            /// Positions must become visible in order, or a reader following the cursor
+            /// passes one that commits later and never sees it. The invoking module's
+            /// `EVENT_ORDER_LOCK` (PostgreSQL: a transaction-scoped advisory lock; SQLite,
+            /// whose writers are serial anyway: none) makes the writers of events take their
+            /// positions one transaction at a time, held until commit. Callers write their
+            /// events last in a transaction, after every row lock they take, so the lock
+            /// never waits in a cycle.
             pub(crate) async fn write_event(conn: &mut Conn, e: &NewEvent) -> Result<i64, StoreError> {
+                if !super::EVENT_ORDER_LOCK.is_empty() {
+                    sqlx::query(super::EVENT_ORDER_LOCK)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db("ordering events"))?;
+                }
                 let seq: i64 = sqlx::query_scalar(
                     "INSERT INTO event (id, kind, source_code, transaction_id, subscription_code, \
                      created_at, created_ms, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \

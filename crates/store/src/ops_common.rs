@@ -599,7 +599,7 @@ macro_rules! impl_ops_store {
                         .await
                         .map_err(db("storing a callback"))?;
                     }
-                    if c.action == "notify" {
+                    let notification = if c.action == "notify" {
                         let registry: Option<String> = sqlx::query_scalar(
                             "SELECT registry_type FROM data_source WHERE code = $1",
                         )
@@ -607,11 +607,11 @@ macro_rules! impl_ops_store {
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(db("reading a data source"))?;
-                        let registry = registry.and_then(|r| r.parse().ok());
-                        if let Some(e) = events::notification(registry, c) {
-                            write_event(&mut tx, &e).await?;
-                        }
-                    }
+                        events::notification(registry.and_then(|r| r.parse().ok()), c)
+                    } else {
+                        None
+                    };
+                    // Row locks first (the transaction's), events last (see `write_event`).
                     let mut moved = None;
                     if let Some(id) = &c.transaction_id
                         && let Some((t, callbacks)) = read_in(&mut tx, &self.sealer(), id).await?
@@ -622,10 +622,16 @@ macro_rules! impl_ops_store {
                             && view.state != TransactionState::Pending
                             && advance_in(&mut tx, id, view.state, c.received_at, None).await?
                         {
-                            transition_event_in(&mut tx, &self.sealer(), id, view.state, c.received_at).await?;
-                            moved = Some(id.clone());
+                            moved = Some((id.clone(), view.state));
                         }
                     }
+                    if let Some(e) = notification {
+                        write_event(&mut tx, &e).await?;
+                    }
+                    if let Some((id, state)) = &moved {
+                        transition_event_in(&mut tx, &self.sealer(), id, *state, c.received_at).await?;
+                    }
+                    let moved = moved.map(|(id, _)| id);
                     tx.commit().await.map_err(db("committing"))?;
                     if let Some(id) = moved {
                         self.publish(Change::Transaction(id)).await;

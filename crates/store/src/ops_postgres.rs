@@ -16,6 +16,10 @@ use crate::users_common::impl_user_store;
 const FOR_UPDATE: &str = " FOR UPDATE";
 /// Row-lock clause of the webhook claim: concurrent instances skip an endpoint being claimed.
 const SKIP_LOCKED: &str = " FOR UPDATE OF e SKIP LOCKED";
+/// Taken before an event is written, held until commit: events become visible in position
+/// order (see `events_common::write_event`). Keyed by schema, like the token leases.
+const EVENT_ORDER_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':dci-event-order', 0))";
 
 impl_ops_store!(crate::PgStore, sqlx::Postgres, crate::migrations::postgres);
 impl_event_store!(crate::PgStore, sqlx::Postgres);

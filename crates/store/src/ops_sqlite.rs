@@ -16,6 +16,9 @@ use crate::users_common::impl_user_store;
 const FOR_UPDATE: &str = "";
 /// Row-lock clause of the webhook claim: none (as above).
 const SKIP_LOCKED: &str = "";
+/// None: SQLite runs one writing transaction at a time, so events become visible in
+/// position order already.
+const EVENT_ORDER_LOCK: &str = "";
 
 impl_ops_store!(crate::SqliteStore, sqlx::Sqlite, crate::migrations::sqlite);
 impl_event_store!(crate::SqliteStore, sqlx::Sqlite);

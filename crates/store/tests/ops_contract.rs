@@ -673,6 +673,7 @@ mod events {
         acks_expiry_and_subscriptions_write_their_events,
         concurrent_last_pages_complete_the_search_once,
         events_page_by_cursor_filter_and_are_marked_processed,
+        a_reader_following_the_cursor_sees_every_event_while_writers_race,
         webhook_endpoints_keep_their_secret_sealed,
         deliveries_are_leased_ordered_retried_and_redelivered,
         source_state_changes_write_an_event_per_settled_change,
@@ -970,6 +971,73 @@ mod events {
             .filter(|e| e.kind == EventKind::SearchCompleted)
             .count();
         assert_eq!(completed, 10, "one search.completed per search");
+    }
+
+    /// A consumer that follows the cursor (`after` = the last event it saw) while eight
+    /// writers append concurrently sees every event exactly once: an event never becomes
+    /// visible behind one the reader already passed (on PostgreSQL a later position could
+    /// otherwise commit first).
+    pub(super) async fn a_reader_following_the_cursor_sees_every_event_while_writers_race(
+        b: Arc<Backend>,
+    ) {
+        const WRITERS: usize = 8;
+        const EACH: usize = 60;
+        let o = b.open(&key(1)).await;
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let ops = o.ops.clone();
+                tokio::spawn(async move {
+                    for i in 0..EACH {
+                        let e =
+                            NewEvent::new(EventKind::NotificationReceived, json!({"w": w, "i": i}));
+                        ops.append_event(&e).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor: Option<EventCursor> = None;
+        let mut done = false;
+        loop {
+            let page = o
+                .ops
+                .list_events(&EventFilter {
+                    after: cursor,
+                    limit: 50,
+                    ..EventFilter::default()
+                })
+                .await
+                .unwrap();
+            for e in &page {
+                assert!(seen.insert(e.id.clone()), "seen twice: {}", e.id);
+            }
+            if let Some(last) = page.last() {
+                cursor = Some(last.cursor());
+            } else if done {
+                break;
+            }
+            if !done && writers.iter().all(|w| w.is_finished()) {
+                done = true;
+            }
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let all = o
+            .ops
+            .list_events(&EventFilter {
+                limit: 10_000,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), WRITERS * EACH);
+        assert_eq!(
+            seen.len(),
+            WRITERS * EACH,
+            "the reader missed {} event(s) that committed behind its cursor",
+            WRITERS * EACH - seen.len()
+        );
     }
 
     pub(super) async fn events_page_by_cursor_filter_and_are_marked_processed(b: Arc<Backend>) {
