@@ -76,6 +76,13 @@ Environment:
   DCI_WEBHOOK_LEASE_SECS      How long an instance holds an endpoint's deliveries before another
                               may take over, s (default 60, at least 20); serve
                               --webhook-lease-secs, serve.webhook_lease_secs
+  DCI_JOB_LEASE_SECS          How long a background job's lease lasts unless renewed (every
+                              third of it): how soon another instance continues the jobs of one
+                              that died, s (default 30, 3..=3600); serve --job-lease-secs,
+                              serve.job_lease_secs
+  DCI_SCHEDULE_TAKEOVER_SECS  How long after a scheduled run's lease ended an instance that
+                              cannot reach its files runs it again, s (default 60); serve
+                              --schedule-takeover-secs, serve.schedule_takeover_secs
   DCI_RETENTION_DAYS          Days finished requests, callbacks and events are kept; `dci serve`
                               purges older ones hourly, `dci purge` once (default: kept);
                               serve --retention-days, serve.retention_days

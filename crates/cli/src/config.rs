@@ -99,6 +99,8 @@ pub(crate) struct ServeFlags {
     pub(crate) webhook_max_age_secs: Option<u64>,
     pub(crate) webhook_retry_base_ms: Option<u64>,
     pub(crate) webhook_lease_secs: Option<u64>,
+    pub(crate) job_lease_secs: Option<u64>,
+    pub(crate) schedule_takeover_secs: Option<u64>,
     pub(crate) retention_days: Option<u64>,
     pub(crate) console_readonly_token_file: Option<PathBuf>,
     pub(crate) console_secure_cookies: Option<bool>,
@@ -145,6 +147,8 @@ struct ServeFile {
     webhook_max_age_secs: Option<u64>,
     webhook_retry_base_ms: Option<u64>,
     webhook_lease_secs: Option<u64>,
+    job_lease_secs: Option<u64>,
+    schedule_takeover_secs: Option<u64>,
     allow_core_dumps: Option<bool>,
     metrics_open: Option<bool>,
     retention_days: Option<u64>,
@@ -225,6 +229,10 @@ pub(crate) struct Settings {
     pub(crate) webhook_retry_base_ms: Setting<u64>,
     /// How long a worker holds an endpoint's deliveries before another instance may take them.
     pub(crate) webhook_lease_secs: Setting<u64>,
+    /// How long a background job's lease lasts unless renewed.
+    pub(crate) job_lease_secs: Setting<u64>,
+    /// How long after a scheduled run's lease ended another instance runs it again.
+    pub(crate) schedule_takeover_secs: Setting<u64>,
     /// Days finished requests, callbacks and events are kept (unset: until deleted).
     pub(crate) retention_days: Setting<u64>,
     /// `DCI_CONSOLE_READONLY_TOKEN` (environment only: a secret).
@@ -245,6 +253,8 @@ pub(crate) const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u64 = 12;
 pub(crate) const DEFAULT_WEBHOOK_MAX_AGE_SECS: u64 = 3 * 24 * 3600;
 pub(crate) const DEFAULT_WEBHOOK_RETRY_BASE_MS: u64 = 1000;
 pub(crate) const DEFAULT_WEBHOOK_LEASE_SECS: u64 = 60;
+pub(crate) const DEFAULT_JOB_LEASE_SECS: u64 = 30;
+pub(crate) const DEFAULT_SCHEDULE_TAKEOVER_SECS: u64 = 60;
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
@@ -633,6 +643,30 @@ fn resolve_with(
             20..=86_400,
             "webhook_lease_secs",
         )?,
+        job_lease_secs: in_range(
+            num(
+                serve.job_lease_secs,
+                "--job-lease-secs",
+                "DCI_JOB_LEASE_SECS",
+                file.serve.job_lease_secs,
+                "serve.job_lease_secs",
+            )?,
+            DEFAULT_JOB_LEASE_SECS,
+            3..=3_600,
+            "job_lease_secs",
+        )?,
+        schedule_takeover_secs: in_range(
+            num(
+                serve.schedule_takeover_secs,
+                "--schedule-takeover-secs",
+                "DCI_SCHEDULE_TAKEOVER_SECS",
+                file.serve.schedule_takeover_secs,
+                "serve.schedule_takeover_secs",
+            )?,
+            DEFAULT_SCHEDULE_TAKEOVER_SECS,
+            0..=86_400,
+            "schedule_takeover_secs",
+        )?,
         retention_days: optional_in_range(
             num(
                 serve.retention_days,
@@ -904,6 +938,8 @@ impl Settings {
             row("serve.webhook_max_age_secs", &self.webhook_max_age_secs),
             row("serve.webhook_retry_base_ms", &self.webhook_retry_base_ms),
             row("serve.webhook_lease_secs", &self.webhook_lease_secs),
+            row("serve.job_lease_secs", &self.job_lease_secs),
+            row("serve.schedule_takeover_secs", &self.schedule_takeover_secs),
             row("serve.allow_core_dumps", &self.allow_core_dumps),
             row("serve.metrics_open", &self.metrics_open),
             row("serve.retention_days", &self.retention_days),

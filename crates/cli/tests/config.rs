@@ -459,3 +459,42 @@ fn log_format_trace_export_and_open_metrics_resolve_and_bad_values_are_refused()
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("DCI_METRICS_OPEN"), "{}", r.stderr);
 }
+
+#[test]
+fn job_lease_and_schedule_takeover_are_settings_with_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("dci.toml"),
+        "[serve]\njob_lease_secs = 12\nschedule_takeover_secs = 0\n",
+    )
+    .unwrap();
+    let (lease, takeover) = ("serve.job_lease_secs", "serve.schedule_takeover_secs");
+    let s = show(d, &[], &[]);
+    assert_eq!(s[lease]["value"], "30");
+    assert_eq!(s[takeover]["value"], "60");
+    let s = show(d, &["--config", "dci.toml"], &[]);
+    assert_eq!(
+        (&s[lease]["origin"], &s[lease]["value"]),
+        (&"file".into(), &"12".into())
+    );
+    assert_eq!(s[takeover]["value"], "0");
+    let s = show(d, &[], &[("DCI_SCHEDULE_TAKEOVER_SECS", "300")]);
+    assert_eq!(s[takeover]["from"], "env DCI_SCHEDULE_TAKEOVER_SECS");
+    assert_eq!(s[takeover]["value"], "300");
+    // A lease renewed every third of it needs some seconds to renew in.
+    let r = dci(d, &["config", "show"], &[("DCI_JOB_LEASE_SECS", "1")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("job_lease_secs 1") && r.stderr.contains("3..=3600"),
+        "{}",
+        r.stderr
+    );
+    let help = dci(d, &["serve", "--help"], &[]);
+    assert!(
+        help.stdout.contains("--job-lease-secs")
+            && help.stdout.contains("--schedule-takeover-secs"),
+        "{}",
+        help.stdout
+    );
+}

@@ -65,6 +65,16 @@ pub(crate) struct ServeArgs {
     /// DCI_WEBHOOK_LEASE_SECS] [default: 60].
     #[arg(long, value_parser = clap::value_parser!(u64).range(20..=86_400), help_heading = "Webhooks")]
     webhook_lease_secs: Option<u64>,
+    /// How long, in seconds, a background job's lease lasts unless renewed (every third of
+    /// it): after a crash, another instance continues the job once it runs out [env:
+    /// DCI_JOB_LEASE_SECS] [default: 30].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(3..=3_600), help_heading = "Jobs")]
+    job_lease_secs: Option<u64>,
+    /// How long, in seconds, after a scheduled run's lease ended an instance that cannot reach
+    /// the run's files runs the occurrence again (time for its own instance to come back first)
+    /// [env: DCI_SCHEDULE_TAKEOVER_SECS] [default: 60].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=86_400), help_heading = "Jobs")]
+    schedule_takeover_secs: Option<u64>,
     /// Days finished requests, callbacks and events (personal data) are kept; older ones are
     /// purged at start and every hour [env: DCI_RETENTION_DAYS] [default: kept until deleted].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=36_500), help_heading = "Retention")]
@@ -101,6 +111,8 @@ impl ServeArgs {
             webhook_max_age_secs: self.webhook_max_age_secs,
             webhook_retry_base_ms: self.webhook_retry_base_ms,
             webhook_lease_secs: self.webhook_lease_secs,
+            job_lease_secs: self.job_lease_secs,
+            schedule_takeover_secs: self.schedule_takeover_secs,
             retention_days: self.retention_days,
             console_readonly_token_file: self.console_readonly_token_file.clone(),
             console_secure_cookies: self.console_secure_cookies,
@@ -183,6 +195,14 @@ async fn serve(_args: ServeArgs, json: bool) -> Result<(), CmdError> {
         metrics_open: settings.metrics_open.value.unwrap_or(false),
         // Background bulk jobs keep their input and results files here.
         jobs_dir: Some(home.join("jobs")),
+        job_lease: secs(
+            &settings.job_lease_secs,
+            crate::config::DEFAULT_JOB_LEASE_SECS,
+        ),
+        schedule_takeover_after: secs(
+            &settings.schedule_takeover_secs,
+            crate::config::DEFAULT_SCHEDULE_TAKEOVER_SECS,
+        ),
         retention: settings.retention(),
         ..ServerConfig::default()
     };
