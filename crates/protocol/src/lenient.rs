@@ -204,14 +204,13 @@ fn walk_object(map: &mut Map<String, Value>, path: &mut String, out: &mut Vec<To
         }
         if BOOL_KEYS.contains(&k)
             && let Value::String(s) = value
+            && let Some(b) = bool_from_str(s)
         {
-            if let Some(b) = bool_from_str(s) {
-                out.push(Tolerated {
-                    path: path.clone(),
-                    what: format!("boolean sent as string {s:?}"),
-                });
-                *value = Value::Bool(b);
-            }
+            out.push(Tolerated {
+                path: path.clone(),
+                what: format!("boolean sent as string {s:?}"),
+            });
+            *value = Value::Bool(b);
         }
         if ARRAY_KEYS.contains(&k) && (value.is_object() || value.is_string()) {
             out.push(Tolerated {
