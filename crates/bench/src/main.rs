@@ -35,7 +35,7 @@ use dci_client::ops::{Operation, SearchQuery, SearchSpec};
 use dci_client::{DataSourceInput, Engine};
 use secrecy::SecretString;
 
-use crate::procs::{ChildProc, clock_ticks, cpu_time};
+use crate::procs::{ChildProc, clock_ticks, cpu_time, pin_to_cpu};
 
 /// The same allocator as the `dci` binary (the gateway and the sandbox run in children of
 /// this one, so each side measures what `dci serve` / `dci sandbox` would do).
@@ -97,6 +97,16 @@ struct EngineArgs {
     /// Cold concurrent callers for the token single-flight check.
     #[arg(long, default_value_t = 1000)]
     cold_callers: usize,
+    /// Distinct signed requests the raw replay sends in turn (fresh message, transaction and
+    /// reference ids, prepared before the rounds); 1 repeats one request as `wrk` would. More
+    /// than the sandbox's transaction log (10 000) so that no id is still known when it comes
+    /// round again.
+    #[arg(long, default_value_t = 20_000)]
+    replay_pool: usize,
+    /// Pins the sandbox to CPU 1 and this process, the gateway and the CLI runs to CPU 0 (the
+    /// registry as another machine would be); without it every process may use every core.
+    #[arg(long)]
+    pin: bool,
     /// Where to write the results (Markdown).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -331,6 +341,8 @@ async fn setup(sandbox_env: &[(&str, &str)]) -> Result<Setup> {
 async fn engine_bench(a: EngineArgs) -> Result<()> {
     let round = Duration::from_secs_f64(a.seconds);
     let ticks = clock_ticks();
+    // Before any pinning, which narrows what this process may use.
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
 
     let Setup {
         sandbox,
@@ -346,6 +358,11 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
     // The gateway, in its own process over the same store.
     let gateway = ChildProc::start(&["child-gateway"], &[("DCI_HOME", &home_s)])?;
     let gw_addr: SocketAddr = gateway.line.parse().context("the gateway's address")?;
+    if a.pin {
+        pin_to_cpu(sandbox.pid(), 1)?;
+        pin_to_cpu(gateway.pid(), 0)?;
+        pin_to_cpu(std::process::id(), 0)?;
+    }
     let cpu = Cpu {
         ticks,
         sandbox: sandbox.pid().to_string(),
@@ -356,10 +373,19 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
     let ops = engine.operations(SOURCE).await?;
     let query = SearchQuery::one(SearchSpec::by_id(&format!("UIN:{uin}"))?.page(1, 10));
     let token = ops.client().token().await?.access_token;
-    let prepared = ops.prepare(&Operation::Search(query.clone())).await?;
-    let body = serde_json::to_vec(&prepared.envelope)?;
-    let raw_registry =
-        RawRequest::post_json(sb_addr, "/crvs/registry/sync/search", token.secret(), &body);
+    let op = Operation::Search(query.clone());
+    let mut bodies = Vec::with_capacity(a.replay_pool.max(1));
+    for _ in 0..a.replay_pool.max(1) {
+        bodies.push(serde_json::to_vec(&ops.prepare(&op).await?.envelope)?);
+    }
+    let body = bodies[0].clone();
+    let raw_registry = RawRequest::post_json_pool(
+        sb_addr,
+        "/crvs/registry/sync/search",
+        token.secret(),
+        &bodies,
+    );
+    drop(bodies);
     let gw_body = serde_json::to_vec(&serde_json::json!({
         "query_type": "idtype-value", "query": format!("UIN:{uin}"), "mode": "sync",
         "page": 1, "page_size": 10,
@@ -385,13 +411,23 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
     let mut report = String::new();
     report.push_str(&format!(
         "Run: {} UTC, {} s rounds, {} rounds per side, alternating raw → library → gateway; \
-         `{}` cores.\n\n",
+         `{}` cores; {}; raw replay of {}.\n\n",
         time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         a.seconds,
         a.rounds,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cores,
+        if a.pin {
+            "**pinned**: sandbox on CPU 1, load side (bench process, gateway) on CPU 0"
+        } else {
+            "unpinned (every process on every core)"
+        },
+        if a.replay_pool > 1 {
+            format!("{} requests with fresh ids, sent in turn", a.replay_pool)
+        } else {
+            "one request repeated".to_owned()
+        },
     ));
     report.push_str("### Sync search throughput (requests/s, median of rounds)\n\n");
     report.push_str(

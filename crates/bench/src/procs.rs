@@ -55,6 +55,31 @@ impl Drop for ChildProc {
     }
 }
 
+/// Pins every thread of process `pid` (and the threads it starts later) to CPU `cpu`, with
+/// `taskset -a -c -p`.
+pub(crate) fn pin_to_cpu(pid: u32, cpu: usize) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpu >= cores {
+        return Err(anyhow!(
+            "--pin needs at least {} CPUs; this machine has {cores}: run without --pin",
+            cpu + 1
+        ));
+    }
+    let out = Command::new("taskset")
+        .args(["-a", "-c", "-p", &cpu.to_string(), &pid.to_string()])
+        .output()
+        .context(
+            "running taskset (util-linux) to pin a process: install it or run without --pin",
+        )?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "taskset could not pin process {pid} to CPU {cpu}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
 /// Ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 when unknown).
 pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")

@@ -1,32 +1,53 @@
 //! The baseline: raw HTTP/1.1 replay of one prepared request over keep-alive connections —
 //! what `wrk` does, with no client library at all: write the same bytes, read the reply by its
-//! `Content-Length`, repeat.
+//! `Content-Length`, repeat. A request may be a pool of prepared variants (the same request
+//! with fresh ids, signed in advance): each connection then cycles through the pool from its
+//! own starting point, so the server sees what a real client sends — new ids every call.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// One request, as bytes on the wire.
+/// One request (or a pool of variants of it), as bytes on the wire.
 #[derive(Clone)]
 pub(crate) struct RawRequest {
     addr: SocketAddr,
-    bytes: Vec<u8>,
+    /// Never empty; one entry for a request repeated as is.
+    pool: Arc<[Vec<u8>]>,
 }
 
 impl RawRequest {
     /// `POST path` to `addr` with these headers and this JSON body.
     pub(crate) fn post_json(addr: SocketAddr, path: &str, bearer: &str, body: &[u8]) -> RawRequest {
-        let mut bytes = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\n\
-             Content-Type: application/json\r\nAccept: application/json\r\n\
-             Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        bytes.extend_from_slice(body);
-        RawRequest { addr, bytes }
+        RawRequest::post_json_pool(addr, path, bearer, std::slice::from_ref(&body.to_vec()))
+    }
+
+    /// `POST path` to `addr`, one request per body of `bodies` (at least one), sent in turn.
+    pub(crate) fn post_json_pool(
+        addr: SocketAddr,
+        path: &str,
+        bearer: &str,
+        bodies: &[Vec<u8>],
+    ) -> RawRequest {
+        assert!(!bodies.is_empty(), "a raw request needs at least one body");
+        let pool = bodies
+            .iter()
+            .map(|body| {
+                let mut bytes = format!(
+                    "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\n\
+                     Content-Type: application/json\r\nAccept: application/json\r\n\
+                     Content-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                bytes.extend_from_slice(body);
+                bytes
+            })
+            .collect();
+        RawRequest { addr, pool }
     }
 }
 
@@ -47,8 +68,10 @@ pub(crate) struct Counts {
 pub(crate) async fn replay(req: &RawRequest, connections: usize, duration: Duration) -> Counts {
     let until = Instant::now() + duration;
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for i in 0..connections {
         let req = req.clone();
+        // Spread the connections over the pool, so that no two send the same variant at once.
+        let mut next = i * req.pool.len() / connections.max(1);
         tasks.push(tokio::spawn(async move {
             let mut c = Counts::default();
             let mut conn: Option<TcpStream> = None;
@@ -68,8 +91,10 @@ pub(crate) async fn replay(req: &RawRequest, connections: usize, duration: Durat
                         }
                     },
                 };
+                let bytes = &req.pool[next % req.pool.len()];
+                next = next.wrapping_add(1);
                 let t0 = Instant::now();
-                match one(stream, &req.bytes, &mut buf).await {
+                match one(stream, bytes, &mut buf).await {
                     Ok(status) if (200..300).contains(&status) => {
                         c.ok += 1;
                         c.latencies_us

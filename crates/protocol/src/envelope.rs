@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::codes::{AckStatus, Action, ErrorCode, RequestStatus, StatusReasonCode};
 use crate::error::ParseError;
-use crate::lenient::{Lenient, Tolerated, normalize};
+use crate::lenient::{Lenient, Tolerated, needs_repair, normalize};
 use crate::message::EncryptedMessage;
 use crate::signature::{SignatureError, Signer};
 
@@ -209,6 +209,60 @@ impl<M: DeserializeOwned> Envelope<M> {
                 extra: obj,
             },
             tolerated,
+        })
+    }
+
+    /// [`Envelope::parse`] of a borrowed value. A well-formed envelope (nothing for
+    /// [`normalize`] to repair) is read from `v` as it is, without copying it first; otherwise,
+    /// and to report any error, `v` is copied and goes through [`Envelope::parse`].
+    pub fn parse_ref(v: &Value) -> Result<Lenient<Self>, ParseError> {
+        if needs_repair(v) {
+            return Self::parse(v.clone());
+        }
+        match Self::read_well_formed(v) {
+            Some(value) => Ok(Lenient {
+                value,
+                tolerated: Vec::new(),
+            }),
+            // The same error, with its path, as `parse` gives.
+            None => Self::parse(v.clone()),
+        }
+    }
+
+    /// The typed envelope read from a value that needs no repair; `None` when it does not
+    /// read (the caller reports the error).
+    fn read_well_formed(v: &Value) -> Option<Self> {
+        let obj = v.as_object()?;
+        let header = Header::deserialize(obj.get("header")?).ok()?;
+        let signature = match obj.get("signature") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return None,
+        };
+        let message = match obj.get("message") {
+            None | Some(Value::Null) => None,
+            Some(m) => {
+                let encrypted = header.is_msg_encrypted == Some(true)
+                    || (m.get("ciphertext").is_some() && m.get("encrypted_key").is_some());
+                if encrypted {
+                    Some(Payload::Encrypted(Box::new(
+                        EncryptedMessage::deserialize(m).ok()?,
+                    )))
+                } else {
+                    Some(Payload::Plain(M::deserialize(m).ok()?))
+                }
+            }
+        };
+        let extra = obj
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "header" | "signature" | "message"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Some(Envelope {
+            signature,
+            header,
+            message,
+            extra,
         })
     }
 

@@ -98,6 +98,21 @@ pub fn parse_reply<M: DeserializeOwned>(mut v: Value) -> Result<Lenient<Envelope
     })
 }
 
+/// [`parse_reply`] of a borrowed value: a well-formed reply is read without copying it first
+/// (see [`Envelope::parse_ref`]), so a caller that keeps the reply as received pays for one
+/// typed reading, not a copy and then a reading.
+pub fn parse_reply_ref<M: DeserializeOwned>(v: &Value) -> Result<Lenient<Envelope<M>>, ParseError> {
+    let empty_message = match v.get("message") {
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(Value::String(s)) => s.trim().is_empty(),
+        _ => false,
+    };
+    if empty_message {
+        return parse_reply(v.clone());
+    }
+    Envelope::<M>::parse_ref(v)
+}
+
 /// The message of a callback, typed by its action.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallbackMessage {
@@ -282,5 +297,34 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.path(), Some("message"));
         assert!(err.message().contains("transaction_id"), "{err}");
+    }
+
+    #[test]
+    fn a_borrowed_reply_parses_as_an_owned_one() {
+        let header = json!({"message_id": "m", "message_ts": "2025-01-01T00:00:00Z",
+            "action": "on-search", "status": "succ", "total_count": 1, "completed_count": 1});
+        let item = json!({"reference_id": "r1", "timestamp": "2025-01-01T00:00:00Z",
+            "status": "succ", "data": {"reg_records": [{"uin": "1", "total_count": "x"}]}});
+        let cases = [
+            // Well-formed: read in place.
+            json!({"signature": "s", "header": header, "message": {"transaction_id": "t",
+                "correlation_id": "c", "search_response": [item]}, "extra": 1}),
+            // Needs repairs: copied and normalised.
+            json!({"header": header, "message": {"transaction_id": 5, "correlation_id": "c",
+                "search_response": item}}),
+            // Header-only, and an empty message.
+            json!({"header": header}),
+            json!({"header": header, "message": {}}),
+            // Errors keep their path.
+            json!({"header": header, "message": {"search_response": []}}),
+            json!({"header": {"message_id": "m"}}),
+            json!({"header": header, "signature": 3}),
+            json!([]),
+        ];
+        for v in cases {
+            let owned = parse_reply::<SearchResponse>(v.clone()).map_err(|e| e.to_string());
+            let borrowed = parse_reply_ref::<SearchResponse>(&v).map_err(|e| e.to_string());
+            assert_eq!(borrowed, owned, "{v}");
+        }
     }
 }

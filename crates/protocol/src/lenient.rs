@@ -121,6 +121,33 @@ pub fn normalize(v: &mut Value) -> Vec<Tolerated> {
     out
 }
 
+/// Whether [`normalize`] would repair anything in `v` (the same checks, read-only), so that a
+/// well-formed value can be read as it is, without the copy normalising needs.
+pub fn needs_repair(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => map.iter().any(|(key, value)| {
+            let k = key.as_str();
+            (EMPTY_AS_ABSENT_KEYS.contains(&k) && value.as_str() == Some(""))
+                || (NUMERIC_KEYS.contains(&k) && value.as_str().and_then(number_from_str).is_some())
+                || (STRING_KEYS.contains(&k) && value.is_number())
+                || (BOOL_KEYS.contains(&k)
+                    && value.as_str().is_some_and(|s| bool_from_str(s).is_some()))
+                || (ARRAY_KEYS.contains(&k) && (value.is_object() || value.is_string()))
+                || (!OPAQUE_KEYS.contains(&k) && needs_repair(value))
+        }),
+        Value::Array(items) => items.iter().any(needs_repair),
+        _ => false,
+    }
+}
+
+fn bool_from_str(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
 /// Walks `v` at `path` (one buffer for the whole walk, restored on return).
 fn walk(v: &mut Value, path: &mut String, out: &mut Vec<Tolerated>) {
     match v {
@@ -177,19 +204,13 @@ fn walk_object(map: &mut Map<String, Value>, path: &mut String, out: &mut Vec<To
         }
         if BOOL_KEYS.contains(&k)
             && let Value::String(s) = value
+            && let Some(b) = bool_from_str(s)
         {
-            let b = match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Some(true),
-                "false" | "0" | "no" => Some(false),
-                _ => None,
-            };
-            if let Some(b) = b {
-                out.push(Tolerated {
-                    path: path.clone(),
-                    what: format!("boolean sent as string {s:?}"),
-                });
-                *value = Value::Bool(b);
-            }
+            out.push(Tolerated {
+                path: path.clone(),
+                what: format!("boolean sent as string {s:?}"),
+            });
+            *value = Value::Bool(b);
         }
         if ARRAY_KEYS.contains(&k) && (value.is_object() || value.is_string()) {
             out.push(Tolerated {
@@ -278,5 +299,37 @@ mod tests {
         assert!(paths.contains(&"message.search_request"));
         assert!(paths.contains(&"message.search_request[0].search_criteria.consent"));
         assert_eq!(t.len(), 6, "{t:?}");
+    }
+
+    #[test]
+    fn needs_repair_says_what_normalize_would_do() {
+        let well_formed = json!({
+            "header": {"message_id": "m", "total_count": 1, "is_msg_encrypted": false},
+            "message": {"transaction_id": "t", "search_response": [{"reference_id": "r",
+                "data": {"reg_records": [{"total_count": "x", "meta": ""}]},
+                "pagination": {"page_size": 10, "page_number": 1, "total_count": 1}}]}
+        });
+        let cases = [
+            well_formed.clone(),
+            json!({"header": {"total_count": "1"}}),
+            json!({"header": {"total_count": "many"}}),
+            json!({"header": {"meta": ""}}),
+            json!({"header": {"meta": "x"}}),
+            json!({"header": {"message_id": 7}}),
+            json!({"header": {"is_msg_encrypted": "false"}}),
+            json!({"header": {"is_msg_encrypted": "maybe"}}),
+            json!({"message": {"search_response": {"reference_id": "r"}}}),
+            json!({"message": {"search_response": "r"}}),
+            json!({"message": {"search_response": [{"pagination": {"page_size": "10"}}]}}),
+            json!({"message": {"search_response": [{"data": {"reg_records": {"page_size": "1"}}}]}}),
+            json!([{"reference_id": 1}]),
+            json!("plain"),
+        ];
+        for v in cases {
+            let mut copy = v.clone();
+            let repaired = !normalize(&mut copy).is_empty();
+            assert_eq!(needs_repair(&v), repaired, "{v}");
+        }
+        assert!(!needs_repair(&well_formed));
     }
 }

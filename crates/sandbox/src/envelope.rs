@@ -319,6 +319,38 @@ pub(crate) fn sign_envelope(state: &AppState, header: Value, message: Value) -> 
     }
 }
 
+/// The HTTP reply `{signature, header, message}` of a sync answer whose message is already
+/// serialised (`message_bytes`, the bytes the transaction log keeps): the same bytes as
+/// `Json(sign_envelope(..))`, without serialising the message a second time.
+pub(crate) fn signed_reply(
+    state: &AppState,
+    header: &Value,
+    message: &Value,
+    message_bytes: &[u8],
+) -> Response {
+    let mut body = Vec::with_capacity(message_bytes.len() + 1024);
+    body.push(b'{');
+    if let Some(sig) = crate::signing::sign(state, header, message) {
+        body.extend_from_slice(b"\"signature\":");
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut body, &sig);
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"header\":");
+    let _ = serde_json::to_writer(&mut body, header);
+    body.extend_from_slice(b",\"message\":");
+    body.extend_from_slice(message_bytes);
+    body.push(b'}');
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// `{signature, header}` for replies without a message (signed over `"message": null`).
 pub(crate) fn sign_header_only(state: &AppState, header: Value) -> Value {
     match crate::signing::sign(state, &header, &Value::Null) {

@@ -12,7 +12,7 @@ use dci_protocol::RegistryType;
 use serde_json::{Value, json};
 
 use crate::data::{Dataset, Record};
-use crate::envelope::{self, Incoming, Reject, id_string, response_header, sign_envelope};
+use crate::envelope::{self, Incoming, Reject, id_string, response_header};
 use crate::search::{self, Expr};
 use crate::state::{AppState, Subscription, Txn, TxnLookup};
 use crate::token::{Caller, authorize};
@@ -175,6 +175,9 @@ async fn handle(
         Ok(c) => c,
         Err(rej) => return reject(&state, rej, op, is_async, &req.header),
     };
+    // The message is serialised once: the transaction log keeps these bytes and a sync reply
+    // sends them.
+    let message_bytes = serde_json::to_vec(&computed.message).unwrap_or_default();
     state.push_txn(
         Txn {
             registry,
@@ -183,7 +186,7 @@ async fn handle(
             correlation_id: ctx.correlation_id.clone(),
             reference_ids: computed.reference_ids.clone(),
         },
-        &computed.message,
+        &message_bytes,
     );
     let header = response_header(
         &state,
@@ -197,7 +200,7 @@ async fn handle(
         callback::spawn_delivery(state.clone(), registry, url, header, computed.message);
         (StatusCode::ACCEPTED, Json(reply::ack(&ctx.correlation_id))).into_response()
     } else {
-        Json(sign_envelope(&state, header, computed.message)).into_response()
+        envelope::signed_reply(&state, &header, &computed.message, &message_bytes)
     }
 }
 

@@ -16,9 +16,10 @@ pub(crate) fn now() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
 }
 
-/// A fresh id (UUID v4 text, 36 characters: within the spec's 99).
+/// A fresh id (UUID v4 text, 36 characters: within the spec's 99), from the client library's
+/// generator (the thread's user-space CSPRNG, not a system call per id).
 pub(crate) fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    dci_protocol::build::new_id()
 }
 
 /// The spec's `HttpErrorResponse`: `{"errors": [{"code", "message"}]}`.

@@ -170,15 +170,15 @@ impl TxnLog {
         }
     }
 
-    fn push(&mut self, t: Txn, message: &Value) {
-        let bytes = serde_json::to_vec(message).unwrap_or_default();
+    /// Records `t` with its result, the message as serialised JSON.
+    fn push(&mut self, t: Txn, message: &[u8]) {
         let keys = (
             (t.registry, t.transaction_id.clone()),
             (t.registry, t.correlation_id.clone()),
         );
         let (seq, evicted) = self
             .ring
-            .push(t, Some((bytes.len(), move || bytes.into_boxed_slice())));
+            .push(t, Some((message.len(), || Box::<[u8]>::from(message))));
         if let Some((old, e)) = evicted {
             let k = (e.registry, e.transaction_id);
             if self.by_transaction.get(&k) == Some(&old) {
@@ -416,7 +416,8 @@ impl AppState {
         lock(&self.0.requests).push(r, payload);
     }
 
-    pub(crate) fn push_txn(&self, t: Txn, message: &Value) {
+    /// Records a transaction and its result (the message, serialised).
+    pub(crate) fn push_txn(&self, t: Txn, message: &[u8]) {
         self.txns().push(t, message);
     }
 

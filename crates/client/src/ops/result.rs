@@ -294,9 +294,10 @@ fn mark_pending(items: &mut Vec<SearchItemResult>, envelope: &Value, h: &HeaderI
 /// Builds a [`SearchResult`] from a whole envelope (sync reply or `on-search` callback).
 pub(crate) fn search_result(mut envelope: Value, signature: SignatureState) -> SearchResult {
     let h = header_info(&envelope);
-    // The typed parse normalises its own copy; the items as received move out of `envelope`.
+    // The typed parse reads `envelope` in place (a copy only when it needs repairs); the items
+    // as received then move out of `envelope`.
     let (transaction_id, correlation_id, mut items, tolerated) =
-        match inbound::parse_reply::<SearchResponse>(envelope.clone()) {
+        match inbound::parse_reply_ref::<SearchResponse>(&envelope) {
             Ok(parsed) => {
                 let tolerated = tolerated_strings(&parsed.tolerated);
                 match parsed.value.message {
@@ -435,7 +436,7 @@ pub(crate) fn txn_status_result(envelope: &Value, signature: SignatureState) -> 
         reason: h.reason.clone(),
         tolerated: Vec::new(),
     };
-    match inbound::parse_reply::<TxnStatusResponse>(envelope.clone()) {
+    match inbound::parse_reply_ref::<TxnStatusResponse>(envelope) {
         Ok(parsed) => {
             let mut tolerated = parsed.tolerated;
             if let Some(m) = parsed.value.plain_message() {

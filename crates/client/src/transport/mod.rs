@@ -10,7 +10,8 @@ mod retry;
 mod tls;
 pub(crate) mod wipe;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use futures::future::BoxFuture;
 use std::time::{Duration, Instant};
@@ -177,7 +178,13 @@ struct Inner {
     audit: AuditSink,
     persist_tokens: bool,
     uses_proxy: bool,
+    /// Endpoint URLs already joined onto `base`, by path ([`DciClient::url_for`]): a call
+    /// clones one instead of parsing a URL. At most [`MAX_CACHED_URLS`] paths.
+    urls: RwLock<HashMap<String, Url>>,
 }
+
+/// Endpoint paths whose joined URL a client keeps (a source has a handful).
+const MAX_CACHED_URLS: usize = 32;
 
 impl std::fmt::Debug for DciClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -403,6 +410,7 @@ impl DciClientBuilder {
                 persist_tokens: persist,
                 uses_proxy: self.proxy.is_some(),
                 source: self.source,
+                urls: RwLock::new(HashMap::new()),
             }),
         })
     }
@@ -507,18 +515,37 @@ impl DciClient {
         self.inner.uses_proxy
     }
 
-    /// `base_url` joined with an endpoint path (the base may itself have a path prefix).
+    /// `base_url` joined with an endpoint path (the base may itself have a path prefix),
+    /// parsed once per path and kept (up to [`MAX_CACHED_URLS`] paths).
     pub(crate) fn url_for(&self, path: &str) -> Result<Url> {
+        if let Some(u) = self
+            .inner
+            .urls
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+        {
+            return Ok(u.clone());
+        }
         let joined = format!(
             "{}/{}",
             self.inner.base.as_str().trim_end_matches('/'),
             path.trim_start_matches('/')
         );
-        Url::parse(&joined).map_err(|e| {
+        let url = Url::parse(&joined).map_err(|e| {
             Error::config(format!(
                 "endpoint path {path:?} does not form a valid URL: {e}"
             ))
-        })
+        })?;
+        let mut urls = self
+            .inner
+            .urls
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if urls.len() < MAX_CACHED_URLS {
+            urls.insert(path.to_owned(), url.clone());
+        }
+        Ok(url)
     }
 
     /// Sends a DCI envelope and returns the registry's JSON reply.
@@ -1063,5 +1090,46 @@ fn outcome_of(e: &Error) -> AuditOutcome {
         AuditOutcome::HttpError
     } else {
         AuditOutcome::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::DataSourceInput;
+
+    fn client(base_url: &str) -> DciClient {
+        let source = DataSourceInput {
+            code: "urls".into(),
+            name: "URL joins".into(),
+            registry_type: "crvs".into(),
+            base_url: base_url.into(),
+            ..DataSourceInput::default()
+        }
+        .validate()
+        .expect("a valid source");
+        DciClient::builder(source).build().expect("a client")
+    }
+
+    #[test]
+    fn endpoint_urls_are_joined_once_and_stay_right_beyond_the_cache() {
+        let c = client("https://registry.example.org/dci/v1");
+        let first = c.url_for("/registry/sync/search").unwrap();
+        assert_eq!(
+            first.as_str(),
+            "https://registry.example.org/dci/v1/registry/sync/search"
+        );
+        // The second call is served from the cache and is the same URL.
+        assert_eq!(c.url_for("registry/sync/search").unwrap(), first);
+        assert_eq!(c.url_for("/registry/sync/search").unwrap(), first);
+        // More paths than the cache keeps: every one is still joined correctly.
+        for i in 0..(2 * MAX_CACHED_URLS) {
+            let u = c.url_for(&format!("/registry/p{i}")).unwrap();
+            assert_eq!(
+                u.as_str(),
+                format!("https://registry.example.org/dci/v1/registry/p{i}")
+            );
+        }
+        assert_eq!(c.inner.urls.read().unwrap().len(), MAX_CACHED_URLS);
     }
 }
