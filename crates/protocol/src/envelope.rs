@@ -157,6 +157,13 @@ impl<M: Serialize> Envelope<M> {
     }
 }
 
+/// Whether a message is the encrypted form: the header says so, or it carries the
+/// ciphertext and the wrapped key (lenient about a header that forgot the flag).
+fn is_encrypted(header: &Header, message: &Value) -> bool {
+    header.is_msg_encrypted == Some(true)
+        || (message.get("ciphertext").is_some() && message.get("encrypted_key").is_some())
+}
+
 fn sub_path(prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) -> ParseError {
     let p = e.path().to_string();
     let path = if p == "." || p.is_empty() {
@@ -188,9 +195,7 @@ impl<M: DeserializeOwned> Envelope<M> {
         let message = match obj.remove("message") {
             None | Some(Value::Null) => None,
             Some(m) => {
-                let encrypted = header.is_msg_encrypted == Some(true)
-                    || (m.get("ciphertext").is_some() && m.get("encrypted_key").is_some());
-                if encrypted {
+                if is_encrypted(&header, &m) {
                     Some(Payload::Encrypted(Box::new(
                         serde_path_to_error::deserialize(m).map_err(|e| sub_path("message", e))?,
                     )))
@@ -242,9 +247,7 @@ impl<M: DeserializeOwned> Envelope<M> {
         let message = match obj.get("message") {
             None | Some(Value::Null) => None,
             Some(m) => {
-                let encrypted = header.is_msg_encrypted == Some(true)
-                    || (m.get("ciphertext").is_some() && m.get("encrypted_key").is_some());
-                if encrypted {
+                if is_encrypted(&header, m) {
                     Some(Payload::Encrypted(Box::new(
                         EncryptedMessage::deserialize(m).ok()?,
                     )))

@@ -78,11 +78,21 @@ async fn add_source(store: &Arc<dyn Store>, input: DataSourceInput) {
 }
 
 async fn serve(stores: &Stores, jobs_dir: &Path) -> RunningServer {
-    let config = ServerConfig {
+    serve_with(stores, jobs_dir, |_| {}).await
+}
+
+/// `serve` with settings changed by `tune`.
+async fn serve_with(
+    stores: &Stores,
+    jobs_dir: &Path,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> RunningServer {
+    let mut config = ServerConfig {
         jobs_dir: Some(jobs_dir.to_owned()),
         schedule_tick: Duration::from_millis(100),
         ..ServerConfig::default()
     };
+    tune(&mut config);
     let state = AppState::with_config(
         stores.0.clone(),
         stores.1.clone(),
@@ -701,22 +711,11 @@ async fn two_servers(url: String, schema: String) {
 /// `serve` with a short job lease and takeover delay, so a dead instance's work moves on in
 /// seconds.
 async fn serve_quick_takeover(stores: &Stores, jobs_dir: &Path) -> RunningServer {
-    let config = ServerConfig {
-        jobs_dir: Some(jobs_dir.to_owned()),
-        schedule_tick: Duration::from_millis(100),
-        job_lease: Duration::from_secs(1),
-        schedule_takeover_after: Duration::from_secs(1),
-        ..ServerConfig::default()
-    };
-    let state = AppState::with_config(
-        stores.0.clone(),
-        stores.1.clone(),
-        AdminToken::from_secret(&SecretString::from(TOKEN)),
-        config,
-    );
-    dci_server::spawn("127.0.0.1:0".parse().unwrap(), state)
-        .await
-        .unwrap()
+    serve_with(stores, jobs_dir, |c| {
+        c.job_lease = Duration::from_secs(1);
+        c.schedule_takeover_after = Duration::from_secs(1);
+    })
+    .await
 }
 
 async fn pg_stores(url: &str, schema: &str) -> Stores {
@@ -754,6 +753,14 @@ fn doomed_server(
     });
     is_ready.recv().unwrap();
     kill
+}
+
+/// Sync search envelopes the sandbox received.
+fn searches(sb: &Sandbox) -> usize {
+    sb.requests()
+        .iter()
+        .filter(|r| r.endpoint.ends_with("/registry/sync/search"))
+        .count()
 }
 
 /// A cron expression with one occurrence: `at` (whole seconds, UTC; the seventh field is the
@@ -835,11 +842,7 @@ async fn takeover(url: String, schema: String, shared: bool) {
     );
     let a_lease = left.lease.clone().expect("A held the job's lease");
 
-    let sent_at_death = sb
-        .requests()
-        .iter()
-        .filter(|r| r.endpoint.ends_with("/registry/sync/search"))
-        .count();
+    let sent_at_death = searches(&sb);
     let b_dir = dir.path().join(if shared { "jobs-a" } else { "jobs-b" });
     let b = serve_quick_takeover(&stores, &b_dir).await;
     let run = eventually("the run taken over and completed", || async {
@@ -875,12 +878,7 @@ async fn takeover(url: String, schema: String, shared: bool) {
             .collect();
         let want: Vec<u64> = (2..ROWS as u64 + 2).collect();
         assert_eq!(lines, want, "every row once, in order");
-        let sent_after = sb
-            .requests()
-            .iter()
-            .filter(|r| r.endpoint.ends_with("/registry/sync/search"))
-            .count()
-            - sent_at_death;
+        let sent_after = searches(&sb) - sent_at_death;
         let rows_left = ROWS as u64 - left.checkpoint.rows_done;
         assert!(
             sent_after as u64 <= rows_left + 1,

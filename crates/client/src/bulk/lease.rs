@@ -99,8 +99,15 @@ impl std::fmt::Debug for HeldLease {
     }
 }
 
-fn until(now: OffsetDateTime, ttl: Duration) -> OffsetDateTime {
-    now + time::Duration::try_from(ttl).unwrap_or(time::Duration::seconds(30))
+/// `t` plus `d`, saturating (a duration too large for a date stays far in the future).
+pub(crate) fn later(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d))
+        .unwrap_or(OffsetDateTime::new_utc(
+            time::Date::MAX,
+            time::Time::MIDNIGHT,
+        ))
 }
 
 impl HeldLease {
@@ -115,14 +122,14 @@ impl HeldLease {
     ) -> Result<HeldLease, BulkError> {
         let now = OffsetDateTime::now_utc();
         let mut lease = store
-            .take_bulk_lease(id, holder, until(now, ttl), now, None)
+            .take_bulk_lease(id, holder, later(now, ttl), now, None)
             .await?
             .ok_or_else(|| BulkError::NotFound(id.to_owned()))?;
         if lease.holder != holder && holder_is_dead(&lease.holder) {
             let dead = lease.holder.clone();
             tracing::info!(job = %id, holder = %dead, "taking over a bulk job whose process is gone");
             lease = store
-                .take_bulk_lease(id, holder, until(now, ttl), now, Some(&dead))
+                .take_bulk_lease(id, holder, later(now, ttl), now, Some(&dead))
                 .await?
                 .ok_or_else(|| BulkError::NotFound(id.to_owned()))?;
         }
@@ -189,7 +196,7 @@ async fn renew(
         tokio::time::sleep(every).await;
         let now = OffsetDateTime::now_utc();
         match store
-            .take_bulk_lease(&id, &holder, until(now, ttl), now, None)
+            .take_bulk_lease(&id, &holder, later(now, ttl), now, None)
             .await
         {
             Ok(Some(JobLease { holder: h, .. })) if h == holder => {}

@@ -19,6 +19,5 @@ pub use schedule::{
     CatchUp, Due, ON_TIME, RunState, Schedule, ScheduleInput, ScheduleRun, ScheduleStore, due,
 };
 pub use scheduler::{
-    AddScheduleError, DEFAULT_TAKEOVER_AFTER, Scheduler, Tick, add_schedule, instance_name,
-    remove_schedule,
+    AddScheduleError, DEFAULT_TAKEOVER_AFTER, Scheduler, Tick, add_schedule, remove_schedule,
 };

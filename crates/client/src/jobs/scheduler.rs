@@ -44,12 +44,6 @@ pub struct Tick {
     pub adopted: u32,
 }
 
-/// A new name for this process in run rows and job leases: host, process id, a random part
-/// and the pid namespace ([`crate::bulk::holder_name`]).
-pub fn instance_name() -> String {
-    crate::bulk::holder_name()
-}
-
 impl Scheduler {
     /// A scheduler checking every `tick`, named as its runner's instance.
     pub fn new(runner: JobRunner, tick: Duration) -> Scheduler {

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use super::runner::lease_is_free;
 use super::schedule::{RunState, Schedule, ScheduleRun};
 use super::scheduler::Scheduler;
+use crate::bulk::lease::later;
 use crate::bulk::{BulkJob, JobState, holder_is_dead};
 use crate::store::StoreError;
 
@@ -27,10 +28,6 @@ const RECENT_RUNS: u32 = 20;
 /// How long a claimed run may stay without a job before another instance takes it over (its
 /// input is fetched in that time; a URL download may take up to ten minutes).
 const STAGING_ALLOWANCE: Duration = Duration::from_secs(600);
-
-fn add(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
-    t + time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
-}
 
 /// What an unfinished run needs.
 enum Orphan {
@@ -85,7 +82,7 @@ impl Scheduler {
             // Claimed, job not started: the claimer is fetching the input, or died doing so.
             let gone = run.instance != self.instance()
                 && (holder_is_dead(&run.instance)
-                    || add(run.started_at, self.takeover_after + STAGING_ALLOWANCE) <= now);
+                    || later(run.started_at, self.takeover_after + STAGING_ALLOWANCE) <= now);
             return Ok(if gone { Orphan::Yes(None) } else { Orphan::No });
         };
         let Some(job) = store.get_bulk_job(job_id).await? else {
@@ -106,7 +103,7 @@ impl Scheduler {
             .lease
             .as_ref()
             .is_some_and(|l| holder_is_dead(&l.holder));
-        if dead || add(free_since, self.takeover_after) <= now {
+        if dead || later(free_since, self.takeover_after) <= now {
             Ok(Orphan::Yes(Some(Box::new(job))))
         } else {
             Ok(Orphan::No)
@@ -127,7 +124,7 @@ impl Scheduler {
             Some(job) => {
                 // The old job's lease decides which instance proceeds.
                 let stale = job.lease.as_ref().map(|l| l.holder.clone());
-                let until = add(now, self.runner.lease());
+                let until = later(now, self.runner.lease());
                 let lease = store
                     .take_bulk_lease(&job.id, &me, until, now, stale.as_deref())
                     .await?;
