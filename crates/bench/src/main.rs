@@ -35,7 +35,7 @@ use dci_client::ops::{Operation, SearchQuery, SearchSpec};
 use dci_client::{DataSourceInput, Engine};
 use secrecy::SecretString;
 
-use crate::procs::{ChildProc, clock_ticks, cpu_time, pin_to_cpu};
+use crate::procs::{ChildProc, Mark, clock_ticks, cpu_time, pin_to_cpu};
 
 /// The same allocator as the `dci` binary (the gateway and the sandbox run in children of
 /// this one, so each side measures what `dci serve` / `dci sandbox` would do).
@@ -107,6 +107,11 @@ struct EngineArgs {
     /// registry as another machine would be); without it every process may use every core.
     #[arg(long)]
     pin: bool,
+    /// Prints each round's window to stderr (`round SIDE CONNECTIONS START END`, seconds since
+    /// boot as `/proc/uptime` counts them), so that a profile recorded with `perf record -k
+    /// boottime` can be cut to one side with `perf report --time START,END`.
+    #[arg(long)]
+    marks: bool,
     /// Where to write the results (Markdown).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -442,17 +447,23 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
             // client-side CPU is this process's for A and B, the gateway process's for C.
             let before = cpu.snapshot();
             let t0 = Instant::now();
+            let mark = Mark::start(a.marks);
             let c = replay(&raw_registry, conns, round).await;
+            mark.end("raw", conns);
             rw.record(&cpu, before, t0, (c.ok, c.errors), 0);
 
             let before = cpu.snapshot();
             let t0 = Instant::now();
+            let mark = Mark::start(a.marks);
             let counts = library_round(&engine, &query, conns, round).await;
+            mark.end("library", conns);
             lib.record(&cpu, before, t0, counts, 0);
 
             let before = cpu.snapshot();
             let t0 = Instant::now();
+            let mark = Mark::start(a.marks);
             let c = replay(&raw_gateway, conns, round).await;
+            mark.end("gateway", conns);
             gw.record(&cpu, before, t0, (c.ok, c.errors), 2);
         }
         report.push_str(&format!(

@@ -80,6 +80,29 @@ pub(crate) fn pin_to_cpu(pid: u32, cpu: usize) -> Result<()> {
     Ok(())
 }
 
+/// Seconds since boot (`/proc/uptime`, 10 ms steps): the clock of `perf record -k boottime`.
+pub(crate) fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A round's window, printed to stderr when marks were asked for (`--marks`).
+pub(crate) struct Mark(Option<f64>);
+
+impl Mark {
+    pub(crate) fn start(on: bool) -> Mark {
+        Mark(on.then(uptime))
+    }
+
+    pub(crate) fn end(self, side: &str, connections: usize) {
+        if let Some(start) = self.0 {
+            eprintln!("round {side} {connections} {start:.2} {:.2}", uptime());
+        }
+    }
+}
+
 /// Ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 when unknown).
 pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")

@@ -774,7 +774,15 @@ async fn audit_log_is_append_only_newest_first(b: Arc<Backend>) {
 
 async fn audit_batches_are_written_whole_in_order(b: Arc<Backend>) {
     let store = b.open(&key(1)).await.unwrap();
-    let batch: Vec<AuditEntry> = (1..=300).map(|n| audit("batch", n)).collect();
+    let mut batch: Vec<AuditEntry> = (1..=300).map(|n| audit("batch", n)).collect();
+    // Every field goes through the batch's one parameter: text that needs escaping, absent
+    // values, an instant at microseconds.
+    batch[0].error = Some("refused: \"quoted\" \\ back-slashed, non-ASCII ü 名前, tab\t".into());
+    batch[0].message_id = None;
+    batch[0].http_status = None;
+    batch[0].outcome = AuditOutcome::Timeout;
+    batch[0].duration_ms = u64::from(u32::MAX) + 7;
+    batch[0].at = time::macros::datetime!(2026-12-02 21:07:08.123456789 +02:00);
     store.append_audit_batch(&batch).await.unwrap();
     store.append_audit_batch(&[]).await.unwrap();
     let all = store
@@ -789,6 +797,34 @@ async fn audit_batches_are_written_whole_in_order(b: Arc<Backend>) {
     // Newest first: the batch's last entry on top.
     assert_eq!(all[0].attempt, 300);
     assert_eq!(all[299].attempt, 1);
+    let first = &all[299];
+    assert_eq!(first.error, batch[0].error);
+    assert_eq!(first.message_id, None);
+    assert_eq!(first.transaction_id.as_deref(), Some("txn-1"));
+    assert_eq!(first.http_status, None);
+    assert_eq!(first.outcome, AuditOutcome::Timeout);
+    assert_eq!(first.duration_ms, u64::from(u32::MAX) + 7);
+    assert_eq!(first.endpoint, batch[0].endpoint);
+    assert_eq!(
+        first.at,
+        time::macros::datetime!(2026-12-02 19:07:08.123456 UTC),
+        "stored in UTC at microseconds"
+    );
+    assert_eq!(all[0].http_status, Some(200));
+    // The instant is stored as every other writer stores it: a range filter finds it.
+    let around = store
+        .list_audit(&AuditFilter {
+            source_code: Some("batch".into()),
+            limit: 10,
+            range: dci_client::TimeRange {
+                since: Some(time::macros::datetime!(2026-12-02 19:07:08.123456 UTC)),
+                until: Some(time::macros::datetime!(2026-12-02 19:07:08.123457 UTC)),
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(around.len(), 1, "{around:?}");
+    assert_eq!(around[0].attempt, 1);
 }
 
 async fn audit_log_rejects_update_and_delete(b: Arc<Backend>) {
