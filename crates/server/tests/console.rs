@@ -1389,3 +1389,117 @@ async fn read_only_users_see_schedules_but_cannot_add_or_remove_them() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(e.state.ops.list_schedules().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_jobs_table_says_which_process_runs_each_job() {
+    use dci_client::bulk::{
+        BulkJob, Checkpoint, InputFormat, JobLease, JobSpec, JobState, OutputFormat,
+    };
+    let e = env().await;
+    let now = time::OffsetDateTime::now_utc();
+    let job = |id: &str, lease: Option<JobLease>, state: JobState| BulkJob {
+        id: id.into(),
+        source_code: "crvs_main".into(),
+        state,
+        spec: JobSpec {
+            input: Some("/elsewhere/in.csv".into()),
+            input_format: InputFormat::Csv,
+            output: Some("/elsewhere/out.jsonl".into()),
+            output_format: OutputFormat::Jsonl,
+            batch_size: 50,
+            record_type: None,
+            total_rows: Some(10),
+            async_wait_secs: None,
+        },
+        checkpoint: Checkpoint::default(),
+        reason: None,
+        created_at: now,
+        updated_at: now,
+        lease,
+    };
+    let other = "other-host:4242:ab12:4026531836";
+    let me = e.state.jobs.instance().to_owned();
+    for j in [
+        job(
+            "job-held-elsewhere",
+            Some(JobLease {
+                holder: other.into(),
+                until: Some(now + time::Duration::hours(1)),
+            }),
+            JobState::Running,
+        ),
+        job(
+            "job-lease-ended",
+            Some(JobLease {
+                holder: other.into(),
+                until: Some(now - time::Duration::minutes(5)),
+            }),
+            JobState::Running,
+        ),
+        job(
+            "job-here",
+            Some(JobLease {
+                holder: me.clone(),
+                until: Some(now + time::Duration::seconds(30)),
+            }),
+            JobState::Running,
+        ),
+        job("job-never-run", None, JobState::Interrupted),
+    ] {
+        e.state.ops.create_bulk_job(&j).await.unwrap();
+        // Leases are taken as a runner takes them, not stored with the job.
+        if let Some(l) = &j.lease {
+            let until = l.until.unwrap();
+            let taken = e
+                .state
+                .ops
+                .take_bulk_lease(
+                    &j.id,
+                    &l.holder,
+                    until,
+                    until - time::Duration::minutes(1),
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(taken.map(|t| t.holder).as_ref(), Some(&l.holder));
+        }
+    }
+    let mut b = Browser::new(app(&e));
+    b.login(ADMIN).await;
+    let page = b.get("/jobs").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let row = |id: &str| {
+        let at = page
+            .body
+            .find(&format!("<code>{id}</code>"))
+            .unwrap_or_else(|| panic!("{id} listed: {}", page.body));
+        let end = page.body[at..].find("</tr>").unwrap() + at;
+        page.body[at..end].to_owned()
+    };
+    assert!(page.body.contains("<th>Run by</th>"));
+    let held = row("job-held-elsewhere");
+    assert!(held.contains(&format!("<code>{other}</code>")), "{held}");
+    assert!(held.contains("holds it until"), "{held}");
+    assert!(
+        held.contains("files outside this server&#39;s jobs directory")
+            || held.contains("files outside this server's jobs directory"),
+        "{held}"
+    );
+    let ended = row("job-lease-ended");
+    assert!(
+        ended.contains("another instance may take it over"),
+        "{ended}"
+    );
+    assert!(!ended.contains("holds it until"), "{ended}");
+    let here = row("job-here");
+    assert!(
+        here.contains("this server") && !here.contains(&me),
+        "{here}"
+    );
+    assert!(row("job-never-run").contains("not started"));
+    assert!(
+        !page.body.contains("(CLI) job"),
+        "no job is labelled by a guess at its origin"
+    );
+}

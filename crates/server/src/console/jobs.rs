@@ -45,6 +45,26 @@ pub(crate) async fn jobs_page(
     jobs_view(&st, &ctx, StatusCode::OK, notice, None).await
 }
 
+/// Which process runs (or ran) `j`: this server, another one (its lease holder's name, and
+/// until when it holds the lease), or none yet. A running job whose lease has run out is one
+/// another instance may take over.
+fn runner_of(j: &BulkJob, me: &str, now: time::OffsetDateTime) -> Markup {
+    html! {
+        @match &j.lease {
+            None => span.muted { "not started" },
+            Some(l) if l.holder == me => { "this server" },
+            Some(l) => {
+                code { (l.holder) }
+                @if let Some(until) = l.until.filter(|_| !l.is_free(now)) {
+                    br; span.muted { "holds it until " (when(Some(until))) }
+                } @else if !j.state.is_final() {
+                    br; span.muted { "lease ended: another instance may take it over" }
+                }
+            },
+        }
+    }
+}
+
 fn progress_of(j: &BulkJob) -> Markup {
     let done = j.checkpoint.rows_done;
     html! {
@@ -90,6 +110,7 @@ pub(super) async fn page_with(
         Ok(m) => m,
         Err(e) => return failed(ctx, &e),
     };
+    let now = time::OffsetDateTime::now_utc();
     let body = html! {
         (crumbs(&["DCI", "Jobs"]))
         h1 { "Jobs" }
@@ -100,7 +121,7 @@ pub(super) async fn page_with(
         @if jobs.is_empty() { p.panel { "No jobs yet." } } @else {
             (scroll("Jobs", html! {
                 table id="jobs" {
-                    thead { tr { th { "Created" } th { "Source" } th { "State" } th { "Progress" } th { "Outcomes" } th { "Job id" } th { "Results" } @if ctx.can_edit() { th { "Actions" } } } }
+                    thead { tr { th { "Created" } th { "Source" } th { "State" } th { "Progress" } th { "Outcomes" } th { "Job id" } th { "Run by" } th { "Results" } @if ctx.can_edit() { th { "Actions" } } } }
                     tbody { @for j in &jobs { tr {
                         td { (when(Some(j.created_at))) }
                         td { (j.source_code) }
@@ -108,9 +129,10 @@ pub(super) async fn page_with(
                         td { (progress_of(j)) }
                         td { "found " (j.checkpoint.found) ", not found " (j.checkpoint.not_found) ", error " (j.checkpoint.errors) }
                         td { code { (j.id) } }
+                        td { (runner_of(j, st.jobs.instance(), now)) }
                         td { @if st.jobs.owns(j) {
                             a href={"/jobs/" (j.id) "/results"} { "Download" span.visually-hidden { " results of job " (j.id) } }
-                        } @else { span.muted { "dci bulk (CLI) job" } } }
+                        } @else { span.muted { "files outside this server's jobs directory" } } }
                         @if ctx.can_edit() {
                             td { @if !j.state.is_final() && st.jobs.owns(j) {
                                 form method="post" action={"/jobs/" (j.id) "/cancel"} {
