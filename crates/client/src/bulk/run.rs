@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -550,26 +550,16 @@ async fn run_held(
         let Some(done) = inflight.next().await else {
             break;
         };
-        let done = done.map_err(|e| BulkError::io("a batch task")(std::io::Error::other(e)))?;
-        let Some(last) = done.answers.last() else {
-            continue;
-        };
-        let (end_offset, last_line) = (last.row.end_offset, last.row.line);
-        for a in &done.answers {
-            writer
-                .write(a)
-                .map_err(BulkError::io("writing the output"))?;
-            match a.outcome {
-                RowOutcome::Found(_) => cp.found += 1,
-                RowOutcome::NotFound => cp.not_found += 1,
-                RowOutcome::Error { .. } => cp.errors += 1,
-            }
+        // Every batch answered by now is written before the one checkpoint that covers them
+        // all, so that at batch size 1 the store's write is not paid per row. A crash still
+        // re-sends at most the batches in flight: none is counted before its answers are out.
+        let mut wrote = absorb(&mut writer, &mut cp, done)?;
+        while let Some(Some(more)) = inflight.next().now_or_never() {
+            wrote |= absorb(&mut writer, &mut cp, more)?;
         }
-        cp.rows_done += done.answers.len() as u64;
-        cp.batches_sent += done.sends;
-        cp.retries += done.retries;
-        cp.input_offset = end_offset;
-        cp.input_line = last_line;
+        if !wrote {
+            continue;
+        }
         cp.output_offset = writer
             .flush()
             .map_err(BulkError::io("writing the output"))?;
@@ -627,6 +617,36 @@ async fn run_held(
         limits: limiter.stats(),
         runs: cp.runs,
     })
+}
+
+/// Writes a finished batch's answers and counts them into `cp` (its input position included);
+/// `false` for a batch without answers, which changes nothing.
+fn absorb(
+    writer: &mut OutputWriter,
+    cp: &mut Checkpoint,
+    done: Result<BatchDone, tokio::task::JoinError>,
+) -> Result<bool, BulkError> {
+    let done = done.map_err(|e| BulkError::io("a batch task")(std::io::Error::other(e)))?;
+    let Some(last) = done.answers.last() else {
+        return Ok(false);
+    };
+    let (end_offset, last_line) = (last.row.end_offset, last.row.line);
+    for a in &done.answers {
+        writer
+            .write(a)
+            .map_err(BulkError::io("writing the output"))?;
+        match a.outcome {
+            RowOutcome::Found(_) => cp.found += 1,
+            RowOutcome::NotFound => cp.not_found += 1,
+            RowOutcome::Error { .. } => cp.errors += 1,
+        }
+    }
+    cp.rows_done += done.answers.len() as u64;
+    cp.batches_sent += done.sends;
+    cp.retries += done.retries;
+    cp.input_offset = end_offset;
+    cp.input_line = last_line;
+    Ok(true)
 }
 
 /// A spawned batch, aborted when dropped (a run dropped by its caller stops sending).
