@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use dci_client::source::CallbackSettings;
+use dci_client::store::AuditEntry;
 use dci_client::{
     AuthConfig, CredentialLocation, DataSource, Endpoints, OAuth2Config, SignaturePolicy,
     SourceState, StoreError, TlsSettings,
@@ -80,6 +81,29 @@ pub(crate) struct SourceRow {
 }
 
 /// Both backends keep microseconds in UTC, so a value reads back equal on either.
+/// Audit entries split, in order, into runs whose lengths are powers of two up to
+/// [`AUDIT_CHUNK_MAX`] (the binary digits of the count, largest first): a handful of statement
+/// shapes, each prepared once per connection, instead of one per batch size.
+pub(crate) fn audit_chunks(entries: &[AuditEntry]) -> Vec<&[AuditEntry]> {
+    let mut chunks = Vec::new();
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let n = if rest.len() >= AUDIT_CHUNK_MAX {
+            AUDIT_CHUNK_MAX
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(n);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
+
+/// The largest audit INSERT (rows); 11 parameters a row stays far below either backend's
+/// parameter limit (SQLite 32 766, PostgreSQL 65 535).
+pub(crate) const AUDIT_CHUNK_MAX: usize = 256;
+
 pub(crate) fn ts(t: OffsetDateTime) -> OffsetDateTime {
     let t = t.to_offset(UtcOffset::UTC);
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
@@ -670,6 +694,35 @@ macro_rules! impl_store {
                 })
             }
 
+            /// One multi-row INSERT of `entries` (one of `audit_chunks`'s sizes).
+            async fn insert_audit<'c, E>(ex: E, entries: &[AuditEntry]) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO audit_log (at, source_code, endpoint, action, message_id, \
+                     transaction_id, http_status, outcome, duration_ms, attempt, error) ",
+                );
+                q.push_values(entries, |mut b, e| {
+                    b.push_bind(ts(e.at))
+                        .push_bind(e.source_code.as_str())
+                        .push_bind(e.endpoint.as_str())
+                        .push_bind(e.action.as_str())
+                        .push_bind(e.message_id.as_deref())
+                        .push_bind(e.transaction_id.as_deref())
+                        .push_bind(e.http_status.map(i64::from))
+                        .push_bind(e.outcome.as_str())
+                        .push_bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+                        .push_bind(i64::from(e.attempt))
+                        .push_bind(e.error.as_deref());
+                });
+                q.build()
+                    .execute(ex)
+                    .await
+                    .map_err(db("appending to the audit log"))?;
+                Ok(())
+            }
+
             #[async_trait::async_trait]
             impl dci_client::Store for $store {
                 async fn create_data_source(&self, source: &DataSource) -> Result<(), StoreError> {
@@ -908,33 +961,24 @@ macro_rules! impl_store {
                 }
 
                 async fn append_audit_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-                    // One multi-row INSERT per batch: one statement, one commit (one WAL
-                    // sync), one round trip to the database worker for all of them.
-                    if entries.is_empty() {
-                        return Ok(());
+                    // Multi-row INSERTs of a few fixed sizes (see `audit_chunks`), so each
+                    // shape is prepared once per connection and then found in the statement
+                    // cache: a batch of any size re-parsed its own SQL before (prepare cost as
+                    // much as the insert). More than one statement share one transaction: one
+                    // commit (one WAL sync) per batch, all of it or none.
+                    let chunks = common::audit_chunks(entries);
+                    match chunks.as_slice() {
+                        [] => Ok(()),
+                        [one] => insert_audit(&self.pool, one).await,
+                        many => {
+                            let mut tx =
+                                self.pool.begin().await.map_err(db("starting a transaction"))?;
+                            for chunk in many {
+                                insert_audit(&mut *tx, chunk).await?;
+                            }
+                            tx.commit().await.map_err(db("committing the audit log"))
+                        }
                     }
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_log (at, source_code, endpoint, action, message_id, \
-                         transaction_id, http_status, outcome, duration_ms, attempt, error) ",
-                    );
-                    q.push_values(entries, |mut b, e| {
-                        b.push_bind(ts(e.at))
-                            .push_bind(e.source_code.clone())
-                            .push_bind(e.endpoint.clone())
-                            .push_bind(e.action.clone())
-                            .push_bind(e.message_id.clone())
-                            .push_bind(e.transaction_id.clone())
-                            .push_bind(e.http_status.map(i64::from))
-                            .push_bind(e.outcome.as_str())
-                            .push_bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
-                            .push_bind(i64::from(e.attempt))
-                            .push_bind(e.error.clone());
-                    });
-                    q.build()
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db("appending to the audit log"))?;
-                    Ok(())
                 }
 
                 async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
@@ -1101,3 +1145,48 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_chunks_keep_order_and_use_power_of_two_lengths() {
+        let entry = |n: u32| AuditEntry {
+            at: OffsetDateTime::UNIX_EPOCH,
+            source_code: "s".into(),
+            endpoint: "http://r/x".into(),
+            action: "search".into(),
+            message_id: None,
+            transaction_id: None,
+            http_status: None,
+            outcome: dci_client::store::AuditOutcome::Ok,
+            duration_ms: 0,
+            attempt: n,
+            error: None,
+        };
+        for len in [0usize, 1, 2, 3, 35, 255, 256, 257, 600] {
+            let entries: Vec<AuditEntry> = (0..len as u32).map(entry).collect();
+            let chunks = audit_chunks(&entries);
+            let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            assert!(
+                lens.iter()
+                    .all(|l| l.is_power_of_two() && *l <= AUDIT_CHUNK_MAX),
+                "{len}: {lens:?}"
+            );
+            assert!(lens.windows(2).all(|w| w[0] >= w[1]), "{len}: {lens:?}");
+            let joined: Vec<u32> = chunks
+                .iter()
+                .flat_map(|c| c.iter().map(|e| e.attempt))
+                .collect();
+            assert_eq!(joined, (0..len as u32).collect::<Vec<_>>());
+        }
+        assert_eq!(
+            audit_chunks(&(0..35).map(entry).collect::<Vec<_>>())
+                .iter()
+                .map(|c| c.len())
+                .collect::<Vec<_>>(),
+            [32, 2, 1]
+        );
+    }
+}
