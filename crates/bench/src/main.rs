@@ -35,7 +35,7 @@ use dci_client::ops::{Operation, SearchQuery, SearchSpec};
 use dci_client::{DataSourceInput, Engine};
 use secrecy::SecretString;
 
-use crate::procs::{ChildProc, Mark, clock_ticks, cpu_time, pin_to_cpu};
+use crate::procs::{ChildProc, Mark, clock_ticks, cpu_time};
 
 /// The same allocator as the `dci` binary (the gateway and the sandbox run in children of
 /// this one, so each side measures what `dci serve` / `dci sandbox` would do).
@@ -104,7 +104,8 @@ struct EngineArgs {
     #[arg(long, default_value_t = 20_000)]
     replay_pool: usize,
     /// Pins the sandbox to CPU 1 and this process, the gateway and the CLI runs to CPU 0 (the
-    /// registry as another machine would be); without it every process may use every core.
+    /// registry as another machine would be), each before its runtime starts, so each runs one
+    /// tokio worker on its one core; without it every process may use every core.
     #[arg(long)]
     pin: bool,
     /// Prints each round's window to stderr (`round SIDE CONNECTIONS START END`, seconds since
@@ -141,6 +142,16 @@ const MAX_IN_FLIGHT_ENV: &str = "DCI_BENCH_MAX_IN_FLIGHT";
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // Pinned, each process takes its CPU before its runtime starts (one core, one worker):
+    // this one for `engine --pin`, a child when its parent says so.
+    let pin = match (&cli.cmd, std::env::var(procs::PIN_ENV)) {
+        (_, Ok(cpu)) => Some(cpu.parse().context("DCI_BENCH_CPU must be a CPU number")?),
+        (Cmd::Engine(a), _) if a.pin => Some(0),
+        _ => None,
+    };
+    if let Some(cpu) = pin {
+        procs::pin_self(cpu)?;
+    }
     let rt = tokio::runtime::Runtime::new()?;
     match cli.cmd {
         Cmd::ChildSandbox => rt.block_on(child_sandbox()),
@@ -347,7 +358,7 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
     let round = Duration::from_secs_f64(a.seconds);
     let ticks = clock_ticks();
     // Before any pinning, which narrows what this process may use.
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = procs::online_cpus();
 
     let Setup {
         sandbox,
@@ -358,16 +369,12 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
         home_s,
         opened: _opened,
         engine,
-    } = setup(&[]).await?;
+    } = setup(if a.pin { &[(procs::PIN_ENV, "1")] } else { &[] }).await?;
 
-    // The gateway, in its own process over the same store.
+    // The gateway, in its own process over the same store (pinned: on this process's CPU, which
+    // it inherits).
     let gateway = ChildProc::start(&["child-gateway"], &[("DCI_HOME", &home_s)])?;
     let gw_addr: SocketAddr = gateway.line.parse().context("the gateway's address")?;
-    if a.pin {
-        pin_to_cpu(sandbox.pid(), 1)?;
-        pin_to_cpu(gateway.pid(), 0)?;
-        pin_to_cpu(std::process::id(), 0)?;
-    }
     let cpu = Cpu {
         ticks,
         sandbox: sandbox.pid().to_string(),

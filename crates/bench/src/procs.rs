@@ -57,8 +57,8 @@ impl Drop for ChildProc {
 
 /// Pins every thread of process `pid` (and the threads it starts later) to CPU `cpu`, with
 /// `taskset -a -c -p`.
-pub(crate) fn pin_to_cpu(pid: u32, cpu: usize) -> Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+fn pin_to_cpu(pid: u32, cpu: usize) -> Result<()> {
+    let cores = online_cpus();
     if cpu >= cores {
         return Err(anyhow!(
             "--pin needs at least {} CPUs; this machine has {cores}: run without --pin",
@@ -78,6 +78,38 @@ pub(crate) fn pin_to_cpu(pid: u32, cpu: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The environment variable that tells a bench process (this one or a child) which CPU to pin
+/// itself to before it starts its runtime.
+pub(crate) const PIN_ENV: &str = "DCI_BENCH_CPU";
+
+/// Pins this process to CPU `cpu` before its tokio runtime exists, so that the runtime sees
+/// one CPU and starts one worker, as a program given one core would. Pinning after the start
+/// left two workers taking turns on one core (extra context switches on both sides).
+pub(crate) fn pin_self(cpu: usize) -> Result<()> {
+    pin_to_cpu(std::process::id(), cpu)
+}
+
+/// CPUs online on the machine (`/sys/devices/system/cpu/online`), whatever this process's
+/// affinity: a child started pinned still knows how many there are.
+pub(crate) fn online_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| {
+            s.trim().split(',').try_fold(0usize, |n, range| {
+                let (a, b) = match range.split_once('-') {
+                    Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+                    None => {
+                        let a = range.parse::<usize>().ok()?;
+                        (a, a)
+                    }
+                };
+                Some(n + b.checked_sub(a)? + 1)
+            })
+        })
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Seconds since boot (`/proc/uptime`, 10 ms steps): the clock of `perf record -k boottime`.

@@ -6,7 +6,7 @@
 //! before it is stored, so a clean shutdown loses nothing.
 //!
 //! Under load the writer lingers [`LINGER`] after the first entry of a batch before writing,
-//! so a burst becomes one INSERT (one commit) instead of one per wake-up, and the writer wakes
+//! so a burst becomes one batch (one commit) instead of one per wake-up, and the writer wakes
 //! a few hundred times a second at most instead of once per call. A flush never lingers.
 
 use std::sync::Arc;
