@@ -357,7 +357,7 @@ async fn setup(sandbox_env: &[(&str, &str)]) -> Result<Setup> {
 async fn engine_bench(a: EngineArgs) -> Result<()> {
     let round = Duration::from_secs_f64(a.seconds);
     let ticks = clock_ticks();
-    // Before any pinning, which narrows what this process may use.
+    // The machine's CPUs, not this process's (pinned, it may use one).
     let cores = procs::online_cpus();
 
     let Setup {

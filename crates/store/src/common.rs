@@ -80,7 +80,6 @@ pub(crate) struct SourceRow {
     pub(crate) updated_at: OffsetDateTime,
 }
 
-/// Both backends keep microseconds in UTC, so a value reads back equal on either.
 /// Audit entries split, in order, into runs whose lengths are powers of two up to
 /// [`AUDIT_CHUNK_MAX`] (the binary digits of the count, largest first): a handful of statement
 /// shapes, each prepared once per connection, instead of one per batch size.
@@ -88,11 +87,8 @@ pub(crate) fn audit_chunks(entries: &[AuditEntry]) -> Vec<&[AuditEntry]> {
     let mut chunks = Vec::new();
     let mut rest = entries;
     while !rest.is_empty() {
-        let n = if rest.len() >= AUDIT_CHUNK_MAX {
-            AUDIT_CHUNK_MAX
-        } else {
-            1 << rest.len().ilog2()
-        };
+        // The largest power of two not above the rest or the cap (itself a power of two).
+        let n = 1 << rest.len().min(AUDIT_CHUNK_MAX).ilog2();
         let (chunk, tail) = rest.split_at(n);
         chunks.push(chunk);
         rest = tail;
@@ -104,6 +100,7 @@ pub(crate) fn audit_chunks(entries: &[AuditEntry]) -> Vec<&[AuditEntry]> {
 /// parameter limit (SQLite 32 766, PostgreSQL 65 535).
 pub(crate) const AUDIT_CHUNK_MAX: usize = 256;
 
+/// Both backends keep microseconds in UTC, so a value reads back equal on either.
 pub(crate) fn ts(t: OffsetDateTime) -> OffsetDateTime {
     let t = t.to_offset(UtcOffset::UTC);
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
