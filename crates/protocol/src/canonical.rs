@@ -97,14 +97,22 @@ fn write_python(out: &mut String, v: &Value) {
 
 fn write_python_string(out: &mut String, s: &str) {
     out.push('"');
-    // Runs of printable ASCII other than `"` and `\\` are copied as they are.
-    let mut plain = 0;
-    for (i, c) in s.char_indices() {
-        if matches!(c, ' '..='~') && c != '"' && c != '\\' {
+    // Runs of printable ASCII other than `"` and `\\` are copied as they are; the scan reads
+    // bytes and decodes a character only where one has to be escaped.
+    let bytes = s.as_bytes();
+    let (mut plain, mut i) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+            i += 1;
             continue;
         }
         out.push_str(&s[plain..i]);
-        plain = i + c.len_utf8();
+        // `i` steps over ASCII a byte and over anything else a character at a time, so it is
+        // always on a character boundary.
+        let c = s[i..].chars().next().unwrap_or_default();
+        i += c.len_utf8();
+        plain = i;
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),

@@ -18,6 +18,13 @@ use crate::message::{
     UnsubscribeResponse,
 };
 
+/// The field at `path` (object keys, outermost first) of a raw envelope, e.g.
+/// `at(v, &["header", "message_id"])`: what `Value::pointer("/header/message_id")` finds,
+/// without parsing a pointer or allocating (the per-call reads of ids and statuses).
+pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, key| v.get(*key))
+}
+
 /// What `header.status` says about the whole message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageStatus {

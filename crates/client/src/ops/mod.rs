@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use dci_protocol::build::{RequestBuilder, TxnLookup};
 use dci_protocol::codes::TxnType;
+use dci_protocol::inbound::at;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -328,9 +329,8 @@ impl Operations {
                     .await?
             }
         };
-        let str_at = |p: &str| {
-            envelope
-                .pointer(p)
+        let str_at = |p: &[&str]| {
+            at(&envelope, p)
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned()
@@ -338,8 +338,8 @@ impl Operations {
         let reference_ids = reference_ids(&envelope);
         let path = path_of(self.source(), &op.endpoint());
         Ok(PreparedRequest {
-            transaction_id: str_at("/message/transaction_id"),
-            message_id: str_at("/header/message_id"),
+            transaction_id: str_at(&["message", "transaction_id"]),
+            message_id: str_at(&["header", "message_id"]),
             signed: envelope.get("signature").is_some(),
             reference_ids,
             path,
@@ -847,10 +847,7 @@ fn reference_ids(envelope: &Value) -> Vec<String> {
     };
     let mut ids = from("search_request");
     ids.extend(from("subscribe_request"));
-    if let Some(r) = m
-        .pointer("/txnstatus_request/reference_id")
-        .and_then(Value::as_str)
-    {
+    if let Some(r) = at(m, &["txnstatus_request", "reference_id"]).and_then(Value::as_str) {
         ids.push(r.to_owned());
     }
     ids

@@ -187,7 +187,8 @@ fn typed_item(item: &SearchResponseItem, raw: &Value) -> SearchItemResult {
     typed_item_owned(item.clone(), raw.clone())
 }
 
-/// [`typed_item`] taking both by value, so the records move instead of being copied.
+/// [`typed_item`] taking both by value (the records are the typed ones, or copied from `raw`
+/// when the typed parse had them set aside).
 fn typed_item_owned(item: SearchResponseItem, raw: Value) -> SearchItemResult {
     let data = raw.get("data");
     let record_type = data
@@ -205,7 +206,14 @@ fn typed_item_owned(item: SearchResponseItem, raw: Value) -> SearchItemResult {
         reference_id: item.reference_id,
         record_type,
         event_type,
-        records: record_list_owned(item.data.map(|d| d.reg_records.0)),
+        // The typed records, or (when they were set aside for the typed parse, see
+        // `set_records_aside`) the item's own as received.
+        records: match item.data.map(|d| d.reg_records.0) {
+            Some(Value::Null) | None => {
+                record_list(raw.get("data").and_then(|d| d.get("reg_records")))
+            }
+            typed => record_list_owned(typed),
+        },
         pagination: item.pagination.map(|p| PageInfo {
             page_number: p.page_number.max(1),
             page_size: p.page_size,
@@ -296,43 +304,45 @@ pub(crate) fn search_result(mut envelope: Value, signature: SignatureState) -> S
     let h = header_info(&envelope);
     // The typed parse reads `envelope` in place (a copy only when it needs repairs); the items
     // as received then move out of `envelope`.
-    let (transaction_id, correlation_id, mut items, tolerated) =
-        match inbound::parse_reply_ref::<SearchResponse>(&envelope) {
-            Ok(parsed) => {
-                let tolerated = tolerated_strings(&parsed.tolerated);
-                match parsed.value.message {
-                    Some(Payload::Plain(m)) => {
-                        let raws = take_items(&mut envelope, "search_response");
-                        let mut raws = raws.into_iter();
-                        let items = m
-                            .search_response
-                            .into_iter()
-                            .map(|it| typed_item_owned(it, raws.next().unwrap_or(Value::Null)))
-                            .collect();
-                        (
-                            m.transaction_id,
-                            Some(m.correlation_id).filter(|c| !c.is_empty()),
-                            items,
-                            tolerated,
-                        )
-                    }
-                    _ => (String::new(), None, Vec::new(), tolerated),
+    let aside = set_records_aside(&mut envelope);
+    let parsed = inbound::parse_reply_ref::<SearchResponse>(&envelope);
+    put_records_back(&mut envelope, aside);
+    let (transaction_id, correlation_id, mut items, tolerated) = match parsed {
+        Ok(parsed) => {
+            let tolerated = tolerated_strings(&parsed.tolerated);
+            match parsed.value.message {
+                Some(Payload::Plain(m)) => {
+                    let raws = take_items(&mut envelope, "search_response");
+                    let mut raws = raws.into_iter();
+                    let items = m
+                        .search_response
+                        .into_iter()
+                        .map(|it| typed_item_owned(it, raws.next().unwrap_or(Value::Null)))
+                        .collect();
+                    (
+                        m.transaction_id,
+                        Some(m.correlation_id).filter(|c| !c.is_empty()),
+                        items,
+                        tolerated,
+                    )
                 }
+                _ => (String::new(), None, Vec::new(), tolerated),
             }
-            Err(e) => {
-                let raw_message = envelope.get("message").unwrap_or(&Value::Null);
-                (
-                    str_at(raw_message, "transaction_id")
-                        .unwrap_or_default()
-                        .to_owned(),
-                    str_at(raw_message, "correlation_id").map(str::to_owned),
-                    parse_search_items(raw_message),
-                    vec![format!(
-                        "{e}; not a typed SearchResponse, read field by field"
-                    )],
-                )
-            }
-        };
+        }
+        Err(e) => {
+            let raw_message = envelope.get("message").unwrap_or(&Value::Null);
+            (
+                str_at(raw_message, "transaction_id")
+                    .unwrap_or_default()
+                    .to_owned(),
+                str_at(raw_message, "correlation_id").map(str::to_owned),
+                parse_search_items(raw_message),
+                vec![format!(
+                    "{e}; not a typed SearchResponse, read field by field"
+                )],
+            )
+        }
+    };
     mark_pending(&mut items, &envelope, &h);
     SearchResult {
         transaction_id,
@@ -343,6 +353,45 @@ pub(crate) fn search_result(mut envelope: Value, signature: SignatureState) -> S
         status: h.status,
         reason: h.reason,
         tolerated,
+    }
+}
+
+/// The items of `message.{key}` in `envelope`, to change in place (an object is one item).
+fn items_mut<'a>(envelope: &'a mut Value, key: &str) -> Vec<&'a mut Value> {
+    match envelope.get_mut("message").and_then(|m| m.get_mut(key)) {
+        Some(Value::Array(a)) => a.iter_mut().collect(),
+        Some(o @ Value::Object(_)) => vec![o],
+        _ => Vec::new(),
+    }
+}
+
+/// Takes each search-response item's `data.reg_records` out of `envelope` (leaving `null`)
+/// for the typed parse, which leaves registry data alone but would copy it twice on the way
+/// (serde buffers each struct with flattened fields). The records go back with
+/// [`put_records_back`] and are read from the items as received.
+fn set_records_aside(envelope: &mut Value) -> Vec<Option<Value>> {
+    items_mut(envelope, "search_response")
+        .into_iter()
+        .map(|item| {
+            item.get_mut("data")
+                .and_then(|d| d.get_mut("reg_records"))
+                .map(Value::take)
+        })
+        .collect()
+}
+
+/// Undoes [`set_records_aside`].
+fn put_records_back(envelope: &mut Value, aside: Vec<Option<Value>>) {
+    for (item, records) in items_mut(envelope, "search_response")
+        .into_iter()
+        .zip(aside)
+    {
+        if let (Some(slot), Some(records)) = (
+            item.get_mut("data").and_then(|d| d.get_mut("reg_records")),
+            records,
+        ) {
+            *slot = records;
+        }
     }
 }
 
@@ -495,6 +544,39 @@ mod tests {
             Some("rjct.x")
         );
         assert!(!r.items[1].is_success());
+    }
+
+    #[test]
+    fn typed_replies_give_each_item_its_records_and_keep_them_in_raw() {
+        let env = json!({"header": {"version": "1.0.0", "message_id": "m",
+            "message_ts": "2025-01-01T00:00:00Z", "action": "on-search", "status": "succ",
+            "total_count": 2, "completed_count": 2, "sender_id": "reg", "receiver_id": "us"},
+            "message": {"transaction_id": "t", "correlation_id": "c", "search_response": [
+                {"reference_id": "r1", "timestamp": "2025-01-01T00:00:00Z", "status": "succ",
+                 "data": {"version": "1.0.0", "reg_record_type": "Person",
+                          "reg_records": [{"uin": "1", "x": {"y": 2}}, {"uin": "2"}]}},
+                {"reference_id": "r2", "timestamp": "2025-01-01T00:00:00Z", "status": "succ",
+                 "data": {"version": "1.0.0", "reg_records": {"uin": "3"}}}]}});
+        let r = search_result(env.clone(), SignatureState::NotChecked);
+        assert!(r.tolerated.is_empty(), "read as typed: {:?}", r.tolerated);
+        assert_eq!((r.transaction_id.as_str(), r.items.len()), ("t", 2));
+        let raws = env["message"]["search_response"].as_array().unwrap();
+        assert_eq!(
+            r.items[0].records,
+            raws[0]["data"]["reg_records"].as_array().unwrap().clone()
+        );
+        assert_eq!(
+            r.items[1].records,
+            vec![json!({"uin": "3"})],
+            "an object is one record"
+        );
+        for (item, raw) in r.items.iter().zip(raws) {
+            assert_eq!(
+                &item.raw, raw,
+                "raw is the item as received, records included"
+            );
+        }
+        assert_eq!(r.records().count(), 3);
     }
 
     #[test]

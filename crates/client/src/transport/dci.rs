@@ -1,5 +1,6 @@
 //! DCI-level outcomes inside an HTTP success: ACK `ERR`, header `status: rjct`, rejected items.
 
+use dci_protocol::inbound::at;
 use serde_json::Value;
 
 use crate::error::RegistryError;
@@ -14,10 +15,10 @@ fn eq(v: Option<&Value>, want: &str) -> bool {
 /// Per-item rejection counts only when every item of a response array is `rjct`: a batch with
 /// some successes is a (partial) success the caller inspects item by item.
 pub(crate) fn rejection(body: &Value) -> Option<Option<RegistryError>> {
-    if eq(body.pointer("/message/ack_status"), "ERR") {
+    if eq(at(body, &["message", "ack_status"]), "ERR") {
         return Some(RegistryError::from_json(body));
     }
-    let header_rjct = eq(body.pointer("/header/status"), "rjct");
+    let header_rjct = eq(at(body, &["header", "status"]), "rjct");
     if header_rjct && let Some(reason) = RegistryError::from_json(body) {
         return Some(Some(reason));
     }

@@ -16,6 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use futures::future::BoxFuture;
 use std::time::{Duration, Instant};
 
+use dci_protocol::inbound::at;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
@@ -559,12 +560,10 @@ impl DciClient {
         let body = serde_json::to_vec(&req.envelope)
             .map_err(|e| Error::config_with("the envelope could not be serialised", e))?;
         let ids = (
-            req.envelope
-                .pointer("/header/message_id")
+            at(&req.envelope, &["header", "message_id"])
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            req.envelope
-                .pointer("/message/transaction_id")
+            at(&req.envelope, &["message", "transaction_id"])
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         );
