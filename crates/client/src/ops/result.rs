@@ -70,11 +70,12 @@ pub struct SearchItemResult {
     pub record_type: Option<String>,
     /// `data.reg_event_type`.
     pub event_type: Option<String>,
-    /// The records, exactly as the registry sent them.
+    /// The records, exactly as the registry sent them (`data.reg_records` as a list).
     pub records: Vec<Value>,
     /// The page the records are, if the registry paginated.
     pub pagination: Option<PageInfo>,
-    /// The whole item as received (the reply's header for a whole-message entry).
+    /// The item as received, except its `data.reg_records`: those are [`Self::records`], kept
+    /// once (the reply's header for a whole-message entry).
     pub raw: Value,
 }
 
@@ -134,12 +135,7 @@ fn as_items(v: Option<&Value>) -> Vec<&Value> {
 
 /// `reg_records` as a list. Where a spec types reg_records as an object (DR search, CRVS/FR
 /// txn status), `{}` means none.
-fn record_list(v: Option<&Value>) -> Vec<Value> {
-    record_list_owned(v.cloned())
-}
-
-/// [`record_list`] of a value we own (the records move).
-fn record_list_owned(v: Option<Value>) -> Vec<Value> {
+fn record_list(v: Option<Value>) -> Vec<Value> {
     match v {
         Some(Value::Array(a)) => a,
         Some(Value::Object(o)) if o.is_empty() => Vec::new(),
@@ -148,8 +144,18 @@ fn record_list_owned(v: Option<Value>) -> Vec<Value> {
     }
 }
 
+/// Takes `data.reg_records` out of an item as received (the rest stays in place and in order).
+fn take_records(item: &mut Value) -> Option<Value> {
+    item.get_mut("data")?
+        .as_object_mut()?
+        .shift_remove("reg_records")
+}
+
 /// Reads one search response item field by field (for replies that are not typed DCI).
 pub(crate) fn parse_item(item: &Value) -> SearchItemResult {
+    let mut raw = item.clone();
+    let records = record_list(take_records(&mut raw));
+    let item = &raw;
     let status = str_at(item, "status")
         .unwrap_or("succ")
         .to_ascii_lowercase();
@@ -175,21 +181,25 @@ pub(crate) fn parse_item(item: &Value) -> SearchItemResult {
         event_type: data
             .and_then(|d| str_at(d, "reg_event_type"))
             .map(str::to_owned),
-        records: record_list(data.and_then(|d| d.get("reg_records"))),
+        records,
         pagination,
-        raw: item.clone(),
+        raw,
     }
 }
 
-/// One typed item; `raw` is the item as received (before normalisation). Record and event
-/// types are shown as sent (the typed codes would canonicalise them).
+/// One typed item; `raw` is the item as received (before normalisation), whose records it
+/// takes. Record and event types are shown as sent (the typed codes would canonicalise them).
 fn typed_item(item: &SearchResponseItem, raw: &Value) -> SearchItemResult {
     typed_item_owned(item.clone(), raw.clone())
 }
 
-/// [`typed_item`] taking both by value (the records are the typed ones, or copied from `raw`
-/// when the typed parse had them set aside).
-fn typed_item_owned(item: SearchResponseItem, raw: Value) -> SearchItemResult {
+/// [`typed_item`] taking both by value: the records move out of `raw` (the typed ones are
+/// the same JSON, and absent when the typed parse had them set aside).
+fn typed_item_owned(item: SearchResponseItem, mut raw: Value) -> SearchItemResult {
+    let records = match take_records(&mut raw) {
+        Some(records) => record_list(Some(records)),
+        None => record_list(item.data.map(|d| d.reg_records.0)),
+    };
     let data = raw.get("data");
     let record_type = data
         .and_then(|d| str_at(d, "reg_record_type"))
@@ -206,14 +216,7 @@ fn typed_item_owned(item: SearchResponseItem, raw: Value) -> SearchItemResult {
         reference_id: item.reference_id,
         record_type,
         event_type,
-        // The typed records, or (when they were set aside for the typed parse, see
-        // `set_records_aside`) the item's own as received.
-        records: match item.data.map(|d| d.reg_records.0) {
-            Some(Value::Null) | None => {
-                record_list(raw.get("data").and_then(|d| d.get("reg_records")))
-            }
-            typed => record_list_owned(typed),
-        },
+        records,
         pagination: item.pagination.map(|p| PageInfo {
             page_number: p.page_number.max(1),
             page_size: p.page_size,
@@ -368,7 +371,7 @@ fn items_mut<'a>(envelope: &'a mut Value, key: &str) -> Vec<&'a mut Value> {
 /// Takes each search-response item's `data.reg_records` out of `envelope` (leaving `null`)
 /// for the typed parse, which leaves registry data alone but would copy it twice on the way
 /// (serde buffers each struct with flattened fields). The records go back with
-/// [`put_records_back`] and are read from the items as received.
+/// [`put_records_back`] and move from the items as received into the results.
 fn set_records_aside(envelope: &mut Value) -> Vec<Option<Value>> {
     items_mut(envelope, "search_response")
         .into_iter()
@@ -538,6 +541,11 @@ mod tests {
         let r = search_result(env.clone(), SignatureState::NotChecked);
         assert_eq!(r.items.len(), 2);
         assert_eq!(r.items[0].records[0]["x"]["y"], 2);
+        assert!(
+            r.items[0].raw["data"].get("reg_records").is_none(),
+            "records are kept once, read field by field too"
+        );
+        assert_eq!(r.items[0].raw["data"]["reg_record_type"], "Person");
         assert!(r.items[0].pagination.unwrap().has_more());
         assert_eq!(
             r.items[1].reason.as_ref().unwrap().code.as_deref(),
@@ -547,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn typed_replies_give_each_item_its_records_and_keep_them_in_raw() {
+    fn typed_replies_give_each_item_its_records_once() {
         let env = json!({"header": {"version": "1.0.0", "message_id": "m",
             "message_ts": "2025-01-01T00:00:00Z", "action": "on-search", "status": "succ",
             "total_count": 2, "completed_count": 2, "sender_id": "reg", "receiver_id": "us"},
@@ -571,9 +579,28 @@ mod tests {
             "an object is one record"
         );
         for (item, raw) in r.items.iter().zip(raws) {
+            let mut rest = raw.clone();
+            rest["data"]
+                .as_object_mut()
+                .unwrap()
+                .shift_remove("reg_records");
             assert_eq!(
-                &item.raw, raw,
-                "raw is the item as received, records included"
+                item.raw, rest,
+                "raw is the item as received but for its records"
+            );
+            assert_eq!(
+                item.raw["data"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .collect::<Vec<_>>(),
+                raw["data"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "reg_records")
+                    .collect::<Vec<_>>(),
+                "in the order received"
             );
         }
         assert_eq!(r.records().count(), 3);

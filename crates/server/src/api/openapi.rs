@@ -467,7 +467,7 @@ fn core_document() -> Value {
                         "wait_secs": wait_secs()
                     }
                 },
-                "SearchResult": { "type": "object", "description": "The typed result: per-item status, reason, records (raw kept), pagination" },
+                "SearchResult": { "type": "object", "description": "The typed result: per-item status, reason, records (as the registry sent them), pagination, and raw: the rest of the item as received" },
                 "AsyncAccepted": {
                     "type": "object",
                     "required": ["ack_status", "transaction_id"],

@@ -10,7 +10,6 @@ use dci_client::registries::{
 };
 use dci_protocol::RegistryType;
 use maud::{Markup, html};
-use serde_json::Value;
 
 use super::view::{badge, scroll};
 
@@ -224,7 +223,7 @@ fn beneficiary(b: &Beneficiary, level: u8) -> Markup {
 }
 
 /// A value that is not a record (a status body, a subscription): its JSON, folded.
-pub(crate) fn json_block(summary: &str, v: &Value) -> Markup {
+pub(crate) fn json_block<T: serde::Serialize + ?Sized>(summary: &str, v: &T) -> Markup {
     html! {
         details {
             summary { (summary) }

@@ -233,7 +233,10 @@ fn detail(v: &TransactionView, registry: Option<RegistryType>) -> Markup {
         @if let Some(rt) = registry {
             @for item in &v.items { (item_view(rt, item, 3)) }
         } @else {
-            @for item in &v.items { (json_block(&format!("Item {}", item.reference_id), &item.raw)) }
+            @for item in &v.items {
+                (json_block(&format!("Item {}", item.reference_id), &item.raw))
+                (json_block(&format!("Item {}: {} record(s)", item.reference_id, item.records.len()), &item.records))
+            }
         }
         @if !v.subscriptions.is_empty() {
             h3 { "Subscriptions" }
