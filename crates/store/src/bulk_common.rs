@@ -12,7 +12,7 @@ macro_rules! impl_bulk_store {
             use sqlx::Row;
             use time::OffsetDateTime;
 
-            use $crate::common::{db, ts};
+            use $crate::common::{At, db};
 
             type DbRow = <$db as sqlx::Database>::Row;
             type Conn = <$db as sqlx::Database>::Connection;
@@ -78,8 +78,8 @@ macro_rules! impl_bulk_store {
                 .bind(to_json(&job.spec)?)
                 .bind(to_json(&job.checkpoint)?)
                 .bind(&job.reason)
-                .bind(ts(job.created_at))
-                .bind(ts(job.updated_at))
+                .bind(At::of(job.created_at))
+                .bind(At::of(job.updated_at))
                 .execute(&mut *conn)
                 .await
                 .map_err(db("storing a bulk job"))?;
@@ -157,7 +157,7 @@ macro_rules! impl_bulk_store {
                     )
                     .bind(id)
                     .bind(to_json(checkpoint)?)
-                    .bind(ts(at))
+                    .bind(At::of(at))
                     .bind(holder)
                     .fetch_optional(self.pool())
                     .await
@@ -238,7 +238,7 @@ macro_rules! impl_bulk_store {
                     .bind(id)
                     .bind(state.as_str())
                     .bind(reason)
-                    .bind(ts(at))
+                    .bind(At::of(at))
                     .execute(self.pool())
                     .await
                     .map_err(db("changing a bulk job's state"))?;

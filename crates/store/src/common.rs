@@ -13,7 +13,7 @@ use dci_client::{
 use dci_client::{RecoverySettings, RetrySettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 /// Field names of sealed secrets (part of the associated data: never rename).
 pub(crate) const BEARER_TOKEN: &str = "bearer_token";
@@ -100,12 +100,9 @@ pub(crate) fn audit_chunks(entries: &[AuditEntry]) -> Vec<&[AuditEntry]> {
 /// parameter limit (SQLite 32 766, PostgreSQL 65 535).
 pub(crate) const AUDIT_CHUNK_MAX: usize = 256;
 
-/// Both backends keep microseconds in UTC, so a value reads back equal on either.
-pub(crate) fn ts(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(UtcOffset::UTC);
-    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
-        .unwrap_or(t)
-}
+/// Both backends keep microseconds in UTC, so a value reads back equal on either; instants are
+/// bound as [`At`] (fixed-width text in SQLite, so that text order is time order).
+pub(crate) use crate::instant::{At, ts};
 
 impl SourceRow {
     pub(crate) fn from_source(s: &DataSource) -> SourceRow {
@@ -326,7 +323,7 @@ macro_rules! impl_store {
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use $crate::common::{self, db, ts, SourceRow};
+            use $crate::common::{self, db, At, SourceRow};
             use $crate::seal::{SealedSecret, Sealer};
 
             type Conn = <$db as sqlx::Database>::Connection;
@@ -521,7 +518,7 @@ macro_rules! impl_store {
                         )
                         .bind(code)
                         .bind(state.as_str())
-                        .bind(ts(at))
+                        .bind(At::of(at))
                         .bind(last_error)
                         .execute(&mut *tx)
                         .await
@@ -580,10 +577,10 @@ macro_rules! impl_store {
                 .bind(&row.state)
                 .bind(row.active)
                 .bind(&row.config)
-                .bind(row.last_test_at)
+                .bind(row.last_test_at.map(At::of))
                 .bind(&row.last_error)
-                .bind(row.created_at)
-                .bind(row.updated_at)
+                .bind(At::of(row.created_at))
+                .bind(At::of(row.updated_at))
                 .execute(&mut *conn)
                 .await
                 .map_err(common::map_write_err(&source.code, "creating a data source"))?;
@@ -642,9 +639,9 @@ macro_rules! impl_store {
                 .bind(&row.state)
                 .bind(row.active)
                 .bind(&row.config)
-                .bind(row.last_test_at)
+                .bind(row.last_test_at.map(At::of))
                 .bind(&row.last_error)
-                .bind(row.updated_at)
+                .bind(At::of(row.updated_at))
                 .execute(&mut *conn)
                 .await
                 .map_err(common::map_write_err(&source.code, "updating a data source"))?;
@@ -701,7 +698,7 @@ macro_rules! impl_store {
                      transaction_id, http_status, outcome, duration_ms, attempt, error) ",
                 );
                 q.push_values(entries, |mut b, e| {
-                    b.push_bind(ts(e.at))
+                    b.push_bind(At::of(e.at))
                         .push_bind(e.source_code.as_str())
                         .push_bind(e.endpoint.as_str())
                         .push_bind(e.action.as_str())
@@ -856,7 +853,7 @@ macro_rules! impl_store {
                     )
                     .bind(code)
                     .bind(active)
-                    .bind(ts(OffsetDateTime::now_utc()));
+                    .bind(At::of(OffsetDateTime::now_utc()));
                     update_by_code(&self.pool, code, q).await?;
                     self.publish(Change::Source(code.to_owned())).await;
                     Ok(())
@@ -897,9 +894,9 @@ macro_rules! impl_store {
                     )
                     .bind(&id)
                     .bind(&token.token_type)
-                    .bind(ts(token.expires_at))
+                    .bind(At::of(token.expires_at))
                     .bind(&token.scope)
-                    .bind(ts(token.obtained_at.unwrap_or_else(OffsetDateTime::now_utc)))
+                    .bind(At::of(token.obtained_at.unwrap_or_else(OffsetDateTime::now_utc)))
                     .execute(&mut *tx)
                     .await
                     .map_err(db("storing a cached token"))?;
@@ -997,8 +994,8 @@ macro_rules! impl_store {
                     .bind(if filter.limit == 0 { i64::MAX } else { i64::from(filter.limit) })
                     // Both backends compare instants in UTC at microseconds (see `ts`); SQLite's
                     // text form sorts like the instants it holds.
-                    .bind(filter.range.since.map(common::ts))
-                    .bind(filter.range.until.map(common::ts))
+                    .bind(filter.range.since.map(common::At::of))
+                    .bind(filter.range.until.map(common::At::of))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db("reading the audit log"))?;

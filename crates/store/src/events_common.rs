@@ -40,7 +40,7 @@ macro_rules! impl_event_store {
             use sqlx::Row;
             use time::OffsetDateTime;
 
-            use $crate::common::{db, ts};
+            use $crate::common::{db, ts, At};
             use $crate::events_common::{BROKER_URL, WEBHOOK_SECRET, secret_field, webhook_owner};
             use $crate::ops_common::{from_ms, to_ms};
             use $crate::seal::SealedSecret;
@@ -180,7 +180,7 @@ macro_rules! impl_event_store {
                 .bind(&e.source_code)
                 .bind(&e.transaction_id)
                 .bind(&e.subscription_code)
-                .bind(ts(e.created_at))
+                .bind(At::of(e.created_at))
                 .bind(to_ms(e.created_at))
                 .bind(e.payload.to_string())
                 .fetch_one(&mut *conn)
@@ -198,7 +198,7 @@ macro_rules! impl_event_store {
                     .bind(&e.id)
                     .bind(e.kind.as_str())
                     .bind(to_ms(e.created_at))
-                    .bind(ts(e.created_at))
+                    .bind(At::of(e.created_at))
                     .execute(&mut *conn)
                     .await
                     .map_err(db("queueing webhook deliveries"))?;
@@ -278,7 +278,7 @@ macro_rules! impl_event_store {
                             "UPDATE event SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL",
                         )
                         .bind(id)
-                        .bind(ts(at))
+                        .bind(At::of(at))
                         .execute(&mut *tx)
                         .await
                         .map_err(db("marking events processed"))?
@@ -307,8 +307,8 @@ macro_rules! impl_event_store {
                     .bind(kinds_json(&endpoint.kinds))
                     .bind(endpoint.enabled)
                     .bind(&endpoint.description)
-                    .bind(ts(endpoint.created_at))
-                    .bind(ts(endpoint.updated_at))
+                    .bind(At::of(endpoint.created_at))
+                    .bind(At::of(endpoint.updated_at))
                     .bind(sink)
                     .bind(exchange)
                     .bind(routing_key)
@@ -398,7 +398,7 @@ macro_rules! impl_event_store {
                     .bind(kinds_json(&endpoint.kinds))
                     .bind(endpoint.enabled)
                     .bind(&endpoint.description)
-                    .bind(ts(endpoint.updated_at))
+                    .bind(At::of(endpoint.updated_at))
                     .bind(sink_columns(&endpoint.sink).0)
                     .bind(sink_columns(&endpoint.sink).1)
                     .bind(sink_columns(&endpoint.sink).2)
@@ -540,7 +540,7 @@ macro_rules! impl_event_store {
                     let mut tx = self.pool().begin().await.map_err(db("starting a transaction"))?;
                     let (state, next_ms, delivered_at, error) = match outcome {
                         AttemptOutcome::Delivered => {
-                            (DeliveryState::Delivered, to_ms(attempt.at), Some(ts(attempt.at)), None)
+                            (DeliveryState::Delivered, to_ms(attempt.at), Some(At::of(attempt.at)), None)
                         }
                         AttemptOutcome::Retry(at) => {
                             (DeliveryState::Pending, to_ms(*at), None, attempt.error.clone())
@@ -590,7 +590,7 @@ macro_rules! impl_event_store {
                         .bind(&attempt.endpoint_id)
                         .bind(&attempt.event_id)
                         .bind(i64::from(attempt.attempt))
-                        .bind(ts(attempt.at))
+                        .bind(At::of(attempt.at))
                         .bind(attempt.status.map(i64::from))
                         .bind(&attempt.error)
                         .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
@@ -638,7 +638,7 @@ macro_rules! impl_event_store {
                     .await
                     .map_err(db("listing webhook attempts"))?;
                     let read = |e| db("reading a webhook attempt")(e);
-                    let mut attempts = rows.iter()
+                    rows.iter()
                         .map(|r| {
                             let attempt: i64 = r.try_get("attempt").map_err(read)?;
                             let status: Option<i64> = r.try_get("status").map_err(read)?;
@@ -653,11 +653,7 @@ macro_rules! impl_event_store {
                                 duration_ms: u64::try_from(ms).unwrap_or(0),
                             })
                         })
-                        .collect::<Result<Vec<_>, StoreError>>()?;
-                    // In time order, sorted here: SQLite keeps times as RFC 3339 text, whose
-                    // fraction has no fixed width, so its text order is not time order.
-                    attempts.sort_by_key(|a| (a.at, a.attempt));
-                    Ok(attempts)
+                        .collect()
                 }
 
                 async fn redeliver(
@@ -689,7 +685,7 @@ macro_rules! impl_event_store {
                         .bind(since)
                         .bind(until)
                         .bind(to_ms(now))
-                        .bind(ts(now))
+                        .bind(At::of(now))
                         .bind(selection.endpoint_id.as_deref())
                         .execute(self.pool())
                         .await

@@ -42,6 +42,7 @@ mod bulk_common;
 mod changes;
 mod common;
 mod events_common;
+mod instant;
 pub mod master_key;
 mod migrations;
 mod open;

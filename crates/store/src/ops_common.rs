@@ -56,7 +56,7 @@ macro_rules! impl_ops_store {
             use sqlx::Row;
             use time::OffsetDateTime;
 
-            use $crate::common::{db, ts};
+            use $crate::common::{db, At};
             use $crate::ops_common::{
                 BODY, REQUEST, SIGNING_PRIVATE_KEY, body_owner, from_ms, request_owner,
                 signing_key_owner, to_ms,
@@ -249,7 +249,7 @@ macro_rules! impl_ops_store {
                 let done = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(transaction_id)
                     .bind(state.as_str())
-                    .bind(ts(at))
+                    .bind(At::of(at))
                     .bind(reason)
                     .execute(&mut *conn)
                     .await
@@ -342,7 +342,7 @@ macro_rules! impl_ops_store {
                     ];
                     for (n, sql) in deleted.iter_mut().zip(statements) {
                         *n = sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(ts(before))
+                            .bind(At::of(before))
                             .bind(TransactionState::Completed.as_str())
                             .bind(TransactionState::Failed.as_str())
                             .bind(TransactionState::TimedOut.as_str())
@@ -357,7 +357,7 @@ macro_rules! impl_ops_store {
                         "DELETE FROM op_callback WHERE received_at < $1 AND (transaction_id IS NULL \
                          OR transaction_id NOT IN (SELECT transaction_id FROM op_transaction))",
                     )
-                    .bind(ts(before))
+                    .bind(At::of(before))
                     .execute(&mut *tx)
                     .await
                     .map_err(db("purging callbacks"))?
@@ -408,10 +408,10 @@ macro_rules! impl_ops_store {
                     .bind(t.ack.as_ref().and_then(|a| a.correlation_id.clone()))
                     .bind(t.ack.as_ref().and_then(|a| a.error_code.clone()))
                     .bind(t.ack.as_ref().and_then(|a| a.error_message.clone()))
-                    .bind(t.ack.as_ref().map(|a| ts(a.at)))
-                    .bind(ts(t.created_at))
+                    .bind(t.ack.as_ref().map(|a| At::of(a.at)))
+                    .bind(At::of(t.created_at))
                     .bind(to_ms(t.deadline))
-                    .bind(ts(t.updated_at))
+                    .bind(At::of(t.updated_at))
                     .bind(t.reason.as_deref())
                     .execute(&mut *tx)
                     .await
@@ -449,7 +449,7 @@ macro_rules! impl_ops_store {
                     .bind(&ack.correlation_id)
                     .bind(&ack.error_code)
                     .bind(&ack.error_message)
-                    .bind(ts(ack.at))
+                    .bind(At::of(ack.at))
                     .execute(&mut *tx)
                     .await
                     .map_err(db("recording an ACK"))?;
@@ -538,7 +538,7 @@ macro_rules! impl_ops_store {
                          RETURNING transaction_id",
                     )
                     .bind(TransactionState::TimedOut.as_str())
-                    .bind(ts(now))
+                    .bind(At::of(now))
                     .bind(TransactionState::Pending.as_str())
                     .bind(TransactionState::Acknowledged.as_str())
                     .bind(TransactionState::Partial.as_str())
@@ -580,7 +580,7 @@ macro_rules! impl_ops_store {
                         serde_json::to_string(&c.tolerated)
                             .map_err(|e| corrupt("callback tolerated", e))?,
                     )
-                    .bind(ts(c.received_at))
+                    .bind(At::of(c.received_at))
                     .execute(&mut *tx)
                     .await
                     .map_err(db("storing a callback"))?;
@@ -745,8 +745,8 @@ macro_rules! impl_ops_store {
                     .bind(s.state.as_str())
                     .bind(&s.event_type)
                     .bind(&s.transaction_id)
-                    .bind(ts(s.created_at))
-                    .bind(ts(s.updated_at))
+                    .bind(At::of(s.created_at))
+                    .bind(At::of(s.updated_at))
                     .execute(&mut *tx)
                     .await
                     .map_err(db("storing a subscription"))?;
@@ -789,10 +789,10 @@ macro_rules! impl_ops_store {
                     .bind(key.algorithm.as_str())
                     .bind(key.status.as_str())
                     .bind(&key.public_key_pem)
-                    .bind(ts(key.created_at))
-                    .bind(key.activated_at.map(ts))
-                    .bind(key.revoked_at.map(ts))
-                    .bind(key.expires_at.map(ts))
+                    .bind(At::of(key.created_at))
+                    .bind(key.activated_at.map(At::of))
+                    .bind(key.revoked_at.map(At::of))
+                    .bind(key.expires_at.map(At::of))
                     .execute(&mut *tx)
                     .await
                     .map_err(db("storing a signing key"))?;
@@ -894,13 +894,13 @@ macro_rules! impl_ops_store {
                         )
                         .bind(key_id)
                         .bind(status.as_str())
-                        .bind(ts(at)),
+                        .bind(At::of(at)),
                         KeyStatus::Revoked => sqlx::query(
                             "UPDATE op_signing_key SET status = $2, revoked_at = $3 WHERE key_id = $1",
                         )
                         .bind(key_id)
                         .bind(status.as_str())
-                        .bind(ts(at)),
+                        .bind(At::of(at)),
                         KeyStatus::Inactive => sqlx::query(
                             "UPDATE op_signing_key SET status = $2 \
                              WHERE key_id = $1 AND status <> 'revoked'",

@@ -14,7 +14,7 @@ macro_rules! impl_schedule_store {
             use sqlx::Row;
             use time::OffsetDateTime;
 
-            use $crate::common::{db, ts};
+            use $crate::common::{db, At};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -96,7 +96,7 @@ macro_rules! impl_schedule_store {
                     .bind(&s.record_type)
                     .bind(s.catch_up.as_str())
                     .bind(s.enabled)
-                    .bind(ts(s.created_at))
+                    .bind(At::of(s.created_at))
                     .execute(self.pool())
                     .await
                     .map_err(db("storing a schedule"))?;
@@ -152,14 +152,14 @@ macro_rules! impl_schedule_store {
                          ON CONFLICT (schedule_id, occurrence_at) DO NOTHING",
                     )
                     .bind(&run.schedule_id)
-                    .bind(ts(run.occurrence_at))
+                    .bind(At::of(run.occurrence_at))
                     .bind(&run.instance)
                     .bind(run.state.as_str())
                     .bind(&run.job_id)
                     .bind(&run.reason)
                     .bind(i64::try_from(run.skipped).unwrap_or(i64::MAX))
-                    .bind(ts(run.started_at))
-                    .bind(run.finished_at.map(ts))
+                    .bind(At::of(run.started_at))
+                    .bind(run.finished_at.map(At::of))
                     .execute(self.pool())
                     .await
                     .map_err(db("claiming a schedule's occurrence"))?;
@@ -214,7 +214,7 @@ macro_rules! impl_schedule_store {
                          AND (job_id = $7 OR (job_id IS NULL AND $7 IS NULL))",
                     )
                     .bind(&run.schedule_id)
-                    .bind(ts(run.occurrence_at))
+                    .bind(At::of(run.occurrence_at))
                     .bind(&job.id)
                     .bind(instance)
                     .bind(reason)
@@ -246,11 +246,11 @@ macro_rules! impl_schedule_store {
                          WHERE schedule_id = $1 AND occurrence_at = $2",
                     )
                     .bind(schedule_id)
-                    .bind(ts(occurrence_at))
+                    .bind(At::of(occurrence_at))
                     .bind(job_id)
                     .bind(state.as_str())
                     .bind(reason)
-                    .bind(finished_at.map(ts))
+                    .bind(finished_at.map(At::of))
                     .execute(self.pool())
                     .await
                     .map_err(db("updating a schedule's run"))?;
@@ -272,7 +272,7 @@ macro_rules! impl_schedule_store {
                     .bind(job_id)
                     .bind(state.as_str())
                     .bind(reason)
-                    .bind(ts(at))
+                    .bind(At::of(at))
                     .execute(self.pool())
                     .await
                     .map_err(db("ending a schedule's run"))?;

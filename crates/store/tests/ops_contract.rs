@@ -179,6 +179,7 @@ contract!(
     purge_deletes_only_what_finished_before_the_cutoff,
     changes_are_published_once_committed,
     bodies_are_sealed_at_rest_and_plain_old_ones_still_read,
+    instants_within_one_second_keep_their_order,
 );
 
 fn now() -> OffsetDateTime {
@@ -1804,6 +1805,72 @@ async fn schedules_round_trip_and_each_occurrence_is_claimed_once(b: Arc<Backend
     assert!(o.ops.delete_schedule("s2").await.unwrap());
     assert!(!o.ops.delete_schedule("s2").await.unwrap());
     assert!(o.ops.list_schedule_runs("s2", 10).await.unwrap().is_empty());
+}
+
+/// Newest first means newest first also within one second: SQLite keeps instants as text, and
+/// sqlx's own encoding (`…:05Z`, `…:05.1Z`, `…:05.12Z`) sorts a whole second after its fractions
+/// and `.12` after `.123456`.
+async fn instants_within_one_second_keep_their_order(b: Arc<Backend>) {
+    let o = b.open(&key(1)).await;
+    let second = now().replace_millisecond(0).unwrap() - Duration::seconds(10);
+    let offsets_us = [120_000, 0, 500_000, 123_456, 100_000];
+    for us in offsets_us {
+        let mut t = txn(&format!("t{us}"), "s", now() + Duration::hours(1));
+        t.created_at = second + Duration::microseconds(us);
+        t.updated_at = t.created_at;
+        o.ops.insert_transaction(&t).await.unwrap();
+        let ack = AckRecord {
+            ack_status: "ACK".into(),
+            correlation_id: Some("corr-same".into()),
+            error_code: None,
+            error_message: None,
+            state: TransactionState::Acknowledged,
+            at: t.created_at,
+        };
+        assert!(o.ops.record_ack(&t.transaction_id, &ack).await.unwrap());
+    }
+    let mut newest_first = offsets_us;
+    newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    let expected: Vec<String> = newest_first.iter().map(|us| format!("t{us}")).collect();
+
+    let listed = o
+        .ops
+        .list_transactions(&TransactionFilter::default())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|t| t.transaction_id.as_str()).collect();
+    assert_eq!(ids, expected, "listed newest first");
+    let t = listed
+        .iter()
+        .find(|t| t.transaction_id == "t123456")
+        .unwrap();
+    assert_eq!(
+        t.created_at,
+        second + Duration::microseconds(123_456),
+        "read back to the µs"
+    );
+    assert_eq!(t.ack.as_ref().unwrap().at, t.created_at);
+
+    let by_corr = o
+        .ops
+        .transactions_by_correlation("corr-same")
+        .await
+        .unwrap();
+    let ids: Vec<&str> = by_corr.iter().map(|t| t.transaction_id.as_str()).collect();
+    assert_eq!(ids, expected[..2], "the two newest of one correlation id");
+
+    if let Backend::Sqlite { .. } = &*b {
+        let texts = b
+            .raw(
+                "SELECT created_at FROM op_transaction UNION ALL SELECT ack_at FROM op_transaction",
+            )
+            .await;
+        assert_eq!(texts.len(), 10);
+        assert!(
+            texts.iter().all(|t| t.len() == 27 && t.ends_with('Z')),
+            "one width: {texts:?}"
+        );
+    }
 }
 
 async fn purge_deletes_only_what_finished_before_the_cutoff(b: Arc<Backend>) {
