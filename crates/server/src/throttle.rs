@@ -12,13 +12,15 @@
 //! reverse proxy every client is the proxy's address: forwarded headers are not trusted, so the
 //! proxy should rate-limit too.
 //!
-//! The same limiter, keyed by [`UserKey`] (a digest of the username typed), counts the
-//! console's failed sign-ins per user ([`UserThrottle`]), whichever addresses they come from:
-//! a locked-out username is refused 429 without its password being checked. Unknown usernames
-//! count the same way, so a lock-out does not tell whether a user exists. It is kept per
-//! process, like the address limits.
+//! The console's failed sign-ins are also counted per username, whichever addresses they come
+//! from ([`UserThrottle`]: the same limits, counted by the library in the store —
+//! `dci_client::users::sign_in` — so that every instance sharing a database counts the same
+//! failures): a locked-out username is refused 429 without its password being checked.
+//! Unknown usernames count the same way, so a lock-out does not tell whether a user exists.
+//! The address limits are kept per process.
 //!
-//! Owns: counting failures, lock-outs. Does not own: checking tokens (`AdminToken`), answers.
+//! Owns: counting failures per address, lock-outs. Does not own: checking tokens
+//! (`AdminToken`), the per-username count (the library), answers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -106,26 +108,6 @@ impl std::fmt::Display for ClientKey {
     }
 }
 
-/// A username, as far as the throttle is concerned: the SHA-256 of its trimmed, lowercased
-/// text, so a username is never kept or logged by the throttle (`Display` names no one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UserKey([u8; 32]);
-
-impl UserKey {
-    /// The key of a username as typed.
-    pub fn of(username: &str) -> UserKey {
-        use sha2::Digest as _;
-        UserKey(sha2::Sha256::digest(username.trim().to_lowercase().as_bytes()).into())
-    }
-}
-
-impl std::fmt::Display for UserKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // A username is an identifier of a person: never in a log line.
-        f.write_str("a username")
-    }
-}
-
 /// What a throttle may be keyed by.
 pub trait ThrottleKey:
     Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync + 'static
@@ -137,8 +119,26 @@ impl<K: Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync + 'static
 {
 }
 
-/// Failed console sign-ins per username (one per server, beside the address [`Throttle`]).
-pub type UserThrottle = Throttle<UserKey>;
+/// The limits on failed console sign-ins per username (beside the address [`Throttle`]); the
+/// count itself is the store's, through `dci_client::users::Users::sign_in_locked` and
+/// `sign_in_failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserThrottle(ThrottleConfig);
+
+impl UserThrottle {
+    /// Per-username limits of `config`.
+    pub fn new(config: ThrottleConfig) -> UserThrottle {
+        UserThrottle(config)
+    }
+
+    /// The limits, as the library takes them.
+    pub fn limit(self) -> dci_client::users::SignInLimit {
+        dci_client::users::SignInLimit {
+            max_failures: self.0.max_failures,
+            period: self.0.period,
+        }
+    }
+}
 
 /// An address that is locked out: refuse it for `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,18 +297,6 @@ mod tests {
         assert!(locked.retry_after_secs() >= 1);
         assert!(t.check(a).is_err());
         assert!(t.check(b).is_ok(), "other addresses are not affected");
-    }
-
-    #[test]
-    fn usernames_lock_alone_and_are_never_shown() {
-        let t: UserThrottle = Throttle::new(cfg(2, 60_000));
-        let alice = UserKey::of(" Alice ");
-        assert_eq!(alice, UserKey::of("alice"), "as typed, trimmed, any case");
-        assert!(t.failed(alice).is_none());
-        assert!(t.failed(alice).is_some());
-        assert!(t.check(alice).is_err());
-        assert!(t.check(UserKey::of("bob")).is_ok());
-        assert!(!alice.to_string().contains("alice"));
     }
 
     #[test]

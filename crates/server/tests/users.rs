@@ -438,6 +438,50 @@ async fn sign_in_is_throttled_per_address_and_per_username() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// Two instances on one database (two store handles on one SQLite file, two routers): wrong
+/// passwords for one username, alternating between them, add up, and the lock-out holds on both.
+#[tokio::test]
+async fn sign_in_lockouts_per_username_are_shared_by_instances_on_one_database() {
+    let env = Env::new().await;
+    env.state
+        .users()
+        .add("test", "gina", Role::Operator, &pw("the right passphrase"))
+        .await
+        .unwrap();
+    let one = dci_server::router_with(env.state.clone(), limits(3));
+    let (store, ops) = support::open(&env.db_path(), &env.key).await;
+    let two = dci_server::router_with(support::state(store, ops), limits(3));
+    // Three failures, from three addresses, split over the instances: no address and, in
+    // either process alone, not the username has used up its allowance.
+    for (app, from) in [
+        (&one, "192.0.2.11:1"),
+        (&two, "192.0.2.12:1"),
+        (&one, "192.0.2.13:1"),
+    ] {
+        let r = attempt(app, from, "gina", "a wrong passphrase").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    for app in [&two, &one] {
+        let r = attempt(app, "192.0.2.14:1", "gina", "the right passphrase").await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+        assert!(
+            r.body
+                .contains("Too many failed sign-ins for this username"),
+            "{}",
+            r.body
+        );
+        assert!(r.retry_after.is_some());
+    }
+    // Another username is not affected on either.
+    env.state
+        .users()
+        .add("test", "hugo", Role::Viewer, &pw("hugo's right passphrase"))
+        .await
+        .unwrap();
+    let r = attempt(&two, "192.0.2.14:1", "hugo", "hugo's right passphrase").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+}
+
 #[tokio::test]
 async fn console_sessions_survive_a_restart() {
     let env = Env::new().await;

@@ -88,6 +88,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "fixed_width_instants",
         include_str!("../migrations/sqlite/0014_fixed_width_instants.sql"),
     ),
+    (
+        15,
+        "sign_in_failures",
+        include_str!("../migrations/sqlite/0015_sign_in_failures.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite() -> Migrator {
@@ -150,6 +155,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         13,
         "job_leases",
         include_str!("../migrations/postgres/0013_job_leases.sql"),
+    ),
+    (
+        15,
+        "sign_in_failures",
+        include_str!("../migrations/postgres/0015_sign_in_failures.sql"),
     ),
 ];
 

@@ -383,6 +383,50 @@ macro_rules! impl_user_store {
                     Ok(done.rows_affected())
                 }
 
+                async fn record_sign_in_failure(
+                    &self,
+                    key: &str,
+                    now: OffsetDateTime,
+                    interval: std::time::Duration,
+                ) -> Result<OffsetDateTime, StoreError> {
+                    let now_ms = to_ms(now);
+                    sqlx::query("DELETE FROM sign_in_failure WHERE until_ms < $1")
+                        .bind(now_ms)
+                        .execute(self.pool())
+                        .await
+                        .map_err(db("forgetting old sign-in failures"))?;
+                    let step = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+                    // One statement, so that failures arriving at several instances at once
+                    // all count.
+                    let until: i64 = sqlx::query_scalar(
+                        "INSERT INTO sign_in_failure (user_key, until_ms) VALUES ($1, $2 + $3) \
+                         ON CONFLICT (user_key) DO UPDATE SET until_ms = \
+                         CASE WHEN sign_in_failure.until_ms > $2 THEN sign_in_failure.until_ms \
+                         ELSE $2 END + $3 \
+                         RETURNING until_ms",
+                    )
+                    .bind(key)
+                    .bind(now_ms)
+                    .bind(step)
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(db("counting a failed sign-in"))?;
+                    Ok(from_ms(until))
+                }
+
+                async fn sign_in_failures_until(
+                    &self,
+                    key: &str,
+                ) -> Result<Option<OffsetDateTime>, StoreError> {
+                    let until: Option<i64> =
+                        sqlx::query_scalar("SELECT until_ms FROM sign_in_failure WHERE user_key = $1")
+                            .bind(key)
+                            .fetch_optional(self.pool())
+                            .await
+                            .map_err(db("reading failed sign-ins"))?;
+                    Ok(until.map(from_ms))
+                }
+
                 async fn append_change(&self, c: &ChangeRecord) -> Result<(), StoreError> {
                     let fields = serde_json::to_string(&c.fields)
                         .map_err(|e| corrupt("a change's fields", e))?;

@@ -148,6 +148,7 @@ contract!(
     sessions_survive_a_reopen_and_expire,
     the_change_audit_lists_by_range_and_is_append_only,
     the_audit_log_lists_by_time_range,
+    failed_sign_ins_are_counted_once_for_every_store_handle,
 );
 
 fn pw(s: &str) -> SecretString {
@@ -440,6 +441,61 @@ async fn sessions_survive_a_reopen_and_expire(b: Arc<Backend>) {
     assert_eq!(s.purge_sessions(later).await.unwrap(), 2);
     s.delete_session(&live.id_digest).await.unwrap();
     assert_eq!(s.get_session(&live.id_digest, now()).await.unwrap(), None);
+}
+
+/// Two handles on one database (two instances of `dci serve`) count into one limiter: failures
+/// alternate between them and still add up, concurrent ones all count, a lock-out seen through
+/// one is seen through the other, and passed instants are forgotten.
+async fn failed_sign_ins_are_counted_once_for_every_store_handle(b: Arc<Backend>) {
+    use dci_client::users::SignInLimit;
+    use std::num::NonZeroU32;
+    let (a, b2) = (b.open().await, b.open().await);
+    let (sa, sb) = (a.user_store(), b2.user_store());
+    let t0 = now();
+    let step = std::time::Duration::from_secs(12);
+    let mut until = None;
+    for (i, s) in [&sa, &sb, &sa].into_iter().enumerate() {
+        until = Some(s.record_sign_in_failure("k1", t0, step).await.unwrap());
+        assert_eq!(until, Some(t0 + step * (i as u32 + 1)), "failure {i}");
+    }
+    assert_eq!(sb.sign_in_failures_until("k1").await.unwrap(), until);
+    assert_eq!(sa.sign_in_failures_until("k2").await.unwrap(), None);
+    // Ten at once, through both handles: every one counts.
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let s = if i % 2 == 0 { sa.clone() } else { sb.clone() };
+        writes.spawn(async move { s.record_sign_in_failure("k2", t0, step).await.unwrap() });
+    }
+    while let Some(r) = writes.join_next().await {
+        r.unwrap();
+    }
+    assert_eq!(
+        sa.sign_in_failures_until("k2").await.unwrap(),
+        Some(t0 + step * 10)
+    );
+    // The limit through the service: 3 per 36 s locks after three, whichever handle counted.
+    let limit = SignInLimit {
+        max_failures: NonZeroU32::new(3).unwrap(),
+        period: std::time::Duration::from_secs(36),
+    };
+    let (ua, ub) = (a.users(), b2.users());
+    assert_eq!(ua.sign_in_locked("Carol", limit).await.unwrap(), None);
+    ua.sign_in_failed("carol", limit).await.unwrap();
+    ub.sign_in_failed(" CAROL", limit).await.unwrap();
+    assert_eq!(ub.sign_in_locked("carol", limit).await.unwrap(), None);
+    ua.sign_in_failed("carol", limit).await.unwrap();
+    let wait = ub.sign_in_locked("carol", limit).await.unwrap();
+    assert!(
+        wait.is_some_and(|w| w <= std::time::Duration::from_secs(12)),
+        "{wait:?}"
+    );
+    assert_eq!(ua.sign_in_locked("dave", limit).await.unwrap(), None);
+    // A failure recorded later forgets the keys whose instant has passed.
+    let later = t0 + Duration::minutes(10);
+    sb.record_sign_in_failure("k3", later, step).await.unwrap();
+    assert_eq!(sa.sign_in_failures_until("k1").await.unwrap(), None);
+    assert_eq!(sa.sign_in_failures_until("k2").await.unwrap(), None);
+    assert!(sa.sign_in_failures_until("k3").await.unwrap().is_some());
 }
 
 async fn the_change_audit_lists_by_range_and_is_append_only(b: Arc<Backend>) {

@@ -10,6 +10,8 @@
 //! - [`service`]: [`Users`], the one path of every user operation (add, password, tokens,
 //!   authenticate) for the server and the CLI; each change it makes is written to the change
 //!   audit.
+//! - [`sign_in`]: failed sign-ins per username, counted in the store so that every instance
+//!   sharing it counts the same ones ([`SignInLimit`]).
 //! - [`changes`]: which fields of a data source (or any JSON document) a change touched, by
 //!   name — never their values.
 //!
@@ -21,6 +23,7 @@
 pub mod changes;
 pub mod secret;
 pub mod service;
+pub mod sign_in;
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,6 +37,7 @@ use crate::store::StoreError;
 pub use crate::store::TimeRange;
 
 pub use service::{UserError, Users};
+pub use sign_in::SignInLimit;
 
 /// What a user may do. Ordered: an admin may do all an operator may, an operator all a viewer
 /// may.
@@ -331,6 +335,21 @@ pub trait UserStore: Send + Sync {
 
     /// Deletes sessions expired at `now`; returns how many.
     async fn purge_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Counts one failed sign-in against `key` (a digest that names no one) in the store, so
+    /// that every instance sharing it counts the same failures ([`SignInLimit`]): the
+    /// key's next allowed instant becomes `max(it, now) + interval`, in one statement. Keys
+    /// whose instant has passed are deleted on the way. Returns the new instant.
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        interval: std::time::Duration,
+    ) -> Result<OffsetDateTime, StoreError>;
+
+    /// The instant recorded for `key` by [`UserStore::record_sign_in_failure`], if any.
+    async fn sign_in_failures_until(&self, key: &str)
+    -> Result<Option<OffsetDateTime>, StoreError>;
 
     /// Appends one change record. Records are never updated or deleted.
     async fn append_change(&self, change: &ChangeRecord) -> Result<(), StoreError>;

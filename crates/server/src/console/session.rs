@@ -35,7 +35,7 @@ use super::view;
 use crate::admin_token::AdminToken;
 use crate::auth::Principal;
 use crate::state::AppState;
-use crate::throttle::{ClientKey, Throttle, UserKey, UserThrottle};
+use crate::throttle::{ClientKey, Throttle, UserThrottle};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "dci_console";
@@ -144,7 +144,7 @@ impl Sessions {
                 config,
                 readonly_digest,
                 throttle: Throttle::default(),
-                user_throttle: Throttle::default(),
+                user_throttle: UserThrottle::default(),
                 created: AtomicU64::new(0),
             }),
         }
@@ -494,8 +494,9 @@ pub(crate) async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let throttle = throttle.map_or_else(|| sessions.inner.throttle.clone(), |Extension(t)| t);
-    let user_throttle =
-        user_throttle.map_or_else(|| sessions.inner.user_throttle.clone(), |Extension(t)| t);
+    let user_limit = user_throttle
+        .map_or(sessions.inner.user_throttle, |Extension(t)| t)
+        .limit();
     let store = store_of(&st);
     let Some((old_id, session)) = sessions.lookup(store.as_ref(), &headers).await else {
         return csrf_failed(None);
@@ -516,11 +517,19 @@ pub(crate) async fn login(
             ),
         );
     }
-    let user_key = UserKey::of(&username);
-    if !username.is_empty()
-        && let Err(locked) = user_throttle.check(user_key)
-    {
-        let secs = locked.retry_after_secs();
+    let user_locked = if username.is_empty() {
+        None
+    } else {
+        match st.users().sign_in_locked(&username, user_limit).await {
+            Ok(wait) => wait,
+            Err(e) => {
+                tracing::error!(error = %e, "console login: could not read failed sign-ins");
+                return unavailable();
+            }
+        }
+    };
+    if let Some(wait) = user_locked {
+        let secs = crate::throttle::Locked { retry_after: wait }.retry_after_secs();
         return locked_out(
             &csrf,
             &username,
@@ -555,8 +564,10 @@ pub(crate) async fn login(
     let Some(login) = login else {
         tracing::info!(client = %client, "console login refused: wrong password or token");
         throttle.failed(client);
-        if !username.is_empty() {
-            user_throttle.failed(user_key);
+        if !username.is_empty()
+            && let Err(e) = st.users().sign_in_failed(&username, user_limit).await
+        {
+            tracing::error!(error = %e, "console login: could not count a failed sign-in");
         }
         // One form, one attempt: the next try needs the new session's CSRF token.
         sessions.remove(store.as_ref(), &old_id).await;
