@@ -21,6 +21,27 @@ macro_rules! impl_user_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
+            /// The row of `table` whose `column` is `key`, with the columns `columns` read by
+            /// `read`; `what` names the read in errors. The names are constants of this file,
+            /// never input.
+            async fn find_by<T>(
+                pool: &sqlx::Pool<$db>,
+                (columns, table, column): (&str, &str, &str),
+                key: &str,
+                what: &'static str,
+                read: fn(&DbRow) -> Result<T, StoreError>,
+            ) -> Result<Option<T>, StoreError> {
+                let q = format!("SELECT {columns} FROM {table} WHERE {column} = $1");
+                sqlx::query(sqlx::AssertSqlSafe(q))
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db(what))?
+                    .as_ref()
+                    .map(read)
+                    .transpose()
+            }
+
             const USER_COLUMNS: &str = "id, username, role, created_ms, updated_ms";
             const TOKEN_COLUMNS: &str =
                 "id, user_id, name, created_ms, expires_ms, revoked_ms";
@@ -146,27 +167,13 @@ macro_rules! impl_user_store {
                 }
 
                 async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
-                    let q = format!("SELECT {USER_COLUMNS} FROM app_user WHERE username = $1");
-                    sqlx::query(sqlx::AssertSqlSafe(q))
-                        .bind(username)
-                        .fetch_optional(self.pool())
-                        .await
-                        .map_err(db("reading a user"))?
-                        .as_ref()
-                        .map(user_from_row)
-                        .transpose()
+                    let at = (USER_COLUMNS, "app_user", "username");
+                    find_by(self.pool(), at, username, "reading a user", user_from_row).await
                 }
 
                 async fn get_user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-                    let q = format!("SELECT {USER_COLUMNS} FROM app_user WHERE id = $1");
-                    sqlx::query(sqlx::AssertSqlSafe(q))
-                        .bind(id.to_string())
-                        .fetch_optional(self.pool())
-                        .await
-                        .map_err(db("reading a user"))?
-                        .as_ref()
-                        .map(user_from_row)
-                        .transpose()
+                    let at = (USER_COLUMNS, "app_user", "id");
+                    find_by(self.pool(), at, &id.to_string(), "reading a user", user_from_row).await
                 }
 
                 async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -256,15 +263,8 @@ macro_rules! impl_user_store {
                     &self,
                     digest: &str,
                 ) -> Result<Option<ApiToken>, StoreError> {
-                    let q = format!("SELECT {TOKEN_COLUMNS} FROM api_token WHERE digest = $1");
-                    sqlx::query(sqlx::AssertSqlSafe(q))
-                        .bind(digest)
-                        .fetch_optional(self.pool())
-                        .await
-                        .map_err(db("reading an API token"))?
-                        .as_ref()
-                        .map(token_from_row)
-                        .transpose()
+                    let at = (TOKEN_COLUMNS, "api_token", "digest");
+                    find_by(self.pool(), at, digest, "reading an API token", token_from_row).await
                 }
 
                 async fn list_api_tokens(&self, user_id: Uuid) -> Result<Vec<ApiToken>, StoreError> {
@@ -296,15 +296,9 @@ macro_rules! impl_user_store {
                     .execute(self.pool())
                     .await
                     .map_err(db("revoking an API token"))?;
-                    let q = format!("SELECT {TOKEN_COLUMNS} FROM api_token WHERE id = $1");
-                    sqlx::query(sqlx::AssertSqlSafe(q))
-                        .bind(id.to_string())
-                        .fetch_optional(self.pool())
-                        .await
-                        .map_err(db("reading an API token"))?
-                        .as_ref()
-                        .map(token_from_row)
-                        .transpose()?
+                    let at = (TOKEN_COLUMNS, "api_token", "id");
+                    find_by(self.pool(), at, &id.to_string(), "reading an API token", token_from_row)
+                        .await?
                         .ok_or_else(|| {
                             StoreError::Missing(format!(
                                 "no API token {id}: check the id against the user's list of tokens"
