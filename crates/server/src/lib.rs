@@ -13,7 +13,7 @@
 //!   layers add tracing (tower-http), every refusal in its route family's shape (`answer`:
 //!   API JSON error, DCI ACK `ERR`, console HTML — axum's own rejections, 404, 405 included),
 //!   the brute-force limits' shared [`Throttle`] (per address) and
-//!   [`throttle::UserThrottle`] (per username), panics answered 500, a request timeout and a
+//!   [`throttle::UserThrottle`] (the per-username limits; the count is the store's), panics answered 500, a request timeout and a
 //!   stalled-body timeout (408), a body limit, and `Connection: close` on an answer given before
 //!   the request body was read (`keepalive`). [`router_with`] takes explicit limits.
 //! - [`admission`]: at most [`ServerConfig::max_in_flight`] gateway requests in flight; one
@@ -22,8 +22,8 @@
 //!   token or a personal API token) and the role extractors every API handler takes
 //!   ([`auth::ApiViewer`], [`auth::ApiOperator`], [`auth::ApiAdmin`]); the console's are
 //!   `console::session`'s, over sessions kept in the store.
-//! - [`throttle`]: failed token attempts per client address (API and console login) and failed
-//!   console sign-ins per username;
+//! - [`throttle`]: failed token attempts per client address (API and console login) and the
+//!   limits on failed console sign-ins per username (counted in the store by the library);
 //!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
 //! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
 //!   `DCI_ALLOW_CORE_DUMPS=1`; `dci serve` calls it first.
