@@ -25,6 +25,17 @@ pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, key| v.get(*key))
 }
 
+/// An inbound body (a reply, a callback) as JSON: what `serde_json::from_slice` gives, errors
+/// included, but with one UTF-8 check over the whole body (a word at a time) and serde_json's
+/// `str` reader, which then skips the check `from_slice` makes string by string.
+pub fn json_value(body: &[u8]) -> serde_json::Result<Value> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        // Not UTF-8: the byte reader says where, as it always did.
+        Err(_) => serde_json::from_slice(body),
+    }
+}
+
 /// What `header.status` says about the whole message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageStatus {
@@ -286,6 +297,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn json_values_read_as_from_slice_reads_them_errors_included() {
+        let bodies: [&[u8]; 6] = [
+            b"{\"header\": {\"message_id\": \"m\\u00e9\", \"x\": [1, 2.5, null]}, \"b\": \"\xc3\xa9t\xc3\xa9\"}",
+            b"  \"just a string\"  ",
+            b"{\"unterminated\": ",
+            b"{\"bad\": \"\xff\xfe\"}",
+            b"{\"a\": 1} trailing",
+            b"",
+        ];
+        for body in bodies {
+            let ours = json_value(body);
+            let theirs = serde_json::from_slice::<Value>(body);
+            match (&ours, &theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                _ => panic!("{ours:?} against {theirs:?} for {body:?}"),
+            }
+        }
+        assert_eq!(
+            json_value("{\"é\": \"ü\"}".as_bytes()).unwrap(),
+            json!({"é": "ü"})
+        );
+    }
 
     #[test]
     fn header_only_and_empty_messages() {

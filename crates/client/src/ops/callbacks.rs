@@ -301,7 +301,7 @@ pub(crate) fn read_body(ctx: &IngestContext, raw_body: &[u8]) -> Result<Value, C
             ),
         ));
     }
-    serde_json::from_slice(raw_body).map_err(|e| {
+    dci_protocol::inbound::json_value(raw_body).map_err(|e| {
         CallbackRejection::transport(
             400,
             ErrorCode::RequestBad,

@@ -596,7 +596,7 @@ impl DciClient {
                 if raw.body.iter().all(u8::is_ascii_whitespace) {
                     return Ok(());
                 }
-                let v: Value = serde_json::from_slice(&raw.body).map_err(|e| {
+                let v: Value = dci_protocol::inbound::json_value(&raw.body).map_err(|e| {
                     Error::decode(Phase::Registry, url, "a JSON body", Some(Arc::new(e)))
                 })?;
                 if let Some(reason) = dci::rejection(&v) {
