@@ -27,13 +27,18 @@
 //! - And [`dci_client::events::EventStore`] (`events_common.rs`, migration 0004): the events
 //!   outbox — each event written in the database transaction of the change that causes it —
 //!   webhook endpoints (secrets sealed), leases, deliveries, attempts and redelivery.
-//! - And [`dci_client::users::UserStore`] (`users_common.rs`, migration 0008): named users
-//!   (argon2 hashes), personal API tokens (digests only), console sessions (by the digest of
-//!   their id) and the append-only change audit.
+//! - And [`dci_client::users::UserStore`] (`users_common.rs`, migrations 0008 and 0015): named
+//!   users (argon2 hashes), personal API tokens (digests only), console sessions (by the digest
+//!   of their id), the append-only change audit, and failed sign-ins per username digest (one
+//!   count for every instance on the database).
 //! - And [`dci_client::bulk::BulkStore`] (`bulk_common.rs`, migration 0007): bulk jobs and
 //!   their checkpoints.
 //! - And [`dci_client::jobs::ScheduleStore`] (`schedule_common.rs`, migration 0012): schedules
 //!   and one row per claimed occurrence (its key makes the claim exclusive across instances).
+//!
+//! - Instants are bound through `instant::At`: `timestamptz` in PostgreSQL, fixed-width UTC text
+//!   in SQLite (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, so that text order is time order; migration 0014
+//!   rewrote older rows).
 //!
 //! Owns: databases and encryption at rest. Does not own: what is stored (the model and its
 //! validation live in `dci-client`).
