@@ -144,7 +144,7 @@ fn with_layers(
             config.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(answer::panic_response))
-        .layer(Extension(Throttle::<throttle::ClientKey>::new(throttle)))
+        .layer(Extension(Throttle::new(throttle)))
         .layer(Extension(throttle::UserThrottle::new(throttle)))
         .layer(middleware::from_fn(answer::normalize))
         // The span names the path with any callback secret masked (it rides in the URL), never

@@ -108,17 +108,6 @@ impl std::fmt::Display for ClientKey {
     }
 }
 
-/// What a throttle may be keyed by.
-pub trait ThrottleKey:
-    Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync + 'static
-{
-}
-
-impl<K: Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync + 'static> ThrottleKey
-    for K
-{
-}
-
 /// The limits on failed console sign-ins per username (beside the address [`Throttle`]); the
 /// count itself is the store's, through `dci_client::users::Users::sign_in_locked` and
 /// `sign_in_failed`.
@@ -155,30 +144,27 @@ impl Locked {
     }
 }
 
-type Limiter<K> =
-    RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+type Limiter = RateLimiter<
+    ClientKey,
+    DefaultKeyedStateStore<ClientKey>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
 
-/// Failed attempts per key: per address by default (cheap to clone; one per server, shared by
-/// the API and the console so they add up).
-pub struct Throttle<K: ThrottleKey = ClientKey> {
-    inner: Arc<Inner<K>>,
+/// Failed attempts per client address (cheap to clone; one per server, shared by the API and
+/// the console so they add up).
+#[derive(Clone)]
+pub struct Throttle {
+    inner: Arc<Inner>,
 }
 
-impl<K: ThrottleKey> Clone for Throttle<K> {
-    fn clone(&self) -> Self {
-        Throttle {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
-struct Inner<K: ThrottleKey> {
+struct Inner {
     config: ThrottleConfig,
-    limiter: Limiter<K>,
-    locked: Mutex<HashMap<K, Instant>>,
+    limiter: Limiter,
+    locked: Mutex<HashMap<ClientKey, Instant>>,
 }
 
-impl<K: ThrottleKey> std::fmt::Debug for Throttle<K> {
+impl std::fmt::Debug for Throttle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Throttle")
             .field("config", &self.inner.config)
@@ -186,15 +172,15 @@ impl<K: ThrottleKey> std::fmt::Debug for Throttle<K> {
     }
 }
 
-impl<K: ThrottleKey> Default for Throttle<K> {
+impl Default for Throttle {
     fn default() -> Self {
         Throttle::new(ThrottleConfig::default())
     }
 }
 
-impl<K: ThrottleKey> Throttle<K> {
+impl Throttle {
     /// A throttle with these limits. A zero `period` is taken as one nanosecond per failure.
-    pub fn new(config: ThrottleConfig) -> Throttle<K> {
+    pub fn new(config: ThrottleConfig) -> Throttle {
         let per = (config.period / config.max_failures.get()).max(Duration::from_nanos(1));
         let quota = Quota::with_period(per)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -213,13 +199,13 @@ impl<K: ThrottleKey> Throttle<K> {
         self.inner.config
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Instant>> {
         self.inner.locked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether `client` is locked out now. Call before checking a presented token, and do not
     /// check it when this says locked.
-    pub fn check(&self, client: K) -> Result<(), Locked> {
+    pub fn check(&self, client: ClientKey) -> Result<(), Locked> {
         let now = Instant::now();
         let mut locked = self.lock();
         match locked.get(&client) {
@@ -237,7 +223,7 @@ impl<K: ThrottleKey> Throttle<K> {
     /// Records a failed attempt of `client`. Returns the lock-out when this failure used up the
     /// allowance (the attempt itself is still answered as a wrong token; the next one is
     /// refused).
-    pub fn failed(&self, client: K) -> Option<Locked> {
+    pub fn failed(&self, client: ClientKey) -> Option<Locked> {
         let limiter = &self.inner.limiter;
         if limiter.len() > MAX_TRACKED {
             limiter.retain_recent();
@@ -258,7 +244,7 @@ impl<K: ThrottleKey> Throttle<K> {
         if locked.len() >= MAX_TRACKED {
             locked.retain(|_, until| *until > now);
         }
-        locked.insert(client.clone(), now + wait);
+        locked.insert(client, now + wait);
         drop(locked);
         let lock = Locked { retry_after: wait };
         tracing::warn!(

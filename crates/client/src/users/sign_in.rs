@@ -9,7 +9,8 @@
 //! the SHA-256 of its trimmed, lowercased text, so the store holds no username here and unknown
 //! usernames count the same way (a lock-out does not tell whether a user exists).
 //!
-//! Owns: the limit and its arithmetic. Does not own: where the count is kept ([`UserStore`]),
+//! Owns: the limit and its arithmetic. Does not own: where the count is kept
+//! ([`super::UserStore`]),
 //! how a lock-out is answered (the server).
 
 use std::num::NonZeroU32;
@@ -17,7 +18,6 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::UserStore;
 use super::service::{UserError, Users};
 
 /// How many failed sign-ins a username may have, and over what period: `max_failures` in a
@@ -54,9 +54,7 @@ impl SignInLimit {
 
 /// The key of a username as typed: the hex SHA-256 of its trimmed, lowercased text.
 pub fn sign_in_key(username: &str) -> String {
-    use sha2::Digest as _;
-    let d = sha2::Sha256::digest(username.trim().to_lowercase().as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    super::secret::digest_hex(&username.trim().to_lowercase())
 }
 
 impl Users {
@@ -81,8 +79,7 @@ impl Users {
         username: &str,
         limit: SignInLimit,
     ) -> Result<(), UserError> {
-        let store: &dyn UserStore = self.store().as_ref();
-        store
+        self.store()
             .record_sign_in_failure(
                 &sign_in_key(username),
                 OffsetDateTime::now_utc(),
