@@ -314,6 +314,7 @@ async fn setup(sandbox_env: &[(&str, &str)]) -> Result<Setup> {
         database_url: None,
         master_key: None,
         master_key_file: None,
+        connections: dci_store::Connections::Pool,
     })
     .await?;
     let engine = Engine::open(opened.store.clone(), opened.ops.clone());

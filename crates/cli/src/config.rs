@@ -813,7 +813,8 @@ impl Settings {
             .map(|d| std::time::Duration::from_secs(d * 86_400))
     }
 
-    /// How to open the store.
+    /// How to open the store (a pool of connections; one-shot commands ask for one, see
+    /// `context::open_store`).
     pub(crate) fn open_options(&self) -> OpenOptions {
         OpenOptions {
             home: self.home.value.clone(),
@@ -823,6 +824,7 @@ impl Settings {
                 .as_ref()
                 .map(|k| k.expose_secret().to_owned()),
             master_key_file: self.master_key_file.value.clone(),
+            connections: dci_store::Connections::Pool,
         }
     }
 

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use dci_client::{Engine, EngineError, Operations};
-use dci_store::{OpenError, Opened};
+use dci_store::{Connections, OpenError, Opened};
 use serde_json::json;
 
 use crate::cli::exit;
@@ -99,12 +99,18 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 /// The engine over the store every command opens: opened once per process, closed (its audit
-/// queue written) when the command's [`block_on`] ends.
+/// queue written) when the command's [`block_on`] ends. One database connection: a command
+/// does one thing at a time (a bulk run, which does many, uses [`engine_with`]).
 pub(crate) async fn engine() -> Result<Engine, CmdError> {
+    engine_with(Connections::Single).await
+}
+
+/// [`engine`] over a store that may hold `connections`, if this process has not opened it yet.
+pub(crate) async fn engine_with(connections: Connections) -> Result<Engine, CmdError> {
     if let Some(e) = ENGINE.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         return Ok(e.clone());
     }
-    let opened = open_store().await?;
+    let opened = open_store_with(connections).await?;
     let engine = Engine::open(opened.store, opened.ops);
     *ENGINE.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
     Ok(engine)
@@ -119,12 +125,18 @@ pub(crate) async fn operations(code: &str) -> Result<Operations, CmdError> {
         .map_err(CmdError::from)
 }
 
-/// Opens the store the way every command does. See `dci_store::open` for the rules (key file
-/// created with mode 0600 on first use, wrong or missing key refused).
+/// Opens the store the way every command does, with one database connection. See
+/// `dci_store::open` for the rules (key file created with mode 0600 on first use, wrong or
+/// missing key refused).
 pub(crate) async fn open_store() -> Result<Opened, CmdError> {
-    dci_store::open(&crate::config::settings().open_options())
-        .await
-        .map_err(CmdError::from)
+    open_store_with(Connections::Single).await
+}
+
+async fn open_store_with(connections: Connections) -> Result<Opened, CmdError> {
+    let options = crate::config::settings()
+        .open_options()
+        .connections(connections);
+    dci_store::open(&options).await.map_err(CmdError::from)
 }
 
 /// A failed command: what to print and which exit code to use.

@@ -89,6 +89,7 @@ async fn store_with_source(
         database_url: None,
         master_key: None,
         master_key_file: None,
+        connections: dci_store::Connections::Pool,
     };
     let opened = dci_store::open(&options).await.unwrap();
     let mut input = DataSourceInput {

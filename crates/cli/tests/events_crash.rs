@@ -155,6 +155,7 @@ async fn every_acknowledged_callback_becomes_one_delivered_event_across_kill_9()
         database_url: None,
         master_key: None,
         master_key_file: None,
+        connections: dci_store::Connections::Pool,
     })
     .await
     .unwrap();

@@ -140,6 +140,7 @@ async fn traced_serve(log: Option<&str>) {
         database_url: None,
         master_key: None,
         master_key_file: None,
+        connections: dci_store::Connections::Pool,
     })
     .await
     .unwrap();

@@ -19,6 +19,7 @@ async fn open(home: &Path) -> dci_store::Opened {
         database_url: None,
         master_key: None,
         master_key_file: None,
+        connections: dci_store::Connections::Pool,
     })
     .await
     .unwrap()

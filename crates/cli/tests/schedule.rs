@@ -51,6 +51,7 @@ async fn a_schedule_added_with_the_cli_is_run_by_dci_serve_and_its_runs_are_show
         database_url: None,
         master_key: None,
         master_key_file: None,
+        connections: dci_store::Connections::Pool,
     })
     .await
     .unwrap();

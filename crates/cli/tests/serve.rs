@@ -96,6 +96,7 @@ async fn async_search_from_the_cli_completes_through_a_running_dci_serve() {
         database_url: None,
         master_key: None,
         master_key_file: None,
+        connections: dci_store::Connections::Pool,
     })
     .await
     .unwrap();

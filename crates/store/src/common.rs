@@ -354,15 +354,19 @@ macro_rules! impl_store {
                 conn: &mut Conn,
                 sealer: &Sealer,
             ) -> Result<(), StoreError> {
-                let stored: Option<String> = sqlx::query_scalar($key_check)
-                    .bind(common::META_MASTER_KEY_ID)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db("reading the master key id"))?;
-                match stored {
+                match recorded_key_id(conn).await? {
                     Some(id) => sealer.adopt(&id),
                     None => Ok(()),
                 }
+            }
+
+            /// The id of the master key the store's secrets are sealed under, once recorded.
+            async fn recorded_key_id(conn: &mut Conn) -> Result<Option<String>, StoreError> {
+                sqlx::query_scalar($key_check)
+                    .bind(common::META_MASTER_KEY_ID)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db("reading the master key id"))
             }
 
             /// Records the key on first use; afterwards, fails on any other key.
@@ -370,16 +374,21 @@ macro_rules! impl_store {
                 pool: &sqlx::Pool<$db>,
                 sealer: &Sealer,
             ) -> Result<(), StoreError> {
+                // Read first: once the key is recorded (every open but the first), opening
+                // takes no write lock, so it never waits behind another process's writes.
+                let mut conn = pool.acquire().await.map_err(db("connecting"))?;
+                if let Some(id) = recorded_key_id(&mut conn).await? {
+                    return sealer.adopt(&id);
+                }
                 sqlx::query(
                     "INSERT INTO store_meta (key, value) VALUES ($1, $2) \
                      ON CONFLICT (key) DO NOTHING",
                 )
                 .bind(common::META_MASTER_KEY_ID)
                 .bind(sealer.key_id())
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(db("recording the master key id"))?;
-                let mut conn = pool.acquire().await.map_err(db("connecting"))?;
                 check_key(&mut conn, sealer).await
             }
 

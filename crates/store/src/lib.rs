@@ -64,8 +64,8 @@ mod users_common;
 
 pub use master_key::{MASTER_KEY_FILE, MasterKeyError};
 pub use open::{
-    DATABASE_FILE, KeyOrigin, OpenError, OpenOptions, Opened, connect, connect_all, open,
-    redact_url,
+    Connections, DATABASE_FILE, KeyOrigin, OpenError, OpenOptions, Opened, connect, connect_all,
+    open, redact_url,
 };
 pub use postgres::PgStore;
 pub use rotate::{RotateError, Rotation, rotate_master_key};

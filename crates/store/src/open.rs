@@ -25,6 +25,33 @@ pub struct OpenOptions {
     /// `DCI_MASTER_KEY_FILE`: a file holding the key as `DCI_MASTER_KEY` would (a systemd
     /// credential, a container secret). Never written by dci. At most one of the two is set.
     pub master_key_file: Option<PathBuf>,
+    /// How many database connections the store may hold (default: a pool).
+    pub connections: Connections,
+}
+
+/// How many database connections a store may hold: what the process does at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Connections {
+    /// A pool, for a process that does several things at once (`dci serve`, a bulk run): up
+    /// to 4 SQLite or 8 PostgreSQL connections.
+    #[default]
+    Pool,
+    /// One connection, for a command that does one thing at a time. Each query waits for the
+    /// previous one's connection instead of opening another: with a pool, a connection that
+    /// was just used is handed back a moment after its query ends, so the next query found
+    /// none free and opened a second one (a thread, the file and its schema read again, or a
+    /// PostgreSQL session) for a command that never needed two.
+    Single,
+}
+
+impl Connections {
+    /// The most connections a backend's pool may open (`pool` for [`Connections::Pool`]).
+    pub(crate) fn max(self, pool: u32) -> u32 {
+        match self {
+            Connections::Pool => pool,
+            Connections::Single => 1,
+        }
+    }
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -40,6 +67,7 @@ impl std::fmt::Debug for OpenOptions {
                 &self.master_key.as_ref().map(|_| "[redacted]"),
             )
             .field("master_key_file", &self.master_key_file)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -54,7 +82,15 @@ impl OpenOptions {
             database_url: var("DCI_DATABASE_URL"),
             master_key: var("DCI_MASTER_KEY"),
             master_key_file: var("DCI_MASTER_KEY_FILE").map(PathBuf::from),
+            connections: Connections::Pool,
         }
+    }
+
+    /// These options with `connections` set.
+    #[must_use]
+    pub fn connections(mut self, connections: Connections) -> OpenOptions {
+        self.connections = connections;
+        self
     }
 
     /// `home`, else the platform data directory (`~/.local/share/dci` on Linux).
@@ -237,7 +273,7 @@ pub(crate) async fn open_locked(options: &OpenOptions) -> Result<Opened, OpenErr
     };
     let url = database_url(options, &home)?;
     let database = redact_url(&url);
-    match connect_ring_all(&url, key_ring(&ring, ring_file)).await {
+    match connect_ring_all(&url, key_ring(&ring, ring_file), options.connections).await {
         Ok((store, ops)) => Ok(Opened {
             store,
             ops,
@@ -295,19 +331,20 @@ pub async fn connect_all(
     url: &str,
     master_key: &MasterKey,
 ) -> Result<(Arc<dyn Store>, Arc<dyn OpsStore>), StoreError> {
-    connect_ring_all(url, Sealer::new(master_key)).await
+    connect_ring_all(url, Sealer::new(master_key), Connections::Pool).await
 }
 
 /// [`connect_all`] with a key ring.
 pub(crate) async fn connect_ring_all(
     url: &str,
     sealer: Sealer,
+    connections: Connections,
 ) -> Result<(Arc<dyn Store>, Arc<dyn OpsStore>), StoreError> {
     if url.starts_with("sqlite:") {
-        let s = Arc::new(crate::SqliteStore::connect_ring(url, sealer).await?);
+        let s = Arc::new(crate::SqliteStore::connect_ring(url, sealer, connections).await?);
         Ok((s.clone(), s))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let s = Arc::new(crate::PgStore::connect_ring(url, sealer).await?);
+        let s = Arc::new(crate::PgStore::connect_ring(url, sealer, connections).await?);
         Ok((s.clone(), s))
     } else {
         Err(StoreError::Backend {
@@ -490,6 +527,92 @@ mod tests {
         .unwrap();
         assert!(matches!(err, OpenError::TwoMasterKeys), "{err}");
         assert!(!home.exists(), "nothing is created when the key is refused");
+    }
+
+    fn audit_entry(n: u32) -> dci_client::AuditEntry {
+        dci_client::AuditEntry {
+            at: time::OffsetDateTime::now_utc(),
+            source_code: "crvs_main".into(),
+            endpoint: "https://crvs.example.org/registry/sync/search".into(),
+            action: "search".into(),
+            message_id: Some(format!("msg-{n}")),
+            transaction_id: None,
+            http_status: Some(200),
+            outcome: dci_client::AuditOutcome::Ok,
+            duration_ms: 3,
+            attempt: 1,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_single_connection_store_opens_one_and_serves_calls_made_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("one.sqlite3").display());
+        let sealer = Sealer::new(&master_key::generate());
+        let store = crate::SqliteStore::connect_ring(&url, sealer, Connections::Single)
+            .await
+            .unwrap();
+        let all = dci_client::AuditFilter {
+            limit: 0,
+            ..dci_client::AuditFilter::default()
+        };
+        // Back to back, as a command makes them (with a pool, the second call found the first
+        // one's connection not yet handed back and opened another) ...
+        for n in 0..5 {
+            store.append_audit(&audit_entry(n)).await.unwrap();
+            store.list_audit(&all).await.unwrap();
+        }
+        // ... and many at once, as a command and its audit writer may: each waits its turn.
+        let calls: Vec<_> = (5..21)
+            .map(|n| {
+                let (store, all) = (store.clone(), all.clone());
+                tokio::spawn(async move {
+                    store.append_audit(&audit_entry(n)).await?;
+                    store.list_audit(&all).await
+                })
+            })
+            .collect();
+        for call in calls {
+            tokio::time::timeout(std::time::Duration::from_secs(10), call)
+                .await
+                .expect("no call waits for ever on the one connection")
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(store.list_audit(&all).await.unwrap().len(), 21);
+        assert_eq!(store.pool().size(), 1, "one connection was opened");
+    }
+
+    #[tokio::test]
+    async fn opening_a_store_whose_key_is_recorded_waits_for_no_other_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        // The first open records the master key id.
+        drop(open(&options(&home)).await.unwrap());
+        // Another process (a busy `dci serve`) holds SQLite's write lock.
+        let url = format!("sqlite://{}", home.join(DATABASE_FILE).display());
+        let mut writer = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut writer)
+            .await
+            .unwrap();
+        // A command opens the store and reads while the lock is held (the busy timeout is 30 s:
+        // an open that wrote would wait until the writer is done).
+        let one_shot = options(&home).connections(Connections::Single);
+        let opened = tokio::time::timeout(std::time::Duration::from_secs(5), open(&one_shot))
+            .await
+            .expect("opening waited for the other writer")
+            .unwrap();
+        let sources = opened
+            .store
+            .list_data_sources(&dci_client::SourceFilter::default())
+            .await
+            .unwrap();
+        assert!(sources.is_empty());
+        sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
     }
 
     #[test]

@@ -12,6 +12,7 @@ use sqlx::{Connection, PgPool};
 use crate::changes::{CHANNEL, PgChanges};
 use crate::common::{db, impl_store};
 use crate::migrations;
+use crate::open::Connections;
 use crate::seal::Sealer;
 
 /// PostgreSQL storage. Cheap to clone (the pool is shared).
@@ -37,13 +38,17 @@ impl PgStore {
     /// Connects to `url` (`postgres://…`), applies migrations, and checks that `master_key` is
     /// the key its secrets are sealed under.
     pub async fn connect(url: &str, master_key: &MasterKey) -> Result<PgStore, StoreError> {
-        Self::connect_ring(url, Sealer::new(master_key)).await
+        Self::connect_ring(url, Sealer::new(master_key), Connections::Pool).await
     }
 
     /// [`PgStore::connect`] with a key ring (see [`crate::seal`]).
-    pub(crate) async fn connect_ring(url: &str, sealer: Sealer) -> Result<PgStore, StoreError> {
+    pub(crate) async fn connect_ring(
+        url: &str,
+        sealer: Sealer,
+        connections: Connections,
+    ) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(db("parsing the PostgreSQL URL"))?;
-        Self::connect_with(options, sealer).await
+        Self::connect_with(options, sealer, connections).await
     }
 
     /// Like [`PgStore::connect`], but keeps every table in `schema` (created if missing): one
@@ -68,7 +73,7 @@ impl PgStore {
         .map_err(db("creating the schema"))?;
         conn.close().await.map_err(db("closing a connection"))?;
         let options = options.options([("search_path", schema)]);
-        Self::connect_with(options, Sealer::new(master_key)).await
+        Self::connect_with(options, Sealer::new(master_key), Connections::Pool).await
     }
 
     /// Drops `schema` and everything in it (the counterpart of [`PgStore::connect_in_schema`],
@@ -91,9 +96,10 @@ impl PgStore {
     async fn connect_with(
         options: PgConnectOptions,
         sealer: Sealer,
+        connections: Connections,
     ) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(connections.max(8))
             .connect_with(options)
             .await
             .map_err(db("connecting to PostgreSQL"))?;

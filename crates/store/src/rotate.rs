@@ -212,7 +212,13 @@ pub(crate) async fn open_resolving(
     let mut first_err = None;
     if key_file.exists() {
         let main = master_key::read_ring_file(&key_file, &key_file.display().to_string())?;
-        match open::connect_ring_all(&url, open::key_ring(&main, Some(key_file.clone()))).await {
+        match open::connect_ring_all(
+            &url,
+            open::key_ring(&main, Some(key_file.clone())),
+            options.connections,
+        )
+        .await
+        {
             Ok(pair) => {
                 // The database holds the current key: the staged one never took effect.
                 fs::remove_file(&staged).map_err(io_err(&staged))?;
@@ -229,7 +235,7 @@ pub(crate) async fn open_resolving(
         }));
     };
     let ring = open::key_ring(std::slice::from_ref(&staged_key), Some(key_file.clone()));
-    match open::connect_ring_all(&url, ring).await {
+    match open::connect_ring_all(&url, ring, options.connections).await {
         Ok(pair) => {
             // The rotation committed: finish it.
             fs::rename(&staged, &key_file).map_err(io_err(&key_file))?;

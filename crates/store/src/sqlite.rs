@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::common::{db, impl_store};
 use crate::migrations;
+use crate::open::Connections;
 use crate::seal::Sealer;
 
 /// SQLite storage. Cheap to clone (the pool is shared).
@@ -36,13 +37,17 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`),
     /// applies migrations, and checks that `master_key` is the key its secrets are sealed under.
     pub async fn connect(url: &str, master_key: &MasterKey) -> Result<SqliteStore, StoreError> {
-        Self::connect_ring(url, Sealer::new(master_key)).await
+        Self::connect_ring(url, Sealer::new(master_key), Connections::Pool).await
     }
 
     /// [`SqliteStore::connect`] with a key ring (see [`crate::seal`]).
-    pub(crate) async fn connect_ring(url: &str, sealer: Sealer) -> Result<SqliteStore, StoreError> {
+    pub(crate) async fn connect_ring(
+        url: &str,
+        sealer: Sealer,
+        connections: Connections,
+    ) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(db("parsing the SQLite URL"))?;
-        Self::connect_with(options, sealer).await
+        Self::connect_with(options, sealer, connections).await
     }
 
     /// Opens (creating if needed) the database file at `path`.
@@ -50,6 +55,7 @@ impl SqliteStore {
         Self::connect_with(
             SqliteConnectOptions::new().filename(path),
             Sealer::new(master_key),
+            Connections::Pool,
         )
         .await
     }
@@ -57,6 +63,7 @@ impl SqliteStore {
     async fn connect_with(
         options: SqliteConnectOptions,
         sealer: Sealer,
+        connections: Connections,
     ) -> Result<SqliteStore, StoreError> {
         let options = options
             .create_if_missing(true)
@@ -65,7 +72,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(connections.max(4))
             .connect_with(options)
             .await
             .map_err(db("opening the SQLite database"))?;

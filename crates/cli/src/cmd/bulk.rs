@@ -16,6 +16,7 @@ use dci_client::bulk::{
     self, BulkError, BulkJob, InputFormat, InputReader, JobSpec, JobState, OutputFormat,
     OutputWriter, Progress, RunOptions, Summary,
 };
+use dci_store::Connections;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -137,7 +138,10 @@ async fn execute(cmd: BulkCommand, json: bool) -> Result<u8, CmdError> {
     match cmd {
         BulkCommand::Search(a) => search(a, json).await,
         BulkCommand::Resume(a) => {
-            let store = crate::context::engine().await?.ops_store().clone();
+            let store = crate::context::engine_with(Connections::Pool)
+                .await?
+                .ops_store()
+                .clone();
             let job = store
                 .get_bulk_job(&a.job)
                 .await?
@@ -365,7 +369,8 @@ async fn drive(
     flags: &RunFlags,
     json: bool,
 ) -> Result<u8, CmdError> {
-    let engine = crate::context::engine().await?;
+    // A run makes many calls at once, each writing its rows: a pool, not one connection.
+    let engine = crate::context::engine_with(Connections::Pool).await?;
     let ops = engine.operations(&job.source_code).await?;
     let limiter = engine.limiter(&job.source_code).await?;
     let to_stdout = job.spec.output.is_none();

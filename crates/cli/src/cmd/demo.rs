@@ -95,6 +95,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<(), CmdError> {
         database_url: None,
         master_key: None,
         master_key_file: None,
+        connections: dci_store::Connections::Pool,
     };
     let opened = dci_store::open(&options).await?;
     let key = dci_store::master_key::read_file(&home.join(dci_store::MASTER_KEY_FILE))

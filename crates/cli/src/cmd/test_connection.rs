@@ -114,6 +114,7 @@ pub(crate) mod testing {
             database_url: None,
             master_key: None,
             master_key_file: None,
+            connections: dci_store::Connections::Pool,
         };
         let opened = dci_store::open(&opts).await.unwrap();
         let engine = dci_client::Engine::builder(opened.store, opened.ops)
