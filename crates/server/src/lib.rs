@@ -27,7 +27,8 @@
 //!   [`extract`]: [`ApiPath`] and [`ApiQuery`], whose rejections are [`ApiError`]s.
 //! - [`harden_process`]: core dumps off (`RLIMIT_CORE` 0, not dumpable) unless
 //!   `DCI_ALLOW_CORE_DUMPS=1`; `dci serve` calls it first.
-//! - [`AppState`] holds the [`dci_client::Engine`] (every source's client, token cache, keys
+//! - [`AppState`] (one reference-counted [`Shared`], so the clone axum makes per extractor
+//!   costs one count) holds the [`dci_client::Engine`] (every source's client, token cache, keys
 //!   and caches) with its stores (`store`, `ops`), the [`dci_client::ops::IngestContext`] the
 //!   callback routes hand bodies to, [`ServerConfig`], the [`AdminToken`] verifier and the
 //!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
@@ -87,7 +88,7 @@ pub use extract::{ApiPath, ApiQuery};
 pub use harden::{
     ALLOW_CORE_DUMPS_ENV, CoreDumps, HardenError, harden_process, harden_process_with,
 };
-pub use state::{AppState, ServerConfig, Shutdown};
+pub use state::{AppState, ServerConfig, Shared, Shutdown};
 pub use throttle::{Throttle, ThrottleConfig};
 
 /// The whole application: every sub-router merged over `state`, with the tower layers and the
