@@ -50,16 +50,8 @@ macro_rules! impl_bulk_store {
                 let until: Option<i64> = r.try_get("lease_until_ms").map_err(read)?;
                 Ok(holder.map(|holder| JobLease {
                     holder,
-                    until: until.and_then(from_ms),
+                    until: until.map(crate::ops_common::from_ms),
                 }))
-            }
-
-            fn ms(t: OffsetDateTime) -> i64 {
-                i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-            }
-
-            fn from_ms(ms: i64) -> Option<OffsetDateTime> {
-                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
             }
 
             /// Inserts a new job (no lease yet), on a connection that may be inside the
@@ -186,8 +178,8 @@ macro_rules! impl_bulk_store {
                     )
                     .bind(id)
                     .bind(holder)
-                    .bind(ms(until))
-                    .bind(ms(now))
+                    .bind(crate::ops_common::to_ms(until))
+                    .bind(crate::ops_common::to_ms(now))
                     .bind(stale)
                     .execute(self.pool())
                     .await
