@@ -5,6 +5,8 @@
 //!
 //! - [`open`] opens the store as every front end does, from [`OpenOptions::from_env`]
 //!   (`DCI_HOME`, `DCI_DATABASE_URL`, `DCI_MASTER_KEY`); [`connect`] picks a backend by URL.
+//!   [`Connections`] sizes the pool: a pool for services and bulk runs, one connection for a
+//!   one-shot command.
 //! - [`SqliteStore`] and [`PgStore`] own their pools and migrations (`migrations/sqlite/`,
 //!   `migrations/postgres/`), applied on connect. Both run the same SQL and pass one contract
 //!   test suite (`tests/contract.rs`).
