@@ -81,7 +81,8 @@ pub(crate) async fn record_change(
 }
 
 /// The process's engine, once a command opened it (see [`engine`]).
-static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+/// With the connections its store was opened with.
+static ENGINE: Mutex<Option<(Engine, Connections)>> = Mutex::new(None);
 
 /// Runs a command's async body on a small runtime (commands are short-lived); then writes the
 /// audit entries the engine still has queued, so none is lost when the process exits.
@@ -92,7 +93,7 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
         .expect("building the tokio runtime");
     let out = rt.block_on(f);
     let engine = ENGINE.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(engine) = engine {
+    if let Some((engine, _)) = engine {
         rt.block_on(engine.close());
     }
     out
@@ -105,14 +106,19 @@ pub(crate) async fn engine() -> Result<Engine, CmdError> {
     engine_with(Connections::Single).await
 }
 
-/// [`engine`] over a store that may hold `connections`, if this process has not opened it yet.
+/// [`engine`] over a store that may hold `connections`. The first call of a process opens it,
+/// so a command that needs the pool asks for it before anything else opens the engine.
 pub(crate) async fn engine_with(connections: Connections) -> Result<Engine, CmdError> {
-    if let Some(e) = ENGINE.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+    if let Some((e, opened_with)) = ENGINE.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        debug_assert!(
+            *opened_with == Connections::Pool || connections == Connections::Single,
+            "the engine was opened with one connection before this command asked for a pool"
+        );
         return Ok(e.clone());
     }
     let opened = open_store_with(connections).await?;
     let engine = Engine::open(opened.store, opened.ops);
-    *ENGINE.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
+    *ENGINE.lock().unwrap_or_else(|p| p.into_inner()) = Some((engine.clone(), connections));
     Ok(engine)
 }
 

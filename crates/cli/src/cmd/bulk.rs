@@ -309,6 +309,9 @@ async fn search(a: SearchArgs, json: bool) -> Result<u8, CmdError> {
             .ok_or_else(|| CmdError::usage(format!("--output-format {f:?}: use jsonl or csv")))?,
         None => OutputFormat::from_path(&a.output).unwrap_or(OutputFormat::Jsonl),
     };
+    // The run makes many calls at once (see `drive`): the engine opens with the pool before
+    // anything else opens it with one connection.
+    crate::context::engine_with(Connections::Pool).await?;
     let ops = crate::cmd::search::operations_for(&a.code).await?;
     let spec = JobSpec {
         input: (!stdin).then(|| absolute(&a.input)).transpose()?,
