@@ -1,6 +1,8 @@
 //! How a store publishes its changes ([`dci_client::changes`]): SQLite in this process only;
 //! PostgreSQL to every instance on the database, through `NOTIFY` on one channel and a
-//! `LISTEN`ing connection per store that hands each notification to the store's hub.
+//! `LISTEN`ing connection per pooled store that hands each notification to the store's hub. A
+//! one-connection store ([`crate::Connections::Single`], a one-shot command) still notifies the
+//! others but does not listen: its feed is in-process, so its readers poll as SQLite's do.
 //!
 //! Channels are database-wide but stores may live in schemas (`connect_in_schema`), so each
 //! payload starts with the schema it belongs to and a listener keeps only its own.
@@ -19,24 +21,26 @@ use crate::common::db;
 /// The one channel every store's changes go through.
 pub(crate) const CHANNEL: &str = "dci_changes";
 
-/// A PostgreSQL store's side of the feed: its schema, its hub, and the listener task (stopped
-/// when the last clone of the store is dropped, or by [`PgChanges::close`]).
+/// A PostgreSQL store's side of the feed: its schema, its hub, and the listener task if it
+/// listens (stopped when the last clone of the store is dropped, or by [`PgChanges::close`]).
 #[derive(Debug)]
 pub(crate) struct PgChanges {
     pub(crate) schema: String,
     pub(crate) hub: Arc<ChangeHub>,
-    /// The listener's own one-connection pool, so it never holds one of the store's.
-    listen_pool: PgPool,
+    listener: Option<Listener>,
+}
+
+/// The listening side: its own one-connection pool, so it never holds one of the store's.
+#[derive(Debug)]
+struct Listener {
+    pool: PgPool,
     _stop: oneshot::Sender<()>,
 }
 
 impl PgChanges {
     /// Starts listening (before it returns, so no change committed after is missed).
     pub(crate) async fn start(pool: &PgPool) -> Result<PgChanges, StoreError> {
-        let schema: String = sqlx::query_scalar("SELECT current_schema()")
-            .fetch_one(pool)
-            .await
-            .map_err(db("reading the current schema"))?;
+        let schema = current_schema(pool).await?;
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with((*pool.connect_options()).clone());
@@ -53,20 +57,46 @@ impl PgChanges {
         Ok(PgChanges {
             schema,
             hub,
-            listen_pool,
-            _stop: stop,
+            listener: Some(Listener {
+                pool: listen_pool,
+                _stop: stop,
+            }),
         })
+    }
+
+    /// A feed that does not listen: this process's changes only (readers poll for the
+    /// others'), and no connection beside the store's.
+    pub(crate) async fn local(pool: &PgPool) -> Result<PgChanges, StoreError> {
+        Ok(PgChanges {
+            schema: current_schema(pool).await?,
+            hub: Arc::new(ChangeHub::new(false)),
+            listener: None,
+        })
+    }
+
+    /// Whether this process hears its own notifications (else [`Self::hub`] is told directly).
+    pub(crate) fn listens(&self) -> bool {
+        self.listener.is_some()
     }
 
     /// Stops listening: the listener's wait ends and its connection closes.
     pub(crate) async fn close(&self) {
-        self.listen_pool.close().await;
+        if let Some(l) = &self.listener {
+            l.pool.close().await;
+        }
     }
 
     /// The payload that tells this schema's listeners about `change`.
     pub(crate) fn payload(&self, change: &Change) -> String {
         format!("{}|{}", self.schema, change.encode())
     }
+}
+
+async fn current_schema(pool: &PgPool) -> Result<String, StoreError> {
+    sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(pool)
+        .await
+        .map_err(db("reading the current schema"))
 }
 
 async fn listen(

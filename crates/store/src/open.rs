@@ -40,7 +40,9 @@ pub enum Connections {
     /// previous one's connection instead of opening another: with a pool, a connection that
     /// was just used is handed back a moment after its query ends, so the next query found
     /// none free and opened a second one (a thread, the file and its schema read again, or a
-    /// PostgreSQL session) for a command that never needed two.
+    /// PostgreSQL session) for a command that never needed two. On PostgreSQL it does not
+    /// `LISTEN` either (that is a session of its own): its changes are still notified to every
+    /// other instance, and its own readers poll for theirs, as on SQLite.
     Single,
 }
 

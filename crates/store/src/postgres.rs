@@ -59,6 +59,12 @@ impl PgStore {
         schema: &str,
         master_key: &MasterKey,
     ) -> Result<PgStore, StoreError> {
+        let options = Self::schema_options(url, schema).await?;
+        Self::connect_with(options, Sealer::new(master_key), Connections::Pool).await
+    }
+
+    /// Connection options whose `search_path` is `schema`, created if missing.
+    async fn schema_options(url: &str, schema: &str) -> Result<PgConnectOptions, StoreError> {
         check_schema_name(schema)?;
         let options = PgConnectOptions::from_str(url).map_err(db("parsing the PostgreSQL URL"))?;
         let mut conn = sqlx::PgConnection::connect_with(&options)
@@ -72,8 +78,7 @@ impl PgStore {
         .await
         .map_err(db("creating the schema"))?;
         conn.close().await.map_err(db("closing a connection"))?;
-        let options = options.options([("search_path", schema)]);
-        Self::connect_with(options, Sealer::new(master_key), Connections::Pool).await
+        Ok(options.options([("search_path", schema)]))
     }
 
     /// Drops `schema` and everything in it (the counterpart of [`PgStore::connect_in_schema`],
@@ -111,7 +116,10 @@ impl PgStore {
                 source: Box::new(e),
             })?;
         store_impl::claim_key(&pool, &sealer).await?;
-        let changes = Arc::new(PgChanges::start(&pool).await?);
+        let changes = Arc::new(match connections {
+            Connections::Pool => PgChanges::start(&pool).await?,
+            Connections::Single => PgChanges::local(&pool).await?,
+        });
         Ok(PgStore {
             pool,
             sealer: Arc::new(RwLock::new(Arc::new(sealer))),
@@ -144,10 +152,14 @@ impl PgStore {
         *self.sealer.write().unwrap_or_else(|p| p.into_inner()) = sealer;
     }
 
-    /// Tells every instance on this database (this one included, through its listener) about
-    /// a committed change. A failed notify is logged: readers re-read on their safety net.
+    /// Tells every instance on this database (this one included, through its listener, or
+    /// directly when it does not listen) about a committed change. A failed notify is logged:
+    /// readers re-read on their safety net.
     pub(crate) async fn publish(&self, change: Change) {
         let payload = self.changes.payload(&change);
+        if !self.changes.listens() {
+            self.changes.hub.publish(change);
+        }
         if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(payload)
@@ -236,3 +248,94 @@ impl_store!(
     None::<&str>,
     crate::ops_postgres::events_store_impl::write_event
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dci_client::Store;
+
+    /// Sessions on the database named `application_name`.
+    async fn sessions(url: &str, application_name: &str) -> i64 {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(application_name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    }
+
+    fn source(code: &str) -> dci_client::DataSource {
+        dci_client::DataSourceInput {
+            code: code.into(),
+            name: code.into(),
+            registry_type: "crvs".into(),
+            base_url: "http://127.0.0.1:9/crvs".into(),
+            auth: Some("none".into()),
+            sender_id: Some("spmis".into()),
+            ..dci_client::DataSourceInput::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    async fn next(feed: &mut Changes) -> Option<Change> {
+        tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+            .await
+            .expect("the change arrived within 10 s")
+    }
+
+    #[tokio::test]
+    async fn a_single_connection_store_holds_one_session_and_still_tells_the_others() {
+        let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            dci_protocol::test_support::skip(
+                "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
+            );
+            return;
+        };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let app = format!("dci-one-shot-{}", uuid::Uuid::new_v4().simple());
+        let key = crate::master_key::generate();
+        let options = PgStore::schema_options(&url, &schema).await.unwrap();
+        let pooled = PgStore::connect_with(options.clone(), Sealer::new(&key), Connections::Pool)
+            .await
+            .unwrap();
+        let one = PgStore::connect_with(
+            options.application_name(&app),
+            Sealer::new(&key),
+            Connections::Single,
+        )
+        .await
+        .unwrap();
+        // A one-shot command's store: its one connection, no listening session beside it.
+        assert_eq!(sessions(&url, &app).await, 1);
+        let mut own = one.subscribe_changes();
+        let mut others = pooled.subscribe_changes();
+        assert!(!own.shared() && others.shared());
+
+        // Its changes reach its own readers and, notified, every other instance's.
+        one.create_data_source(&source("crvs_a")).await.unwrap();
+        assert_eq!(next(&mut own).await, Some(Change::Source("crvs_a".into())));
+        assert_eq!(
+            next(&mut others).await,
+            Some(Change::Source("crvs_a".into()))
+        );
+        // Another instance's changes are not heard: its readers poll, as SQLite's do.
+        pooled.create_data_source(&source("crvs_b")).await.unwrap();
+        assert_eq!(
+            next(&mut others).await,
+            Some(Change::Source("crvs_b".into()))
+        );
+        assert_eq!(own.try_next(), None);
+        assert_eq!(sessions(&url, &app).await, 1);
+
+        one.close().await;
+        pooled.close().await;
+        PgStore::drop_schema(&url, &schema).await.unwrap();
+    }
+}
