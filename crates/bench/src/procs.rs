@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 
+/// A command the gateway child runs under (words split at spaces), for counting its
+/// instructions: `valgrind --tool=callgrind --collect-atstart=no …`, switched on for the
+/// gateway's round with `callgrind_control -i on PID` (see `bench/README.md`).
+pub(crate) const WRAP_ENV: &str = "DCI_BENCH_WRAP_GATEWAY";
+
 /// A child process that printed one line (its address) and runs until dropped.
 pub(crate) struct ChildProc {
     child: Child,
@@ -16,10 +21,22 @@ pub(crate) struct ChildProc {
 }
 
 impl ChildProc {
-    /// Starts `dci-bench <args>` with `envs`, waits for its first line of output.
+    /// Starts `dci-bench <args>` with `envs`, waits for its first line of output. With
+    /// [`WRAP_ENV`] set, a `child-gateway` runs under the command it names.
     pub(crate) fn start(args: &[&str], envs: &[(&str, &str)]) -> Result<ChildProc> {
         let exe = std::env::current_exe().context("locating the bench binary")?;
-        let mut cmd = Command::new(exe);
+        let wrap = std::env::var(WRAP_ENV)
+            .ok()
+            .filter(|w| !w.trim().is_empty());
+        let mut cmd = match wrap.as_deref() {
+            Some(w) if args.first() == Some(&"child-gateway") => {
+                let mut words = w.split_whitespace();
+                let mut cmd = Command::new(words.next().unwrap_or_default());
+                cmd.args(words).arg(exe);
+                cmd
+            }
+            _ => Command::new(exe),
+        };
         cmd.args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
