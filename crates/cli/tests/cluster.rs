@@ -122,21 +122,11 @@ fn rand_key() -> [u8; 32] {
     k
 }
 
-fn database_url() -> Option<String> {
-    let url = std::env::var("DCI_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        dci_protocol::test_support::skip(
-            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
-        );
-    }
-    url
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_callback_stored_by_one_instance_wakes_a_wait_on_the_other() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = dci_protocol::test_support::postgres_url() else {
+        return;
+    };
     let c = Cluster::start(&url).await;
     c.add_source("crvs_main", &c.b).await;
     let mut latencies = Vec::new();
@@ -184,7 +174,9 @@ async fn a_callback_stored_by_one_instance_wakes_a_wait_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cold_callers_on_two_instances_share_one_token_request() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = dci_protocol::test_support::postgres_url() else {
+        return;
+    };
     let c = Cluster::start(&url).await;
     c.add_source("crvs_main", &c.a).await;
     assert_eq!(c.sandbox.token_requests(), 0);
@@ -206,7 +198,9 @@ async fn cold_callers_on_two_instances_share_one_token_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_source_changed_on_one_instance_is_seen_by_the_other() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = dci_protocol::test_support::postgres_url() else {
+        return;
+    };
     let c = Cluster::start(&url).await;
     c.add_source("crvs_main", &c.a).await;
     // Both engines hold the source now.

@@ -397,11 +397,7 @@ async fn every_acknowledged_callback_becomes_one_delivered_event_across_kill_9()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_serve_processes_on_one_postgres_schema_deliver_each_event_without_loss() {
-    let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        skip("DCI_TEST_DATABASE_URL is not set: two dci serve on one PostgreSQL schema need it");
+    let Some(url) = dci_protocol::test_support::postgres_url() else {
         return;
     };
     let schema = format!("dci_two_serve_{}", uuid_like());

@@ -192,13 +192,7 @@ async fn rotation_under_load_on_sqlite_answers_only_2xx() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_under_load_on_two_postgres_instances_answers_only_2xx() {
-    let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        dci_protocol::test_support::skip(
-            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
-        );
+    let Some(url) = dci_protocol::test_support::postgres_url() else {
         return;
     };
     let schema = format!("rotation_{}", uuid::Uuid::new_v4().simple());

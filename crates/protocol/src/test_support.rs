@@ -15,6 +15,21 @@ use std::sync::Mutex;
 /// Env var naming the folder that collects skip records (`scripts/test` sets it).
 pub const SKIPS_DIR_ENV: &str = "DCI_TEST_SKIPS_DIR";
 
+/// Env var naming the PostgreSQL database the tests may use (`.ci/run` sets it).
+pub const DATABASE_URL_ENV: &str = "DCI_TEST_DATABASE_URL";
+
+/// The PostgreSQL URL of [`DATABASE_URL_ENV`]; when it is unset or empty, [`skip`]s the calling
+/// test (which then returns) and gives `None`.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var(DATABASE_URL_ENV)
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    if url.is_none() {
+        skip("DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)");
+    }
+    url
+}
+
 /// Skips the calling test (call it from the test's thread, then return): panics with `reason`
 /// when CI is set, else reports it on stderr and records it for `scripts/test`'s summary.
 pub fn skip(reason: &str) {

@@ -608,13 +608,7 @@ async fn out_of_order_and_split_callbacks_aggregate() {
 /// schema, dropped afterwards.
 #[tokio::test]
 async fn async_search_through_the_callback_on_postgresql() {
-    let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        dci_protocol::test_support::skip(
-            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
-        );
+    let Some(url) = dci_protocol::test_support::postgres_url() else {
         return;
     };
     let schema = format!("srv_{}", uuid::Uuid::new_v4().simple());

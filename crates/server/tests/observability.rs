@@ -611,8 +611,7 @@ impl Cuttable {
 
 #[tokio::test]
 async fn readyz_fails_when_the_store_is_down_while_healthz_stays_up() {
-    let Ok(url) = std::env::var("DCI_TEST_DATABASE_URL") else {
-        dci_protocol::test_support::skip("DCI_TEST_DATABASE_URL is not set (PostgreSQL)");
+    let Some(url) = dci_protocol::test_support::postgres_url() else {
         return;
     };
     let parsed = reqwest::Url::parse(&url).unwrap();

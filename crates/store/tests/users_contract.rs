@@ -107,13 +107,7 @@ where
     F: FnOnce(Arc<Backend>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(url) = std::env::var("DCI_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        dci_protocol::test_support::skip(
-            "DCI_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)",
-        );
+    let Some(url) = dci_protocol::test_support::postgres_url() else {
         return;
     };
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
