@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 /// A command the gateway child runs under (words split at spaces), for counting its
-/// instructions: `valgrind --tool=callgrind --collect-atstart=no …`, switched on for the
+/// instructions: `valgrind --tool=callgrind --instr-atstart=no …`, switched on for the
 /// gateway's round with `callgrind_control -i on PID` (see `bench/README.md`).
 pub(crate) const WRAP_ENV: &str = "DCI_BENCH_WRAP_GATEWAY";
 

@@ -74,9 +74,12 @@ impl PgChanges {
         })
     }
 
-    /// Whether this process hears its own notifications (else [`Self::hub`] is told directly).
-    pub(crate) fn listens(&self) -> bool {
-        self.listener.is_some()
+    /// Tells this process's readers about `change` when it does not listen; a listening feed
+    /// hears its own `NOTIFY` instead, so this does nothing there.
+    pub(crate) fn echo_locally(&self, change: Change) {
+        if self.listener.is_none() {
+            self.hub.publish(change);
+        }
     }
 
     /// Stops listening: the listener's wait ends and its connection closes.

@@ -157,9 +157,7 @@ impl PgStore {
     /// readers re-read on their safety net.
     pub(crate) async fn publish(&self, change: Change) {
         let payload = self.changes.payload(&change);
-        if !self.changes.listens() {
-            self.changes.hub.publish(change);
-        }
+        self.changes.echo_locally(change);
         if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(payload)
