@@ -34,7 +34,7 @@
 //!   [`Shutdown`] signal; each is a `FromRef` substate. [`AppState::operations`] gives a
 //!   source's [`dci_client::Operations`] from the engine, [`AppState::users`] the user
 //!   operations over the same store and [`AppState::record_change`] writes the change audit.
-//! - [`serve`] also starts the webhook delivery worker
+//! - `background`: [`serve`] also starts the webhook delivery worker
 //!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]), the
 //!   recovery loop, with [`ServerConfig::retention`] the hourly retention purge
 //!   ([`dci_client::OpsStore::purge_before`]), and, with a [`ServerConfig::jobs_dir`], resumes
@@ -56,6 +56,7 @@ pub mod admission;
 mod answer;
 pub mod api;
 pub mod auth;
+mod background;
 pub mod callback;
 pub mod console;
 mod error;
@@ -188,7 +189,9 @@ fn with_layers(routes: Router<AppState>, state: AppState, throttle: ThrottleConf
 
 /// Serves `state` on `listener` until `signal` resolves, then stops accepting, fires
 /// [`AppState::shutdown`] (so long waits end) and lets in-flight requests finish, for at most
-/// [`ServerConfig::shutdown_grace`].
+/// [`ServerConfig::shutdown_grace`]; within the same grace the background tasks (recovery,
+/// purge, webhooks, the scheduler) end the work in hand, and the running bulk jobs then stop
+/// at their checkpoint. Nothing this server started goes on once it returns.
 ///
 /// Each request carries its TCP peer as `ConnectInfo<SocketAddr>` (the brute-force limits key on
 /// it).
@@ -208,14 +211,9 @@ pub async fn serve_with(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    let stopped = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
-    tokio::spawn(recover_until_shutdown(state.clone()));
-    if let Some(keep) = state.config.retention {
-        tokio::spawn(purge_until_shutdown(state.clone(), keep));
-    }
-    start_webhooks(&state);
-    start_jobs(&state);
-    let state_jobs = state.jobs.clone();
+    let background = background::Background::start(&state);
     let app = router_with(state, throttle).into_make_service_with_connect_info::<SocketAddr>();
     let drained = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -227,122 +225,20 @@ pub async fn serve_with(
         shutdown.trigger();
         tokio::time::sleep(grace).await;
     };
-    let jobs = state_jobs;
-    let result = tokio::select! {
-        r = server => r,
-        () = trigger => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway");
-            Ok(())
-        }
-    };
-    // Jobs stop at their checkpoint (`interrupted`, lease ended): the next start resumes them.
-    jobs.stop_all(STOPPED).await;
-    result
-}
-
-/// Starts the webhook delivery worker over the state's store until shutdown.
-fn start_webhooks(state: &AppState) {
-    let events: std::sync::Arc<dyn dci_client::events::EventStore> = state.ops.clone();
-    match dci_client::webhooks::WebhookWorker::new(events, state.config.webhooks.clone()) {
-        Ok(worker) => {
-            let shutdown = state.shutdown.clone();
-            tokio::spawn(async move { worker.run_until(shutdown.wait()).await });
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "webhook deliveries are off: the worker did not start")
-        }
-    }
-}
-
-/// Why a shutdown stopped a job (its `interrupted` reason).
-const STOPPED: &str = "the server stopped: it continues at the next start";
-
-/// Resumes the bulk jobs a restart interrupted and starts the scheduler (which also continues
-/// the jobs and scheduled runs of instances that stopped or died), until shutdown; then stops
-/// the running jobs at their checkpoint (they resume at the next start).
-fn start_jobs(state: &AppState) {
-    if state.config.jobs_dir.is_none() {
-        tracing::info!("background jobs and schedules are off: no jobs directory");
-        return;
-    }
-    let runner = state.jobs.clone();
-    let shutdown = state.shutdown.clone();
-    let tick = state.config.schedule_tick;
-    let takeover = state.config.schedule_takeover_after;
-    tokio::spawn(async move {
-        match runner.adopt().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(jobs = n, "resumed bulk jobs interrupted by a restart"),
-            Err(e) => tracing::warn!(error = %e, "could not resume interrupted bulk jobs"),
-        }
-        dci_client::jobs::Scheduler::new(runner.clone(), tick)
-            .takeover_after(takeover)
-            .run_until(shutdown.wait())
-            .await;
-        let stopped = runner.stop_all(STOPPED).await;
-        if stopped > 0 {
-            tracing::info!(
-                jobs = stopped,
-                "stopped running bulk jobs at their checkpoint: they resume at the next start"
-            );
-        }
-    });
-}
-
-/// How often the recovery loop looks at the waiting async requests (each is asked about
-/// under its source's `recovery` settings: expected callback time, poll interval, give-up).
-const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Runs the engine's recovery pass (at start, so a restart catches up, then periodically)
-/// until shutdown: every waiting async request ends with its result or a definite state
-/// (`failed` when it never arrived, `expired` at its source's give-up time).
-async fn recover_until_shutdown(state: AppState) {
-    let mut tick = tokio::time::interval(RECOVERY_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = state.shutdown.wait() => return,
-        }
-        match state.engine.recover_transactions().await {
-            Ok(r) if r.resolved > 0 || r.expired > 0 => {
-                tracing::info!(
-                    looked_up = r.looked_up,
-                    resolved = r.resolved,
-                    expired = r.expired,
-                    "recovered waiting async requests"
-                )
+    let serving = async move {
+        let r = tokio::select! {
+            r = server => r,
+            () = trigger => {
+                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway");
+                Ok(())
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not recover waiting requests"),
-        }
-    }
-}
-
-/// How often the retention purge runs (the first run is at start).
-const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Deletes finished requests, callbacks and events older than `keep` (at start, then every
-/// [`PURGE_INTERVAL`]) until shutdown. Several instances may all run it: a purge deletes what
-/// is past the retention, so running it twice deletes nothing more.
-async fn purge_until_shutdown(state: AppState, keep: std::time::Duration) {
-    let mut tick = tokio::time::interval(PURGE_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = state.shutdown.wait() => return,
-        }
-        let before = time::OffsetDateTime::now_utc() - keep;
-        match state.ops.purge_before(before).await {
-            Ok(r) if r != dci_client::ops::PurgeReport::default() => tracing::info!(
-                transactions = r.transactions,
-                callbacks = r.callbacks,
-                events = r.events,
-                "purged what is past its retention"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not purge what is past its retention"),
-        }
-    }
+        };
+        stopped.trigger(); // also when serving failed: the background work stops too
+        r
+    };
+    // The background work ends within the same grace as the requests, beside them.
+    let (result, ()) = tokio::join!(serving, background.finish(grace));
+    result
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

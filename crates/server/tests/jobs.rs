@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dci_client::bulk::JobState;
 use dci_client::jobs::{CatchUp, RunState, Schedule};
 use dci_client::{DataSourceInput, MasterKey, OpsStore, Store};
 use dci_protocol::RegistryType;
@@ -381,11 +382,7 @@ async fn a_job_interrupted_by_a_restart_resumes_and_answers_every_row_once() {
     drop(stores);
     let stopped = sqlite(&db).await;
     let job = stopped.1.get_bulk_job(&id).await.unwrap().unwrap();
-    assert_eq!(
-        job.state,
-        dci_client::bulk::JobState::Interrupted,
-        "left resumable"
-    );
+    assert_eq!(job.state, JobState::Interrupted, "left resumable");
     assert!(
         job.reason
             .as_deref()
@@ -446,11 +443,19 @@ fn schedule(
 
 /// A test HTTP server standing for the SPMIS: serves `body` at `/caseload.csv`.
 async fn spmis(body: String) -> (String, tokio::task::JoinHandle<()>) {
+    spmis_after(body, Duration::ZERO).await
+}
+
+/// [`spmis`] answering each request only after `delay` (an input still downloading).
+async fn spmis_after(body: String, delay: Duration) -> (String, tokio::task::JoinHandle<()>) {
     let app = axum::Router::new().route(
         "/caseload.csv",
         axum::routing::get(move || {
             let b = body.clone();
-            async move { ([("content-type", "text/csv")], b) }
+            async move {
+                tokio::time::sleep(delay).await;
+                ([("content-type", "text/csv")], b)
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -459,6 +464,116 @@ async fn spmis(body: String) -> (String, tokio::task::JoinHandle<()>) {
         axum::serve(listener, app).await.unwrap();
     });
     (url, task)
+}
+
+/// What the store holds of a schedule's runs and the jobs: (run occurrence, its job, its
+/// state) and (job, state).
+async fn runs_and_jobs(
+    ops: &Arc<dyn OpsStore>,
+    schedule: &str,
+) -> (
+    Vec<(OffsetDateTime, Option<String>, RunState)>,
+    Vec<(String, JobState)>,
+) {
+    let runs = ops.list_schedule_runs(schedule, 1000).await.unwrap();
+    let jobs = ops.list_bulk_jobs(1000).await.unwrap();
+    (
+        runs.into_iter()
+            .map(|r| (r.occurrence_at, r.job_id, r.state))
+            .collect(),
+        jobs.into_iter().map(|j| (j.id, j.state)).collect(),
+    )
+}
+
+#[tokio::test]
+async fn a_shutdown_while_a_scheduled_run_starts_waits_for_it_and_nothing_starts_after() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(20))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = sqlite(&dir.path().join("db.sqlite3")).await;
+    add_source(&stores.0, source_input(&sb, |_| {})).await;
+    // The input takes 1.5 s to arrive: the tick that claimed the occurrence is still
+    // starting its job when the shutdown comes.
+    let (url, _spmis) = spmis_after(csv_of(&ids(&sb, 0, 5)), Duration::from_millis(1500)).await;
+    let s = schedule(
+        "every-second",
+        "* * * * * *",
+        url,
+        CatchUp::Latest,
+        OffsetDateTime::now_utc(),
+    );
+    stores.1.create_schedule(&s).await.unwrap();
+    let server = serve(&stores, &dir.path().join("jobs")).await;
+    eventually("a claimed occurrence", || async {
+        let (runs, _) = runs_and_jobs(&stores.1, &s.id).await;
+        (!runs.is_empty()).then_some(())
+    })
+    .await;
+    server.shutdown().await.unwrap();
+
+    let at_stop = runs_and_jobs(&stores.1, &s.id).await;
+    let (runs, jobs) = &at_stop;
+    assert_eq!(
+        runs.len(),
+        1,
+        "one tick, still downloading, claimed one: {at_stop:?}"
+    );
+    assert!(
+        runs[0].1.is_some(),
+        "the tick in hand ended before the server stopped: its run has its job {at_stop:?}"
+    );
+    assert_eq!(jobs.len(), 1, "{at_stop:?}");
+    assert_ne!(
+        jobs[0].1,
+        JobState::Running,
+        "the job stopped with the server (at its checkpoint, or done): {at_stop:?}"
+    );
+    // Nothing the stopped server began goes on.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(runs_and_jobs(&stores.1, &s.id).await, at_stop);
+}
+
+#[tokio::test]
+async fn a_scheduled_start_longer_than_the_shutdown_grace_is_cancelled_and_starts_nothing() {
+    let sb = dci_sandbox::spawn(SandboxConfig::default().population(20))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = sqlite(&dir.path().join("db.sqlite3")).await;
+    add_source(&stores.0, source_input(&sb, |_| {})).await;
+    let download = Duration::from_secs(3);
+    let (url, _spmis) = spmis_after(csv_of(&ids(&sb, 0, 5)), download).await;
+    let s = schedule(
+        "every-second",
+        "* * * * * *",
+        url,
+        CatchUp::Latest,
+        OffsetDateTime::now_utc(),
+    );
+    stores.1.create_schedule(&s).await.unwrap();
+    let server = serve_with(&stores, &dir.path().join("jobs"), |c| {
+        c.shutdown_grace = Duration::from_millis(200);
+    })
+    .await;
+    eventually("a claimed occurrence", || async {
+        let (runs, _) = runs_and_jobs(&stores.1, &s.id).await;
+        (!runs.is_empty()).then_some(())
+    })
+    .await;
+    server.shutdown().await.unwrap();
+
+    let at_stop = runs_and_jobs(&stores.1, &s.id).await;
+    let (runs, jobs) = &at_stop;
+    assert_eq!(runs.len(), 1, "{at_stop:?}");
+    assert_eq!(
+        runs[0].1, None,
+        "the grace ended first: the claim is left for the next instance to take over {at_stop:?}"
+    );
+    assert!(jobs.is_empty(), "{at_stop:?}");
+    // The cancelled tick does not start the job once its download would have ended.
+    tokio::time::sleep(download + Duration::from_secs(1)).await;
+    assert_eq!(runs_and_jobs(&stores.1, &s.id).await, at_stop);
 }
 
 #[tokio::test]
@@ -694,10 +809,7 @@ async fn two_servers(url: String, schema: String) {
         .filter(|r| r.state == RunState::Completed)
         .count();
     assert!(completed >= 4, "runs end with their outcome: {runs:?}");
-    for j in jobs
-        .iter()
-        .filter(|j| j.state == dci_client::bulk::JobState::Completed)
-    {
+    for j in jobs.iter().filter(|j| j.state == JobState::Completed) {
         assert_eq!(j.checkpoint.found, 8, "{j:?}");
     }
 }
@@ -825,11 +937,7 @@ async fn takeover(url: String, schema: String, shared: bool) {
         (before.checkpoint == after.checkpoint).then_some(after)
     })
     .await;
-    assert_eq!(
-        left.state,
-        dci_client::bulk::JobState::Running,
-        "died mid-way: {left:?}"
-    );
+    assert_eq!(left.state, JobState::Running, "died mid-way: {left:?}");
     assert!(
         left.checkpoint.rows_done < ROWS as u64,
         "died mid-way: {left:?}"
@@ -857,7 +965,7 @@ async fn takeover(url: String, schema: String, shared: bool) {
         // B reaches A's files: the same job continues from its checkpoint.
         assert_eq!(run.job_id, run_a.job_id, "{run:?}");
         let job = stores.1.get_bulk_job(&job_a.id).await.unwrap().unwrap();
-        assert_eq!(job.state, dci_client::bulk::JobState::Completed);
+        assert_eq!(job.state, JobState::Completed);
         assert_eq!(job.checkpoint.runs, 2, "{job:?}");
         assert_eq!(job.checkpoint.found, ROWS as u64, "{job:?}");
         assert_ne!(job.lease.map(|l| l.holder), Some(a_lease.holder.clone()));
@@ -898,12 +1006,12 @@ async fn takeover(url: String, schema: String, shared: bool) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(new_job.state, dci_client::bulk::JobState::Completed);
+    assert_eq!(new_job.state, JobState::Completed);
     assert_eq!(new_job.checkpoint.rows_done, ROWS as u64);
     assert_eq!(new_job.checkpoint.found, ROWS as u64, "{new_job:?}");
     assert!(new_job.spec.input.as_deref().unwrap().contains("jobs-b"));
     let old = stores.1.get_bulk_job(&job_a.id).await.unwrap().unwrap();
-    assert_eq!(old.state, dci_client::bulk::JobState::Failed);
+    assert_eq!(old.state, JobState::Failed);
     assert!(
         old.reason
             .as_deref()

@@ -72,9 +72,12 @@ impl Scheduler {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
+            // Stop first: after a long tick the next one is due at once, and an unbiased select
+            // would pick it half the time, so a stopping server would start another tick.
             tokio::select! {
-                _ = every.tick() => {}
+                biased;
                 () = &mut stop => return,
+                _ = every.tick() => {}
             }
             if let Err(e) = self.tick(OffsetDateTime::now_utc()).await {
                 tracing::warn!(error = %e, "schedules: could not read the schedules");

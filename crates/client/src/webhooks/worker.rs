@@ -152,6 +152,7 @@ impl WebhookWorker {
                 self.settings.poll
             };
             tokio::select! {
+                biased; // a busy worker's zero pause is ready too: the shutdown goes first
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(pause) => {}
             }
