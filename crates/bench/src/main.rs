@@ -108,6 +108,13 @@ struct EngineArgs {
     /// tokio worker on its one core; without it every process may use every core.
     #[arg(long)]
     pin: bool,
+    /// Runs this process and its children (gateway, sandbox, CLI runs) under `SCHED_BATCH`: a
+    /// process woken on the core it shares does not preempt the one running there. Pinned, the
+    /// gateway and its load generator share CPU 0, and without it each answer the gateway
+    /// writes wakes the load generator, which preempts the gateway (about once per request):
+    /// a cost of sharing the core, not of the gateway. Every side runs the same way.
+    #[arg(long)]
+    batch: bool,
     /// Prints each round's window to stderr (`round SIDE CONNECTIONS START END`, seconds since
     /// boot as `/proc/uptime` counts them), so that a profile recorded with `perf record -k
     /// boottime` can be cut to one side with `perf report --time START,END`.
@@ -151,6 +158,9 @@ fn main() -> Result<()> {
     };
     if let Some(cpu) = pin {
         procs::pin_self(cpu)?;
+    }
+    if matches!(&cli.cmd, Cmd::Engine(a) if a.batch) {
+        procs::batch_self()?; // the children inherit it
     }
     let rt = tokio::runtime::Runtime::new()?;
     match cli.cmd {
@@ -424,7 +434,7 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
     let mut report = String::new();
     report.push_str(&format!(
         "Run: {} UTC, {} s rounds, {} rounds per side, alternating raw → library → gateway; \
-         `{}` cores; {}; raw replay of {}.\n\n",
+         `{}` cores; {}{}; raw replay of {}.\n\n",
         time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
@@ -435,6 +445,11 @@ async fn engine_bench(a: EngineArgs) -> Result<()> {
             "**pinned**: sandbox on CPU 1, load side (bench process, gateway) on CPU 0"
         } else {
             "unpinned (every process on every core)"
+        },
+        if a.batch {
+            "; every process `SCHED_BATCH` (a woken process does not preempt the running one)"
+        } else {
+            ""
         },
         if a.replay_pool > 1 {
             format!("{} requests with fresh ids, sent in turn", a.replay_pool)

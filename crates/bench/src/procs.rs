@@ -97,6 +97,25 @@ fn pin_to_cpu(pid: u32, cpu: usize) -> Result<()> {
     Ok(())
 }
 
+/// Puts every thread of this process under `SCHED_BATCH` (`chrt -b -a -p 0`; the threads
+/// and processes it starts afterwards inherit the policy).
+pub(crate) fn batch_self() -> Result<()> {
+    let pid = std::process::id().to_string();
+    let out = Command::new("chrt")
+        .args(["-b", "-a", "-p", "0", &pid])
+        .output()
+        .context(
+            "running chrt (util-linux) to set SCHED_BATCH: install it or run without --batch",
+        )?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "chrt could not set SCHED_BATCH on process {pid}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
 /// The environment variable that tells a bench process (this one or a child) which CPU to pin
 /// itself to before it starts its runtime.
 pub(crate) const PIN_ENV: &str = "DCI_BENCH_CPU";
