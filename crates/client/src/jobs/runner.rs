@@ -146,6 +146,9 @@ struct Inner {
     max_upload: u64,
     opts: RunOptions,
     live: Mutex<HashMap<String, Live>>,
+    /// The client that fetches URL inputs, built at the first fetch and then reused (its
+    /// pool, and the system's TLS roots loaded once per process).
+    fetcher: std::sync::OnceLock<reqwest::Client>,
 }
 
 struct Live {
@@ -184,6 +187,7 @@ impl JobRunner {
                 max_upload,
                 opts,
                 live: Mutex::new(HashMap::new()),
+                fetcher: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -275,11 +279,7 @@ impl JobRunner {
             what: url.to_owned(),
             message,
         };
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(600))
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| fetch(e.to_string()))?;
+        let client = self.fetcher().map_err(fetch)?;
         let mut resp = client
             .get(url)
             .send()
@@ -307,6 +307,23 @@ impl JobRunner {
             }
             (_, staged) => staged,
         }
+    }
+
+    /// The URL inputs' client: up to ten minutes per download, redirects followed (an input's
+    /// address may move; the request carries no credentials).
+    fn fetcher(&self) -> Result<&reqwest::Client, String> {
+        if let Some(c) = self.inner.fetcher.get() {
+            return Ok(c);
+        }
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("dci-jobs/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(600))
+            .connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(config) = crate::transport::system_roots_config() {
+            b = b.tls_backend_preconfigured(config);
+        }
+        let built = b.build().map_err(|e| e.to_string())?;
+        Ok(self.inner.fetcher.get_or_init(|| built))
     }
 
     /// Copies a local file into a new input file (so a resume reads what this run read, even if
