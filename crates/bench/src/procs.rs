@@ -82,34 +82,35 @@ fn pin_to_cpu(pid: u32, cpu: usize) -> Result<()> {
             cpu + 1
         ));
     }
-    let out = Command::new("taskset")
-        .args(["-a", "-c", "-p", &cpu.to_string(), &pid.to_string()])
-        .output()
-        .context(
-            "running taskset (util-linux) to pin a process: install it or run without --pin",
-        )?;
-    if !out.status.success() {
-        return Err(anyhow!(
-            "taskset could not pin process {pid} to CPU {cpu}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
+    util_linux(
+        "taskset",
+        &["-a", "-c", "-p", &cpu.to_string(), &pid.to_string()],
+        "--pin",
+        &format!("pin process {pid} to CPU {cpu}"),
+    )
 }
 
 /// Puts every thread of this process under `SCHED_BATCH` (`chrt -b -a -p 0`; the threads
 /// and processes it starts afterwards inherit the policy).
 pub(crate) fn batch_self() -> Result<()> {
-    let pid = std::process::id().to_string();
-    let out = Command::new("chrt")
-        .args(["-b", "-a", "-p", "0", &pid])
-        .output()
-        .context(
-            "running chrt (util-linux) to set SCHED_BATCH: install it or run without --batch",
-        )?;
+    let pid = std::process::id();
+    util_linux(
+        "chrt",
+        &["-b", "-a", "-p", "0", &pid.to_string()],
+        "--batch",
+        &format!("set SCHED_BATCH on process {pid}"),
+    )
+}
+
+/// Runs a util-linux `tool` with `args` to `what` (for the option `flag`), its refusal an
+/// error.
+fn util_linux(tool: &str, args: &[&str], flag: &str, what: &str) -> Result<()> {
+    let out = Command::new(tool).args(args).output().with_context(|| {
+        format!("running {tool} (util-linux) to {what}: install it or run without {flag}")
+    })?;
     if !out.status.success() {
         return Err(anyhow!(
-            "chrt could not set SCHED_BATCH on process {pid}: {}",
+            "{tool} could not {what}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }

@@ -115,17 +115,29 @@ fn start_jobs(state: &AppState, tasks: &mut JoinSet<()>) {
     });
 }
 
+/// Runs `pass` at once, then every `period`, until the shutdown (checked first: a due pass
+/// does not delay a stop; a pass under way ends before the stop is seen).
+async fn every_until_shutdown<F, Fut>(state: &AppState, period: Duration, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            biased;
+            () = state.shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        pass().await;
+    }
+}
+
 /// Runs the engine's recovery pass (at start, so a restart catches up, then periodically)
 /// until shutdown: every waiting async request ends with its result or a definite state
 /// (`failed` when it never arrived, `expired` at its source's give-up time).
 async fn recover_until_shutdown(state: AppState) {
-    let mut tick = tokio::time::interval(RECOVERY_INTERVAL);
-    loop {
-        tokio::select! {
-            biased; // a due tick does not delay a stop
-            () = state.shutdown.wait() => return,
-            _ = tick.tick() => {}
-        }
+    every_until_shutdown(&state, RECOVERY_INTERVAL, || async {
         match state.engine.recover_transactions().await {
             Ok(r) if r.resolved > 0 || r.expired > 0 => {
                 tracing::info!(
@@ -138,20 +150,15 @@ async fn recover_until_shutdown(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not recover waiting requests"),
         }
-    }
+    })
+    .await;
 }
 
 /// Deletes finished requests, callbacks and events older than `keep` (at start, then every
 /// [`PURGE_INTERVAL`]) until shutdown. Several instances may all run it: a purge deletes what
 /// is past the retention, so running it twice deletes nothing more.
 async fn purge_until_shutdown(state: AppState, keep: Duration) {
-    let mut tick = tokio::time::interval(PURGE_INTERVAL);
-    loop {
-        tokio::select! {
-            biased; // a due tick does not delay a stop
-            () = state.shutdown.wait() => return,
-            _ = tick.tick() => {}
-        }
+    every_until_shutdown(&state, PURGE_INTERVAL, || async {
         let before = time::OffsetDateTime::now_utc() - keep;
         match state.ops.purge_before(before).await {
             Ok(r) if r != dci_client::ops::PurgeReport::default() => tracing::info!(
@@ -163,5 +170,6 @@ async fn purge_until_shutdown(state: AppState, keep: Duration) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not purge what is past its retention"),
         }
-    }
+    })
+    .await;
 }

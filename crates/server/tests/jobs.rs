@@ -485,17 +485,25 @@ async fn runs_and_jobs(
     )
 }
 
-#[tokio::test]
-async fn a_shutdown_while_a_scheduled_run_starts_waits_for_it_and_nothing_starts_after() {
+type RunsAndJobs = (
+    Vec<(OffsetDateTime, Option<String>, RunState)>,
+    Vec<(String, JobState)>,
+);
+
+/// Serves an every-second schedule whose URL input takes `download` to arrive, shuts the
+/// server down (with `grace`) as soon as the first occurrence is claimed, and returns what the
+/// store held once `shutdown` returned and what it holds `download` + 1 s later.
+async fn shut_down_while_an_input_downloads(
+    download: Duration,
+    grace: Duration,
+) -> (RunsAndJobs, RunsAndJobs) {
     let sb = dci_sandbox::spawn(SandboxConfig::default().population(20))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let stores = sqlite(&dir.path().join("db.sqlite3")).await;
     add_source(&stores.0, source_input(&sb, |_| {})).await;
-    // The input takes 1.5 s to arrive: the tick that claimed the occurrence is still
-    // starting its job when the shutdown comes.
-    let (url, _spmis) = spmis_after(csv_of(&ids(&sb, 0, 5)), Duration::from_millis(1500)).await;
+    let (url, _spmis) = spmis_after(csv_of(&ids(&sb, 0, 5)), download).await;
     let s = schedule(
         "every-second",
         "* * * * * *",
@@ -504,15 +512,28 @@ async fn a_shutdown_while_a_scheduled_run_starts_waits_for_it_and_nothing_starts
         OffsetDateTime::now_utc(),
     );
     stores.1.create_schedule(&s).await.unwrap();
-    let server = serve(&stores, &dir.path().join("jobs")).await;
+    let server = serve_with(&stores, &dir.path().join("jobs"), |c| {
+        c.shutdown_grace = grace
+    })
+    .await;
     eventually("a claimed occurrence", || async {
         let (runs, _) = runs_and_jobs(&stores.1, &s.id).await;
         (!runs.is_empty()).then_some(())
     })
     .await;
     server.shutdown().await.unwrap();
-
     let at_stop = runs_and_jobs(&stores.1, &s.id).await;
+    tokio::time::sleep(download + Duration::from_secs(1)).await;
+    (at_stop, runs_and_jobs(&stores.1, &s.id).await)
+}
+
+#[tokio::test]
+async fn a_shutdown_while_a_scheduled_run_starts_waits_for_it_and_nothing_starts_after() {
+    // The input takes 1.5 s to arrive: the tick that claimed the occurrence is still starting
+    // its job when the shutdown comes, well within the grace.
+    let (at_stop, later) =
+        shut_down_while_an_input_downloads(Duration::from_millis(1500), Duration::from_secs(30))
+            .await;
     let (runs, jobs) = &at_stop;
     assert_eq!(
         runs.len(),
@@ -529,41 +550,14 @@ async fn a_shutdown_while_a_scheduled_run_starts_waits_for_it_and_nothing_starts
         JobState::Running,
         "the job stopped with the server (at its checkpoint, or done): {at_stop:?}"
     );
-    // Nothing the stopped server began goes on.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(runs_and_jobs(&stores.1, &s.id).await, at_stop);
+    assert_eq!(later, at_stop, "nothing the stopped server began goes on");
 }
 
 #[tokio::test]
 async fn a_scheduled_start_longer_than_the_shutdown_grace_is_cancelled_and_starts_nothing() {
-    let sb = dci_sandbox::spawn(SandboxConfig::default().population(20))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let stores = sqlite(&dir.path().join("db.sqlite3")).await;
-    add_source(&stores.0, source_input(&sb, |_| {})).await;
-    let download = Duration::from_secs(3);
-    let (url, _spmis) = spmis_after(csv_of(&ids(&sb, 0, 5)), download).await;
-    let s = schedule(
-        "every-second",
-        "* * * * * *",
-        url,
-        CatchUp::Latest,
-        OffsetDateTime::now_utc(),
-    );
-    stores.1.create_schedule(&s).await.unwrap();
-    let server = serve_with(&stores, &dir.path().join("jobs"), |c| {
-        c.shutdown_grace = Duration::from_millis(200);
-    })
-    .await;
-    eventually("a claimed occurrence", || async {
-        let (runs, _) = runs_and_jobs(&stores.1, &s.id).await;
-        (!runs.is_empty()).then_some(())
-    })
-    .await;
-    server.shutdown().await.unwrap();
-
-    let at_stop = runs_and_jobs(&stores.1, &s.id).await;
+    let (at_stop, later) =
+        shut_down_while_an_input_downloads(Duration::from_secs(3), Duration::from_millis(200))
+            .await;
     let (runs, jobs) = &at_stop;
     assert_eq!(runs.len(), 1, "{at_stop:?}");
     assert_eq!(
@@ -571,9 +565,10 @@ async fn a_scheduled_start_longer_than_the_shutdown_grace_is_cancelled_and_start
         "the grace ended first: the claim is left for the next instance to take over {at_stop:?}"
     );
     assert!(jobs.is_empty(), "{at_stop:?}");
-    // The cancelled tick does not start the job once its download would have ended.
-    tokio::time::sleep(download + Duration::from_secs(1)).await;
-    assert_eq!(runs_and_jobs(&stores.1, &s.id).await, at_stop);
+    assert_eq!(
+        later, at_stop,
+        "the cancelled tick does not start the job once its download would have ended"
+    );
 }
 
 #[tokio::test]
