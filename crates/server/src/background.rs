@@ -1,4 +1,5 @@
-//! The server's background tasks — the recovery loop, the retention purge, the webhook
+//! The server's background tasks — the engine's recovery loop and retention purge
+//! ([`dci_client::Engine::recover_until`], [`dci_client::Engine::purge_until`]), the webhook
 //! delivery worker, and the bulk jobs with the scheduler — started beside the router and, at
 //! shutdown, waited for.
 //!
@@ -18,13 +19,6 @@ use crate::AppState;
 /// Why a shutdown stopped a job (its `interrupted` reason).
 const STOPPED: &str = "the server stopped: it continues at the next start";
 
-/// How often the recovery loop looks at the waiting async requests (each is asked about
-/// under its source's `recovery` settings: expected callback time, poll interval, give-up).
-const RECOVERY_INTERVAL: Duration = Duration::from_secs(5);
-
-/// How often the retention purge runs (the first run is at start).
-const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
-
 /// The running background tasks of one server.
 pub(crate) struct Background {
     state: AppState,
@@ -37,9 +31,11 @@ impl Background {
     /// scheduler.
     pub(crate) fn start(state: &AppState) -> Background {
         let mut tasks = JoinSet::new();
-        tasks.spawn(recover_until_shutdown(state.clone()));
+        let (engine, shutdown) = (state.engine.clone(), state.shutdown.clone());
+        tasks.spawn(async move { engine.recover_until(shutdown.wait()).await });
         if let Some(keep) = state.config.retention {
-            tasks.spawn(purge_until_shutdown(state.clone(), keep));
+            let (engine, shutdown) = (state.engine.clone(), state.shutdown.clone());
+            tasks.spawn(async move { engine.purge_until(keep, shutdown.wait()).await });
         }
         start_webhooks(state, &mut tasks);
         start_jobs(state, &mut tasks);
@@ -113,63 +109,4 @@ fn start_jobs(state: &AppState, tasks: &mut JoinSet<()>) {
             .run_until(shutdown.wait())
             .await;
     });
-}
-
-/// Runs `pass` at once, then every `period`, until the shutdown (checked first: a due pass
-/// does not delay a stop; a pass under way ends before the stop is seen).
-async fn every_until_shutdown<F, Fut>(state: &AppState, period: Duration, mut pass: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut tick = tokio::time::interval(period);
-    loop {
-        tokio::select! {
-            biased;
-            () = state.shutdown.wait() => return,
-            _ = tick.tick() => {}
-        }
-        pass().await;
-    }
-}
-
-/// Runs the engine's recovery pass (at start, so a restart catches up, then periodically)
-/// until shutdown: every waiting async request ends with its result or a definite state
-/// (`failed` when it never arrived, `expired` at its source's give-up time).
-async fn recover_until_shutdown(state: AppState) {
-    every_until_shutdown(&state, RECOVERY_INTERVAL, || async {
-        match state.engine.recover_transactions().await {
-            Ok(r) if r.resolved > 0 || r.expired > 0 => {
-                tracing::info!(
-                    looked_up = r.looked_up,
-                    resolved = r.resolved,
-                    expired = r.expired,
-                    "recovered waiting async requests"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not recover waiting requests"),
-        }
-    })
-    .await;
-}
-
-/// Deletes finished requests, callbacks and events older than `keep` (at start, then every
-/// [`PURGE_INTERVAL`]) until shutdown. Several instances may all run it: a purge deletes what
-/// is past the retention, so running it twice deletes nothing more.
-async fn purge_until_shutdown(state: AppState, keep: Duration) {
-    every_until_shutdown(&state, PURGE_INTERVAL, || async {
-        let before = time::OffsetDateTime::now_utc() - keep;
-        match state.ops.purge_before(before).await {
-            Ok(r) if r != dci_client::ops::PurgeReport::default() => tracing::info!(
-                transactions = r.transactions,
-                callbacks = r.callbacks,
-                events = r.events,
-                "purged what is past its retention"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not purge what is past its retention"),
-        }
-    })
-    .await;
 }

@@ -36,8 +36,8 @@
 //!   operations over the same store and [`AppState::record_change`] writes the change audit.
 //! - `background`: [`serve`] also starts the webhook delivery worker
 //!   ([`dci_client::webhooks::WebhookWorker`], settings in [`ServerConfig::webhooks`]), the
-//!   recovery loop, with [`ServerConfig::retention`] the hourly retention purge
-//!   ([`dci_client::OpsStore::purge_before`]), and, with a [`ServerConfig::jobs_dir`], resumes
+//!   engine's recovery loop ([`dci_client::Engine::recover_until`]), with
+//!   [`ServerConfig::retention`] the hourly retention purge ([`dci_client::Engine::purge_until`]), and, with a [`ServerConfig::jobs_dir`], resumes
 //!   the bulk jobs a restart interrupted and runs the scheduler
 //!   ([`dci_client::jobs::Scheduler`]); [`AppState::jobs`] runs the jobs of `/api/v1/jobs` and
 //!   the console's Jobs page.

@@ -466,15 +466,15 @@ async fn spmis_after(body: String, delay: Duration) -> (String, tokio::task::Joi
     (url, task)
 }
 
-/// What the store holds of a schedule's runs and the jobs: (run occurrence, its job, its
-/// state) and (job, state).
-async fn runs_and_jobs(
-    ops: &Arc<dyn OpsStore>,
-    schedule: &str,
-) -> (
+/// What the store holds of a schedule's runs — (occurrence, its job, its state) — and of the
+/// jobs — (job, state).
+type RunsAndJobs = (
     Vec<(OffsetDateTime, Option<String>, RunState)>,
     Vec<(String, JobState)>,
-) {
+);
+
+/// [`RunsAndJobs`] of `schedule` now.
+async fn runs_and_jobs(ops: &Arc<dyn OpsStore>, schedule: &str) -> RunsAndJobs {
     let runs = ops.list_schedule_runs(schedule, 1000).await.unwrap();
     let jobs = ops.list_bulk_jobs(1000).await.unwrap();
     (
@@ -484,11 +484,6 @@ async fn runs_and_jobs(
         jobs.into_iter().map(|j| (j.id, j.state)).collect(),
     )
 }
-
-type RunsAndJobs = (
-    Vec<(OffsetDateTime, Option<String>, RunState)>,
-    Vec<(String, JobState)>,
-);
 
 /// Serves an every-second schedule whose URL input takes `download` to arrive, shuts the
 /// server down (with `grace`) as soon as the first occurrence is claimed, and returns what the

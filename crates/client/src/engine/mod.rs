@@ -10,6 +10,8 @@
 //!   a check against the store finds it changed (at most every
 //!   [`EngineBuilder::revalidate_after`]).
 //! - Disabled sources are refused by [`Engine::operations`] and the registry clients.
+//! - `periodic`: [`Engine::recover_until`] and [`Engine::purge_until`], the recovery pass and
+//!   the retention purge run periodically until a stop (as `dci serve` runs them).
 //! - Audit entries are queued for a writer task ([`crate::transport::AuditWriter`]), off the
 //!   call's critical path; [`Engine::close`] returns once every queued entry is stored.
 //!
@@ -29,7 +31,11 @@
 //! ```
 
 mod error;
+mod periodic;
 mod sources;
+
+pub(crate) use periodic::every_until;
+pub use periodic::{PURGE_INTERVAL, RECOVERY_INTERVAL};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -66,23 +66,15 @@ impl Scheduler {
         self.runner.instance()
     }
 
-    /// Ticks until `stop` resolves.
+    /// Ticks at once, then every tick interval, until `stop` resolves (checked before each
+    /// tick: a stopping server starts no further tick; a tick under way ends first).
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
-        let mut every = tokio::time::interval(self.tick);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(stop);
-        loop {
-            // Stop first: after a long tick the next one is due at once, and an unbiased select
-            // would pick it half the time, so a stopping server would start another tick.
-            tokio::select! {
-                biased;
-                () = &mut stop => return,
-                _ = every.tick() => {}
-            }
+        crate::engine::every_until(self.tick, stop, || async {
             if let Err(e) = self.tick(OffsetDateTime::now_utc()).await {
                 tracing::warn!(error = %e, "schedules: could not read the schedules");
             }
-        }
+        })
+        .await;
     }
 
     /// One pass over the schedules at `now`.
