@@ -18,7 +18,8 @@
 //! - [`lenient`]: inbound leniency (numbers as strings, `""` as absent, object for array),
 //!   reported as [`lenient::Tolerated`].
 //! - [`inbound`]: typed sync replies and callbacks over the lenient parser (header-only
-//!   envelopes included) and what `header.status` says ([`inbound::MessageStatus`]).
+//!   envelopes included), what `header.status` says ([`inbound::MessageStatus`]), and
+//!   [`inbound::search_reply`], a sync search reply read with its records left as text.
 //! - [`reason`]: the registry's reason for a failure, from every error shape it may send.
 //! - [`canonical`]: `python_json` (byte-compatible with Python `json.dumps(sort_keys=True,
 //!   separators=(",", ":"))`) and `jcs` (RFC 8785).

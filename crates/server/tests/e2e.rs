@@ -742,3 +742,67 @@ async fn the_api_refuses_a_signing_key_that_is_not_ours() {
     let (_, stored) = rig.api("GET", "/sources/crvs_k", None).await;
     assert!(stored["signing_key_id"].is_null(), "{stored}");
 }
+
+/// A sync search's records reach the gateway's caller as the registry sent them: the same
+/// text (spacing, number forms, field order), not a copy rebuilt from parsed values. With the
+/// reply's signature to check, the library reads the reply whole, and the records are the same
+/// values.
+#[tokio::test]
+async fn the_gateway_answers_with_records_as_the_registry_sent_them() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let rig = Rig::new().await;
+    let registry = MockServer::start().await;
+    let ts = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let record = r#"{"family_name": "Doe",  "given_name": "Ana", "height": 1.10, "ids": [ {"t": "UIN", "v": "1"} ]}"#;
+    let reply = format!(
+        r#"{{"header": {{"version": "1.0.0", "message_id": "m1", "message_ts": "{ts}",
+        "action": "on-search", "status": "succ", "total_count": 1, "completed_count": 1,
+        "sender_id": "registry", "receiver_id": "spmis.example.org"}},
+        "message": {{"transaction_id": "t1", "correlation_id": "c1", "search_response": [
+        {{"reference_id": "r1", "timestamp": "{ts}", "status": "succ",
+          "data": {{"version": "1.0.0", "reg_record_type": "Person", "reg_records": [{record}]}}}}]}}}}"#
+    );
+    Mock::given(method("POST"))
+        .and(path("/registry/sync/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(reply, "application/json"))
+        .mount(&registry)
+        .await;
+    rig.add_source("crvs_text", Some(registry.uri()), "off")
+        .await;
+    rig.add_source("crvs_checked", Some(registry.uri()), "if-present")
+        .await;
+
+    let search = json!({"query_type": "idtype-value", "query": "UIN:1", "mode": "sync"});
+    let mut answers = Vec::new();
+    for code in ["crvs_text", "crvs_checked"] {
+        let resp = rig
+            .http
+            .post(format!("{}/api/v1/sources/{code}/search", rig.base()))
+            .bearer_auth(TOKEN)
+            .json(&search)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        answers.push(resp.text().await.unwrap());
+    }
+    assert!(
+        answers[0].contains(&format!(r#""records":[{record}]"#)),
+        "the record's text as sent: {}",
+        answers[0]
+    );
+    let values: Vec<Value> = answers
+        .iter()
+        .map(|a| serde_json::from_str(a).unwrap())
+        .collect();
+    assert_eq!(values[0]["items"][0]["records"][0]["height"], 1.1);
+    assert_eq!(values[1]["signature"], "unsigned", "{}", answers[1]);
+    assert_eq!(
+        values[0]["items"], values[1]["items"],
+        "read whole, the same records and items"
+    );
+}

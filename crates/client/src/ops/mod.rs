@@ -15,6 +15,7 @@
 pub mod callbacks;
 mod error;
 mod query;
+mod raw_record;
 mod recover;
 mod refusal;
 mod result;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use dci_protocol::build::{RequestBuilder, TxnLookup};
 use dci_protocol::codes::TxnType;
-use dci_protocol::inbound::at;
+use dci_protocol::inbound::{SearchReply, at};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -36,6 +37,7 @@ pub use callbacks::{
 };
 pub use error::OpsError;
 pub use query::{EXPRESSION_TYPE, SearchQuery, SearchSpec, SubscribeSpec, TxnStatusQuery};
+pub use raw_record::RawRecord;
 pub use recover::{RecoveryStep, never_arrived};
 pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnStatusResult};
 pub(crate) use result::{parse_item, pending_reply};
@@ -49,7 +51,7 @@ pub use view::{AckView, CallbackSummary, TransactionView, build_view};
 
 use crate::keys::{KeyManager, RegistryKeys, SignatureOutcome, SignerCache};
 use crate::registries::Profile;
-use crate::source::DataSource;
+use crate::source::{DataSource, SignaturePolicy};
 use crate::transport::{DciClient, DciRequest, Endpoint};
 
 /// Default time an async request may take before it counts as timed out.
@@ -451,10 +453,33 @@ impl Operations {
     /// code; otherwise items are returned one by one (check [`SearchItemResult::status`]).
     pub async fn search(&self, q: &SearchQuery) -> Result<SearchResult, OpsError> {
         let p = self.prepare(&Operation::Search(q.clone())).await?;
-        let reply = self
-            .exchange(p.envelope, Endpoint::SyncSearch, true)
+        let (reply, signature) = self.exchange_search(p.envelope).await?;
+        Ok(result::search_result(reply, signature.state))
+    }
+
+    /// [`Self::exchange`] of a sync search, its records kept as the registry's text
+    /// ([`RawRecord`]) — unless the reply's signature is to be checked, which reads the whole
+    /// message, or the source speaks a dialect, whose replies are adapted as a whole.
+    async fn exchange_search(
+        &self,
+        envelope: Value,
+    ) -> Result<(SearchReply, SignatureOutcome), OpsError> {
+        let whole = self.profile().is_opencrvs()
+            || self.source().reply_signature_policy != SignaturePolicy::Off;
+        if whole {
+            let reply = self.exchange(envelope, Endpoint::SyncSearch, true).await?;
+            return Ok((SearchReply::from(reply.body), reply.signature));
+        }
+        let (resp, records) = self
+            .client
+            .make_search_request(DciRequest::new(Endpoint::SyncSearch, envelope).retry(true))
             .await?;
-        Ok(result::search_result(reply.body, reply.signature.state))
+        let signature = self.verify_reply(&resp.body).await?;
+        let reply = SearchReply {
+            envelope: resp.body,
+            records,
+        };
+        Ok((reply, signature))
     }
 
     /// Pages of a sync search, from its page (default 1) to the last.

@@ -10,7 +10,7 @@
 //! `pdng` (and [`SearchResult::is_pending`] is true), so it never reads as an empty success.
 
 use dci_protocol::envelope::Payload;
-use dci_protocol::inbound::{self, MessageStatus};
+use dci_protocol::inbound::{self, MessageStatus, RegRecords, SearchReply};
 use dci_protocol::lenient::Tolerated;
 use dci_protocol::message::{SearchResponse, SearchResponseItem, TxnStatus, TxnStatusResponse};
 use serde::Serialize;
@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::error::RegistryError;
 
 use super::error::OpsError;
+use super::raw_record::RawRecord;
 use super::store::{SignatureState, TransactionState};
 
 /// A search answer (a sync reply, or the aggregate of async callbacks).
@@ -45,7 +46,7 @@ pub struct SearchResult {
 
 impl SearchResult {
     /// Every record of every successful item, raw.
-    pub fn records(&self) -> impl Iterator<Item = &Value> {
+    pub fn records(&self) -> impl Iterator<Item = &RawRecord> {
         self.items.iter().flat_map(|i| i.records.iter())
     }
 
@@ -70,8 +71,9 @@ pub struct SearchItemResult {
     pub record_type: Option<String>,
     /// `data.reg_event_type`.
     pub event_type: Option<String>,
-    /// The records, exactly as the registry sent them (`data.reg_records` as a list).
-    pub records: Vec<Value>,
+    /// The records, exactly as the registry sent them (`data.reg_records` as a list); a sync
+    /// search reply's as their text (see [`RawRecord`]).
+    pub records: Vec<RawRecord>,
     /// The page the records are, if the registry paginated.
     pub pagination: Option<PageInfo>,
     /// The item as received, except its `data.reg_records`: those are [`Self::records`], kept
@@ -135,12 +137,20 @@ fn as_items(v: Option<&Value>) -> Vec<&Value> {
 
 /// `reg_records` as a list. Where a spec types reg_records as an object (DR search, CRVS/FR
 /// txn status), `{}` means none.
-fn record_list(v: Option<Value>) -> Vec<Value> {
+fn record_list(v: Option<Value>) -> Vec<RawRecord> {
     match v {
-        Some(Value::Array(a)) => a,
+        Some(Value::Array(a)) => a.into_iter().map(RawRecord::from).collect(),
         Some(Value::Object(o)) if o.is_empty() => Vec::new(),
         Some(Value::Null) | None => Vec::new(),
-        Some(other) => vec![other],
+        Some(other) => vec![RawRecord::from(other)],
+    }
+}
+
+/// [`record_list`] of records set aside as the reply was read: a list's records as their text.
+fn aside_list(r: RegRecords) -> Vec<RawRecord> {
+    match r {
+        RegRecords::List(list) => list.into_iter().map(RawRecord::from_text).collect(),
+        RegRecords::Other(v) => record_list(Some(v)),
     }
 }
 
@@ -190,15 +200,22 @@ pub(crate) fn parse_item(item: &Value) -> SearchItemResult {
 /// One typed item; `raw` is the item as received (before normalisation), whose records it
 /// takes. Record and event types are shown as sent (the typed codes would canonicalise them).
 fn typed_item(item: &SearchResponseItem, raw: &Value) -> SearchItemResult {
-    typed_item_owned(item.clone(), raw.clone())
+    typed_item_owned(item.clone(), raw.clone(), None)
 }
 
-/// [`typed_item`] taking both by value: the records move out of `raw` (the typed ones are
-/// the same JSON, and absent when the typed parse had them set aside).
-fn typed_item_owned(item: SearchResponseItem, mut raw: Value) -> SearchItemResult {
-    let records = match take_records(&mut raw) {
-        Some(records) => record_list(Some(records)),
-        None => record_list(item.data.map(|d| d.reg_records.0)),
+/// [`typed_item`] taking both by value: the records are those `aside` (set aside as the reply
+/// was read; their place in `raw` is `null`), or else move out of `raw` (the typed ones are the
+/// same JSON).
+fn typed_item_owned(
+    item: SearchResponseItem,
+    mut raw: Value,
+    aside: Option<RegRecords>,
+) -> SearchItemResult {
+    let in_raw = take_records(&mut raw);
+    let records = match (aside, in_raw) {
+        (Some(aside), _) => aside_list(aside),
+        (None, Some(records)) => record_list(Some(records)),
+        (None, None) => record_list(item.data.map(|d| d.reg_records.0)),
     };
     let data = raw.get("data");
     let record_type = data
@@ -302,25 +319,33 @@ fn mark_pending(items: &mut Vec<SearchItemResult>, envelope: &Value, h: &HeaderI
     }
 }
 
-/// Builds a [`SearchResult`] from a whole envelope (sync reply or `on-search` callback).
-pub(crate) fn search_result(mut envelope: Value, signature: SignatureState) -> SearchResult {
+/// Builds a [`SearchResult`] from a sync search reply, its records set aside as it was read
+/// (see [`inbound::search_reply`]; a whole envelope converts with `SearchReply::from`).
+pub(crate) fn search_result(reply: SearchReply, signature: SignatureState) -> SearchResult {
+    let SearchReply {
+        mut envelope,
+        records: aside,
+    } = reply;
     let h = header_info(&envelope);
-    // The typed parse reads `envelope` in place (a copy only when it needs repairs); the items
-    // as received then move out of `envelope`.
-    let aside = set_records_aside(&mut envelope);
+    // The typed parse reads `envelope` in place (a copy only when it needs repairs), its
+    // records set aside: it leaves registry data alone but would copy it twice on the way
+    // (serde buffers each struct with flattened fields). The items as received then move out
+    // of `envelope`, and the records from aside into the results.
     let parsed = inbound::parse_reply_ref::<SearchResponse>(&envelope);
-    put_records_back(&mut envelope, aside);
     let (transaction_id, correlation_id, mut items, tolerated) = match parsed {
         Ok(parsed) => {
             let tolerated = tolerated_strings(&parsed.tolerated);
             match parsed.value.message {
                 Some(Payload::Plain(m)) => {
-                    let raws = take_items(&mut envelope, "search_response");
-                    let mut raws = raws.into_iter();
+                    let mut raws = take_items(&mut envelope, "search_response").into_iter();
+                    let mut aside = aside.into_iter();
                     let items = m
                         .search_response
                         .into_iter()
-                        .map(|it| typed_item_owned(it, raws.next().unwrap_or(Value::Null)))
+                        .map(|it| {
+                            let raw = raws.next().unwrap_or(Value::Null);
+                            typed_item_owned(it, raw, aside.next().flatten())
+                        })
                         .collect();
                     (
                         m.transaction_id,
@@ -333,6 +358,12 @@ pub(crate) fn search_result(mut envelope: Value, signature: SignatureState) -> S
             }
         }
         Err(e) => {
+            // Read field by field from the reply whole (rare: a reply that is not DCI).
+            envelope = SearchReply {
+                envelope,
+                records: aside,
+            }
+            .whole();
             let raw_message = envelope.get("message").unwrap_or(&Value::Null);
             (
                 str_at(raw_message, "transaction_id")
@@ -356,45 +387,6 @@ pub(crate) fn search_result(mut envelope: Value, signature: SignatureState) -> S
         status: h.status,
         reason: h.reason,
         tolerated,
-    }
-}
-
-/// The items of `message.{key}` in `envelope`, to change in place (an object is one item).
-fn items_mut<'a>(envelope: &'a mut Value, key: &str) -> Vec<&'a mut Value> {
-    match envelope.get_mut("message").and_then(|m| m.get_mut(key)) {
-        Some(Value::Array(a)) => a.iter_mut().collect(),
-        Some(o @ Value::Object(_)) => vec![o],
-        _ => Vec::new(),
-    }
-}
-
-/// Takes each search-response item's `data.reg_records` out of `envelope` (leaving `null`)
-/// for the typed parse, which leaves registry data alone but would copy it twice on the way
-/// (serde buffers each struct with flattened fields). The records go back with
-/// [`put_records_back`] and move from the items as received into the results.
-fn set_records_aside(envelope: &mut Value) -> Vec<Option<Value>> {
-    items_mut(envelope, "search_response")
-        .into_iter()
-        .map(|item| {
-            item.get_mut("data")
-                .and_then(|d| d.get_mut("reg_records"))
-                .map(Value::take)
-        })
-        .collect()
-}
-
-/// Undoes [`set_records_aside`].
-fn put_records_back(envelope: &mut Value, aside: Vec<Option<Value>>) {
-    for (item, records) in items_mut(envelope, "search_response")
-        .into_iter()
-        .zip(aside)
-    {
-        if let (Some(slot), Some(records)) = (
-            item.get_mut("data").and_then(|d| d.get_mut("reg_records")),
-            records,
-        ) {
-            *slot = records;
-        }
     }
 }
 
@@ -529,6 +521,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `env` read both ways a reply is read: from its bytes with the records kept as text, and
+    /// whole (a checked signature, a dialect); both give the same result.
+    fn read(env: &Value) -> SearchResult {
+        let as_text = search_result(
+            inbound::search_reply(env.to_string().as_bytes()).unwrap(),
+            SignatureState::NotChecked,
+        );
+        let whole = search_result(SearchReply::from(env.clone()), SignatureState::NotChecked);
+        assert_eq!(as_text, whole, "both ways of reading {env}");
+        assert_eq!(
+            serde_json::to_string(&as_text).unwrap(),
+            serde_json::to_string(&whole).unwrap(),
+            "the same JSON, fields in the same order"
+        );
+        as_text
+    }
+
     #[test]
     fn items_keep_raw_records_and_reasons() {
         let env = json!({"header": {"message_id": "m"}, "message": {"transaction_id": "t",
@@ -538,7 +547,7 @@ mod tests {
              "pagination": {"page_size": "2", "page_number": 1, "total_count": 5}},
             {"reference_id": "r2", "status": "rjct", "status_reason_code": "rjct.x", "status_reason_message": "bad"}
         ]}});
-        let r = search_result(env.clone(), SignatureState::NotChecked);
+        let r = read(&env);
         assert_eq!(r.items.len(), 2);
         assert_eq!(r.items[0].records[0]["x"]["y"], 2);
         assert!(
@@ -565,7 +574,7 @@ mod tests {
                           "reg_records": [{"uin": "1", "x": {"y": 2}}, {"uin": "2"}]}},
                 {"reference_id": "r2", "timestamp": "2025-01-01T00:00:00Z", "status": "succ",
                  "data": {"version": "1.0.0", "reg_records": {"uin": "3"}}}]}});
-        let r = search_result(env.clone(), SignatureState::NotChecked);
+        let r = read(&env);
         assert!(r.tolerated.is_empty(), "read as typed: {:?}", r.tolerated);
         assert_eq!((r.transaction_id.as_str(), r.items.len()), ("t", 2));
         let raws = env["message"]["search_response"].as_array().unwrap();
@@ -614,7 +623,7 @@ mod tests {
                 {"reference_id": "r1", "timestamp": "", "status": "SUCC",
                  "data": {"reg_record_type": "Person", "reg_records": {}},
                  "pagination": {"page_size": 10, "page_number": 1, "total_count": "0"}}}});
-        let r = search_result(env.clone(), SignatureState::NotChecked);
+        let r = read(&env);
         assert_eq!(r.status.as_deref(), Some("succ"));
         assert!(!r.is_pending());
         assert_eq!(r.items.len(), 1);
@@ -644,7 +653,7 @@ mod tests {
             json!({"header": {"message_id": "m", "message_ts": "2025-01-01T00:00:00Z",
                 "action": "on-search", "status": status, "status_reason_message": "queued"}})
         };
-        let r = search_result(h("pdng"), SignatureState::NotChecked);
+        let r = read(&h("pdng"));
         assert!(r.is_pending());
         assert_eq!(r.items[0].status, "pdng");
         assert_eq!(
@@ -654,7 +663,7 @@ mod tests {
         let e = pending_reply(&h("rcvd")).unwrap();
         assert!(e.is_pending() && e.to_string().contains("received"), "{e}");
         assert!(pending_reply(&h("rjct")).is_none());
-        let ok = search_result(h("succ"), SignatureState::NotChecked);
+        let ok = read(&h("succ"));
         assert!(ok.items.is_empty() && !ok.is_pending());
     }
 }

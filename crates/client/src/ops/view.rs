@@ -29,6 +29,7 @@ use dci_protocol::codes::Action;
 use dci_protocol::codes::RequestStatus;
 use dci_protocol::inbound::{Callback, CallbackMessage, MessageStatus};
 
+use super::raw_record::RawRecord;
 use super::result::{SearchItemResult, parse_search_items, txn_items, typed_items};
 use super::store::{
     AckRecord, CallbackRecord, OpKind, SignatureState, TransactionRecord, TransactionState,
@@ -390,7 +391,7 @@ pub fn build_view(t: &TransactionRecord, callbacks: &[CallbackRecord]) -> Transa
 
 impl TransactionView {
     /// Every record of every answered item, raw.
-    pub fn records(&self) -> impl Iterator<Item = &Value> {
+    pub fn records(&self) -> impl Iterator<Item = &RawRecord> {
         self.items.iter().flat_map(|i| i.records.iter())
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::opencrvs::Profile;
 use super::{Core, IdRef, display_name, identifiers, text};
 use crate::keys::RegistryKeys;
-use crate::ops::{AsyncSubmission, Operations, OpsError, SearchSpec, SubscribeSpec};
+use crate::ops::{AsyncSubmission, Operations, OpsError, RawRecord, SearchSpec, SubscribeSpec};
 
 /// Page size used to walk vital events.
 pub const EVENTS_PAGE_SIZE: u32 = 50;
@@ -286,7 +286,12 @@ impl CrvsClient {
         if let Some(k) = kind {
             item = item.event_type(k.spec_event_type());
         }
-        Ok(self.core.search_one(item.page(1, 10)).await?.records)
+        let item = self.core.search_one(item.page(1, 10)).await?;
+        Ok(item
+            .records
+            .into_iter()
+            .map(RawRecord::into_value)
+            .collect())
     }
 
     /// The person with this identifier, or `None` when the registry has none.

@@ -464,7 +464,7 @@ impl DrClient {
             .records
             .into_iter()
             .next()
-            .map(DisabilityStatus::from_record))
+            .map(|r| DisabilityStatus::from_record(r.into_value())))
     }
 
     /// Impairments by `sync/get-disability-details`. `None`: no record.
@@ -472,6 +472,7 @@ impl DrClient {
         let body = self.call(WireEndpoint::DrDisabilityDetails, id).await?;
         let item = answered_item(&body, "search_response")?;
         Ok(item.records.into_iter().next().map(|r| {
+            let r = r.into_value();
             let details = match r.get("disability_details") {
                 Some(Value::Array(a)) => a.clone(),
                 Some(o @ Value::Object(_)) => vec![o.clone()],
@@ -506,7 +507,7 @@ impl DrClient {
             .records
             .into_iter()
             .next()
-            .and_then(DisabilitySupport::from_record))
+            .and_then(|r| DisabilitySupport::from_record(r.into_value())))
     }
 }
 

@@ -81,7 +81,7 @@ impl FarmerClient {
                     .page(1, 10),
             )
             .await?;
-        Ok(item.records.first().map(Farmer::from_record))
+        Ok(item.records.first().map(|r| Farmer::from_record(r)))
     }
 
     /// Every farmer matching this identifier, all pages.

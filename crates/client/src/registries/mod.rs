@@ -51,7 +51,7 @@ use crate::error::RegistryError;
 use crate::keys::RegistryKeys;
 pub(crate) use crate::ops::parse_item;
 use crate::ops::{Operations, OpsStore};
-use crate::ops::{OpsError, SearchItemResult};
+use crate::ops::{OpsError, RawRecord, SearchItemResult};
 use crate::source::DataSource;
 use crate::transport::Endpoint;
 
@@ -210,7 +210,7 @@ impl Core {
         loop {
             let r = self.search_one(item(page)).await?;
             let n = r.records.len() as u64;
-            out.extend(r.records);
+            out.extend(r.records.into_iter().map(RawRecord::into_value));
             let more = match r.pagination {
                 Some(p) => p.has_more() && n > 0,
                 None => n >= u64::from(page_size) && n > 0,

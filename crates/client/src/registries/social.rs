@@ -148,7 +148,7 @@ impl SocialClient {
                     .page(1, 10),
             )
             .await?;
-        Ok(item.records.first().map(Member::from_record))
+        Ok(item.records.first().map(|r| Member::from_record(r)))
     }
 
     /// The members of the household this identifier belongs to (empty: no household).

@@ -16,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use futures::future::BoxFuture;
 use std::time::{Duration, Instant};
 
-use dci_protocol::inbound::at;
+use dci_protocol::inbound::{RegRecords, at};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
@@ -556,6 +556,34 @@ impl DciClient {
     /// `Retry-After`) of idempotent endpoints within the [`RetryPolicy`]; turns a DCI rejection
     /// inside HTTP 200 (ACK `ERR`, header `rjct`, all items `rjct`) into an error.
     pub async fn make_request(&self, req: DciRequest) -> Result<DciResponse> {
+        let (response, ()) = self
+            .send_dci(req, |body| {
+                dci_protocol::inbound::json_value(body).map(|v| (v, ()))
+            })
+            .await?;
+        Ok(response)
+    }
+
+    /// [`Self::make_request`] of a sync search whose records are to stay as the registry's
+    /// text: the reply is read by [`dci_protocol::inbound::search_reply`], its body with each
+    /// item's `data.reg_records` `null`, the records beside it.
+    pub(crate) async fn make_search_request(
+        &self,
+        req: DciRequest,
+    ) -> Result<(DciResponse, Vec<Option<RegRecords>>)> {
+        self.send_dci(req, |body| {
+            dci_protocol::inbound::search_reply(body).map(|r| (r.envelope, r.records))
+        })
+        .await
+    }
+
+    /// Sends a DCI envelope; `read` reads a 2xx body into the envelope and whatever it sets
+    /// aside (`T`, its default for an empty body).
+    async fn send_dci<T: Default>(
+        &self,
+        req: DciRequest,
+        read: impl Fn(&[u8]) -> serde_json::Result<(Value, T)>,
+    ) -> Result<(DciResponse, T)> {
         let url = self.url_for(req.endpoint.path(&self.inner.source))?;
         let body = serde_json::to_vec(&req.envelope)
             .map_err(|e| Error::config_with("the envelope could not be serialised", e))?;
@@ -581,25 +609,30 @@ impl DciClient {
             any_status: false,
             ids,
         };
-        let (raw, attempts, body) = self.execute_dci(call).await?;
-        Ok(DciResponse {
+        let (raw, attempts, (body, aside)) = self.execute_dci(call, read).await?;
+        let response = DciResponse {
             status: raw.status,
             body,
             attempts,
-        })
+        };
+        Ok((response, aside))
     }
 
-    async fn execute_dci(&self, call: Call<'_>) -> Result<(RawResponse, u32, Value)> {
-        let mut parsed = Value::Null;
+    async fn execute_dci<T: Default>(
+        &self,
+        call: Call<'_>,
+        read: impl Fn(&[u8]) -> serde_json::Result<(Value, T)>,
+    ) -> Result<(RawResponse, u32, (Value, T))> {
+        let mut parsed = (Value::Null, T::default());
         let (raw, attempts) = self
             .execute(call, |url, raw| {
                 if raw.body.iter().all(u8::is_ascii_whitespace) {
                     return Ok(());
                 }
-                let v: Value = dci_protocol::inbound::json_value(&raw.body).map_err(|e| {
+                let v = read(&raw.body).map_err(|e| {
                     Error::decode(Phase::Registry, url, "a JSON body", Some(Arc::new(e)))
                 })?;
-                if let Some(reason) = dci::rejection(&v) {
+                if let Some(reason) = dci::rejection(&v.0) {
                     return Err(Error::rejected(url, raw.status, reason));
                 }
                 parsed = v;

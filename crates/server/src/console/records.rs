@@ -222,12 +222,17 @@ fn beneficiary(b: &Beneficiary, level: u8) -> Markup {
     }
 }
 
-/// A value that is not a record (a status body, a subscription): its JSON, folded.
+/// A value that is not a record (a status body, a subscription): its JSON, folded. Indented
+/// throughout: records kept as the registry's text ([`dci_client::ops::RawRecord`]) are read
+/// as values first, which a pretty printer would otherwise copy as sent.
 pub(crate) fn json_block<T: serde::Serialize + ?Sized>(summary: &str, v: &T) -> Markup {
+    let text = serde_json::to_value(v)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_default();
     html! {
         details {
             summary { (summary) }
-            pre { (serde_json::to_string_pretty(v).unwrap_or_default()) }
+            pre { (text) }
         }
     }
 }

@@ -9,6 +9,9 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod search_reply;
+pub use search_reply::{RegRecords, SearchReply, parse_raw, search_reply};
+
 use crate::codes::{Action, RequestStatus};
 use crate::envelope::{Envelope, Header, Payload};
 use crate::error::ParseError;
