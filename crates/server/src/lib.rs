@@ -39,7 +39,7 @@
 //!   engine's recovery loop ([`dci_client::Engine::recover_until`]), with
 //!   [`ServerConfig::retention`] the hourly retention purge ([`dci_client::Engine::purge_until`]), and, with a [`ServerConfig::jobs_dir`], resumes
 //!   the bulk jobs a restart interrupted and runs the scheduler
-//!   ([`dci_client::jobs::Scheduler`]); [`AppState::jobs`] runs the jobs of `/api/v1/jobs` and
+//!   ([`dci_client::jobs::Scheduler`]); [`Shared::jobs`] runs the jobs of `/api/v1/jobs` and
 //!   the console's Jobs page.
 //! - [`serve`] runs the router on a listener until a signal (with each request's TCP peer as
 //!   `ConnectInfo`), then drains in-flight requests; [`spawn`] does the same in the background
@@ -188,7 +188,7 @@ fn with_layers(routes: Router<AppState>, state: AppState, throttle: ThrottleConf
 }
 
 /// Serves `state` on `listener` until `signal` resolves, then stops accepting, fires
-/// [`AppState::shutdown`] (so long waits end) and lets in-flight requests finish, for at most
+/// [`Shared::shutdown`] (so long waits end) and lets in-flight requests finish, for at most
 /// [`ServerConfig::shutdown_grace`]; within the same grace the background tasks (recovery,
 /// purge, webhooks, the scheduler) end the work in hand, and the running bulk jobs then stop
 /// at their checkpoint. Nothing this server started goes on once it returns.

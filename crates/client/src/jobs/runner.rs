@@ -2,7 +2,7 @@
 //! through the same [`bulk::run_job`] as `dci bulk search`. An uploaded input is streamed to a
 //! file in the runner's directory (never held in memory), the results are written beside it,
 //! and the job's checkpoint lives in the store, so after a restart
-//! [`JobRunner::resume_interrupted`] continues every job of this directory that was still
+//! [`JobRunner::adopt`] continues every job of this directory that was still
 //! running (or marks it `failed` with the reason when its files are gone).
 //!
 //! A job belongs to the runner whose directory holds its input: several instances on one

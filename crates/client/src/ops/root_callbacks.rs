@@ -19,7 +19,7 @@
 //! transaction exists. A source that accepts unauthenticated callbacks is reachable only on its
 //! own route (`/callback/{code}/…`).
 //!
-//! The callback is then ingested exactly as on the source's own route ([`ingest_with`]), so it
+//! The callback is then ingested exactly as on the source's own route ([`ingest_with`](super::callbacks::ingest_with)), so it
 //! is authenticated again, the same way, against the source as stored now.
 
 use std::sync::Arc;
