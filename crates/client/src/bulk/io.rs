@@ -15,9 +15,10 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::RegistryError;
+use crate::ops::{OneLine, RawRecord};
 
 /// How the input is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -399,8 +400,8 @@ fn parse_json_row(s: &str) -> (Result<Identifier, String>, Map<String, Value>) {
 /// What a row's search came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowOutcome {
-    /// The registry has records for it.
-    Found(Vec<Value>),
+    /// The registry has records for it (as it sent them).
+    Found(Vec<RawRecord>),
     /// The registry has none.
     NotFound,
     /// No answer: the registry's reason, or ours (input, transport).
@@ -542,29 +543,29 @@ impl OutputWriter {
             RowOutcome::Error { code, message } => (code.as_deref(), Some(message.as_str())),
             _ => (None, None),
         };
-        let records: &[Value] = match &a.outcome {
-            RowOutcome::Found(r) => r,
-            _ => &[],
+        let records: Vec<OneLine<'_>> = match &a.outcome {
+            RowOutcome::Found(r) => r.iter().map(RawRecord::one_line).collect(),
+            _ => Vec::new(),
         };
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         match self.format {
             OutputFormat::Jsonl => {
-                let mut o = json!({
-                    "line": a.row.line,
-                    "id_type": id_type,
-                    "id_value": id_value,
-                    "outcome": a.outcome.as_str(),
-                });
-                if let RowOutcome::Found(r) = &a.outcome {
-                    o["records"] = Value::from(r.clone());
-                }
-                if let RowOutcome::Error { code, message } = &a.outcome {
-                    o["reason"] = json!({"code": code, "message": message});
-                }
-                if !a.row.fields.is_empty() {
-                    o["fields"] = Value::Object(a.row.fields.clone());
-                }
+                let o = JsonlLine {
+                    line: a.row.line,
+                    id_type,
+                    id_value,
+                    outcome: a.outcome.as_str(),
+                    records: matches!(a.outcome, RowOutcome::Found(_)).then_some(&records[..]),
+                    reason: match &a.outcome {
+                        RowOutcome::Error { code, message } => Some(JsonlReason {
+                            code: code.as_deref(),
+                            message,
+                        }),
+                        _ => None,
+                    },
+                    fields: &a.row.fields,
+                };
                 serde_json::to_writer(&mut line, &o).map_err(io::Error::other)?;
                 line.push(b'\n');
             }
@@ -574,7 +575,7 @@ impl OutputWriter {
                 let recs = if records.is_empty() {
                     String::new()
                 } else {
-                    Value::from(records.to_vec()).to_string()
+                    serde_json::to_string(&records).map_err(io::Error::other)?
                 };
                 let mut cells: Vec<&str> = vec![
                     &line_no,
@@ -612,6 +613,28 @@ impl OutputWriter {
     }
 }
 
+/// One line of JSON Lines output, its fields in this order; records as the registry sent them.
+#[derive(Serialize)]
+struct JsonlLine<'a> {
+    line: u64,
+    id_type: &'a str,
+    id_value: &'a str,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<&'a [OneLine<'a>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<JsonlReason<'a>>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    fields: &'a Map<String, Value>,
+}
+
+/// `reason` of a JSON Lines row whose outcome is `error`.
+#[derive(Serialize)]
+struct JsonlReason<'a> {
+    code: Option<&'a str>,
+    message: &'a str,
+}
+
 fn csv_line(cells: &[&str]) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
@@ -630,4 +653,93 @@ pub fn count_rows(path: &Path, format: InputFormat) -> io::Result<u64> {
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use serde_json::value::RawValue;
+
+    fn row(line: u64, fields: Value) -> InputRow {
+        InputRow {
+            line,
+            end_offset: 0,
+            id: Ok(Identifier {
+                id_type: "UIN".into(),
+                id_value: format!("{line}"),
+            }),
+            fields: fields.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn text(t: &str) -> RawRecord {
+        RawRecord::from_text(RawValue::from_string(t.to_owned()).unwrap())
+    }
+
+    fn written(format: OutputFormat, answers: &[RowAnswer]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let file = File::create(&path).unwrap();
+        let mut w = OutputWriter::new(Box::new(file), format, vec!["case".into()]).unwrap();
+        for a in answers {
+            w.write(a).unwrap();
+        }
+        w.flush().unwrap();
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    fn answers() -> Vec<RowAnswer> {
+        vec![
+            RowAnswer {
+                row: row(2, json!({"case": "C-1"})),
+                outcome: RowOutcome::Found(vec![
+                    text(r#"{"uin": "2",  "h": 1.10}"#),
+                    text("{\n  \"uin\": \"2b\"\n}"),
+                ]),
+            },
+            RowAnswer {
+                row: row(3, json!({})),
+                outcome: RowOutcome::NotFound,
+            },
+            RowAnswer {
+                row: row(4, json!({})),
+                outcome: RowOutcome::Error {
+                    code: None,
+                    message: "timed out".into(),
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn json_lines_carry_records_as_sent_one_row_per_line() {
+        let out = written(OutputFormat::Jsonl, &answers());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"line":2,"id_type":"UIN","id_value":"2","outcome":"found","records":[{"uin": "2",  "h": 1.10},{"uin":"2b"}],"fields":{"case":"C-1"}}"#,
+                r#"{"line":3,"id_type":"UIN","id_value":"3","outcome":"not_found"}"#,
+                r#"{"line":4,"id_type":"UIN","id_value":"4","outcome":"error","reason":{"code":null,"message":"timed out"}}"#,
+            ],
+            "a record on one line as sent, one spread over lines compact"
+        );
+        for l in lines {
+            serde_json::from_str::<Value>(l).unwrap();
+        }
+    }
+
+    #[test]
+    fn csv_rows_carry_records_as_a_json_cell() {
+        let out = written(OutputFormat::Csv, &answers());
+        let mut r = csv::Reader::from_reader(out.as_bytes());
+        let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(&rows[0][4], "2");
+        assert_eq!(&rows[0][7], r#"[{"uin": "2",  "h": 1.10},{"uin":"2b"}]"#);
+        assert_eq!(&rows[0][8], "C-1");
+        assert_eq!((&rows[1][3], &rows[1][7]), ("not_found", ""));
+        assert_eq!((&rows[2][3], &rows[2][6]), ("error", "timed out"));
+    }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::limits::{BreakerEvent, Limiter, LimiterStats, is_transient};
-use crate::ops::{OpsError, RawRecord, SearchQuery, SearchSpec};
+use crate::ops::{OpsError, SearchQuery, SearchSpec};
 use crate::store::StoreError;
 use crate::{LimitSettings, Operations};
 use dci_protocol::message::Query;
@@ -377,12 +377,7 @@ async fn send_batch(
                     if item.records.is_empty() {
                         RowOutcome::NotFound
                     } else {
-                        RowOutcome::Found(
-                            item.records
-                                .into_iter()
-                                .map(RawRecord::into_value)
-                                .collect(),
-                        )
+                        RowOutcome::Found(item.records)
                     }
                 } else if is_not_found_code(item.reason.as_ref().and_then(|r| r.code.as_deref())) {
                     RowOutcome::NotFound

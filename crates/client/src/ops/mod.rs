@@ -37,7 +37,7 @@ pub use callbacks::{
 };
 pub use error::OpsError;
 pub use query::{EXPRESSION_TYPE, SearchQuery, SearchSpec, SubscribeSpec, TxnStatusQuery};
-pub use raw_record::RawRecord;
+pub use raw_record::{OneLine, RawRecord};
 pub use recover::{RecoveryStep, never_arrived};
 pub use result::{AsyncSubmission, PageInfo, SearchItemResult, SearchResult, TxnStatusResult};
 pub(crate) use result::{parse_item, pending_reply};

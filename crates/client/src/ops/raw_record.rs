@@ -49,6 +49,13 @@ impl RawRecord {
         }
     }
 
+    /// The record for a line-based output (JSON Lines, a CSV cell): serialised as sent when
+    /// the text is on one line, else compact (a registry's pretty-printed text would break the
+    /// line). Strings never hold a raw line break, so any is whitespace between tokens.
+    pub fn one_line(&self) -> OneLine<'_> {
+        OneLine(self)
+    }
+
     /// The record as a JSON value, owned.
     pub fn into_value(self) -> Value {
         match self.0 {
@@ -107,6 +114,19 @@ impl fmt::Debug for RawRecord {
     }
 }
 
+/// [`RawRecord::one_line`].
+#[derive(Debug, Clone, Copy)]
+pub struct OneLine<'a>(&'a RawRecord);
+
+impl Serialize for OneLine<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0.0 {
+            Repr::Text { text, .. } if !text.get().contains(['\n', '\r']) => text.serialize(s),
+            _ => self.0.value().serialize(s),
+        }
+    }
+}
+
 impl Serialize for RawRecord {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
@@ -159,5 +179,20 @@ mod tests {
         assert_eq!(r["x"]["y"], 2);
         assert_eq!(r.into_value(), v);
         assert_ne!(text(), RawRecord::from(json!({"b": 2})));
+    }
+
+    #[test]
+    fn one_line_keeps_the_text_unless_it_spans_lines() {
+        assert_eq!(serde_json::to_string(&text().one_line()).unwrap(), TEXT);
+        let pretty = "{\n  \"b\": 1,\r\n  \"s\": \"x\\ny\"\n}";
+        let r = RawRecord::from_text(RawValue::from_string(pretty.to_owned()).unwrap());
+        assert_eq!(serde_json::to_string(&r).unwrap(), pretty, "as sent");
+        assert_eq!(
+            serde_json::to_string(&r.one_line()).unwrap(),
+            r#"{"b":1,"s":"x\ny"}"#,
+            "compact, the escaped line break in the string kept"
+        );
+        let v = RawRecord::from(json!({"a": 1}));
+        assert_eq!(serde_json::to_string(&v.one_line()).unwrap(), r#"{"a":1}"#);
     }
 }
