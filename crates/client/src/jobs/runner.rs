@@ -315,14 +315,13 @@ impl JobRunner {
         if let Some(c) = self.inner.fetcher.get() {
             return Ok(c);
         }
-        let mut b = reqwest::Client::builder()
+        let b = reqwest::Client::builder()
             .user_agent(concat!("dci-jobs/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(600))
             .connect_timeout(std::time::Duration::from_secs(10));
-        if let Some(config) = crate::transport::system_roots_config() {
-            b = b.tls_backend_preconfigured(config);
-        }
-        let built = b.build().map_err(|e| e.to_string())?;
+        let built = crate::transport::with_system_roots(b)
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(self.inner.fetcher.get_or_init(|| built))
     }
 

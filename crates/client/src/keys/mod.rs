@@ -367,10 +367,11 @@ impl RegistryKeys {
 
     fn default_http(&self) -> &reqwest::Client {
         self.inner.http.get_or_init(|| {
-            reqwest::Client::builder()
+            let b = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(10))
-                .no_proxy()
+                .no_proxy();
+            crate::transport::with_system_roots(b)
                 .build()
                 .expect("a plain reqwest client builds")
         })

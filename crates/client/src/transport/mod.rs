@@ -28,7 +28,7 @@ use audit::AuditSink;
 pub use audit::AuditWriter;
 pub use retry::RetryPolicy;
 pub(crate) use retry::retry_after;
-pub(crate) use tls::system_roots_config;
+pub(crate) use tls::with_system_roots;
 
 use crate::auth::{self, Token, TokenCache, TokenInfo, TokenOrigin, TokenSettings};
 use crate::error::{Error, Phase, Result, redact_url};
@@ -321,10 +321,9 @@ impl DciClientBuilder {
         } else if s.tls.ca_file.is_none()
             && s.tls.client_cert_file.is_none()
             && s.tls.client_key_file.is_none()
-            && let Some(config) = tls::system_roots_config()
         {
             // The system's roots, loaded once per process and only when TLS is first used.
-            b = b.tls_backend_preconfigured(config);
+            b = tls::with_system_roots(b);
         }
         if let Some(path) = &s.tls.ca_file {
             let pem = std::fs::read(path).map_err(|e| {

@@ -83,6 +83,16 @@ impl ServerCertVerifier for LazyPlatformVerifier {
     }
 }
 
+/// `b` verifying TLS against the system's roots through the process's shared configuration
+/// ([`system_roots_config`]: the roots are loaded once per process, at the first handshake),
+/// instead of a scan of the system's CA directory per client built.
+pub(crate) fn with_system_roots(b: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    match system_roots_config() {
+        Some(config) => b.tls_backend_preconfigured(config),
+        None => b,
+    }
+}
+
 /// The process's shared client configuration for verified TLS against the system's roots
 /// (ALPN h2 and http/1.1, as reqwest would set).
 pub(crate) fn system_roots_config() -> Option<rustls::ClientConfig> {

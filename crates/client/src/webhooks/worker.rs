@@ -107,16 +107,13 @@ impl WebhookWorker {
         store: Arc<dyn EventStore>,
         settings: WebhookSettings,
     ) -> Result<WebhookWorker, crate::Error> {
-        let mut b = reqwest::Client::builder()
+        let b = reqwest::Client::builder()
             .user_agent(concat!("dci-webhooks/", env!("CARGO_PKG_VERSION")))
             // A redirect would carry the signed event elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)));
-        if let Some(config) = crate::transport::system_roots_config() {
-            b = b.tls_backend_preconfigured(config);
-        }
-        let http = b
+        let http = crate::transport::with_system_roots(b)
             .build()
             .map_err(|e| crate::Error::config(format!("building the webhook HTTP client: {e}")))?;
         Ok(WebhookWorker {
