@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use dci_client::DataSourceInput;
 use dci_client::bulk::JobState;
 use dci_protocol::RegistryType;
-use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig};
+use dci_sandbox::SandboxConfig;
 use dci_store::OpenOptions;
-use secrecy::SecretString;
 use serde_json::Value;
 
 #[path = "support/serve.rs"]
 mod serve_support;
+#[path = "support/sources.rs"]
+mod sources;
 
 fn dci(home: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dci"));
@@ -41,20 +42,7 @@ async fn store_with_source(
         connections: dci_store::Connections::Pool,
     };
     let opened = dci_store::open(&options).await.unwrap();
-    let mut input = DataSourceInput {
-        code: "crvs_main".into(),
-        name: "Sandbox CRVS".into(),
-        registry_type: "crvs".into(),
-        base_url: sb.registry_url(RegistryType::Crvs),
-        auth: Some("oauth2".into()),
-        token_url: Some(sb.token_url()),
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
-        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
-        sender_id: Some("spmis.example.org".into()),
-        receiver_id: Some(sb.registry_id().to_owned()),
-        ..DataSourceInput::default()
-    };
+    let mut input = sources::sandbox_input(sb, RegistryType::Crvs, "crvs_main");
     tune(&mut input);
     let source = input.validate().unwrap();
     opened.store.create_data_source(&source).await.unwrap();

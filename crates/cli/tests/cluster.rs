@@ -18,6 +18,8 @@ use time::OffsetDateTime;
 
 #[path = "support/serve.rs"]
 mod serve_support;
+#[path = "support/sources.rs"]
+mod sources;
 
 use serve_support::{ADMIN_TOKEN, Serve, sandbox_crvs_source, start_serve_with};
 

@@ -15,14 +15,15 @@ use std::time::{Duration, Instant};
 use dci_client::DataSourceInput;
 use dci_client::ops::{TransactionFilter, TransactionState};
 use dci_protocol::RegistryType;
-use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig};
+use dci_sandbox::SandboxConfig;
 use dci_store::OpenOptions;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "support/serve.rs"]
 mod serve_support;
+#[path = "support/sources.rs"]
+mod sources;
 
 use serve_support::{ADMIN_TOKEN, Serve, start_serve};
 
@@ -93,19 +94,8 @@ async fn store_with_source(
     };
     let opened = dci_store::open(&options).await.unwrap();
     let mut input = DataSourceInput {
-        code: code.into(),
-        name: "Sandbox CRVS".into(),
-        registry_type: "crvs".into(),
-        base_url: sb.registry_url(RegistryType::Crvs),
-        auth: Some("oauth2".into()),
-        token_url: Some(sb.token_url()),
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
-        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
-        sender_id: Some("spmis.example.org".into()),
-        receiver_id: Some(sb.registry_id().to_owned()),
         callback_uri: Some(format!("http://{addr}/callback/{code}")),
-        ..DataSourceInput::default()
+        ..sources::sandbox_input(sb, RegistryType::Crvs, code)
     };
     tune(&mut input);
     let source = input.validate().unwrap();

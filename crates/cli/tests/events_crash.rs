@@ -24,13 +24,14 @@ use dci_client::ops::store::CallbackFilter;
 use dci_client::webhooks::{DeliveryFilter, DeliveryState, EndpointInput, create_endpoint};
 use dci_protocol::RegistryType;
 use dci_protocol::test_support::skip;
-use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig};
+use dci_sandbox::SandboxConfig;
 use dci_store::OpenOptions;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 #[path = "support/serve.rs"]
 mod serve_support;
+#[path = "support/sources.rs"]
+mod sources;
 
 use serve_support::{ADMIN_TOKEN, Serve, start_serve_with};
 
@@ -160,19 +161,8 @@ async fn every_acknowledged_callback_becomes_one_delivered_event_across_kill_9()
     .await
     .unwrap();
     let source = DataSourceInput {
-        code: code.into(),
-        name: "Sandbox CRVS".into(),
-        registry_type: "crvs".into(),
-        base_url: sb.registry_url(RegistryType::Crvs),
-        auth: Some("oauth2".into()),
-        token_url: Some(sb.token_url()),
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
-        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
-        sender_id: Some("spmis.example.org".into()),
-        receiver_id: Some(sb.registry_id().to_owned()),
         callback_uri: Some(format!("http://{addr}/callback/{code}")),
-        ..DataSourceInput::default()
+        ..sources::sandbox_input(&sb, RegistryType::Crvs, code)
     }
     .validate()
     .unwrap();

@@ -5,6 +5,9 @@
 //! request's server span, and the callback's span must link to it; every log line must parse as JSON and hold no secret and no
 //! identifier of a person.
 
+#[path = "support/sources.rs"]
+mod sources;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -16,13 +19,12 @@ use axum::extract::State;
 use axum::routing::post;
 use dci_client::DataSourceInput;
 use dci_protocol::RegistryType;
-use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig};
+use dci_sandbox::{DEMO_CLIENT_SECRET, SandboxConfig};
 use dci_store::OpenOptions;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "observability-admin-token-0123456789";
@@ -117,21 +119,8 @@ async fn traced_serve(log: Option<&str>) {
 
     let code = "crvs_traced";
     let source = DataSourceInput {
-        code: code.into(),
-        name: "Sandbox CRVS".into(),
-        registry_type: "crvs".into(),
-        base_url: sb.registry_url(RegistryType::Crvs),
-        auth: Some("oauth2".into()),
-        token_url: Some(sb.token_url()),
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
-        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
-        sender_id: Some("spmis.example.org".into()),
-        receiver_id: Some(sb.registry_id().to_owned()),
         callback_uri: Some(format!("{base}/callback/{code}")),
-        reply_signature_policy: Some("require".into()),
-        registry_jwks_url: Some(sb.jwks_url()),
-        ..DataSourceInput::default()
+        ..sources::verified(&sb, sources::sandbox_input(&sb, RegistryType::Crvs, code))
     }
     .validate()
     .unwrap();

@@ -3,6 +3,9 @@
 //! process — standing in for a separately running `dci serve` on the same store — receives
 //! the callback and ingests it.
 
+#[path = "support/sources.rs"]
+mod sources;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -10,9 +13,8 @@ use dci_client::DataSourceInput;
 use dci_client::ops::{IngestContext, ingest};
 use dci_protocol::RegistryType;
 use dci_protocol::codes::Action;
-use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig};
+use dci_sandbox::{Sandbox, SandboxConfig};
 use dci_store::OpenOptions;
-use secrecy::SecretString;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -157,21 +159,8 @@ async fn add_source(
 ) -> String {
     let code = format!("{}_main", registry.as_str());
     let s = DataSourceInput {
-        code: code.clone(),
-        name: format!("{registry} sandbox"),
-        registry_type: registry.as_str().into(),
-        base_url: sb.registry_url(registry),
-        auth: Some("oauth2".into()),
-        token_url: Some(sb.token_url()),
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
-        scope: Some(dci_sandbox::read_scope(registry)),
-        sender_id: Some("spmis.example.org".into()),
-        receiver_id: Some(sb.registry_id().to_owned()),
         callback_uri: Some(format!("{callback_base}/callback/{code}")),
-        reply_signature_policy: Some("require".into()),
-        registry_jwks_url: Some(sb.jwks_url()),
-        ..DataSourceInput::default()
+        ..sources::verified(sb, sources::sandbox_input(sb, registry, &code))
     }
     .validate()
     .unwrap_or_else(|e| panic!("{e:?}"));

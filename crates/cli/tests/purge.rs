@@ -12,6 +12,8 @@ use time::OffsetDateTime;
 
 #[path = "support/serve.rs"]
 mod serve_support;
+#[path = "support/sources.rs"]
+mod sources;
 
 async fn open(home: &Path) -> dci_store::Opened {
     dci_store::open(&OpenOptions {

@@ -2,14 +2,15 @@
 //! and shown, `dci serve` over the same home runs its occurrence against the sandbox, and
 //! `dci schedule runs` shows the run with its outcome and job; `remove` deletes it.
 
+#[path = "support/sources.rs"]
+mod sources;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dci_client::DataSourceInput;
 use dci_protocol::RegistryType;
-use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig};
+use dci_sandbox::SandboxConfig;
 use dci_store::OpenOptions;
-use secrecy::SecretString;
 use serde_json::Value;
 
 fn dci(home: &std::path::Path) -> Command {
@@ -55,22 +56,9 @@ async fn a_schedule_added_with_the_cli_is_run_by_dci_serve_and_its_runs_are_show
     })
     .await
     .unwrap();
-    let source = DataSourceInput {
-        code: "crvs_main".into(),
-        name: "Sandbox CRVS".into(),
-        registry_type: "crvs".into(),
-        base_url: sb.registry_url(RegistryType::Crvs),
-        auth: Some("oauth2".into()),
-        token_url: Some(sb.token_url()),
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
-        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
-        sender_id: Some("spmis.example.org".into()),
-        receiver_id: Some(sb.registry_id().to_owned()),
-        ..DataSourceInput::default()
-    }
-    .validate()
-    .unwrap();
+    let source = sources::sandbox_input(&sb, RegistryType::Crvs, "crvs_main")
+        .validate()
+        .unwrap();
     opened.store.create_data_source(&source).await.unwrap();
     drop(opened);
     let input = dir.path().join("ids.txt");

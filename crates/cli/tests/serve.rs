@@ -8,14 +8,15 @@ use std::process::{Command, Output};
 
 use dci_client::DataSourceInput;
 use dci_protocol::RegistryType;
-use dci_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig};
+use dci_sandbox::SandboxConfig;
 use dci_store::OpenOptions;
-use secrecy::SecretString;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "support/serve.rs"]
 mod serve_support;
+#[path = "support/sources.rs"]
+mod sources;
 
 use serve_support::{ADMIN_TOKEN, start_serve};
 
@@ -73,21 +74,8 @@ async fn async_search_from_the_cli_completes_through_a_running_dci_serve() {
     // The data source, on the same store, with its callback URI at the running server.
     let code = "crvs_main";
     let source = DataSourceInput {
-        code: code.into(),
-        name: "Sandbox CRVS".into(),
-        registry_type: "crvs".into(),
-        base_url: sb.registry_url(RegistryType::Crvs),
-        auth: Some("oauth2".into()),
-        token_url: Some(sb.token_url()),
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        client_secret: Some(SecretString::from(DEMO_CLIENT_SECRET.to_owned())),
-        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
-        sender_id: Some("spmis.example.org".into()),
-        receiver_id: Some(sb.registry_id().to_owned()),
         callback_uri: Some(format!("{}/callback/{code}", serve.base)),
-        reply_signature_policy: Some("require".into()),
-        registry_jwks_url: Some(sb.jwks_url()),
-        ..DataSourceInput::default()
+        ..sources::verified(&sb, sources::sandbox_input(&sb, RegistryType::Crvs, code))
     }
     .validate()
     .unwrap();

@@ -15,6 +15,8 @@ use serde_json::Value;
 
 #[path = "support/serve.rs"]
 mod serve_support;
+#[path = "support/sources.rs"]
+mod sources;
 
 use serve_support::start_serve;
 

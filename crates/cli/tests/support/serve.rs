@@ -73,23 +73,11 @@ pub(crate) fn sandbox_crvs_source(
 ) -> dci_client::DataSource {
     use dci_protocol::RegistryType;
     dci_client::DataSourceInput {
-        code: code.into(),
-        name: "Sandbox CRVS".into(),
-        registry_type: "crvs".into(),
-        base_url: sb.registry_url(RegistryType::Crvs),
-        auth: Some("oauth2".into()),
-        token_url: Some(sb.token_url()),
-        client_id: Some(dci_sandbox::DEMO_CLIENT_ID.into()),
-        client_secret: Some(secrecy::SecretString::from(
-            dci_sandbox::DEMO_CLIENT_SECRET.to_owned(),
-        )),
-        scope: Some(dci_sandbox::read_scope(RegistryType::Crvs)),
-        sender_id: Some("spmis.example.org".into()),
-        receiver_id: Some(sb.registry_id().to_owned()),
         callback_uri: Some(format!("{}/callback/{code}", callbacks_to.base)),
-        reply_signature_policy: Some("require".into()),
-        registry_jwks_url: Some(sb.jwks_url()),
-        ..dci_client::DataSourceInput::default()
+        ..crate::sources::verified(
+            sb,
+            crate::sources::sandbox_input(sb, RegistryType::Crvs, code),
+        )
     }
     .validate()
     .unwrap()
