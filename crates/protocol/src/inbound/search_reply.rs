@@ -242,7 +242,13 @@ impl<'de> Visitor<'de> for Node<'_> {
                         Level::Items
                     })
                 }
-                (Level::Item, "data") => Some(Level::Data),
+                (Level::Item, "data") => {
+                    // A repeated `data` replaces the earlier one, its records too.
+                    if let Some(slot) = self.records.last_mut() {
+                        *slot = None;
+                    }
+                    Some(Level::Data)
+                }
                 (Level::Data, "reg_records") => {
                     let records = map.next_value_seed(Records)?;
                     if let Some(slot) = self.records.last_mut() {
@@ -391,6 +397,11 @@ mod tests {
         assert!(
             matches!(&twice.records[0], Some(RegRecords::List(l)) if l[0].get() == r#"{"y": 2}"#)
         );
+        let data_twice = br#"{"message": {"search_response": [
+            {"data": {"reg_records": [{"x": 1}]}, "data": {"reg_record_type": "Person"}}]}}"#;
+        let r = search_reply(data_twice).unwrap();
+        assert!(r.records[0].is_none(), "the second data has no records");
+        assert_eq!(r.whole(), json_value(data_twice).unwrap());
     }
 
     #[test]
