@@ -118,7 +118,10 @@ pub fn router_with(state: AppState, throttle: ThrottleConfig) -> Router {
         )
         .route("/.well-known/jwks.json", get(health::jwks))
         .merge(callback::router())
-        .merge(api::router(&state))
+        .merge(api::router(&state).layer(middleware::from_fn_with_state(
+            admission::Admission::new(state.config.max_in_flight),
+            admission::admit,
+        )))
         .merge(match &state.config.console {
             Some(c) => console::router_with(c.clone()),
             None => console::router(),

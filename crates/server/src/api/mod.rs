@@ -253,10 +253,7 @@ pub fn route_roles() -> Vec<(Method, String, Role)> {
 #[cfg(test)]
 pub(crate) const PUBLIC_ROUTES: &[(Method, &str)] = &[(Method::GET, "/openapi.json")];
 
-/// The `/api/v1` sub-router (already nested under the prefix), inside its own layers: the
-/// admission limit (`max_in_flight`) and the console's read-only token digest. They wrap the
-/// API once, as one service (see `with_layers` in the crate root for why not
-/// `Router::layer`).
+/// The `/api/v1` sub-router (already nested under the prefix).
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     let mut protected = Router::new();
     for (_, path, _, handler) in routes() {
@@ -267,19 +264,11 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     let console =
         (state.config.console.clone()).unwrap_or_else(crate::console::ConsoleConfig::from_env);
     let readonly = crate::auth::ReadonlyDigest::of(Some(&console));
+    let protected = protected.fallback(not_found).layer(Extension(readonly));
     let api = Router::new()
         .route("/openapi.json", get(openapi::serve))
-        .merge(protected)
-        .fallback(not_found)
-        .with_state(state.clone());
-    let stack = tower::ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state(
-            crate::admission::Admission::new(state.config.max_in_flight),
-            crate::admission::admit,
-        ))
-        .layer(Extension(readonly))
-        .service(api);
-    Router::new().nest_service(API_PREFIX, stack)
+        .merge(protected);
+    Router::new().nest(API_PREFIX, api)
 }
 
 /// Unknown routes answer 404 only to a caller who may read the API (401 to anyone else).
