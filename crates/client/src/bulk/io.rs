@@ -543,9 +543,9 @@ impl OutputWriter {
             RowOutcome::Error { code, message } => (code.as_deref(), Some(message.as_str())),
             _ => (None, None),
         };
-        let records: Vec<OneLine<'_>> = match &a.outcome {
-            RowOutcome::Found(r) => r.iter().map(RawRecord::one_line).collect(),
-            _ => Vec::new(),
+        let records: Option<Vec<OneLine<'_>>> = match &a.outcome {
+            RowOutcome::Found(r) => Some(r.iter().map(RawRecord::one_line).collect()),
+            _ => None,
         };
         let mut line = std::mem::take(&mut self.line);
         line.clear();
@@ -556,7 +556,7 @@ impl OutputWriter {
                     id_type,
                     id_value,
                     outcome: a.outcome.as_str(),
-                    records: matches!(a.outcome, RowOutcome::Found(_)).then_some(&records[..]),
+                    records: records.as_deref(),
                     reason: match &a.outcome {
                         RowOutcome::Error { code, message } => Some(JsonlReason {
                             code: code.as_deref(),
@@ -571,6 +571,7 @@ impl OutputWriter {
             }
             OutputFormat::Csv => {
                 let line_no = a.row.line.to_string();
+                let records = records.as_deref().unwrap_or_default();
                 let count = records.len().to_string();
                 let recs = if records.is_empty() {
                     String::new()
