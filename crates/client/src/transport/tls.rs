@@ -95,7 +95,7 @@ pub(crate) fn with_system_roots(b: reqwest::ClientBuilder) -> reqwest::ClientBui
 
 /// The process's shared client configuration for verified TLS against the system's roots
 /// (ALPN h2 and http/1.1, as reqwest would set).
-pub(crate) fn system_roots_config() -> Option<rustls::ClientConfig> {
+fn system_roots_config() -> Option<rustls::ClientConfig> {
     static CONFIG: OnceLock<Option<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
